@@ -1,0 +1,1 @@
+//! portcullis-config: placeholder.

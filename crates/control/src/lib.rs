@@ -1,0 +1,1 @@
+//! portcullis-control: placeholder.

@@ -1,0 +1,251 @@
+//! The values that flow between filters, jails and actions.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::time::Time;
+
+/// How much one occurrence of an event counts toward `maxretry`, in thousandths of an attempt.
+///
+/// Integers keep the sliding window exact: `0.2 + 0.2 + 0.6` is exactly one attempt.
+#[derive(Copy, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Weight(pub u32);
+
+impl Weight {
+    /// One full authentication attempt.
+    pub const ONE: Weight = Weight(1000);
+    /// Counts for nothing (informational lines).
+    pub const ZERO: Weight = Weight(0);
+
+    /// A weight from a decimal number of attempts (`0.2`, `1`, `2.5`), rounded to 1/1000.
+    /// Negative and non-finite inputs give `None`.
+    pub fn from_attempts(x: f64) -> Option<Weight> {
+        if !x.is_finite() || x < 0.0 || x > 4_000_000.0 {
+            return None;
+        }
+        Some(Weight((x * 1000.0).round() as u32))
+    }
+    /// The weight as a decimal number of attempts.
+    pub fn as_attempts(self) -> f64 {
+        f64::from(self.0) / 1000.0
+    }
+    /// `self * n`, saturating.
+    pub fn times(self, n: u32) -> Weight {
+        Weight(self.0.saturating_mul(n))
+    }
+}
+
+impl fmt::Debug for Weight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.as_attempts())
+    }
+}
+
+impl fmt::Display for Weight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.as_attempts())
+    }
+}
+
+/// What a matched line says about its address.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// One failed authentication attempt (a password, key or keyboard-interactive try).
+    Attempt,
+    /// Pre-authentication noise: a probe, scan or aborted connection. Counted apart from
+    /// attempts and usually weighted as a fraction of one.
+    Probe,
+    /// A successful login.
+    Success,
+    /// Matched, but says nothing for or against the address (weight zero); kept for
+    /// investigation (for example the user name of an attempt already counted).
+    Info,
+}
+
+impl EventKind {
+    /// The lowercase name used in config files and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Attempt => "attempt",
+            EventKind::Probe => "probe",
+            EventKind::Success => "success",
+            EventKind::Info => "info",
+        }
+    }
+}
+
+/// One timestamped observation about one address, produced by a filter from a log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// When it happened: the log line's own time, or the time it was read if it had none.
+    pub time: Time,
+    /// The remote address, normalised by [`normalize_addr`].
+    pub addr: IpAddr,
+    /// Attempt, probe, success or info.
+    pub kind: EventKind,
+    /// Weight of one occurrence (see [`Weight`]).
+    pub weight: Weight,
+    /// How many occurrences this event stands for: `message repeated N times: [ … ]` gives N.
+    /// Zero when the line repeats an attempt another line already counted.
+    pub count: u32,
+    /// The user name the line names, if any. Attacker-chosen text: display it escaped.
+    pub user: Option<Box<str>>,
+    /// The authentication method of an attempt or success (`password`, `publickey`, …).
+    pub method: Option<Box<str>>,
+    /// The logging process id, when known; used to merge lines of one attempt.
+    pub pid: Option<u32>,
+    /// Index of the filter rule that matched, for `--explain` and hit counts.
+    pub rule: u16,
+}
+
+impl Event {
+    /// The total weight this event adds to its address's window: `weight × count`.
+    pub fn total_weight(&self) -> Weight {
+        self.weight.times(self.count)
+    }
+}
+
+/// Normalise an address as it is counted and banned: IPv4-mapped IPv6 (`::ffff:a.b.c.d`)
+/// becomes the IPv4 address, so one host is one key.
+pub fn normalize_addr(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Parse an address as sshd and friends print it: IPv4, IPv6, IPv6 with a `%zone` suffix
+/// (dropped), or IPv4-mapped IPv6 (turned into IPv4). Brackets are accepted. `None` for
+/// anything else, including host names.
+pub fn parse_addr(text: &str) -> Option<IpAddr> {
+    let text = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    let text = match text.find('%') {
+        Some(i) if text.contains(':') => &text[..i],
+        _ => text,
+    };
+    text.parse::<IpAddr>().ok().map(normalize_addr)
+}
+
+/// Why a ban happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BanReason {
+    /// The weighted attempts in the window reached `maxretry`.
+    Threshold {
+        /// Weighted attempts in the window when the ban was decided.
+        score: Weight,
+    },
+    /// Enough addresses of one IPv6 network were banned that the network itself is.
+    Aggregate {
+        /// How many member addresses were banned.
+        members: u32,
+    },
+    /// An administrator asked for it.
+    Manual,
+    /// Restored from the store at start.
+    Restored,
+}
+
+/// One ban: what, since when, until when, and which ban of this offender it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ban {
+    /// The banned address (as a /32 or /128) or network.
+    pub target: IpNet,
+    /// Name of the jail that decided it.
+    pub jail: Box<str>,
+    /// When the ban started.
+    pub since: Time,
+    /// When it ends; `None` means permanent (until an administrator unbans).
+    pub until: Option<Time>,
+    /// 1 for the first ban of this offender within the history period, 2 for the next, …
+    pub ban_no: u32,
+    /// Why.
+    pub reason: BanReason,
+}
+
+impl Ban {
+    /// Whether the ban has no end.
+    pub fn is_permanent(&self) -> bool {
+        self.until.is_none()
+    }
+}
+
+/// Why a ban ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UnbanReason {
+    /// Its time ran out.
+    Expired,
+    /// An administrator lifted it.
+    Manual,
+    /// A wider network ban replaced it.
+    Superseded,
+}
+
+/// Something the admin should know about now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Alert {
+    /// A successful login from an address that failed many times just before: a likely
+    /// brute-force success.
+    Breach {
+        /// The address that got in.
+        addr: IpAddr,
+        /// The user it logged in as, if the line named one.
+        user: Option<Box<str>>,
+        /// Failed attempts (whole) from that address before the success.
+        failures: u32,
+        /// When the success happened.
+        time: Time,
+    },
+    /// A successful login as root.
+    RootLogin {
+        /// The address root logged in from.
+        addr: IpAddr,
+        /// When.
+        time: Time,
+    },
+}
+
+/// What a jail engine wants done. The caller applies decisions to firewall and store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Put this ban in the firewall and the store.
+    Ban(Ban),
+    /// Remove this address or network.
+    Unban {
+        /// What to remove.
+        target: IpNet,
+        /// Name of the jail that held it.
+        jail: Box<str>,
+        /// Why.
+        reason: UnbanReason,
+    },
+    /// Tell someone.
+    Alert(Alert),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_normalised() {
+        assert_eq!(parse_addr("192.0.2.1"), "192.0.2.1".parse().ok());
+        assert_eq!(parse_addr("::ffff:192.0.2.1"), "192.0.2.1".parse().ok());
+        assert_eq!(parse_addr("fe80::1%eth0"), "fe80::1".parse().ok());
+        assert_eq!(parse_addr("[2001:db8::1]"), "2001:db8::1".parse().ok());
+        assert_eq!(parse_addr("example.com"), None);
+        assert_eq!(parse_addr("1.2.3"), None);
+    }
+
+    #[test]
+    fn weights_are_exact() {
+        let w = Weight::from_attempts(0.2).unwrap();
+        assert_eq!(w.times(5), Weight::ONE);
+        assert_eq!(Weight::from_attempts(-1.0), None);
+        assert_eq!(Weight::from_attempts(f64::NAN), None);
+    }
+}

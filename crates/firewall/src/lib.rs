@@ -1,0 +1,1 @@
+//! portcullis-firewall: placeholder.

@@ -1,0 +1,2 @@
+//! The `portcullis` binary: placeholder.
+fn main() {}
