@@ -64,14 +64,157 @@ impl fmt::Display for Time {
     }
 }
 
+/// Why a text is not a duration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// Nothing but blanks.
+    #[error("empty duration")]
+    Empty,
+    /// A character where a number was expected (this includes a leading `-`).
+    #[error("expected a number at {found:?} (durations look like 90, 10m, 1h30m, 7d, 1w)")]
+    ExpectedNumber {
+        /// The rest of the text from the offending character.
+        found: String,
+    },
+    /// A number followed by an unknown unit.
+    #[error("unknown duration unit {unit:?} (use s, m, h, d, w, mo or y)")]
+    UnknownUnit {
+        /// The unit as written.
+        unit: String,
+    },
+    /// The total does not fit in 64-bit seconds.
+    #[error("duration too large")]
+    Overflow,
+}
+
+/// Parse a configuration duration: a sequence of `<number><unit>` parts, optionally separated
+/// by blanks, summed (`1h30m`, `1h 30m`); a bare number is seconds (`90`).
+///
+/// Units: `s`/`sec`/`second(s)`, `m`/`min`/`minute(s)`, `h`/`hour(s)`, `d`/`day(s)`,
+/// `w`/`week(s)`, `mo`/`month(s)` (30 days), `y`/`year(s)` (365 days); letter case is ignored.
+/// Numbers are whole (`1.5h` is an error; write `1h30m`). Negative values are not durations:
+/// Fail2Ban's `-1` ("forever") gives an error, and the caller decides what it means.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut total: u64 = 0;
+    let mut parts = 0;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i == bytes.len() {
+            break;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return Err(DurationError::ExpectedNumber {
+                found: text[start..].to_string(),
+            });
+        }
+        let number: u64 = text[start..i]
+            .parse()
+            .map_err(|_| DurationError::Overflow)?;
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let unit_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit = &text[unit_start..i];
+        let scale = unit_seconds(unit).ok_or_else(|| DurationError::UnknownUnit {
+            unit: unit.to_string(),
+        })?;
+        total = number
+            .checked_mul(scale)
+            .and_then(|s| total.checked_add(s))
+            .ok_or(DurationError::Overflow)?;
+        parts += 1;
+    }
+    if parts == 0 {
+        return Err(DurationError::Empty);
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Seconds in one `unit` (empty = seconds).
+fn unit_seconds(unit: &str) -> Option<u64> {
+    const DAY: u64 = 86_400;
+    let lower = unit.to_ascii_lowercase();
+    Some(match lower.as_str() {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => DAY,
+        "w" | "week" | "weeks" => 7 * DAY,
+        "mo" | "month" | "months" => 30 * DAY,
+        "y" | "year" | "years" => 365 * DAY,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn durations_parse() {
+        let s = Duration::from_secs;
+        assert_eq!(parse_duration("90"), Ok(s(90)));
+        assert_eq!(parse_duration("10m"), Ok(s(600)));
+        assert_eq!(parse_duration("1h"), Ok(s(3600)));
+        assert_eq!(parse_duration("7d"), Ok(s(7 * 86_400)));
+        assert_eq!(parse_duration("1w"), Ok(s(7 * 86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(s(5400)));
+        assert_eq!(parse_duration(" 1h 30m 15s "), Ok(s(5415)));
+        assert_eq!(parse_duration("2 hours"), Ok(s(7200)));
+        assert_eq!(parse_duration("1mo"), Ok(s(30 * 86_400)));
+        assert_eq!(parse_duration("1Y"), Ok(s(365 * 86_400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn bad_durations_are_errors() {
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
+        assert_eq!(parse_duration("  "), Err(DurationError::Empty));
+        assert!(matches!(
+            parse_duration("-1"),
+            Err(DurationError::ExpectedNumber { .. })
+        ));
+        assert!(matches!(
+            parse_duration("h"),
+            Err(DurationError::ExpectedNumber { .. })
+        ));
+        assert!(matches!(
+            parse_duration("1.5h"),
+            Err(DurationError::ExpectedNumber { .. })
+        ));
+        assert_eq!(
+            parse_duration("10x"),
+            Err(DurationError::UnknownUnit { unit: "x".into() })
+        );
+        assert_eq!(
+            parse_duration("99999999999999999999"),
+            Err(DurationError::Overflow)
+        );
+        assert_eq!(
+            parse_duration("999999999999999y"),
+            Err(DurationError::Overflow)
+        );
+    }
+
+    #[test]
     fn arithmetic_saturates() {
         let t = Time::from_secs(10);
-        assert_eq!(t.saturating_add(Duration::from_secs(5)), Time::from_secs(15));
+        assert_eq!(
+            t.saturating_add(Duration::from_secs(5)),
+            Time::from_secs(15)
+        );
         assert_eq!(Time::MAX.saturating_add(Duration::from_secs(1)), Time::MAX);
         assert_eq!(Time::from_secs(1).since(Time::from_secs(3)), Duration::ZERO);
         assert_eq!(Time::from_secs(0).to_string(), "1970-01-01T00:00:00Z");
