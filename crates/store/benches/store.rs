@@ -1,0 +1,95 @@
+//! Store throughput: 100k bans in one transaction, restoring 100k bans at start, and the
+//! latency of one durable single-ban commit (an fsync; it sits on the ban path).
+//!
+//! Run: `cargo bench -p portcullis-store` (numbers in target/criterion).
+
+#![allow(clippy::unwrap_used)] // bench code: a panic is the failure report
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use ipnet::IpNet;
+use portcullis_core::event::{Ban, BanReason, Decision, Weight};
+use portcullis_core::Time;
+use portcullis_store::Store;
+
+const N: u64 = 100_000;
+
+fn nth(n: u64) -> IpNet {
+    let base = u128::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0));
+    IpNet::from(IpAddr::V6(Ipv6Addr::from(base + u128::from(n))))
+}
+
+fn bans(n: u64) -> Vec<Decision> {
+    (0..n)
+        .map(|i| {
+            Decision::Ban(Ban {
+                target: nth(i),
+                jail: "sshd".into(),
+                since: Time::from_secs(1_000),
+                until: if i % 3 == 0 { None } else { Some(Time::from_secs(1_000_000_000_000)) },
+                ban_no: 1 + (i % 3) as u32,
+                reason: BanReason::Threshold { score: Weight(5000) },
+            })
+        })
+        .collect()
+}
+
+fn fresh() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("state.db")).unwrap();
+    (dir, store)
+}
+
+fn bench(c: &mut Criterion) {
+    let decisions = bans(N);
+    let mut g = c.benchmark_group("store");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+
+    g.bench_function("apply_100k_bans_one_transaction", |b| {
+        b.iter_batched(
+            fresh,
+            |(dir, mut store)| {
+                store.apply(&decisions, Time::from_secs(1_000)).unwrap();
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    let (_dir, mut full) = fresh();
+    full.apply(&decisions, Time::from_secs(1_000)).unwrap();
+    g.bench_function("active_bans_100k_restore", |b| {
+        b.iter(|| {
+            let v = full.active_bans(Time::from_secs(2_000)).unwrap();
+            assert_eq!(v.len() as u64, N);
+            black_box(v)
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("store_single");
+    g.sample_size(50);
+    let (_dir2, mut one) = fresh();
+    let mut i = 0;
+    g.bench_function("apply_one_ban_durable", |b| {
+        b.iter(|| {
+            i += 1;
+            let d = [Decision::Ban(Ban {
+                target: nth(i),
+                jail: "sshd".into(),
+                since: Time::from_secs(1_000),
+                until: None,
+                ban_no: 1,
+                reason: BanReason::Manual,
+            })];
+            one.apply(&d, Time::from_secs(1_000)).unwrap();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,141 @@
+//! Conversions between core types and table rows.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use portcullis_core::Time;
+use portcullis_core::event::{Alert, Ban, BanReason, Weight};
+
+/// `(reason, reason_value)` columns of a ban.
+pub(crate) fn reason_to_row(reason: &BanReason) -> (&'static str, i64) {
+    match reason {
+        BanReason::Threshold { score } => ("threshold", i64::from(score.0)),
+        BanReason::Aggregate { members } => ("aggregate", i64::from(*members)),
+        BanReason::Manual => ("manual", 0),
+        BanReason::Restored => ("restored", 0),
+    }
+}
+
+/// The reason from its columns. Unknown names (from a newer minor version) read as
+/// `Restored`, which is what the ban is to this process anyway.
+pub(crate) fn reason_from_row(name: &str, value: i64) -> BanReason {
+    let value = u32::try_from(value).unwrap_or(u32::MAX);
+    match name {
+        "threshold" => BanReason::Threshold {
+            score: Weight(value),
+        },
+        "aggregate" => BanReason::Aggregate { members: value },
+        "manual" => BanReason::Manual,
+        _ => BanReason::Restored,
+    }
+}
+
+/// A raw `bans` row, decoded after the statement finished.
+pub(crate) struct BanRow {
+    pub jail: String,
+    pub target: String,
+    pub since_us: i64,
+    pub until_us: Option<i64>,
+    pub reason: String,
+    pub reason_value: i64,
+    pub ban_no: i64,
+}
+
+pub(crate) const BAN_COLUMNS: &str =
+    "jail, target, since_us, until_us, reason, reason_value, ban_no";
+
+impl BanRow {
+    pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<BanRow> {
+        Ok(BanRow {
+            jail: r.get(0)?,
+            target: r.get(1)?,
+            since_us: r.get(2)?,
+            until_us: r.get(3)?,
+            reason: r.get(4)?,
+            reason_value: r.get(5)?,
+            ban_no: r.get(6)?,
+        })
+    }
+
+    /// The ban, or `None` (logged) when the target text is not a network.
+    pub(crate) fn into_ban(self) -> Option<Ban> {
+        let Ok(target) = self.target.parse::<IpNet>() else {
+            tracing::warn!(target = %self.target, jail = %self.jail, "skipping ban row with unparseable target");
+            return None;
+        };
+        Some(Ban {
+            target,
+            jail: self.jail.into_boxed_str(),
+            since: Time::from_micros(self.since_us),
+            until: self.until_us.map(Time::from_micros),
+            ban_no: u32::try_from(self.ban_no).unwrap_or(0),
+            reason: reason_from_row(&self.reason, self.reason_value),
+        })
+    }
+}
+
+/// Columns of an `alerts` row: time, kind, addr, user, failures, json.
+pub(crate) struct AlertRow {
+    pub time_us: i64,
+    pub kind: &'static str,
+    pub addr: String,
+    pub user: Option<String>,
+    pub failures: Option<i64>,
+    pub json: String,
+}
+
+pub(crate) fn alert_to_row(alert: &Alert, jail: Option<&str>) -> AlertRow {
+    let (time, kind, addr, user, failures) = match alert {
+        Alert::Breach {
+            addr,
+            user,
+            failures,
+            time,
+        } => (
+            *time,
+            "breach",
+            *addr,
+            user.as_deref(),
+            Some(i64::from(*failures)),
+        ),
+        Alert::RootLogin { addr, time } => (*time, "root_login", *addr, Some("root"), None),
+    };
+    let json = serde_json::json!({
+        "kind": kind,
+        "time": time.to_string(),
+        "jail": jail,
+        "addr": addr.to_string(),
+        "user": user,
+        "failures": failures,
+    })
+    .to_string();
+    AlertRow {
+        time_us: time.as_micros(),
+        kind,
+        addr: addr.to_string(),
+        user: user.map(str::to_owned),
+        failures,
+        json,
+    }
+}
+
+pub(crate) fn alert_from_row(
+    time_us: i64,
+    kind: &str,
+    addr: &str,
+    user: Option<String>,
+    failures: Option<i64>,
+) -> Option<Alert> {
+    let addr: IpAddr = addr.parse().ok()?;
+    let time = Time::from_micros(time_us);
+    match kind {
+        "breach" => Some(Alert::Breach {
+            addr,
+            user: user.map(String::into_boxed_str),
+            failures: failures.and_then(|f| u32::try_from(f).ok()).unwrap_or(0),
+            time,
+        }),
+        "root_login" => Some(Alert::RootLogin { addr, time }),
+        _ => None,
+    }
+}

@@ -1,0 +1,153 @@
+//! Schema versions and forward migrations.
+//!
+//! The version lives in `PRAGMA user_version`, the owner in `PRAGMA application_id`. Migration
+//! `MIGRATIONS[i]` takes the file from version `i` to `i + 1`; each step runs in its own
+//! immediate transaction that re-reads the version first, so two processes opening the same
+//! file at once cannot run a step twice.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::StoreError;
+
+/// The schema version this build writes. Files with a larger `user_version` are refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `PRAGMA application_id` of a portcullis state file: ASCII "PCLS".
+pub(crate) const APPLICATION_ID: i64 = 0x5043_4c53;
+
+/// Version 1. Times are INTEGER microseconds since the Unix epoch (lossless for
+/// `portcullis_core::Time`); `bans_readable` shows them as text for operators.
+const V1: &str = r#"
+CREATE TABLE bans (
+    jail          TEXT    NOT NULL,
+    target        TEXT    NOT NULL,
+    since_us      INTEGER NOT NULL,
+    until_us      INTEGER,
+    reason        TEXT    NOT NULL,
+    reason_value  INTEGER NOT NULL DEFAULT 0,
+    ban_no        INTEGER NOT NULL,
+    PRIMARY KEY (jail, target)
+) WITHOUT ROWID;
+CREATE INDEX bans_until ON bans(until_us) WHERE until_us IS NOT NULL;
+
+CREATE TABLE history (
+    id       INTEGER PRIMARY KEY,
+    jail     TEXT    NOT NULL,
+    target   TEXT    NOT NULL,
+    time_us  INTEGER NOT NULL
+);
+CREATE INDEX history_jail_time ON history(jail, time_us);
+CREATE INDEX history_time ON history(time_us);
+
+CREATE TABLE positions (
+    source           TEXT PRIMARY KEY,
+    dev              INTEGER,
+    ino              INTEGER,
+    offset           INTEGER,
+    first_line_hash  INTEGER,
+    cursor           TEXT,
+    updated_us       INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE alerts (
+    id        INTEGER PRIMARY KEY,
+    time_us   INTEGER NOT NULL,
+    jail      TEXT,
+    kind      TEXT    NOT NULL,
+    addr      TEXT    NOT NULL,
+    user      TEXT,
+    failures  INTEGER,
+    json      TEXT    NOT NULL
+);
+CREATE INDEX alerts_time ON alerts(time_us);
+
+CREATE VIEW bans_readable AS
+SELECT jail, target,
+       datetime(since_us / 1000000, 'unixepoch') AS since,
+       CASE WHEN until_us IS NULL THEN 'permanent'
+            ELSE datetime(until_us / 1000000, 'unixepoch') END AS until,
+       ban_no, reason
+FROM bans;
+"#;
+
+/// `MIGRATIONS[i]` migrates from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[V1];
+
+const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Refuse foreign and newer files; return the version found.
+pub(crate) fn check_owner(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let version = user_version(conn).map_err(open_err)?;
+    let app_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(open_err)?;
+    if app_id != 0 && app_id != APPLICATION_ID {
+        return Err(StoreError::Foreign {
+            path: path.to_owned(),
+        });
+    }
+    if version > i64::from(SCHEMA_VERSION) {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        let objects: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if objects > 0 {
+            return Err(StoreError::Foreign {
+                path: path.to_owned(),
+            });
+        }
+    }
+    Ok(version)
+}
+
+/// Run every pending migration step. Returns how many steps ran (0 when already current).
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
+    let mut ran = 0;
+    for (from, sql) in MIGRATIONS.iter().enumerate() {
+        let to = from as u32 + 1;
+        let err = |source| StoreError::Migrate {
+            path: path.to_owned(),
+            to,
+            source,
+        };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let current = user_version(&tx).map_err(err)?;
+        if current > i64::from(SCHEMA_VERSION) {
+            return Err(StoreError::TooNew {
+                path: path.to_owned(),
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if current >= i64::from(to) {
+            continue;
+        }
+        tx.execute_batch(sql).map_err(err)?;
+        tx.execute_batch(&format!(
+            "PRAGMA user_version = {to}; PRAGMA application_id = {APPLICATION_ID};"
+        ))
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        tracing::info!(path = %path.display(), to, "state database migrated");
+        ran += 1;
+    }
+    Ok(ran)
+}

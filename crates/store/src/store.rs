@@ -1,0 +1,608 @@
+//! The [`Store`]: open, apply decisions, read back.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use portcullis_core::Time;
+use portcullis_core::event::{Alert, Ban, BanReason, Decision};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::codec::{BAN_COLUMNS, BanRow, alert_from_row, alert_to_row, reason_to_row};
+use crate::error::{Context, StoreError};
+use crate::schema;
+
+/// How long a statement waits for another connection's lock before failing. The daemon is
+/// the only writer; this covers an operator's `sqlite3` shell holding a read lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Alerts kept at most by [`Store::prune`], whatever their age, so a flood cannot grow the file.
+pub const MAX_ALERTS: i64 = 10_000;
+
+/// Where a source stopped reading, so a restart resumes there: nothing is lost or counted twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourcePosition {
+    /// A log file, identified by device and inode so a rotation is noticed, with a hash of its
+    /// first line so a truncated-and-rewritten file (copytruncate) is noticed too.
+    File {
+        /// `st_dev` of the file read.
+        dev: u64,
+        /// `st_ino` of the file read.
+        ino: u64,
+        /// Byte offset just after the last complete line handled.
+        offset: u64,
+        /// Hash of the file's first line (the hash function is the source's choice).
+        first_line_hash: u64,
+    },
+    /// A systemd journal cursor (opaque text from `sd_journal_get_cursor`).
+    Journal {
+        /// The cursor of the last entry handled.
+        cursor: String,
+    },
+}
+
+/// An alert as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAlert {
+    /// Row id; increases with insertion order.
+    pub id: i64,
+    /// The jail that raised it, when known (core's `Alert` does not carry one).
+    pub jail: Option<String>,
+    /// The alert itself.
+    pub alert: Alert,
+}
+
+/// What [`Store::prune`] removed.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneStats {
+    /// Temporary bans whose end had passed.
+    pub expired_bans: usize,
+    /// History rows older than the kept period.
+    pub history_rows: usize,
+    /// Alerts older than the kept period or beyond [`MAX_ALERTS`].
+    pub alerts: usize,
+}
+
+/// Row counts and file size, for `portcullis status`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Rows in `bans` (expired ones included until the next prune).
+    pub bans: u64,
+    /// Rows in `history`.
+    pub history: u64,
+    /// Rows in `positions`.
+    pub positions: u64,
+    /// Rows in `alerts`.
+    pub alerts: u64,
+    /// Database file size in bytes (`page_count × page_size`, WAL not included).
+    pub file_bytes: u64,
+}
+
+/// The state database. One per daemon; not `Sync` — call it from one blocking thread.
+pub struct Store {
+    /// The open connection (WAL, `synchronous=FULL`).
+    conn: Connection,
+    /// The file, for error messages.
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Open (creating if missing) the database at `path` and migrate it to
+    /// [`SCHEMA_VERSION`](crate::SCHEMA_VERSION). The parent directory must exist.
+    ///
+    /// Refuses a file written by a newer portcullis ([`StoreError::TooNew`]) and an SQLite
+    /// file of another program ([`StoreError::Foreign`]).
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_owned();
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let version = schema::check_owner(&conn, &path)?;
+        if version == 0 {
+            // Must precede the first table; lets `maintain` hand free pages back to the OS.
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+                .map_err(open_err)?;
+        }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "state database is not in WAL mode");
+        }
+        // FULL: a commit is fsynced before it returns, so "reported banned" means "on disk"
+        // even across a power loss, not only a process crash.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(open_err)?;
+        schema::migrate(&mut conn, &path)?;
+        Ok(Store { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open file (always [`SCHEMA_VERSION`](crate::SCHEMA_VERSION)
+    /// after a successful open).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .op("read the schema version")
+    }
+
+    /// Apply a burst of decisions from any jails in one durable transaction.
+    ///
+    /// `Ban` replaces the active ban of its (jail, target) and adds a history row at the ban's
+    /// `since` (except `BanReason::Restored`, which is not a new offence); `Unban` deletes the
+    /// active ban; `Alert` adds an alerts row with no jail. Returns after the commit is fsynced.
+    pub fn apply(&mut self, decisions: &[Decision], now: Time) -> Result<(), StoreError> {
+        self.apply_with_positions::<&str>(decisions, &[], now)
+    }
+
+    /// [`apply`](Store::apply) and [`save_positions`](Store::save_positions) in ONE
+    /// transaction: after a crash the stored positions never run ahead of (or behind) the bans
+    /// decided from the lines before them.
+    pub fn apply_with_positions<K: AsRef<str>>(
+        &mut self,
+        decisions: &[Decision],
+        positions: &[(K, SourcePosition)],
+        now: Time,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "write decisions";
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .op(OP)?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO bans
+                     (jail, target, since_us, until_us, reason, reason_value, ban_no)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .op(OP)?;
+            let mut history = tx
+                .prepare_cached("INSERT INTO history (jail, target, time_us) VALUES (?1, ?2, ?3)")
+                .op(OP)?;
+            let mut unban = tx
+                .prepare_cached("DELETE FROM bans WHERE jail = ?1 AND target = ?2")
+                .op(OP)?;
+            let mut alert_stmt = tx
+                .prepare_cached(
+                    "INSERT INTO alerts (time_us, jail, kind, addr, user, failures, json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .op(OP)?;
+            let mut target_text = String::new();
+            for decision in decisions {
+                match decision {
+                    Decision::Ban(ban) => {
+                        write_target(&mut target_text, &ban.target);
+                        let (reason, reason_value) = reason_to_row(&ban.reason);
+                        upsert
+                            .execute(params![
+                                &*ban.jail,
+                                target_text,
+                                ban.since.as_micros(),
+                                ban.until.map(Time::as_micros),
+                                reason,
+                                reason_value,
+                                i64::from(ban.ban_no),
+                            ])
+                            .op(OP)?;
+                        if ban.reason != BanReason::Restored {
+                            history
+                                .execute(params![&*ban.jail, target_text, ban.since.as_micros()])
+                                .op(OP)?;
+                        }
+                    }
+                    Decision::Unban { target, jail, .. } => {
+                        write_target(&mut target_text, target);
+                        unban.execute(params![&**jail, target_text]).op(OP)?;
+                    }
+                    Decision::Alert(alert) => {
+                        let row = alert_to_row(alert, None);
+                        alert_stmt
+                            .execute(params![
+                                row.time_us,
+                                Option::<&str>::None,
+                                row.kind,
+                                row.addr,
+                                row.user,
+                                row.failures,
+                                row.json,
+                            ])
+                            .op(OP)?;
+                    }
+                }
+            }
+            write_positions(&tx, positions, now)?;
+        }
+        tx.commit().op(OP)
+    }
+
+    /// The bans in force at `now`, oldest first. Expired rows are deleted first. A row whose
+    /// target cannot be parsed is skipped with a warning rather than failing the restore.
+    pub fn active_bans(&self, now: Time) -> Result<Vec<Ban>, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM bans WHERE until_us IS NOT NULL AND until_us <= ?1",
+                [now.as_micros()],
+            )
+            .op("delete expired bans")?;
+        select_bans(&self.conn, "", &[])
+    }
+
+    /// Bans of `jail` decided at or after `since`, oldest first: the offender history the
+    /// jail engine needs for escalation after a restart.
+    pub fn history(&self, jail: &str, since: Time) -> Result<Vec<(IpNet, Time)>, StoreError> {
+        const OP: &str = "read history";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT target, time_us FROM history WHERE jail = ?1 AND time_us >= ?2
+                 ORDER BY time_us, id",
+            )
+            .op(OP)?;
+        let rows = stmt
+            .query_map(params![jail, since.as_micros()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .op(OP)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (target, time) = row.op(OP)?;
+            match target.parse::<IpNet>() {
+                Ok(net) => out.push((net, Time::from_micros(time))),
+                Err(_) => {
+                    tracing::warn!(%target, jail, "skipping history row with unparseable target")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget the history of `target` (in `jail`, or in every jail), so its next ban starts
+    /// again at ban number 1. Returns the rows removed.
+    pub fn forget_history(
+        &mut self,
+        jail: Option<&str>,
+        target: IpNet,
+    ) -> Result<usize, StoreError> {
+        let target = target.to_string();
+        match jail {
+            Some(jail) => self.conn.execute(
+                "DELETE FROM history WHERE jail = ?1 AND target = ?2",
+                params![jail, target],
+            ),
+            None => self
+                .conn
+                .execute("DELETE FROM history WHERE target = ?1", [target]),
+        }
+        .op("delete history")
+    }
+
+    /// Store source positions (upsert by key: the file path or journal id), in one durable
+    /// transaction.
+    pub fn save_positions<K: AsRef<str>>(
+        &mut self,
+        positions: &[(K, SourcePosition)],
+        now: Time,
+    ) -> Result<(), StoreError> {
+        self.apply_with_positions(&[], positions, now)
+    }
+
+    /// The stored position of one source.
+    pub fn load_position(&self, key: &str) -> Result<Option<SourcePosition>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT dev, ino, offset, first_line_hash, cursor FROM positions WHERE source = ?1",
+                [key],
+                read_position,
+            )
+            .optional()
+            .op("read a source position")
+            .map(Option::flatten)
+    }
+
+    /// Every stored position with its key and last update time, for `portcullis status`.
+    pub fn positions(&self) -> Result<Vec<(String, SourcePosition, Time)>, StoreError> {
+        const OP: &str = "read source positions";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT dev, ino, offset, first_line_hash, cursor, source, updated_us
+                 FROM positions ORDER BY source",
+            )
+            .op(OP)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    read_position(r)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            })
+            .op(OP)?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let (Some(pos), key, updated) = row.op(OP)? {
+                out.push((key, pos, Time::from_micros(updated)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete the position of a source that no longer exists in the config.
+    pub fn remove_position(&mut self, key: &str) -> Result<bool, StoreError> {
+        self.conn
+            .execute("DELETE FROM positions WHERE source = ?1", [key])
+            .map(|n| n > 0)
+            .op("delete a source position")
+    }
+
+    /// The `limit` most recent alerts, newest first.
+    pub fn recent_alerts(&self, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
+        const OP: &str = "read alerts";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, time_us, jail, kind, addr, user, failures FROM alerts
+                 ORDER BY time_us DESC, id DESC LIMIT ?1",
+            )
+            .op(OP)?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            })
+            .op(OP)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, time_us, jail, kind, addr, user, failures) = row.op(OP)?;
+            match alert_from_row(time_us, &kind, &addr, user, failures) {
+                Some(alert) => out.push(StoredAlert { id, jail, alert }),
+                None => tracing::warn!(id, kind, "skipping unreadable alert row"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove the active ban of `target` in `jail` (or in every jail when `None`), for
+    /// `portcullis unban`. Returns the bans removed, so the caller can lift them in the
+    /// firewall; history is kept (see [`forget_history`](Store::forget_history)).
+    pub fn remove_ban(
+        &mut self,
+        jail: Option<&str>,
+        target: IpNet,
+    ) -> Result<Vec<Ban>, StoreError> {
+        let target_text = target.to_string();
+        let tx = self.conn.transaction().op("remove a ban")?;
+        let removed = {
+            match jail {
+                Some(jail) => select_bans(
+                    &tx,
+                    "WHERE jail = ?1 AND target = ?2",
+                    &[&jail, &target_text],
+                ),
+                None => select_bans(&tx, "WHERE target = ?1", &[&target_text]),
+            }?
+        };
+        match jail {
+            Some(jail) => tx.execute(
+                "DELETE FROM bans WHERE jail = ?1 AND target = ?2",
+                params![jail, target_text],
+            ),
+            None => tx.execute("DELETE FROM bans WHERE target = ?1", [&target_text]),
+        }
+        .op("remove a ban")?;
+        tx.commit().op("remove a ban")?;
+        Ok(removed)
+    }
+
+    /// Remove every active ban (`portcullis flush`, `unban --all`). Returns how many.
+    pub fn clear_bans(&mut self) -> Result<usize, StoreError> {
+        self.conn.execute("DELETE FROM bans", []).op("clear bans")
+    }
+
+    /// Delete expired bans, history older than `now - history_keep`, and alerts older than
+    /// that or beyond the newest [`MAX_ALERTS`]. Run it periodically (e.g. hourly).
+    pub fn prune(&mut self, now: Time, history_keep: Duration) -> Result<PruneStats, StoreError> {
+        const OP: &str = "prune";
+        let cutoff = now.saturating_sub(history_keep).as_micros();
+        let tx = self.conn.transaction().op(OP)?;
+        let expired_bans = tx
+            .execute(
+                "DELETE FROM bans WHERE until_us IS NOT NULL AND until_us <= ?1",
+                [now.as_micros()],
+            )
+            .op(OP)?;
+        let history_rows = tx
+            .execute("DELETE FROM history WHERE time_us < ?1", [cutoff])
+            .op(OP)?;
+        let mut alerts = tx
+            .execute("DELETE FROM alerts WHERE time_us < ?1", [cutoff])
+            .op(OP)?;
+        alerts += tx
+            .execute(
+                "DELETE FROM alerts WHERE id NOT IN
+                 (SELECT id FROM alerts ORDER BY time_us DESC, id DESC LIMIT ?1)",
+                [MAX_ALERTS],
+            )
+            .op(OP)?;
+        tx.commit().op(OP)?;
+        Ok(PruneStats {
+            expired_bans,
+            history_rows,
+            alerts,
+        })
+    }
+
+    /// Give free pages back to the OS (incremental vacuum) and fold the WAL into the main file
+    /// (truncating checkpoint), so the database stays small. Cheap when there is nothing to do;
+    /// run it after [`prune`](Store::prune).
+    pub fn maintain(&mut self) -> Result<(), StoreError> {
+        const OP: &str = "vacuum and checkpoint";
+        // incremental_vacuum returns one row per freed page; step through them all.
+        let mut stmt = self.conn.prepare("PRAGMA incremental_vacuum").op(OP)?;
+        let mut rows = stmt.query([]).op(OP)?;
+        while rows.next().op(OP)?.is_some() {}
+        drop(rows);
+        drop(stmt);
+        self.conn.execute_batch("PRAGMA optimize").op(OP)?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .op(OP)
+    }
+
+    /// Row counts and file size.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        const OP: &str = "count rows";
+        let count = |table: &str| -> Result<u64, StoreError> {
+            self.conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .op(OP)
+        };
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .op(OP)?;
+        let page_size: i64 = self
+            .conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .op(OP)?;
+        Ok(StoreStats {
+            bans: count("bans")?,
+            history: count("history")?,
+            positions: count("positions")?,
+            alerts: count("alerts")?,
+            file_bytes: u64::try_from(pages.saturating_mul(page_size)).unwrap_or(0),
+        })
+    }
+
+    /// `PRAGMA integrity_check`: `Ok(())` when the file is sound, otherwise SQLite's report.
+    pub fn integrity_check(&self) -> Result<Result<(), String>, StoreError> {
+        let report: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .op("check integrity")?;
+        Ok(if report == "ok" { Ok(()) } else { Err(report) })
+    }
+}
+
+/// Bans matching `filter` (a `WHERE …` clause or empty), oldest first. Works on a
+/// connection or an open transaction.
+fn select_bans(
+    conn: &Connection,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Ban>, StoreError> {
+    const OP: &str = "read bans";
+    let sql = format!("SELECT {BAN_COLUMNS} FROM bans {filter} ORDER BY since_us, jail, target");
+    let mut stmt = conn.prepare_cached(&sql).op(OP)?;
+    let rows = stmt.query_map(args, BanRow::read).op(OP)?;
+    let mut bans = Vec::new();
+    for row in rows {
+        bans.extend(row.op(OP)?.into_ban());
+    }
+    Ok(bans)
+}
+
+fn write_target(buf: &mut String, target: &IpNet) {
+    use std::fmt::Write;
+    buf.clear();
+    let _ = write!(buf, "{target}");
+}
+
+fn write_positions<K: AsRef<str>>(
+    conn: &Connection,
+    positions: &[(K, SourcePosition)],
+    now: Time,
+) -> Result<(), StoreError> {
+    const OP: &str = "write source positions";
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO positions
+             (source, dev, ino, offset, first_line_hash, cursor, updated_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .op(OP)?;
+    for (key, pos) in positions {
+        // u64 values are stored bit-for-bit in SQLite's signed INTEGER.
+        let (dev, ino, offset, hash, cursor) = match pos {
+            SourcePosition::File {
+                dev,
+                ino,
+                offset,
+                first_line_hash,
+            } => (
+                Some(*dev as i64),
+                Some(*ino as i64),
+                Some(*offset as i64),
+                Some(*first_line_hash as i64),
+                None,
+            ),
+            SourcePosition::Journal { cursor } => (None, None, None, None, Some(cursor.as_str())),
+        };
+        stmt.execute(params![
+            key.as_ref(),
+            dev,
+            ino,
+            offset,
+            hash,
+            cursor,
+            now.as_micros()
+        ])
+        .op(OP)?;
+    }
+    Ok(())
+}
+
+/// A position from columns `dev, ino, offset, first_line_hash, cursor` (0..=4).
+fn read_position(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<SourcePosition>> {
+    let cursor: Option<String> = r.get(4)?;
+    if let Some(cursor) = cursor {
+        return Ok(Some(SourcePosition::Journal { cursor }));
+    }
+    let dev: Option<i64> = r.get(0)?;
+    let ino: Option<i64> = r.get(1)?;
+    let offset: Option<i64> = r.get(2)?;
+    let hash: Option<i64> = r.get(3)?;
+    Ok(match (dev, ino, offset, hash) {
+        (Some(dev), Some(ino), Some(offset), Some(hash)) => Some(SourcePosition::File {
+            dev: dev as u64,
+            ino: ino as u64,
+            offset: offset as u64,
+            first_line_hash: hash as u64,
+        }),
+        _ => None,
+    })
+}

@@ -1,0 +1,485 @@
+//! Round trips, migrations, pruning and maintenance of the state database.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use portcullis_core::Time;
+use portcullis_core::event::{Alert, Ban, BanReason, Decision, UnbanReason, Weight};
+use portcullis_store::{SCHEMA_VERSION, SourcePosition, Store, StoreError};
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+/// A distinct /128 in 2001:db8::/32 for each `n`.
+fn nth(n: u64) -> IpNet {
+    let base = u128::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0));
+    IpNet::from(IpAddr::V6(Ipv6Addr::from(base + u128::from(n))))
+}
+
+fn ban(jail: &str, target: IpNet, since: i64, until: Option<i64>, ban_no: u32) -> Ban {
+    Ban {
+        target,
+        jail: jail.into(),
+        since: Time::from_secs(since),
+        until: until.map(Time::from_secs),
+        ban_no,
+        reason: BanReason::Threshold {
+            score: Weight(5000),
+        },
+    }
+}
+
+fn tmp() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    (dir, path)
+}
+
+#[test]
+fn bans_round_trip_with_every_reason_and_survive_reopen() {
+    let (_dir, path) = tmp();
+    let mut bans = vec![
+        ban("sshd", net("192.0.2.1/32"), 100, Some(700), 1),
+        ban("sshd", net("2001:db8::/64"), 101, None, 3),
+        ban("web", net("198.51.100.0/24"), 102, Some(10_000), 2),
+        ban("web", net("203.0.113.9/32"), 103, None, 1),
+    ];
+    bans[1].reason = BanReason::Aggregate { members: 7 };
+    bans[2].reason = BanReason::Manual;
+    bans[3].reason = BanReason::Restored;
+    // Sub-second precision is kept.
+    bans[0].since = Time::from_micros(100_123_456);
+    {
+        let mut store = Store::open(&path).unwrap();
+        let decisions: Vec<_> = bans.iter().cloned().map(Decision::Ban).collect();
+        store.apply(&decisions, Time::from_secs(104)).unwrap();
+        assert_eq!(store.active_bans(Time::from_secs(104)).unwrap(), bans);
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.active_bans(Time::from_secs(104)).unwrap(), bans);
+    // Expired bans are excluded and deleted.
+    let later = store.active_bans(Time::from_secs(700)).unwrap();
+    assert_eq!(later, bans[1..].to_vec());
+    assert_eq!(store.stats().unwrap().bans, 3);
+}
+
+#[test]
+fn a_new_ban_replaces_the_active_one_and_unban_deletes() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let t = net("192.0.2.7/32");
+    store
+        .apply(
+            &[Decision::Ban(ban("sshd", t, 10, Some(20), 1))],
+            Time::from_secs(10),
+        )
+        .unwrap();
+    store
+        .apply(
+            &[Decision::Ban(ban("sshd", t, 30, Some(90), 2))],
+            Time::from_secs(30),
+        )
+        .unwrap();
+    // Same target in another jail is a separate ban.
+    store
+        .apply(
+            &[Decision::Ban(ban("web", t, 31, None, 1))],
+            Time::from_secs(31),
+        )
+        .unwrap();
+    let active = store.active_bans(Time::from_secs(32)).unwrap();
+    assert_eq!(
+        active,
+        vec![ban("sshd", t, 30, Some(90), 2), ban("web", t, 31, None, 1)]
+    );
+    // One history row per ban decision.
+    let hist = store.history("sshd", Time::EPOCH).unwrap();
+    assert_eq!(
+        hist,
+        vec![(t, Time::from_secs(10)), (t, Time::from_secs(30))]
+    );
+    assert_eq!(
+        store.history("sshd", Time::from_secs(11)).unwrap(),
+        vec![(t, Time::from_secs(30))]
+    );
+    assert_eq!(store.history("web", Time::EPOCH).unwrap().len(), 1);
+
+    let unban = Decision::Unban {
+        target: t,
+        jail: "sshd".into(),
+        reason: UnbanReason::Manual,
+    };
+    store.apply(&[unban], Time::from_secs(33)).unwrap();
+    assert_eq!(
+        store.active_bans(Time::from_secs(33)).unwrap(),
+        vec![ban("web", t, 31, None, 1)]
+    );
+    // History outlives the unban (escalation needs it).
+    assert_eq!(store.history("sshd", Time::EPOCH).unwrap().len(), 2);
+}
+
+#[test]
+fn restored_bans_add_no_history() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let mut b = ban("sshd", net("192.0.2.8/32"), 10, None, 3);
+    b.reason = BanReason::Restored;
+    store
+        .apply(&[Decision::Ban(b.clone())], Time::from_secs(10))
+        .unwrap();
+    assert_eq!(store.active_bans(Time::from_secs(10)).unwrap(), vec![b]);
+    assert!(store.history("sshd", Time::EPOCH).unwrap().is_empty());
+}
+
+#[test]
+fn one_failing_batch_writes_nothing() {
+    // A batch is one transaction: if the commit cannot happen, no decision of it is visible.
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.busy_timeout(Duration::ZERO).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // The store waits up to its busy timeout, then fails; run a short version of that.
+    let t0 = std::time::Instant::now();
+    let res = store.apply(
+        &[Decision::Ban(ban("sshd", nth(1), 1, None, 1))],
+        Time::from_secs(1),
+    );
+    assert!(matches!(res, Err(StoreError::Sqlite { .. })), "{res:?}");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(4),
+        "busy timeout not honoured"
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert!(store.active_bans(Time::from_secs(1)).unwrap().is_empty());
+}
+
+#[test]
+fn remove_ban_and_clear_bans() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let t = net("192.0.2.9/32");
+    let other = net("192.0.2.10/32");
+    let ds = [
+        Decision::Ban(ban("sshd", t, 1, None, 1)),
+        Decision::Ban(ban("web", t, 2, None, 1)),
+        Decision::Ban(ban("sshd", other, 3, None, 1)),
+    ];
+    store.apply(&ds, Time::from_secs(3)).unwrap();
+    let removed = store.remove_ban(Some("web"), t).unwrap();
+    assert_eq!(removed, vec![ban("web", t, 2, None, 1)]);
+    assert!(store.remove_ban(Some("web"), t).unwrap().is_empty());
+    store
+        .apply(
+            &[Decision::Ban(ban("web", t, 4, None, 1))],
+            Time::from_secs(4),
+        )
+        .unwrap();
+    let removed = store.remove_ban(None, t).unwrap();
+    assert_eq!(removed.len(), 2);
+    assert_eq!(
+        store.active_bans(Time::from_secs(5)).unwrap(),
+        vec![ban("sshd", other, 3, None, 1)]
+    );
+    assert_eq!(store.forget_history(None, t).unwrap(), 3);
+    assert_eq!(
+        store.history("sshd", Time::EPOCH).unwrap(),
+        vec![(other, Time::from_secs(3))]
+    );
+    assert_eq!(store.clear_bans().unwrap(), 1);
+    assert!(store.active_bans(Time::from_secs(5)).unwrap().is_empty());
+}
+
+#[test]
+fn positions_round_trip_and_commit_with_decisions() {
+    let (_dir, path) = tmp();
+    let file = SourcePosition::File {
+        dev: u64::MAX,
+        ino: 1 << 63,
+        offset: 123_456,
+        first_line_hash: 0xdead_beef_0bad_cafe,
+    };
+    let journal = SourcePosition::Journal {
+        cursor: "s=abc;i=1f;b=def;m=10;t=5f;x=42".into(),
+    };
+    {
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.load_position("/var/log/auth.log").unwrap(), None);
+        store
+            .save_positions(
+                &[
+                    ("/var/log/auth.log", file.clone()),
+                    ("journal:sshd", journal.clone()),
+                ],
+                Time::from_secs(5),
+            )
+            .unwrap();
+        let moved = SourcePosition::File {
+            dev: 1,
+            ino: 2,
+            offset: 999,
+            first_line_hash: 3,
+        };
+        store
+            .apply_with_positions(
+                &[Decision::Ban(ban("sshd", nth(5), 6, None, 1))],
+                &[("/var/log/other.log".to_string(), moved)],
+                Time::from_secs(6),
+            )
+            .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.load_position("/var/log/auth.log").unwrap(),
+        Some(file)
+    );
+    assert_eq!(store.load_position("journal:sshd").unwrap(), Some(journal));
+    let all = store.positions().unwrap();
+    let keys: Vec<_> = all.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["/var/log/auth.log", "/var/log/other.log", "journal:sshd"]
+    );
+    assert_eq!(all[1].2, Time::from_secs(6));
+    assert_eq!(store.active_bans(Time::from_secs(6)).unwrap().len(), 1);
+    assert!(store.remove_position("journal:sshd").unwrap());
+    assert_eq!(store.load_position("journal:sshd").unwrap(), None);
+}
+
+#[test]
+fn alerts_round_trip_newest_first() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let addr: IpAddr = "203.0.113.5".parse().unwrap();
+    let breach = Alert::Breach {
+        addr,
+        user: Some("root from 6.6.6.6".into()),
+        failures: 42,
+        time: Time::from_secs(50),
+    };
+    let root = Alert::RootLogin {
+        addr,
+        time: Time::from_secs(60),
+    };
+    store
+        .apply(
+            &[
+                Decision::Alert(breach.clone()),
+                Decision::Alert(root.clone()),
+            ],
+            Time::from_secs(60),
+        )
+        .unwrap();
+    let got: Vec<_> = store
+        .recent_alerts(10)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.alert)
+        .collect();
+    assert_eq!(got, vec![root.clone(), breach]);
+    let got: Vec<_> = store
+        .recent_alerts(1)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.alert)
+        .collect();
+    assert_eq!(got, vec![root]);
+    // The json column is valid JSON carrying the attacker-chosen user verbatim.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let json: String = conn
+        .query_row("SELECT json FROM alerts WHERE kind = 'breach'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["user"], "root from 6.6.6.6");
+    assert_eq!(v["failures"], 42);
+}
+
+#[test]
+fn prune_drops_old_history_expired_bans_and_old_alerts() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let day = 86_400;
+    let mut ds = Vec::new();
+    for i in 0..10u64 {
+        // bans at day 0..9, each lasting one hour
+        let since = i as i64 * day;
+        ds.push(Decision::Ban(ban(
+            "sshd",
+            nth(i),
+            since,
+            Some(since + 3600),
+            1,
+        )));
+        ds.push(Decision::Alert(Alert::RootLogin {
+            addr: "192.0.2.1".parse().unwrap(),
+            time: Time::from_secs(since),
+        }));
+    }
+    ds.push(Decision::Ban(ban("sshd", nth(99), 0, None, 4)));
+    store.apply(&ds, Time::EPOCH).unwrap();
+    let now = Time::from_secs(9 * day);
+    let stats = store
+        .prune(now, Duration::from_secs(7 * day as u64))
+        .unwrap();
+    // Bans 0..8 expired (ban 9 runs until 9d+1h); history before day 2 goes (days 0, 1 and
+    // the permanent ban's row at day 0); alerts before day 2 go.
+    assert_eq!(stats.expired_bans, 9);
+    assert_eq!(stats.history_rows, 3);
+    assert_eq!(stats.alerts, 2);
+    let hist = store.history("sshd", Time::EPOCH).unwrap();
+    assert_eq!(hist.len(), 8);
+    assert!(hist.iter().all(|(_, t)| *t >= Time::from_secs(2 * day)));
+    let active = store.active_bans(now).unwrap();
+    assert_eq!(
+        active.iter().map(|b| b.target).collect::<Vec<_>>(),
+        vec![nth(99), nth(9)]
+    );
+    assert_eq!(store.recent_alerts(100).unwrap().len(), 8);
+    // A second prune finds nothing.
+    assert_eq!(
+        store
+            .prune(now, Duration::from_secs(7 * day as u64))
+            .unwrap(),
+        Default::default()
+    );
+}
+
+#[test]
+fn maintain_shrinks_the_file_after_a_flush() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let ds: Vec<_> = (0..20_000)
+        .map(|i| Decision::Ban(ban("sshd", nth(i), 1, None, 1)))
+        .collect();
+    store.apply(&ds, Time::from_secs(1)).unwrap();
+    store.maintain().unwrap();
+    let big = store.stats().unwrap().file_bytes;
+    assert!(big > 1_000_000, "{big}");
+    store.clear_bans().unwrap();
+    store
+        .prune(Time::from_secs(10_000_000), Duration::from_secs(1))
+        .unwrap();
+    store.maintain().unwrap();
+    let small = store.stats().unwrap().file_bytes;
+    assert!(small < big / 10, "file did not shrink: {big} -> {small}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), small);
+    let wal = path.with_extension("db-wal");
+    assert_eq!(
+        std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0),
+        0,
+        "wal not truncated"
+    );
+    assert_eq!(store.integrity_check().unwrap(), Ok(()));
+}
+
+#[test]
+fn fresh_file_is_current_wal_full_and_reopen_is_idempotent() {
+    let (_dir, path) = tmp();
+    {
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));
+        store
+            .apply(
+                &[Decision::Ban(ban("sshd", nth(1), 1, None, 1))],
+                Time::from_secs(1),
+            )
+            .unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let av: i64 = conn
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(av, 2, "auto_vacuum should be INCREMENTAL");
+    let schema_before: Vec<String> = conn
+        .prepare("SELECT sql FROM sqlite_master ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get::<_, Option<String>>(0))
+        .unwrap()
+        .map(|r| r.unwrap().unwrap_or_default())
+        .collect();
+    drop(conn);
+    for _ in 0..3 {
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.active_bans(Time::from_secs(2)).unwrap().len(), 1);
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let schema_after: Vec<String> = conn
+        .prepare("SELECT sql FROM sqlite_master ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get::<_, Option<String>>(0))
+        .unwrap()
+        .map(|r| r.unwrap().unwrap_or_default())
+        .collect();
+    assert_eq!(schema_before, schema_after);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_untouched() {
+    let (_dir, path) = tmp();
+    Store::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA user_version = 2; CREATE TABLE from_the_future (x);")
+        .unwrap();
+    drop(conn);
+    let err = Store::open(&path).unwrap_err();
+    match &err {
+        StoreError::TooNew {
+            found, supported, ..
+        } => {
+            assert_eq!((*found, *supported), (2, SCHEMA_VERSION));
+        }
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("schema version 2") && msg.contains("newer"),
+        "{msg}"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
+}
+
+#[test]
+fn a_foreign_database_is_refused() {
+    let (_dir, path) = tmp();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE bans (jail, ip, timeofban)")
+        .unwrap();
+    drop(conn);
+    assert!(matches!(
+        Store::open(&path),
+        Err(StoreError::Foreign { .. })
+    ));
+    let (_dir2, path2) = tmp();
+    let conn = rusqlite::Connection::open(&path2).unwrap();
+    conn.execute_batch("PRAGMA application_id = 1234").unwrap();
+    drop(conn);
+    assert!(matches!(
+        Store::open(&path2),
+        Err(StoreError::Foreign { .. })
+    ));
+}
+
+#[test]
+fn an_unopenable_path_is_an_open_error() {
+    let err = Store::open("/nonexistent-dir-portcullis/state.db").unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent-dir-portcullis/state.db")
+    );
+}
