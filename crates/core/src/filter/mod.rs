@@ -1,1 +1,29 @@
-//! Filters: placeholder.
+//! Filters: turn log lines into [`Event`](crate::Event)s.
+//!
+//! A filter is data (TOML, [`FilterSpec`]) compiled once into a [`Filter`]: the programs it
+//! reads, ordered rules (regex with tags `<HOST>`, `<USER>`, `<PORT>`, kind, weight, merge
+//! role) and ignore patterns. [`LineMatcher`] is the entry point for raw lines and journal
+//! records. Regex engines sit behind the [`Pattern`] trait; [`AnyPattern`] picks one per
+//! filter without boxing.
+//!
+//! Speed: a line of another program is rejected after its header; otherwise the message is
+//! dispatched on its first byte and then on each rule's literal prefix, so usually one
+//! regex (or none) runs. Safety: every rule is anchored `^…$` and its address must follow
+//! fixed text, checked when it is compiled; addresses are validated and normalised.
+
+pub mod coalesce;
+mod compile;
+pub mod header;
+mod matcher;
+pub mod native;
+mod pattern;
+pub mod spec;
+
+pub use coalesce::{Coalescer, Merge};
+pub use compile::{
+    BUILTIN_NAMES, CompileError, Filter, FilterError, FilterErrorKind, HOST_REGEX, MessageMatch, PORT_REGEX,
+    Rule, RuleMatch, Scratch, USER_REGEX, builtin, compile_native,
+};
+pub use matcher::{BadLine, LineMatcher, LineOutcome, MAX_LINE, Stats};
+pub use pattern::{AnyCaptures, AnyPattern, Captures, MatchError, Pattern};
+pub use spec::FilterSpec;

@@ -1,0 +1,603 @@
+//! From a [`FilterSpec`] to a compiled [`Filter`]: tag expansion, injection checks, dispatch.
+
+use std::ops::Range;
+
+use regex_syntax::hir::{Hir, HirKind};
+
+use super::coalesce::Merge;
+use super::native::RegexPattern;
+use super::pattern::{AnyPattern, Captures, Pattern};
+use super::spec::{FilterSpec, KindSpec, MergeSpec};
+use crate::event::{EventKind, Weight};
+
+/// What `<HOST>` and `<ADDR>` expand to: IPv4, IPv6 (with an optional `%zone`, and the
+/// IPv4-mapped `::ffff:a.b.c.d` form). Deliberately loose; every captured text is then
+/// validated and normalised by [`crate::event::parse_addr`].
+pub const HOST_REGEX: &str = concat!(
+    r"(?P<host>[0-9]{1,3}(?:\.[0-9]{1,3}){3}",
+    r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]{1,38}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3})?",
+    r"(?:%[0-9A-Za-z_.\-]{1,64})?)"
+);
+/// What `<USER>` expands to: anything (greedy). Rules put fixed text after it, so the
+/// greedy match ends at the last occurrence of that text, which is sshd's own.
+pub const USER_REGEX: &str = r"(?P<user>.*)";
+/// What `<PORT>` expands to.
+pub const PORT_REGEX: &str = r"[0-9]{1,5}";
+
+/// Group names a rule may define itself, carried into [`crate::Event`].
+const FIELDS: &[&str] = &["user", "method"];
+
+/// Why one rule (or ignore pattern) was rejected when the filter was built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    /// The regex engine rejected the expanded pattern.
+    #[error("rule {rule:?}: regex does not compile: {regex}")]
+    Regex {
+        /// Rule id.
+        rule: Box<str>,
+        /// The engine's message (shows the expanded pattern).
+        regex: regex::Error,
+    },
+    /// No `<HOST>`/`<ADDR>` tag: nothing to count.
+    #[error("rule {rule:?}: the regex has no <HOST> (or <ADDR>) tag")]
+    NoHost {
+        /// Rule id.
+        rule: Box<str>,
+    },
+    /// More than one address tag.
+    #[error("rule {rule:?}: <HOST>/<ADDR> may appear only once")]
+    DuplicateHost {
+        /// Rule id.
+        rule: Box<str>,
+    },
+    /// `<HOST>` not right after fixed text, so client-chosen text could stand in for it.
+    #[error(
+        "rule {rule:?}: <HOST> must directly follow fixed text (like `from <HOST>`), \
+         so that text chosen by a client cannot take the address's place"
+    )]
+    HostNotAfterText {
+        /// Rule id.
+        rule: Box<str>,
+    },
+    /// Not anchored at both ends.
+    #[error(
+        "rule {rule:?}: the regex must be anchored: start with ^ and end with $ \
+         (unanchored patterns can match text a client wrote inside the line)"
+    )]
+    NotAnchored {
+        /// Rule id.
+        rule: Box<str>,
+    },
+    /// `<SOMETHING>` that is not a known tag.
+    #[error("rule {rule:?}: unknown tag <{tag}> (known: <HOST>, <ADDR>, <USER>, <PORT>)")]
+    UnknownTag {
+        /// Rule id.
+        rule: Box<str>,
+        /// The tag name as written.
+        tag: Box<str>,
+    },
+    /// A named group that is not an event field.
+    #[error("rule {rule:?}: unknown field (?P<{name}>…) (known: user, method; host comes from <HOST>)")]
+    UnknownField {
+        /// Rule id.
+        rule: Box<str>,
+        /// The group name.
+        name: Box<str>,
+    },
+    /// A weight that is negative, not finite or absurdly large.
+    #[error("rule {rule:?}: weight {weight} is not a number of attempts between 0 and 4000000")]
+    BadWeight {
+        /// Rule id.
+        rule: Box<str>,
+        /// The weight as written.
+        weight: f64,
+    },
+    /// Two rules share an id.
+    #[error("rule {rule:?}: id used twice")]
+    DuplicateId {
+        /// Rule id.
+        rule: Box<str>,
+    },
+    /// More rules than an event can name.
+    #[error("too many rules (at most 65535)")]
+    TooManyRules,
+}
+
+/// A filter file that could not be used: where (file, line, key) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}:{line}: {key}: {reason}")]
+#[non_exhaustive]
+pub struct FilterError {
+    /// File name (or `builtin:sshd`) the text came from.
+    pub origin: String,
+    /// 1-based line of the offending value.
+    pub line: usize,
+    /// TOML key path, like `rule[3].regex`.
+    pub key: String,
+    /// What is wrong.
+    pub reason: FilterErrorKind,
+}
+
+/// What is wrong with a filter file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterErrorKind {
+    /// Not valid TOML, or not the shape of a filter.
+    #[error("{0}")]
+    Toml(String),
+    /// A rule or ignore pattern was rejected.
+    #[error("{0}")]
+    Compile(CompileError),
+    /// No `[[rule]]` at all.
+    #[error("the filter has no [[rule]]")]
+    NoRules,
+}
+
+/// One compiled rule: a pattern and what a match means.
+#[derive(Clone, Debug)]
+pub struct Rule<P: Pattern = AnyPattern> {
+    /// Stable name (stats, `--explain`).
+    pub id: Box<str>,
+    /// What a match means.
+    pub kind: EventKind,
+    /// Weight of one occurrence.
+    pub weight: Weight,
+    /// Role in merging the lines of one attempt.
+    pub merge: Merge,
+    /// The compiled regex.
+    pub pattern: P,
+    host: usize,
+    user: Option<usize>,
+    method: Option<usize>,
+}
+
+impl<P: Pattern> Rule<P> {
+    /// A rule over an already compiled `pattern`, which must have a `host` group.
+    pub fn new(
+        id: &str,
+        kind: EventKind,
+        weight: Weight,
+        merge: Merge,
+        pattern: P,
+    ) -> Result<Rule<P>, CompileError> {
+        let host = pattern
+            .capture_index("host")
+            .ok_or_else(|| CompileError::NoHost { rule: id.into() })?;
+        Ok(Rule {
+            id: id.into(),
+            kind,
+            weight,
+            merge,
+            user: pattern.capture_index("user"),
+            method: pattern.capture_index("method"),
+            pattern,
+            host,
+        })
+    }
+}
+
+/// Where the groups of a matched rule are in the message.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// Index of the rule in [`Filter::rules`].
+    pub rule: u16,
+    /// Byte range of the address text.
+    pub host: (usize, usize),
+    /// Byte range of the user name, if the rule captures one.
+    pub user: Option<(usize, usize)>,
+    /// Byte range of the method, if the rule captures one.
+    pub method: Option<(usize, usize)>,
+}
+
+/// Result of matching one message against a filter.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MessageMatch {
+    /// No rule matched.
+    None,
+    /// A rule matched but an ignore pattern matched too; holds the rule index.
+    Ignored(u16),
+    /// A rule matched.
+    Matched(RuleMatch),
+}
+
+/// Reusable per-caller match storage (one capture set per rule), so matching allocates
+/// nothing per line.
+#[derive(Debug)]
+pub struct Scratch<P: Pattern = AnyPattern> {
+    rules: Vec<P::Captures>,
+    ignores: Vec<P::Captures>,
+}
+
+/// A compiled filter: which programs it reads, its rules and its ignore patterns.
+///
+/// Lines are dispatched on their first byte to the rules whose literal prefix can match,
+/// then on the whole prefix, so a message usually runs one regex or none.
+#[derive(Clone, Debug)]
+pub struct Filter<P: Pattern = AnyPattern> {
+    description: Option<Box<str>>,
+    programs: Box<[Box<str>]>,
+    rules: Box<[Rule<P>]>,
+    ignores: Box<[P]>,
+    /// `dispatch[first[b]..first[b+1]]` are the rules (in file order) that can match a
+    /// message starting with byte `b`.
+    first: Box<[u32; 257]>,
+    dispatch: Box<[u16]>,
+}
+
+impl<P: Pattern> Filter<P> {
+    /// A filter from compiled parts. `programs` empty means every program.
+    pub fn new(
+        description: Option<&str>,
+        programs: &[&str],
+        rules: Vec<Rule<P>>,
+        ignores: Vec<P>,
+    ) -> Result<Filter<P>, CompileError> {
+        if rules.len() > usize::from(u16::MAX) {
+            return Err(CompileError::TooManyRules);
+        }
+        let mut first = Box::new([0u32; 257]);
+        let mut dispatch = Vec::new();
+        for b in 0..=255u8 {
+            first[usize::from(b)] = dispatch.len() as u32;
+            for (i, r) in rules.iter().enumerate() {
+                let can_start = match r.pattern.anchored_prefixes() {
+                    None => true,
+                    Some(ps) => ps.iter().any(|p| p.first().is_none_or(|&f| f == b)),
+                };
+                if can_start {
+                    dispatch.push(i as u16);
+                }
+            }
+        }
+        first[256] = dispatch.len() as u32;
+        Ok(Filter {
+            description: description.map(Into::into),
+            programs: programs.iter().map(|&p| p.into()).collect(),
+            rules: rules.into(),
+            ignores: ignores.into(),
+            first,
+            dispatch: dispatch.into(),
+        })
+    }
+
+    /// The `[filter] description`.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Program names this filter reads; empty means all.
+    pub fn programs(&self) -> &[Box<str>] {
+        &self.programs
+    }
+
+    /// Whether lines of `program` are for this filter.
+    #[inline]
+    pub fn wants_program(&self, program: &[u8]) -> bool {
+        self.programs.is_empty() || self.programs.iter().any(|p| p.as_bytes() == program)
+    }
+
+    /// The rules, in file order (an event's `rule` indexes this).
+    pub fn rules(&self) -> &[Rule<P>] {
+        &self.rules
+    }
+
+    /// Fresh match storage for this filter.
+    pub fn new_scratch(&self) -> Result<Scratch<P>, P::Error> {
+        Ok(Scratch {
+            rules: self.rules.iter().map(|r| r.pattern.new_captures()).collect::<Result<_, _>>()?,
+            ignores: self.ignores.iter().map(|p| p.new_captures()).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Match one message (the text after `program[pid]: `): the first rule that matches,
+    /// unless an ignore pattern matches too.
+    pub fn match_message(
+        &self,
+        message: &str,
+        scratch: &mut Scratch<P>,
+    ) -> Result<MessageMatch, P::Error> {
+        let bytes = message.as_bytes();
+        let b = usize::from(bytes.first().copied().unwrap_or(0));
+        let (lo, hi) = (self.first[b] as usize, self.first[b + 1] as usize);
+        for &i in &self.dispatch[lo..hi] {
+            let rule = &self.rules[usize::from(i)];
+            if let Some(ps) = rule.pattern.anchored_prefixes() {
+                if !ps.iter().any(|p| bytes.starts_with(p)) {
+                    continue;
+                }
+            }
+            let caps = &mut scratch.rules[usize::from(i)];
+            if !rule.pattern.captures_at(message, 0, caps)? {
+                continue;
+            }
+            for (p, c) in self.ignores.iter().zip(scratch.ignores.iter_mut()) {
+                if p.candidate(message) && p.captures_at(message, 0, c)? {
+                    return Ok(MessageMatch::Ignored(i));
+                }
+            }
+            let Some(host) = caps.get(rule.host) else {
+                continue;
+            };
+            return Ok(MessageMatch::Matched(RuleMatch {
+                rule: i,
+                host,
+                user: rule.user.and_then(|u| caps.get(u)),
+                method: rule.method.and_then(|m| caps.get(m)),
+            }));
+        }
+        Ok(MessageMatch::None)
+    }
+}
+
+impl Filter<AnyPattern> {
+    /// Read and compile a filter file. `origin` (a file name, or `builtin:sshd`) is only
+    /// used in error messages, which name it with the line and key of the problem.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Filter, FilterError> {
+        let spec: FilterSpec = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            FilterError {
+                origin: origin.to_owned(),
+                line: line_of(text, span.start),
+                key: key_path(text, span.start),
+                reason: FilterErrorKind::Toml(e.message().to_owned()),
+            }
+        })?;
+        Filter::from_spec(&spec, text, origin)
+    }
+
+    /// Compile a parsed spec. `text` is the file it came from (to turn spans into lines).
+    pub fn from_spec(spec: &FilterSpec, text: &str, origin: &str) -> Result<Filter, FilterError> {
+        let err = |span: Range<usize>, key: String, e: CompileError| FilterError {
+            origin: origin.to_owned(),
+            line: line_of(text, span.start),
+            key,
+            reason: FilterErrorKind::Compile(e),
+        };
+        if spec.rules.is_empty() {
+            return Err(FilterError {
+                origin: origin.to_owned(),
+                line: 1,
+                key: "rule".into(),
+                reason: FilterErrorKind::NoRules,
+            });
+        }
+        let mut rules = Vec::with_capacity(spec.rules.len());
+        for (n, r) in spec.rules.iter().enumerate() {
+            let id = r.id.get_ref().as_str();
+            if spec.rules[..n].iter().any(|o| o.id.get_ref() == id) {
+                let e = CompileError::DuplicateId { rule: id.into() };
+                return Err(err(r.id.span(), format!("rule[{n}].id"), e));
+            }
+            let kind = match r.kind.get_ref() {
+                KindSpec::Attempt => EventKind::Attempt,
+                KindSpec::Probe => EventKind::Probe,
+                KindSpec::Success => EventKind::Success,
+                KindSpec::Info => EventKind::Info,
+            };
+            let weight = match &r.weight {
+                Some(w) => Weight::from_attempts(*w.get_ref()).ok_or_else(|| {
+                    let e = CompileError::BadWeight { rule: id.into(), weight: *w.get_ref() };
+                    err(w.span(), format!("rule[{n}].weight"), e)
+                })?,
+                None if kind == EventKind::Attempt => Weight::ONE,
+                None => Weight::ZERO,
+            };
+            let merge = match r.merge {
+                MergeSpec::None => Merge::None,
+                MergeSpec::Precursor => Merge::Precursor,
+                MergeSpec::Closer => Merge::Closer,
+            };
+            let pattern = compile_native(id, r.regex.get_ref(), true)
+                .and_then(|p| Rule::new(id, kind, weight, merge, AnyPattern::Native(p)))
+                .map_err(|e| err(r.regex.span(), format!("rule[{n}].regex"), e))?;
+            rules.push(pattern);
+        }
+        let mut ignores = Vec::with_capacity(spec.ignores.len());
+        for (n, ig) in spec.ignores.iter().enumerate() {
+            let id = format!("ignore[{n}]");
+            let p = compile_native(&id, ig.regex.get_ref(), false)
+                .map_err(|e| err(ig.regex.span(), format!("{id}.regex"), e))?;
+            ignores.push(AnyPattern::Native(p));
+        }
+        let programs: Vec<&str> = spec.filter.programs.iter().map(String::as_str).collect();
+        Filter::new(spec.filter.description.as_deref(), &programs, rules, ignores)
+            .map_err(|e| err(0..0, "rule".into(), e))
+    }
+}
+
+/// Expand tags in `source` and compile it with the native engine, enforcing the injection
+/// rules: anchored with `^…$`; for rules (`needs_host`), exactly one `<HOST>` that
+/// directly follows fixed text, and only known field names.
+pub fn compile_native(rule: &str, source: &str, needs_host: bool) -> Result<RegexPattern, CompileError> {
+    let (expanded, hosts) = expand_tags(rule, source)?;
+    if needs_host && hosts == 0 {
+        return Err(CompileError::NoHost { rule: rule.into() });
+    }
+    if hosts > 1 {
+        return Err(CompileError::DuplicateHost { rule: rule.into() });
+    }
+    let pattern = RegexPattern::new(&expanded)
+        .map_err(|regex| CompileError::Regex { rule: rule.into(), regex })?;
+    let hir = regex_syntax::Parser::new().parse(&expanded).map_err(|e| CompileError::Regex {
+        rule: rule.into(),
+        regex: regex::Error::Syntax(e.to_string()),
+    })?;
+    let props = hir.properties();
+    if !props.look_set_prefix().contains(regex_syntax::hir::Look::Start)
+        || !props.look_set_suffix().contains(regex_syntax::hir::Look::End)
+    {
+        return Err(CompileError::NotAnchored { rule: rule.into() });
+    }
+    let mut after_text = Vec::new();
+    host_positions(&hir, &|| false, &mut after_text);
+    if after_text.iter().any(|ok| !ok) {
+        return Err(CompileError::HostNotAfterText { rule: rule.into() });
+    }
+    if needs_host {
+        for name in pattern.capture_names() {
+            if name != "host" && !FIELDS.contains(&name) {
+                return Err(CompileError::UnknownField { rule: rule.into(), name: name.into() });
+            }
+        }
+    }
+    Ok(pattern)
+}
+
+/// Replace `<HOST>`, `<ADDR>`, `<USER>`, `<PORT>`; returns the pattern and how many
+/// address tags it had. `(?P<name>` and `(?<name>` group syntax is left alone, as are
+/// `\<`/`\>`; any other `<UPPERCASE>` is an error so typos do not silently match text.
+fn expand_tags(rule: &str, source: &str) -> Result<(String, usize), CompileError> {
+    let mut out = String::with_capacity(source.len() + 128);
+    let mut hosts = 0;
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    let mut copied = 0;
+    while let Some(off) = memchr::memchr(b'<', &bytes[i..]) {
+        let lt = i + off;
+        i = lt + 1;
+        let before = &source[..lt];
+        if before.ends_with("(?P") || before.ends_with("(?") || before.ends_with('\\') {
+            continue;
+        }
+        let Some(len) = memchr::memchr(b'>', &bytes[lt + 1..]) else {
+            continue;
+        };
+        let name = &source[lt + 1..lt + 1 + len];
+        if name.is_empty() || !name.bytes().all(|c| c.is_ascii_uppercase() || c == b'_') {
+            continue;
+        }
+        let with = match name {
+            "HOST" | "ADDR" => {
+                hosts += 1;
+                HOST_REGEX
+            }
+            "USER" => USER_REGEX,
+            "PORT" => PORT_REGEX,
+            _ => return Err(CompileError::UnknownTag { rule: rule.into(), tag: name.into() }),
+        };
+        out.push_str(&source[copied..lt]);
+        out.push_str(with);
+        copied = lt + 2 + len;
+        i = copied;
+    }
+    out.push_str(&source[copied..]);
+    Ok((out, hosts))
+}
+
+/// For every `host` group, whether the text just before it is always fixed text of the
+/// pattern (a non-empty literal), whichever way the pattern matched up to there.
+/// `before` answers that question for what precedes `hir`.
+fn host_positions(hir: &Hir, before: &dyn Fn() -> bool, found: &mut Vec<bool>) {
+    match hir.kind() {
+        HirKind::Capture(c) if c.name.as_deref() == Some("host") => found.push(before()),
+        HirKind::Capture(c) => host_positions(&c.sub, before, found),
+        HirKind::Concat(subs) => {
+            for i in 0..subs.len() {
+                host_positions(&subs[i], &|| ends_with_literal_seq(&subs[..i], before), found);
+            }
+        }
+        HirKind::Alternation(subs) => {
+            for s in subs {
+                host_positions(s, before, found);
+            }
+        }
+        HirKind::Repetition(r) => {
+            // Later iterations follow the group itself.
+            host_positions(&r.sub, &|| before() && ends_with_literal(&r.sub, before), found);
+        }
+        _ => {}
+    }
+}
+
+/// Whether every way `hir` can match ends with a non-empty literal (when `hir` can match
+/// empty text, what precedes it decides: `before`).
+fn ends_with_literal(hir: &Hir, before: &dyn Fn() -> bool) -> bool {
+    match hir.kind() {
+        HirKind::Literal(l) => !l.0.is_empty() || before(),
+        HirKind::Empty | HirKind::Look(_) => before(),
+        HirKind::Class(_) => false,
+        HirKind::Capture(c) => ends_with_literal(&c.sub, before),
+        HirKind::Concat(subs) => ends_with_literal_seq(subs, before),
+        HirKind::Alternation(subs) => subs.iter().all(|s| ends_with_literal(s, before)),
+        HirKind::Repetition(r) => {
+            let sub = ends_with_literal(&r.sub, before);
+            if r.min == 0 { sub && before() } else { sub }
+        }
+    }
+}
+
+fn ends_with_literal_seq(items: &[Hir], before: &dyn Fn() -> bool) -> bool {
+    match items.split_last() {
+        None => before(),
+        Some((last, rest)) => ends_with_literal(last, &|| ends_with_literal_seq(rest, before)),
+    }
+}
+
+impl RegexPattern {
+    fn capture_names(&self) -> impl Iterator<Item = &str> {
+        let regex: &regex::Regex = self.regex();
+        regex.capture_names().flatten()
+    }
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    memchr::memchr_iter(b'\n', &text.as_bytes()[..end]).count() + 1
+}
+
+/// The TOML key path at byte `offset`, like `rule[2].kind`: the key on that line (text
+/// before `=`) under the nearest table header above it (`[[rule]]` headers are counted).
+fn key_path(text: &str, offset: usize) -> String {
+    let end = offset.min(text.len());
+    let mut table = String::new();
+    let mut arrays: Vec<(String, usize)> = Vec::new();
+    let mut line_start = 0;
+    for line in text[..end].split_inclusive('\n') {
+        let t = line.trim();
+        if line_start + line.len() <= end && line.ends_with('\n') {
+            line_start += line.len();
+        } else {
+            break;
+        }
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_owned();
+            let n = match arrays.iter_mut().find(|(a, _)| *a == name) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    arrays.push((name.clone(), 0));
+                    0
+                }
+            };
+            table = format!("{name}[{n}]");
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = name.trim().to_owned();
+        }
+    }
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = match line.split_once('=') {
+        Some((k, _)) if !line.trim_start().starts_with('[') => k.trim(),
+        _ => "",
+    };
+    match (table.is_empty(), key.is_empty()) {
+        (true, true) => "(top level)".to_owned(),
+        (true, false) => key.to_owned(),
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+/// The TOML of a built-in filter, embedded in the binary; `None` for an unknown name.
+pub fn builtin(name: &str) -> Option<&'static str> {
+    match name {
+        "sshd" => Some(include_str!("../../filters/sshd.toml")),
+        _ => None,
+    }
+}
+
+/// Names accepted by [`builtin`].
+pub const BUILTIN_NAMES: &[&str] = &["sshd"];

@@ -1,0 +1,101 @@
+//! The TOML shape of a filter file, as written by people (before compilation).
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A whole filter file.
+///
+/// ```toml
+/// [filter]
+/// programs = ["sshd", "sshd-session"]
+///
+/// [[rule]]
+/// id = "failed-password"
+/// kind = "attempt"
+/// weight = 1.0
+/// merge = "closer"
+/// regex = '^Failed (?P<method>password) for <USER> from <HOST> port <PORT> ssh2$'
+///
+/// [[ignore]]
+/// regex = '^Failed password for <USER> from 192\.0\.2\.1 port <PORT> ssh2$'
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    /// Which log lines the filter reads.
+    #[serde(default)]
+    pub filter: FilterSection,
+    /// Rules tried in order; the first whose regex matches decides the line.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleSpec>,
+    /// Lines a rule matched but that must not produce an event (checked after a rule matched).
+    #[serde(default, rename = "ignore")]
+    pub ignores: Vec<IgnoreSpec>,
+}
+
+/// The `[filter]` table.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSection {
+    /// Human description, shown by `test-filter`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Syslog program names (journal `SYSLOG_IDENTIFIER`) whose lines this filter reads;
+    /// empty means every program. Checked before any regex runs, so other daemons' lines
+    /// cost almost nothing.
+    #[serde(default)]
+    pub programs: Vec<String>,
+}
+
+/// One `[[rule]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Stable name used in stats, `--explain` and error messages.
+    pub id: Spanned<String>,
+    /// What a match means.
+    pub kind: Spanned<KindSpec>,
+    /// Attempts one occurrence counts for; defaults to 1 for attempts, 0 otherwise.
+    #[serde(default)]
+    pub weight: Option<Spanned<f64>>,
+    /// How this line merges with other lines logging the same attempt.
+    #[serde(default)]
+    pub merge: MergeSpec,
+    /// The regex, with tags `<HOST>`/`<ADDR>`, `<USER>`, `<PORT>`; anchored with `^…$`.
+    pub regex: Spanned<String>,
+}
+
+/// One `[[ignore]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoreSpec {
+    /// A regex over the message; tags are expanded as in rules.
+    pub regex: Spanned<String>,
+}
+
+/// Event kind as written in TOML.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KindSpec {
+    /// A failed authentication attempt.
+    Attempt,
+    /// Pre-authentication noise.
+    Probe,
+    /// A successful login.
+    Success,
+    /// Informational, weight zero.
+    Info,
+}
+
+/// Merge role of a rule, see [`super::coalesce`].
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeSpec {
+    /// Every match counts on its own.
+    #[default]
+    None,
+    /// Logged before the line that closes an attempt (pam_unix, `error: PAM:`).
+    Precursor,
+    /// The line that closes an attempt (`Failed password`).
+    Closer,
+}
