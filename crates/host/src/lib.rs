@@ -1,0 +1,26 @@
+//! Reads what the live host knows about logins and SSH connections, for `portcullis investigate`.
+//!
+//! Key decision: every reader takes the path it reads (`/var/run/utmp`, `/proc`,
+//! `/etc/ssh/sshd_config`) as a parameter and every parser has a pure `parse_*` twin over bytes
+//! or text, so tests run on fixtures written in the real formats and on the live machine alike.
+//! Nothing here links libc: `struct utmp` is decoded from its glibc x86_64/aarch64 byte layout.
+//! All user names and host names read here are attacker-influenced text: display them escaped.
+#![deny(missing_docs)]
+
+pub mod net;
+pub mod sshd_config;
+pub mod sshd_proc;
+pub mod time_serde;
+pub mod utmp;
+
+pub use net::{
+    ConnectionsError, RemoteConnections, SshConnection, SshState, TcpSocket, TcpState,
+    connections_to_ports, group_by_remote, label_connections, parse_proc_net_tcp,
+    read_proc_net_tcp, to_ports,
+};
+pub use sshd_config::{SshPortsError, parse_ssh_ports, ssh_ports};
+pub use sshd_proc::{SshdProcess, SshdRole, classify_title, sshd_processes};
+pub use utmp::{
+    FailedLogin, Login, LoginEnd, Session, UtmpError, UtmpFile, UtmpKind, UtmpRecord,
+    current_sessions, failed_logins, logins, parse_utmp, read_utmp,
+};
