@@ -1,5 +1,22 @@
 //! Jails: the sans-IO engine that turns events into ban decisions.
+//!
+//! One [`JailEngine`] per jail. It is a pure state machine in the shape of quinn-proto's
+//! `Connection`: `handle_event` / `handle_timeout` / `handle_command` in, `poll_decision` /
+//! `poll_timeout` out, `now` always an argument. See [`JailEngine`] for the call protocol and
+//! the rules (exact sliding window, escalation to permanent, allowlist and login protection,
+//! breach alerts, IPv6 aggregation).
+
+mod command;
+pub use command::{Command, CommandError};
 
 mod config;
-
 pub use config::JailConfig;
+
+mod engine;
+pub use engine::{JailEngine, JailStats, Restored};
+
+mod escalation;
+mod window;
+
+#[cfg(test)]
+mod tests;

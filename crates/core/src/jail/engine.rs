@@ -1,0 +1,781 @@
+//! [`JailEngine`]: the state machine of one jail.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::command::{Command, CommandError};
+use super::config::JailConfig;
+use super::escalation::ban_length;
+use super::window::Window;
+use crate::event::{
+    Alert, Ban, BanReason, Decision, Event, EventKind, UnbanReason, Weight, normalize_addr,
+};
+use crate::time::Time;
+
+/// What a jail engine starts from: the state the store kept across a restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Bans that were active when the daemon stopped. They are re-armed (expiry, coverage,
+    /// IPv6 aggregation counts) without emitting decisions: the firewall and the store already
+    /// hold them. Ones that ran out meanwhile expire at the first `handle_*` call.
+    pub bans: Vec<Ban>,
+    /// Start times of past bans, per target, for escalation. May include the starts of the
+    /// active `bans` or not: the engine adds each active ban's `since` if it is missing.
+    /// Entries older than the jail's `history` are ignored.
+    pub history: Vec<(IpNet, Time)>,
+}
+
+/// Counters since the engine was created (for `status` and metrics).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JailStats {
+    /// Events handled, of every kind.
+    pub events: u64,
+    /// Bans decided: automatic, aggregate and manual (restored ones are not counted).
+    pub bans: u64,
+    /// How many of `bans` were permanent.
+    pub permanent_bans: u64,
+    /// Alerts raised (breach, root login).
+    pub alerts: u64,
+    /// Failure events from an address already covered by a ban of this jail (ignored: the
+    /// firewall had not caught up yet, or the line was old).
+    pub while_banned: u64,
+    /// Times an allowlisted address reached `maxretry` (and was not banned).
+    pub allowlisted: u64,
+    /// Times a protected address (recent clean login) reached `maxretry` (and was not banned).
+    pub protected: u64,
+}
+
+/// A ban this jail holds, without the fields every ban shares (the jail name, the target is
+/// the map key). Kept small: an attack wave can leave 100k of these.
+#[derive(Clone, Debug)]
+struct ActiveBan {
+    since: Time,
+    /// `None`: permanent.
+    until: Option<Time>,
+    ban_no: u32,
+    reason: BanReason,
+    /// Failed authentications counted in the window when the ban was decided, so that a
+    /// success logged right after the ban (a parallel connection that got in) still raises
+    /// the breach alert.
+    failures: u32,
+}
+
+/// How long a new ban lasts.
+#[derive(Copy, Clone, Debug)]
+enum Length {
+    /// The escalation rule on the target's history.
+    Escalate,
+    Fixed(Duration),
+    Permanent,
+}
+
+/// Which prefix lengths have at least one active ban, so that "is this address banned, by
+/// itself or by a network?" costs one map lookup per length in use (usually one or two),
+/// not a scan of all bans.
+#[derive(Clone, Debug)]
+struct PrefixLengths {
+    v4: [u32; 33],
+    v6: [u32; 129],
+}
+
+impl PrefixLengths {
+    fn counts(&mut self, net: &IpNet) -> &mut u32 {
+        match net {
+            IpNet::V4(n) => &mut self.v4[usize::from(n.prefix_len().min(32))],
+            IpNet::V6(n) => &mut self.v6[usize::from(n.prefix_len().min(128))],
+        }
+    }
+    fn add(&mut self, net: &IpNet) {
+        *self.counts(net) += 1;
+    }
+    fn remove(&mut self, net: &IpNet) {
+        let c = self.counts(net);
+        *c = c.saturating_sub(1);
+    }
+}
+
+/// The sans-IO state machine of one jail: events and commands in, [`Decision`]s out.
+///
+/// It never reads a clock, touches the firewall or the store, or spawns anything; every
+/// input carries `now`, and every output is polled. The same engine serves the daemon (wall
+/// clock) and `portcullis scan` (log time).
+///
+/// # Call protocol
+///
+/// - **Getters** ([`active_bans`](Self::active_bans), [`banned_by`](Self::banned_by),
+///   [`score`](Self::score), [`tracked_addresses`](Self::tracked_addresses),
+///   [`stats`](Self::stats), …) may be called at any time and change nothing.
+/// - **Inputs**: [`handle_event`](Self::handle_event) for each event a filter produced,
+///   [`handle_timeout`](Self::handle_timeout) when the deadline from `poll_timeout` is
+///   reached.
+/// - **Commands**: [`handle_command`](Self::handle_command) for what an administrator asks
+///   (ban, unban, unban all, flush); it returns an error instead of a decision when refused.
+/// - **Outputs**: after any input or command, drain [`poll_decision`](Self::poll_decision)
+///   until `None` (decisions come out in the order they were made, FIFO), then ask
+///   [`poll_timeout`](Self::poll_timeout) when to call `handle_timeout` next. The daemon
+///   applies one drained burst as one firewall batch and one store transaction.
+///
+/// Every `handle_*` call first expires the bans that are due at `now` (their
+/// `Decision::Unban { reason: Expired }` come out first), so a driver that feeds events
+/// faster than deadlines arrive (`scan`) never sees a stale ban. `handle_timeout` is needed
+/// only for idle periods; calling it early, late or twice is harmless (a spurious call is a
+/// no-op).
+///
+/// # Time
+///
+/// `now` is a wall-clock [`Time`]. The engine clock is the largest `now` seen so far: a `now`
+/// that goes backward (clock step, an older rotated log) is held at the last value, so time
+/// going backward never unbans early and never panics. Bans start at the engine clock.
+/// Window membership uses each event's own time: an event counts while its time is within
+/// `[clock - findtime, clock]`; an event older than that counts for nothing, and an event
+/// from the future counts as if it happened at the engine clock.
+///
+/// # Rules
+///
+/// - Only `Attempt` and `Probe` events are failures; their `weight × count` enters the
+///   address's window. A ban is decided, at a failure event, when the window's weighted sum
+///   reaches `maxretry`; the window is then cleared. Failures from an address already
+///   covered by a ban (its own, or a network's) are ignored and counted in
+///   [`JailStats::while_banned`].
+/// - Ban *n* of a target (n = its bans within `history`, plus one) lasts
+///   `bantime × factor^(n-1)`, capped at `maxtime`, and is permanent once
+///   `n >= permanent_after`. Lengths never shrink as n grows.
+/// - Allowlisted addresses and addresses protected by a recent clean login are never banned
+///   automatically, and an aggregate network ban never covers them. A success preceded by
+///   `breach_after` failed attempts within `findtime` is a breach alert and protects nothing.
+/// - IPv6: when `v6_net_threshold` addresses of one `/v6_prefix` are banned at the same time,
+///   the network is banned ([`BanReason::Aggregate`], escalating on its own history) and the
+///   member bans it outlasts are lifted with [`UnbanReason::Superseded`].
+///
+/// # Memory
+///
+/// Per tracked address: one hash-map slot and a window holding only entries within
+/// `findtime`. Addresses whose window is empty are dropped by a sweep that runs every
+/// `findtime` of engine time and whenever the map doubled since the last sweep, so state is
+/// bounded by the addresses seen within about two `findtime`s, whatever the driver does.
+#[derive(Debug)]
+pub struct JailEngine {
+    config: JailConfig,
+    /// The jail name as it goes into each decision.
+    name: Box<str>,
+    /// The largest `now` seen (held when `now` goes backward); `None` before the first call.
+    clock: Option<Time>,
+    /// Sliding windows per address. Keys are chosen by attackers (any source address they
+    /// can spoof or rent), so the map keeps std's SipHash with a per-process random key:
+    /// an unkeyed hash would let them pick colliding addresses and turn each lookup linear.
+    tracked: HashMap<IpAddr, Window>,
+    /// Addresses with a recent clean login and when their protection ends.
+    protected: HashMap<IpAddr, Time>,
+    /// Ban start times per target within `history` (pruned lazily). Attacker-keyed: SipHash.
+    history: HashMap<IpNet, Vec<Time>>,
+    /// Active bans by target. Attacker-keyed: SipHash.
+    bans: HashMap<IpNet, ActiveBan>,
+    /// Expiry deadlines, earliest first, with lazy deletion: an entry whose ban was lifted or
+    /// replaced is skipped when it comes up.
+    expiries: BinaryHeap<Reverse<(Time, IpNet)>>,
+    /// Prefix lengths with active bans, for the coverage lookup.
+    lengths: PrefixLengths,
+    /// Banned IPv6 host addresses per aggregation network, for the aggregation rule.
+    v6_members: HashMap<Ipv6Net, Vec<Ipv6Addr>>,
+    /// Decisions not yet polled.
+    decisions: VecDeque<Decision>,
+    stats: JailStats,
+    /// Engine time of the next sweep of stale state.
+    next_sweep: Option<Time>,
+    /// Tracked-map size that triggers a sweep (twice the size after the last one).
+    sweep_at_len: usize,
+}
+
+/// The smallest map size that triggers a size-based sweep.
+const MIN_SWEEP_LEN: usize = 4096;
+
+impl JailEngine {
+    /// An engine for one jail, starting from what the store restored (use
+    /// `Restored::default()` for a fresh start).
+    pub fn new(config: JailConfig, restored: Restored) -> JailEngine {
+        let mut engine = JailEngine {
+            name: config.name.clone().into_boxed_str(),
+            config,
+            clock: None,
+            tracked: HashMap::new(),
+            protected: HashMap::new(),
+            history: HashMap::new(),
+            bans: HashMap::new(),
+            expiries: BinaryHeap::new(),
+            lengths: PrefixLengths {
+                v4: [0; 33],
+                v6: [0; 129],
+            },
+            v6_members: HashMap::new(),
+            decisions: VecDeque::new(),
+            stats: JailStats::default(),
+            next_sweep: None,
+            sweep_at_len: MIN_SWEEP_LEN,
+        };
+        for (target, since) in restored.history {
+            engine
+                .history
+                .entry(normalize_net(target))
+                .or_default()
+                .push(since);
+        }
+        for ban in restored.bans {
+            let target = normalize_net(ban.target);
+            engine.history.entry(target).or_default().push(ban.since);
+            if engine.remove_ban(target).is_some() {
+                // A duplicate target in the store: the later row wins.
+            }
+            engine.insert_ban(
+                target,
+                ActiveBan {
+                    since: ban.since,
+                    until: ban.until,
+                    ban_no: ban.ban_no,
+                    reason: ban.reason,
+                    failures: 0,
+                },
+            );
+        }
+        for starts in engine.history.values_mut() {
+            starts.sort_unstable();
+            starts.dedup();
+        }
+        engine
+    }
+
+    // ---- getters ----
+
+    /// The jail's configuration.
+    pub fn config(&self) -> &JailConfig {
+        &self.config
+    }
+
+    /// The engine clock: the largest `now` passed in so far, `None` before the first call.
+    pub fn now(&self) -> Option<Time> {
+        self.clock
+    }
+
+    /// The active bans, in no particular order.
+    pub fn active_bans(&self) -> impl Iterator<Item = Ban> + '_ {
+        self.bans.iter().map(|(target, b)| self.to_ban(*target, b))
+    }
+
+    /// How many bans are active.
+    pub fn ban_count(&self) -> usize {
+        self.bans.len()
+    }
+
+    /// The active ban of exactly `target`, if any.
+    pub fn active_ban(&self, target: IpNet) -> Option<Ban> {
+        let target = normalize_net(target);
+        self.bans.get(&target).map(|b| self.to_ban(target, b))
+    }
+
+    /// The ban that covers `addr` (its own or a network's, the narrowest one), if any.
+    pub fn banned_by(&self, addr: IpAddr) -> Option<IpNet> {
+        covering_ban(&self.bans, &self.lengths, normalize_addr(addr))
+    }
+
+    /// How many addresses have failures in their window (memory use is proportional).
+    pub fn tracked_addresses(&self) -> usize {
+        self.tracked.len()
+    }
+
+    /// The weighted failures of `addr` within `[clock - findtime, clock]`.
+    pub fn score(&self, addr: IpAddr) -> Weight {
+        let cutoff = self.window_cutoff();
+        let sum = self
+            .tracked
+            .get(&normalize_addr(addr))
+            .map_or(0, |w| w.sum_since(cutoff));
+        Weight(u32::try_from(sum).unwrap_or(u32::MAX))
+    }
+
+    /// Bans of `target` within `history` before now: the next ban of it is number
+    /// `prior_bans + 1`.
+    pub fn prior_bans(&self, target: IpNet) -> u32 {
+        self.prior_bans_at(normalize_net(target))
+    }
+
+    /// When the protection of `addr` (from a recent clean login) ends, if it is protected.
+    pub fn protected_until(&self, addr: IpAddr) -> Option<Time> {
+        let until = *self.protected.get(&normalize_addr(addr))?;
+        (self.clock.is_none_or(|c| until > c)).then_some(until)
+    }
+
+    /// Counters since the engine was created.
+    pub fn stats(&self) -> JailStats {
+        self.stats
+    }
+
+    // ---- inputs ----
+
+    /// Takes one event from a filter. Only the event's own address can be affected.
+    pub fn handle_event(&mut self, now: Time, event: &Event) {
+        let clock = self.advance(now);
+        self.stats.events += 1;
+        let addr = normalize_addr(event.addr);
+        let time = event.time.min(clock);
+        match event.kind {
+            EventKind::Info => {}
+            EventKind::Success => self.on_success(addr, time, event),
+            EventKind::Attempt | EventKind::Probe => {
+                let attempts = if event.kind == EventKind::Attempt {
+                    event.count
+                } else {
+                    0
+                };
+                self.on_failure(addr, time, event.total_weight().0, attempts);
+            }
+        }
+        if self.tracked.len() >= self.sweep_at_len {
+            self.sweep();
+        }
+    }
+
+    /// Expires the bans due at `now` and drops stale state. A call before the deadline
+    /// `poll_timeout` gave is a no-op apart from advancing the clock.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.advance(now);
+    }
+
+    /// Carries out an administrator's command; refused commands change nothing.
+    pub fn handle_command(&mut self, now: Time, cmd: Command) -> Result<(), CommandError> {
+        self.advance(now);
+        match cmd {
+            Command::Ban {
+                target,
+                duration,
+                permanent,
+                force,
+            } => {
+                let target = normalize_net(target);
+                if !force {
+                    if let Some(allowed) = self.allowlist_overlap(target) {
+                        return Err(CommandError::Allowlisted { target, allowed });
+                    }
+                }
+                let length = match (permanent, duration) {
+                    (true, _) => Length::Permanent,
+                    (false, Some(d)) => Length::Fixed(d),
+                    (false, None) => Length::Escalate,
+                };
+                self.ban(target, BanReason::Manual, 0, length);
+                Ok(())
+            }
+            Command::Unban { target } => {
+                let target = normalize_net(target);
+                if self.remove_ban(target).is_none() {
+                    return Err(CommandError::NotBanned { target });
+                }
+                self.emit_unban(target, UnbanReason::Manual);
+                Ok(())
+            }
+            Command::UnbanAll => {
+                // Sorted so that the decision order does not depend on the hash key.
+                let mut targets: Vec<IpNet> = self.bans.keys().copied().collect();
+                targets.sort_unstable();
+                for target in targets {
+                    self.remove_ban(target);
+                    self.emit_unban(target, UnbanReason::Manual);
+                }
+                Ok(())
+            }
+            Command::Flush => {
+                self.tracked = HashMap::new();
+                Ok(())
+            }
+        }
+    }
+
+    // ---- outputs ----
+
+    /// The next decision, oldest first; `None` when all were taken.
+    pub fn poll_decision(&mut self) -> Option<Decision> {
+        self.decisions.pop_front()
+    }
+
+    /// When to call `handle_timeout` next: the earliest ban expiry, or the next sweep of
+    /// stale windows while any are tracked. `None`: nothing will happen without input.
+    /// May be earlier than needed (a lifted ban's deadline is dropped lazily).
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let expiry = self.expiries.peek().map(|Reverse((t, _))| *t);
+        let sweep = self
+            .next_sweep
+            .filter(|_| !self.tracked.is_empty() || !self.protected.is_empty());
+        match (expiry, sweep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- internals ----
+
+    /// Moves the engine clock to `max(clock, now)`, expires what is due and sweeps when the
+    /// sweep time has come.
+    fn advance(&mut self, now: Time) -> Time {
+        let clock = self.clock.map_or(now, |c| c.max(now));
+        self.clock = Some(clock);
+        self.expire_due(clock);
+        match self.next_sweep {
+            None => self.next_sweep = Some(clock.saturating_add(self.sweep_interval())),
+            Some(at) if clock >= at => self.sweep(),
+            Some(_) => {}
+        }
+        clock
+    }
+
+    fn sweep_interval(&self) -> Duration {
+        self.config.findtime.max(Duration::from_secs(1))
+    }
+
+    fn clock(&self) -> Time {
+        self.clock.unwrap_or(Time::from_micros(i64::MIN))
+    }
+
+    fn window_cutoff(&self) -> Time {
+        self.clock().saturating_sub(self.config.findtime)
+    }
+
+    fn expire_due(&mut self, clock: Time) {
+        while let Some(&Reverse((until, target))) = self.expiries.peek() {
+            if until > clock {
+                break;
+            }
+            self.expiries.pop();
+            if self
+                .bans
+                .get(&target)
+                .is_some_and(|b| b.until == Some(until))
+            {
+                self.remove_ban(target);
+                self.emit_unban(target, UnbanReason::Expired);
+            }
+        }
+    }
+
+    /// Drops empty windows, ended protections, decayed history and dead heap entries.
+    fn sweep(&mut self) {
+        let clock = self.clock();
+        let cutoff = self.window_cutoff();
+        self.tracked.retain(|_, w| {
+            w.prune(cutoff);
+            !w.is_empty()
+        });
+        shrink_if_sparse(&mut self.tracked);
+        self.protected.retain(|_, until| *until > clock);
+        shrink_if_sparse(&mut self.protected);
+        let history_cutoff = clock.saturating_sub(self.config.history);
+        self.history.retain(|_, starts| {
+            starts.retain(|&s| s >= history_cutoff);
+            !starts.is_empty()
+        });
+        shrink_if_sparse(&mut self.history);
+        let timed = self.bans.values().filter(|b| b.until.is_some()).count();
+        if self.expiries.len() > 2 * timed + 64 {
+            let bans = &self.bans;
+            self.expiries.retain(|Reverse((t, target))| {
+                bans.get(target).is_some_and(|b| b.until == Some(*t))
+            });
+            self.expiries.shrink_to_fit();
+        }
+        self.next_sweep = Some(clock.saturating_add(self.sweep_interval()));
+        self.sweep_at_len = (2 * self.tracked.len()).max(MIN_SWEEP_LEN);
+    }
+
+    fn on_failure(&mut self, addr: IpAddr, time: Time, weight: u32, attempts: u32) {
+        if covering_ban(&self.bans, &self.lengths, addr).is_some() {
+            self.stats.while_banned += 1;
+            return;
+        }
+        let cutoff = self.window_cutoff();
+        let (score, failures) = if time >= cutoff && (weight > 0 || attempts > 0) {
+            let window = self.tracked.entry(addr).or_default();
+            window.insert(time, weight, attempts);
+            window.prune(cutoff);
+            (window.sum(), window.attempts_between(cutoff, Time::MAX))
+        } else {
+            match self.tracked.get_mut(&addr) {
+                Some(window) => {
+                    window.prune(cutoff);
+                    (window.sum(), window.attempts_between(cutoff, Time::MAX))
+                }
+                None => (0, 0),
+            }
+        };
+        if score < u64::from(self.config.maxretry.0) {
+            return;
+        }
+        if self.is_allowlisted(addr) {
+            self.stats.allowlisted += 1;
+            return;
+        }
+        if self.protected_until(addr).is_some() {
+            self.stats.protected += 1;
+            return;
+        }
+        let score = Weight(u32::try_from(score).unwrap_or(u32::MAX));
+        self.ban(
+            IpNet::from(addr),
+            BanReason::Threshold { score },
+            failures,
+            Length::Escalate,
+        );
+    }
+
+    fn on_success(&mut self, addr: IpAddr, time: Time, event: &Event) {
+        let covering = covering_ban(&self.bans, &self.lengths, addr);
+        let banned_failures = self.bans.get(&IpNet::from(addr)).map_or(0, |b| b.failures);
+        let window_failures = self.tracked.get(&addr).map_or(0, |w| {
+            w.attempts_between(time.saturating_sub(self.config.findtime), time)
+        });
+        let failures = banned_failures.saturating_add(window_failures);
+        if self.config.breach_after.is_some_and(|k| failures >= k) {
+            self.emit_alert(Alert::Breach {
+                addr,
+                user: event.user.clone(),
+                failures,
+                time: event.time,
+            });
+        } else if let Some(protect) = self.config.protect_after_success {
+            let until = time.saturating_add(protect);
+            if covering.is_none() && until > self.clock() {
+                let entry = self.protected.entry(addr).or_insert(until);
+                *entry = (*entry).max(until);
+            }
+        }
+        if self.config.alert_root_login && event.user.as_deref() == Some("root") {
+            self.emit_alert(Alert::RootLogin {
+                addr,
+                time: event.time,
+            });
+        }
+    }
+
+    /// Bans `target` now: escalation, history, decision, IPv6 aggregation.
+    fn ban(&mut self, target: IpNet, reason: BanReason, failures: u32, length: Length) {
+        let since = self.clock();
+        let n = self.prior_bans_at(target).saturating_add(1);
+        let until = match length {
+            Length::Escalate => ban_length(&self.config, n).map(|d| since.saturating_add(d)),
+            Length::Fixed(d) => Some(since.saturating_add(d)),
+            Length::Permanent => None,
+        };
+        self.remove_ban(target);
+        if is_host(&target) {
+            // "After a ban, the window of that address is cleared."
+            self.tracked.remove(&target.addr());
+        }
+        self.history.entry(target).or_default().push(since);
+        let ban = ActiveBan {
+            since,
+            until,
+            ban_no: n,
+            reason,
+            failures,
+        };
+        self.decisions
+            .push_back(Decision::Ban(self.to_ban(target, &ban)));
+        self.stats.bans += 1;
+        if until.is_none() {
+            self.stats.permanent_bans += 1;
+        }
+        self.insert_ban(target, ban);
+        if let (IpNet::V6(net), true) = (target, is_host(&target)) {
+            self.maybe_aggregate(net.addr());
+        }
+    }
+
+    /// Bans the aggregation network of `addr` if enough of its addresses are banned.
+    fn maybe_aggregate(&mut self, addr: Ipv6Addr) {
+        let (Some(threshold), Some(net)) = (self.config.v6_net_threshold, self.v6_net(addr)) else {
+            return;
+        };
+        let members = self.v6_members.get(&net).map_or(0, Vec::len);
+        let target = IpNet::V6(net);
+        if members < threshold.max(1) as usize
+            || self.bans.contains_key(&target)
+            || self.allowlist_overlap(target).is_some()
+            || self
+                .protected
+                .iter()
+                .any(|(a, until)| *until > self.clock() && target.contains(a))
+        {
+            return;
+        }
+        let members_now = u32::try_from(members).unwrap_or(u32::MAX);
+        self.ban(
+            target,
+            BanReason::Aggregate {
+                members: members_now,
+            },
+            0,
+            Length::Escalate,
+        );
+        let net_until = self.bans.get(&target).and_then(|b| b.until);
+        let list = self.v6_members.get(&net).cloned().unwrap_or_default();
+        for member in list {
+            let member = IpNet::V6(Ipv6Net::from(member));
+            // A member ban that outlasts the network ban stays, so no ban ever gets shorter.
+            let keep = match (self.bans.get(&member).map(|b| b.until), net_until) {
+                (None, _) => true, // not banned any more
+                (Some(None), Some(_)) => true,
+                (Some(Some(m)), Some(n)) => m > n,
+                (Some(_), None) => false,
+            };
+            if !keep {
+                self.remove_ban(member);
+                self.emit_unban(member, UnbanReason::Superseded);
+            }
+        }
+    }
+
+    /// The aggregation network of `addr`, if aggregation is meaningful.
+    fn v6_net(&self, addr: Ipv6Addr) -> Option<Ipv6Net> {
+        if self.config.v6_prefix >= 128 {
+            return None;
+        }
+        Ipv6Net::new(addr, self.config.v6_prefix)
+            .ok()
+            .map(|n| n.trunc())
+    }
+
+    fn insert_ban(&mut self, target: IpNet, ban: ActiveBan) {
+        if let Some(until) = ban.until {
+            self.expiries.push(Reverse((until, target)));
+        }
+        self.lengths.add(&target);
+        if let (IpNet::V6(host), true) = (target, is_host(&target)) {
+            if let Some(net) = self.v6_net(host.addr()) {
+                self.v6_members.entry(net).or_default().push(host.addr());
+            }
+        }
+        self.bans.insert(target, ban);
+    }
+
+    /// Forgets the ban of exactly `target` (no decision); `None` if there was none.
+    fn remove_ban(&mut self, target: IpNet) -> Option<ActiveBan> {
+        let ban = self.bans.remove(&target)?;
+        self.lengths.remove(&target);
+        if let (IpNet::V6(host), true) = (target, is_host(&target)) {
+            if let Some(net) = self.v6_net(host.addr()) {
+                if let Some(list) = self.v6_members.get_mut(&net) {
+                    list.retain(|a| *a != host.addr());
+                    if list.is_empty() {
+                        self.v6_members.remove(&net);
+                    }
+                }
+            }
+        }
+        Some(ban)
+    }
+
+    fn prior_bans_at(&self, target: IpNet) -> u32 {
+        let cutoff = self.clock().saturating_sub(self.config.history);
+        self.history.get(&target).map_or(0, |starts| {
+            let n = starts.iter().filter(|&&s| s >= cutoff).count();
+            u32::try_from(n).unwrap_or(u32::MAX)
+        })
+    }
+
+    fn is_allowlisted(&self, addr: IpAddr) -> bool {
+        self.config.allowlist.iter().any(|net| net.contains(&addr))
+    }
+
+    /// The first allowlist entry that overlaps `target` (one contains the other).
+    fn allowlist_overlap(&self, target: IpNet) -> Option<IpNet> {
+        self.config
+            .allowlist
+            .iter()
+            .find(|a| a.contains(&target) || target.contains(*a))
+            .copied()
+    }
+
+    fn to_ban(&self, target: IpNet, ban: &ActiveBan) -> Ban {
+        Ban {
+            target,
+            jail: self.name.clone(),
+            since: ban.since,
+            until: ban.until,
+            ban_no: ban.ban_no,
+            reason: ban.reason.clone(),
+        }
+    }
+
+    fn emit_unban(&mut self, target: IpNet, reason: UnbanReason) {
+        self.decisions.push_back(Decision::Unban {
+            target,
+            jail: self.name.clone(),
+            reason,
+        });
+    }
+
+    fn emit_alert(&mut self, alert: Alert) {
+        self.stats.alerts += 1;
+        self.decisions.push_back(Decision::Alert(alert));
+    }
+
+    /// Test access to an address's window.
+    #[cfg(test)]
+    pub(crate) fn window(&self, addr: IpAddr) -> Option<&Window> {
+        self.tracked.get(&addr)
+    }
+}
+
+/// The narrowest active ban covering `addr`: one lookup per prefix length in use.
+fn covering_ban(
+    bans: &HashMap<IpNet, ActiveBan>,
+    lengths: &PrefixLengths,
+    addr: IpAddr,
+) -> Option<IpNet> {
+    match addr {
+        IpAddr::V4(a) => (0..=32u8).rev().find_map(|len| {
+            if lengths.v4[usize::from(len)] == 0 {
+                return None;
+            }
+            let net = IpNet::V4(Ipv4Net::new(a, len).ok()?.trunc());
+            bans.contains_key(&net).then_some(net)
+        }),
+        IpAddr::V6(a) => (0..=128u8).rev().find_map(|len| {
+            if lengths.v6[usize::from(len)] == 0 {
+                return None;
+            }
+            let net = IpNet::V6(Ipv6Net::new(a, len).ok()?.trunc());
+            bans.contains_key(&net).then_some(net)
+        }),
+    }
+}
+
+/// Whether `net` is a single address (/32 or /128).
+fn is_host(net: &IpNet) -> bool {
+    net.prefix_len() == net.max_prefix_len()
+}
+
+/// A target as it is banned: host bits cleared, IPv4-mapped IPv6 turned into IPv4.
+pub(crate) fn normalize_net(net: IpNet) -> IpNet {
+    let net = net.trunc();
+    if let IpNet::V6(v6) = net {
+        if v6.prefix_len() >= 96 {
+            if let Some(v4) = v6.addr().to_ipv4_mapped() {
+                let v4: Ipv4Addr = v4;
+                if let Ok(n) = Ipv4Net::new(v4, v6.prefix_len() - 96) {
+                    return IpNet::V4(n.trunc());
+                }
+            }
+        }
+    }
+    net
+}
+
+/// Gives memory back after an attack wave: a map that once held 1M addresses keeps its
+/// table until told otherwise.
+fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 4 * map.len() + 1024 {
+        map.shrink_to_fit();
+    }
+}

@@ -1,0 +1,9 @@
+//! Simulation tests of the jail engine (inside the crate, to reach private state).
+//!
+//! - `sim`: the fake-clock driver and event builders;
+//! - `rules`: one test per rule;
+//! - `model`: a naive reference model and the proptest properties checked against it.
+
+mod model;
+mod rules;
+mod sim;

@@ -1,0 +1,775 @@
+//! One test (or a few) per rule of the jail engine.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::sim::*;
+use crate::event::{Alert, BanReason, Decision, EventKind, UnbanReason, Weight};
+use crate::jail::{Command, CommandError, JailConfig, JailEngine, Restored};
+use crate::time::Time;
+
+/// The shipped defaults with the extras off, so each test turns on what it checks.
+fn plain() -> JailConfig {
+    let mut c = JailConfig::new("sshd");
+    c.maxretry = Weight(5000);
+    c.findtime = mins(10);
+    c.bantime = mins(10);
+    c.factor = 2.0;
+    c.maxtime = Duration::from_secs(7 * 86400);
+    c.permanent_after = None;
+    c.history = Duration::from_secs(7 * 86400);
+    c.v6_net_threshold = None;
+    c.breach_after = None;
+    c.protect_after_success = None;
+    c.alert_root_login = false;
+    c
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("test net")
+}
+
+#[test]
+fn bans_when_the_fifth_attempt_arrives_not_before() {
+    let mut sim = Sim::new(plain());
+    sim.attempts("192.0.2.1", 0, 10, 4).run_until(at(39));
+    assert!(sim.bans().is_empty());
+    assert_eq!(sim.engine.score(ip("192.0.2.1")), Weight(4000));
+    sim.push(attempt("192.0.2.1", at(40)));
+    sim.run_until(at(40));
+    let bans = sim.bans();
+    assert_eq!(bans.len(), 1);
+    let (t, ban) = &bans[0];
+    assert_eq!(*t, at(40));
+    assert_eq!(ban.target, net("192.0.2.1/32"));
+    assert_eq!(&*ban.jail, "sshd");
+    assert_eq!(ban.since, at(40));
+    assert_eq!(ban.until, Some(at(40 + 600)));
+    assert_eq!(ban.ban_no, 1);
+    assert_eq!(
+        ban.reason,
+        BanReason::Threshold {
+            score: Weight(5000)
+        }
+    );
+    assert_eq!(sim.engine.stats().bans, 1);
+}
+
+#[test]
+fn window_is_closed_at_both_ends() {
+    // Five attempts spanning exactly findtime: the first is still inside [t - findtime, t].
+    let mut sim = Sim::new(plain());
+    sim.attempts("192.0.2.1", 0, 150, 5).drive();
+    assert_eq!(sim.bans().len(), 1);
+    // One microsecond more and the first has left the window.
+    let mut sim = Sim::new(plain());
+    sim.attempts("192.0.2.2", 0, 150, 4);
+    sim.push(attempt(
+        "192.0.2.2",
+        Time::from_micros(at(600).as_micros() + 1),
+    ));
+    sim.drive();
+    assert!(sim.bans().is_empty());
+    assert_eq!(sim.engine.stats().bans, 0);
+}
+
+#[test]
+fn a_slow_attacker_below_the_rate_is_never_banned() {
+    let mut sim = Sim::new(plain());
+    // One attempt every 151 s: at most 4 in any 600 s window.
+    sim.attempts("192.0.2.1", 0, 151, 200).drive();
+    assert!(sim.bans().is_empty());
+}
+
+#[test]
+fn weights_and_counts_add_up_exactly() {
+    let mut sim = Sim::new(plain());
+    for i in 0..24 {
+        let mut e = event(EventKind::Probe, "192.0.2.1", at(i));
+        e.weight = Weight(200);
+        sim.push(e);
+    }
+    sim.run_until(at(29));
+    assert!(sim.bans().is_empty());
+    assert_eq!(sim.engine.score(ip("192.0.2.1")), Weight(4800));
+    let mut e = event(EventKind::Probe, "192.0.2.1", at(30));
+    e.weight = Weight(200);
+    sim.push(e);
+    // `message repeated 5 times` from another address: one event, five attempts.
+    let mut e = attempt("192.0.2.2", at(31));
+    e.count = 5;
+    sim.push(e);
+    // A duplicate line of an attempt already counted: count zero.
+    let mut e = attempt("192.0.2.3", at(32));
+    e.count = 0;
+    for _ in 0..10 {
+        sim.push(e.clone());
+    }
+    sim.drive();
+    let targets: Vec<_> = sim.bans().iter().map(|(_, b)| b.target).collect();
+    assert_eq!(targets, [net("192.0.2.1/32"), net("192.0.2.2/32")]);
+}
+
+#[test]
+fn successes_and_info_weigh_nothing() {
+    let mut sim = Sim::new(plain());
+    for i in 0..20 {
+        let mut e = event(EventKind::Info, "192.0.2.1", at(i));
+        e.weight = Weight::ONE; // even if a rule says otherwise
+        sim.push(e);
+        sim.push(success("192.0.2.1", "alice", at(i)));
+    }
+    sim.drive();
+    assert!(sim.bans().is_empty());
+    assert_eq!(sim.engine.tracked_addresses(), 0);
+    assert_eq!(sim.engine.stats().events, 40);
+}
+
+#[test]
+fn the_window_is_cleared_by_a_ban_and_banned_events_are_ignored() {
+    let mut sim = Sim::new(plain());
+    sim.attempts("192.0.2.1", 0, 1, 5);
+    // Still arriving while banned (the firewall was not there yet).
+    sim.attempts("192.0.2.1", 10, 1, 20);
+    sim.run_until(at(100));
+    assert_eq!(sim.bans().len(), 1);
+    assert_eq!(sim.engine.stats().while_banned, 20);
+    assert_eq!(sim.engine.score(ip("192.0.2.1")), Weight::ZERO);
+    // After expiry one attempt is one attempt, not the sixth.
+    sim.run_until(at(700));
+    assert_eq!(
+        sim.unbans(),
+        [(at(604), net("192.0.2.1/32"), UnbanReason::Expired)]
+    );
+    sim.attempts("192.0.2.1", 701, 1, 4).run_until(at(799));
+    assert_eq!(sim.bans().len(), 1);
+    sim.push(attempt("192.0.2.1", at(800))).drive();
+    assert_eq!(sim.bans().len(), 2);
+}
+
+#[test]
+fn expiry_comes_out_at_the_deadline_and_spurious_timeouts_do_nothing() {
+    let mut engine = JailEngine::new(plain(), Restored::default());
+    for i in 0..5 {
+        handle(&mut engine, &attempt("192.0.2.1", at(i)), at(i));
+    }
+    let until = at(4 + 600);
+    // No window left to sweep (the ban cleared it): the only deadline is the expiry.
+    assert_eq!(engine.tracked_addresses(), 0);
+    assert_eq!(engine.poll_timeout(), Some(until));
+    assert!(tick(&mut engine, at(600)).is_empty());
+    assert!(tick(&mut engine, at(603)).is_empty());
+    assert!(tick(&mut engine, at(603)).is_empty());
+    assert_eq!(
+        tick(&mut engine, until),
+        [Decision::Unban {
+            target: net("192.0.2.1/32"),
+            jail: "sshd".into(),
+            reason: UnbanReason::Expired
+        }]
+    );
+    assert!(tick(&mut engine, until).is_empty());
+    assert_eq!(engine.poll_timeout(), None);
+    assert_eq!(engine.ban_count(), 0);
+}
+
+#[test]
+fn handle_event_expires_due_bans_first() {
+    // A driver that never calls handle_timeout (scan) still sees bans end on time.
+    let mut engine = JailEngine::new(plain(), Restored::default());
+    for i in 0..5 {
+        handle(&mut engine, &attempt("192.0.2.1", at(i)), at(i));
+    }
+    let out = handle(&mut engine, &attempt("192.0.2.1", at(2000)), at(2000));
+    assert!(matches!(
+        out.as_slice(),
+        [Decision::Unban {
+            reason: UnbanReason::Expired,
+            ..
+        }]
+    ));
+    assert_eq!(engine.score(ip("192.0.2.1")), Weight::ONE);
+}
+
+#[test]
+fn bans_escalate_then_become_permanent() {
+    let mut c = plain();
+    c.permanent_after = Some(4);
+    c.maxtime = mins(30);
+    let mut sim = Sim::new(c);
+    for round in 0..5 {
+        sim.attempts("192.0.2.1", round * 10_000, 1, 5);
+    }
+    sim.drive();
+    let lengths: Vec<_> = sim
+        .bans()
+        .iter()
+        .map(|(_, b)| (b.ban_no, b.until.map(|u| u.since(b.since))))
+        .collect();
+    assert_eq!(
+        lengths,
+        [
+            (1, Some(mins(10))),
+            (2, Some(mins(20))),
+            (3, Some(mins(30))),
+            (4, None),
+        ]
+    );
+    // Permanent: the fifth round was ignored, nothing expires.
+    assert_eq!(sim.engine.stats().while_banned, 5);
+    assert_eq!(sim.engine.stats().permanent_bans, 1);
+    assert_eq!(sim.engine.poll_timeout(), None);
+    assert!(
+        sim.engine
+            .active_ban(net("192.0.2.1/32"))
+            .is_some_and(|b| b.is_permanent())
+    );
+}
+
+#[test]
+fn offender_history_decays() {
+    let mut c = plain();
+    c.history = Duration::from_secs(3600);
+    let mut sim = Sim::new(c);
+    sim.attempts("192.0.2.1", 0, 1, 5);
+    sim.attempts("192.0.2.1", 1000, 1, 5);
+    // More than an hour after both earlier bans.
+    sim.attempts("192.0.2.1", 5000, 1, 5);
+    sim.drive();
+    let numbers: Vec<_> = sim.bans().iter().map(|(_, b)| b.ban_no).collect();
+    assert_eq!(numbers, [1, 2, 1]);
+    // Long idle: the history map is swept empty too, and nothing is left to wake up for.
+    sim.run_until(at(100_000));
+    assert_eq!(sim.engine.prior_bans(net("192.0.2.1/32")), 0);
+    assert_eq!(sim.engine.poll_timeout(), None);
+}
+
+#[test]
+fn time_going_backward_is_held_and_never_unbans_early() {
+    let mut engine = JailEngine::new(plain(), Restored::default());
+    for i in 0..5 {
+        handle(&mut engine, &attempt("192.0.2.1", at(100 + i)), at(100 + i));
+    }
+    assert!(tick(&mut engine, at(0)).is_empty());
+    assert!(tick(&mut engine, Time::from_micros(i64::MIN)).is_empty());
+    assert_eq!(engine.now(), Some(at(104)));
+    // An event stamped and delivered in the past: counted at its own time, clock held.
+    let out = handle(&mut engine, &attempt("192.0.2.2", at(50)), at(50));
+    assert!(out.is_empty());
+    assert_eq!(engine.score(ip("192.0.2.2")), Weight::ONE);
+    // A ban decided while time "goes back" starts at the held clock.
+    engine
+        .handle_command(
+            at(10),
+            Command::Ban {
+                target: net("192.0.2.9/32"),
+                duration: Some(mins(1)),
+                permanent: false,
+                force: false,
+            },
+        )
+        .unwrap();
+    let out = drain(&mut engine);
+    assert!(
+        matches!(&out[..], [Decision::Ban(b)] if b.since == at(104) && b.until == Some(at(164)))
+    );
+    assert!(tick(&mut engine, at(163)).is_empty());
+    assert_eq!(tick(&mut engine, at(164)).len(), 1);
+}
+
+#[test]
+fn old_events_count_only_while_in_the_window_late_ones_count_in_place() {
+    let mut engine = JailEngine::new(plain(), Restored::default());
+    // Delivered late (e.g. a slow journal): the clock is at 1000, events are older.
+    tick(&mut engine, at(1000));
+    for t in [100, 200, 300, 399] {
+        assert!(handle(&mut engine, &attempt("192.0.2.1", at(t)), at(1000)).is_empty());
+    }
+    assert_eq!(engine.score(ip("192.0.2.1")), Weight::ZERO);
+    assert_eq!(engine.tracked_addresses(), 0);
+    // In the window but out of order.
+    for t in [990, 500, 700, 400] {
+        assert!(handle(&mut engine, &attempt("192.0.2.1", at(t)), at(1000)).is_empty());
+    }
+    assert_eq!(engine.score(ip("192.0.2.1")), Weight(4000));
+    let times: Vec<_> = engine
+        .window(ip("192.0.2.1"))
+        .unwrap()
+        .entries()
+        .iter()
+        .map(|e| e.time)
+        .collect();
+    assert_eq!(times, [at(400), at(500), at(700), at(990)]);
+    let out = handle(&mut engine, &attempt("192.0.2.1", at(401)), at(1000));
+    assert!(matches!(&out[..], [Decision::Ban(b)] if b.since == at(1000)));
+    // The clock moving on pushes the oldest entry out of the window.
+    for t in [404, 405, 406, 407] {
+        handle(&mut engine, &attempt("192.0.2.3", at(t)), at(1004));
+    }
+    assert_eq!(engine.score(ip("192.0.2.3")), Weight(4000));
+    tick(&mut engine, at(1005));
+    assert_eq!(engine.score(ip("192.0.2.3")), Weight(3000));
+}
+
+#[test]
+fn events_from_the_future_count_at_the_clock() {
+    let mut engine = JailEngine::new(plain(), Restored::default());
+    handle(&mut engine, &attempt("192.0.2.1", at(5000)), at(0));
+    assert_eq!(engine.score(ip("192.0.2.1")), Weight::ONE);
+    tick(&mut engine, at(601));
+    assert_eq!(engine.score(ip("192.0.2.1")), Weight::ZERO);
+}
+
+#[test]
+fn ipv4_mapped_addresses_are_one_host() {
+    let mut sim = Sim::new(plain());
+    sim.attempts("192.0.2.1", 0, 1, 3);
+    sim.attempts("::ffff:192.0.2.1", 3, 1, 2);
+    sim.drive();
+    assert_eq!(sim.bans()[0].1.target, net("192.0.2.1/32"));
+}
+
+#[test]
+fn allowlisted_addresses_are_never_banned_automatically() {
+    let mut c = plain();
+    c.allowlist = vec![net("127.0.0.0/8"), net("::1/128"), net("198.51.100.0/24")];
+    let mut sim = Sim::new(c);
+    for a in ["127.0.0.1", "::1", "198.51.100.7"] {
+        sim.attempts(a, 0, 1, 50);
+    }
+    sim.drive();
+    assert!(sim.bans().is_empty());
+    assert_eq!(sim.engine.stats().allowlisted, 3 * 46);
+}
+
+#[test]
+fn manual_ban_of_an_allowlisted_target_needs_force() {
+    let mut sim = Sim::new(plain());
+    let ban = |target: &str, force| Command::Ban {
+        target: net(target),
+        duration: None,
+        permanent: false,
+        force,
+    };
+    assert_eq!(
+        sim.command(ban("127.0.0.1/32", false)),
+        Err(CommandError::Allowlisted {
+            target: net("127.0.0.1/32"),
+            allowed: net("127.0.0.0/8")
+        })
+    );
+    // A network that contains an allowlisted address, or is contained in one.
+    assert!(sim.command(ban("126.0.0.0/7", false)).is_err());
+    assert!(sim.command(ban("::/0", false)).is_err());
+    assert!(sim.command(ban("127.1.0.0/16", false)).is_err());
+    assert!(sim.log.is_empty());
+    assert_eq!(
+        CommandError::Allowlisted {
+            target: net("127.0.0.1/32"),
+            allowed: net("127.0.0.0/8")
+        }
+        .to_string(),
+        "127.0.0.1/32 overlaps the allowlist entry 127.0.0.0/8; use force to ban it anyway"
+    );
+    sim.command(ban("127.0.0.1/32", true)).unwrap();
+    assert_eq!(sim.bans()[0].1.reason, BanReason::Manual);
+}
+
+#[test]
+fn manual_ban_lengths_and_replacement() {
+    let mut sim = Sim::new(plain());
+    let ban = |duration, permanent| Command::Ban {
+        // Host bits are cleared.
+        target: net("203.0.113.77/24"),
+        duration,
+        permanent,
+        force: false,
+    };
+    sim.command(ban(None, false)).unwrap();
+    sim.command(ban(None, false)).unwrap();
+    sim.command(ban(Some(mins(1)), false)).unwrap();
+    sim.command(ban(Some(mins(1)), true)).unwrap();
+    let got: Vec<_> = sim
+        .bans()
+        .iter()
+        .map(|(_, b)| (b.target, b.ban_no, b.until.map(|u| u.since(b.since))))
+        .collect();
+    let n = net("203.0.113.0/24");
+    assert_eq!(
+        got,
+        [
+            (n, 1, Some(mins(10))),
+            (n, 2, Some(mins(20))),
+            (n, 3, Some(mins(1))),
+            (n, 4, None),
+        ]
+    );
+    assert_eq!(sim.engine.ban_count(), 1);
+    // Covered addresses are banned through the network.
+    assert_eq!(sim.engine.banned_by(ip("203.0.113.5")), Some(n));
+    sim.attempts("203.0.113.5", 0, 1, 10).drive();
+    assert_eq!(sim.engine.stats().while_banned, 10);
+    assert_eq!(sim.engine.stats().bans, 4);
+}
+
+#[test]
+fn unban_unban_all_and_flush() {
+    let mut sim = Sim::new(plain());
+    assert_eq!(
+        sim.command(Command::Unban {
+            target: net("192.0.2.1/32")
+        }),
+        Err(CommandError::NotBanned {
+            target: net("192.0.2.1/32")
+        })
+    );
+    for a in ["192.0.2.3", "192.0.2.1", "192.0.2.2"] {
+        sim.attempts(a, 0, 1, 5);
+    }
+    sim.attempts("192.0.2.9", 0, 1, 3);
+    sim.run_until(at(10));
+    assert_eq!(sim.engine.ban_count(), 3);
+    sim.command(Command::Unban {
+        target: net("192.0.2.2/32"),
+    })
+    .unwrap();
+    // An address inside a banned net is not banned by itself.
+    sim.command(Command::Ban {
+        target: net("198.51.100.0/24"),
+        duration: None,
+        permanent: false,
+        force: false,
+    })
+    .unwrap();
+    assert!(
+        sim.command(Command::Unban {
+            target: net("198.51.100.1/32")
+        })
+        .is_err()
+    );
+    sim.command(Command::UnbanAll).unwrap();
+    let unbans: Vec<_> = sim.unbans().iter().map(|(_, t, r)| (*t, *r)).collect();
+    assert_eq!(
+        unbans,
+        [
+            (net("192.0.2.2/32"), UnbanReason::Manual),
+            (net("192.0.2.1/32"), UnbanReason::Manual),
+            (net("192.0.2.3/32"), UnbanReason::Manual),
+            (net("198.51.100.0/24"), UnbanReason::Manual),
+        ]
+    );
+    assert_eq!(sim.engine.ban_count(), 0);
+    // History is kept: the next ban of .1 is its second.
+    assert_eq!(sim.engine.prior_bans(net("192.0.2.1/32")), 1);
+    assert_eq!(sim.engine.score(ip("192.0.2.9")), Weight(3000));
+    sim.command(Command::Flush).unwrap();
+    assert_eq!(sim.engine.score(ip("192.0.2.9")), Weight::ZERO);
+    assert_eq!(sim.engine.tracked_addresses(), 0);
+    // UnbanAll with nothing banned is fine.
+    sim.command(Command::UnbanAll).unwrap();
+}
+
+#[test]
+fn a_clean_login_protects_the_address_for_a_while() {
+    let mut c = plain();
+    c.breach_after = Some(3);
+    c.protect_after_success = Some(Duration::from_secs(3600));
+    let mut sim = Sim::new(c);
+    sim.push(attempt("192.0.2.1", at(0)));
+    sim.push(success("192.0.2.1", "alice", at(10)));
+    // The admin's script then fails a lot (wrong key, say): no ban while protected.
+    sim.attempts("192.0.2.1", 20, 1, 30);
+    sim.run_until(at(100));
+    assert!(sim.bans().is_empty());
+    assert!(sim.alerts().is_empty());
+    assert_eq!(sim.engine.protected_until(ip("192.0.2.1")), Some(at(3610)));
+    assert!(sim.engine.stats().protected > 0);
+    // After the protection ends, the window decides again.
+    sim.attempts("192.0.2.1", 3611, 1, 5).drive();
+    assert_eq!(sim.bans().len(), 1);
+    assert_eq!(sim.bans()[0].0, at(3615));
+}
+
+#[test]
+fn a_success_after_many_failures_is_a_breach_and_protects_nothing() {
+    let mut c = plain();
+    c.breach_after = Some(3);
+    c.protect_after_success = Some(Duration::from_secs(3600));
+    let mut sim = Sim::new(c);
+    sim.attempts("192.0.2.1", 0, 1, 3);
+    let mut ok = success("192.0.2.1", "admin", at(5));
+    ok.method = Some("password".into());
+    sim.push(ok);
+    sim.attempts("192.0.2.1", 6, 1, 2);
+    sim.drive();
+    assert_eq!(
+        sim.alerts(),
+        [Alert::Breach {
+            addr: ip("192.0.2.1"),
+            user: Some("admin".into()),
+            failures: 3,
+            time: at(5)
+        }]
+    );
+    assert_eq!(sim.engine.protected_until(ip("192.0.2.1")), None);
+    assert_eq!(sim.bans().len(), 1);
+    assert_eq!(sim.engine.stats().alerts, 1);
+}
+
+#[test]
+fn probes_do_not_count_as_failed_attempts_for_the_breach_signal() {
+    let mut c = plain();
+    c.breach_after = Some(3);
+    let mut sim = Sim::new(c);
+    for i in 0..4 {
+        sim.push(event(EventKind::Probe, "192.0.2.1", at(i)));
+    }
+    sim.push(success("192.0.2.1", "alice", at(5)));
+    sim.drive();
+    assert!(sim.alerts().is_empty());
+}
+
+#[test]
+fn a_success_logged_right_after_the_ban_is_still_a_breach() {
+    // hydra runs parallel connections: the one that got in is logged after the ban.
+    let mut c = plain();
+    c.breach_after = Some(3);
+    let mut sim = Sim::new(c);
+    sim.attempts("192.0.2.1", 0, 1, 5);
+    sim.push(success("192.0.2.1", "root", at(5)));
+    sim.drive();
+    assert!(matches!(
+        &sim.alerts()[..],
+        [Alert::Breach { failures: 5, .. }]
+    ));
+}
+
+#[test]
+fn root_logins_raise_an_alert_when_asked() {
+    let mut c = plain();
+    c.alert_root_login = true;
+    let mut sim = Sim::new(c);
+    sim.push(success("192.0.2.1", "root", at(1)));
+    sim.push(success("192.0.2.1", "rootx", at(2)));
+    sim.drive();
+    assert_eq!(
+        sim.alerts(),
+        [Alert::RootLogin {
+            addr: ip("192.0.2.1"),
+            time: at(1)
+        }]
+    );
+}
+
+fn v6_config() -> JailConfig {
+    let mut c = plain();
+    c.v6_net_threshold = Some(3);
+    c.v6_prefix = 64;
+    c
+}
+
+#[test]
+fn enough_banned_addresses_of_one_v6_network_ban_the_network() {
+    let mut sim = Sim::new(v6_config());
+    for (i, a) in [
+        "2001:db8:1::1",
+        "2001:db8:1::2",
+        "2001:db8:2::1",
+        "2001:db8:1::3",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sim.attempts(a, 10 * i as i64, 1, 5);
+    }
+    sim.run_until(at(60));
+    let bans = sim.bans();
+    let targets: Vec<_> = bans.iter().map(|(_, b)| b.target).collect();
+    assert_eq!(
+        targets,
+        [
+            net("2001:db8:1::1/128"),
+            net("2001:db8:1::2/128"),
+            net("2001:db8:2::1/128"),
+            net("2001:db8:1::3/128"),
+            net("2001:db8:1::/64"),
+        ]
+    );
+    assert_eq!(bans[4].1.reason, BanReason::Aggregate { members: 3 });
+    let superseded: Vec<_> = sim.unbans().iter().map(|(_, t, r)| (*t, *r)).collect();
+    assert_eq!(
+        superseded,
+        [
+            (net("2001:db8:1::1/128"), UnbanReason::Superseded),
+            (net("2001:db8:1::2/128"), UnbanReason::Superseded),
+            (net("2001:db8:1::3/128"), UnbanReason::Superseded),
+        ]
+    );
+    // Any address of the network is now covered.
+    assert_eq!(
+        sim.engine.banned_by(ip("2001:db8:1::ffff")),
+        Some(net("2001:db8:1::/64"))
+    );
+    sim.attempts("2001:db8:1::99", 100, 1, 9).run_until(at(200));
+    assert_eq!(sim.engine.stats().while_banned, 9);
+    assert_eq!(sim.bans().len(), 5);
+    // The network escalates on its own history.
+    sim.run_until(at(2000));
+    for (i, a) in ["2001:db8:1::a", "2001:db8:1::b", "2001:db8:1::c"]
+        .iter()
+        .enumerate()
+    {
+        sim.attempts(a, 2000 + 10 * i as i64, 1, 5);
+    }
+    sim.run_until(at(2100));
+    let last = sim.bans().pop().unwrap().1;
+    assert_eq!(last.target, net("2001:db8:1::/64"));
+    assert_eq!(last.ban_no, 2);
+    assert_eq!(last.until.map(|u| u.since(last.since)), Some(mins(20)));
+}
+
+#[test]
+fn a_member_ban_that_outlasts_the_network_ban_stays() {
+    let mut sim = Sim::new(v6_config());
+    sim.command(Command::Ban {
+        target: net("2001:db8:1::1/128"),
+        duration: None,
+        permanent: true,
+        force: false,
+    })
+    .unwrap();
+    sim.attempts("2001:db8:1::2", 0, 1, 5);
+    sim.attempts("2001:db8:1::3", 0, 1, 5);
+    sim.run_until(at(10));
+    let superseded: Vec<_> = sim.unbans().iter().map(|(_, t, _)| *t).collect();
+    assert_eq!(
+        superseded,
+        [net("2001:db8:1::2/128"), net("2001:db8:1::3/128")]
+    );
+    assert!(sim.engine.active_ban(net("2001:db8:1::1/128")).is_some());
+    // When the network ban ends, the permanent member ban is still there.
+    sim.run_until(at(5000));
+    assert!(sim.engine.active_ban(net("2001:db8:1::/64")).is_none());
+    assert_eq!(
+        sim.engine.banned_by(ip("2001:db8:1::1")),
+        Some(net("2001:db8:1::1/128"))
+    );
+}
+
+#[test]
+fn aggregation_never_covers_allowlisted_or_protected_addresses() {
+    let mut c = v6_config();
+    c.allowlist.push(net("2001:db8:1::1/128"));
+    c.protect_after_success = Some(Duration::from_secs(3600));
+    let mut sim = Sim::new(c);
+    sim.push(success("2001:db8:2::1", "alice", at(0)));
+    for n in 2..6 {
+        sim.attempts(&format!("2001:db8:1::{n}"), 1, 1, 5);
+        sim.attempts(&format!("2001:db8:2::{n}"), 1, 1, 5);
+    }
+    sim.run_until(at(100));
+    assert_eq!(sim.bans().len(), 8);
+    assert!(sim.bans().iter().all(|(_, b)| b.target.prefix_len() == 128));
+    assert!(sim.unbans().is_empty());
+}
+
+#[test]
+fn aggregation_is_off_without_a_threshold_or_with_a_128_prefix() {
+    for c in [plain(), {
+        let mut c = v6_config();
+        c.v6_prefix = 128;
+        c
+    }] {
+        let mut sim = Sim::new(c);
+        for n in 1..8 {
+            sim.attempts(&format!("2001:db8:1::{n}"), 1, 1, 5);
+        }
+        sim.run_until(at(100));
+        assert_eq!(sim.bans().len(), 7);
+    }
+}
+
+#[test]
+fn restored_bans_cover_expire_and_history_escalates() {
+    let ban = |target: &str, since: i64, until: Option<i64>| crate::event::Ban {
+        target: net(target),
+        jail: "sshd".into(),
+        since: at(since),
+        until: until.map(at),
+        ban_no: 1,
+        reason: BanReason::Restored,
+    };
+    let mut c = plain();
+    c.permanent_after = Some(3);
+    let restored = Restored {
+        bans: vec![
+            ban("192.0.2.1/32", -100, Some(500)),
+            ban("192.0.2.2/32", -100, None),
+            ban("192.0.2.3/32", -5000, Some(-10)),
+        ],
+        // .4 was banned twice within history (one entry is too old to count).
+        history: vec![
+            (net("192.0.2.4/32"), at(-3000)),
+            (net("192.0.2.4/32"), at(-2000)),
+            (net("192.0.2.4/32"), at(-30 * 86400)),
+            // Duplicates of an active ban's start are merged.
+            (net("192.0.2.1/32"), at(-100)),
+        ],
+    };
+    let mut sim = Sim::restored(c, restored);
+    assert_eq!(sim.engine.ban_count(), 3);
+    assert_eq!(sim.engine.poll_timeout(), Some(at(-10)));
+    sim.attempts("192.0.2.1", 0, 1, 5);
+    sim.attempts("192.0.2.4", 0, 1, 5);
+    sim.run_until(at(10));
+    // The stale one expired at the first call; no decision re-announces restored bans.
+    assert_eq!(
+        sim.unbans(),
+        [(at(0), net("192.0.2.3/32"), UnbanReason::Expired)]
+    );
+    assert_eq!(sim.engine.stats().while_banned, 5);
+    let bans = sim.bans();
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].1.target, net("192.0.2.4/32"));
+    assert_eq!(bans[0].1.ban_no, 3);
+    assert!(bans[0].1.is_permanent());
+    assert_eq!(sim.engine.prior_bans(net("192.0.2.1/32")), 1);
+    sim.run_until(at(500));
+    assert_eq!(sim.unbans().len(), 2);
+    assert!(sim.engine.active_ban(net("192.0.2.2/32")).is_some());
+}
+
+#[test]
+fn stale_windows_are_dropped_and_memory_returns() {
+    let mut sim = Sim::new(plain());
+    for i in 0..20_000u32 {
+        let a = std::net::Ipv4Addr::from(0xC633_0000 + i); // 198.51.0.0/16
+        sim.push(attempt(&a.to_string(), at(i64::from(i / 100))));
+    }
+    sim.run_until(at(200));
+    assert_eq!(sim.engine.tracked_addresses(), 20_000);
+    sim.drive();
+    assert_eq!(sim.engine.tracked_addresses(), 0);
+    assert_eq!(sim.engine.poll_timeout(), None);
+    assert!(sim.bans().is_empty());
+}
+
+#[test]
+fn size_triggered_sweeps_bound_state_without_timeouts() {
+    // A driver that never calls handle_timeout and a clock that crawls: the map is still
+    // swept when it doubles.
+    let mut engine = JailEngine::new(plain(), Restored::default());
+    let mut peak = 0;
+    for i in 0..200_000u32 {
+        let a = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0xCB00_0000 + i));
+        let t = at(i64::from(i / 100));
+        let mut e = attempt("192.0.2.1", t);
+        e.addr = a;
+        engine.handle_event(t, &e);
+        peak = peak.max(engine.tracked_addresses());
+    }
+    // 100 new addresses per second, findtime 600 s: about 60k live, never all 200k.
+    assert!(peak < 150_000, "peak {peak}");
+    assert!(engine.tracked_addresses() <= 130_000);
+}
