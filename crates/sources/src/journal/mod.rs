@@ -1,0 +1,467 @@
+//! Following the systemd journal through a `journalctl -o export` child process.
+//!
+//! The child's stdout is parsed with [`ExportParser`]; each entry with a `MESSAGE` becomes a
+//! line whose position is its `__CURSOR`. If the child dies while following, it is restarted
+//! after the cursor of the last *delivered* entry (entries parsed but not yet delivered are
+//! dropped and read again), with exponential backoff.
+
+pub mod export;
+pub mod matches;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portcullis_core::time::Time;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+
+use crate::error::{OpenError, ReadError};
+use crate::line::{
+    DEFAULT_MAX_LINE, JournalFields, LineSource, Position, ReadStatus, SourceId, SourceLine,
+    wall_clock,
+};
+use crate::stop::StopHandle;
+use export::{ExportEntry, ExportParser};
+
+/// Which journal files journalctl reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum JournalLocation {
+    /// The system journal (what plain `journalctl` reads).
+    #[default]
+    System,
+    /// `--directory DIR`: a directory of journal files (containers, tests).
+    Directory(PathBuf),
+    /// `--file FILE` for each: given journal files.
+    Files(Vec<PathBuf>),
+}
+
+/// Where reading starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum JournalStart {
+    /// Only entries added from now on (`-n 0` when following; nothing without follow).
+    #[default]
+    End,
+    /// Every entry in the journal.
+    Beginning,
+    /// Entries after this stored `__CURSOR` (the resume case).
+    AfterCursor(String),
+}
+
+/// How to run the journal source.
+#[derive(Clone, Debug)]
+pub struct JournalOptions {
+    /// The journalctl binary.
+    pub journalctl: PathBuf,
+    /// Which journal files.
+    pub location: JournalLocation,
+    /// Match arguments from [`matches::parse_journal_matches`]; empty = every entry.
+    pub matches: Vec<String>,
+    /// Keep following (`-f`) and restart journalctl if it dies; without it the source
+    /// finishes at the end of the journal.
+    pub follow: bool,
+    /// Where to start.
+    pub start: JournalStart,
+    /// Bytes kept of a message (and of any field).
+    pub max_line: usize,
+    /// First restart delay; doubles up to `max_backoff`, resets after a delivered entry.
+    pub min_backoff: Duration,
+    /// Longest restart delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions {
+            journalctl: PathBuf::from("journalctl"),
+            location: JournalLocation::System,
+            matches: Vec::new(),
+            follow: true,
+            start: JournalStart::End,
+            max_line: DEFAULT_MAX_LINE,
+            min_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Counters of a [`JournalSource`], for `status`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Lines delivered.
+    pub lines: u64,
+    /// Entries without `MESSAGE`, skipped.
+    pub skipped: u64,
+    /// journalctl restarts after it died.
+    pub restarts: u64,
+    /// Garbage resyncs in its output.
+    pub resyncs: u64,
+    /// Messages cut to `max_line`.
+    pub cut_lines: u64,
+}
+
+struct Running {
+    child: Child,
+    stdout: ChildStdout,
+}
+
+/// Follows the journal; blocking, run it on its own thread.
+pub struct JournalSource {
+    id: SourceId,
+    options: JournalOptions,
+    running: Option<Running>,
+    parser: ExportParser,
+    /// Cursor of the last delivered entry: where a restarted journalctl continues.
+    cursor: Option<Arc<str>>,
+    stop: StopHandle,
+    stderr_tail: Arc<Mutex<String>>,
+    backoff: Duration,
+    restart_at: Option<Instant>,
+    finished: bool,
+    buf: Vec<u8>,
+    stats: JournalStats,
+}
+
+impl std::fmt::Debug for JournalSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalSource")
+            .field("id", &self.id)
+            .field("cursor", &self.cursor)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JournalSource {
+    /// Start journalctl. Fails if it cannot be started at all (not found, not executable).
+    pub fn spawn(id: SourceId, options: JournalOptions) -> Result<JournalSource, OpenError> {
+        let cursor = match &options.start {
+            JournalStart::AfterCursor(c) => Some(Arc::from(c.as_str())),
+            _ => None,
+        };
+        let mut src = JournalSource {
+            id,
+            parser: ExportParser::new(options.max_line),
+            backoff: options.min_backoff,
+            options,
+            running: None,
+            cursor,
+            stop: StopHandle::new().map_err(OpenError::StopEvent)?,
+            stderr_tail: Arc::new(Mutex::new(String::new())),
+            restart_at: None,
+            finished: false,
+            buf: vec![0; 64 * 1024],
+            stats: JournalStats::default(),
+        };
+        src.start_child().map_err(|e| match e {
+            ReadError::Spawn { program, source } => OpenError::Open {
+                path: program,
+                source,
+            },
+            other => OpenError::Input(std::io::Error::other(other.to_string())),
+        })?;
+        Ok(src)
+    }
+
+    /// The cursor of the last delivered entry (the stored start cursor before any).
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> JournalStats {
+        JournalStats {
+            resyncs: self.parser.stats().resyncs,
+            ..self.stats
+        }
+    }
+
+    /// The running journalctl's process id (for diagnostics and tests).
+    pub fn child_pid(&self) -> Option<u32> {
+        self.running.as_ref().map(|r| r.child.id())
+    }
+
+    /// A handle that stops a blocked or later [`JournalSource::read_batch`].
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// The journalctl arguments for the current state (cursor, options).
+    pub fn command_args(&self) -> Vec<String> {
+        let o = &self.options;
+        let mut args: Vec<String> = vec!["-o".into(), "export".into(), "-q".into()];
+        match &o.location {
+            JournalLocation::System => {}
+            JournalLocation::Directory(d) => {
+                args.push(format!("--directory={}", d.display()));
+            }
+            JournalLocation::Files(fs) => {
+                for f in fs {
+                    args.push(format!("--file={}", f.display()));
+                }
+            }
+        }
+        if o.follow {
+            args.push("--follow".into());
+        }
+        match (&self.cursor, &o.start) {
+            (Some(c), _) => args.push(format!("--after-cursor={c}")),
+            (None, JournalStart::Beginning) => {
+                if o.follow {
+                    args.push("--no-tail".into());
+                }
+            }
+            (None, _) => args.push("--lines=0".into()),
+        }
+        if !o.matches.is_empty() {
+            args.push("--".into());
+            args.extend(o.matches.iter().cloned());
+        }
+        args
+    }
+
+    fn start_child(&mut self) -> Result<(), ReadError> {
+        let args = self.command_args();
+        tracing::debug!(?args, "starting journalctl");
+        let mut child = Command::new(&self.options.journalctl)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| ReadError::Spawn {
+                program: self.options.journalctl.clone(),
+                source,
+            })?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ReadError::Pipe(std::io::Error::other("no pipes")));
+        };
+        let tail = Arc::clone(&self.stderr_tail);
+        // journalctl's stderr must be drained or it could block; its last line explains exits.
+        let _ = std::thread::Builder::new()
+            .name("journalctl-stderr".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    tracing::warn!(target: "journalctl", "{line}");
+                    if let Ok(mut t) = tail.lock() {
+                        *t = line;
+                    }
+                }
+            });
+        self.parser.reset();
+        self.running = Some(Running { child, stdout });
+        Ok(())
+    }
+
+    fn stop_child(&mut self) {
+        if let Some(mut r) = self.running.take() {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+    }
+
+    /// Append up to `max` lines to `out`, blocking up to `timeout` for the first one.
+    pub fn read_batch(
+        &mut self,
+        out: &mut Vec<SourceLine>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<ReadStatus, ReadError> {
+        let deadline = Instant::now() + timeout;
+        let start = out.len();
+        loop {
+            if self.stop.is_stopped() {
+                self.stop_child();
+                return Ok(ReadStatus::Stopped);
+            }
+            // Entries already buffered come first.
+            let now = wall_clock();
+            while out.len() - start < max {
+                let Some(entry) = self.parser.next_entry() else {
+                    break;
+                };
+                self.deliver(entry, out, now);
+            }
+            if out.len() > start || max == 0 {
+                return Ok(ReadStatus::Live);
+            }
+            if self.finished {
+                return Ok(ReadStatus::Finished);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(ReadStatus::Live);
+            }
+            if self.running.is_none() {
+                if let Some(at) = self.restart_at {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    if !wait.is_zero() {
+                        self.wait_for(None, wait.min(left))?;
+                        continue;
+                    }
+                }
+                self.restart_at = None;
+                self.stats.restarts += 1;
+                if let Err(e) = self.start_child() {
+                    self.schedule_restart();
+                    return Err(e);
+                }
+                continue;
+            }
+            if !self.wait_for_output(left)? {
+                continue;
+            }
+            let n = match self.running.as_mut().map(|r| r.stdout.read(&mut self.buf)) {
+                Some(Ok(n)) => n,
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Some(Err(e)) => {
+                    self.stop_child();
+                    self.schedule_restart();
+                    return Err(ReadError::Pipe(e));
+                }
+                None => continue,
+            };
+            if n > 0 {
+                self.parser.push(self.buf.get(..n).unwrap_or(&[]));
+                continue;
+            }
+            // EOF: journalctl exited.
+            let status = self.running.take().and_then(|mut r| r.child.wait().ok());
+            let stderr = self
+                .stderr_tail
+                .lock()
+                .map(|t| t.clone())
+                .unwrap_or_default();
+            if self.options.follow {
+                tracing::warn!(?status, %stderr, "journalctl exited; restarting");
+                self.schedule_restart();
+                continue;
+            }
+            match status {
+                Some(s) if !s.success() => {
+                    self.finished = true;
+                    return Err(ReadError::JournalExit { status: s, stderr });
+                }
+                _ => {
+                    self.finished = true;
+                }
+            }
+        }
+    }
+
+    fn schedule_restart(&mut self) {
+        self.restart_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.options.max_backoff);
+        self.parser.reset();
+    }
+
+    /// Wait for child output (true), or the stop event / timeout (false).
+    fn wait_for_output(&mut self, dur: Duration) -> Result<bool, ReadError> {
+        let Some(r) = self.running.as_ref() else {
+            return Ok(false);
+        };
+        let fd = r.stdout.as_fd();
+        self.wait_for(Some(fd), dur)
+    }
+
+    fn wait_for(
+        &self,
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+        dur: Duration,
+    ) -> Result<bool, ReadError> {
+        let ts = Timespec::try_from(dur).unwrap_or(Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        });
+        let mut fds = vec![PollFd::from_borrowed_fd(self.stop.fd(), PollFlags::IN)];
+        if let Some(fd) = fd {
+            fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+        }
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(false),
+            Err(e) => return Err(ReadError::Wait(e.into())),
+        }
+        Ok(fds.get(1).is_some_and(|f| !f.revents().is_empty()))
+    }
+
+    fn deliver(&mut self, entry: ExportEntry, out: &mut Vec<SourceLine>, now: Time) {
+        let cursor = entry
+            .get("__CURSOR")
+            .map(|c| Arc::<str>::from(String::from_utf8_lossy(c).as_ref()));
+        let Some(message) = entry.get("MESSAGE") else {
+            self.stats.skipped += 1;
+            if let Some(c) = cursor {
+                // Still advance: a restart need not read this entry again.
+                self.cursor = Some(c);
+            }
+            return;
+        };
+        let cursor = match cursor.or_else(|| self.cursor.clone()) {
+            Some(c) => c,
+            None => Arc::from(""),
+        };
+        let fields = journal_fields(&entry);
+        let max = self.options.max_line;
+        let cut = message.len() > max;
+        if cut {
+            self.stats.cut_lines += 1;
+        }
+        let bytes = message.get(..message.len().min(max)).unwrap_or(message);
+        out.push(SourceLine {
+            source: self.id,
+            bytes: bytes.to_vec(),
+            cut,
+            read_at: now,
+            position: Position::Journal(Arc::clone(&cursor)),
+            journal: Some(Box::new(fields)),
+        });
+        self.stats.lines += 1;
+        self.cursor = Some(cursor);
+        self.backoff = self.options.min_backoff;
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// The metadata of an entry that the pipeline uses.
+pub fn journal_fields(entry: &ExportEntry) -> JournalFields {
+    JournalFields {
+        identifier: entry.get("SYSLOG_IDENTIFIER").map(Box::from),
+        pid: entry
+            .get("_PID")
+            .and_then(parse_num)
+            .or_else(|| entry.get("SYSLOG_PID").and_then(parse_num)),
+        realtime: entry
+            .get("__REALTIME_TIMESTAMP")
+            .and_then(parse_num::<i64>)
+            .map(Time::from_micros),
+        hostname: entry.get("_HOSTNAME").map(Box::from),
+    }
+}
+
+impl Drop for JournalSource {
+    fn drop(&mut self) {
+        self.stop_child();
+    }
+}
+
+impl LineSource for JournalSource {
+    fn read_batch(
+        &mut self,
+        out: &mut Vec<SourceLine>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<ReadStatus, ReadError> {
+        JournalSource::read_batch(self, out, max, timeout)
+    }
+    fn stop_handle(&self) -> StopHandle {
+        JournalSource::stop_handle(self)
+    }
+}

@@ -1,0 +1,245 @@
+//! Lines from any reader (a log file for `scan`, stdin for `--stdin`), gzip detected by magic.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use flate2::bufread::MultiGzDecoder;
+
+use crate::error::{OpenError, ReadError};
+use crate::line::{
+    DEFAULT_MAX_LINE, LineSource, Position, ReadStatus, SourceId, SourceLine, wall_clock,
+};
+use crate::split::LineSplitter;
+use crate::stop::StopHandle;
+
+/// Reads a plain or gzip-compressed stream to its end, yielding [`SourceLine`]s whose
+/// position is [`Position::Stream`]. A last line without newline is delivered at the end.
+pub struct ReplayReader {
+    id: SourceId,
+    input: Box<dyn Read + Send>,
+    gzip: bool,
+    split: LineSplitter,
+    buf: Vec<u8>,
+    /// Bytes read but not yet split (after a batch filled up mid-buffer).
+    unsplit: std::ops::Range<usize>,
+    finished: bool,
+    stop: StopHandle,
+    lines: u64,
+}
+
+impl std::fmt::Debug for ReplayReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayReader")
+            .field("id", &self.id)
+            .field("gzip", &self.gzip)
+            .field("lines", &self.lines)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplayReader {
+    /// Wrap `reader`; gzip input (magic `1f 8b`, concatenated members allowed) is decompressed.
+    pub fn new<R: Read + Send + 'static>(
+        id: SourceId,
+        reader: R,
+        max_line: usize,
+    ) -> Result<ReplayReader, OpenError> {
+        let mut br = BufReader::with_capacity(256 * 1024, reader);
+        let gzip = loop {
+            match br.fill_buf() {
+                Ok(head) => break head.starts_with(&[0x1f, 0x8b]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(OpenError::Input(e)),
+            }
+        };
+        let input: Box<dyn Read + Send> = if gzip {
+            Box::new(MultiGzDecoder::new(br))
+        } else {
+            Box::new(br)
+        };
+        Ok(ReplayReader {
+            id,
+            input,
+            gzip,
+            split: LineSplitter::new(max_line, 0),
+            buf: vec![0; 256 * 1024],
+            unsplit: 0..0,
+            finished: false,
+            stop: StopHandle::new().map_err(OpenError::StopEvent)?,
+            lines: 0,
+        })
+    }
+
+    /// Open a file (plain or .gz, by content) with the default line cap.
+    pub fn open(id: SourceId, path: &Path) -> Result<ReplayReader, OpenError> {
+        let f = File::open(path).map_err(|source| OpenError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ReplayReader::new(id, f, DEFAULT_MAX_LINE)
+    }
+
+    /// Whether the input was gzip.
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+
+    /// Lines delivered so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Lines delivered cut to the line cap.
+    pub fn cut_lines(&self) -> u64 {
+        self.split.cut_lines
+    }
+
+    /// A handle that makes the next [`ReplayReader::read_batch`] return `Stopped` (a blocking
+    /// read in progress is not interrupted).
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Append up to `max` lines to `out`; [`ReadStatus::Finished`] once the input is done.
+    pub fn read_batch(
+        &mut self,
+        out: &mut Vec<SourceLine>,
+        max: usize,
+    ) -> Result<ReadStatus, ReadError> {
+        let start = out.len();
+        let now = wall_clock();
+        loop {
+            if self.stop.is_stopped() {
+                return Ok(ReadStatus::Stopped);
+            }
+            let room = max.saturating_sub(out.len() - start);
+            if room == 0 {
+                return Ok(ReadStatus::Live);
+            }
+            if self.unsplit.is_empty() {
+                if self.finished {
+                    return Ok(if out.len() > start {
+                        ReadStatus::Live
+                    } else {
+                        ReadStatus::Finished
+                    });
+                }
+                let n = match self.input.read(&mut self.buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(ReadError::Stream(e)),
+                };
+                if n == 0 {
+                    self.finished = true;
+                    if let Some((bytes, end, cut)) = self.split.take_partial() {
+                        out.push(self.line(bytes, end, cut, now));
+                    }
+                    continue;
+                }
+                self.unsplit = 0..n;
+            }
+            let id = self.id;
+            let mut lines = 0u64;
+            let data = self.buf.get(self.unsplit.clone()).unwrap_or(&[]);
+            let used = self.split.feed(data, room, |bytes, end, cut| {
+                lines += 1;
+                out.push(SourceLine {
+                    source: id,
+                    bytes: bytes.to_vec(),
+                    cut,
+                    read_at: now,
+                    position: Position::Stream(end),
+                    journal: None,
+                });
+            });
+            self.lines += lines;
+            self.unsplit.start += used;
+        }
+    }
+
+    fn line(
+        &mut self,
+        bytes: Vec<u8>,
+        end: u64,
+        cut: bool,
+        now: portcullis_core::time::Time,
+    ) -> SourceLine {
+        self.lines += 1;
+        SourceLine {
+            source: self.id,
+            bytes,
+            cut,
+            read_at: now,
+            position: Position::Stream(end),
+            journal: None,
+        }
+    }
+}
+
+impl LineSource for ReplayReader {
+    /// `timeout` is ignored: a replay never waits for input that is not there.
+    fn read_batch(
+        &mut self,
+        out: &mut Vec<SourceLine>,
+        max: usize,
+        _timeout: Duration,
+    ) -> Result<ReadStatus, ReadError> {
+        ReplayReader::read_batch(self, out, max)
+    }
+    fn stop_handle(&self) -> StopHandle {
+        ReplayReader::stop_handle(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn all(r: &mut ReplayReader, max: usize) -> Vec<(Vec<u8>, Position)> {
+        let mut out = Vec::new();
+        loop {
+            let mut batch = Vec::new();
+            let st = r.read_batch(&mut batch, max).unwrap();
+            assert!(batch.len() <= max);
+            out.extend(batch.into_iter().map(|l| (l.bytes, l.position)));
+            if st == ReadStatus::Finished {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn plain_and_gzip_give_the_same_lines() {
+        let mut text = Vec::new();
+        for i in 0..10_000 {
+            writeln!(text, "line {i} \u{e9}").unwrap();
+        }
+        text.extend_from_slice(b"\xff no newline at end");
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(&text[..5000]).unwrap();
+        let mut gz_bytes = gz.finish().unwrap();
+        // A second gzip member, as `cat a.gz b.gz` gives.
+        let mut gz2 = GzEncoder::new(Vec::new(), Compression::fast());
+        gz2.write_all(&text[5000..]).unwrap();
+        gz_bytes.extend(gz2.finish().unwrap());
+
+        let mut plain =
+            ReplayReader::new(SourceId(1), std::io::Cursor::new(text.clone()), 64).unwrap();
+        let mut zipped =
+            ReplayReader::new(SourceId(1), std::io::Cursor::new(gz_bytes), 64).unwrap();
+        assert!(!plain.is_gzip());
+        assert!(zipped.is_gzip());
+        let a = all(&mut plain, 333);
+        let b = all(&mut zipped, 1000);
+        assert_eq!(a.len(), 10_001);
+        assert_eq!(a, b);
+        assert_eq!(a[0].0, "line 0 \u{e9}".as_bytes());
+        assert_eq!(a[10_000].0, b"\xff no newline at end".to_vec());
+        assert_eq!(a[10_000].1, Position::Stream(text.len() as u64));
+    }
+}

@@ -1,0 +1,844 @@
+//! Following one log file across rotation, truncation and restarts.
+//!
+//! The tail watches the file's directory with inotify (any event there wakes it) and also
+//! wakes every `poll_interval` (NFS, inotify queue overflow, writes to unlinked files). On
+//! each wake it reads the current file to EOF, then compares the path's inode with the one it
+//! reads:
+//! - same inode, but smaller than our offset or a different first line: truncated
+//!   (copytruncate). The copy (`name.1`, recognised by its first-line hash) is read from our
+//!   offset to its end, then the file from 0.
+//! - another inode: rotated (rename+create or delete+recreate). The old file was already read
+//!   to EOF; its partial last line, if any, is delivered as a line; then the new file is read
+//!   from 0. The old file stays open for `rotate_grace` after its last growth, so a writer that
+//!   reopens late (rsyslog until its HUP) loses nothing; such late lines carry the current
+//!   file's position.
+//! - no file: keep reading the old one until a new one appears.
+//!
+//! Rotated files are found by inode (`name.N`, `name-DATE`, any name starting with `name`;
+//! compressed ones are skipped, they are complete copies). When the finished file sits at
+//! `name.N` with N ≥ 2, the newer `name.N-1 … name.1` are read in full before the live
+//! file: that covers several rotations while the daemon was down or lagging.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use inotify::{Inotify, WatchDescriptor, WatchMask};
+use portcullis_core::time::Time;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+
+use crate::error::{OpenError, ReadError};
+use crate::line::{
+    DEFAULT_MAX_LINE, FilePosition, LineSource, Position, ReadStatus, SourceId, SourceLine,
+    wall_clock,
+};
+use crate::split::LineSplitter;
+use crate::stop::StopHandle;
+
+/// Bytes of the first line that the first-line hash covers.
+const HASH_CAP: usize = 1024;
+/// Suffixes of rotated files that are compressed copies, never read by the tail.
+const COMPRESSED: [&str; 6] = [".gz", ".xz", ".bz2", ".zst", ".lz4", ".Z"];
+
+/// Where to begin when there is no stored position and the file already exists.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum StartAt {
+    /// From offset 0: the whole file is new to us.
+    Beginning,
+    /// After the last complete line: only what is written from now on.
+    #[default]
+    End,
+}
+
+/// Tuning of a [`FileTail`].
+#[derive(Clone, Debug)]
+pub struct FileTailOptions {
+    /// Bytes kept of one line; the rest up to the newline is discarded (and counted).
+    pub max_line: usize,
+    /// Stat-poll fallback period: bounds the delay on NFS, after an inotify overflow and for
+    /// writes to an unlinked file. Idle cost is one stat and one read per period.
+    pub poll_interval: Duration,
+    /// How long a rotated-away file is still read after its last growth.
+    pub rotate_grace: Duration,
+    /// Where to start without a stored position (a file that appears later is read from 0).
+    pub start: StartAt,
+    /// Bytes read per read(2).
+    pub read_chunk: usize,
+}
+
+impl Default for FileTailOptions {
+    fn default() -> Self {
+        FileTailOptions {
+            max_line: DEFAULT_MAX_LINE,
+            poll_interval: Duration::from_secs(2),
+            rotate_grace: Duration::from_secs(5),
+            start: StartAt::End,
+            read_chunk: 256 * 1024,
+        }
+    }
+}
+
+/// Counters of a [`FileTail`], for `status`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TailStats {
+    /// Lines delivered.
+    pub lines: u64,
+    /// Lines delivered cut to `max_line`.
+    pub cut_lines: u64,
+    /// Switches to another file (rotation, rotated backlog, queued rotated files).
+    pub rotations: u64,
+    /// Truncations detected (copytruncate).
+    pub truncations: u64,
+}
+
+/// One open file being read.
+#[derive(Debug)]
+struct Tracked {
+    file: File,
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    /// First-line hash; 0 until the first line is complete.
+    hash: u64,
+    /// Offset just after the last delivered line: this file's resume position.
+    delivered: u64,
+    split: LineSplitter,
+}
+
+impl Tracked {
+    fn open(path: &Path, offset: u64, hash: u64, max_line: usize) -> io::Result<Tracked> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        Ok(Tracked {
+            file,
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            hash,
+            delivered: offset,
+            split: LineSplitter::new(max_line, offset),
+        })
+    }
+
+    fn position(&self, offset: u64) -> FilePosition {
+        FilePosition {
+            dev: self.dev,
+            ino: self.ino,
+            offset,
+            first_line_hash: self.hash,
+        }
+    }
+
+    /// Whether the file was truncated (or truncated and regrown) under us: shorter than
+    /// `min_len`, or its first line changed.
+    fn changed(&self, min_len: u64) -> io::Result<bool> {
+        if self.file.metadata()?.len() < min_len {
+            return Ok(true);
+        }
+        Ok(self.hash != 0 && first_line_hash(&self.file)? != self.hash)
+    }
+}
+
+#[derive(Debug)]
+struct Retired {
+    t: Tracked,
+    quiet_since: Instant,
+}
+
+/// What the path currently names, compared with the file being read.
+enum PathState {
+    Same,
+    Missing,
+    Other,
+}
+
+/// Follows one log file; see the module docs for the rotation rules.
+///
+/// Blocking: run it on its own thread and stop it with [`FileTail::stop_handle`].
+pub struct FileTail {
+    id: SourceId,
+    path: PathBuf,
+    dir: PathBuf,
+    name: OsString,
+    options: FileTailOptions,
+    current: Option<Tracked>,
+    /// Rotated files newer than the one being read, read in full before the live file.
+    queue: VecDeque<PathBuf>,
+    retired: Vec<Retired>,
+    /// Position of the last line delivered from a current file.
+    last_position: Option<FilePosition>,
+    inotify: Inotify,
+    dir_watch: Option<WatchDescriptor>,
+    stop: StopHandle,
+    buf: Vec<u8>,
+    event_buf: Vec<u8>,
+    next_tick: Instant,
+    /// The last open error of the path, so it is logged once rather than on every wake.
+    open_error: Option<io::ErrorKind>,
+    stats: TailStats,
+}
+
+impl std::fmt::Debug for FileTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileTail")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("current", &self.current.as_ref().map(|t| &t.path))
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileTail {
+    /// Start following `path`.
+    ///
+    /// With `resume` (the position of the last processed line): same inode and first line →
+    /// continue at its offset; otherwise the rotated file holding that inode (or, after a
+    /// copytruncate, the copy with that first line) is read from the offset first, then any
+    /// newer rotated files, then the live file from 0. A missing file is not an error: it is
+    /// read from 0 when it appears.
+    pub fn open(
+        id: SourceId,
+        path: impl Into<PathBuf>,
+        resume: Option<FilePosition>,
+        options: FileTailOptions,
+    ) -> Result<FileTail, OpenError> {
+        let path: PathBuf = path.into();
+        let name = path
+            .file_name()
+            .ok_or_else(|| OpenError::NotAFile(path.clone()))?
+            .to_os_string();
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let inotify = Inotify::init().map_err(OpenError::Inotify)?;
+        let stop = StopHandle::new().map_err(OpenError::StopEvent)?;
+        let mut tail = FileTail {
+            id,
+            buf: vec![0; options.read_chunk.max(4096)],
+            path,
+            dir,
+            name,
+            options,
+            current: None,
+            queue: VecDeque::new(),
+            retired: Vec::new(),
+            last_position: None,
+            inotify,
+            dir_watch: None,
+            stop,
+            event_buf: vec![0; 16 * 1024],
+            next_tick: Instant::now(),
+            open_error: None,
+            stats: TailStats::default(),
+        };
+        tail.watch_dir();
+        match resume {
+            Some(pos) => tail.resume_from(pos)?,
+            None => tail.start_fresh()?,
+        }
+        Ok(tail)
+    }
+
+    /// The followed path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TailStats {
+        let cut: u64 = self.current.iter().map(|t| t.split.cut_lines).sum::<u64>()
+            + self
+                .retired
+                .iter()
+                .map(|r| r.t.split.cut_lines)
+                .sum::<u64>();
+        TailStats {
+            cut_lines: self.stats.cut_lines + cut,
+            ..self.stats
+        }
+    }
+
+    /// Where the tail stands now (the file being read, after its last delivered line); `None`
+    /// before any file was seen.
+    pub fn position(&self) -> Option<FilePosition> {
+        match &self.current {
+            Some(t) => Some(t.position(t.delivered)),
+            None => self.last_position,
+        }
+    }
+
+    /// A handle that stops a blocked or later [`FileTail::read_batch`].
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Append up to `max` lines to `out`, blocking up to `timeout` for the first one.
+    ///
+    /// Returns [`ReadStatus::Live`] (possibly with no lines, on timeout) or
+    /// [`ReadStatus::Stopped`]. Errors leave the tail usable.
+    pub fn read_batch(
+        &mut self,
+        out: &mut Vec<SourceLine>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<ReadStatus, ReadError> {
+        let deadline = Instant::now() + timeout;
+        let start = out.len();
+        loop {
+            if self.stop.is_stopped() {
+                return Ok(ReadStatus::Stopped);
+            }
+            self.pump(out, max.saturating_sub(out.len() - start), wall_clock())?;
+            if out.len() > start || max == 0 {
+                return Ok(ReadStatus::Live);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(ReadStatus::Live);
+            }
+            if now >= self.next_tick {
+                self.next_tick = now + self.options.poll_interval;
+                if self.dir_watch.is_none() {
+                    self.watch_dir();
+                }
+                continue;
+            }
+            self.wait(deadline.min(self.next_tick) - now)?;
+        }
+    }
+
+    fn watch_dir(&mut self) {
+        let mask = WatchMask::MODIFY
+            | WatchMask::CREATE
+            | WatchMask::MOVED_TO
+            | WatchMask::MOVED_FROM
+            | WatchMask::DELETE
+            | WatchMask::ATTRIB;
+        match self.inotify.watches().add(&self.dir, mask) {
+            Ok(wd) => self.dir_watch = Some(wd),
+            Err(e) => {
+                tracing::debug!(dir = %self.dir.display(), error = %e,
+                    "cannot watch directory; relying on the poll fallback");
+                self.dir_watch = None;
+            }
+        }
+    }
+
+    /// Sleep until an inotify event, the stop event or `dur`.
+    fn wait(&mut self, dur: Duration) -> Result<(), ReadError> {
+        let ts = Timespec::try_from(dur).unwrap_or(Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        });
+        let stop = self.stop.clone();
+        let mut fds = [
+            PollFd::new(&self.inotify, PollFlags::IN),
+            PollFd::from_borrowed_fd(stop.fd(), PollFlags::IN),
+        ];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(()),
+            Err(e) => return Err(ReadError::Wait(e.into())),
+        }
+        if fds[0].revents().is_empty() {
+            return Ok(());
+        }
+        loop {
+            match self.inotify.read_events(&mut self.event_buf) {
+                Ok(events) => {
+                    for ev in events {
+                        if ev.mask.contains(inotify::EventMask::IGNORED)
+                            && self.dir_watch.as_ref() == Some(&ev.wd)
+                        {
+                            self.dir_watch = None;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Wait(e)),
+            }
+        }
+    }
+
+    fn start_fresh(&mut self) -> Result<(), OpenError> {
+        match Tracked::open(&self.path, 0, 0, self.options.max_line) {
+            Ok(mut t) => {
+                if self.options.start == StartAt::End {
+                    let off = last_line_end(&t.file).map_err(|source| OpenError::Open {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                    t.split.reset(off);
+                    t.delivered = off;
+                }
+                t.hash = first_line_hash(&t.file).unwrap_or(0);
+                self.current = Some(t);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(OpenError::Open {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn resume_from(&mut self, pos: FilePosition) -> Result<(), OpenError> {
+        let max_line = self.options.max_line;
+        if let Ok(meta) = std::fs::metadata(&self.path)
+            && (meta.dev(), meta.ino()) == (pos.dev, pos.ino)
+        {
+            let t = Tracked::open(&self.path, pos.offset, pos.first_line_hash, max_line).map_err(
+                |source| OpenError::Open {
+                    path: self.path.clone(),
+                    source,
+                },
+            )?;
+            let len = t.file.metadata().map(|m| m.len()).unwrap_or(0);
+            let same_first = pos.offset == 0
+                || pos.first_line_hash == 0
+                || first_line_hash(&t.file).ok() == Some(pos.first_line_hash);
+            if len >= pos.offset && same_first {
+                self.current = Some(t);
+                return Ok(());
+            }
+        }
+        if let Some(found) = self.find_rotated(&pos) {
+            tracing::info!(path = %found.path.display(), offset = pos.offset,
+                "resuming in the rotated file");
+            self.queue_newer_than(&found.path);
+            self.current = Some(found);
+            return Ok(());
+        }
+        tracing::warn!(path = %self.path.display(),
+            "stored position matches no file any more; reading the file from the start");
+        match Tracked::open(&self.path, 0, 0, max_line) {
+            Ok(t) => self.current = Some(t),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(OpenError::Open {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Rotated siblings of the path: names that start with the file name, uncompressed.
+    fn siblings(&self) -> Vec<(PathBuf, std::fs::Metadata)> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let prefix = self.name.as_bytes();
+        let mut v: Vec<(PathBuf, std::fs::Metadata)> = rd
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.as_bytes();
+                n.len() > prefix.len()
+                    && n.starts_with(prefix)
+                    && !COMPRESSED.iter().any(|s| n.ends_with(s.as_bytes()))
+            })
+            .filter_map(|e| {
+                let p = e.path();
+                let m = std::fs::metadata(&p).ok()?;
+                m.is_file().then_some((p, m))
+            })
+            .collect();
+        // name.1 before name.2 before others: the most recent rotation first.
+        v.sort_by_key(|(p, _)| (self.rotation_number(p).unwrap_or(u32::MAX), p.clone()));
+        v
+    }
+
+    /// `N` when `p` is `<name>.N`.
+    fn rotation_number(&self, p: &Path) -> Option<u32> {
+        let n = p.file_name()?.as_bytes();
+        let rest = n.strip_prefix(self.name.as_bytes())?.strip_prefix(b".")?;
+        std::str::from_utf8(rest).ok()?.parse().ok()
+    }
+
+    /// The rotated file that continues `pos`: same inode, else (copytruncate) a copy with the
+    /// same first line, long enough. Opened at `pos.offset`.
+    fn find_rotated(&self, pos: &FilePosition) -> Option<Tracked> {
+        let live_ino = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let sibs = self.siblings();
+        let max_line = self.options.max_line;
+        let matches_hash = |p: &Path| -> bool {
+            File::open(p)
+                .and_then(|f| first_line_hash(&f))
+                .is_ok_and(|h| h == pos.first_line_hash)
+        };
+        for (p, m) in &sibs {
+            if (m.dev(), m.ino()) == (pos.dev, pos.ino)
+                && m.len() >= pos.offset
+                && (pos.offset == 0 || pos.first_line_hash == 0 || matches_hash(p))
+            {
+                return Tracked::open(p, pos.offset, pos.first_line_hash, max_line).ok();
+            }
+        }
+        if pos.first_line_hash == 0 {
+            return None;
+        }
+        for (p, m) in &sibs {
+            if Some((m.dev(), m.ino())) != live_ino
+                && (m.dev(), m.ino()) != (pos.dev, pos.ino)
+                && m.len() >= pos.offset
+                && matches_hash(p)
+            {
+                return Tracked::open(p, pos.offset, pos.first_line_hash, max_line).ok();
+            }
+        }
+        None
+    }
+
+    /// If `done` is `<name>.N` with N ≥ 2, queue `<name>.N-1 … <name>.1`: rotated after it,
+    /// not read yet.
+    fn queue_newer_than(&mut self, done: &Path) {
+        let Some(k) = self.rotation_number(done) else {
+            return;
+        };
+        for j in (1..k).rev() {
+            let mut n = self.name.clone();
+            n.push(format!(".{j}"));
+            let p = self.dir.join(n);
+            if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+                self.queue.push_back(p);
+            }
+        }
+    }
+
+    fn path_state(&self, cur: &Tracked) -> PathState {
+        match std::fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == (cur.dev, cur.ino) => PathState::Same,
+            Ok(_) => PathState::Other,
+            Err(_) => PathState::Missing,
+        }
+    }
+
+    fn line(&self, bytes: &[u8], cut: bool, pos: FilePosition, now: Time) -> SourceLine {
+        SourceLine {
+            source: self.id,
+            bytes: bytes.to_vec(),
+            cut,
+            read_at: now,
+            position: Position::File(pos),
+            journal: None,
+        }
+    }
+
+    /// Read everything available (up to `max` lines), following rotations.
+    fn pump(&mut self, out: &mut Vec<SourceLine>, max: usize, now: Time) -> Result<(), ReadError> {
+        let start = out.len();
+        self.pump_retired(out, now)?;
+        loop {
+            let room = max.saturating_sub(out.len() - start);
+            if room == 0 {
+                return Ok(());
+            }
+            let Some(mut cur) = self.current.take() else {
+                if !self.open_next() {
+                    return Ok(());
+                }
+                continue;
+            };
+            let offset = cur.split.offset();
+            let n = match cur.file.read_at(&mut self.buf, offset) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    let path = cur.path.clone();
+                    self.current = Some(cur);
+                    return Err(ReadError::Read { path, source });
+                }
+            };
+            if n > 0 {
+                if cur.hash == 0 {
+                    cur.hash = first_line_hash(&cur.file).unwrap_or(0);
+                } else if cur.changed(offset + n as u64).unwrap_or(false) {
+                    // Truncated under us: these bytes may be new content; read the copy.
+                    self.on_truncated(cur, out, now);
+                    continue;
+                }
+                let mut emitted = 0usize;
+                let id = self.id;
+                let (dev, ino, hash) = (cur.dev, cur.ino, cur.hash);
+                let mut last_end = None;
+                let data = self.buf.get(..n).unwrap_or(&[]);
+                cur.split.feed(data, room, |bytes, end, cut| {
+                    emitted += 1;
+                    last_end = Some(end);
+                    out.push(SourceLine {
+                        source: id,
+                        bytes: bytes.to_vec(),
+                        cut,
+                        read_at: now,
+                        position: Position::File(FilePosition {
+                            dev,
+                            ino,
+                            offset: end,
+                            first_line_hash: hash,
+                        }),
+                        journal: None,
+                    });
+                });
+                if let Some(end) = last_end {
+                    cur.delivered = end;
+                    self.last_position = Some(cur.position(end));
+                }
+                self.stats.lines += emitted as u64;
+                self.current = Some(cur);
+                continue;
+            }
+            // End of file: truncated, rotated, or just idle?
+            if cur.changed(offset).unwrap_or(false) {
+                self.on_truncated(cur, out, now);
+                continue;
+            }
+            match self.path_state(&cur) {
+                PathState::Same | PathState::Missing => {
+                    self.current = Some(cur);
+                    return Ok(());
+                }
+                PathState::Other => self.rotate(cur, out, now),
+            }
+        }
+    }
+
+    /// Lines still written to rotated-away files (writers that reopen late).
+    fn pump_retired(&mut self, out: &mut Vec<SourceLine>, now: Time) -> Result<(), ReadError> {
+        if self.retired.is_empty() {
+            return Ok(());
+        }
+        let pos = self.position();
+        let grace = self.options.rotate_grace;
+        let mut retired = std::mem::take(&mut self.retired);
+        let id = self.id;
+        let mut lines = 0u64;
+        retired.retain_mut(|r| {
+            loop {
+                let off = r.t.split.offset();
+                match r.t.file.read_at(&mut self.buf, off) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        r.quiet_since = Instant::now();
+                        let p = pos.unwrap_or(r.t.position(off));
+                        let data = self.buf.get(..n).unwrap_or(&[]);
+                        r.t.split.feed(data, usize::MAX, |bytes, _end, cut| {
+                            lines += 1;
+                            out.push(SourceLine {
+                                source: id,
+                                bytes: bytes.to_vec(),
+                                cut,
+                                read_at: now,
+                                position: Position::File(p),
+                                journal: None,
+                            });
+                        });
+                    }
+                }
+            }
+            if r.quiet_since.elapsed() < grace {
+                return true;
+            }
+            if let Some((bytes, end, cut)) = r.t.split.take_partial() {
+                lines += 1;
+                out.push(SourceLine {
+                    source: id,
+                    bytes,
+                    cut,
+                    read_at: now,
+                    position: Position::File(pos.unwrap_or(r.t.position(end))),
+                    journal: None,
+                });
+            }
+            self.stats.cut_lines += r.t.split.cut_lines;
+            false
+        });
+        self.stats.lines += lines;
+        self.retired = retired;
+        Ok(())
+    }
+
+    /// Deliver `t`'s partial last line as a line of its own (the file is rotated away).
+    fn deliver_partial(&mut self, t: &mut Tracked, out: &mut Vec<SourceLine>, now: Time) {
+        if let Some((bytes, end, cut)) = t.split.take_partial() {
+            t.delivered = end;
+            let pos = t.position(end);
+            out.push(self.line(&bytes, cut, pos, now));
+            self.last_position = Some(pos);
+            self.stats.lines += 1;
+        }
+    }
+
+    /// The file being read was truncated: continue in its copy if there is one, else from 0.
+    fn on_truncated(&mut self, mut cur: Tracked, out: &mut Vec<SourceLine>, now: Time) {
+        self.stats.truncations += 1;
+        let pos = cur.position(cur.split.offset());
+        if let Some(mut copy) = self.find_rotated(&pos) {
+            tracing::debug!(copy = %copy.path.display(), "truncated; reading the rest from the copy");
+            // Keep the partial line: the copy holds the same bytes before our offset.
+            std::mem::swap(&mut copy.split, &mut cur.split);
+            copy.delivered = cur.delivered;
+            self.stats.cut_lines += cur.split.cut_lines;
+            self.current = Some(copy);
+            return;
+        }
+        tracing::debug!(path = %cur.path.display(), "truncated; reading from the start");
+        self.deliver_partial(&mut cur, out, now);
+        cur.split.reset(0);
+        cur.delivered = 0;
+        cur.hash = 0;
+        self.current = Some(cur);
+    }
+
+    /// The path now names another file: finish `old` and move on.
+    fn rotate(&mut self, mut old: Tracked, out: &mut Vec<SourceLine>, now: Time) {
+        self.deliver_partial(&mut old, out, now);
+        if self.queue.is_empty() {
+            let at = self
+                .siblings()
+                .into_iter()
+                .find(|(_, m)| (m.dev(), m.ino()) == (old.dev, old.ino))
+                .map(|(p, _)| p);
+            if let Some(at) = at {
+                self.queue_newer_than(&at);
+            }
+        }
+        self.stats.rotations += 1;
+        tracing::debug!(from = %old.path.display(), "rotated");
+        self.retired.push(Retired {
+            t: old,
+            quiet_since: Instant::now(),
+        });
+    }
+
+    /// Open the next queued rotated file, else the path, from offset 0.
+    fn open_next(&mut self) -> bool {
+        let max_line = self.options.max_line;
+        while let Some(p) = self.queue.pop_front() {
+            match Tracked::open(&p, 0, 0, max_line) {
+                Ok(t) => {
+                    self.current = Some(t);
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "cannot open rotated file")
+                }
+            }
+        }
+        match Tracked::open(&self.path, 0, 0, max_line) {
+            Ok(t) => {
+                self.open_error = None;
+                self.current = Some(t);
+                true
+            }
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound && self.open_error != Some(e.kind()) {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot open log file");
+                }
+                self.open_error = Some(e.kind());
+                false
+            }
+        }
+    }
+}
+
+impl LineSource for FileTail {
+    fn read_batch(
+        &mut self,
+        out: &mut Vec<SourceLine>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<ReadStatus, ReadError> {
+        FileTail::read_batch(self, out, max, timeout)
+    }
+    fn stop_handle(&self) -> StopHandle {
+        FileTail::stop_handle(self)
+    }
+}
+
+/// FNV-1a over the first line (without its newline, at most [`HASH_CAP`] bytes); 0 when the
+/// file has no complete first line yet.
+pub(crate) fn first_line_hash(file: &File) -> io::Result<u64> {
+    let mut buf = [0u8; HASH_CAP];
+    let mut got = 0usize;
+    while got < HASH_CAP {
+        let Some(dst) = buf.get_mut(got..) else { break };
+        match file.read_at(dst, got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let data = buf.get(..got).unwrap_or(&[]);
+    let line = match memchr::memchr(b'\n', data) {
+        Some(nl) => data.get(..nl).unwrap_or(&[]),
+        None if got == HASH_CAP => data,
+        None => return Ok(0),
+    };
+    Ok(fnv1a(line))
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // 0 means "unknown".
+    h.max(1)
+}
+
+/// Offset just after the last newline (within the last 64 KiB), for [`StartAt::End`].
+fn last_line_end(file: &File) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    let back = len.min(64 * 1024);
+    let mut buf = vec![0u8; back as usize];
+    file.read_exact_at(&mut buf, len - back)?;
+    Ok(match memchr::memrchr(b'\n', &buf) {
+        Some(i) => len - back + i as u64 + 1,
+        None if len == back => 0,
+        None => len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn first_line_hash_needs_a_complete_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let mut f = File::create(&p).unwrap();
+        f.write_all(b"abc").unwrap();
+        assert_eq!(first_line_hash(&File::open(&p).unwrap()).unwrap(), 0);
+        f.write_all(b"\nxyz\n").unwrap();
+        let h = first_line_hash(&File::open(&p).unwrap()).unwrap();
+        assert_eq!(h, fnv1a(b"abc"));
+        assert_ne!(h, fnv1a(b"abd"));
+    }
+
+    #[test]
+    fn last_line_end_skips_partial_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"one\ntwo\nthr").unwrap();
+        assert_eq!(last_line_end(&File::open(&p).unwrap()).unwrap(), 8);
+        std::fs::write(&p, b"partial").unwrap();
+        assert_eq!(last_line_end(&File::open(&p).unwrap()).unwrap(), 0);
+    }
+}
