@@ -1,0 +1,543 @@
+//! Reading the files in order, merging them key by key, and resolving the result.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use portcullis_core::jail::JailConfig;
+use toml::Spanned;
+
+use crate::error::ConfigError;
+use crate::model::{
+    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location,
+    LogLevel, SourceSpec, Verdict,
+};
+use crate::raw::{Daemon, Firewall, Jail, Loc, Located, RawFile, RawSource};
+use crate::{
+    DEFAULT_CONFIG, DEFAULT_FILTER_DIR, DEFAULT_SOCKET, DEFAULT_STATE_DIR, EMBEDDED_ORIGIN,
+};
+
+/// One configuration text and where it came from.
+pub(crate) struct Layer {
+    /// Shown in errors: the path as given, or `<embedded default>`.
+    pub origin: String,
+    /// Relative paths in this file are relative to this directory.
+    pub dir: Option<PathBuf>,
+    pub text: String,
+}
+
+impl Layer {
+    pub fn embedded() -> Layer {
+        Layer {
+            origin: EMBEDDED_ORIGIN.to_owned(),
+            dir: None,
+            text: DEFAULT_CONFIG.to_owned(),
+        }
+    }
+
+    pub fn named(text: &str, origin: &str) -> Layer {
+        Layer {
+            origin: origin.to_owned(),
+            dir: Path::new(origin)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_path_buf),
+            text: text.to_owned(),
+        }
+    }
+
+    pub fn read(path: &Path) -> Result<Layer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Layer::named(&text, &path.display().to_string()))
+    }
+}
+
+/// The `*.toml` files of a conf.d directory, sorted by file name. A missing directory has
+/// none.
+pub(crate) fn conf_d_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let read_err = |source| ConfigError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(read_err(e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(read_err)?.path();
+        let is_toml = path.extension().is_some_and(|e| e == "toml");
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+        if is_toml && !hidden && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// All files merged: each key holds the value of the last file that set it.
+#[derive(Default)]
+struct Merged {
+    daemon: Daemon,
+    firewall: Firewall,
+    defaults: Jail,
+    /// By name; the `Loc` is the jail's table in the last file that mentioned it.
+    jails: BTreeMap<String, (Jail, Loc)>,
+}
+
+/// Turns layers into a [`Config`], keeping them to locate errors.
+pub(crate) struct Resolver {
+    layers: Vec<Layer>,
+}
+
+impl Resolver {
+    pub fn new(layers: Vec<Layer>) -> Resolver {
+        Resolver { layers }
+    }
+
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let mut merged = Merged::default();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let raw: RawFile = toml::from_str(&layer.text).map_err(|e| self.toml_error(i, &e))?;
+            self.apply(&mut merged, raw, i)?;
+        }
+        let daemon = self.daemon(&merged.daemon)?;
+        let firewall = self.firewall(&merged.firewall)?;
+        let mut jails = Vec::new();
+        let mut disabled_jails = Vec::new();
+        for (name, (jail, at)) in &merged.jails {
+            let enabled = value_or(&jail.enabled, &merged.defaults.enabled, true);
+            let spec = self.jail(name, jail, at, &merged.defaults)?;
+            if enabled {
+                jails.push(spec);
+            } else {
+                disabled_jails.push(name.clone());
+            }
+        }
+        Ok(Config {
+            daemon,
+            firewall,
+            jails,
+            disabled_jails,
+            files: self.layers.iter().map(|l| l.origin.clone()).collect(),
+        })
+    }
+
+    fn apply(&self, merged: &mut Merged, raw: RawFile, layer: usize) -> Result<(), ConfigError> {
+        if let Some(d) = raw.daemon {
+            merged.daemon.apply(d, layer);
+        }
+        if let Some(f) = raw.firewall {
+            merged.firewall.apply(f, layer);
+        }
+        if let Some(d) = raw.defaults {
+            for (key, span) in [
+                ("filter", d.filter.as_ref().map(Spanned::span)),
+                ("sources", d.sources.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    return Err(self.error(
+                        &Loc { layer, span },
+                        &format!("defaults.{key}"),
+                        "this key belongs in a jail's own table ([jail.NAME])",
+                    ));
+                }
+            }
+            merged.defaults.apply(d, layer);
+        }
+        for (name, table) in raw.jail.unwrap_or_default() {
+            let at = Loc {
+                layer,
+                span: table.span(),
+            };
+            if !valid_jail_name(&name) {
+                return Err(self.error(
+                    &at,
+                    &format!("jail.{name}"),
+                    "a jail name is 1 to 32 letters, digits, '_', '-' or '.', starting with a \
+                     letter or digit",
+                ));
+            }
+            let entry = merged
+                .jails
+                .entry(name)
+                .or_insert_with(|| (Jail::default(), at.clone()));
+            entry.0.apply(table.into_inner(), layer);
+            entry.1 = at;
+        }
+        Ok(())
+    }
+
+    fn daemon(&self, d: &Daemon) -> Result<DaemonSettings, ConfigError> {
+        if let Some(tz) = &d.timezone
+            && jiff::tz::TimeZone::get(&tz.value).is_err()
+        {
+            return Err(self.error(
+                &tz.at,
+                "daemon.timezone",
+                format!(
+                    "unknown time zone {:?} (expected an IANA name such as \"Europe/Berlin\")",
+                    tz.value
+                ),
+            ));
+        }
+        Ok(DaemonSettings {
+            state_dir: self.path_or(&d.state_dir, DEFAULT_STATE_DIR),
+            socket: self.path_or(&d.socket, DEFAULT_SOCKET),
+            log_level: value_or(&d.log_level, &None, LogLevel::Info),
+            timezone: d.timezone.as_ref().map(|t| t.value.clone()),
+            filter_dir: self.path_or(&d.filter_dir, DEFAULT_FILTER_DIR),
+        })
+    }
+
+    fn firewall(&self, f: &Firewall) -> Result<FirewallSettings, ConfigError> {
+        let table = f
+            .table
+            .as_ref()
+            .map_or_else(|| "portcullis".to_owned(), |t| t.value.clone());
+        if let Some(t) = &f.table
+            && !valid_table_name(&t.value)
+        {
+            return Err(self.error(
+                &t.at,
+                "firewall.table",
+                format!(
+                    "expected 1 to 20 letters, digits, '_' or '-' (not starting with '-'), got {:?}",
+                    t.value
+                ),
+            ));
+        }
+        Ok(FirewallSettings {
+            backend: value_or(&f.backend, &None, Backend::Auto),
+            table,
+            priority: value_or(&f.priority, &None, -10),
+            verdict: value_or(&f.verdict, &None, Verdict::Drop),
+            hook_forward: value_or(&f.hook_forward, &None, false),
+            flush_on_stop: value_or(&f.flush_on_stop, &None, false),
+        })
+    }
+
+    fn jail(&self, name: &str, j: &Jail, at: &Loc, d: &Jail) -> Result<JailSpec, ConfigError> {
+        let mut c = JailConfig::new(name);
+        // Each setting: the jail's own key, else [defaults], else JailConfig::new's value.
+        macro_rules! pick {
+            ($field:ident) => {
+                pick(name, stringify!($field), &j.$field, &d.$field)
+            };
+        }
+        if let Some((v, _)) = pick!(maxretry) {
+            c.maxretry = v.value.0;
+        }
+        if let Some((v, _)) = pick!(findtime) {
+            c.findtime = v.value.0;
+        }
+        let bantime = pick!(bantime);
+        if let Some((v, _)) = &bantime {
+            c.bantime = v.value.0;
+        }
+        if let Some((v, _)) = pick!(bantime_factor) {
+            c.factor = v.value.0;
+        }
+        let maxtime = pick!(maxtime);
+        if let Some((v, _)) = &maxtime {
+            c.maxtime = v.value.0;
+        }
+        if let Some((v, _)) = pick!(permanent_after) {
+            c.permanent_after = v.value.0;
+        }
+        if let Some((v, _)) = pick!(history) {
+            c.history = v.value.0;
+        }
+        if let Some((v, _)) = pick!(allowlist) {
+            c.allowlist = v.value.iter().map(|n| n.0).collect();
+        }
+        // Loopback is always allowlisted: banning it only locks out local tools.
+        let loopback = [
+            IpNet::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+            IpNet::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+        ];
+        for lo in loopback.into_iter().flatten() {
+            if !c.allowlist.iter().any(|n| n.contains(&lo)) {
+                c.allowlist.push(lo);
+            }
+        }
+        if let Some((v, _)) = pick!(v6_net_threshold) {
+            c.v6_net_threshold = v.value.0;
+        }
+        if let Some((v, _)) = pick!(v6_prefix) {
+            c.v6_prefix = v.value.0;
+        }
+        if let Some((v, _)) = pick!(breach_after) {
+            c.breach_after = v.value.0;
+        }
+        if let Some((v, _)) = pick!(protect_after_success) {
+            c.protect_after_success = v.value.0;
+        }
+        if let Some((v, _)) = pick!(alert_root_login) {
+            c.alert_root_login = v.value;
+        }
+        if c.bantime > c.maxtime {
+            // Point at the one written last (the more specific one on a tie): that is the
+            // edit that made them conflict. The message says where the other one is.
+            let rank = |v: &Option<(&Located<_>, String)>| {
+                v.as_ref()
+                    .map(|(l, key)| (l.at.layer, key.starts_with("jail.")))
+            };
+            let (blame, other, other_name) = if rank(&bantime) >= rank(&maxtime) {
+                (&bantime, &maxtime, "maxtime")
+            } else {
+                (&maxtime, &bantime, "bantime")
+            };
+            let other_at = match other {
+                Some((l, key)) => self.location(&l.at, key.clone()).to_string(),
+                None => "the built-in default".to_owned(),
+            };
+            let (loc, key) = match blame {
+                Some((l, key)) => (&l.at, key.clone()),
+                None => (at, format!("jail.{name}")),
+            };
+            return Err(self.error(
+                loc,
+                &key,
+                format!(
+                    "bantime ({}) is longer than maxtime ({}), the cap of every ban \
+                     ({other_name} is set at {other_at})",
+                    secs(c.bantime),
+                    secs(c.maxtime)
+                ),
+            ));
+        }
+
+        let (filter, filter_at) = match &j.filter {
+            Some(f) => {
+                let key = format!("jail.{name}.filter");
+                let filter = self.filter_ref(&f.value, f.at.layer).ok_or_else(|| {
+                    self.error(
+                        &f.at,
+                        &key,
+                        format!(
+                            "expected a filter name (letters, digits, '_', '-') or a path to a \
+                             .toml file, got {:?}",
+                            f.value
+                        ),
+                    )
+                })?;
+                (filter, self.location(&f.at, key))
+            }
+            None => (
+                FilterRef::Named(name.to_owned()),
+                self.location(at, format!("jail.{name}")),
+            ),
+        };
+        let sources = match &j.sources {
+            Some(s) if s.value.is_empty() => {
+                return Err(self.error(
+                    &s.at,
+                    &format!("jail.{name}.sources"),
+                    "expected at least one source (\"auto\" lets the daemon choose)",
+                ));
+            }
+            Some(s) => s.value.iter().map(|r| self.source(r, s.at.layer)).collect(),
+            None => vec![SourceSpec::Auto],
+        };
+        Ok(JailSpec {
+            name: name.to_owned(),
+            config: c,
+            filter,
+            filter_at,
+            sources,
+        })
+    }
+
+    fn filter_ref(&self, value: &str, layer: usize) -> Option<FilterRef> {
+        if value.contains('/') || value.ends_with(".toml") {
+            Some(FilterRef::File(self.path(value, layer)))
+        } else if !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            Some(FilterRef::Named(value.to_owned()))
+        } else {
+            None
+        }
+    }
+
+    fn source(&self, raw: &RawSource, layer: usize) -> SourceSpec {
+        match raw {
+            RawSource::Auto => SourceSpec::Auto,
+            RawSource::File(p) => SourceSpec::File {
+                path: self.path(p, layer),
+            },
+            RawSource::Journal(j) => SourceSpec::Journal(JournalSpec {
+                matches: j.matches.iter().map(|m| m.0.clone()).collect(),
+                directory: j.directory.as_ref().map(|p| self.path(p, layer)),
+                file: j.file.as_ref().map(|p| self.path(p, layer)),
+            }),
+        }
+    }
+
+    /// `value` made absolute against the directory of the file that wrote it.
+    fn path(&self, value: &str, layer: usize) -> PathBuf {
+        let p = Path::new(value);
+        match &self.layers[layer].dir {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    fn path_or(&self, v: &Option<Located<String>>, default: &str) -> PathBuf {
+        v.as_ref().map_or_else(
+            || PathBuf::from(default),
+            |v| self.path(&v.value, v.at.layer),
+        )
+    }
+
+    fn location(&self, at: &Loc, key: String) -> Location {
+        let layer = &self.layers[at.layer];
+        Location {
+            file: layer.origin.clone(),
+            line: line_of(&layer.text, at.span.start),
+            key,
+        }
+    }
+
+    fn error(&self, at: &Loc, key: &str, message: impl fmt::Display) -> ConfigError {
+        let layer = &self.layers[at.layer];
+        ConfigError::Invalid {
+            file: layer.origin.clone(),
+            line: Some(line_of(&layer.text, at.span.start)),
+            key: Some(key.to_owned()),
+            message: message.to_string(),
+        }
+    }
+
+    /// A TOML or schema error of one file, with the key found from the error's span.
+    fn toml_error(&self, layer: usize, e: &toml::de::Error) -> ConfigError {
+        let l = &self.layers[layer];
+        let span = e.span();
+        ConfigError::Invalid {
+            file: l.origin.clone(),
+            line: span.as_ref().map(|s| line_of(&l.text, s.start)),
+            key: span.and_then(|s| key_path_at(&l.text, &s)),
+            message: e.message().trim_end().replace('\n', "; "),
+        }
+    }
+}
+
+/// The jail's own value of a key, else the defaults' one, with the dotted key it came from.
+fn pick<'a, T>(
+    jail: &str,
+    key: &str,
+    own: &'a Option<Located<T>>,
+    defaults: &'a Option<Located<T>>,
+) -> Option<(&'a Located<T>, String)> {
+    match (own, defaults) {
+        (Some(v), _) => Some((v, format!("jail.{jail}.{key}"))),
+        (None, Some(v)) => Some((v, format!("defaults.{key}"))),
+        (None, None) => None,
+    }
+}
+
+fn value_or<T: Copy>(own: &Option<Located<T>>, fallback: &Option<Located<T>>, default: T) -> T {
+    own.as_ref()
+        .or(fallback.as_ref())
+        .map_or(default, |v| v.value)
+}
+
+fn secs(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+fn valid_jail_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn valid_table_name(name: &str) -> bool {
+    (1..=20).contains(&name.len())
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// 1-based line of byte offset `at`.
+pub(crate) fn line_of(text: &str, at: usize) -> usize {
+    let at = at.min(text.len());
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The dotted path of the most specific key or value whose span contains `span`
+/// (`jail.sshd.allowlist[1]`); `None` if the text does not parse or nothing contains it.
+pub(crate) fn key_path_at(text: &str, span: &Range<usize>) -> Option<String> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut best: Option<(usize, String)> = None;
+    walk_table(doc.get_ref(), span, "", &mut best);
+    best.map(|(_, path)| path)
+}
+
+fn walk_table(
+    table: &toml::de::DeTable<'_>,
+    span: &Range<usize>,
+    prefix: &str,
+    best: &mut Option<(usize, String)>,
+) {
+    for (key, value) in table.iter() {
+        let path = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        consider(&key.span(), span, &path, best);
+        walk_value(value, span, path, best);
+    }
+}
+
+fn walk_value(
+    value: &Spanned<toml::de::DeValue<'_>>,
+    span: &Range<usize>,
+    path: String,
+    best: &mut Option<(usize, String)>,
+) {
+    consider(&value.span(), span, &path, best);
+    match value.get_ref() {
+        toml::de::DeValue::Table(t) => walk_table(t, span, &path, best),
+        toml::de::DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk_value(item, span, format!("{path}[{i}]"), best);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn consider(
+    node: &Range<usize>,
+    span: &Range<usize>,
+    path: &str,
+    best: &mut Option<(usize, String)>,
+) {
+    let contains = node.start <= span.start && span.end <= node.end && node.start < node.end;
+    let size = node.end - node.start;
+    if contains && best.as_ref().is_none_or(|(s, _)| size <= *s) {
+        *best = Some((size, path.to_owned()));
+    }
+}

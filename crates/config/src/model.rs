@@ -1,0 +1,210 @@
+//! The resolved configuration: every default applied, every value checked.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use portcullis_core::jail::JailConfig;
+use serde::Deserialize;
+
+/// The whole daemon configuration after merging all files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Paths and process-wide settings.
+    pub daemon: DaemonSettings,
+    /// How bans reach the kernel.
+    pub firewall: FirewallSettings,
+    /// Enabled jails, sorted by name. Each has its own filter, sources and policy.
+    pub jails: Vec<JailSpec>,
+    /// Names of jails that are configured but have `enabled = false` (shown by `status`).
+    pub disabled_jails: Vec<String>,
+    /// Every file that contributed, in the order read (first: `<embedded default>`), so
+    /// `status` and reload messages can say where the configuration came from.
+    pub files: Vec<String>,
+}
+
+impl Config {
+    /// The enabled jail called `name`.
+    pub fn jail(&self, name: &str) -> Option<&JailSpec> {
+        self.jails.iter().find(|j| j.name == name)
+    }
+}
+
+/// One jail: a filter over some sources feeding one jail engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JailSpec {
+    /// The jail's name (the `NAME` of `[jail.NAME]`); also `config.name`.
+    pub name: String,
+    /// The engine's policy, validated.
+    pub config: JailConfig,
+    /// Which filter turns this jail's lines into events.
+    pub filter: FilterRef,
+    /// Where the `filter` key was set (or the jail's table, when it defaulted to the jail's
+    /// name), so the daemon can report an unknown filter as `FILE:LINE: jail.X.filter: …`.
+    pub filter_at: Location,
+    /// Where this jail's lines come from; never empty.
+    pub sources: Vec<SourceSpec>,
+}
+
+/// A place in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The file, as in [`crate::ConfigError::Invalid`].
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// Dotted key path, e.g. `jail.sshd.filter`.
+    pub key: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.key)
+    }
+}
+
+/// A filter as a jail names it. Resolving it is the daemon's job (it knows the built-ins
+/// and may read files).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FilterRef {
+    /// A name: `<filter_dir>/NAME.toml` if that file exists, else the built-in filter NAME.
+    Named(String),
+    /// An explicit filter file (the value contained `/` or ended in `.toml`), made absolute
+    /// against the directory of the file that named it.
+    File(PathBuf),
+}
+
+impl FilterRef {
+    /// The user filter file a [`FilterRef::Named`] would load from `filter_dir`, or the path
+    /// of a [`FilterRef::File`].
+    pub fn user_path(&self, filter_dir: &Path) -> PathBuf {
+        match self {
+            FilterRef::Named(name) => filter_dir.join(format!("{name}.toml")),
+            FilterRef::File(path) => path.clone(),
+        }
+    }
+}
+
+/// One source of log lines for a jail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// Let the daemon choose: the journal when it holds entries of the filter's service,
+    /// else the service's usual log file (for sshd: [`SSHD_LOG_FILES`], first that exists;
+    /// journal matches [`SSHD_JOURNAL_MATCHES`]).
+    Auto,
+    /// A log file followed by name (rotation-aware).
+    File {
+        /// Absolute path.
+        path: PathBuf,
+    },
+    /// The systemd journal.
+    Journal(JournalSpec),
+}
+
+/// Which journal entries to follow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JournalSpec {
+    /// journalctl matches (`FIELD=value`, or `+` between groups); empty means the filter's
+    /// default matches (for sshd: [`SSHD_JOURNAL_MATCHES`]).
+    pub matches: Vec<String>,
+    /// Read this journal directory instead of the system journal (containers, tests).
+    pub directory: Option<PathBuf>,
+    /// Read this one journal file (tests).
+    pub file: Option<PathBuf>,
+}
+
+/// Log files the daemon tries, in order, for an sshd jail whose source is `auto` and whose
+/// journal holds no sshd entries (Debian/Ubuntu, then RHEL/Fedora).
+pub const SSHD_LOG_FILES: &[&str] = &["/var/log/auth.log", "/var/log/secure"];
+
+/// Journal matches of sshd: OpenSSH < 9.8 logs as `sshd`, 9.8+ also as `sshd-session`
+/// (same field, so journalctl ORs them).
+pub const SSHD_JOURNAL_MATCHES: &[&str] =
+    &["SYSLOG_IDENTIFIER=sshd", "SYSLOG_IDENTIFIER=sshd-session"];
+
+/// Paths and process-wide settings (`[daemon]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// Directory of the SQLite state (`state.db`).
+    pub state_dir: PathBuf,
+    /// Control socket path.
+    pub socket: PathBuf,
+    /// Log verbosity.
+    pub log_level: LogLevel,
+    /// IANA zone for zone-less log timestamps (checked to exist at load); `None` means the
+    /// system zone.
+    pub timezone: Option<String>,
+    /// Directory of user filter files (see [`FilterRef::Named`]).
+    pub filter_dir: PathBuf,
+}
+
+/// Log verbosity (`daemon.log_level`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Bans, unbans, start and stop (the default).
+    Info,
+    /// Every matched line.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The lowercase name, as `tracing`'s env filter takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// How bans reach the kernel (`[firewall]`). Field names match
+/// `portcullis_firewall::FirewallConfig` where they overlap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirewallSettings {
+    /// Which backend.
+    pub backend: Backend,
+    /// nftables table (family inet) and ipset name prefix; checked: letters, digits, `_`,
+    /// `-`, at most 20 characters.
+    pub table: String,
+    /// nftables base chain priority.
+    pub priority: i32,
+    /// What happens to a banned packet.
+    pub verdict: Verdict,
+    /// Also filter the forward hook.
+    pub hook_forward: bool,
+    /// Empty the sets when the daemon stops (default: bans stay).
+    pub flush_on_stop: bool,
+}
+
+/// Firewall backend (`firewall.backend`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// nftables when `nft` works, else ipset+iptables.
+    Auto,
+    /// nftables.
+    Nft,
+    /// ipset + iptables/ip6tables.
+    Ipset,
+    /// Touch no firewall (decide and log only).
+    None,
+}
+
+/// What happens to a packet from a banned address (`firewall.verdict`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Discard silently.
+    Drop,
+    /// Answer with ICMP port unreachable.
+    Reject,
+}

@@ -1,0 +1,552 @@
+//! Loading, merging and validating configurations through the public API.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use portcullis_config::{
+    Backend, Config, ConfigError, FilterRef, JournalSpec, LogLevel, SourceSpec, Verdict,
+};
+use portcullis_core::Weight;
+use portcullis_core::jail::JailConfig;
+
+fn invalid(result: Result<Config, ConfigError>) -> (String, Option<usize>, Option<String>, String) {
+    match result {
+        Err(ConfigError::Invalid {
+            file,
+            line,
+            key,
+            message,
+        }) => (file, line, key, message),
+        other => panic!("expected an invalid-config error, got {other:?}"),
+    }
+}
+
+fn net(s: &str) -> ipnet::IpNet {
+    s.parse().expect("test literal is a network")
+}
+
+#[test]
+fn embedded_default_protects_sshd() {
+    let c = Config::embedded_default().unwrap();
+    assert_eq!(c.jails.len(), 1);
+    let sshd = c.jail("sshd").unwrap();
+    assert_eq!(sshd.filter, FilterRef::Named("sshd".into()));
+    assert_eq!(sshd.sources, vec![SourceSpec::Auto]);
+    // The embedded [defaults] spell out JailConfig::new's values.
+    assert_eq!(sshd.config, JailConfig::new("sshd"));
+    assert_eq!(c.firewall.backend, Backend::Auto);
+    assert_eq!(c.firewall.verdict, Verdict::Drop);
+    assert_eq!(c.firewall.table, "portcullis");
+    assert_eq!(c.firewall.priority, -10);
+    assert!(!c.firewall.flush_on_stop);
+    assert_eq!(c.daemon.state_dir, PathBuf::from("/var/lib/portcullis"));
+    assert_eq!(
+        c.daemon.socket,
+        PathBuf::from("/run/portcullis/control.sock")
+    );
+    assert_eq!(c.daemon.log_level, LogLevel::Info);
+    assert_eq!(c.daemon.timezone, None);
+    assert_eq!(c.files, vec!["<embedded default>".to_string()]);
+}
+
+#[test]
+fn a_full_file_sets_every_key() {
+    let text = r#"
+[daemon]
+state_dir = "/tmp/pc/state"
+socket = "/tmp/pc/sock"
+log_level = "debug"
+timezone = "UTC"
+filter_dir = "filters"
+
+[firewall]
+backend = "ipset"
+table = "pc_test"
+priority = 5
+verdict = "reject"
+hook_forward = true
+flush_on_stop = true
+
+[defaults]
+maxretry = 2.5
+findtime = "1h30m"
+bantime = 60
+bantime_factor = 1
+maxtime = "2w"
+permanent_after = false
+history = "30d"
+allowlist = ["192.0.2.0/24", "2001:db8::1", "198.51.100.7/24"]
+v6_net_threshold = false
+v6_prefix = 48
+breach_after = false
+protect_after_success = false
+alert_root_login = false
+
+[jail.sshd]
+sources = [
+  { file = "/var/log/auth.log" },
+  { journal = { matches = ["SYSLOG_IDENTIFIER=sshd", "+", "_COMM=sshd"], directory = "j" } },
+  "auto",
+]
+
+[jail.web]
+filter = "./web-filter.toml"
+maxretry = 10
+"#;
+    let c = Config::from_str_named(text, "/etc/pc/portcullis.toml").unwrap();
+    assert_eq!(c.daemon.state_dir, PathBuf::from("/tmp/pc/state"));
+    assert_eq!(c.daemon.log_level, LogLevel::Debug);
+    assert_eq!(c.daemon.timezone.as_deref(), Some("UTC"));
+    assert_eq!(c.daemon.filter_dir, PathBuf::from("/etc/pc/filters"));
+    assert_eq!(c.firewall.backend, Backend::Ipset);
+    assert_eq!(c.firewall.table, "pc_test");
+    assert_eq!(c.firewall.priority, 5);
+    assert_eq!(c.firewall.verdict, Verdict::Reject);
+    assert!(c.firewall.hook_forward && c.firewall.flush_on_stop);
+
+    let sshd = &c.jail("sshd").unwrap();
+    let j = &sshd.config;
+    assert_eq!(j.maxretry, Weight(2500));
+    assert_eq!(j.findtime, Duration::from_secs(5400));
+    assert_eq!(j.bantime, Duration::from_secs(60));
+    assert_eq!(j.factor, 1.0);
+    assert_eq!(j.maxtime, Duration::from_secs(14 * 86_400));
+    assert_eq!(j.permanent_after, None);
+    assert_eq!(j.history, Duration::from_secs(30 * 86_400));
+    // Host bits are cleared; loopback is always added.
+    assert_eq!(
+        j.allowlist,
+        vec![
+            net("192.0.2.0/24"),
+            net("2001:db8::1/128"),
+            net("198.51.100.0/24"),
+            net("127.0.0.0/8"),
+            net("::1/128"),
+        ]
+    );
+    assert_eq!(j.v6_net_threshold, None);
+    assert_eq!(j.v6_prefix, 48);
+    assert_eq!(j.breach_after, None);
+    assert_eq!(j.protect_after_success, None);
+    assert!(!j.alert_root_login);
+    assert_eq!(
+        sshd.sources,
+        vec![
+            SourceSpec::File {
+                path: "/var/log/auth.log".into()
+            },
+            SourceSpec::Journal(JournalSpec {
+                matches: vec![
+                    "SYSLOG_IDENTIFIER=sshd".into(),
+                    "+".into(),
+                    "_COMM=sshd".into()
+                ],
+                directory: Some("/etc/pc/j".into()),
+                file: None,
+            }),
+            SourceSpec::Auto,
+        ]
+    );
+
+    let web = c.jail("web").unwrap();
+    assert_eq!(web.config.name, "web");
+    assert_eq!(web.config.maxretry, Weight(10_000));
+    // Inherited from [defaults].
+    assert_eq!(web.config.bantime, Duration::from_secs(60));
+    assert_eq!(
+        web.filter,
+        FilterRef::File(PathBuf::from("/etc/pc/./web-filter.toml"))
+    );
+    assert_eq!(web.filter_at.line, 40);
+    assert_eq!(web.filter_at.key, "jail.web.filter");
+    assert_eq!(web.sources, vec![SourceSpec::Auto]);
+}
+
+#[test]
+fn later_layers_override_per_key_and_per_jail() {
+    let main = "[defaults]\nmaxretry = 3\nbantime = \"1h\"\n[jail.sshd]\nfindtime = \"20m\"\n";
+    let drop_in = "[jail.sshd]\nmaxretry = 7\n[firewall]\nverdict = \"reject\"\n";
+    let c = Config::from_texts(&[(main, "main.toml"), (drop_in, "conf.d/10-x.toml")]).unwrap();
+    let sshd = &c.jail("sshd").unwrap().config;
+    assert_eq!(sshd.maxretry, Weight(7000), "the drop-in's jail key wins");
+    assert_eq!(
+        sshd.findtime,
+        Duration::from_secs(1200),
+        "main's jail key stays"
+    );
+    assert_eq!(
+        sshd.bantime,
+        Duration::from_secs(3600),
+        "main's default applies"
+    );
+    assert_eq!(
+        c.jail("sshd").unwrap().filter,
+        FilterRef::Named("sshd".into())
+    );
+    assert_eq!(c.firewall.verdict, Verdict::Reject);
+    assert_eq!(
+        c.firewall.backend,
+        Backend::Auto,
+        "untouched keys keep the default"
+    );
+}
+
+#[test]
+fn a_jail_can_be_disabled_by_a_later_file() {
+    let c = Config::from_texts(&[("[jail.sshd]\nenabled = false\n", "conf.d/off.toml")]).unwrap();
+    assert!(c.jails.is_empty());
+    assert_eq!(c.disabled_jails, vec!["sshd".to_string()]);
+}
+
+#[test]
+fn load_reads_main_then_conf_d_sorted() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("portcullis.toml");
+    std::fs::write(&main, "[defaults]\nmaxretry = 4\n").unwrap();
+    let conf_d = dir.path().join("conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    std::fs::write(conf_d.join("20-late.toml"), "[jail.sshd]\nmaxretry = 9\n").unwrap();
+    std::fs::write(
+        conf_d.join("10-early.toml"),
+        "[jail.sshd]\nmaxretry = 8\nbantime = \"2h\"\n[jail.other]\nfilter = \"x\"\n",
+    )
+    .unwrap();
+    // Not *.toml, or hidden: ignored.
+    std::fs::write(conf_d.join("99-broken.toml.bak"), "garbage [").unwrap();
+    std::fs::write(conf_d.join(".hidden.toml"), "garbage [").unwrap();
+
+    let c = Config::load(Some(&main), Some(&conf_d)).unwrap();
+    let sshd = &c.jail("sshd").unwrap().config;
+    assert_eq!(sshd.maxretry, Weight(9000));
+    assert_eq!(sshd.bantime, Duration::from_secs(7200));
+    assert_eq!(c.jail("other").unwrap().config.maxretry, Weight(4000));
+    assert_eq!(c.files.len(), 4);
+    assert!(c.files[1].ends_with("portcullis.toml"));
+    assert!(c.files[2].ends_with("10-early.toml"));
+    assert!(c.files[3].ends_with("20-late.toml"));
+
+    // An error in a drop-in names that file.
+    std::fs::write(
+        conf_d.join("30-bad.toml"),
+        "[jail.sshd]\n\nbantime = \"soon\"\n",
+    )
+    .unwrap();
+    let err = Config::load(Some(&main), Some(&conf_d)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("30-bad.toml:3: jail.sshd.bantime: "),
+        "{text}"
+    );
+
+    // Missing conf.d is fine; a missing main file is not.
+    assert!(Config::load(Some(&main), Some(&dir.path().join("nope"))).is_ok());
+    let err = Config::load(Some(&dir.path().join("missing.toml")), None).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+    assert!(Config::load(None, None).is_ok());
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_file_line_key() {
+    let (file, line, key, msg) = invalid(Config::from_str_named(
+        "[jail.sshd]\nmaxretry = 3\nbantme = \"1h\"\n",
+        "portcullis.toml",
+    ));
+    assert_eq!(file, "portcullis.toml");
+    assert_eq!(line, Some(3));
+    assert_eq!(key.as_deref(), Some("jail.sshd.bantme"));
+    assert!(msg.contains("bantme"), "{msg}");
+
+    let (_, line, key, _) = invalid(Config::from_str_named("\n[firewal]\nx = 1\n", "p.toml"));
+    assert_eq!(line, Some(2));
+    assert_eq!(key.as_deref(), Some("firewal"));
+
+    let (_, line, key, _) = invalid(Config::from_str_named(
+        "[daemon]\nsocket = \"/s\"\npid_file = \"/p\"\n",
+        "p.toml",
+    ));
+    assert_eq!((line, key.as_deref()), (Some(3), Some("daemon.pid_file")));
+
+    let (_, line, key, msg) = invalid(Config::from_str_named(
+        "[jail.sshd]\nsources = [{ journal = { match = [] } }]\n",
+        "p.toml",
+    ));
+    assert_eq!(line, Some(2));
+    assert!(key.unwrap().starts_with("jail.sshd.sources[0]"));
+    assert!(msg.contains("match"), "{msg}");
+}
+
+#[test]
+fn error_display_is_file_line_key_message() {
+    let err =
+        Config::from_str_named("# c\n[jail.sshd]\nmaxretry = 0\n", "portcullis.toml").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "portcullis.toml:3: jail.sshd.maxretry: expected a positive number of attempts \
+         (at most 4000000), got 0"
+    );
+    assert_eq!(err.line(), Some(3));
+    assert_eq!(err.key(), Some("jail.sshd.maxretry"));
+}
+
+#[test]
+fn bad_values_name_line_and_key() {
+    let cases: &[(&str, usize, &str, &str)] = &[
+        (
+            "[defaults]\nfindtime = \"10x\"\n",
+            2,
+            "defaults.findtime",
+            "unknown duration unit",
+        ),
+        (
+            "[defaults]\nfindtime = 0\n",
+            2,
+            "defaults.findtime",
+            "longer than zero",
+        ),
+        (
+            "[jail.sshd]\nbantime = -1\n",
+            2,
+            "jail.sshd.bantime",
+            "permanent_after",
+        ),
+        (
+            "[jail.sshd]\nbantime = \"-1\"\n",
+            2,
+            "jail.sshd.bantime",
+            "negative",
+        ),
+        (
+            "[jail.sshd]\nmaxretry = -2\n",
+            2,
+            "jail.sshd.maxretry",
+            "positive",
+        ),
+        (
+            "[jail.sshd]\nmaxretry = \"five\"\n",
+            2,
+            "jail.sshd.maxretry",
+            "positive number",
+        ),
+        (
+            "[jail.sshd]\nbantime_factor = 0.5\n",
+            2,
+            "jail.sshd.bantime_factor",
+            "from 1",
+        ),
+        (
+            "[jail.sshd]\npermanent_after = 0\n",
+            2,
+            "jail.sshd.permanent_after",
+            "or false",
+        ),
+        (
+            "[jail.sshd]\npermanent_after = true\n",
+            2,
+            "jail.sshd.permanent_after",
+            "or false",
+        ),
+        (
+            "[jail.sshd]\nv6_prefix = 129\n",
+            2,
+            "jail.sshd.v6_prefix",
+            "1 to 128",
+        ),
+        (
+            "[jail.sshd]\nallowlist = [\n  \"192.0.2.0/24\",\n  \"10.0.0.300\",\n]\n",
+            4,
+            "jail.sshd.allowlist[1]",
+            "10.0.0.300",
+        ),
+        (
+            "[defaults]\nallowlist = [\"192.0.2.0/33\"]\n",
+            2,
+            "defaults.allowlist[0]",
+            "CIDR",
+        ),
+        (
+            "[jail.sshd]\nsources = [\"/var/log/auth.log\"]\n",
+            2,
+            "jail.sshd.sources[0]",
+            "file =",
+        ),
+        (
+            "[jail.sshd]\nsources = [{ journal = { matches = [\"sshd\"] } }]\n",
+            2,
+            "jail.sshd.sources[0].journal.matches[0]",
+            "FIELD=value",
+        ),
+        (
+            "[jail.sshd]\nsources = []\n",
+            2,
+            "jail.sshd.sources",
+            "at least one",
+        ),
+        (
+            "[jail.sshd]\nfilter = \"bad name!\"\n",
+            2,
+            "jail.sshd.filter",
+            "filter name",
+        ),
+        (
+            "[firewall]\nbackend = \"pf\"\n",
+            2,
+            "firewall.backend",
+            "pf",
+        ),
+        (
+            "[firewall]\nverdict = \"accept\"\n",
+            2,
+            "firewall.verdict",
+            "accept",
+        ),
+        (
+            "[firewall]\ntable = \"bad table\"\n",
+            2,
+            "firewall.table",
+            "20 letters",
+        ),
+        (
+            "[daemon]\ntimezone = \"Mars/Olympus\"\n",
+            2,
+            "daemon.timezone",
+            "unknown time zone",
+        ),
+        (
+            "[daemon]\nlog_level = \"loud\"\n",
+            2,
+            "daemon.log_level",
+            "loud",
+        ),
+        (
+            "[defaults]\nfilter = \"sshd\"\n",
+            2,
+            "defaults.filter",
+            "jail",
+        ),
+        ("[jail.\"a b\"]\nmaxretry = 1\n", 1, "jail.a b", "jail name"),
+        (
+            "[jail.sshd]\nbantime = \"2w\"\n",
+            2,
+            "jail.sshd.bantime",
+            "longer than maxtime",
+        ),
+        (
+            "[jail.sshd]\nmaxtime = \"1m\"\n",
+            2,
+            "jail.sshd.maxtime",
+            "longer than maxtime",
+        ),
+    ];
+    for (text, want_line, want_key, want_msg) in cases {
+        let (file, line, key, msg) = invalid(Config::from_str_named(text, "t.toml"));
+        assert_eq!(file, "t.toml", "{text}");
+        assert_eq!(line, Some(*want_line), "{text}: {msg}");
+        assert_eq!(key.as_deref(), Some(*want_key), "{text}: {msg}");
+        assert!(
+            msg.contains(want_msg),
+            "{text}: message {msg:?} lacks {want_msg:?}"
+        );
+    }
+}
+
+#[test]
+fn toml_syntax_errors_name_file_and_line() {
+    let (file, line, _, msg) = invalid(Config::from_str_named(
+        "[defaults]\nmaxretry = 3\nfindtime = \"10m\n",
+        "broken.toml",
+    ));
+    assert_eq!(file, "broken.toml");
+    assert_eq!(line, Some(3));
+    assert!(!msg.is_empty());
+}
+
+#[test]
+fn inherited_values_are_reported_where_they_were_written() {
+    // bantime comes from [defaults] in main.toml; the jail's maxtime in the drop-in is
+    // shorter: the error points at the later edit and names where the other value is.
+    let err = Config::from_texts(&[
+        ("[defaults]\n\nbantime = \"3d\"\n", "main.toml"),
+        ("[jail.sshd]\nmaxtime = \"2d\"\n", "conf.d/a.toml"),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "conf.d/a.toml:2: jail.sshd.maxtime: bantime (259200s) is longer than maxtime \
+         (172800s), the cap of every ban (bantime is set at main.toml:3: defaults.bantime)"
+    );
+}
+
+#[test]
+fn filter_refs_and_relative_paths() {
+    let c = Config::from_str_named(
+        "[jail.a]\nfilter = \"custom\"\n[jail.b]\nfilter = \"/abs/f.toml\"\n[jail.c]\n\
+         sources = [{ file = \"logs/c.log\" }]\n",
+        "/etc/x/portcullis.toml",
+    )
+    .unwrap();
+    let a = c.jail("a").unwrap();
+    assert_eq!(a.filter, FilterRef::Named("custom".into()));
+    assert_eq!(
+        a.filter.user_path(Path::new("/etc/portcullis/filter.d")),
+        PathBuf::from("/etc/portcullis/filter.d/custom.toml")
+    );
+    assert_eq!(
+        c.jail("b").unwrap().filter,
+        FilterRef::File("/abs/f.toml".into())
+    );
+    let jc = c.jail("c").unwrap();
+    assert_eq!(
+        jc.filter,
+        FilterRef::Named("c".into()),
+        "defaults to the jail's name"
+    );
+    assert_eq!(jc.filter_at.line, 5);
+    assert_eq!(
+        jc.sources,
+        vec![SourceSpec::File {
+            path: "/etc/x/logs/c.log".into()
+        }]
+    );
+}
+
+#[test]
+fn default_toml_documents_every_key() {
+    // Every key the schema accepts appears (set or commented) in the embedded default.
+    for key in [
+        "state_dir",
+        "socket",
+        "log_level",
+        "timezone",
+        "filter_dir",
+        "backend",
+        "table",
+        "priority",
+        "verdict",
+        "hook_forward",
+        "flush_on_stop",
+        "enabled",
+        "maxretry",
+        "findtime",
+        "bantime",
+        "bantime_factor",
+        "maxtime",
+        "permanent_after",
+        "history",
+        "allowlist",
+        "v6_net_threshold",
+        "v6_prefix",
+        "breach_after",
+        "protect_after_success",
+        "alert_root_login",
+        "filter",
+        "sources",
+        "journal",
+        "matches",
+        "directory",
+    ] {
+        assert!(
+            portcullis_config::DEFAULT_CONFIG.contains(&format!("{key} =")),
+            "default.toml does not document {key}"
+        );
+    }
+}
