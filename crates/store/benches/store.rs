@@ -9,10 +9,10 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ipnet::IpNet;
-use portcullis_core::event::{Ban, BanReason, Decision, Weight};
 use portcullis_core::Time;
+use portcullis_core::event::{Ban, BanReason, Decision, Weight};
 use portcullis_store::Store;
 
 const N: u64 = 100_000;
@@ -29,9 +29,15 @@ fn bans(n: u64) -> Vec<Decision> {
                 target: nth(i),
                 jail: "sshd".into(),
                 since: Time::from_secs(1_000),
-                until: if i % 3 == 0 { None } else { Some(Time::from_secs(1_000_000_000_000)) },
+                until: if i % 3 == 0 {
+                    None
+                } else {
+                    Some(Time::from_secs(1_000_000_000_000))
+                },
                 ban_no: 1 + (i % 3) as u32,
-                reason: BanReason::Threshold { score: Weight(5000) },
+                reason: BanReason::Threshold {
+                    score: Weight(5000),
+                },
             })
         })
         .collect()

@@ -1,0 +1,138 @@
+//! The `data` of successful responses, one shape per command. The daemon builds them, the
+//! CLI prints them (human text, or the JSON as is with `--json`). Times are Unix seconds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::Target;
+
+/// One active ban, as listed by `bans` and returned by `ban`/`unban`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanEntry {
+    /// The banned address or network.
+    pub target: Target,
+    /// The jail holding it.
+    pub jail: String,
+    /// Start, Unix seconds.
+    pub since: i64,
+    /// End, Unix seconds; `None` for a permanent ban.
+    pub until: Option<i64>,
+    /// Which ban of this offender it is (escalation step).
+    pub ban_no: u32,
+    /// `threshold`, `aggregate`, `manual` or `restored`.
+    pub reason: String,
+}
+
+/// `data` of `bans`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BansData {
+    /// Active bans, oldest first.
+    pub bans: Vec<BanEntry>,
+}
+
+/// `data` of `ban`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanData {
+    /// The ban now in force.
+    pub ban: BanEntry,
+}
+
+/// `data` of `unban`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnbanData {
+    /// The bans lifted (empty: there was none; the daemon may answer `not_found` instead).
+    pub removed: Vec<BanEntry>,
+}
+
+/// `data` of `flush`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushData {
+    /// How many bans were removed.
+    pub removed: u64,
+}
+
+/// `data` of `reload`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadData {
+    /// The jails running after the reload.
+    pub jails: Vec<String>,
+    /// Non-fatal remarks (e.g. a jail disabled because its log is missing).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// `data` of `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusData {
+    /// Daemon version (`CARGO_PKG_VERSION`).
+    pub version: String,
+    /// Process id, for `kill -HUP`.
+    pub pid: u32,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// `true` with `--dry-run`: decisions are logged, not applied.
+    pub dry_run: bool,
+    /// The firewall backend.
+    pub backend: BackendStatus,
+    /// One entry per jail (only the asked one with `status JAIL`).
+    pub jails: Vec<JailStatus>,
+}
+
+/// Health of the firewall backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    /// `nftables` or `ipset`.
+    pub name: String,
+    /// Whether the last firewall transaction succeeded.
+    pub healthy: bool,
+    /// The last error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One jail's counters and sources.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JailStatus {
+    /// Jail name.
+    pub name: String,
+    /// Bans in force now.
+    pub active_bans: u64,
+    /// Bans decided since start.
+    pub total_bans: u64,
+    /// Weighted failed attempts seen since start.
+    pub attempts: u64,
+    /// Its log sources.
+    pub sources: Vec<SourceStatus>,
+}
+
+/// One log source and where it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// The file path or journal match.
+    pub key: String,
+    /// Human-readable position (`offset 1234 of inode 56` or a journal cursor).
+    pub position: String,
+    /// Lines read since start.
+    pub lines: u64,
+    /// The last error (file missing, permission), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A successful answer, typed; serialised as the bare data object (no tag), since the client
+/// knows which command it sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// For `status`.
+    Status(StatusData),
+    /// For `bans`.
+    Bans(BansData),
+    /// For `ban`.
+    Ban(BanData),
+    /// For `unban`.
+    Unban(UnbanData),
+    /// For `reload`.
+    Reload(ReloadData),
+    /// For `flush`.
+    Flush(FlushData),
+}

@@ -1,0 +1,620 @@
+//! The control server and client over real Unix sockets in a temporary directory.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portcullis_control::data::{
+    BanData, BanEntry, BansData, FlushData, ReloadData, Reply, StatusData, UnbanData,
+};
+use portcullis_control::{
+    AccessPolicy, BindError, Client, ClientError, Command, ErrorBody, ErrorKind, Handler, Peer,
+    ServerConfig, Target, bind_socket, serve,
+};
+use serde_json::Value;
+
+/// A small in-memory daemon: enough behaviour to check that commands, replies and errors
+/// travel intact.
+#[derive(Default)]
+struct MemoryDaemon {
+    bans: Mutex<Vec<BanEntry>>,
+    reload_broken: AtomicBool,
+    peers: Mutex<Vec<Peer>>,
+}
+
+impl Handler for MemoryDaemon {
+    async fn handle(&self, peer: Peer, command: Command) -> Result<Reply, ErrorBody> {
+        self.peers.lock().unwrap().push(peer);
+        let mut bans = self.bans.lock().unwrap();
+        match command {
+            Command::Status { .. } => Ok(Reply::Status(StatusData {
+                version: "test".into(),
+                pid: std::process::id(),
+                jails: vec![portcullis_control::data::JailStatus {
+                    name: "sshd".into(),
+                    active_bans: bans.len() as u64,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+            Command::Bans { jail } => Ok(Reply::Bans(BansData {
+                bans: bans
+                    .iter()
+                    .filter(|b| jail.as_ref().is_none_or(|j| *j == b.jail))
+                    .cloned()
+                    .collect(),
+            })),
+            Command::Ban {
+                target,
+                jail,
+                duration,
+                permanent,
+                force,
+            } => {
+                if target.0.addr().is_loopback() && !force {
+                    return Err(ErrorBody::new(
+                        ErrorKind::Allowlisted,
+                        format!("{target} is allowlisted; use --force"),
+                    ));
+                }
+                let entry = BanEntry {
+                    target,
+                    jail: jail.unwrap_or_else(|| "manual".into()),
+                    since: 1000,
+                    until: if permanent {
+                        None
+                    } else {
+                        Some(1000 + duration.unwrap_or(600) as i64)
+                    },
+                    ban_no: 1,
+                    reason: "manual".into(),
+                };
+                bans.push(entry.clone());
+                Ok(Reply::Ban(BanData { ban: entry }))
+            }
+            Command::Unban { target, jail, all } => {
+                let (removed, kept) = bans.drain(..).partition(|b: &BanEntry| {
+                    (all || Some(b.target) == target) && jail.as_ref().is_none_or(|j| *j == b.jail)
+                });
+                *bans = kept;
+                if removed.is_empty() {
+                    return Err(ErrorBody::new(ErrorKind::NotFound, "no such ban"));
+                }
+                Ok(Reply::Unban(UnbanData { removed }))
+            }
+            Command::Reload => {
+                if self.reload_broken.load(Ordering::SeqCst) {
+                    Err(ErrorBody::new(
+                        ErrorKind::ReloadFailed,
+                        "conf.d/x.toml:3: unknown key `maxretyr`",
+                    ))
+                } else {
+                    Ok(Reply::Reload(ReloadData {
+                        jails: vec!["sshd".into()],
+                        warnings: vec![],
+                    }))
+                }
+            }
+            Command::Flush { .. } => {
+                let n = bans.len() as u64;
+                bans.clear();
+                Ok(Reply::Flush(FlushData { removed: n }))
+            }
+        }
+    }
+}
+
+struct TestServer {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    daemon: Arc<MemoryDaemon>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    fn start(config: ServerConfig) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/control.sock");
+        let listener = bind_socket(&path).unwrap();
+        let daemon = Arc::new(MemoryDaemon::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, daemon.clone(), config, async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            _dir: dir,
+            path,
+            daemon,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task.take().unwrap())
+            .await
+            .expect("serve did not return after shutdown")
+            .unwrap();
+    }
+}
+
+/// Run blocking client code off the runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+fn target(s: &str) -> Target {
+    Target::parse(s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_of_every_command() {
+    let server = TestServer::start(ServerConfig::default());
+    let path = server.path.clone();
+    let daemon = server.daemon.clone();
+    blocking(move || {
+        let mut c = Client::connect(&path).unwrap();
+        let status: StatusData = c
+            .request(Command::Status { jail: None })
+            .unwrap()
+            .data_as()
+            .unwrap();
+        assert_eq!(status.pid, std::process::id());
+        assert_eq!(status.jails[0].name, "sshd");
+
+        let ban = Command::Ban {
+            target: target("192.0.2.1"),
+            jail: Some("sshd".into()),
+            duration: Some(60),
+            permanent: false,
+            force: false,
+        };
+        let r = c.request(ban).unwrap();
+        assert_eq!(r.id, 2);
+        let b: BanData = r.data_as().unwrap();
+        assert_eq!(
+            (b.ban.target, b.ban.until),
+            (target("192.0.2.1"), Some(1060))
+        );
+        let perm = Command::Ban {
+            target: target("2001:db8::/64"),
+            jail: None,
+            duration: None,
+            permanent: true,
+            force: false,
+        };
+        assert_eq!(
+            c.request(perm)
+                .unwrap()
+                .data_as::<BanData>()
+                .unwrap()
+                .ban
+                .until,
+            None
+        );
+
+        // Allowlisted needs force; the error kind survives the trip.
+        let lo = Command::Ban {
+            target: target("127.0.0.1"),
+            jail: None,
+            duration: None,
+            permanent: false,
+            force: false,
+        };
+        let e = c.request(lo.clone()).unwrap().result.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Allowlisted);
+        let Command::Ban { target: t, .. } = lo else {
+            unreachable!()
+        };
+        let forced = Command::Ban {
+            target: t,
+            jail: None,
+            duration: None,
+            permanent: false,
+            force: true,
+        };
+        assert!(c.request(forced).unwrap().result.is_ok());
+
+        let bans: BansData = c
+            .request(Command::Bans { jail: None })
+            .unwrap()
+            .data_as()
+            .unwrap();
+        assert_eq!(bans.bans.len(), 3);
+        let sshd: BansData = c
+            .request(Command::Bans {
+                jail: Some("sshd".into()),
+            })
+            .unwrap()
+            .data_as()
+            .unwrap();
+        assert_eq!(sshd.bans.len(), 1);
+
+        // Unban of the permanent ban.
+        let u: UnbanData = c
+            .request(Command::Unban {
+                target: Some(target("2001:db8::/64")),
+                jail: None,
+                all: false,
+            })
+            .unwrap()
+            .data_as()
+            .unwrap();
+        assert_eq!(u.removed.len(), 1);
+        assert_eq!(u.removed[0].until, None);
+        let again = c
+            .request(Command::Unban {
+                target: Some(target("2001:db8::/64")),
+                jail: None,
+                all: false,
+            })
+            .unwrap();
+        assert_eq!(again.result.unwrap_err().kind, ErrorKind::NotFound);
+
+        let rl: ReloadData = c.request(Command::Reload).unwrap().data_as().unwrap();
+        assert_eq!(rl.jails, ["sshd"]);
+        daemon.reload_broken.store(true, Ordering::SeqCst);
+        let e = c.request(Command::Reload).unwrap().result.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ReloadFailed);
+        assert!(e.message.contains("maxretyr"));
+
+        let f: FlushData = c
+            .request(Command::Flush { jail: None })
+            .unwrap()
+            .data_as()
+            .unwrap();
+        assert_eq!(f.removed, 2);
+        let status: StatusData = c
+            .request(Command::Status { jail: None })
+            .unwrap()
+            .data_as()
+            .unwrap();
+        assert_eq!(status.jails[0].active_bans, 0);
+        // The handler saw our real credentials.
+        let peers = daemon.peers.lock().unwrap();
+        assert!(
+            peers
+                .iter()
+                .all(|p| p.uid == effective_uid() && p.pid == Some(std::process::id() as i32))
+        );
+    })
+    .await;
+    server.shutdown().await;
+}
+
+fn effective_uid() -> u32 {
+    // The effective uid, read from /proc to avoid a libc dependency.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap() // effective uid
+}
+
+/// Send raw lines and read raw responses.
+fn raw(path: &Path) -> (UnixStream, BufReader<UnixStream>) {
+    let s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = BufReader::new(s.try_clone().unwrap());
+    (s, r)
+}
+
+fn read_json(r: &mut BufReader<UnixStream>) -> Value {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad response {line:?}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_oversized_and_wrong_version_lines_get_errors_and_serving_continues() {
+    let server = TestServer::start(ServerConfig::default());
+    let path = server.path.clone();
+    blocking(move || {
+        let (mut w, mut r) = raw(&path);
+        w.write_all(b"this is not json\n").unwrap();
+        let v = read_json(&mut r);
+        assert_eq!(
+            (v["ok"].as_bool(), v["error"]["kind"].as_str()),
+            (Some(false), Some("bad_request"))
+        );
+        assert_eq!(v["v"], 1);
+
+        // Oversized: 100 KiB without a newline for a while, then the newline.
+        let big = vec![b'a'; 100 * 1024];
+        w.write_all(&big).unwrap();
+        w.write_all(b"\n").unwrap();
+        let v = read_json(&mut r);
+        assert_eq!(v["error"]["kind"], "line_too_long");
+
+        w.write_all(b"{\"v\":2,\"id\":9,\"cmd\":\"status\"}\n")
+            .unwrap();
+        let v = read_json(&mut r);
+        assert_eq!(
+            (v["id"].as_u64(), v["error"]["kind"].as_str()),
+            (Some(9), Some("unsupported_version"))
+        );
+
+        w.write_all(b"{\"v\":1,\"id\":10,\"cmd\":\"nope\"}\n")
+            .unwrap();
+        let v = read_json(&mut r);
+        assert_eq!(
+            (v["id"].as_u64(), v["error"]["kind"].as_str()),
+            (Some(10), Some("bad_request"))
+        );
+
+        // Invalid UTF-8 and binary junk.
+        w.write_all(b"\xff\xfe\x00{\n").unwrap();
+        assert_eq!(read_json(&mut r)["error"]["kind"], "bad_request");
+
+        // Blank lines are skipped; the same connection still serves a good request.
+        w.write_all(b"\n\n{\"v\":1,\"id\":11,\"cmd\":\"status\"}\n")
+            .unwrap();
+        let v = read_json(&mut r);
+        assert_eq!(
+            (v["id"].as_u64(), v["ok"].as_bool()),
+            (Some(11), Some(true))
+        );
+
+        // And a new connection works too.
+        let mut c = Client::connect(&path).unwrap();
+        assert!(
+            c.request(Command::Status { jail: None })
+                .unwrap()
+                .result
+                .is_ok()
+        );
+    })
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_time_out_and_the_limit_answers_busy() {
+    let config = ServerConfig {
+        max_connections: 1,
+        read_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let server = TestServer::start(config);
+    let path = server.path.clone();
+    blocking(move || {
+        // Hold the only slot with a served connection.
+        let (mut w, mut r) = raw(&path);
+        w.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"status\"}\n")
+            .unwrap();
+        assert_eq!(read_json(&mut r)["ok"], true);
+        let (_w2, mut r2) = raw(&path);
+        let v = read_json(&mut r2);
+        assert_eq!(v["error"]["kind"], "busy");
+        // Half a request, then silence: the server answers `timeout` and closes.
+        w.write_all(b"{\"v\":1,").unwrap();
+        assert_eq!(read_json(&mut r)["error"]["kind"], "timeout");
+        let mut rest = String::new();
+        assert_eq!(
+            r.read_line(&mut rest).unwrap(),
+            0,
+            "connection should be closed"
+        );
+        // The slot is free again.
+        let mut c = Client::connect(&path).unwrap();
+        assert!(
+            c.request(Command::Status { jail: None })
+                .unwrap()
+                .result
+                .is_ok()
+        );
+    })
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_accepting_and_closes_idle_connections() {
+    let server = TestServer::start(ServerConfig::default());
+    let path = server.path.clone();
+    let (mut w, mut r) = raw(&path);
+    w.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"status\"}\n")
+        .unwrap();
+    let r = blocking(move || {
+        assert_eq!(read_json(&mut r)["ok"], true);
+        r
+    })
+    .await;
+    server.shutdown().await;
+    let mut r = r;
+    let mut rest = String::new();
+    assert_eq!(r.read_line(&mut rest).unwrap(), 0);
+    match Client::connect(&path) {
+        Err(ClientError::NotRunning { .. }) => {}
+        other => panic!("expected NotRunning after shutdown, got {other:?}"),
+    }
+}
+
+#[test]
+fn client_says_not_running_for_missing_and_stale_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing.sock");
+    let e = Client::connect(&missing).unwrap_err();
+    assert!(matches!(e, ClientError::NotRunning { .. }), "{e:?}");
+    assert!(e.to_string().contains("not running"));
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(matches!(
+        Client::connect(&stale),
+        Err(ClientError::NotRunning { .. })
+    ));
+}
+
+#[tokio::test]
+async fn bind_socket_is_careful() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run/portcullis/control.sock");
+    let listener = bind_socket(&path).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o755);
+    // A live socket is not stolen.
+    assert!(matches!(
+        bind_socket(&path),
+        Err(BindError::AlreadyRunning { .. })
+    ));
+    // A stale one (listener gone, file left) is replaced.
+    drop(listener);
+    assert!(path.exists());
+    let _listener = bind_socket(&path).unwrap();
+    // A regular file is never removed.
+    let file = dir.path().join("not-a-socket");
+    std::fs::write(&file, b"keep me").unwrap();
+    assert!(matches!(
+        bind_socket(&file),
+        Err(BindError::NotASocket { .. })
+    ));
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}
+
+const CHILD_ENV: &str = "PORTCULLIS_CONTROL_CHILD_SOCKET";
+
+/// Not a test on its own: the unprivileged client of the peer-credential tests.
+#[test]
+#[ignore = "child process of the peer-credential tests"]
+fn unprivileged_client_child() {
+    let path = std::env::var(CHILD_ENV).expect("run by the peer-credential tests only");
+    let outcome = match Client::connect(&path)
+        .and_then(|mut c| c.request(Command::Status { jail: None }))
+    {
+        Ok(r) if r.result.is_ok() => "ok".to_string(),
+        Ok(r) => format!("error {:?}", r.result),
+        Err(ClientError::PermissionDenied { detail, .. }) => format!("permission_denied {detail}"),
+        Err(e) => format!("client_error {e}"),
+    };
+    println!("CHILD_RESULT uid={} {outcome}", effective_uid());
+}
+
+/// Run the child test as nobody (65534) against `path`; returns its CHILD_RESULT line.
+fn run_as_nobody(path: &Path) -> Option<String> {
+    if effective_uid() != 0 {
+        let msg = "!!! SKIPPED: the peer-credential test needs root (to run a client as uid 65534)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("{msg}");
+        return None;
+    }
+    // The socket must be reachable by nobody so that the daemon's own check is what refuses.
+    let dir = path.parent().unwrap();
+    for d in [dir, dir.parent().unwrap()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let out = Process::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "unprivileged_client_child",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, path)
+        .output()
+        .expect("setpriv (util-linux) is needed for the peer-credential test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // libtest prints "test name ... " before the child's own output on the same line.
+    let line = stdout
+        .lines()
+        .find_map(|l| l.find("CHILD_RESULT").map(|i| &l[i..]));
+    assert!(
+        line.is_some(),
+        "child gave no result: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    line.map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_root_peer_is_refused() {
+    let server = TestServer::start(ServerConfig::default());
+    let path = server.path.clone();
+    if let Some(line) = blocking(move || run_as_nobody(&path)).await {
+        assert!(
+            line.starts_with("CHILD_RESULT uid=65534 permission_denied"),
+            "{line}"
+        );
+        assert!(line.contains("uid 65534 is not allowed"), "{line}");
+        // The refused peer never reached the handler.
+        assert!(server.daemon.peers.lock().unwrap().is_empty());
+        // And root still gets served afterwards.
+        let path = server.path.clone();
+        blocking(move || {
+            let mut c = Client::connect(&path).unwrap();
+            assert!(
+                c.request(Command::Status { jail: None })
+                    .unwrap()
+                    .result
+                    .is_ok()
+            );
+        })
+        .await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_non_root_uid_is_served() {
+    let config = ServerConfig {
+        access: AccessPolicy {
+            uids: vec![0, 65534],
+            gids: vec![],
+        },
+        ..Default::default()
+    };
+    let server = TestServer::start(config);
+    let path = server.path.clone();
+    if let Some(line) = blocking(move || run_as_nobody(&path)).await {
+        assert_eq!(line, "CHILD_RESULT uid=65534 ok");
+        assert_eq!(server.daemon.peers.lock().unwrap()[0].uid, 65534);
+    }
+    server.shutdown().await;
+}
+
+#[test]
+fn the_0600_socket_itself_keeps_others_out() {
+    // Without loosening the mode, nobody cannot even connect: the client reports it clearly.
+    if effective_uid() != 0 {
+        let msg = "!!! SKIPPED: needs root";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("{msg}");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("control.sock");
+    let _listener = rt.block_on(async { bind_socket(&path) }).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let out = Process::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "unprivileged_client_child",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("CHILD_RESULT uid=65534 permission_denied"),
+        "{stdout}"
+    );
+}
