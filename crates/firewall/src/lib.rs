@@ -1,1 +1,30 @@
-//! portcullis-firewall: placeholder.
+//! portcullis-firewall: puts bans into the kernel firewall (nftables, or ipset + iptables)
+//! and reads them back.
+//!
+//! Key decision: batches, not calls. Every [`Firewall::apply`] is one `nft -j -f -`
+//! transaction (or one `ipset -exist restore`), temporary bans are kernel elements with
+//! timeouts that expire by themselves, and [`Firewall::reconcile`] makes the kernel agree
+//! with the store at start. Only our own table (or our own sets and rules) is touched;
+//! tools run without a shell, with a timeout, and their arguments are our names and
+//! formatted addresses, never log text.
+#![deny(missing_docs)]
+
+mod change;
+mod command;
+mod config;
+mod dry_run;
+mod error;
+mod firewall;
+mod ipset;
+mod nft;
+
+pub use change::{ApplyReport, Change, ElementCounts, RejectReason, Rejected};
+pub use config::{FirewallConfig, Verdict};
+pub use dry_run::DryRunBackend;
+pub use error::{
+    ApplyError, CommandError, ConfigError, DetectError, ListError, ReconcileError, SetupError,
+    TeardownError,
+};
+pub use firewall::{Firewall, Health};
+pub use ipset::IpsetBackend;
+pub use nft::NftBackend;

@@ -1,0 +1,519 @@
+//! The nftables backend: one `inet` table of our own, four sets, one `nft -j -f -`
+//! transaction per batch.
+//!
+//! Ruleset documents are built with the `nftables` crate's JSON model; the process is
+//! run by our own [`Runner`] (the crate's helper has no timeout and no command prefix).
+//!
+//! Deleting a missing element fails a whole nft transaction (and `destroy`, which would
+//! not, needs nft ≥ 1.0.8). So every removal is written as `add` (no timeout) followed
+//! by `delete` in the same transaction: the add makes the element exist, the delete
+//! removes it, and the result is "absent" whether it was there or not. For interval
+//! (network) sets that add can itself fail when a different, overlapping network is in
+//! the set; then the batch is retried once, exactly, from a fresh listing (absent
+//! removals dropped, overlapping network adds rejected and reported).
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use nftables::expr::{Elem, Expression, NamedExpression, Payload, PayloadField, Prefix};
+use nftables::schema::{
+    Chain, Element, NfCmd, NfListObject, NfObject, Nftables, Set, SetFlag, SetType, SetTypeValue,
+    Table,
+};
+use nftables::stmt::{Match, Operator, Statement};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+
+use crate::change::{ApplyReport, Change, Plan, SetKind, timeout_secs};
+use crate::command::Runner;
+use crate::config::{FirewallConfig, Verdict};
+use crate::error::{
+    ApplyError, CommandError, ConfigError, ListError, ReconcileError, SetupError, TeardownError,
+};
+
+/// The longest element timeout we hand to nft (JSON carries whole seconds as u32).
+const MAX_TIMEOUT_SECS: u64 = u32::MAX as u64;
+
+/// The nftables engine. Owns table `inet <table>` and nothing else.
+#[derive(Debug)]
+pub struct NftBackend {
+    /// Names, hooks, verdict, binary.
+    config: FirewallConfig,
+    /// Runs `nft` with the configured prefix and timeout.
+    runner: Runner,
+    /// The last failure of a mutating operation, for status.
+    last_error: Option<String>,
+}
+
+impl NftBackend {
+    /// A backend for `config`. Touches nothing until [`NftBackend::setup`].
+    pub fn new(config: FirewallConfig) -> Result<NftBackend, ConfigError> {
+        config.validate()?;
+        let runner = Runner::new(config.command_prefix.clone(), config.command_timeout);
+        Ok(NftBackend {
+            config,
+            runner,
+            last_error: None,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &FirewallConfig {
+        &self.config
+    }
+
+    /// The last error of setup/apply/reconcile/teardown, if the last such call failed.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// Whether `nft list tables` works (used by detection).
+    pub async fn probe(&self) -> Result<(), CommandError> {
+        self.runner
+            .output(&self.config.nft, &["list", "tables"], None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Create (or bring up to date) our table, sets and chains in one transaction.
+    /// Idempotent; elements already in the sets stay. Chains are recreated so a changed
+    /// priority, verdict or forward setting takes effect; other tables are never touched.
+    pub async fn setup(&mut self) -> Result<(), SetupError> {
+        let doc = self.setup_document();
+        let r = self.run_document(&doc).await;
+        self.note(r.as_ref().err());
+        r.map_err(SetupError::from)
+    }
+
+    /// Apply a batch in one transaction (see the module docs for removals).
+    pub async fn apply(&mut self, changes: &[Change]) -> Result<ApplyReport, ApplyError> {
+        let started = Instant::now();
+        let plan = Plan::from_changes(changes);
+        let r = self.apply_plan(plan, changes.len(), started).await;
+        self.note(r.as_ref().err());
+        r
+    }
+
+    /// Every element of our four sets with its remaining time (`None` = permanent).
+    pub async fn list(&self) -> Result<Vec<(IpNet, Option<Duration>)>, ListError> {
+        let out = self
+            .runner
+            .output(
+                &self.config.nft,
+                &["-j", "list", "table", "inet", &self.config.table],
+                None,
+            )
+            .await?;
+        parse_listing(&out, &self.config.table).map_err(|detail| {
+            ListError::Command(CommandError::Output {
+                command: format!("nft -j list table inet {}", self.config.table),
+                detail,
+            })
+        })
+    }
+
+    /// Make the kernel sets hold exactly `desired`, in one transaction.
+    pub async fn reconcile(
+        &mut self,
+        desired: &[(IpNet, Option<Duration>)],
+    ) -> Result<ApplyReport, ReconcileError> {
+        let started = Instant::now();
+        let r = async {
+            let current: HashMap<_, _> = self.list().await?.into_iter().collect();
+            let mut plan = Plan::reconcile(&current, desired);
+            plan.drop_net_overlaps(&current);
+            let n = plan.add.len() + plan.remove.len();
+            Ok(self.apply_plan(plan, n, started).await?)
+        }
+        .await;
+        self.note(r.as_ref().err());
+        r
+    }
+
+    /// At stop: with `flush`, delete our whole table (sets, chains, elements); without,
+    /// leave everything so bans keep working while the daemon is down.
+    pub async fn teardown(&mut self, flush: bool) -> Result<(), TeardownError> {
+        if !flush {
+            return Ok(());
+        }
+        let table = || {
+            NfListObject::Table(Table {
+                family: NfFamily::INet,
+                name: Cow::Owned(self.config.table.clone()),
+                handle: None,
+            })
+        };
+        // `add` first so deleting an absent table is not an error.
+        let doc = document(vec![
+            NfObject::CmdObject(NfCmd::Add(table())),
+            NfObject::CmdObject(NfCmd::Delete(table())),
+        ]);
+        let r = self.run_document(&doc).await;
+        self.note(r.as_ref().err());
+        r.map_err(TeardownError::from)
+    }
+
+    /// One transaction for `plan`; on failure, one exact retry from a fresh listing.
+    async fn apply_plan(
+        &mut self,
+        mut plan: Plan,
+        changes: usize,
+        started: Instant,
+    ) -> Result<ApplyReport, ApplyError> {
+        let mut report = ApplyReport {
+            skipped_expired: plan.skipped_expired,
+            ..ApplyReport::default()
+        };
+        if plan.is_empty() {
+            report.rejected = plan.rejected;
+            report.elapsed = started.elapsed();
+            return Ok(report);
+        }
+        let (doc, made_permanent) = self.batch_document(&plan);
+        report.transactions = 1;
+        let first = self.run_document(&doc).await;
+        if let Err(first_err) = first {
+            // Something in the batch conflicts with the kernel state (an element expired
+            // during a reconcile, an overlapping network). Re-plan exactly and retry once.
+            tracing::debug!(error = %first_err, "nft batch refused; retrying from a fresh listing");
+            let current: HashMap<_, _> = self.list().await?.into_iter().collect();
+            plan.keep_present_removals(&current);
+            plan.drop_net_overlaps(&current);
+            report.transactions = 2;
+            if !plan.is_empty() {
+                let (doc, _) = self.batch_document(&plan);
+                self.run_document(&doc)
+                    .await
+                    .map_err(|source| ApplyError::Command { changes, source })?;
+            }
+        }
+        report.added = plan.add.len();
+        report.removed = plan.remove.len();
+        report.made_permanent = made_permanent;
+        report.rejected = plan.rejected;
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    async fn run_document(&self, doc: &Nftables<'_>) -> Result<(), CommandError> {
+        let json = serde_json::to_vec(doc).map_err(|e| CommandError::Output {
+            command: "nft -j -f -".to_owned(),
+            detail: format!("cannot serialise the ruleset document: {e}"),
+        })?;
+        self.runner
+            .output(&self.config.nft, &["-j", "-f", "-"], Some(json))
+            .await
+            .map(|_| ())
+    }
+
+    fn note<E: std::error::Error>(&mut self, err: Option<&E>) {
+        self.last_error = err.map(|e| error_chain(e));
+    }
+
+    fn table_name(&self) -> Cow<'static, str> {
+        Cow::Owned(self.config.table.clone())
+    }
+
+    fn setup_document(&self) -> Nftables<'static> {
+        let mut cmds = vec![NfObject::CmdObject(NfCmd::Add(NfListObject::Table(
+            Table {
+                family: NfFamily::INet,
+                name: self.table_name(),
+                handle: None,
+            },
+        )))];
+        for kind in SetKind::ALL {
+            let mut flags = HashSet::from([SetFlag::Timeout]);
+            if kind.is_net() {
+                flags.insert(SetFlag::Interval);
+            }
+            let set = Set {
+                family: NfFamily::INet,
+                table: self.table_name(),
+                name: Cow::Borrowed(kind.nft_name()),
+                handle: None,
+                set_type: SetTypeValue::Single(if kind.is_v6() {
+                    SetType::Ipv6Addr
+                } else {
+                    SetType::Ipv4Addr
+                }),
+                policy: None,
+                flags: Some(flags),
+                elem: None,
+                timeout: None,
+                gc_interval: None,
+                size: None,
+                comment: None,
+            };
+            cmds.push(NfObject::CmdObject(NfCmd::Add(NfListObject::Set(
+                Box::new(set),
+            ))));
+        }
+        // Recreate our chains: an existing base chain cannot be re-added with another
+        // priority, and re-adding rules would duplicate them. A plain `add chain` (no
+        // hook) is accepted whether or not it exists, so add+flush+delete always works.
+        for name in ["input", "forward"] {
+            let plain = || {
+                NfListObject::Chain(Chain {
+                    family: NfFamily::INet,
+                    table: self.table_name(),
+                    name: Cow::Borrowed(name),
+                    ..Chain::default()
+                })
+            };
+            cmds.push(NfObject::CmdObject(NfCmd::Add(plain())));
+            cmds.push(NfObject::CmdObject(NfCmd::Flush(
+                nftables::schema::FlushObject::Chain(Chain {
+                    family: NfFamily::INet,
+                    table: self.table_name(),
+                    name: Cow::Borrowed(name),
+                    ..Chain::default()
+                }),
+            )));
+            cmds.push(NfObject::CmdObject(NfCmd::Delete(plain())));
+        }
+        let mut hooks = vec![("input", NfHook::Input)];
+        if self.config.hook_forward {
+            hooks.push(("forward", NfHook::Forward));
+        }
+        for (name, hook) in hooks {
+            cmds.push(NfObject::CmdObject(NfCmd::Add(NfListObject::Chain(
+                Chain {
+                    family: NfFamily::INet,
+                    table: self.table_name(),
+                    name: Cow::Borrowed(name),
+                    _type: Some(NfChainType::Filter),
+                    hook: Some(hook),
+                    prio: Some(self.config.priority),
+                    policy: Some(NfChainPolicy::Accept),
+                    ..Chain::default()
+                },
+            ))));
+            for kind in SetKind::ALL {
+                let proto = if kind.is_v6() { "ip6" } else { "ip" };
+                let verdict = match self.config.verdict {
+                    Verdict::Drop => Statement::Drop(None),
+                    Verdict::Reject => Statement::Reject(None),
+                };
+                let expr = vec![
+                    Statement::Match(Match {
+                        left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+                            PayloadField {
+                                protocol: Cow::Borrowed(proto),
+                                field: Cow::Borrowed("saddr"),
+                            },
+                        ))),
+                        right: Expression::String(Cow::Owned(format!("@{}", kind.nft_name()))),
+                        op: Operator::EQ,
+                    }),
+                    verdict,
+                ];
+                cmds.push(NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(
+                    nftables::schema::Rule {
+                        family: NfFamily::INet,
+                        table: self.table_name(),
+                        chain: Cow::Borrowed(name),
+                        expr: Cow::Owned(expr),
+                        handle: None,
+                        index: None,
+                        comment: None,
+                    },
+                ))));
+            }
+        }
+        document(cmds)
+    }
+
+    /// The transaction for a plan: per set, `add` (plain) of every removal, `delete` of
+    /// every removal, then `add` of every addition. Returns it and how many bans were
+    /// too long for an nft timeout and went in as permanent.
+    fn batch_document(&self, plan: &Plan) -> (Nftables<'static>, usize) {
+        let mut trick: HashMap<SetKind, Vec<Expression<'static>>> = HashMap::new();
+        let mut adds: HashMap<SetKind, Vec<Expression<'static>>> = HashMap::new();
+        for target in &plan.remove {
+            trick
+                .entry(SetKind::of(target))
+                .or_default()
+                .push(value(target));
+        }
+        let mut made_permanent = 0;
+        for (target, timeout) in &plan.add {
+            let secs = timeout.map(timeout_secs);
+            let elem = match secs {
+                Some(s) if s <= MAX_TIMEOUT_SECS => {
+                    Expression::Named(NamedExpression::Elem(Elem {
+                        val: Box::new(value(target)),
+                        timeout: u32::try_from(s).ok(),
+                        expires: None,
+                        comment: None,
+                        counter: None,
+                    }))
+                }
+                Some(_) => {
+                    made_permanent += 1;
+                    value(target)
+                }
+                None => value(target),
+            };
+            adds.entry(SetKind::of(target)).or_default().push(elem);
+        }
+        let mut cmds = Vec::new();
+        let element = |kind: SetKind, elems: Vec<Expression<'static>>| {
+            NfListObject::Element(Element {
+                family: NfFamily::INet,
+                table: self.table_name(),
+                name: Cow::Borrowed(kind.nft_name()),
+                elem: Cow::Owned(elems),
+            })
+        };
+        for kind in SetKind::ALL {
+            if let Some(elems) = trick.remove(&kind) {
+                cmds.push(NfObject::CmdObject(NfCmd::Add(element(
+                    kind,
+                    elems.clone(),
+                ))));
+                cmds.push(NfObject::CmdObject(NfCmd::Delete(element(kind, elems))));
+            }
+        }
+        for kind in SetKind::ALL {
+            if let Some(elems) = adds.remove(&kind) {
+                cmds.push(NfObject::CmdObject(NfCmd::Add(element(kind, elems))));
+            }
+        }
+        (document(cmds), made_permanent)
+    }
+}
+
+fn document(cmds: Vec<NfObject<'static>>) -> Nftables<'static> {
+    Nftables {
+        objects: Cow::Owned(cmds),
+    }
+}
+
+/// The set element value for a target: an address, or an address/length prefix.
+fn value(target: &IpNet) -> Expression<'static> {
+    if SetKind::of(target).is_net() {
+        Expression::Named(NamedExpression::Prefix(Prefix {
+            addr: Box::new(Expression::String(Cow::Owned(target.network().to_string()))),
+            len: u32::from(target.prefix_len()),
+        }))
+    } else {
+        Expression::String(Cow::Owned(target.addr().to_string()))
+    }
+}
+
+/// Elements of our four sets from `nft -j list table inet <table>` output.
+fn parse_listing(json: &[u8], table: &str) -> Result<Vec<(IpNet, Option<Duration>)>, String> {
+    let doc: Nftables<'static> =
+        serde_json::from_slice(json).map_err(|e| format!("invalid nft json: {e}"))?;
+    let ours: HashSet<&str> = SetKind::ALL.iter().map(|k| k.nft_name()).collect();
+    let mut out = Vec::new();
+    for obj in doc.objects.iter() {
+        let NfObject::ListObject(NfListObject::Set(set)) = obj else {
+            continue;
+        };
+        if set.table != table || !ours.contains(set.name.as_ref()) {
+            continue;
+        }
+        for e in set.elem.iter().flat_map(|v| v.iter()) {
+            match parse_element(e) {
+                Some(entry) => out.push(entry),
+                None => {
+                    tracing::warn!(set = %set.name, element = ?e, "ignoring an nft set element we did not write")
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_element(e: &Expression<'_>) -> Option<(IpNet, Option<Duration>)> {
+    match e {
+        Expression::String(s) => Some((IpNet::from(s.parse::<std::net::IpAddr>().ok()?), None)),
+        Expression::Named(NamedExpression::Prefix(p)) => {
+            let Expression::String(addr) = p.addr.as_ref() else {
+                return None;
+            };
+            let addr: std::net::IpAddr = addr.parse().ok()?;
+            let len = u8::try_from(p.len).ok()?;
+            Some((IpNet::new(addr, len).ok()?.trunc(), None))
+        }
+        Expression::Named(NamedExpression::Elem(elem)) => {
+            let (target, _) = parse_element(&elem.val)?;
+            let remaining = match (elem.expires, elem.timeout) {
+                (Some(x), _) => Some(Duration::from_secs(u64::from(x))),
+                (None, Some(t)) => Some(Duration::from_secs(u64::from(t))),
+                (None, None) => None,
+            };
+            Some((target, remaining))
+        }
+        _ => None,
+    }
+}
+
+/// An error and its sources on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_is_parsed() {
+        let json = br#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+        {"table": {"family": "inet", "name": "pc", "handle": 1}},
+        {"set": {"family": "inet", "name": "addr4", "table": "pc", "type": "ipv4_addr", "handle": 2, "flags": ["timeout"],
+           "elem": ["192.0.2.7", {"elem": {"val": "192.0.2.8", "timeout": 600, "expires": 599}}]}},
+        {"set": {"family": "inet", "name": "net6", "table": "pc", "type": "ipv6_addr", "handle": 3, "flags": ["interval", "timeout"],
+           "elem": [{"prefix": {"addr": "2001:db8::", "len": 64}}, {"elem": {"val": {"prefix": {"addr": "2001:db8:1::", "len": 48}}, "timeout": 60, "expires": 30}}]}},
+        {"set": {"family": "inet", "name": "other", "table": "pc", "type": "ipv4_addr", "handle": 4, "elem": ["198.51.100.1"]}}]}"#;
+        let got = parse_listing(json, "pc").unwrap();
+        let want: Vec<(IpNet, Option<Duration>)> = vec![
+            ("192.0.2.7/32".parse().unwrap(), None),
+            (
+                "192.0.2.8/32".parse().unwrap(),
+                Some(Duration::from_secs(599)),
+            ),
+            ("2001:db8::/64".parse().unwrap(), None),
+            (
+                "2001:db8:1::/48".parse().unwrap(),
+                Some(Duration::from_secs(30)),
+            ),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn removals_use_add_then_delete() {
+        let b = NftBackend::new(FirewallConfig::default()).unwrap();
+        let plan = Plan::from_changes(&[
+            Change::Remove {
+                target: "192.0.2.2/32".parse().unwrap(),
+            },
+            Change::Add {
+                target: "198.51.100.0/24".parse().unwrap(),
+                timeout: Some(Duration::from_millis(2500)),
+            },
+        ]);
+        let (doc, _) = b.batch_document(&plan);
+        let json = serde_json::to_value(&doc).unwrap();
+        let cmds = json["nftables"].as_array().unwrap();
+        assert_eq!(cmds.len(), 3);
+        assert_eq!(cmds[0]["add"]["element"]["name"], "addr4");
+        assert_eq!(cmds[1]["delete"]["element"]["elem"][0], "192.0.2.2");
+        let added = &cmds[2]["add"]["element"];
+        assert_eq!(added["name"], "net4");
+        assert_eq!(added["elem"][0]["elem"]["timeout"], 3);
+        assert_eq!(added["elem"][0]["elem"]["val"]["prefix"]["len"], 24);
+    }
+}
