@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -355,10 +355,8 @@ impl JailEngine {
                 force,
             } => {
                 let target = normalize_net(target);
-                if !force {
-                    if let Some(allowed) = self.allowlist_overlap(target) {
-                        return Err(CommandError::Allowlisted { target, allowed });
-                    }
+                if !force && let Some(allowed) = self.allowlist_overlap(target) {
+                    return Err(CommandError::Allowlisted { target, allowed });
                 }
                 let length = match (permanent, duration) {
                     (true, _) => Length::Permanent,
@@ -650,10 +648,10 @@ impl JailEngine {
             self.expiries.push(Reverse((until, target)));
         }
         self.lengths.add(&target);
-        if let (IpNet::V6(host), true) = (target, is_host(&target)) {
-            if let Some(net) = self.v6_net(host.addr()) {
-                self.v6_members.entry(net).or_default().push(host.addr());
-            }
+        if let (IpNet::V6(host), true) = (target, is_host(&target))
+            && let Some(net) = self.v6_net(host.addr())
+        {
+            self.v6_members.entry(net).or_default().push(host.addr());
         }
         self.bans.insert(target, ban);
     }
@@ -662,14 +660,13 @@ impl JailEngine {
     fn remove_ban(&mut self, target: IpNet) -> Option<ActiveBan> {
         let ban = self.bans.remove(&target)?;
         self.lengths.remove(&target);
-        if let (IpNet::V6(host), true) = (target, is_host(&target)) {
-            if let Some(net) = self.v6_net(host.addr()) {
-                if let Some(list) = self.v6_members.get_mut(&net) {
-                    list.retain(|a| *a != host.addr());
-                    if list.is_empty() {
-                        self.v6_members.remove(&net);
-                    }
-                }
+        if let (IpNet::V6(host), true) = (target, is_host(&target))
+            && let Some(net) = self.v6_net(host.addr())
+            && let Some(list) = self.v6_members.get_mut(&net)
+        {
+            list.retain(|a| *a != host.addr());
+            if list.is_empty() {
+                self.v6_members.remove(&net);
             }
         }
         Some(ban)
@@ -759,15 +756,12 @@ fn is_host(net: &IpNet) -> bool {
 /// A target as it is banned: host bits cleared, IPv4-mapped IPv6 turned into IPv4.
 pub(crate) fn normalize_net(net: IpNet) -> IpNet {
     let net = net.trunc();
-    if let IpNet::V6(v6) = net {
-        if v6.prefix_len() >= 96 {
-            if let Some(v4) = v6.addr().to_ipv4_mapped() {
-                let v4: Ipv4Addr = v4;
-                if let Ok(n) = Ipv4Net::new(v4, v6.prefix_len() - 96) {
-                    return IpNet::V4(n.trunc());
-                }
-            }
-        }
+    if let IpNet::V6(v6) = net
+        && v6.prefix_len() >= 96
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && let Ok(n) = Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(n.trunc());
     }
     net
 }
