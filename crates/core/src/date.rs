@@ -844,4 +844,62 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Every local ISO time in a DST zone (2000–2040, including gap and fold hours)
+            /// converts exactly as jiff's compatible rule says, through the cache or not.
+            #[test]
+            fn iso_local_matches_jiff(
+                year in 2000i16..2040, month in 1i8..=12, day in 1i8..=28,
+                hour in 0i8..24, minute in 0i8..60, second in 0i8..60,
+                warm_hour in 0i8..24,
+            ) {
+                let tz = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+                let dt = DateTime::new(year, month, day, hour, minute, second, 0).unwrap();
+                let want = tz.to_ambiguous_timestamp(dt).compatible().unwrap();
+                let mut p = DateParser::new(tz);
+                // Fill the cache with a neighbouring hour first.
+                let warm = format!("{year:04}-{month:02}-{day:02} {warm_hour:02}:00:00 x");
+                let _ = p.parse_prefix(warm.as_bytes(), Time::EPOCH);
+                let line = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02} x");
+                let got = p.parse_prefix(line.as_bytes(), Time::EPOCH);
+                prop_assert_eq!(got, Some((Time::from_secs(want.as_second()), 20)));
+            }
+
+            /// A year-less date lands within (reference - 1 year - 1 day, reference + 1 day].
+            #[test]
+            fn syslog_year_is_near_the_reference(
+                reference_secs in 946_684_800i64..2_208_988_800,
+                month in 1u8..=12, day in 1u8..=31, hour in 0u8..24, minute in 0u8..60,
+            ) {
+                const MONTHS: [&str; 12] = [
+                    "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+                ];
+                let line = format!(
+                    "{} {:2} {:02}:{:02}:00 host",
+                    MONTHS[usize::from(month - 1)], day, hour, minute
+                );
+                let reference = Time::from_secs(reference_secs);
+                let mut p = berlin_posix();
+                match p.parse_prefix(line.as_bytes(), reference) {
+                    Some((t, 16)) => {
+                        let s = t.as_secs();
+                        prop_assert!(s <= reference_secs + DAY_SECS, "{line} -> {t}");
+                        // Feb 29 may go back up to 8 years; others less than a year.
+                        let back = if month == 2 && day == 29 { 8 * 366 } else { 367 };
+                        prop_assert!(s > reference_secs - back * DAY_SECS, "{line} -> {t}");
+                    }
+                    other => prop_assert!(
+                        day > days_in_month(2000, month),
+                        "{line} -> {other:?}"
+                    ),
+                }
+            }
+        }
+    }
 }
