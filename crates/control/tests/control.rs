@@ -618,3 +618,45 @@ fn the_0600_socket_itself_keeps_others_out() {
         "{stdout}"
     );
 }
+
+#[test]
+fn client_times_out_and_rejects_garbage_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fake.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let fake = std::thread::spawn(move || {
+        // First connection: read the request, never answer, hold it open.
+        let (silent, _) = listener.accept().unwrap();
+        // Second: answer with something that is not a response.
+        let (mut garbage, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(garbage.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        garbage.write_all(b"{\"hello\":\"world\"}\n").unwrap();
+        // Third: answer a different id.
+        let (mut wrong, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(wrong.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        wrong
+            .write_all(b"{\"v\":1,\"id\":99,\"ok\":true,\"data\":null}\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        drop(silent);
+    });
+    let mut c = Client::connect_with_timeout(&path, Duration::from_millis(200)).unwrap();
+    let e = c.request(Command::Reload).unwrap_err();
+    assert!(matches!(e, ClientError::Timeout(_)), "{e:?}");
+    let mut c = Client::connect(&path).unwrap();
+    let e = c.request(Command::Reload).unwrap_err();
+    assert!(matches!(e, ClientError::Protocol(_)), "{e:?}");
+    let mut c = Client::connect(&path).unwrap();
+    let e = c.request(Command::Reload).unwrap_err();
+    assert!(
+        matches!(e, ClientError::Protocol(ref m) if m.contains("99")),
+        "{e:?}"
+    );
+    fake.join().unwrap();
+}
