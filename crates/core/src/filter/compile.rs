@@ -601,3 +601,159 @@ pub fn builtin(name: &str) -> Option<&'static str> {
 
 /// Names accepted by [`builtin`].
 pub const BUILTIN_NAMES: &[&str] = &["sshd"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> FilterError {
+        match Filter::from_toml(text, "custom.toml") {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    fn rule(regex: &str) -> String {
+        format!("[filter]\nprograms = [\"x\"]\n\n[[rule]]\nid = \"r1\"\nkind = \"attempt\"\nregex = '{regex}'\n")
+    }
+
+    #[test]
+    fn builtin_sshd_compiles() {
+        let f = Filter::from_toml(builtin("sshd").unwrap(), "builtin:sshd").unwrap();
+        assert!(f.rules().len() >= 20);
+        assert_eq!(&*f.programs()[1], "sshd-session");
+        assert!(builtin("nope").is_none());
+        for name in BUILTIN_NAMES {
+            assert!(builtin(name).is_some());
+        }
+    }
+
+    #[test]
+    fn toml_errors_name_file_line_and_key() {
+        let e = err("[filter]\nprograms = [\"x\"]\n\n[[rule]]\nid = \"a\"\nkind = \"bogus\"\nregex = '^x <HOST>$'\n");
+        assert_eq!((e.origin.as_str(), e.line, e.key.as_str()), ("custom.toml", 6, "rule[0].kind"));
+        assert!(e.to_string().starts_with("custom.toml:6: rule[0].kind: "), "{e}");
+        let e = err("[filter]\nprograms = [\"x\"]\n[[rule]]\nid = \"a\"\nkind = \"info\"\nregex = '^x <HOST>$'\n[[rule]]\nid = \"b\"\nkind = \"info\"\nregexp = '^x <HOST>$'\n");
+        assert_eq!((e.line, e.key.as_str()), (10, "rule[1].regexp"), "{e}");
+        let e = err("[filter\n");
+        assert_eq!(e.line, 1);
+        let e = err("[filter]\nprograms = [\"x\"]\n");
+        assert!(matches!(e.reason, FilterErrorKind::NoRules));
+    }
+
+    fn compile_err(regex: &str) -> (CompileError, FilterError) {
+        let e = err(&rule(regex));
+        assert_eq!((e.line, e.key.as_str()), (7, "rule[0].regex"), "{e}");
+        match e.reason {
+            FilterErrorKind::Compile(ref c) => {
+                assert!(c.to_string().starts_with("rule \"r1\": "), "{c}");
+                let c = match c {
+                    CompileError::NoHost { .. } => CompileError::NoHost { rule: "r1".into() },
+                    CompileError::NotAnchored { .. } => CompileError::NotAnchored { rule: "r1".into() },
+                    CompileError::HostNotAfterText { .. } => CompileError::HostNotAfterText { rule: "r1".into() },
+                    CompileError::DuplicateHost { .. } => CompileError::DuplicateHost { rule: "r1".into() },
+                    CompileError::UnknownTag { tag, .. } => CompileError::UnknownTag { rule: "r1".into(), tag: tag.clone() },
+                    CompileError::UnknownField { name, .. } => CompileError::UnknownField { rule: "r1".into(), name: name.clone() },
+                    CompileError::Regex { regex, .. } => CompileError::Regex { rule: "r1".into(), regex: regex.clone() },
+                    other => panic!("unexpected {other}"),
+                };
+                (c, e)
+            }
+            _ => panic!("not a compile error: {e}"),
+        }
+    }
+
+    #[test]
+    fn rules_without_host_are_rejected() {
+        assert!(matches!(compile_err(r"^Failed for <USER>$").0, CompileError::NoHost { .. }));
+        // A hand-written host group is not the tag either.
+        assert!(matches!(compile_err(r"^from (?P<host>\S+)$").0, CompileError::UnknownField { .. } | CompileError::NoHost { .. }));
+    }
+
+    #[test]
+    fn unanchored_rules_are_rejected() {
+        for re in [r"Failed from <HOST>$", r"^Failed from <HOST>", r"(?m)^Failed from <HOST>$", r"^a$|b from <HOST>$"] {
+            assert!(matches!(compile_err(re).0, CompileError::NotAnchored { .. } | CompileError::HostNotAfterText { .. }), "{re}");
+        }
+        assert!(matches!(compile_err(r"Failed from <HOST>$").0, CompileError::NotAnchored { .. }));
+    }
+
+    #[test]
+    fn host_must_follow_fixed_text() {
+        for re in [
+            r"^<HOST>$",
+            r"^(?P<user>.*)<HOST>$",
+            r"^Failed <USER><HOST> port$",
+            r"^from \S+<HOST>$",
+            r"^from (?:x|.)<HOST>$",
+            r"^(?:from )?<HOST>$",
+            r"^from [ab]<HOST>$",
+        ] {
+            assert!(matches!(compile_err(re).0, CompileError::HostNotAfterText { .. }), "{re}");
+        }
+        // Accepted: every path to the address ends in literal text.
+        for re in [
+            r"^from <HOST>$",
+            r"^by (?:(?:invalid|authenticating) user <USER> )?<HOST> port <PORT>$",
+            r"^x(?:ab|cd)?<HOST>$",
+            r"^drop \[<HOST>\]$",
+            // A one-character class is a literal.
+            r"^from[ ]<HOST>$",
+        ] {
+            Filter::from_toml(&rule(re), "t.toml").unwrap_or_else(|e| panic!("{re}: {e}"));
+        }
+    }
+
+    #[test]
+    fn tag_and_field_errors() {
+        assert!(matches!(compile_err(r"^from <HOST> <HOSTS>$").0, CompileError::UnknownTag { ref tag, .. } if &**tag == "HOSTS"));
+        assert!(matches!(compile_err(r"^from <HOST> or <ADDR>$").0, CompileError::DuplicateHost { .. }));
+        assert!(matches!(compile_err(r"^from <HOST> (?P<port>\d+)$").0, CompileError::UnknownField { ref name, .. } if &**name == "port"));
+        let (c, e) = compile_err(r"^from <HOST> (unclosed$");
+        assert!(matches!(c, CompileError::Regex { .. }));
+        assert!(e.to_string().contains("regex does not compile"), "{e}");
+        // Group syntax and word boundaries are not tags.
+        Filter::from_toml(&rule(r"^\<from\> <HOST> (?P<method>x)(?<user>y)$"), "t.toml").unwrap();
+    }
+
+    #[test]
+    fn weight_and_id_errors() {
+        let text = "[[rule]]\nid = \"a\"\nkind = \"attempt\"\nweight = -1.0\nregex = '^x <HOST>$'\n";
+        let e = err(text);
+        assert_eq!((e.line, e.key.as_str()), (4, "rule[0].weight"), "{e}");
+        assert!(matches!(e.reason, FilterErrorKind::Compile(CompileError::BadWeight { .. })));
+        let text = "[[rule]]\nid = \"a\"\nkind = \"info\"\nregex = '^x <HOST>$'\n\n[[rule]]\nid = \"a\"\nkind = \"info\"\nregex = '^y <HOST>$'\n";
+        let e = err(text);
+        assert_eq!((e.line, e.key.as_str()), (7, "rule[1].id"), "{e}");
+    }
+
+    #[test]
+    fn ignore_patterns_must_be_anchored() {
+        let text = "[[rule]]\nid = \"a\"\nkind = \"info\"\nregex = '^x <HOST>$'\n[[ignore]]\nregex = 'x'\n";
+        let e = err(text);
+        assert_eq!((e.line, e.key.as_str()), (6, "ignore[0].regex"), "{e}");
+    }
+
+    #[test]
+    fn default_weights_follow_kind() {
+        let text = "[[rule]]\nid = \"a\"\nkind = \"attempt\"\nregex = '^a <HOST>$'\n[[rule]]\nid = \"b\"\nkind = \"probe\"\nregex = '^b <HOST>$'\n";
+        let f = Filter::from_toml(text, "t.toml").unwrap();
+        assert_eq!(f.rules()[0].weight, Weight::ONE);
+        assert_eq!(f.rules()[1].weight, Weight::ZERO);
+        assert!(f.programs().is_empty());
+        assert!(f.wants_program(b"anything"));
+    }
+
+    #[test]
+    fn dispatch_runs_only_rules_whose_prefix_fits() {
+        let f = Filter::from_toml(builtin("sshd").unwrap(), "builtin:sshd").unwrap();
+        let mut scratch = f.new_scratch().unwrap();
+        let m = f.match_message("Failed password for root from 192.0.2.1 port 22 ssh2", &mut scratch).unwrap();
+        assert!(matches!(m, MessageMatch::Matched(RuleMatch { rule: 0, .. })));
+        // Messages starting with a byte no rule starts with reach no rule.
+        let b = usize::from(b'z');
+        assert_eq!(f.first[b], f.first[b + 1]);
+        assert_eq!(f.match_message("zzz from 192.0.2.1", &mut scratch).unwrap(), MessageMatch::None);
+        assert_eq!(f.match_message("", &mut scratch).unwrap(), MessageMatch::None);
+    }
+}
