@@ -22,7 +22,7 @@ impl Weight {
     /// A weight from a decimal number of attempts (`0.2`, `1`, `2.5`), rounded to 1/1000.
     /// Negative and non-finite inputs give `None`.
     pub fn from_attempts(x: f64) -> Option<Weight> {
-        if !x.is_finite() || x < 0.0 || x > 4_000_000.0 {
+        if !x.is_finite() || !(0.0..=4_000_000.0).contains(&x) {
             return None;
         }
         Some(Weight((x * 1000.0).round() as u32))

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The full test suite, on a fresh Debian 12 machine: installs what the tests need, then runs
+# formatting, lints and every test (unit, corpus, property, CLI and network-namespace
+# end-to-end tests with real nft, ipset, iptables, sshd, ssh/sshpass and hydra).
+# Needs root (namespaces and firewall tests); run as root or through sudo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/test.sh: the end-to-end tests need root (network namespaces, nft, sshd); re-run with sudo" >&2
+  exit 1
+fi
+
+need_pkgs=(nftables ipset iptables iproute2 openssh-server openssh-client sshpass hydra
+  fail2ban sshguard ripgrep systemd-journal-remote python3 time procps gzip)
+missing=()
+for p in "${need_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's fail2ban and openssh-server try to start their services on install; nothing here
+# should run them outside the tests' own namespaces.
+systemctl stop fail2ban ssh 2>/dev/null || true
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo test"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log

@@ -1,0 +1,481 @@
+//! `portcullis scan`: replay log files through filters and jails with log time as the clock.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::io::{self, IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use portcullis_core::event::{Alert, Ban, parse_addr};
+use portcullis_core::{Decision, Event, EventKind, Time};
+use serde::Serialize;
+
+use crate::cli::ScanArgs;
+use crate::logfiles::rotation_order;
+use crate::pipeline::{JailRunner, load_jails};
+
+use crate::text::escape_terminal;
+
+/// How many distinct user names are kept per address; the rest are only counted.
+const USERS_PER_ADDR: usize = 16;
+/// How many further distinct names are counted (not kept) per address.
+const MAX_DISTINCT_USERS: usize = 4096;
+
+/// Everything `scan` learned about one address.
+#[derive(Debug, Default)]
+struct AddrReport {
+    attempts: u64,
+    probes: u64,
+    successes: u64,
+    first_seen: Option<Time>,
+    last_seen: Option<Time>,
+    /// Distinct user names tried, capped at [`USERS_PER_ADDR`] (attacker-chosen, so bounded).
+    users: Vec<Box<str>>,
+    /// Hashes of further distinct names beyond the kept ones, capped at
+    /// [`MAX_DISTINCT_USERS`], so the count stays exact for real attacks and bounded for
+    /// hostile ones.
+    more_users: HashSet<u64>,
+    bans: Vec<BanRecord>,
+    hasher: RandomState,
+}
+
+#[derive(Debug, Serialize)]
+struct BanRecord {
+    jail: String,
+    target: String,
+    since: String,
+    until: Option<String>,
+    duration_secs: Option<u64>,
+    permanent: bool,
+    ban_no: u32,
+}
+
+impl BanRecord {
+    fn from_ban(ban: &Ban) -> BanRecord {
+        BanRecord {
+            jail: ban.jail.to_string(),
+            target: ban.target.to_string(),
+            since: ban.since.to_string(),
+            until: ban.until.map(|t| t.to_string()),
+            duration_secs: ban.until.map(|u| u.since(ban.since).as_secs()),
+            permanent: ban.is_permanent(),
+            ban_no: ban.ban_no,
+        }
+    }
+}
+
+impl AddrReport {
+    fn observe(&mut self, ev: &Event) {
+        let n = u64::from(ev.count);
+        match ev.kind {
+            EventKind::Attempt => self.attempts += n,
+            EventKind::Probe => self.probes += n,
+            EventKind::Success => self.successes += n.max(1),
+            EventKind::Info => {}
+        }
+        self.first_seen = Some(self.first_seen.map_or(ev.time, |t| t.min(ev.time)));
+        self.last_seen = Some(self.last_seen.map_or(ev.time, |t| t.max(ev.time)));
+        if let Some(user) = &ev.user {
+            if ev.kind != EventKind::Success && !self.users.iter().any(|u| u == user) {
+                if self.users.len() < USERS_PER_ADDR {
+                    self.users.push(user.clone());
+                } else if self.more_users.len() < MAX_DISTINCT_USERS {
+                    let mut h = self.hasher.build_hasher();
+                    user.hash(&mut h);
+                    self.more_users.insert(h.finish());
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Totals {
+    files: usize,
+    lines: u64,
+    matched: u64,
+    ignored: u64,
+    unmatched: u64,
+    bad_lines: u64,
+    attempts: u64,
+    probes: u64,
+    successes: u64,
+    addresses: usize,
+    bans: u64,
+    permanent_bans: u64,
+    breaches: u64,
+    seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct FileSummary {
+    path: String,
+    lines: u64,
+    bytes: u64,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct BreachRecord {
+    jail: String,
+    addr: String,
+    user: Option<String>,
+    failures: u32,
+    time: String,
+}
+
+/// Run `scan`; exit code 0 = done (1 = some files could not be read).
+pub fn run(args: &ScanArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let explain: Option<IpAddr> = match &args.explain {
+        Some(a) => Some(parse_addr(a).with_context(|| format!("--explain: not an address: {a}"))?),
+        None => None,
+    };
+    let mut jails = load_jails(
+        args.config.as_deref(),
+        args.jail.as_deref(),
+        args.timezone.as_deref(),
+    )?;
+    if jails.is_empty() {
+        bail!("no jail to run (check --jail and the configuration)");
+    }
+
+    let files = rotation_order(&args.files);
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress = progress_bar(total_bytes);
+
+    let mut addrs: HashMap<IpAddr, AddrReport> = HashMap::new();
+    let mut totals = Totals::default();
+    let mut summaries = Vec::new();
+    let mut breaches = Vec::new();
+    let mut failed_files = 0usize;
+    let mut events: Vec<Event> = Vec::new();
+    let stderr = io::stderr();
+
+    for path in &files {
+        let reference = file_reference_time(path);
+        let mut lines = 0u64;
+        let result = crate::pipeline::for_each_line(path, |line| {
+            lines += 1;
+            if let Some(pb) = &progress {
+                pb.inc(line.len() as u64 + 1);
+            }
+            for jail in jails.iter_mut() {
+                events.clear();
+                jail.feed_line(line, reference, &mut events);
+                for ev in &events {
+                    if explain == Some(ev.addr) {
+                        let _ = writeln!(
+                            stderr.lock(),
+                            "explain: [{}] {} {} x{} weight {} rule {}: {}",
+                            jail.name(),
+                            ev.time,
+                            ev.kind.as_str(),
+                            ev.count,
+                            ev.weight,
+                            jail.rule_name(ev.rule),
+                            escape_terminal(&String::from_utf8_lossy(line))
+                        );
+                    }
+                    addrs.entry(ev.addr).or_default().observe(ev);
+                    jail.handle_event(ev);
+                }
+                drain(jail, &mut addrs, &mut breaches, &mut totals, explain);
+            }
+        });
+        totals.lines += lines;
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        match result {
+            Ok(()) => summaries.push(FileSummary {
+                path: path.display().to_string(),
+                lines,
+                bytes,
+                error: None,
+            }),
+            Err(err) => {
+                failed_files += 1;
+                eprintln!("portcullis: {}: {err:#}", path.display());
+                summaries.push(FileSummary {
+                    path: path.display().to_string(),
+                    lines,
+                    bytes,
+                    error: Some(format!("{err:#}")),
+                });
+            }
+        }
+    }
+    for jail in jails.iter_mut() {
+        drain(jail, &mut addrs, &mut breaches, &mut totals, explain);
+        let st = jail.stats();
+        totals.matched += st.matched;
+        totals.ignored += st.ignored;
+        totals.unmatched += st.unmatched;
+        totals.bad_lines += st.bad;
+    }
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    totals.files = files.len();
+    totals.addresses = addrs.len();
+    for r in addrs.values() {
+        totals.attempts += r.attempts;
+        totals.probes += r.probes;
+        totals.successes += r.successes;
+    }
+    totals.seconds = started.elapsed().as_secs_f64();
+
+    let mut rows: Vec<(IpAddr, AddrReport)> = addrs.into_iter().collect();
+    rows.sort_by(|a, b| (b.1.attempts, b.1.probes, a.0).cmp(&(a.1.attempts, a.1.probes, b.0)));
+    let out = io::stdout();
+    let mut out = io::BufWriter::new(out.lock());
+    if args.json {
+        write_json(&mut out, &totals, &summaries, &rows, &breaches)?;
+    } else {
+        write_human(&mut out, &totals, &summaries, &rows, &breaches, args.limit)?;
+    }
+    out.flush()?;
+    Ok(if failed_files > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn drain(
+    jail: &mut JailRunner,
+    addrs: &mut HashMap<IpAddr, AddrReport>,
+    breaches: &mut Vec<BreachRecord>,
+    totals: &mut Totals,
+    explain: Option<IpAddr>,
+) {
+    while let Some(decision) = jail.poll_decision() {
+        match decision {
+            Decision::Ban(ban) => {
+                totals.bans += 1;
+                if ban.is_permanent() {
+                    totals.permanent_bans += 1;
+                }
+                if explain.is_some_and(|a| ban.target.contains(&a)) {
+                    eprintln!(
+                        "explain: [{}] {} ban #{} of {} until {}",
+                        ban.jail,
+                        ban.since,
+                        ban.ban_no,
+                        ban.target,
+                        ban.until.map_or("forever".to_string(), |t| t.to_string())
+                    );
+                }
+                let key = ban.target.network();
+                addrs
+                    .entry(key)
+                    .or_default()
+                    .bans
+                    .push(BanRecord::from_ban(&ban));
+            }
+            Decision::Unban { .. } => {}
+            Decision::Alert(Alert::Breach {
+                addr,
+                user,
+                failures,
+                time,
+            }) => {
+                totals.breaches += 1;
+                breaches.push(BreachRecord {
+                    jail: jail.name().to_string(),
+                    addr: addr.to_string(),
+                    user: user.map(|u| u.to_string()),
+                    failures,
+                    time: time.to_string(),
+                });
+            }
+            Decision::Alert(_) => {}
+        }
+    }
+}
+
+/// The year reference for year-less syslog dates: the file's modification time (no line in a
+/// file is newer than its last write), or now if unknown.
+fn file_reference_time(path: &Path) -> Time {
+    let t = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| SystemTime::now());
+    let d = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    Time::from_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn progress_bar(total_bytes: u64) -> Option<indicatif::ProgressBar> {
+    if !io::stderr().is_terminal() || total_bytes < 64 << 20 {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new(total_bytes);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} scanning [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        pb.set_style(style);
+    }
+    Some(pb)
+}
+
+#[derive(Serialize)]
+struct JsonAddr<'a> {
+    addr: String,
+    attempts: u64,
+    probes: u64,
+    successes: u64,
+    first_seen: Option<String>,
+    last_seen: Option<String>,
+    users: Vec<&'a str>,
+    more_users: usize,
+    bans: &'a [BanRecord],
+}
+
+fn write_json(
+    out: &mut impl Write,
+    totals: &Totals,
+    files: &[FileSummary],
+    rows: &[(IpAddr, AddrReport)],
+    breaches: &[BreachRecord],
+) -> Result<()> {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        totals: &'a Totals,
+        files: &'a [FileSummary],
+        addresses: Vec<JsonAddr<'a>>,
+        breaches: &'a [BreachRecord],
+    }
+    let addresses = rows
+        .iter()
+        .map(|(addr, r)| JsonAddr {
+            addr: addr.to_string(),
+            attempts: r.attempts,
+            probes: r.probes,
+            successes: r.successes,
+            first_seen: r.first_seen.map(|t| t.to_string()),
+            last_seen: r.last_seen.map(|t| t.to_string()),
+            users: r.users.iter().map(|u| &**u).collect(),
+            more_users: r.more_users.len(),
+            bans: &r.bans,
+        })
+        .collect();
+    serde_json::to_writer(
+        &mut *out,
+        &Doc {
+            totals,
+            files,
+            addresses,
+            breaches,
+        },
+    )?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn write_human(
+    out: &mut impl Write,
+    totals: &Totals,
+    files: &[FileSummary],
+    rows: &[(IpAddr, AddrReport)],
+    breaches: &[BreachRecord],
+    limit: usize,
+) -> Result<()> {
+    for f in files {
+        if let Some(e) = &f.error {
+            writeln!(out, "unreadable: {}: {}", f.path, e)?;
+        }
+    }
+    writeln!(
+        out,
+        "{} files, {} lines ({} matched, {} ignored, {} bad) in {:.2}s",
+        totals.files,
+        totals.lines,
+        totals.matched,
+        totals.ignored,
+        totals.bad_lines,
+        totals.seconds
+    )?;
+    writeln!(
+        out,
+        "{} addresses: {} failed attempts, {} probes, {} successful logins; {} bans ({} permanent); {} breach signals",
+        totals.addresses,
+        totals.attempts,
+        totals.probes,
+        totals.successes,
+        totals.bans,
+        totals.permanent_bans,
+        totals.breaches
+    )?;
+    if !breaches.is_empty() {
+        writeln!(out, "\nBREACH SIGNALS (success after failures):")?;
+        for b in breaches {
+            writeln!(
+                out,
+                "  {}  {}  user {}  after {} failures  [{}]",
+                b.time,
+                b.addr,
+                escape_terminal(b.user.as_deref().unwrap_or("?")),
+                b.failures,
+                b.jail
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "\n{:<39} {:>8} {:>7} {:>4} {:<20} {:<20} {:<16} users",
+        "address", "attempts", "probes", "ok", "first seen", "last seen", "bans"
+    )?;
+    let n = if limit == 0 {
+        rows.len()
+    } else {
+        limit.min(rows.len())
+    };
+    for (addr, r) in &rows[..n] {
+        let bans = match r.bans.len() {
+            0 => "-".to_string(),
+            k if r.bans.iter().any(|b| b.permanent) => format!("{k} (permanent)"),
+            k => k.to_string(),
+        };
+        let mut users: Vec<String> = r
+            .users
+            .iter()
+            .map(|u| escape_terminal(u).into_owned())
+            .collect();
+        if !r.more_users.is_empty() {
+            users.push(format!("+{} more", r.more_users.len()));
+        }
+        writeln!(
+            out,
+            "{:<39} {:>8} {:>7} {:>4} {:<20} {:<20} {:<16} {}",
+            addr.to_string(),
+            r.attempts,
+            r.probes,
+            r.successes,
+            r.first_seen.map(short_time).unwrap_or_default(),
+            r.last_seen.map(short_time).unwrap_or_default(),
+            bans,
+            users.join(",")
+        )?;
+    }
+    if n < rows.len() {
+        writeln!(
+            out,
+            "… {} more addresses (--limit 0 shows all, --json for scripts)",
+            rows.len() - n
+        )?;
+    }
+    Ok(())
+}
+
+fn short_time(t: Time) -> String {
+    let s = t.to_string();
+    s.get(..19).unwrap_or(&s).replace('T', " ")
+}

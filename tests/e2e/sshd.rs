@@ -1,0 +1,162 @@
+//! A real OpenSSH sshd inside a namespace, logging through syslog(3) to a `/dev/log` that the
+//! test captures (bind-mounted in the server's own mount namespace) and writes out as
+//! `Mmm dd HH:MM:SS host sshd[pid]: msg` lines, the format of Debian's auth.log.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::netns::{Netns, SERVER4, SERVER6};
+use super::run;
+
+/// A running sshd with its captured log.
+pub struct Sshd {
+    child: Child,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+    /// The auth.log the daemon under test reads.
+    pub log: PathBuf,
+    /// The private key whose public half is authorised for root.
+    pub client_key: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Sshd {
+    /// Start sshd in `ns`, listening on 192.0.2.1:22 and [2001:db8::1]:22.
+    pub fn start(ns: &Netns, dir: &Path) -> Sshd {
+        fs::create_dir_all(dir).expect("dir");
+        fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        let hostkey = dir.join("hostkey");
+        let client_key = dir.join("client_key");
+        for k in [&hostkey, &client_key] {
+            if !k.exists() {
+                run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(k));
+            }
+        }
+        fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).expect("authorized_keys");
+        let cfg = dir.join("sshd_config");
+        fs::write(
+            &cfg,
+            format!(
+                "Port 22\nListenAddress {SERVER4}\nListenAddress {SERVER6}\nHostKey {}\nPidFile {}\n\
+                 PermitRootLogin yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
+                 UsePAM yes\nAuthorizedKeysFile {}\nStrictModes no\nSyslogFacility AUTH\nLogLevel INFO\n\
+                 MaxAuthTries 6\nMaxStartups 200:30:400\nLoginGraceTime 20\nUseDNS no\n",
+                hostkey.display(),
+                dir.join("sshd.pid").display(),
+                dir.join("authorized_keys").display()
+            ),
+        )
+        .expect("sshd_config");
+
+        // The datagram socket that stands in for syslogd.
+        let sock_path = dir.join("devlog.sock");
+        let _ = fs::remove_file(&sock_path);
+        let sock = UnixDatagram::bind(&sock_path).expect("bind devlog");
+        sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        let log = dir.join("auth.log");
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let stop = stop.clone();
+            let log = log.clone();
+            std::thread::spawn(move || capture_syslog(sock, &log, &stop))
+        };
+        if !Path::new("/dev/log").exists() {
+            // An empty file to bind-mount over; only ever mounted inside the test's namespace.
+            let _ = fs::File::create("/dev/log");
+        }
+        let script = format!(
+            "mount --bind {} /dev/log && exec /usr/sbin/sshd -D -f {}",
+            sock_path.display(),
+            cfg.display()
+        );
+        let child = ns
+            .command("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sshd");
+        let sshd = Sshd { child, stop, reader: Some(reader), log, client_key, dir: dir.to_path_buf() };
+        // Wait for the listener.
+        for _ in 0..100 {
+            if ns.exec_status(&["sh", "-c", &format!("ss -ltn | grep -q '{SERVER4}:22'")]) {
+                return sshd;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sshd did not start listening");
+    }
+
+    /// Everything sshd logged so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// Turn `<PRI>Mmm dd HH:MM:SS ident[pid]: msg` datagrams into auth.log lines.
+fn capture_syslog(sock: UnixDatagram, log: &Path, stop: &AtomicBool) {
+    let mut out = OpenOptions::new().create(true).append(true).open(log).expect("auth.log");
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        let msg = String::from_utf8_lossy(&buf[..n]);
+        let msg = msg.trim_end_matches(['\n', '\0']);
+        let body = match msg.find('>') {
+            Some(i) if msg.starts_with('<') => &msg[i + 1..],
+            _ => msg,
+        };
+        // body = "Nov 25 08:07:24 sshd[123]: text"; the 15-char stamp, then the tag.
+        let line = if body.len() > 16 && body.as_bytes()[15] == b' ' {
+            format!("{} srv {}\n", &body[..15], &body[16..])
+        } else {
+            format!("{body}\n")
+        };
+        let _ = out.write_all(line.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+/// One password login attempt with sshpass+ssh from `ns` to `addr`; returns whether the TCP
+/// connection was accepted (ssh exit 255 with "Connection refused/timed out" means it was not).
+pub fn password_attempt(ns: &Netns, addr: &str, user: &str, password: &str) -> bool {
+    let out = ns
+        .command("sshpass")
+        .args(["-p", password, "ssh"])
+        .args([
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
+            "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no", "-o",
+            "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=2", "-o", "LogLevel=ERROR",
+        ])
+        .arg(format!("{user}@{addr}"))
+        .arg("true")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn ssh");
+    let err = String::from_utf8_lossy(&out.stderr);
+    !(err.contains("Connection refused")
+        || err.contains("timed out")
+        || err.contains("No route")
+        || err.contains("Connection reset"))
+}
