@@ -14,6 +14,10 @@
 //!   file's position.
 //! - no file: keep reading the old one until a new one appears.
 //!
+//! Limits: content that is rotated away before the tail ever opened it is found only through
+//! the `name.N` numbering of rename rotation; a file deleted, or a copytruncate generation
+//! copied away, before the tail read its first line cannot be identified and is not read.
+//!
 //! Rotated files are found by inode (`name.N`, `name-DATE`, any name starting with `name`;
 //! compressed ones are skipped, they are complete copies). When the finished file sits at
 //! `name.N` with N ≥ 2, the newer `name.N-1 … name.1` are read in full before the live
@@ -168,7 +172,8 @@ pub struct FileTail {
     options: FileTailOptions,
     current: Option<Tracked>,
     /// Rotated files newer than the one being read, read in full before the live file.
-    queue: VecDeque<PathBuf>,
+    /// Opened when queued, so later renames (another rotation) cannot mix them up.
+    queue: VecDeque<Tracked>,
     retired: Vec<Retired>,
     /// Position of the last line delivered from a current file.
     last_position: Option<FilePosition>,
@@ -513,7 +518,12 @@ impl FileTail {
             n.push(format!(".{j}"));
             let p = self.dir.join(n);
             if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
-                self.queue.push_back(p);
+                match Tracked::open(&p, 0, 0, self.options.max_line) {
+                    Ok(t) => self.queue.push_back(t),
+                    Err(e) => {
+                        tracing::warn!(path = %p.display(), error = %e, "cannot open rotated file");
+                    }
+                }
             }
         }
     }
@@ -564,7 +574,13 @@ impl FileTail {
             };
             if n > 0 {
                 if cur.hash == 0 {
-                    cur.hash = first_line_hash(&cur.file).unwrap_or(0);
+                    // From the bytes just read when they hold the first line: hashing the
+                    // file again could see newer content (truncated and regrown meanwhile).
+                    cur.hash = if offset == 0 {
+                        hash_first_line(self.buf.get(..n).unwrap_or(&[]))
+                    } else {
+                        first_line_hash(&cur.file).unwrap_or(0)
+                    };
                 } else if cur.changed(offset + n as u64).unwrap_or(false) {
                     // Truncated under us: these bytes may be new content; read the copy.
                     self.on_truncated(cur, out, now);
@@ -726,16 +742,9 @@ impl FileTail {
     /// Open the next queued rotated file, else the path, from offset 0.
     fn open_next(&mut self) -> bool {
         let max_line = self.options.max_line;
-        while let Some(p) = self.queue.pop_front() {
-            match Tracked::open(&p, 0, 0, max_line) {
-                Ok(t) => {
-                    self.current = Some(t);
-                    return true;
-                }
-                Err(e) => {
-                    tracing::warn!(path = %p.display(), error = %e, "cannot open rotated file")
-                }
-            }
+        if let Some(t) = self.queue.pop_front() {
+            self.current = Some(t);
+            return true;
         }
         match Tracked::open(&self.path, 0, 0, max_line) {
             Ok(t) => {
@@ -782,13 +791,18 @@ pub(crate) fn first_line_hash(file: &File) -> io::Result<u64> {
             Err(e) => return Err(e),
         }
     }
-    let data = buf.get(..got).unwrap_or(&[]);
-    let line = match memchr::memchr(b'\n', data) {
-        Some(nl) => data.get(..nl).unwrap_or(&[]),
-        None if got == HASH_CAP => data,
-        None => return Ok(0),
-    };
-    Ok(fnv1a(line))
+    Ok(hash_first_line(buf.get(..got).unwrap_or(&[])))
+}
+
+/// The first-line hash of a file starting with `data`; 0 if `data` holds no complete first
+/// line (and is shorter than [`HASH_CAP`]).
+fn hash_first_line(data: &[u8]) -> u64 {
+    let data = data.get(..data.len().min(HASH_CAP)).unwrap_or(data);
+    match memchr::memchr(b'\n', data) {
+        Some(nl) => fnv1a(data.get(..nl).unwrap_or(&[])),
+        None if data.len() == HASH_CAP => fnv1a(data),
+        None => 0,
+    }
 }
 
 fn fnv1a(data: &[u8]) -> u64 {
