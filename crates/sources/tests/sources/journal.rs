@@ -1,1 +1,284 @@
-//! tbd
+//! The journal source on real journal files made by systemd-journal-remote from export input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use portcullis_core::time::Time;
+use portcullis_sources::{
+    JournalLocation, JournalOptions, JournalSource, JournalStart, Position, ReadStatus, SourceId,
+    SourceLine, parse_journal_matches,
+};
+
+const REMOTE: &str = "/lib/systemd/systemd-journal-remote";
+const BASE_US: i64 = 1_764_000_000_000_000;
+
+/// Whether the tools exist; without them the test is skipped loudly, or fails under CI.
+fn tools_present() -> bool {
+    let ok = Path::new(REMOTE).exists()
+        && Command::new("journalctl")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        let msg = "journal tests need journalctl and systemd-journal-remote \
+                   (apt-get install systemd-journal-remote)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{msg}");
+        }
+        eprintln!("\n!!!!! SKIPPED: {msg} !!!!!\n");
+    }
+    ok
+}
+
+struct Entry {
+    unit: &'static str,
+    ident: &'static str,
+    pid: u32,
+    message: Vec<u8>,
+    /// Seconds after BASE_US.
+    at: i64,
+}
+
+fn export(entries: &[Entry], seq: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let ts = BASE_US + e.at * 1_000_000;
+        out.extend_from_slice(
+            format!(
+                "__REALTIME_TIMESTAMP={ts}\n__MONOTONIC_TIMESTAMP={}\n\
+                 _BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=h1\n\
+                 _SYSTEMD_UNIT={}\nSYSLOG_IDENTIFIER={}\n_PID={}\n",
+                seq + i as u64 + 1,
+                e.unit,
+                e.ident,
+                e.pid
+            )
+            .as_bytes(),
+        );
+        if e.message.contains(&b'\n') || std::str::from_utf8(&e.message).is_err() {
+            out.extend_from_slice(b"MESSAGE\n");
+            out.extend_from_slice(&(e.message.len() as u64).to_le_bytes());
+            out.extend_from_slice(&e.message);
+            out.push(b'\n');
+        } else {
+            out.extend_from_slice(b"MESSAGE=");
+            out.extend_from_slice(&e.message);
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A journal file at `target` holding `entries`, written elsewhere then renamed into place so
+/// a following journalctl never sees it half-written.
+fn make_journal(work: &Path, target: &Path, entries: &[Entry], seq: u64) {
+    let input = work.join(format!("in{seq}.export"));
+    std::fs::write(&input, export(entries, seq)).unwrap();
+    let tmp = work.join(format!("tmp{seq}.journal"));
+    let out = Command::new(REMOTE)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::rename(&tmp, target).unwrap();
+}
+
+fn sample() -> Vec<Entry> {
+    let e = |unit, ident, pid, msg: &[u8], at| Entry {
+        unit,
+        ident,
+        pid,
+        message: msg.to_vec(),
+        at,
+    };
+    vec![
+        e("ssh.service", "sshd", 100, b"Failed password for root from 192.0.2.1 port 22 ssh2", 1),
+        e("cron.service", "CRON", 200, b"session opened", 2),
+        e("ssh.service", "sshd-session", 101, b"Invalid user \xff\xfeadmin from 192.0.2.2", 3),
+        e("other.service", "sshd-session", 102, b"Failed password for bob from 192.0.2.3", 4),
+        e("ssh.service", "sshd", 103, b"two\nlines from 192.0.2.4", 5),
+        e("nginx.service", "nginx", 300, b"GET /", 6),
+        e("ssh.service", "sshd", 104, b"Connection closed by 192.0.2.5", 7),
+    ]
+}
+
+fn options(dir: &Path, follow: bool, start: JournalStart) -> JournalOptions {
+    JournalOptions {
+        location: JournalLocation::Directory(dir.to_path_buf()),
+        matches: parse_journal_matches("_SYSTEMD_UNIT=ssh.service + SYSLOG_IDENTIFIER=sshd-session")
+            .unwrap(),
+        follow,
+        start,
+        min_backoff: Duration::from_millis(50),
+        ..JournalOptions::default()
+    }
+}
+
+fn read_all(src: &mut JournalSource, max: usize) -> Vec<SourceLine> {
+    let mut all = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < end, "journal source did not finish");
+        let mut batch = Vec::new();
+        let st = src.read_batch(&mut batch, max, Duration::from_secs(5)).unwrap();
+        assert!(batch.len() <= max);
+        all.extend(batch);
+        if st == ReadStatus::Finished {
+            return all;
+        }
+    }
+}
+
+fn read_until(src: &mut JournalSource, n: usize, limit: Duration) -> Vec<SourceLine> {
+    let mut all = Vec::new();
+    let end = Instant::now() + limit;
+    while all.len() < n && Instant::now() < end {
+        let room = n - all.len();
+        let st = src
+            .read_batch(&mut all, room, Duration::from_millis(200))
+            .unwrap();
+        assert_eq!(st, ReadStatus::Live);
+    }
+    all
+}
+
+fn cursor(l: &SourceLine) -> String {
+    match &l.position {
+        Position::Journal(c) => c.to_string(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn setup() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !tools_present() {
+        return None;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("journal");
+    std::fs::create_dir(&dir).unwrap();
+    make_journal(work.path(), &dir.join("a.journal"), &sample(), 0);
+    Some((work, dir))
+}
+
+#[test]
+fn reads_matching_entries_with_metadata() {
+    let Some((_work, dir)) = setup() else { return };
+    let mut src =
+        JournalSource::spawn(SourceId(9), options(&dir, false, JournalStart::Beginning)).unwrap();
+    let lines = read_all(&mut src, 2);
+    let msgs: Vec<&[u8]> = lines.iter().map(|l| l.bytes.as_slice()).collect();
+    assert_eq!(
+        msgs,
+        vec![
+            &b"Failed password for root from 192.0.2.1 port 22 ssh2"[..],
+            b"Invalid user \xff\xfeadmin from 192.0.2.2",
+            b"Failed password for bob from 192.0.2.3",
+            b"two\nlines from 192.0.2.4",
+            b"Connection closed by 192.0.2.5",
+        ]
+    );
+    let pids: Vec<Option<u32>> = lines.iter().map(|l| l.journal.as_ref().unwrap().pid).collect();
+    assert_eq!(pids, vec![Some(100), Some(101), Some(102), Some(103), Some(104)]);
+    let times: Vec<Time> = lines
+        .iter()
+        .map(|l| l.journal.as_ref().unwrap().realtime.unwrap())
+        .collect();
+    let want: Vec<Time> = [1, 3, 4, 5, 7]
+        .iter()
+        .map(|s| Time::from_micros(BASE_US + s * 1_000_000))
+        .collect();
+    assert_eq!(times, want);
+    let j = lines[1].journal.as_ref().unwrap();
+    assert_eq!(j.identifier.as_deref(), Some(&b"sshd-session"[..]));
+    assert_eq!(j.hostname.as_deref(), Some(&b"h1"[..]));
+    assert_eq!(
+        j.syslog_line(&lines[1].bytes),
+        b"sshd-session[101]: Invalid user \xff\xfeadmin from 192.0.2.2".to_vec()
+    );
+    assert!(lines.iter().all(|l| l.source == SourceId(9)));
+    let cursors: std::collections::HashSet<String> = lines.iter().map(cursor).collect();
+    assert_eq!(cursors.len(), 5);
+    assert_eq!(src.cursor(), Some(cursor(&lines[4]).as_str()));
+}
+
+#[test]
+fn resume_after_cursor_gives_only_later_entries() {
+    let Some((_work, dir)) = setup() else { return };
+    let mut first =
+        JournalSource::spawn(SourceId(1), options(&dir, false, JournalStart::Beginning)).unwrap();
+    let mut got = Vec::new();
+    let _ = first
+        .read_batch(&mut got, 2, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    let stored = cursor(&got[1]);
+    drop(first);
+    let mut second = JournalSource::spawn(
+        SourceId(1),
+        options(&dir, false, JournalStart::AfterCursor(stored)),
+    )
+    .unwrap();
+    let rest = read_all(&mut second, 100);
+    let pids: Vec<Option<u32>> = rest.iter().map(|l| l.journal.as_ref().unwrap().pid).collect();
+    assert_eq!(pids, vec![Some(102), Some(103), Some(104)]);
+}
+
+#[test]
+fn follow_survives_journalctl_death_and_sees_new_files() {
+    let Some((work, dir)) = setup() else { return };
+    let mut src =
+        JournalSource::spawn(SourceId(1), options(&dir, true, JournalStart::Beginning)).unwrap();
+    let first = read_until(&mut src, 5, Duration::from_secs(10));
+    assert_eq!(first.len(), 5);
+    // Kill the journalctl we started; the source must restart it after the last cursor.
+    let pid = src.child_pid().unwrap();
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let none = read_until(&mut src, 1, Duration::from_millis(800));
+    assert!(none.is_empty(), "replayed after restart: {}", none.len());
+    let later = vec![
+        Entry {
+            unit: "ssh.service",
+            ident: "sshd",
+            pid: 500,
+            message: b"Failed password for eve from 192.0.2.9".to_vec(),
+            at: 20,
+        },
+        Entry {
+            unit: "cron.service",
+            ident: "CRON",
+            pid: 501,
+            message: b"not matched".to_vec(),
+            at: 21,
+        },
+    ];
+    make_journal(work.path(), &dir.join("b.journal"), &later, 100);
+    let new = read_until(&mut src, 1, Duration::from_secs(10));
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0].bytes, b"Failed password for eve from 192.0.2.9");
+    assert!(src.stats().restarts >= 1);
+    assert_ne!(src.child_pid(), Some(pid));
+    let stop = src.stop_handle();
+    stop.stop();
+    let mut out = Vec::new();
+    assert_eq!(
+        src.read_batch(&mut out, 10, Duration::from_secs(1)).unwrap(),
+        ReadStatus::Stopped
+    );
+}
+
+#[test]
+fn missing_journalctl_is_an_open_error() {
+    let o = JournalOptions {
+        journalctl: PathBuf::from("/nonexistent/journalctl"),
+        ..JournalOptions::default()
+    };
+    assert!(JournalSource::spawn(SourceId(1), o).is_err());
+}
