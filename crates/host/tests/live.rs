@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portcullis_host::{
-    RemoteConnections, SshState, SshdRole, connections_to_ports, ssh_ports, sshd_processes,
+    RemoteConnections, SshState, SshdRole, TcpState, connections_to_ports, read_proc_net_tcp,
+    ssh_ports, sshd_processes,
 };
 
 /// Kills and reaps the child on drop, so a failing test leaves no process behind.
@@ -140,7 +141,15 @@ fn start_sshd() -> Option<Sshd> {
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // Wait for the listening socket without connecting: a probe connection would be one
+    // more pre-auth connection in the counts below.
+    let listening = || {
+        read_proc_net_tcp(Path::new("/proc"))
+            .unwrap()
+            .iter()
+            .any(|s| s.state == TcpState::Listen && s.local.port() == port)
+    };
+    while !listening() {
         assert!(Instant::now() < deadline, "sshd did not listen on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -252,8 +261,18 @@ fn real_sshd_authenticated_and_password_prompt() {
         .env("DISPLAY", ":0");
     let _pw_login = Reaped(pw_login.spawn().unwrap());
 
+    let authenticated = SshState::Authenticated {
+        user: "root".into(),
+        tty: None,
+    };
+    let at_prompt = SshState::PreAuth {
+        user: Some("root".into()),
+    };
+    // The password connection passes through `[accepted]` and `[net]` before the user name
+    // shows, so wait for the final states, not just the counts.
     let g = wait_for(sshd.port, |g| {
-        g.count == 2 && g.authenticated == 1 && g.pre_auth == 1 && g.users == ["root"]
+        g.connections.iter().any(|c| c.ssh == authenticated)
+            && g.connections.iter().any(|c| c.ssh == at_prompt)
     });
     let titles: Vec<String> = sshd_processes(Path::new("/proc"))
         .unwrap()
@@ -267,12 +286,7 @@ fn real_sshd_authenticated_and_password_prompt() {
     );
     assert_eq!(g.users, ["root"]);
     let states: Vec<&SshState> = g.connections.iter().map(|c| &c.ssh).collect();
-    assert!(states.contains(&&SshState::Authenticated {
-        user: "root".into(),
-        tty: None
-    }));
-    assert!(states.contains(&&SshState::PreAuth {
-        user: Some("root".into())
-    }));
+    assert!(states.contains(&&authenticated), "{states:?}");
+    assert!(states.contains(&&at_prompt), "{states:?}");
     eprintln!("sshd titles: {titles:?}");
 }
