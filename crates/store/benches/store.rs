@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // bench code: a panic is the failure report
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -22,11 +22,27 @@ fn nth(n: u64) -> IpNet {
     IpNet::from(IpAddr::V6(Ipv6Addr::from(base + u128::from(n))))
 }
 
-fn bans(n: u64) -> Vec<Decision> {
+/// Distinct IPv4 addresses in scattered order, like real attackers (xorshift32 is a
+/// permutation of the non-zero u32s, so no repeats); sequential keys would flatter B-trees.
+fn scattered_v4(n: u64) -> Vec<IpNet> {
+    let mut x: u32 = 0x1234_5678;
     (0..n)
-        .map(|i| {
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            IpNet::from(IpAddr::V4(Ipv4Addr::from(x)))
+        })
+        .collect()
+}
+
+fn bans(n: u64) -> Vec<Decision> {
+    scattered_v4(n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, target)| {
             Decision::Ban(Ban {
-                target: nth(i),
+                target,
                 jail: "sshd".into(),
                 since: Time::from_secs(1_000),
                 until: if i % 3 == 0 {

@@ -19,6 +19,9 @@ pub(crate) const APPLICATION_ID: i64 = 0x5043_4c53;
 
 /// Version 1. Times are INTEGER microseconds since the Unix epoch (lossless for
 /// `portcullis_core::Time`); `bans_readable` shows them as text for operators.
+///
+/// Indexes are few on purpose: each one is written for every ban of a 100k-ban burst, while
+/// expiry and pruning scans run rarely (start, hourly) and take milliseconds without one.
 const V1: &str = r#"
 CREATE TABLE bans (
     jail          TEXT    NOT NULL,
@@ -30,7 +33,6 @@ CREATE TABLE bans (
     ban_no        INTEGER NOT NULL,
     PRIMARY KEY (jail, target)
 ) WITHOUT ROWID;
-CREATE INDEX bans_until ON bans(until_us) WHERE until_us IS NOT NULL;
 
 CREATE TABLE history (
     id       INTEGER PRIMARY KEY,
@@ -39,7 +41,6 @@ CREATE TABLE history (
     time_us  INTEGER NOT NULL
 );
 CREATE INDEX history_jail_time ON history(jail, time_us);
-CREATE INDEX history_time ON history(time_us);
 
 CREATE TABLE positions (
     source           TEXT PRIMARY KEY,
