@@ -18,9 +18,10 @@ pub use net::{
     connections_to_ports, group_by_remote, label_connections, parse_proc_net_tcp,
     read_proc_net_tcp, to_ports,
 };
-pub use sshd_config::{SshPortsError, parse_ssh_ports, ssh_ports};
+pub use sshd_config::{SSHD_CONFIG_PATH, SshPortsError, parse_ssh_ports, ssh_ports};
 pub use sshd_proc::{SshdProcess, SshdRole, classify_title, sshd_processes};
 pub use utmp::{
-    FailedLogin, Login, LoginEnd, Session, UtmpError, UtmpFile, UtmpKind, UtmpRecord,
-    current_sessions, failed_logins, logins, parse_utmp, read_utmp,
+    BTMP_PATH, FailedLogin, Login, LoginEnd, Session, UTMP_PATH, UtmpError, UtmpFile, UtmpKind,
+    UtmpRecord, WTMP_PATH, current_sessions, failed_logins, logins, parse_utmp, pid_alive,
+    read_utmp,
 };

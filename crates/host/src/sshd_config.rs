@@ -9,6 +9,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Where OpenSSH's server config lives.
+pub const SSHD_CONFIG_PATH: &str = "/etc/ssh/sshd_config";
+
 /// Why the SSH ports could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

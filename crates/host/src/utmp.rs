@@ -28,6 +28,13 @@ use portcullis_core::Time;
 use portcullis_core::event::{normalize_addr, parse_addr};
 use serde::{Deserialize, Serialize};
 
+/// Where glibc keeps the current sessions.
+pub const UTMP_PATH: &str = "/var/run/utmp";
+/// Where glibc appends logins and logouts (rotated to `wtmp.1`, …).
+pub const WTMP_PATH: &str = "/var/log/wtmp";
+/// Where failed logins go (root-only, rotated to `btmp.1`, …).
+pub const BTMP_PATH: &str = "/var/log/btmp";
+
 /// Size of one `struct utmp` record in bytes.
 pub const RECORD_SIZE: usize = 384;
 
@@ -267,6 +274,12 @@ fn put_text(out: &mut [u8], off: usize, len: usize, text: &str) {
     out[off..off + n].copy_from_slice(&bytes[..n]);
 }
 
+/// Whether process `pid` exists under `proc_root` (normally `/proc`): the liveness check for
+/// [`current_sessions`] on a live host.
+pub fn pid_alive(proc_root: &Path, pid: i32) -> bool {
+    pid > 0 && proc_root.join(pid.to_string()).exists()
+}
+
 /// Someone logged in now (a live `USER_PROCESS` in utmp).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -286,8 +299,8 @@ pub struct Session {
 }
 
 /// The sessions open now: `USER_PROCESS` records of utmp whose pid `is_alive` says still
-/// runs (pass `|pid| Path::new("/proc").join(pid.to_string()).exists()` live, or `|_| true` to
-/// trust the file). A stale record, left by a crash, is what the liveness check drops.
+/// runs (pass `|pid| pid_alive(Path::new("/proc"), pid)` live, or `|_| true` to trust the
+/// file). A stale record, left by a crash, is what the liveness check drops.
 pub fn current_sessions(records: &[UtmpRecord], is_alive: impl Fn(i32) -> bool) -> Vec<Session> {
     records
         .iter()
@@ -572,6 +585,8 @@ mod tests {
             ["alice", "bob"]
         );
         let live = current_sessions(&records, |pid| pid == 200);
+        assert!(pid_alive(Path::new("/proc"), std::process::id() as i32));
+        assert!(!pid_alive(Path::new("/proc"), 0));
         assert_eq!(live.len(), 1);
         assert_eq!(live[0].user, "bob");
         assert_eq!(live[0].addr, Some("2001:db8::2".parse().unwrap()));
