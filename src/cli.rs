@@ -15,8 +15,118 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon in the foreground (systemd runs it this way).
+    Run(RunArgs),
     /// Replay log files offline through the whole pipeline (log time is the clock).
     Scan(ScanArgs),
+    /// Jails, sources and their positions, counts, backend health.
+    Status(StatusArgs),
+    /// List active bans.
+    Bans(BansArgs),
+    /// Ban an address or network by hand.
+    Ban(BanArgs),
+    /// Lift a ban (or all bans).
+    Unban(UnbanArgs),
+    /// Re-read the configuration; on error the old one keeps running.
+    Reload(CtlArgs),
+    /// Remove every ban (of one jail, with --jail) from the firewall and the store.
+    Flush(FlushArgs),
+}
+
+/// Where the daemon's control socket is, and how to print answers.
+#[derive(Debug, Args, Clone)]
+pub struct CtlArgs {
+    /// Control socket of the daemon.
+    #[arg(long, env = "PORTCULLIS_SOCKET", default_value = portcullis_config::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Print the daemon's JSON answer instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Main configuration file (default: /etc/portcullis/portcullis.toml when it exists,
+    /// else the embedded default that protects sshd).
+    #[arg(long, env = "PORTCULLIS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of extra *.toml files read after the main file.
+    #[arg(long, env = "PORTCULLIS_CONF_D", value_name = "DIR")]
+    pub conf_d: Option<PathBuf>,
+    /// State directory (SQLite database); overrides the configuration.
+    #[arg(long, env = "PORTCULLIS_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Control socket path; overrides the configuration.
+    #[arg(long, env = "PORTCULLIS_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Decide and log, but touch no firewall.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run firewall commands through this prefix (e.g. "ip netns exec NAME"), for a
+    /// firewall in another network namespace.
+    #[arg(long, value_name = "WORDS", allow_hyphen_values = true)]
+    pub firewall_prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this jail.
+    pub jail: Option<String>,
+    #[command(flatten)]
+    pub ctl: CtlArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BansArgs {
+    /// Only this jail.
+    #[arg(long)]
+    pub jail: Option<String>,
+    #[command(flatten)]
+    pub ctl: CtlArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BanArgs {
+    /// Address or CIDR network.
+    pub target: String,
+    /// Jail to record the ban in (default: the first jail).
+    #[arg(long)]
+    pub jail: Option<String>,
+    /// Length, e.g. 30m, 12h, 7d (default: the jail's escalation rule).
+    #[arg(long = "for", value_name = "DURATION", conflicts_with = "permanent")]
+    pub duration: Option<String>,
+    /// Ban until unbanned by hand.
+    #[arg(long)]
+    pub permanent: bool,
+    /// Ban even an allowlisted address.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub ctl: CtlArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnbanArgs {
+    /// Address or CIDR network.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub target: Option<String>,
+    /// Lift every ban.
+    #[arg(long)]
+    pub all: bool,
+    /// Only in this jail.
+    #[arg(long)]
+    pub jail: Option<String>,
+    #[command(flatten)]
+    pub ctl: CtlArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    /// Only this jail.
+    #[arg(long)]
+    pub jail: Option<String>,
+    #[command(flatten)]
+    pub ctl: CtlArgs,
 }
 
 #[derive(Debug, Args)]

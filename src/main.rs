@@ -4,6 +4,8 @@
 //! lives in `portcullis-core`.
 
 mod cli;
+mod ctl;
+mod daemon;
 mod logfiles;
 mod pipeline;
 mod scan;
@@ -16,7 +18,14 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
+        cli::Command::Run(args) => daemon::run(&args),
         cli::Command::Scan(args) => scan::run(&args),
+        cli::Command::Status(args) => ctl::status(&args),
+        cli::Command::Bans(args) => ctl::bans(&args),
+        cli::Command::Ban(args) => ctl::ban(&args),
+        cli::Command::Unban(args) => ctl::unban(&args),
+        cli::Command::Reload(args) => ctl::reload(&args),
+        cli::Command::Flush(args) => ctl::flush(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,250 @@
+//! The control commands of the CLI (`status`, `bans`, `ban`, `unban`, `reload`, `flush`):
+//! one request to the running daemon, its answer printed as text or JSON.
+//!
+//! Exit codes scripts can rely on: 0 done; 1 the daemon refused (not found, allowlisted,
+//! reload failed, …); 2 usage or internal error; 3 the daemon is not running; 4 permission
+//! denied.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow};
+use portcullis_control::data::{
+    BanData, BanEntry, BansData, FlushData, ReloadData, StatusData, UnbanData,
+};
+use portcullis_control::{Client, ClientError, Command, Response, Target};
+
+use crate::cli::{BanArgs, BansArgs, CtlArgs, FlushArgs, StatusArgs, UnbanArgs};
+
+/// Exit code: the daemon answered with an error.
+const EXIT_REFUSED: u8 = 1;
+/// Exit code: no daemon on the socket.
+const EXIT_NOT_RUNNING: u8 = 3;
+/// Exit code: not allowed to talk to the daemon.
+const EXIT_DENIED: u8 = 4;
+
+fn send(ctl: &CtlArgs, command: Command) -> Result<Result<Response, ExitCode>> {
+    let mut client = match Client::connect(&ctl.socket) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(client_error(&e))),
+    };
+    match client.request(command) {
+        Ok(r) => Ok(Ok(r)),
+        Err(e) => Ok(Err(client_error(&e))),
+    }
+}
+
+fn client_error(e: &ClientError) -> ExitCode {
+    eprintln!("portcullis: {e}");
+    match e {
+        ClientError::NotRunning { .. } => ExitCode::from(EXIT_NOT_RUNNING),
+        ClientError::PermissionDenied { .. } => ExitCode::from(EXIT_DENIED),
+        _ => ExitCode::from(2),
+    }
+}
+
+/// Print the answer: JSON as is with `--json`, else `text(data)`; daemon errors go to
+/// stderr with exit code 1 (4 for permission denied).
+fn answer<T: serde::de::DeserializeOwned>(
+    ctl: &CtlArgs,
+    response: Response,
+    text: impl FnOnce(&T) -> String,
+) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match &response.result {
+        Ok(value) if ctl.json => {
+            writeln!(out, "{value}")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(_) => {
+            let data: T = response.data_as().map_err(|e| anyhow!("{}", e.message))?;
+            write!(out, "{}", text(&data))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            if ctl.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"error": {"kind": err.kind.as_str(), "message": err.message}})
+                )?;
+            }
+            eprintln!("portcullis: {}", err.message);
+            Ok(ExitCode::from(match err.kind {
+                portcullis_control::ErrorKind::PermissionDenied => EXIT_DENIED,
+                _ => EXIT_REFUSED,
+            }))
+        }
+    }
+}
+
+macro_rules! request {
+    ($ctl:expr, $cmd:expr) => {
+        match send($ctl, $cmd)? {
+            Ok(r) => r,
+            Err(code) => return Ok(code),
+        }
+    };
+}
+
+/// `portcullis status [JAIL]`.
+pub fn status(args: &StatusArgs) -> Result<ExitCode> {
+    let r = request!(
+        &args.ctl,
+        Command::Status {
+            jail: args.jail.clone()
+        }
+    );
+    answer(&args.ctl, r, |d: &StatusData| {
+        let mut s = format!(
+            "portcullis {} (pid {}), up {}s{}\nfirewall: {} {}{}\n",
+            d.version,
+            d.pid,
+            d.uptime_secs,
+            if d.dry_run {
+                ", DRY RUN (no firewall changes)"
+            } else {
+                ""
+            },
+            d.backend.name,
+            if d.backend.healthy { "ok" } else { "UNHEALTHY" },
+            d.backend
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        for j in &d.jails {
+            s += &format!(
+                "jail {}: {} active bans, {} bans since start, {} failed attempts\n",
+                j.name, j.active_bans, j.total_bans, j.attempts
+            );
+            for src in &j.sources {
+                s += &format!(
+                    "  source {}: {} lines, {}{}\n",
+                    src.key,
+                    src.lines,
+                    src.position,
+                    src.error
+                        .as_deref()
+                        .map(|e| format!(" (error: {e})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        s
+    })
+}
+
+fn ban_line(b: &BanEntry) -> String {
+    let until = match b.until {
+        None => "permanent".to_string(),
+        Some(u) => format!("until {}", fmt_secs(u)),
+    };
+    format!(
+        "{:<40} {:<10} ban #{:<3} {:<9} since {} {}\n",
+        b.target.to_string(),
+        b.jail,
+        b.ban_no,
+        b.reason,
+        fmt_secs(b.since),
+        until
+    )
+}
+
+fn fmt_secs(s: i64) -> String {
+    jiff::Timestamp::from_second(s)
+        .map_or_else(|_| s.to_string(), |t| t.to_string().replace('T', " "))
+}
+
+/// `portcullis bans [--jail J]`.
+pub fn bans(args: &BansArgs) -> Result<ExitCode> {
+    let r = request!(
+        &args.ctl,
+        Command::Bans {
+            jail: args.jail.clone()
+        }
+    );
+    answer(&args.ctl, r, |d: &BansData| {
+        if d.bans.is_empty() {
+            return "no active bans\n".to_string();
+        }
+        d.bans.iter().map(ban_line).collect()
+    })
+}
+
+/// `portcullis ban ADDR|CIDR [--jail J] [--for D | --permanent] [--force]`.
+pub fn ban(args: &BanArgs) -> Result<ExitCode> {
+    let target = Target::parse(&args.target).map_err(|e| anyhow!(e))?;
+    let duration = match &args.duration {
+        Some(d) => Some(
+            portcullis_core::time::parse_duration(d)
+                .map_err(|e| anyhow!("--for {d}: {e}"))?
+                .as_secs(),
+        ),
+        None => None,
+    };
+    let r = request!(
+        &args.ctl,
+        Command::Ban {
+            target,
+            jail: args.jail.clone(),
+            duration,
+            permanent: args.permanent,
+            force: args.force,
+        }
+    );
+    answer(&args.ctl, r, |d: &BanData| {
+        format!("banned {}", ban_line(&d.ban))
+    })
+}
+
+/// `portcullis unban ADDR|CIDR|--all [--jail J]`.
+pub fn unban(args: &UnbanArgs) -> Result<ExitCode> {
+    let target = match &args.target {
+        Some(t) => Some(Target::parse(t).map_err(|e| anyhow!(e))?),
+        None => None,
+    };
+    let r = request!(
+        &args.ctl,
+        Command::Unban {
+            target,
+            jail: args.jail.clone(),
+            all: args.all
+        }
+    );
+    answer(&args.ctl, r, |d: &UnbanData| {
+        if d.removed.is_empty() {
+            return "nothing was banned\n".to_string();
+        }
+        d.removed
+            .iter()
+            .map(|b| format!("unbanned {}", ban_line(b)))
+            .collect()
+    })
+}
+
+/// `portcullis reload`.
+pub fn reload(ctl: &CtlArgs) -> Result<ExitCode> {
+    let r = request!(ctl, Command::Reload);
+    answer(ctl, r, |d: &ReloadData| {
+        let mut s = format!("reloaded; jails: {}\n", d.jails.join(", "));
+        for w in &d.warnings {
+            s += &format!("warning: {w}\n");
+        }
+        s
+    })
+}
+
+/// `portcullis flush [--jail J]`.
+pub fn flush(args: &FlushArgs) -> Result<ExitCode> {
+    let r = request!(
+        &args.ctl,
+        Command::Flush {
+            jail: args.jail.clone()
+        }
+    );
+    answer(&args.ctl, r, |d: &FlushData| {
+        format!("removed {} bans\n", d.removed)
+    })
+}

@@ -1,0 +1,115 @@
+//! A jail as the daemon runs it: its engine plus one line matcher per source it reads.
+
+use std::collections::HashMap;
+
+use anyhow::{Result, anyhow};
+use portcullis_config::JailSpec;
+use portcullis_core::date::DateParser;
+use portcullis_core::filter::{Filter, LineMatcher};
+use portcullis_core::jail::{JailEngine, Restored};
+use portcullis_core::{Event, EventKind, Time};
+use portcullis_sources::SourceLine;
+
+/// One configured jail at run time.
+pub struct LiveJail {
+    /// The configuration it was built from (compared on reload to keep unchanged jails).
+    pub spec: JailSpec,
+    /// The sans-IO engine.
+    pub engine: JailEngine,
+    /// One matcher per source index: each source has its own date cache and attempt merging.
+    matchers: HashMap<usize, LineMatcher>,
+    /// A compiled filter to clone matchers from.
+    filter: Filter,
+    tz: jiff::tz::TimeZone,
+    /// Whole failed attempts seen since start (for `status`).
+    pub attempts: u64,
+    /// Bans decided since start.
+    pub total_bans: u64,
+}
+
+impl LiveJail {
+    /// A jail with a fresh engine restored from the store's state.
+    pub fn new(
+        spec: JailSpec,
+        filter: Filter,
+        tz: jiff::tz::TimeZone,
+        restored: Restored,
+    ) -> LiveJail {
+        let engine = JailEngine::new(spec.config.clone(), restored);
+        LiveJail {
+            spec,
+            engine,
+            matchers: HashMap::new(),
+            filter,
+            tz,
+            attempts: 0,
+            total_bans: 0,
+        }
+    }
+
+    /// Keep `engine` (windows, bans, history) under a new spec/filter: used by reload when
+    /// the jail's policy did not change.
+    pub fn with_engine(
+        spec: JailSpec,
+        filter: Filter,
+        tz: jiff::tz::TimeZone,
+        old: LiveJail,
+    ) -> LiveJail {
+        LiveJail {
+            spec,
+            engine: old.engine,
+            matchers: HashMap::new(),
+            filter,
+            tz,
+            attempts: old.attempts,
+            total_bans: old.total_bans,
+        }
+    }
+
+    /// The jail's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Feed one line from source `source` and hand its events to the engine at `now`.
+    pub fn feed(
+        &mut self,
+        source: usize,
+        line: &SourceLine,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<()> {
+        let matcher = match self.matchers.get_mut(&source) {
+            Some(m) => m,
+            None => {
+                let m = LineMatcher::new(self.filter.clone(), DateParser::new(self.tz.clone()))
+                    .map_err(|e| anyhow!("jail {}: {e}", self.spec.name))?;
+                self.matchers.entry(source).or_insert(m)
+            }
+        };
+        events.clear();
+        match &line.journal {
+            Some(fields) => {
+                let program = fields
+                    .identifier
+                    .as_deref()
+                    .and_then(|b| std::str::from_utf8(b).ok());
+                let time = fields.realtime.unwrap_or(line.read_at);
+                matcher.feed_record(time, program, fields.pid, &line.bytes, events);
+            }
+            None => {
+                matcher.feed_line(&line.bytes, line.read_at, events);
+            }
+        }
+        for ev in events.iter() {
+            if ev.kind == EventKind::Attempt {
+                self.attempts += u64::from(ev.count);
+            }
+            if matches!(ev.kind, EventKind::Success) {
+                tracing::info!(jail = %self.spec.name, addr = %ev.addr, user = ?ev.user, "successful login");
+            }
+            self.engine.handle_event(now, ev);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,317 @@
+//! The daemon's log sources: one blocking reader thread per source, sending line batches to
+//! the main loop over a bounded channel (back-pressure instead of unbounded memory).
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use portcullis_config::{JournalSpec, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SourceSpec};
+use portcullis_sources::{
+    FilePosition, FileTail, FileTailOptions, JournalLocation, JournalOptions, JournalSource,
+    JournalStart, LineSource, Position, ReadStatus, SourceId, SourceLine, StartAt, StopHandle,
+    parse_journal_matches,
+};
+use portcullis_store::{SourcePosition, Store};
+use tokio::sync::mpsc;
+
+/// Lines handed over in one message; bounds latency (the main loop sees a line as soon as
+/// the reader wakes) and amortises channel cost under load.
+pub const BATCH: usize = 4096;
+
+/// Lines read by one source, for the main loop.
+pub struct Batch {
+    /// Index into the daemon's source list.
+    pub source: usize,
+    /// The lines, in order.
+    pub lines: Vec<SourceLine>,
+}
+
+/// Where a source reads, resolved from the configuration (`auto` made concrete).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SourceKey {
+    /// A log file followed by name.
+    File(PathBuf),
+    /// The journal with these journalctl match words and location.
+    Journal {
+        /// Match words (`FIELD=value`, `+`).
+        matches: Vec<String>,
+        /// `--directory`.
+        directory: Option<PathBuf>,
+        /// `--file`.
+        file: Option<PathBuf>,
+    },
+}
+
+impl SourceKey {
+    /// The key positions are stored under, also shown by `status`.
+    pub fn store_key(&self) -> String {
+        match self {
+            SourceKey::File(p) => format!("file:{}", p.display()),
+            SourceKey::Journal {
+                matches,
+                directory,
+                file,
+            } => {
+                let mut k = format!("journal:{}", matches.join(" "));
+                if let Some(d) = directory {
+                    k += &format!(" --directory={}", d.display());
+                }
+                if let Some(f) = file {
+                    k += &format!(" --file={}", f.display());
+                }
+                k
+            }
+        }
+    }
+}
+
+/// Make a configured source concrete: `auto` becomes the journal when it holds sshd entries,
+/// else the first existing sshd log file (or the first candidate, waited for).
+pub fn resolve(spec: &SourceSpec) -> SourceKey {
+    match spec {
+        SourceSpec::File { path } => SourceKey::File(path.clone()),
+        SourceSpec::Journal(j) => journal_key(j),
+        SourceSpec::Auto => {
+            if journal_has_sshd() {
+                journal_key(&JournalSpec::default())
+            } else {
+                let path = SSHD_LOG_FILES
+                    .iter()
+                    .find(|p| Path::new(p).exists())
+                    .unwrap_or(&SSHD_LOG_FILES[0]);
+                SourceKey::File(PathBuf::from(path))
+            }
+        }
+    }
+}
+
+fn journal_key(j: &JournalSpec) -> SourceKey {
+    let matches = if j.matches.is_empty() {
+        SSHD_JOURNAL_MATCHES.iter().map(|s| s.to_string()).collect()
+    } else {
+        j.matches.clone()
+    };
+    SourceKey::Journal {
+        matches,
+        directory: j.directory.clone(),
+        file: j.file.clone(),
+    }
+}
+
+/// Whether the system journal holds any sshd entry (`journalctl -n 1`), i.e. sshd logs there.
+fn journal_has_sshd() -> bool {
+    let mut cmd = Process::new("journalctl");
+    cmd.args(["-q", "--no-pager", "-n", "1", "-o", "cat"])
+        .args(SSHD_JOURNAL_MATCHES);
+    match cmd.output() {
+        Ok(out) => out.status.success() && !out.stdout.is_empty(),
+        Err(_) => false,
+    }
+}
+
+/// A running source and what `status` shows of it.
+pub struct RunningSource {
+    /// What it reads.
+    pub key: SourceKey,
+    /// Jails fed by it (indices into the daemon's jail list).
+    pub jails: Vec<usize>,
+    /// Position after the last line the main loop processed (what gets stored).
+    pub position: Option<Position>,
+    /// Whether `position` changed since it was last stored.
+    pub dirty: bool,
+    /// Lines read since start.
+    pub lines: Arc<AtomicU64>,
+    /// Last read error, if any.
+    pub error: Arc<Mutex<Option<String>>>,
+    stop: Option<StopHandle>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunningSource {
+    /// Open `key` (resuming from the store) and start its reader thread.
+    pub fn start(
+        idx: usize,
+        key: SourceKey,
+        jails: Vec<usize>,
+        store: &Store,
+        tx: mpsc::Sender<Batch>,
+    ) -> RunningSource {
+        let stored = store.load_position(&key.store_key()).ok().flatten();
+        let lines = Arc::new(AtomicU64::new(0));
+        let error = Arc::new(Mutex::new(None));
+        let mut src = RunningSource {
+            key: key.clone(),
+            jails,
+            position: None,
+            dirty: false,
+            lines: lines.clone(),
+            error: error.clone(),
+            stop: None,
+            thread: None,
+        };
+        let opened: Result<Box<dyn LineSource>> = open(idx, &key, stored);
+        match opened {
+            Ok(reader) => {
+                src.stop = Some(reader.stop_handle());
+                let name = format!("source-{idx}");
+                let spawned = std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || read_loop(idx, reader, tx, &lines, &error));
+                match spawned {
+                    Ok(t) => src.thread = Some(t),
+                    Err(e) => src.set_error(format!("cannot start reader thread: {e}")),
+                }
+            }
+            Err(e) => {
+                tracing::error!(source = %key.store_key(), "cannot open source: {e:#}");
+                src.set_error(format!("{e:#}"));
+            }
+        }
+        src
+    }
+
+    fn set_error(&self, e: String) {
+        if let Ok(mut g) = self.error.lock() {
+            *g = Some(e);
+        }
+    }
+
+    /// Ask the reader thread to stop (it returns from its read at once).
+    pub fn request_stop(&self) {
+        if let Some(s) = &self.stop {
+            s.stop();
+        }
+    }
+
+    /// Wait for the reader thread after [`request_stop`](Self::request_stop).
+    pub fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// The position as the store keeps it, if one is known.
+    pub fn stored_position(&self) -> Option<SourcePosition> {
+        match &self.position {
+            Some(Position::File(p)) => Some(SourcePosition::File {
+                dev: p.dev,
+                ino: p.ino,
+                offset: p.offset,
+                first_line_hash: p.first_line_hash,
+            }),
+            Some(Position::Journal(c)) => Some(SourcePosition::Journal {
+                cursor: c.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// A short human description of the position, for `status`.
+    pub fn describe_position(&self) -> String {
+        match &self.position {
+            Some(Position::File(p)) => format!("offset {} of inode {}", p.offset, p.ino),
+            Some(Position::Journal(c)) => format!("cursor {c}"),
+            Some(Position::Stream(o)) => format!("offset {o}"),
+            None => "no line yet".to_string(),
+        }
+    }
+}
+
+fn open(
+    idx: usize,
+    key: &SourceKey,
+    stored: Option<SourcePosition>,
+) -> Result<Box<dyn LineSource>> {
+    let id = SourceId(u32::try_from(idx).unwrap_or(u32::MAX));
+    match key {
+        SourceKey::File(path) => {
+            let resume = match stored {
+                Some(SourcePosition::File {
+                    dev,
+                    ino,
+                    offset,
+                    first_line_hash,
+                }) => Some(FilePosition {
+                    dev,
+                    ino,
+                    offset,
+                    first_line_hash,
+                }),
+                _ => None,
+            };
+            // Without a stored position the whole file is read: events older than findtime
+            // do not count, so old lines cannot cause bans, and an attack in progress is seen.
+            let options = FileTailOptions {
+                start: StartAt::Beginning,
+                ..FileTailOptions::default()
+            };
+            let tail = FileTail::open(id, path, resume, options)
+                .with_context(|| format!("cannot follow {}", path.display()))?;
+            Ok(Box::new(tail))
+        }
+        SourceKey::Journal {
+            matches,
+            directory,
+            file,
+        } => {
+            let matches = parse_journal_matches(&matches.join(" "))
+                .map_err(|e| anyhow::anyhow!("journal matches: {e}"))?;
+            let location = match (directory, file) {
+                (_, Some(f)) => JournalLocation::Files(vec![f.clone()]),
+                (Some(d), None) => JournalLocation::Directory(d.clone()),
+                (None, None) => JournalLocation::System,
+            };
+            let start = match stored {
+                Some(SourcePosition::Journal { cursor }) => JournalStart::AfterCursor(cursor),
+                // The system journal can hold months: start at its end. An explicit journal
+                // directory or file is read whole.
+                _ if location == JournalLocation::System => JournalStart::End,
+                _ => JournalStart::Beginning,
+            };
+            let options = JournalOptions {
+                location,
+                matches,
+                start,
+                ..JournalOptions::default()
+            };
+            Ok(Box::new(
+                JournalSource::spawn(id, options).context("cannot start journalctl")?,
+            ))
+        }
+    }
+}
+
+fn read_loop(
+    idx: usize,
+    mut reader: Box<dyn LineSource>,
+    tx: mpsc::Sender<Batch>,
+    count: &AtomicU64,
+    error: &Mutex<Option<String>>,
+) {
+    let mut buf: Vec<SourceLine> = Vec::with_capacity(BATCH);
+    loop {
+        let status = reader.read_batch(&mut buf, BATCH, Duration::from_secs(1));
+        if !buf.is_empty() {
+            count.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            let lines = std::mem::replace(&mut buf, Vec::with_capacity(BATCH));
+            if tx.blocking_send(Batch { source: idx, lines }).is_err() {
+                return; // the daemon is gone
+            }
+        }
+        match status {
+            Ok(ReadStatus::Live) => {}
+            Ok(ReadStatus::Stopped) | Ok(ReadStatus::Finished) => return,
+            Err(e) => {
+                tracing::warn!(source = idx, "read error: {e}");
+                if let Ok(mut g) = error.lock() {
+                    *g = Some(e.to_string());
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
