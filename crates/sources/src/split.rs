@@ -52,13 +52,11 @@ impl LineSplitter {
     ) -> usize {
         let base = self.offset;
         let mut start = 0usize;
-        let mut emitted = 0usize;
-        for nl in memchr::memchr_iter(b'\n', data) {
+        for (emitted, nl) in memchr::memchr_iter(b'\n', data).enumerate() {
             if emitted == limit {
                 self.offset = base + start as u64;
                 return start;
             }
-            emitted += 1;
             let end = base + nl as u64 + 1;
             let seg = &data[start..nl];
             if self.pending.is_empty() && !self.overflow {

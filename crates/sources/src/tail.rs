@@ -419,7 +419,7 @@ impl FileTail {
         if let Some(found) = self.find_rotated(&pos) {
             tracing::info!(path = %found.path.display(), offset = pos.offset,
                 "resuming in the rotated file");
-            self.queue_newer_than(&found.path);
+            self.queue_newer(&found);
             self.current = Some(found);
             return Ok(());
         }
@@ -507,25 +507,63 @@ impl FileTail {
         None
     }
 
-    /// If `done` is `<name>.N` with N ≥ 2, queue `<name>.N-1 … <name>.1`: rotated after it,
-    /// not read yet.
-    fn queue_newer_than(&mut self, done: &Path) {
-        let Some(k) = self.rotation_number(done) else {
-            return;
-        };
-        for j in (1..k).rev() {
-            let mut n = self.name.clone();
-            n.push(format!(".{j}"));
-            let p = self.dir.join(n);
-            if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
-                match Tracked::open(&p, 0, 0, self.options.max_line) {
-                    Ok(t) => self.queue.push_back(t),
-                    Err(e) => {
-                        tracing::warn!(path = %p.display(), error = %e, "cannot open rotated file");
-                    }
+    fn numbered(&self, j: u32) -> PathBuf {
+        let mut n = self.name.clone();
+        n.push(format!(".{j}"));
+        self.dir.join(n)
+    }
+
+    /// If `done` now sits at `<name>.N` with N ≥ 2, queue `<name>.N-1 … <name>.1`: rotated
+    /// after it, not read yet. A rotation may be renaming files while we look (and readdir
+    /// may miss a file renamed meanwhile), so the result is accepted only when `done` is
+    /// still at `.N` and every queued file still at its name after they were all opened.
+    fn queue_newer(&mut self, done: &Tracked) {
+        let id = (done.dev, done.ino);
+        let mut last: Vec<Tracked> = Vec::new();
+        for attempt in 0..50 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let at = self
+                .siblings()
+                .into_iter()
+                .find(|(_, m)| (m.dev(), m.ino()) == id)
+                .map(|(p, _)| p);
+            let Some(at) = at else {
+                // Deleted for good (no links left): nothing newer can be found by name.
+                if done.file.metadata().map(|m| m.nlink()).unwrap_or(0) == 0 {
+                    return;
+                }
+                continue;
+            };
+            let Some(k) = self.rotation_number(&at) else {
+                return;
+            };
+            let mut opened = Vec::new();
+            let mut consistent = true;
+            for j in (1..k).rev() {
+                match Tracked::open(&self.numbered(j), 0, 0, self.options.max_line) {
+                    Ok(t) => opened.push(t),
+                    Err(_) => consistent = false,
                 }
             }
+            let same = |p: &Path, want: (u64, u64)| {
+                std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == want)
+            };
+            consistent = consistent
+                && same(&self.numbered(k), id)
+                && opened
+                    .iter()
+                    .all(|t| same(&t.path, (t.dev, t.ino)) && (t.dev, t.ino) != id);
+            if consistent {
+                self.queue.extend(opened);
+                return;
+            }
+            last = opened;
         }
+        tracing::warn!(path = %self.path.display(),
+            "rotated files keep changing or have gaps; reading what was found");
+        self.queue.extend(last);
     }
 
     fn path_state(&self, cur: &Tracked) -> PathState {
@@ -722,14 +760,7 @@ impl FileTail {
     fn rotate(&mut self, mut old: Tracked, out: &mut Vec<SourceLine>, now: Time) {
         self.deliver_partial(&mut old, out, now);
         if self.queue.is_empty() {
-            let at = self
-                .siblings()
-                .into_iter()
-                .find(|(_, m)| (m.dev(), m.ino()) == (old.dev, old.ino))
-                .map(|(p, _)| p);
-            if let Some(at) = at {
-                self.queue_newer_than(&at);
-            }
+            self.queue_newer(&old);
         }
         self.stats.rotations += 1;
         tracing::debug!(from = %old.path.display(), "rotated");

@@ -5,9 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use portcullis_sources::{
-    FileTail, FileTailOptions, ReadStatus, SourceId, SourceLine, StartAt,
-};
+use portcullis_sources::{FileTail, FileTailOptions, ReadStatus, SourceId, SourceLine, StartAt};
 
 use crate::util::{file_pos, opts};
 
@@ -124,7 +122,11 @@ fn file_appearing_later_is_read_from_its_start() {
     writer.join().unwrap();
     assert_eq!(l.len(), 2);
     assert_eq!(l[0].bytes, b"first");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

@@ -83,7 +83,11 @@ fn make_journal(work: &Path, target: &Path, entries: &[Entry], seq: u64) {
         .arg(&input)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::rename(&tmp, target).unwrap();
 }
 
@@ -96,21 +100,47 @@ fn sample() -> Vec<Entry> {
         at,
     };
     vec![
-        e("ssh.service", "sshd", 100, b"Failed password for root from 192.0.2.1 port 22 ssh2", 1),
+        e(
+            "ssh.service",
+            "sshd",
+            100,
+            b"Failed password for root from 192.0.2.1 port 22 ssh2",
+            1,
+        ),
         e("cron.service", "CRON", 200, b"session opened", 2),
-        e("ssh.service", "sshd-session", 101, b"Invalid user \xff\xfeadmin from 192.0.2.2", 3),
-        e("other.service", "sshd-session", 102, b"Failed password for bob from 192.0.2.3", 4),
+        e(
+            "ssh.service",
+            "sshd-session",
+            101,
+            b"Invalid user \xff\xfeadmin from 192.0.2.2",
+            3,
+        ),
+        e(
+            "other.service",
+            "sshd-session",
+            102,
+            b"Failed password for bob from 192.0.2.3",
+            4,
+        ),
         e("ssh.service", "sshd", 103, b"two\nlines from 192.0.2.4", 5),
         e("nginx.service", "nginx", 300, b"GET /", 6),
-        e("ssh.service", "sshd", 104, b"Connection closed by 192.0.2.5", 7),
+        e(
+            "ssh.service",
+            "sshd",
+            104,
+            b"Connection closed by 192.0.2.5",
+            7,
+        ),
     ]
 }
 
 fn options(dir: &Path, follow: bool, start: JournalStart) -> JournalOptions {
     JournalOptions {
         location: JournalLocation::Directory(dir.to_path_buf()),
-        matches: parse_journal_matches("_SYSTEMD_UNIT=ssh.service + SYSLOG_IDENTIFIER=sshd-session")
-            .unwrap(),
+        matches: parse_journal_matches(
+            "_SYSTEMD_UNIT=ssh.service + SYSLOG_IDENTIFIER=sshd-session",
+        )
+        .unwrap(),
         follow,
         start,
         min_backoff: Duration::from_millis(50),
@@ -124,7 +154,9 @@ fn read_all(src: &mut JournalSource, max: usize) -> Vec<SourceLine> {
     loop {
         assert!(Instant::now() < end, "journal source did not finish");
         let mut batch = Vec::new();
-        let st = src.read_batch(&mut batch, max, Duration::from_secs(5)).unwrap();
+        let st = src
+            .read_batch(&mut batch, max, Duration::from_secs(5))
+            .unwrap();
         assert!(batch.len() <= max);
         all.extend(batch);
         if st == ReadStatus::Finished {
@@ -181,8 +213,14 @@ fn reads_matching_entries_with_metadata() {
             b"Connection closed by 192.0.2.5",
         ]
     );
-    let pids: Vec<Option<u32>> = lines.iter().map(|l| l.journal.as_ref().unwrap().pid).collect();
-    assert_eq!(pids, vec![Some(100), Some(101), Some(102), Some(103), Some(104)]);
+    let pids: Vec<Option<u32>> = lines
+        .iter()
+        .map(|l| l.journal.as_ref().unwrap().pid)
+        .collect();
+    assert_eq!(
+        pids,
+        vec![Some(100), Some(101), Some(102), Some(103), Some(104)]
+    );
     let times: Vec<Time> = lines
         .iter()
         .map(|l| l.journal.as_ref().unwrap().realtime.unwrap())
@@ -223,7 +261,10 @@ fn resume_after_cursor_gives_only_later_entries() {
     )
     .unwrap();
     let rest = read_all(&mut second, 100);
-    let pids: Vec<Option<u32>> = rest.iter().map(|l| l.journal.as_ref().unwrap().pid).collect();
+    let pids: Vec<Option<u32>> = rest
+        .iter()
+        .map(|l| l.journal.as_ref().unwrap().pid)
+        .collect();
     assert_eq!(pids, vec![Some(102), Some(103), Some(104)]);
 }
 
@@ -269,7 +310,8 @@ fn follow_survives_journalctl_death_and_sees_new_files() {
     stop.stop();
     let mut out = Vec::new();
     assert_eq!(
-        src.read_batch(&mut out, 10, Duration::from_secs(1)).unwrap(),
+        src.read_batch(&mut out, 10, Duration::from_secs(1))
+            .unwrap(),
         ReadStatus::Stopped
     );
 }

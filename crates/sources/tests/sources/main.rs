@@ -1,5 +1,8 @@
 //! Integration tests of the sources on real files, real inotify and real journalctl.
 
+// Test helpers unwrap: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod edge;
 mod journal;
 mod resume;

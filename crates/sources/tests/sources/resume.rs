@@ -26,7 +26,11 @@ fn read_n(tail: &mut FileTail, n: usize) -> Vec<SourceLine> {
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while out.len() < n {
-        assert!(std::time::Instant::now() < deadline, "got {} of {n}", out.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "got {} of {n}",
+            out.len()
+        );
         let max = n - out.len();
         let st = tail
             .read_batch(&mut out, max, Duration::from_millis(200))

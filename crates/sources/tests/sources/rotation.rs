@@ -86,7 +86,11 @@ fn run(kind: Rotation, total: u64, per_file: u64, wait_reader: bool) {
             rotations += 1;
             first_of_file = n;
         }
-        writeln!(w, "line {n} sshd[1234]: Failed password for root from 192.0.2.1").unwrap();
+        writeln!(
+            w,
+            "line {n} sshd[1234]: Failed password for root from 192.0.2.1"
+        )
+        .unwrap();
     }
     w.flush().unwrap();
     drop(w);
@@ -94,14 +98,20 @@ fn run(kind: Rotation, total: u64, per_file: u64, wait_reader: bool) {
     // Give a wrong implementation the chance to deliver duplicates before we count.
     std::thread::sleep(Duration::from_millis(600));
     let (tail, lines) = reader.stop();
-    assert!(got >= total as usize, "{kind:?}: only {got} of {total} lines");
+    assert!(
+        got >= total as usize,
+        "{kind:?}: only {got} of {total} lines"
+    );
     assert_exactly_once(&lines, total);
     let stats = tail.stats();
     assert_eq!(stats.lines, total);
     match kind {
         // Several truncations seen at once count once, the copies then count as rotations.
         Rotation::CopyTruncate => assert!(stats.truncations >= 1, "{stats:?}"),
-        _ => assert!(stats.rotations >= 1 && stats.rotations <= rotations, "{stats:?}"),
+        _ => assert!(
+            stats.rotations >= 1 && stats.rotations <= rotations,
+            "{stats:?}"
+        ),
     }
 }
 
