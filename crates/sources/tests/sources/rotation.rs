@@ -146,3 +146,37 @@ fn delete_recreate_many_fast_rotations() {
 fn delete_recreate_at_full_speed() {
     run(Rotation::DeleteRecreate, 300_000, 50_000, true);
 }
+
+#[test]
+fn late_writer_to_the_rotated_file_loses_nothing() {
+    // rsyslog keeps writing to the renamed file until logrotate's HUP makes it reopen.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let mut w = append(&path);
+    let tail = FileTail::open(SourceId(1), &path, None, opts()).unwrap();
+    let reader = Running::start(tail);
+    for n in 0..1000 {
+        writeln!(w, "line {n} before").unwrap();
+    }
+    w.flush().unwrap();
+    reader.wait_seen(999, Duration::from_secs(10));
+    std::fs::rename(&path, numbered(dir.path(), 1)).unwrap();
+    let mut new = append(&path);
+    writeln!(new, "line 1000 new file").unwrap();
+    new.flush().unwrap();
+    reader.wait_seen(1000, Duration::from_secs(10));
+    // The tail has switched to the new file; the old writer has not reopened yet.
+    for n in 1001..1100 {
+        writeln!(w, "line {n} late, to the old file").unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    for n in 1100..1200 {
+        writeln!(new, "line {n} after reopening").unwrap();
+    }
+    new.flush().unwrap();
+    reader.wait_for(1200, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let (_tail, lines) = reader.stop();
+    assert_exactly_once(&lines, 1200);
+}
