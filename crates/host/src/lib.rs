@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod net;
+pub mod snapshot;
 pub mod sshd_config;
 pub mod sshd_proc;
 pub mod time_serde;
@@ -18,6 +19,7 @@ pub use net::{
     connections_to_ports, group_by_remote, label_connections, parse_proc_net_tcp,
     read_proc_net_tcp, to_ports,
 };
+pub use snapshot::{HostPaths, HostSnapshot, snapshot};
 pub use sshd_config::{SSHD_CONFIG_PATH, SshPortsError, parse_ssh_ports, ssh_ports};
 pub use sshd_proc::{SshdProcess, SshdRole, classify_title, sshd_processes};
 pub use utmp::{

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use portcullis_core::Time;
 
 use crate::colours;
-use crate::escape::{push_escaped, visible};
+use crate::escape::{push_escaped, show_controls};
 use crate::model::TimeBucket;
 
 /// Width of every chart in CSS pixels (fixed, not scaled, so two fit side by side at 1280).
@@ -242,7 +242,7 @@ pub(crate) fn bar_chart(rows: &[Row<'_>], colour: &str, what: &str) -> String {
         push_escaped(&mut out, &format!("{}: {} {what}", r.label, r.value));
         out.push_str("</title>");
         // Cut what will be seen (control characters spelled out), not the raw text.
-        let seen = visible(r.label);
+        let seen = show_controls(r.label);
         let shown: String = if seen.chars().count() > LABEL_CHARS {
             seen.chars().take(LABEL_CHARS - 1).chain(['…']).collect()
         } else {

@@ -29,8 +29,9 @@ pub(crate) fn push_escaped(out: &mut String, text: &str) {
 
 /// `text` with C0/C1 control characters and DEL written as `\xNN`, and the Unicode
 /// bidirectional marks, embeddings, overrides and isolates as `\u{NNNN}`, so what is shown is
-/// what was logged. No HTML escaping: apply `escape_html` after (it leaves `\` alone).
-pub(crate) fn visible(text: &str) -> String {
+/// what was logged. No HTML escaping: apply [`escape_html`] after (it leaves `\` alone).
+/// Also the right filter for attacker-chosen text printed on a terminal.
+pub fn show_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         push_visible(&mut out, c);
@@ -71,7 +72,7 @@ mod tests {
         );
         assert_eq!(escape_html("adm\u{202e}nimda"), "adm\\u{202e}nimda");
         assert_eq!(escape_html("Zoë 日本"), "Zoë 日本");
-        assert_eq!(visible("\x1b<x>"), "\\x1b<x>");
-        assert_eq!(escape_html(&visible("\x1b<")), escape_html("\x1b<"));
+        assert_eq!(show_controls("\x1b<x>"), "\\x1b<x>");
+        assert_eq!(escape_html(&show_controls("\x1b<")), escape_html("\x1b<"));
     }
 }

@@ -12,7 +12,7 @@ mod escape;
 mod model;
 mod page;
 
-pub use escape::escape_html;
+pub use escape::{escape_html, show_controls};
 pub use model::{
     AddrAttempts, Finding, LoginRow, ReportModel, Severity, TimeBucket, Totals, UserAttempts,
 };
