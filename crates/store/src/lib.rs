@@ -14,4 +14,4 @@ mod store;
 
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
-pub use store::{PruneStats, SourcePosition, Store, StoreStats, StoredAlert};
+pub use store::{MAX_ALERTS, PruneStats, SourcePosition, Store, StoreStats, StoredAlert};

@@ -483,3 +483,13 @@ fn an_unopenable_path_is_an_open_error() {
             .contains("/nonexistent-dir-portcullis/state.db")
     );
 }
+
+#[test]
+fn the_store_can_move_to_a_blocking_thread() {
+    fn assert_send<T: Send + 'static>(_: &T) {}
+    let (_dir, path) = tmp();
+    let store = Store::open(&path).unwrap();
+    assert_send(&store);
+    let handle = std::thread::spawn(move || store.active_bans(Time::EPOCH).unwrap().len());
+    assert_eq!(handle.join().unwrap(), 0);
+}
