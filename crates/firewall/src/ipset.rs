@@ -331,26 +331,29 @@ impl IpsetBackend {
             return Ok(());
         }
         let r = async {
-            for chain in ["INPUT", "FORWARD"] {
-                for kind in SetKind::ALL {
-                    for verdict in [Verdict::Drop, Verdict::Reject] {
-                        self.remove_rule(chain, kind, verdict).await?;
-                    }
-                }
-            }
             let names = self
                 .runner
                 .output(&self.config.ipset, &["list", "-n"], None)
                 .await?;
             let names = String::from_utf8_lossy(&names);
             let existing: HashSet<&str> = names.lines().map(str::trim).collect();
-            for kind in SetKind::ALL {
-                let name = self.set_name(kind);
-                if existing.contains(name.as_str()) {
-                    self.runner
-                        .output(&self.config.ipset, &["destroy", &name], None)
-                        .await?;
+            // A rule can only name an existing set (and `-C` fails on a missing one).
+            let ours: Vec<SetKind> = SetKind::ALL
+                .into_iter()
+                .filter(|k| existing.contains(self.set_name(*k).as_str()))
+                .collect();
+            for chain in ["INPUT", "FORWARD"] {
+                for kind in &ours {
+                    for verdict in [Verdict::Drop, Verdict::Reject] {
+                        self.remove_rule(chain, *kind, verdict).await?;
+                    }
                 }
+            }
+            for kind in ours {
+                let name = self.set_name(kind);
+                self.runner
+                    .output(&self.config.ipset, &["destroy", &name], None)
+                    .await?;
             }
             Ok::<(), CommandError>(())
         }
