@@ -30,6 +30,9 @@ pub struct DateParser {
     tz: TimeZone,
     /// Most recently used first. `hour` is local seconds / 3600; `i64::MIN` marks empty.
     cache: [HourOffset; 2],
+    /// The UTC day of the last `reference` and its (year, month), for year inference: the
+    /// reference changes far more slowly than lines arrive.
+    reference_day: (i64, i64, u8),
 }
 
 /// The UTC offset that holds for every instant of one local hour.
@@ -84,6 +87,7 @@ impl DateParser {
         DateParser {
             tz,
             cache: [EMPTY; 2],
+            reference_day: (0, 1970, 1),
         }
     }
 
@@ -134,7 +138,12 @@ impl DateParser {
     /// after `reference`.
     fn infer_year(&mut self, mut c: Civil, reference: Time) -> Option<Time> {
         let limit = reference.as_micros().saturating_add(DAY_SECS * MICROS);
-        let (ref_year, ref_month, _) = civil_from_days(reference.as_secs().div_euclid(DAY_SECS));
+        let day = reference.as_secs().div_euclid(DAY_SECS);
+        if self.reference_day.0 != day {
+            let (year, month, _) = civil_from_days(day);
+            self.reference_day = (day, year, month);
+        }
+        let (_, ref_year, ref_month) = self.reference_day;
         // A January date can only belong to next year while the reference is in December.
         let first = if c.month == 1 && ref_month == 12 {
             ref_year + 1
