@@ -1,1 +1,4 @@
-//! Integration tests, one binary.
+//! Integration tests, built as one binary (`autotests = false`).
+
+mod daemon_e2e;
+mod e2e;

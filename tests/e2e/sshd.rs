@@ -29,7 +29,7 @@ pub struct Sshd {
 
 impl Sshd {
     /// Start sshd in `ns`, listening on 192.0.2.1:22 and [2001:db8::1]:22.
-    pub fn start(ns: &Netns, dir: &Path) -> Sshd {
+    pub fn start(ns: &Netns, dir: &Path, use_pam: bool) -> Sshd {
         fs::create_dir_all(dir).expect("dir");
         fs::create_dir_all("/run/sshd").expect("/run/sshd");
         let hostkey = dir.join("hostkey");
@@ -46,10 +46,11 @@ impl Sshd {
             format!(
                 "Port 22\nListenAddress {SERVER4}\nListenAddress {SERVER6}\nHostKey {}\nPidFile {}\n\
                  PermitRootLogin yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
-                 UsePAM yes\nAuthorizedKeysFile {}\nStrictModes no\nSyslogFacility AUTH\nLogLevel INFO\n\
+                 UsePAM {}\nAuthorizedKeysFile {}\nStrictModes no\nSyslogFacility AUTH\nLogLevel INFO\n\
                  MaxAuthTries 6\nMaxStartups 200:30:400\nLoginGraceTime 20\nUseDNS no\n",
                 hostkey.display(),
                 dir.join("sshd.pid").display(),
+                if use_pam { "yes" } else { "no" },
                 dir.join("authorized_keys").display()
             ),
         )
@@ -71,8 +72,20 @@ impl Sshd {
             // An empty file to bind-mount over; only ever mounted inside the test's namespace.
             let _ = fs::File::create("/dev/log");
         }
+        // sshd also records logins in wtmp/btmp/lastlog: give it the test's own files (bound
+        // over the host's inside this mount namespace only), so the host's stay untouched and
+        // tests can read what this sshd recorded.
+        let mut binds = String::new();
+        for f in ["wtmp", "btmp", "lastlog"] {
+            let host = format!("/var/log/{f}");
+            if Path::new(&host).exists() {
+                let mine = dir.join(f);
+                fs::write(&mine, b"").expect("login record file");
+                binds += &format!("mount --bind {} {host} && ", mine.display());
+            }
+        }
         let script = format!(
-            "mount --bind {} /dev/log && exec /usr/sbin/sshd -D -f {}",
+            "{binds}mount --bind {} /dev/log && exec /usr/sbin/sshd -D -f {}",
             sock_path.display(),
             cfg.display()
         );

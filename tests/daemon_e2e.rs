@@ -1,0 +1,367 @@
+//! End-to-end tests of `portcullis run` (issue 3): real sshd, real ssh/sshpass and hydra
+//! clients, real nftables and ipset+iptables, each test in its own network namespaces.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::e2e::daemon::Daemon;
+use crate::e2e::netns::{ATTACKER4, ATTACKER6, Netns, Pair, SERVER4, SERVER6};
+use crate::e2e::sshd::{Sshd, password_attempt};
+use crate::e2e::{require_root_and, run};
+
+fn jail_config(log: &std::path::Path, extra: &str) -> String {
+    let maxretry = if extra.contains("maxretry") { "" } else { "maxretry = 3\n" };
+    format!(
+        "[jail.sshd]\nsources = [{{ file = \"{}\" }}]\nfindtime = \"10m\"\n{maxretry}{extra}\n",
+        log.display()
+    )
+}
+
+/// Failed password logins from the attacker until its TCP connection is refused; returns
+/// how many connections were accepted before that.
+fn attack_until_blocked(pair: &Pair, addr: &str, max: usize) -> usize {
+    for i in 0..max {
+        if !password_attempt(&pair.attacker, addr, "root", "wrong-password") {
+            return i;
+        }
+    }
+    panic!("the attacker was never blocked after {max} attempts");
+}
+
+fn ban_of<'a>(bans: &'a [serde_json::Value], target: &str) -> Option<&'a serde_json::Value> {
+    bans.iter().find(|b| b["target"] == target)
+}
+
+fn ban_secs(b: &serde_json::Value) -> Option<i64> {
+    Some(b["until"].as_i64()? - b["since"].as_i64()?)
+}
+
+fn wait_connectable(pair: &Pair, addr: &str, secs: u64) -> Duration {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(secs) {
+        if pair.attacker_can_connect(addr, 22, 1) {
+            return t0.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{addr}:22 did not become reachable within {secs}s");
+}
+
+#[test]
+fn r3_sshd_bruteforce_banned_expires_escalates_permanent_survives_kill9() {
+    if !require_root_and(&["ip", "nft", "sshd", "sshpass", "ssh", "python3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pair = Pair::new();
+    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), false);
+    let mut daemon = Daemon::start(
+        &pair.server,
+        &tmp.path().join("pc"),
+        &jail_config(&sshd.log, "bantime = \"4s\"\nbantime_factor = 2.0\npermanent_after = 3"),
+    );
+
+    // Ban 1: after maxretry (3) failures the next connection fails, at most one later.
+    let accepted = attack_until_blocked(&pair, SERVER4, 8);
+    assert!(accepted <= 4, "blocked only after {accepted} accepted connections");
+    let bans = daemon.bans();
+    let b = ban_of(&bans, ATTACKER4).unwrap_or_else(|| panic!("no ban for {ATTACKER4}: {bans:?}"));
+    assert_eq!(b["ban_no"], 1);
+    assert_eq!(ban_secs(b), Some(4));
+    // The kernel expires it by itself.
+    let waited = wait_connectable(&pair, SERVER4, 15);
+    assert!(waited <= Duration::from_secs(8), "ban 1 lasted {waited:?}");
+
+    // Ban 2 is twice as long.
+    let accepted = attack_until_blocked(&pair, SERVER4, 8);
+    assert!(accepted <= 4);
+    let bans = daemon.bans();
+    let b = ban_of(&bans, ATTACKER4).expect("ban 2");
+    assert_eq!(b["ban_no"], 2);
+    assert_eq!(ban_secs(b), Some(8));
+    wait_connectable(&pair, SERVER4, 20);
+
+    // Ban 3 is permanent.
+    attack_until_blocked(&pair, SERVER4, 8);
+    let bans = daemon.bans();
+    let b = ban_of(&bans, ATTACKER4).expect("ban 3");
+    assert_eq!(b["ban_no"], 3);
+    assert!(b["until"].is_null(), "third ban should be permanent: {b}");
+
+    // kill -9, empty the kernel set behind its back, restart: the store repopulates it.
+    daemon.kill9();
+    pair.server.exec_ok(&["nft", "flush", "set", "inet", "portcullis", "addr4"]);
+    assert!(pair.attacker_can_connect(SERVER4, 22, 1), "set flushed: should connect");
+    daemon.restart();
+    let set = pair.server.exec_ok(&["nft", "list", "set", "inet", "portcullis", "addr4"]);
+    assert!(set.contains(ATTACKER4), "permanent ban not restored into the kernel:\n{set}");
+    assert!(!set.contains(&format!("{ATTACKER4} timeout")), "restored permanent ban has a timeout:\n{set}");
+    assert!(!pair.attacker_can_connect(SERVER4, 22, 1));
+
+    // An admin lifts the permanent ban.
+    let out = daemon.ctl(&["unban", ATTACKER4]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_connectable(&pair, SERVER4, 5);
+    assert!(daemon.bans().is_empty());
+    // sshd's log really was the input: the attempts came from real sshd lines.
+    assert!(sshd.log_text().contains(&format!("Failed password for root from {ATTACKER4}")));
+}
+
+#[test]
+fn r3_hydra_over_ipv6_with_pam_is_banned() {
+    if !require_root_and(&["ip", "nft", "sshd", "hydra", "python3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pair = Pair::new();
+    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), true);
+    let daemon = Daemon::start(&pair.server, &tmp.path().join("pc"), &jail_config(&sshd.log, "bantime = \"10m\""));
+    assert!(pair.attacker_can_connect(SERVER6, 22, 2));
+    let pwlist = tmp.path().join("passwords.txt");
+    std::fs::write(&pwlist, "123456\npassword\nadmin\nroot\nqwerty\nletmein\ntoor\nchangeme\n").expect("pw");
+    let out = pair
+        .attacker
+        .command("hydra")
+        .args(["-6", "-l", "root", "-P"])
+        .arg(&pwlist)
+        .args(["-t", "2", "-W", "1", "-w", "3", "-I", &format!("ssh://[{SERVER6}]")])
+        .output()
+        .expect("hydra");
+    let _ = out;
+    daemon.wait_for("the IPv6 attacker's ban", 20, |d| ban_of(&d.bans(), ATTACKER6).is_some());
+    assert!(!pair.attacker_can_connect(SERVER6, 22, 1), "banned IPv6 attacker can still connect");
+    let set = pair.server.exec_ok(&["nft", "list", "set", "inet", "portcullis", "addr6"]);
+    assert!(set.contains(ATTACKER6), "{set}");
+    // Attempts are counted once per try even though sshd+PAM log each on two lines.
+    let log = sshd.log_text();
+    let failed = log.matches(&format!("Failed password for root from {ATTACKER6}")).count();
+    assert!(failed >= 3, "hydra made {failed} attempts:\n{log}");
+}
+
+#[test]
+fn r3_ipset_backend_ban_expiry_and_permanent_unban() {
+    if !require_root_and(&["ip", "ipset", "iptables", "ip6tables", "sshd", "sshpass", "python3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pair = Pair::new();
+    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), false);
+    let daemon = Daemon::start(
+        &pair.server,
+        &tmp.path().join("pc"),
+        &format!("[firewall]\nbackend = \"ipset\"\n{}", jail_config(&sshd.log, "bantime = \"4s\"")),
+    );
+    let status = daemon.status();
+    assert_eq!(status["backend"]["name"], "ipset", "{status}");
+    let accepted = attack_until_blocked(&pair, SERVER4, 8);
+    assert!(accepted <= 4);
+    let list = pair.server.exec_ok(&["ipset", "list"]);
+    assert!(list.contains(ATTACKER4), "{list}");
+    wait_connectable(&pair, SERVER4, 15);
+
+    // Manual permanent ban of the v6 attacker, then unban.
+    let out = daemon.ctl(&["ban", ATTACKER6, "--permanent"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!pair.attacker_can_connect(SERVER6, 22, 1));
+    let out = daemon.ctl(&["unban", ATTACKER6]);
+    assert!(out.status.success());
+    wait_connectable(&pair, SERVER6, 5);
+    // iptables rules are ours and idempotent: exactly one per set.
+    let rules = pair.server.exec_ok(&["iptables", "-S", "INPUT"]);
+    assert_eq!(rules.matches("--match-set portcullis").count(), 2, "{rules}");
+}
+
+#[test]
+fn r3_control_refuses_non_root_and_reload_keeps_old_config_on_error() {
+    if !require_root_and(&["ip", "nft", "setpriv"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("ctl");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    let daemon = Daemon::start(&ns, &tmp.path().join("pc"), &jail_config(&log, ""));
+    // A non-root user is refused (socket 0600 + peer credentials), exit code 4.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(crate::e2e::daemon::bin())
+        .args(["status", "--socket"])
+        .arg(&daemon.socket)
+        .output()
+        .expect("setpriv");
+    assert_eq!(out.status.code(), Some(4), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+
+    // Manual permanent ban, then a broken config: reload fails, names file and line, and the
+    // old configuration and the ban stay.
+    assert!(daemon.ctl(&["ban", "203.0.113.50", "--permanent"]).status.success());
+    let good = std::fs::read_to_string(&daemon.config).expect("config");
+    std::fs::write(&daemon.config, good.replace("maxretry = 3", "maxretry = \"many\"")).expect("write");
+    let out = daemon.ctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("portcullis.toml") && err.contains("maxretry"), "unhelpful reload error: {err}");
+    let status = daemon.status();
+    assert_eq!(status["jails"][0]["name"], "sshd");
+    assert!(ban_of(&daemon.bans(), "203.0.113.50").is_some());
+    // Unknown addresses, allowlisted targets: clear refusals with exit code 1.
+    assert_eq!(daemon.ctl(&["unban", "198.51.100.200"]).status.code(), Some(1));
+    assert_eq!(daemon.ctl(&["ban", "127.0.0.1"]).status.code(), Some(1));
+    // A fixed config reloads.
+    std::fs::write(&daemon.config, good.replace("maxretry = 3", "maxretry = 4")).expect("write");
+    let out = daemon.ctl(&["reload"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(ban_of(&daemon.bans(), "203.0.113.50").is_some(), "reload lost a ban");
+    // Not running: exit code 3.
+    let out = std::process::Command::new(crate::e2e::daemon::bin())
+        .args(["status", "--socket"])
+        .arg(tmp.path().join("nothing.sock"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+}
+
+fn attempt_line(i: usize) -> String {
+    format!(
+        "Nov 25 08:00:00 srv sshd[{}]: Failed password for invalid user u{i} from 198.51.100.{} port {} ssh2\n",
+        10_000 + i,
+        1 + i % 250,
+        1024 + i % 60_000
+    )
+}
+
+fn attempts_counted(d: &Daemon) -> u64 {
+    d.status()["jails"][0]["attempts"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn r3_lines_written_while_stopped_and_rotated_are_counted_once() {
+    if !require_root_and(&["ip", "nft"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("rst");
+    let log = tmp.path().join("auth.log");
+    let write = |from: usize, to: usize| {
+        let mut f = OpenOptions::new().create(true).append(true).open(&log).expect("log");
+        let text: String = (from..to).map(attempt_line).collect();
+        f.write_all(text.as_bytes()).expect("write");
+    };
+    write(0, 1000);
+    let cfg = jail_config(&log, "maxretry = 1000000\n[firewall]\nbackend = \"none\"");
+    let mut daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    daemon.wait_for("1000 attempts", 20, |d| attempts_counted(d) == 1000);
+    daemon.stop();
+    // While it is down: more lines, a rotation by rename, lines in the new file.
+    write(1000, 1500);
+    std::fs::rename(&log, tmp.path().join("auth.log.1")).expect("rotate");
+    write(1500, 1800);
+    daemon.restart();
+    daemon.wait_for("the 800 lines written while down", 20, |d| attempts_counted(d) >= 800);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(attempts_counted(&daemon), 800, "lines lost or counted twice across the restart");
+}
+
+#[test]
+fn r3_rotation_under_full_speed_writer_counts_exactly() {
+    if !require_root_and(&["ip"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("rot");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    let cfg = jail_config(&log, "maxretry = 1000000\n[firewall]\nbackend = \"none\"");
+    let daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    let total = 60_000;
+    let mut i = 0;
+    let mut f = OpenOptions::new().append(true).open(&log).expect("open");
+    for round in 0..6 {
+        let end = i + total / 6;
+        while i < end {
+            f.write_all(attempt_line(i).as_bytes()).expect("write");
+            i += 1;
+        }
+        match round % 3 {
+            // logrotate's default: rename, then a new file.
+            0 => {
+                std::fs::rename(&log, tmp.path().join(format!("auth.log.{round}"))).expect("rename");
+                f = OpenOptions::new().create(true).append(true).open(&log).expect("create");
+            }
+            // copytruncate: copy then truncate, with the writer paused (as logrotate cannot
+            // guarantee, lines written between its copy and truncate are lost by logrotate).
+            1 => {
+                std::fs::copy(&log, tmp.path().join(format!("auth.log.{round}"))).expect("copy");
+                f.set_len(0).expect("truncate");
+            }
+            // delete and recreate.
+            _ => {
+                std::fs::remove_file(&log).expect("rm");
+                f = OpenOptions::new().create(true).append(true).open(&log).expect("create");
+            }
+        }
+    }
+    let mut seen = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(30) && seen < total as u64 {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = attempts_counted(&daemon);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(attempts_counted(&daemon), total as u64, "daemon log:\n{}", daemon.log());
+}
+
+#[test]
+fn r3_journal_file_source_bans_from_real_sshd_lines() {
+    let remote = "/lib/systemd/systemd-journal-remote";
+    if !require_root_and(&["ip", "nft", "sshd", "sshpass", "journalctl", remote]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pair = Pair::new();
+    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), true);
+    for _ in 0..3 {
+        password_attempt(&pair.attacker, SERVER4, "root", "nope");
+    }
+    // sshd's real messages, turned into journal export entries and a real journal file.
+    let mut export = Vec::new();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros();
+    let mut n = 0u128;
+    for line in sshd.log_text().lines() {
+        // "Mmm dd HH:MM:SS srv sshd[pid]: message"
+        let Some(rest) = line.get(20..) else { continue };
+        let Some((tag, msg)) = rest.split_once(": ") else { continue };
+        let Some((ident, pid)) = tag.trim_end_matches(']').split_once('[') else { continue };
+        n += 1;
+        write!(
+            export,
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n\
+             _HOSTNAME=srv\nSYSLOG_IDENTIFIER={ident}\n_PID={pid}\n_SYSTEMD_UNIT=ssh.service\nMESSAGE={msg}\n\n",
+            now_us - 1_000_000 + n,
+            n
+        )
+        .expect("export");
+    }
+    assert!(n >= 6, "too few sshd lines:\n{}", sshd.log_text());
+    let jdir = tmp.path().join("journal");
+    std::fs::create_dir_all(&jdir).expect("jdir");
+    let export_path = tmp.path().join("sshd.export");
+    std::fs::write(&export_path, &export).expect("export");
+    run(std::process::Command::new(remote)
+        .arg("-o")
+        .arg(jdir.join("sshd.journal"))
+        .arg(&export_path));
+    let cfg = format!(
+        "[jail.sshd]\nsources = [{{ journal = {{ matches = [\"_SYSTEMD_UNIT=ssh.service\"], directory = \"{}\" }} }}]\nmaxretry = 3\n",
+        jdir.display()
+    );
+    let daemon = Daemon::start(&pair.server, &tmp.path().join("pc"), &cfg);
+    daemon.wait_for("a ban from journal entries", 20, |d| ban_of(&d.bans(), ATTACKER4).is_some());
+    assert!(!pair.attacker_can_connect(SERVER4, 22, 1));
+    let status = daemon.status();
+    let key = status["jails"][0]["sources"][0]["key"].as_str().unwrap_or("").to_string();
+    assert!(key.starts_with("journal:"), "{status}");
+}
