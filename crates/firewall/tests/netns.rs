@@ -612,3 +612,139 @@ async fn detect_and_health() {
     assert!(h.is_ok(), "{h}");
     assert_eq!(h.counts.map(|c| c.total()), Some(0));
 }
+
+/// Bans longer than the backend's largest element timeout: nft keeps them as timed
+/// elements (u32 seconds), ipset (max ≈ 24.8 days) turns them into permanent elements
+/// and says so, so the caller removes them at expiry.
+async fn long_bans(kind: Kind) {
+    if !support::can_run(tools(kind)) {
+        return;
+    }
+    let ns = Netns::new("long");
+    let mut fw = firewall(kind, &ns);
+    fw.setup().await.unwrap();
+    let ten_years = Duration::from_secs(10 * 365 * 86_400);
+    let report = fw
+        .apply(&[add(host("192.0.2.30"), Some(ten_years))])
+        .await
+        .unwrap();
+    let remaining = listed(&fw).await[&host("192.0.2.30")];
+    match kind {
+        Kind::Nft => {
+            assert_eq!(report.made_permanent, 0);
+            assert!(remaining.is_some_and(|r| r > ten_years - Duration::from_secs(5)));
+        }
+        Kind::Ipset => {
+            assert_eq!(report.made_permanent, 1);
+            assert_eq!(remaining, None);
+        }
+    }
+    let h = fw.health().await;
+    assert!(h.is_ok(), "{h}");
+    assert!(
+        h.to_string().contains("1 addresses (1 IPv4, 0 IPv6)"),
+        "{h}"
+    );
+}
+
+#[tokio::test]
+async fn nft_long_bans() {
+    long_bans(Kind::Nft).await;
+}
+#[tokio::test]
+async fn ipset_long_bans() {
+    long_bans(Kind::Ipset).await;
+}
+
+/// With `hook_forward`, a ban on a router (container host) also blocks traffic it
+/// forwards: attacker → router → server.
+async fn forward_hook_blocks_routed_traffic(kind: Kind) {
+    if !support::can_run(tools(kind)) {
+        return;
+    }
+    let attacker = Netns::new("fatt");
+    let router = Netns::new("frtr");
+    let server = Netns::new("fsrv");
+    support::sh(&[
+        "ip",
+        "link",
+        "add",
+        "a0",
+        "netns",
+        &attacker.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "r0",
+        "netns",
+        &router.name,
+    ]);
+    support::sh(&[
+        "ip",
+        "link",
+        "add",
+        "s0",
+        "netns",
+        &server.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "r1",
+        "netns",
+        &router.name,
+    ]);
+    attacker.exec(&["ip", "addr", "add", "192.0.2.2/24", "dev", "a0"]);
+    attacker.exec(&["ip", "link", "set", "a0", "up"]);
+    attacker.exec(&["ip", "route", "add", "default", "via", "192.0.2.1"]);
+    router.exec(&["ip", "addr", "add", "192.0.2.1/24", "dev", "r0"]);
+    router.exec(&["ip", "addr", "add", "198.51.100.1/24", "dev", "r1"]);
+    router.exec(&["ip", "link", "set", "r0", "up"]);
+    router.exec(&["ip", "link", "set", "r1", "up"]);
+    router.exec(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+    server.exec(&["ip", "addr", "add", "198.51.100.2/24", "dev", "s0"]);
+    server.exec(&["ip", "link", "set", "s0", "up"]);
+    server.exec(&["ip", "route", "add", "default", "via", "198.51.100.1"]);
+    let addr: std::net::SocketAddr = "198.51.100.2:8022".parse().unwrap();
+    let _listener = support::listen(&server, addr);
+    let connects = || support::connect_from(&attacker, addr, Duration::from_millis(500)).is_ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !connects() {
+        assert!(Instant::now() < deadline, "routed lab never came up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Input hook only: forwarded traffic passes.
+    let mut fw = firewall(kind, &router);
+    fw.setup().await.unwrap();
+    fw.apply(&[add(host(ATTACKER_V4), None)]).await.unwrap();
+    assert!(
+        connects(),
+        "without hook_forward, forwarded traffic is not filtered"
+    );
+
+    let mut config = router.config();
+    config.hook_forward = true;
+    let mut fw = match kind {
+        Kind::Nft => Firewall::nft(config).unwrap(),
+        Kind::Ipset => Firewall::ipset(config).unwrap(),
+    };
+    fw.setup().await.unwrap();
+    assert!(!connects(), "hook_forward must block the banned source");
+    fw.apply(&[Change::Remove {
+        target: host(ATTACKER_V4),
+    }])
+    .await
+    .unwrap();
+    assert!(connects());
+}
+
+#[tokio::test]
+async fn nft_forward_hook_blocks_routed_traffic() {
+    forward_hook_blocks_routed_traffic(Kind::Nft).await;
+}
+#[tokio::test]
+async fn ipset_forward_hook_blocks_routed_traffic() {
+    forward_hook_blocks_routed_traffic(Kind::Ipset).await;
+}

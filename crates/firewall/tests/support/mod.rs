@@ -271,7 +271,8 @@ impl Lab {
     }
 }
 
-fn listen(ns: &Netns, addr: SocketAddr) -> Listener {
+/// Accept (and drop) TCP connections on `addr` inside `ns` until the guard is dropped.
+pub fn listen(ns: &Netns, addr: SocketAddr) -> Listener {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let path = format!("/run/netns/{}", ns.name);
@@ -297,4 +298,9 @@ fn listen(ns: &Netns, addr: SocketAddr) -> Listener {
         .recv_timeout(Duration::from_secs(5))
         .expect("listener did not start");
     Listener { stop }
+}
+
+/// The TCP connect from `ns` to `addr` with a timeout.
+pub fn connect_from(ns: &Netns, addr: SocketAddr, timeout: Duration) -> std::io::Result<()> {
+    ns.run(move || TcpStream::connect_timeout(&addr, timeout).map(drop))
 }
