@@ -44,12 +44,19 @@ impl Change {
         match decision {
             Decision::Ban(ban) => Some(Change::Add {
                 target: ban.target,
-                timeout: ban.until.map(|until| until.since(now)),
+                timeout: timeout_at(ban.until, now),
             }),
             Decision::Unban { target, .. } => Some(Change::Remove { target: *target }),
             Decision::Alert(_) => None,
         }
     }
+}
+
+/// The kernel timeout for a ban that ends at `until`, seen at `now`: `None` when
+/// permanent, zero when already over (skipped by `apply` and `reconcile`). Use it to turn
+/// stored bans into the `desired` list of [`Firewall::reconcile`](crate::Firewall::reconcile).
+pub fn timeout_at(until: Option<Time>, now: Time) -> Option<Duration> {
+    until.map(|until| until.since(now))
 }
 
 /// One element refused by the backend while the rest of the batch went in.

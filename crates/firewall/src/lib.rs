@@ -18,7 +18,7 @@ mod firewall;
 mod ipset;
 mod nft;
 
-pub use change::{ApplyReport, Change, ElementCounts, RejectReason, Rejected};
+pub use change::{ApplyReport, Change, ElementCounts, RejectReason, Rejected, timeout_at};
 pub use config::{FirewallConfig, Verdict};
 pub use dry_run::DryRunBackend;
 pub use error::{
