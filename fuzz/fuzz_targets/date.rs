@@ -23,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
         for line in text.split(|&b| b == b'\n') {
             let got = cached.parse_prefix(line, reference);
             if let Some((_, used)) = got {
-                assert!(used <= line.len(), "consumed {used} of {} bytes", line.len());
+                assert!(
+                    used <= line.len(),
+                    "consumed {used} of {} bytes",
+                    line.len()
+                );
                 assert!(used > 0);
             }
             let fresh = DateParser::new(tz.clone()).parse_prefix(line, reference);
