@@ -1,0 +1,12 @@
+//! Reads an existing Fail2Ban configuration (`/etc/fail2ban`) the way Fail2Ban 1.0 does.
+//!
+//! Key decision: a hand-written reader reproduces Python's `configparser` line grammar
+//! exactly (no INI crate agrees with it on the shipped files), and every value keeps the file
+//! and line it was written on, so every error and every report entry names `FILE:LINE`.
+#![deny(missing_docs)]
+
+mod error;
+mod ini;
+
+pub use error::LoadError;
+pub use ini::{DEFAULT_SECTION, IniError, IniFile, IniValue, Origin, Section};
