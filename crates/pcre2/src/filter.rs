@@ -1,0 +1,787 @@
+//! A Fail2Ban filter: `prefregex`, `failregex`, `ignoreregex`, `maxlines`, `datepattern`,
+//! multi-line failure ids (`<F-MLFID>`) and their `nofail`/`forget`/`gained` flags.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+
+use portcullis_core::filter::{Captures, Pattern};
+
+use crate::date::{DateDetector, DatePatternError};
+use crate::pattern::{CompileError, DEFAULT_MATCH_LIMIT, PatternOptions, RegexPattern, SearchError, Spans};
+use crate::tags::{UseDns, expand_tags, python_to_pcre2};
+
+/// At most this many multi-line failure ids are remembered (Fail2Ban: 100).
+const MLFID_CACHE: usize = 100;
+/// A line without a date reuses the previous line's date if that is at most this old.
+const LAST_DATE_MAX_AGE: f64 = 60.0;
+
+/// The settings of a filter, as read from a `filter.d` file (after interpolation).
+#[derive(Clone, Debug)]
+pub struct FilterOptions {
+    /// Matched first; its `<F-CONTENT>` (if any) is what the failregexes see.
+    pub prefregex: Option<String>,
+    /// Failure patterns, each with a host (or failure id) tag.
+    pub failregex: Vec<String>,
+    /// A failure whose lines match one of these is dropped.
+    pub ignoreregex: Vec<String>,
+    /// Lines buffered for multi-line patterns (`maxlines`, ≥ 1).
+    pub maxlines: usize,
+    /// `datepattern` (one template per line); `None` = built-in templates.
+    pub datepattern: Option<String>,
+    /// `logtimezone`: zone of dates that carry none (`None` = local time).
+    pub logtimezone: Option<String>,
+    /// Whether `<HOST>` may match host names.
+    pub usedns: UseDns,
+    /// Journal matches (`journalmatch`), kept for the journal source.
+    pub journalmatch: Vec<String>,
+    /// Backtracking bound per search (see [`crate::DEFAULT_MATCH_LIMIT`]).
+    pub match_limit: u32,
+    /// Report every failregex that matches a line (Fail2Ban's test mode), not just the first.
+    pub check_all: bool,
+}
+
+impl Default for FilterOptions {
+    fn default() -> FilterOptions {
+        FilterOptions {
+            prefregex: None,
+            failregex: Vec::new(),
+            ignoreregex: Vec::new(),
+            maxlines: 1,
+            datepattern: None,
+            logtimezone: None,
+            usedns: UseDns::default(),
+            journalmatch: Vec::new(),
+            match_limit: DEFAULT_MATCH_LIMIT,
+            check_all: false,
+        }
+    }
+}
+
+/// Why a filter could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A regex did not compile.
+    #[error("{which}: {source}")]
+    Regex {
+        /// `failregex[2]`, `prefregex`, …
+        which: String,
+        /// The engine's complaint.
+        #[source]
+        source: CompileError,
+    },
+    /// A failregex names no host, address or failure id (and the prefregex neither).
+    #[error("failregex[{0}] has no failure-id group (<HOST>, <ADDR>, <F-ID>, … or <F-MLFID>)")]
+    NoFailureId(usize),
+    /// No failregex at all.
+    #[error("the filter has no failregex")]
+    NoFailRegex,
+    /// `maxlines` is zero.
+    #[error("maxlines must be at least 1")]
+    MaxLines,
+    /// The date pattern or time zone is unusable.
+    #[error(transparent)]
+    Date(#[from] DatePatternError),
+}
+
+/// A value captured or accumulated for a failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// Captured text.
+    Text(String),
+    /// User names seen on one multi-line failure id.
+    Users(BTreeSet<String>),
+    /// Original log lines that make up the failure.
+    Lines(Vec<String>),
+    /// An internal marker (pending failure).
+    Flag,
+}
+
+impl Value {
+    fn truthy(&self) -> bool {
+        match self {
+            Value::Text(s) => !s.is_empty(),
+            Value::Users(u) => !u.is_empty(),
+            Value::Lines(l) => !l.is_empty(),
+            Value::Flag => true,
+        }
+    }
+}
+
+/// Named values of one failure (groups of the patterns plus `matches`, `users`, …).
+pub type Fields = BTreeMap<String, Value>;
+
+/// One failure (or pending/`nofail` match) found in a line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// Index of the failregex that matched.
+    pub regex: usize,
+    /// The failure id: the normalised address, or the text of `<F-ID>`/host name; `None`
+    /// while a multi-line failure is still waiting for its address.
+    pub id: Option<String>,
+    /// The address when the id is one (what a jail bans).
+    pub addr: Option<IpAddr>,
+    /// Time of the line (seconds since the epoch), `None` if it had none.
+    pub time: Option<f64>,
+    /// Captured and accumulated values (`user`, `users`, `matches`, custom `F-` fields).
+    pub fields: Fields,
+}
+
+impl Failure {
+    /// Not a failure: a `<F-NOFAIL>` match or a pending multi-line id.
+    pub fn is_nofail(&self) -> bool {
+        self.id.is_none() || self.fields.get("nofail").is_some_and(Value::truthy)
+    }
+
+    /// A captured text field.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.fields.get(name) {
+            Some(Value::Text(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// What one line produced.
+#[derive(Debug, Default)]
+pub struct LineResult {
+    /// Failures (and no-fail matches), in failregex order.
+    pub failures: Vec<Failure>,
+    /// Index of an ignoreregex that dropped a match.
+    pub ignored: Option<usize>,
+    /// Searches that failed (match limit); the line still went through the other patterns.
+    pub errors: Vec<SearchError>,
+}
+
+/// One compiled Fail2Ban pattern with its group names.
+#[derive(Clone, Debug)]
+struct F2bRegex {
+    pattern: RegexPattern,
+    /// The pattern as written, with tags (for display).
+    source: String,
+    /// Named groups by index.
+    names: Vec<(usize, String)>,
+    /// `alt_NAME[_N]` groups: (group name, field it stands in for), sorted.
+    alts: Vec<(String, String)>,
+    skiplines: Vec<usize>,
+}
+
+impl F2bRegex {
+    fn new(src: &str, dns: UseDns, opts: PatternOptions) -> Result<F2bRegex, CompileError> {
+        let expanded = python_to_pcre2(&expand_tags(src, dns));
+        let pattern = RegexPattern::with_options(&expanded, opts)?;
+        let names: Vec<(usize, String)> = pattern
+            .capture_names()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_deref().map(|n| (i, n.to_owned())))
+            .collect();
+        let mut alts: Vec<(String, String)> = names
+            .iter()
+            .filter_map(|(_, n)| {
+                let rest = n.strip_prefix("alt_")?;
+                let base = match rest.rsplit_once('_') {
+                    Some((b, d)) if !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()) => b,
+                    _ => rest,
+                };
+                (!base.is_empty()).then(|| (n.clone(), crate::tags::field_name(base)))
+            })
+            .collect();
+        alts.sort();
+        let skiplines = names.iter().filter(|(_, n)| n.starts_with("skiplines")).map(|(i, _)| *i).collect();
+        Ok(F2bRegex { pattern, source: src.to_owned(), names, alts, skiplines })
+    }
+
+    fn has_group(&self, name: &str) -> bool {
+        self.names.iter().any(|(_, n)| n == name)
+    }
+
+    /// The named groups of a match, `None` for those that did not take part.
+    fn groups(&self, buf: &str, caps: &Spans) -> Vec<(String, Option<String>)> {
+        let mut g: Vec<(String, Option<String>)> =
+            self.names.iter().map(|(i, n)| (n.clone(), caps.get(*i).map(|(a, b)| buf[a..b].to_owned()))).collect();
+        for (k, n) in &self.alts {
+            let v = g.iter().find(|(x, _)| x == k).and_then(|(_, v)| v.clone());
+            let Some(v) = v.filter(|v| !v.is_empty()) else { continue };
+            match g.iter_mut().find(|(x, _)| x == n) {
+                Some((_, cur)) if cur.as_deref().is_some_and(|c| !c.is_empty()) => {}
+                Some((_, cur)) => *cur = Some(v),
+                None => g.push((n.clone(), Some(v))),
+            }
+        }
+        g
+    }
+}
+
+/// A buffered line: its text without the date, and the whole original line.
+#[derive(Clone, Debug)]
+struct Line {
+    text: String,
+    full: String,
+}
+
+fn join(lines: &[Line]) -> String {
+    let mut s = String::new();
+    for l in lines {
+        s.push_str(&l.text);
+        s.push('\n');
+    }
+    s
+}
+
+/// Which buffered lines a match covers: (matched, unmatched) as Fail2Ban splits them.
+fn split_lines(buf: &str, span: (usize, usize), org: &[Line], skipped: &[String]) -> (Vec<Line>, Vec<Line>) {
+    if org.len() <= 1 {
+        return (org.to_vec(), Vec::new());
+    }
+    let b = buf.as_bytes();
+    let upto = (span.0 + 1).min(b.len());
+    let line_start = b[..upto].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
+    let from = span.1.saturating_sub(1);
+    let line_end = b[from..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| from + p + 1);
+    let c1 = b[..line_start].iter().filter(|&&c| c == b'\n').count().min(org.len());
+    let c2 = b[..line_end].iter().filter(|&&c| c == b'\n').count().clamp(c1, org.len());
+    let mut matched = org[c1..c2].to_vec();
+    let mut unmatched = org[..c1].to_vec();
+    let mut n = 0;
+    for s in skipped {
+        if let Some(m) = matched[n.min(matched.len())..].iter().position(|l| &l.text == s) {
+            unmatched.push(matched.remove(n + m));
+            n += m;
+        }
+    }
+    unmatched.extend_from_slice(&org[c2..]);
+    (matched, unmatched)
+}
+
+/// A compiled Fail2Ban filter with its per-source state (line buffer, last date,
+/// multi-line failure ids). One per log source.
+#[derive(Debug)]
+pub struct Fail2BanFilter {
+    prefregex: Option<F2bRegex>,
+    failregex: Vec<F2bRegex>,
+    ignoreregex: Vec<F2bRegex>,
+    maxlines: usize,
+    check_all: bool,
+    dates: DateDetector,
+    journalmatch: Vec<String>,
+    buffer: Vec<Line>,
+    last_date: Option<(f64, String)>,
+    mlfid: HashMap<String, Fields>,
+    mlfid_order: VecDeque<String>,
+}
+
+impl Fail2BanFilter {
+    /// Compile a filter. `local` is the zone of dates without one; `ref_year` the year
+    /// used to bound 4-digit years in the built-in templates (the current year).
+    pub fn new(opts: &FilterOptions, local: jiff::tz::TimeZone, ref_year: i16) -> Result<Fail2BanFilter, BuildError> {
+        if opts.maxlines == 0 {
+            return Err(BuildError::MaxLines);
+        }
+        if opts.failregex.is_empty() {
+            return Err(BuildError::NoFailRegex);
+        }
+        let single = PatternOptions { multi_line: false, match_limit: opts.match_limit };
+        let multi = PatternOptions { multi_line: opts.maxlines > 1, ..single };
+        let build = |src: &str, which: String, o: PatternOptions| {
+            F2bRegex::new(src, opts.usedns, o).map_err(|source| BuildError::Regex { which, source })
+        };
+        let prefregex = match opts.prefregex.as_deref().filter(|p| !p.trim().is_empty()) {
+            Some(p) => Some(build(p, "prefregex".into(), single)?),
+            None => None,
+        };
+        const IDS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
+        let mut failregex = Vec::new();
+        for (i, r) in opts.failregex.iter().enumerate() {
+            let r = build(r, format!("failregex[{i}]"), multi)?;
+            let has = |x: &F2bRegex| IDS.iter().any(|g| x.has_group(g));
+            if !has(&r) && !prefregex.as_ref().is_some_and(has) {
+                return Err(BuildError::NoFailureId(i));
+            }
+            failregex.push(r);
+        }
+        let ignoreregex = opts
+            .ignoreregex
+            .iter()
+            .enumerate()
+            .map(|(i, r)| build(r, format!("ignoreregex[{i}]"), single))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dates = DateDetector::new(opts.datepattern.as_deref(), opts.logtimezone.as_deref(), local, ref_year)?;
+        Ok(Fail2BanFilter {
+            prefregex,
+            failregex,
+            ignoreregex,
+            maxlines: opts.maxlines,
+            check_all: opts.check_all,
+            dates,
+            journalmatch: opts.journalmatch.clone(),
+            buffer: Vec::new(),
+            last_date: None,
+            mlfid: HashMap::new(),
+            mlfid_order: VecDeque::new(),
+        })
+    }
+
+    /// The failregexes as written (with tags).
+    pub fn failregex(&self) -> impl Iterator<Item = &str> {
+        self.failregex.iter().map(|r| r.source.as_str())
+    }
+
+    /// The ignoreregexes as written.
+    pub fn ignoreregex(&self) -> impl Iterator<Item = &str> {
+        self.ignoreregex.iter().map(|r| r.source.as_str())
+    }
+
+    /// The journal matches of the filter.
+    pub fn journalmatch(&self) -> &[String] {
+        &self.journalmatch
+    }
+
+    /// One log line (without its newline): its date is found with the date templates
+    /// (`now`, seconds since the epoch, settles dates without a year).
+    pub fn process_line(&mut self, line: &str, now: i64) -> LineResult {
+        let mut errors = Vec::new();
+        let found = match self.dates.find(line, now) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let mut date = None;
+        let entry = match found {
+            Some(m) => {
+                let (s, e) = m.span;
+                let text = &line[s..e];
+                let entry = Line { text: format!("{}{}", &line[..s], &line[e..]), full: line.to_owned() };
+                if !text.is_empty() {
+                    if let Some(t) = m.time {
+                        self.last_date = Some((t, text.to_owned()));
+                        date = Some(t);
+                    }
+                } else {
+                    date = Some(match &self.last_date {
+                        Some((t, _)) if *t > now as f64 - LAST_DATE_MAX_AGE => *t,
+                        _ => now as f64,
+                    });
+                }
+                entry
+            }
+            None => Line { text: line.to_owned(), full: line.to_owned() },
+        };
+        if date.is_none() {
+            if let Some((t, _)) = &self.last_date {
+                if *t > now as f64 - LAST_DATE_MAX_AGE {
+                    date = Some(*t);
+                }
+            }
+        }
+        let mut r = self.find_failures(entry, date);
+        errors.append(&mut r.errors);
+        r.errors = errors;
+        r
+    }
+
+    /// One message whose time is already known (a journal record): no date parsing.
+    pub fn process_message(&mut self, message: &str, time: f64) -> LineResult {
+        self.find_failures(Line { text: message.to_owned(), full: message.to_owned() }, Some(time))
+    }
+
+    fn search(r: &F2bRegex, buf: &str, errors: &mut Vec<SearchError>) -> Option<Spans> {
+        let mut caps = match r.pattern.new_captures() {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e);
+                return None;
+            }
+        };
+        match r.pattern.captures_at(buf, 0, &mut caps) {
+            Ok(true) => Some(caps),
+            Ok(false) => None,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        }
+    }
+
+    /// Fail2Ban's ignore check; on a match in multi-line mode the matched lines leave
+    /// the buffer.
+    fn ignore_line(
+        &mut self,
+        buf: &str,
+        matched: Option<(&[Line], &[Line])>,
+        errors: &mut Vec<SearchError>,
+    ) -> Option<usize> {
+        let own;
+        let buf = match matched {
+            Some((m, _)) if self.maxlines > 1 => {
+                own = join(m);
+                own.as_str()
+            }
+            _ => buf,
+        };
+        let mut found = None;
+        for (i, r) in self.ignoreregex.iter().enumerate() {
+            if Self::search(r, buf, errors).is_some() {
+                found = Some(i);
+                if !self.check_all || self.maxlines > 1 {
+                    if let Some((_, unmatched)) = matched {
+                        self.buffer = unmatched.to_vec();
+                    }
+                }
+                if !self.check_all {
+                    break;
+                }
+            }
+        }
+        found
+    }
+
+    fn find_failures(&mut self, entry: Line, date: Option<f64>) -> LineResult {
+        let mut out = LineResult::default();
+        let mut errors = Vec::new();
+        if self.maxlines > 1 {
+            self.buffer.push(entry);
+            let excess = self.buffer.len().saturating_sub(self.maxlines);
+            self.buffer.drain(..excess);
+        } else {
+            self.buffer = vec![entry];
+        }
+        let org = self.buffer.clone();
+        let mut buf = Some(join(&org));
+
+        if !self.ignoreregex.is_empty() && self.ignoreregex.len() + 2 < self.failregex.len() {
+            let b = buf.clone().unwrap_or_default();
+            if let Some(i) = self.ignore_line(&b, None, &mut errors) {
+                out.ignored = Some(i);
+                out.errors = errors;
+                return out;
+            }
+        }
+
+        let mut pre: Vec<(String, Option<String>)> = Vec::new();
+        if let Some(p) = &self.prefregex {
+            let b = buf.clone().unwrap_or_default();
+            let Some(caps) = Self::search(p, &b, &mut errors) else {
+                out.errors = errors;
+                return out;
+            };
+            pre = p.groups(&b, &caps);
+            let content = pre.iter().position(|(n, _)| n == "content").map(|i| pre.remove(i).1);
+            if let Some(Some(c)) = content.filter(|c| c.as_deref().is_some_and(|c| !c.is_empty())) {
+                self.buffer = vec![Line { text: c.clone(), full: c }];
+                buf = None;
+            }
+        }
+
+        for idx in 0..self.failregex.len() {
+            let b = match &buf {
+                Some(b) => b.clone(),
+                None => {
+                    let b = join(&self.buffer);
+                    buf = Some(b.clone());
+                    b
+                }
+            };
+            let r = &self.failregex[idx];
+            let Some(caps) = Self::search(r, &b, &mut errors) else { continue };
+            let groups = r.groups(&b, &caps);
+            let skipped: Vec<String> = r
+                .skiplines
+                .iter()
+                .filter_map(|&i| caps.get(i).map(|(x, y)| b[x..y].to_owned()))
+                .flat_map(|s| s.lines().map(str::to_owned).collect::<Vec<_>>())
+                .collect();
+            let span = caps.get(0).unwrap_or((0, 0));
+            let (matched, unmatched) = split_lines(&b, span, &org, &skipped);
+            let first_id_group = ["fid", "ip4", "ip6", "dns"]
+                .iter()
+                .find_map(|g| groups.iter().find(|(n, v)| n == g && v.is_some()).and_then(|(_, v)| v.clone()));
+
+            let ignored = if self.ignoreregex.is_empty() {
+                None
+            } else {
+                self.ignore_line(&b, Some((&matched, &unmatched)), &mut errors)
+            };
+            if let Some(i) = ignored {
+                out.ignored = Some(i);
+                buf = None;
+                if !self.check_all {
+                    break;
+                }
+                continue;
+            }
+            if !self.check_all || self.maxlines > 1 {
+                self.buffer = unmatched.clone();
+                buf = None;
+            }
+            let mut fail: Fields = BTreeMap::new();
+            for (k, v) in pre.iter().chain(groups.iter()) {
+                match v {
+                    Some(v) => {
+                        fail.insert(k.clone(), Value::Text(v.clone()));
+                    }
+                    None => {
+                        fail.remove(k);
+                    }
+                }
+            }
+            let mlfid = text(&fail, "mlfid").map(str::to_owned);
+            let matched_full: Vec<String> = matched.iter().map(|l| l.full.clone()).collect();
+            let mut keep = false;
+            if let Some(id) = &mlfid {
+                let (merged, k) = self.merge_failure(id, fail, &matched_full);
+                fail = merged;
+                keep = k;
+                if truthy(&fail, "nofail") && !self.check_all {
+                    if keep {
+                        self.cache_put(id.clone(), fail.clone());
+                    }
+                    break;
+                }
+            } else {
+                let mut m = match fail.remove("matches") {
+                    Some(Value::Lines(l)) => l,
+                    _ => Vec::new(),
+                };
+                m.extend(matched_full);
+                fail.insert("matches".into(), Value::Lines(m));
+            }
+            let fid = text(&fail, "fid").map(str::to_owned);
+            let (ip, family, is_dns) = if let Some(ip) = text(&fail, "ip4") {
+                (Some(ip.to_owned()), Some(4), false)
+            } else if let Some(ip) = text(&fail, "ip6") {
+                (Some(ip.to_owned()), Some(6), false)
+            } else if let Some(d) = text(&fail, "dns") {
+                (Some(d.to_owned()), None, true)
+            } else if fid.is_none() && mlfid.is_none() {
+                (first_id_group.clone(), None, false)
+            } else {
+                (fid.clone(), None, false)
+            };
+            let cidr = text(&fail, "cidr").and_then(|c| c.parse::<u8>().ok());
+            let (id, addr) = match ip {
+                None => {
+                    fail.insert("mlfpending".into(), Value::Flag);
+                    (None, None)
+                }
+                Some(ip) => {
+                    let (norm, addr) = if family.is_some() || is_dns {
+                        normalize(&ip, cidr, family)
+                    } else {
+                        (ip.clone(), ip.parse::<IpAddr>().ok())
+                    };
+                    match &fid {
+                        Some(f) if *f != ip => {
+                            fail.insert("ip".into(), Value::Text(norm));
+                            (Some(f.clone()), addr)
+                        }
+                        _ => (Some(norm), addr),
+                    }
+                }
+            };
+            if let (Some(m), true) = (&mlfid, keep) {
+                self.cache_put(m.clone(), fail.clone());
+            }
+            out.failures.push(Failure { regex: idx, id, addr, time: date, fields: fail });
+            if !self.check_all {
+                break;
+            }
+        }
+        out.errors = errors;
+        out
+    }
+
+    fn cache_put(&mut self, id: String, fields: Fields) {
+        if !self.mlfid.contains_key(&id) {
+            if self.mlfid.len() >= MLFID_CACHE {
+                if let Some(old) = self.mlfid_order.pop_front() {
+                    self.mlfid.remove(&old);
+                }
+            }
+            self.mlfid_order.push_back(id.clone());
+        }
+        self.mlfid.insert(id, fields);
+    }
+
+    fn cache_remove(&mut self, id: &str) {
+        self.mlfid.remove(id);
+        self.mlfid_order.retain(|x| x != id);
+    }
+
+    /// Fail2Ban's multi-line merge. Returns the merged failure and whether it stays cached.
+    fn merge_failure(&mut self, id: &str, mut fail: Fields, matched: &[String]) -> (Fields, bool) {
+        let mut nf = 0u8;
+        if truthy(&fail, "mlfgained") {
+            nf |= 8 | 1;
+            if !truthy(&fail, "nofail") {
+                if let Some(v) = fail.get("mlfgained").cloned() {
+                    fail.insert("nofail".into(), v);
+                }
+            }
+        } else if truthy(&fail, "nofail") {
+            nf |= 1;
+        }
+        if fail.remove("mlfforget").is_some_and(|v| v.truthy()) {
+            nf |= 2;
+        }
+        let users;
+        let keep;
+        if let Some(mut g) = self.mlfid.get(id).cloned() {
+            users = update_users(&mut g, text(&fail, "user"));
+            if g.remove("nofail").is_some_and(|v| v.truthy()) {
+                nf |= 4;
+            }
+            if g.remove("mlfgained").is_some_and(|v| v.truthy()) {
+                nf |= 4;
+            }
+            if nf & 8 != 0 {
+                g.remove("mlfpending");
+            }
+            if nf & 4 == 0 && !truthy(&g, "mlfpending") {
+                g.remove("matches");
+            }
+            for (k, v) in fail {
+                g.insert(k, v);
+            }
+            fail = g;
+            keep = nf & 2 == 0;
+            if !keep {
+                self.cache_remove(id);
+            }
+        } else if nf & 2 == 0 {
+            let u = text(&fail, "user").map(str::to_owned);
+            users = update_users(&mut fail, u.as_deref());
+            keep = true;
+        } else {
+            users = None;
+            keep = false;
+        }
+        if fail.remove("mlfpending").is_some_and(|v| v.truthy()) || users.is_some_and(|n| n > 1) {
+            fail.remove("nofail");
+            fail.remove("mlfgained");
+            nf &= !(8 | 1);
+        }
+        let lines = |f: &mut Fields, k: &str| match f.remove(k) {
+            Some(Value::Lines(l)) => l,
+            _ => Vec::new(),
+        };
+        if nf & 1 == 0 {
+            let mut m = lines(&mut fail, "nofail-matches");
+            if let Some(Value::Lines(l)) = fail.get("matches") {
+                m.extend(l.iter().cloned());
+            }
+            if nf & 8 == 0 {
+                m.extend(matched.iter().cloned());
+            }
+            fail.insert("matches".into(), Value::Lines(m));
+        } else if nf & 3 == 1 {
+            let mut m = lines(&mut fail, "nofail-matches");
+            m.extend(matched.iter().cloned());
+            fail.insert("nofail-matches".into(), Value::Lines(m));
+        }
+        if keep {
+            self.cache_put(id.to_owned(), fail.clone());
+        }
+        (fail, keep)
+    }
+}
+
+fn text<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
+    match f.get(k) {
+        Some(Value::Text(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn truthy(f: &Fields, k: &str) -> bool {
+    f.get(k).is_some_and(Value::truthy)
+}
+
+/// Adds `user` to the `users` set; returns the set's size when the set exists.
+fn update_users(f: &mut Fields, user: Option<&str>) -> Option<usize> {
+    if let Some(u) = user.filter(|u| !u.is_empty()) {
+        let entry = f.entry("users".into()).or_insert_with(|| Value::Users(BTreeSet::new()));
+        if let Value::Users(s) = entry {
+            s.insert(u.to_owned());
+            return Some(s.len());
+        }
+    }
+    match f.get("users") {
+        Some(Value::Users(s)) => Some(s.len()),
+        _ => None,
+    }
+}
+
+/// The failure id of an address as Fail2Ban prints it: canonical text, IPv4-mapped IPv6
+/// as IPv4, a network as `addr/len`; text that is no address is kept as it is.
+pub fn normalize(ip: &str, cidr: Option<u8>, family: Option<u8>) -> (String, Option<IpAddr>) {
+    let t = ip.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(ip);
+    let parsed: Option<IpAddr> = match family {
+        Some(4) => t.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
+        Some(6) => t.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
+        _ => t.parse().ok(),
+    };
+    let Some(addr) = parsed else { return (ip.to_owned(), None) };
+    match (addr, cidr) {
+        (IpAddr::V4(a), Some(c)) if c < 32 => {
+            let m = u32::from(a) & !(u32::MAX.checked_shr(u32::from(c)).unwrap_or(0));
+            let n = std::net::Ipv4Addr::from(m);
+            (format!("{n}/{c}"), Some(IpAddr::V4(n)))
+        }
+        (IpAddr::V6(a), Some(c)) if c < 128 => {
+            let m = u128::from(a) & !(u128::MAX.checked_shr(u32::from(c)).unwrap_or(0));
+            let n = std::net::Ipv6Addr::from(m);
+            (format!("{n}/{c}"), Some(IpAddr::V6(n)))
+        }
+        (IpAddr::V6(a), None) => match a.to_ipv4_mapped() {
+            Some(v4) => (v4.to_string(), Some(IpAddr::V4(v4))),
+            None => (a.to_string(), Some(addr)),
+        },
+        _ => (addr.to_string(), Some(addr)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc_filter(o: FilterOptions) -> Fail2BanFilter {
+        Fail2BanFilter::new(&o, jiff::tz::TimeZone::UTC, 2005).unwrap()
+    }
+
+    #[test]
+    fn host_and_user_from_a_simple_filter() {
+        let mut f = utc_filter(FilterOptions {
+            failregex: vec![r"^\s*Failed password for <F-USER>\S+</F-USER> from <HOST> port \d+".into()],
+            usedns: UseDns::No,
+            ..FilterOptions::default()
+        });
+        let r = f.process_line("Jan 10 07:00:01 Failed password for root from ::ffff:192.0.2.7 port 22", 1_124_013_600);
+        assert_eq!(r.failures.len(), 1);
+        let x = &r.failures[0];
+        assert_eq!(x.id.as_deref(), Some("192.0.2.7"));
+        assert_eq!(x.text("user"), Some("root"));
+        assert_eq!(x.time, Some(1_105_340_401.0));
+    }
+
+    #[test]
+    fn ignoreregex_drops_the_match() {
+        let mut f = utc_filter(FilterOptions {
+            failregex: vec![r"from <HOST>".into()],
+            ignoreregex: vec![r"from 192\.0\.2\.1\b".into()],
+            usedns: UseDns::No,
+            ..FilterOptions::default()
+        });
+        assert_eq!(f.process_line("x from 192.0.2.1", 0).ignored, Some(0));
+        assert_eq!(f.process_line("x from 192.0.2.2", 0).failures.len(), 1);
+    }
+
+    #[test]
+    fn normalized_ids() {
+        assert_eq!(normalize("2001:DB8::1", None, Some(6)).0, "2001:db8::1");
+        assert_eq!(normalize("192.0.2.77", Some(24), Some(4)).0, "192.0.2.0/24");
+        assert_eq!(normalize("host.example", None, None).0, "host.example");
+    }
+}

@@ -1,0 +1,24 @@
+//! Fail2Ban filters for portcullis: PCRE2 patterns with Python `re` semantics, Fail2Ban's
+//! tags, multi-line failure ids and date templates.
+//!
+//! [`RegexPattern`] implements core's [`Pattern`](portcullis_core::filter::Pattern) trait
+//! (the same shape as the native engine); every pattern carries a `(*LIMIT_MATCH=N)` bound so
+//! a catastrophic pattern fails one search with [`SearchError::MatchLimit`] instead of
+//! burning a core. [`Fail2BanFilter`] runs a `filter.d` definition line by line.
+//!
+//! Key design decision: core's `AnyPattern` stays native-only. This crate depends on core
+//! (for the trait), so core cannot name this engine without a cycle, and Fail2Ban filters
+//! do not fit core's rule model anyway (prefregex, multi-line buffers, failure ids that are
+//! not addresses). The binary drives [`Fail2BanFilter`] beside core's `LineMatcher`, and a
+//! native TOML filter can still run on PCRE2 as `Filter<portcullis_pcre2::RegexPattern>`.
+#![deny(missing_docs)]
+
+pub mod date;
+mod filter;
+mod pattern;
+mod tags;
+
+pub use date::{DateDetector, DateMatch, DatePatternError};
+pub use filter::{BuildError, Fail2BanFilter, Failure, Fields, FilterOptions, LineResult, Value, normalize};
+pub use pattern::{CompileError, DEFAULT_MATCH_LIMIT, PatternOptions, RegexPattern, SearchError, Spans};
+pub use tags::{UseDns, expand_tags, field_name, python_to_pcre2};
