@@ -22,6 +22,15 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
+    /// journalctl could not be started.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// The journalctl path.
+        program: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// The path has no file name (e.g. `/` or `..`).
     #[error("{0} does not name a file")]
     NotAFile(PathBuf),

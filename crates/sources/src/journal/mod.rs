@@ -156,10 +156,7 @@ impl JournalSource {
             stats: JournalStats::default(),
         };
         src.start_child().map_err(|e| match e {
-            ReadError::Spawn { program, source } => OpenError::Open {
-                path: program,
-                source,
-            },
+            ReadError::Spawn { program, source } => OpenError::Spawn { program, source },
             other => OpenError::Input(std::io::Error::other(other.to_string())),
         })?;
         Ok(src)

@@ -322,5 +322,27 @@ fn missing_journalctl_is_an_open_error() {
         journalctl: PathBuf::from("/nonexistent/journalctl"),
         ..JournalOptions::default()
     };
-    assert!(JournalSource::spawn(SourceId(1), o).is_err());
+    assert!(matches!(
+        JournalSource::spawn(SourceId(1), o),
+        Err(portcullis_sources::OpenError::Spawn { .. })
+    ));
+}
+
+#[test]
+fn follow_from_end_skips_existing_entries() {
+    let Some((work, dir)) = setup() else { return };
+    let mut src =
+        JournalSource::spawn(SourceId(1), options(&dir, true, JournalStart::End)).unwrap();
+    assert!(read_until(&mut src, 1, Duration::from_millis(800)).is_empty());
+    let later = vec![Entry {
+        unit: "ssh.service",
+        ident: "sshd",
+        pid: 600,
+        message: b"Failed password for mallory from 192.0.2.10".to_vec(),
+        at: 30,
+    }];
+    make_journal(work.path(), &dir.join("c.journal"), &later, 200);
+    let new = read_until(&mut src, 1, Duration::from_secs(10));
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0].journal.as_ref().unwrap().pid, Some(600));
 }
