@@ -1,8 +1,8 @@
-//! Errors of loading Fail2Ban configuration files.
+//! Errors of loading Fail2Ban configuration files; each names the file and line.
 
 use std::path::PathBuf;
 
-use crate::ini::IniError;
+use crate::ini::{IniError, Origin};
 
 /// Why a Fail2Ban configuration (or one of its files) could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -20,4 +20,80 @@ pub enum LoadError {
     /// A file is not valid configparser INI.
     #[error(transparent)]
     Ini(#[from] IniError),
+    /// None of `NAME.conf`, `NAME.d/*.conf`, `NAME.local`, `NAME.d/*.local` exists.
+    #[error("no configuration file for {name:?} under {}", dir.display())]
+    NotFound {
+        /// What was looked for (`jail`, `filter.d/sshd`).
+        name: String,
+        /// The base directory.
+        dir: PathBuf,
+    },
+    /// `[INCLUDES]` lead back to a file that is already being included.
+    #[error("{origin}: include cycle: {}", chain.join(" -> "))]
+    IncludeCycle {
+        /// The include line that closes the cycle.
+        origin: Origin,
+        /// The files, outermost first, ending with the file included again.
+        chain: Vec<String>,
+    },
+    /// A value could not be interpolated.
+    #[error(transparent)]
+    Interpolate(#[from] InterpolateError),
+    /// A value is not what the key needs (a number, a time, a `name[args]` reference).
+    #[error("{origin}: {key}: {message}")]
+    Invalid {
+        /// Where the value was written.
+        origin: Origin,
+        /// The key.
+        key: String,
+        /// What is wrong, lowercase.
+        message: String,
+    },
+}
+
+/// Why `%(name)s` or `<tag>` substitution failed. Displays as `FILE:LINE: KEY: MESSAGE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InterpolateError {
+    /// References nest deeper than the limit (usually a value that refers to itself).
+    #[error("{origin}: {key}: interpolation nested deeper than {limit} levels (a reference loop?)")]
+    Depth {
+        /// Where the value was written.
+        origin: Origin,
+        /// The key being read.
+        key: String,
+        /// The limit, [`crate::MAX_INTERPOLATION_DEPTH`].
+        limit: usize,
+    },
+    /// `%(name)s` names nothing.
+    #[error("{origin}: {key}: bad interpolation: %({reference})s is not defined")]
+    Missing {
+        /// Where the value was written.
+        origin: Origin,
+        /// The key being read.
+        key: String,
+        /// The name inside `%(…)s`.
+        reference: String,
+    },
+    /// A `%` not followed by `%` or `(name)s`.
+    #[error("{origin}: {key}: {message}")]
+    Syntax {
+        /// Where the value was written.
+        origin: Origin,
+        /// The key being read.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `<tag>` substitution loops (a tag refers to itself, or one tag is replaced more than
+    /// Fail2Ban's 25 times).
+    #[error("{origin}: {key}: tag <{tag}> refers to itself (recursive tag definitions)")]
+    TagRecursion {
+        /// Where the value was written.
+        origin: Origin,
+        /// The key being substituted.
+        key: String,
+        /// The tag that loops.
+        tag: String,
+    },
 }

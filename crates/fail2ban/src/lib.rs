@@ -5,8 +5,14 @@
 //! and line it was written on, so every error and every report entry names `FILE:LINE`.
 #![deny(missing_docs)]
 
+mod args;
 mod error;
+mod filter;
 mod ini;
+mod layer;
 
-pub use error::LoadError;
+pub use args::{Reference, parse_reference, shell_words, split_references, split_words};
+pub use error::{InterpolateError, LoadError};
+pub use filter::{FilterDef, JournalMatch};
 pub use ini::{DEFAULT_SECTION, IniError, IniFile, IniValue, Origin, Section};
+pub use layer::{ConfigSet, Located, MAX_INTERPOLATION_DEPTH, Vars};
