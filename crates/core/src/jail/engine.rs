@@ -122,9 +122,10 @@ impl PrefixLengths {
 ///
 /// Every `handle_*` call first expires the bans that are due at `now` (their
 /// `Decision::Unban { reason: Expired }` come out first), so a driver that feeds events
-/// faster than deadlines arrive (`scan`) never sees a stale ban. `handle_timeout` is needed
-/// only for idle periods; calling it early, late or twice is harmless (a spurious call is a
-/// no-op).
+/// faster than deadlines arrive (`scan`) never sees a stale ban; a ban of zero length
+/// (e.g. `bantime = 0`) comes out as a `Ban` followed by its `Unban` in the same burst.
+/// `handle_timeout` is needed only for idle periods; calling it early, late or twice is
+/// harmless (a spurious call is a no-op).
 ///
 /// # Time
 ///
@@ -336,6 +337,8 @@ impl JailEngine {
         if self.tracked.len() >= self.sweep_at_len {
             self.sweep();
         }
+        // A ban of zero length (bantime 0) ends where it starts.
+        self.expire_due(clock);
     }
 
     /// Expires the bans due at `now` and drops stale state. A call before the deadline
@@ -346,7 +349,14 @@ impl JailEngine {
 
     /// Carries out an administrator's command; refused commands change nothing.
     pub fn handle_command(&mut self, now: Time, cmd: Command) -> Result<(), CommandError> {
-        self.advance(now);
+        let clock = self.advance(now);
+        let result = self.apply(cmd);
+        // A ban of zero length ends where it starts.
+        self.expire_due(clock);
+        result
+    }
+
+    fn apply(&mut self, cmd: Command) -> Result<(), CommandError> {
         match cmd {
             Command::Ban {
                 target,

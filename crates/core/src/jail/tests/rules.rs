@@ -773,3 +773,38 @@ fn size_triggered_sweeps_bound_state_without_timeouts() {
     assert!(peak < 150_000, "peak {peak}");
     assert!(engine.tracked_addresses() <= 130_000);
 }
+
+#[test]
+fn a_zero_length_ban_ends_in_the_same_burst() {
+    // Found by the jail_ops fuzz target: a ban ending at `now` was left active.
+    let mut c = plain();
+    c.bantime = Duration::ZERO;
+    let mut engine = JailEngine::new(c, Restored::default());
+    let mut out = Vec::new();
+    for i in 0..5 {
+        out.extend(handle(&mut engine, &attempt("192.0.2.1", at(i)), at(i)));
+    }
+    assert!(matches!(
+        &out[..],
+        [
+            Decision::Ban(_),
+            Decision::Unban {
+                reason: UnbanReason::Expired,
+                ..
+            }
+        ]
+    ));
+    engine
+        .handle_command(
+            at(5),
+            Command::Ban {
+                target: net("192.0.2.2/32"),
+                duration: Some(Duration::ZERO),
+                permanent: false,
+                force: false,
+            },
+        )
+        .unwrap();
+    assert_eq!(drain(&mut engine).len(), 2);
+    assert_eq!(engine.ban_count(), 0);
+}
