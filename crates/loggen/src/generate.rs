@@ -214,6 +214,11 @@ struct Job {
     next: usize,
     /// Lines still to write.
     left: u64,
+    /// Log time (µs) at which the job wrote the first line of an attempt whose `Failed …`
+    /// line is still to come. sshd writes those lines within its PAM delay (2–3 s), and the
+    /// filter merges them only within a short window, so the scheduler finishes such a
+    /// group first once it is [`GROUP_URGENT_US`] old.
+    group_since: Option<i64>,
 }
 
 /// Per-address running truth.
@@ -237,6 +242,12 @@ const SUDO_COMMANDS: [&str; 4] = [
     "/usr/bin/journalctl -u ssh",
     "/usr/sbin/nft list ruleset",
 ];
+
+/// Age (µs) at which an open attempt group is finished before anything else.
+const GROUP_URGENT_US: i64 = 1_000_000;
+/// Largest gap (µs) between two lines while an attempt group is open, so a group never
+/// spans more than a few seconds whatever `mean_gap_us` is.
+const GROUP_GAP_US: u64 = 400_000;
 
 /// Average lines of an sshd job before measurements exist.
 const INITIAL_JOB_LINES: f64 = 6.0;
@@ -330,11 +341,24 @@ impl<'c, W: Write> Model<'c, W> {
                 self.start_job(room);
             }
             if !self.jobs.is_empty() {
-                let i = self.rng.below(self.jobs.len() as u64) as usize;
+                let i = self
+                    .urgent_job()
+                    .unwrap_or_else(|| self.rng.below(self.jobs.len() as u64) as usize);
                 self.advance(i)?;
             }
         }
         Ok(())
+    }
+
+    /// The job with the oldest attempt group older than [`GROUP_URGENT_US`], if any.
+    fn urgent_job(&self) -> Option<usize> {
+        self.jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| j.group_since.map(|t| (t, i)))
+            .filter(|&(t, _)| self.now_us - t >= GROUP_URGENT_US)
+            .min()
+            .map(|(_, i)| i)
     }
 
     fn alloc_pid(&mut self) -> u32 {
@@ -755,6 +779,7 @@ impl<'c, W: Write> Model<'c, W> {
             steps,
             next: 0,
             left,
+            group_since: None,
         });
     }
 
@@ -785,8 +810,19 @@ impl<'c, W: Write> Model<'c, W> {
     }
 
     fn emit(&mut self, i: usize, step: Step) -> Result<(), GenerateError> {
-        let gap = self.rng.below(2 * self.cfg.mean_gap_us.max(1)) as i64;
-        self.now_us += gap;
+        let mut span = 2 * self.cfg.mean_gap_us.max(1);
+        if self.jobs.iter().any(|j| j.group_since.is_some()) {
+            span = span.min(GROUP_GAP_US);
+        }
+        self.now_us += self.rng.below(span) as i64;
+        match step {
+            Step::PamCheckPass | Step::PamAuthFailure | Step::PamErrorAuth => {
+                let job = &mut self.jobs[i];
+                job.group_since.get_or_insert(self.now_us);
+            }
+            Step::FailedPassword | Step::FailedKbdInt => self.jobs[i].group_since = None,
+            _ => {}
+        }
         if let Step::Repeated(_) = step {
             self.now_us += self.rng.range(1_000_000, 6_000_000) as i64;
         }

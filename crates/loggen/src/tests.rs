@@ -41,9 +41,13 @@ fn addr_before_port(text: &str) -> &str {
 /// Re-derives the truth from the lines, by the counting table, and checks line invariants.
 fn recount(log: &str) -> BTreeMap<String, Count> {
     let mut per: BTreeMap<String, Count> = BTreeMap::new();
-    // pid -> address of a pam_unix auth failure not yet followed by its Failed line
-    let mut pam_open: HashMap<String, String> = HashMap::new();
+    // pid -> (address, time of day) of a pam_unix auth failure not yet followed by its
+    // Failed line
+    let mut pam_open: HashMap<String, (String, i64)> = HashMap::new();
+    // pid -> time of day of the first line of an open attempt group
+    let mut group_open: HashMap<String, i64> = HashMap::new();
     for line in log.lines() {
+        let now = time_of_day(line);
         let (_, rest) = line.split_once(" gate ").unwrap();
         let (tag, msg) = rest.split_once(": ").unwrap();
         let sshd = tag.starts_with("sshd[") || tag.starts_with("sshd-session[");
@@ -71,9 +75,18 @@ fn recount(log: &str) -> BTreeMap<String, Count> {
             let (u, tail) = r.rsplit_once(" from ").unwrap();
             let a = addr_before_port(tail).to_owned();
             if times == 1
-                && let Some(open) = pam_open.remove(tag)
+                && let Some((open, _)) = pam_open.remove(tag)
             {
                 assert_eq!(open, a, "pam line and Failed line disagree: {line}");
+            }
+            if times == 1
+                && let Some(since) = group_open.remove(tag)
+            {
+                let age = (now - since).rem_euclid(86_400);
+                assert!(
+                    age <= 8,
+                    "attempt lines {age} s apart (filters merge within 10 s): {line}"
+                );
             }
             (a, Some(user_of(u)), times, 0, false)
         } else if let Some(r) = msg.strip_prefix("Failed none for ") {
@@ -131,9 +144,12 @@ fn recount(log: &str) -> BTreeMap<String, Count> {
                 true,
             )
         } else {
+            if msg.starts_with("pam_unix(sshd:auth): ") || msg.starts_with("error: PAM: ") {
+                group_open.entry(tag.to_owned()).or_insert(now);
+            }
             if let Some(r) = msg.strip_prefix("pam_unix(sshd:auth): authentication failure;") {
                 let a = r.split("rhost=").nth(1).unwrap().split(' ').next().unwrap();
-                let prev = pam_open.insert(tag.to_owned(), a.to_owned());
+                let prev = pam_open.insert(tag.to_owned(), (a.to_owned(), now));
                 assert!(
                     prev.is_none(),
                     "two pam lines without a Failed line: {line}"
@@ -170,6 +186,17 @@ fn recount(log: &str) -> BTreeMap<String, Count> {
         "pam lines never followed by Failed: {pam_open:?}"
     );
     per
+}
+
+/// Seconds since midnight of a syslog or RFC 3339 line.
+fn time_of_day(line: &str) -> i64 {
+    let hms = if line.as_bytes()[4] == b'-' {
+        &line[11..19]
+    } else {
+        &line[7..15]
+    };
+    let f: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    f[0] * 3600 + f[1] * 60 + f[2]
 }
 
 fn assert_consistent(cfg: &Config) -> (String, Truth) {
