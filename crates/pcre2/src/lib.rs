@@ -13,11 +13,13 @@
 //! native TOML filter can still run on PCRE2 as `Filter<portcullis_pcre2::RegexPattern>`.
 #![deny(missing_docs)]
 
+pub mod conf;
 pub mod date;
 mod filter;
 mod pattern;
 mod tags;
 
+pub use conf::{LoadError, filter_path, load_filter};
 pub use date::{DateDetector, DateMatch, DatePatternError};
 pub use filter::{BuildError, Fail2BanFilter, Failure, Fields, FilterOptions, LineResult, Value, normalize};
 pub use pattern::{CompileError, DEFAULT_MATCH_LIMIT, PatternOptions, RegexPattern, SearchError, Spans};
