@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Compare `portcullis scan --json` per-address counts with portcullis-loggen's ground truth.
 
-usage: check_truth.py TRUTH.json SCAN.json [--users] [--max N]
+usage: check_truth.py TRUTH.json SCAN.json [--users] [--times] [--max N]
 
 Exit status 0 when attempts, probes and successes are equal for every address (an address
 missing on one side counts as all zeros), 1 on any count mismatch, 2 on unreadable input.
-With --users, differing user lists are mismatches too (otherwise they are only reported).
+With --users, differing user lists are mismatches too, with --times first/last-seen times
+(to the second) too; otherwise both are only reported.
 """
 
 import argparse
+import datetime
 import ipaddress
 import json
 import sys
@@ -26,6 +28,19 @@ def canonical(addr):
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.compressed
+
+
+def second(text):
+    """A timestamp as whole Unix seconds, or None when absent or unparsable."""
+    if not text:
+        return None
+    try:
+        t = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    return int(t.timestamp())
 
 
 def entries(doc, what):
@@ -58,6 +73,7 @@ def main():
     ap.add_argument("truth")
     ap.add_argument("scan")
     ap.add_argument("--users", action="store_true", help="user lists must match too")
+    ap.add_argument("--times", action="store_true", help="first/last seen must match too")
     ap.add_argument("--max", type=int, default=20, help="mismatches to print (default 20)")
     args = ap.parse_args()
 
@@ -68,6 +84,7 @@ def main():
 
     count_bad = []
     user_bad = []
+    time_bad = []
     for addr in sorted(set(truth) | set(scan)):
         t = truth.get(addr, {})
         s = scan.get(addr, {})
@@ -86,6 +103,12 @@ def main():
                 same = tu == su
             if not same:
                 user_bad.append((addr, tu, su))
+        if t and s and ("first_seen" in s or "last_seen" in s):
+            want_t = (second(t.get("first_seen")), second(t.get("last_seen")))
+            got_t = (second(s.get("first_seen")), second(s.get("last_seen")))
+            if want_t != got_t:
+                time_bad.append((addr, (t.get("first_seen"), t.get("last_seen")),
+                                 (s.get("first_seen"), s.get("last_seen"))))
 
     sums = {f: sum(int(e.get(f, 0) or 0) for e in scan.values()) for f in FIELDS}
     totals = truth_doc.get("totals", {})
@@ -121,9 +144,16 @@ def main():
     if len(user_bad) > args.max:
         print(f"... and {len(user_bad) - args.max} more user-list differences")
 
-    failed = bool(count_bad) or (args.users and bool(user_bad))
+    for addr, want, got in time_bad[: min(args.max, 5)]:
+        print(f"times differ {addr}: truth first/last {want}, scan {got}")
+    if time_bad:
+        print(f"({len(time_bad)} addresses with different first/last seen; syslog lines carry "
+              "no year or zone: run scan with TZ=UTC and a log that is not in the future)")
+
+    failed = (bool(count_bad) or (args.users and bool(user_bad))
+              or (args.times and bool(time_bad)))
     print(f"RESULT: {'FAIL' if failed else 'OK'} ({len(count_bad)} count mismatches, "
-          f"{len(user_bad)} user-list differences)")
+          f"{len(user_bad)} user-list differences, {len(time_bad)} time differences)")
     return 1 if failed else 0
 
 
