@@ -427,7 +427,13 @@ impl Daemon {
                 }
                 _ = position_tick.tick() => {
                     if self.firewall_failed_at.is_some_and(|t| t.elapsed() >= FIREWALL_RETRY) {
-                        self.reconcile_firewall().await;
+                        // Someone may have deleted our table: set it up again, then put the
+                        // store's bans back.
+                        if let Err(e) = self.firewall.setup().await {
+                            self.firewall_failed(format!("setup: {e}"));
+                        } else {
+                            self.reconcile_firewall().await;
+                        }
                     }
                 }
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
