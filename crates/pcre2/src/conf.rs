@@ -106,8 +106,13 @@ impl Config {
     }
 
     fn known(&self, section: &str, key: &str) -> Option<&str> {
-        let v = self.sections.get(section)?.get(key)?;
-        v.len().checked_sub(2).map(|i| v[i].as_str()).or(v.last().map(String::as_str))
+        let own = self.sections.get(section).and_then(|m| m.get(key));
+        let default = self.sections.get("DEFAULT").and_then(|m| m.get(key)).and_then(|v| v.last());
+        match own {
+            Some(v) if v.len() >= 2 => Some(v[v.len() - 2].as_str()),
+            Some(v) => default.or(v.last()).map(String::as_str),
+            None => default.map(String::as_str),
+        }
     }
 
     /// configparser `get` with `vars`, and Fail2Ban's `known/` and `section/opt` lookups.

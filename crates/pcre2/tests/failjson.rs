@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use portcullis_pcre2::{Fail2BanFilter, Failure, Value, load_filter};
+use portcullis_pcre2::{Fail2BanFilter, Failure, Value, load_filter, normalize};
 use serde_json::Value as Json;
 
 const LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
@@ -69,7 +69,15 @@ fn json_str(v: &Json) -> String {
 
 /// Local CET/CEST time `YYYY-MM-DDTHH:MM:SS[.f]` → seconds (Python's `time.mktime`).
 fn local_seconds(t: &str) -> f64 {
-    let dt: jiff::civil::DateTime = t.parse().unwrap_or_else(|e| panic!("time {t:?}: {e}"));
+    // strptime("%Y-%m-%dT%H:%M:%S[.%f]") accepts one-digit fields.
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    let n: Vec<i64> = whole.split(['-', 'T', ':']).map(|x| x.parse().expect("number")).collect();
+    assert_eq!(n.len(), 6, "time {t:?}");
+    let micros: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}")[..6].parse().expect("fraction") };
+    let dt = jiff::civil::DateTime::new(
+        n[0] as i16, n[1] as i8, n[2] as i8, n[3] as i8, n[4] as i8, n[5] as i8, (micros * 1000) as i32,
+    )
+    .unwrap_or_else(|e| panic!("time {t:?}: {e}"));
     let ts = cet().to_ambiguous_timestamp(dt).compatible().expect("local time");
     ts.as_second() as f64 + f64::from(ts.subsec_nanosecond()) / 1e9
 }
@@ -111,6 +119,11 @@ fn check(case: &serde_json::Map<String, Json>, found: &[Failure]) -> Result<(), 
                 a == b
             }
             (None, Json::Null) => true,
+            // Fail2Ban compares addresses as addresses (`IPAddr.__eq__`), not as text.
+            (Some(Json::String(g)), Json::String(w)) if k == "host" => {
+                let (a, b) = (normalize(g, None, None), normalize(w, None, None));
+                g == w || (a.1.is_some() && a == b)
+            }
             (Some(g), v) => g == v,
             (None, _) => false,
         };
@@ -247,6 +260,9 @@ fn corpus_test(name: &str) {
     assert!(passed > 0, "{name}: no case ran");
 }
 
+// Not listed: zzz-generic-example and zzz-sshd-obsolete-multiline, test-only filters of
+// Fail2Ban's source tree whose `before = ../../../../../../../config/filter.d/common.conf`
+// points outside the installed package (their include cannot be found there).
 macro_rules! corpus {
     ($($test:ident => $name:literal,)*) => {
         $( #[test] fn $test() { corpus_test($name); } )*
@@ -283,5 +299,4 @@ corpus! {
     traefik_auth => "traefik-auth", uwimap_auth => "uwimap-auth", vsftpd => "vsftpd",
     webmin_auth => "webmin-auth", wuftpd => "wuftpd", xinetd_fail => "xinetd-fail",
     znc_adminlog => "znc-adminlog", zoneminder => "zoneminder",
-    zzz_generic_example => "zzz-generic-example", zzz_sshd_obsolete_multiline => "zzz-sshd-obsolete-multiline",
 }
