@@ -71,15 +71,29 @@ pub enum FilterRef {
     /// An explicit filter file (the value contained `/` or ended in `.toml`), made absolute
     /// against the directory of the file that named it.
     File(PathBuf),
+    /// A Fail2Ban filter, read with Fail2Ban's semantics by `portcullis-fail2ban`
+    /// (`FilterDef::load_file(path, args)`: `NAME.conf`, `NAME.d/*.conf`, `NAME.local`,
+    /// `NAME.d/*.local` and their includes) and run by the PCRE2 engine. Produced by
+    /// `run --fail2ban-config` and `import-fail2ban`; TOML form (written by the import):
+    /// `filter = { fail2ban = "/etc/fail2ban/filter.d/sshd.conf", args = { mode = "normal" } }`.
+    Fail2Ban {
+        /// The filter's `.conf` file.
+        path: PathBuf,
+        /// The `name[key=value, …]` arguments in order (they override the filter's `[Init]`
+        /// and `[Definition]` values), including the `logtype` Fail2Ban derives from the
+        /// jail's backend and any filter option the jail itself sets.
+        args: Vec<(String, String)>,
+    },
 }
 
 impl FilterRef {
     /// The user filter file a [`FilterRef::Named`] would load from `filter_dir`, or the path
-    /// of a [`FilterRef::File`].
+    /// of a [`FilterRef::File`] or [`FilterRef::Fail2Ban`].
     pub fn user_path(&self, filter_dir: &Path) -> PathBuf {
         match self {
             FilterRef::Named(name) => filter_dir.join(format!("{name}.toml")),
             FilterRef::File(path) => path.clone(),
+            FilterRef::Fail2Ban { path, .. } => path.clone(),
         }
     }
 }
