@@ -25,7 +25,8 @@ pub struct FilePosition {
     pub dev: u64,
     /// Inode of the file the line was read from.
     pub ino: u64,
-    /// Byte offset just after this line's newline in that file.
+    /// Byte offset just after this line's newline in that file (in decompressed bytes for a
+    /// `.gz` rotated file read on resume).
     pub offset: u64,
     /// FNV-1a hash of the file's first line (at most 1 KiB of it); detects copytruncate
     /// followed by regrowth, and inode reuse. 0 means "not known yet" and is never checked.

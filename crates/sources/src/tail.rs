@@ -18,20 +18,23 @@
 //! the `name.N` numbering of rename rotation; a file deleted, or a copytruncate generation
 //! copied away, before the tail read its first line cannot be identified and is not read.
 //!
-//! Rotated files are found by inode (`name.N`, `name-DATE`, any name starting with `name`;
-//! compressed ones are skipped, they are complete copies). When the finished file sits at
+//! Rotated files are found by inode (`name.N`, `name-DATE`, any name starting with `name`).
+//! On resume, when the file was compressed meanwhile (`compress`, or a second rotation with
+//! `delaycompress`), the `.gz` whose decompressed first line matches is read from the stored
+//! offset (counted in decompressed bytes); other compression formats are not read. When the finished file sits at
 //! `name.N` with N ≥ 2, the newer `name.N-1 … name.1` are read in full before the live
 //! file: that covers several rotations while the daemon was down or lagging.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io;
+use std::io::{self, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use flate2::bufread::MultiGzDecoder;
 use inotify::{Inotify, WatchDescriptor, WatchMask};
 use portcullis_core::time::Time;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -100,10 +103,91 @@ pub struct TailStats {
     pub truncations: u64,
 }
 
+/// A gzip-compressed rotated file, read forward only; offsets are decompressed bytes.
+struct GzStream {
+    decoder: MultiGzDecoder<BufReader<File>>,
+    /// The last decompressed chunk, kept so a batch that stopped mid-chunk can continue.
+    chunk: Vec<u8>,
+    /// Decompressed offset of `chunk[0]`.
+    start: u64,
+    eof: bool,
+}
+
+impl std::fmt::Debug for GzStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GzStream")
+            .field("start", &self.start)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GzStream {
+    fn open(path: &Path) -> io::Result<GzStream> {
+        Ok(GzStream {
+            decoder: MultiGzDecoder::new(BufReader::new(File::open(path)?)),
+            chunk: Vec::new(),
+            start: 0,
+            eof: false,
+        })
+    }
+
+    /// Like `pread`, for offsets at or after the last chunk's start (skipping forward).
+    fn read_at(&mut self, dst: &mut [u8], offset: u64) -> io::Result<usize> {
+        loop {
+            let end = self.start + self.chunk.len() as u64;
+            if offset >= self.start && offset < end {
+                let from = (offset - self.start) as usize;
+                let src = self.chunk.get(from..).unwrap_or(&[]);
+                let n = src.len().min(dst.len());
+                dst.get_mut(..n)
+                    .unwrap_or(&mut [])
+                    .copy_from_slice(src.get(..n).unwrap_or(&[]));
+                return Ok(n);
+            }
+            if offset < self.start {
+                return Err(io::Error::other("compressed file read backwards"));
+            }
+            if self.eof {
+                return Ok(0);
+            }
+            self.chunk.resize(256 * 1024, 0);
+            let n = loop {
+                match self.decoder.read(&mut self.chunk) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.chunk.clear();
+                        return Err(e);
+                    }
+                }
+            };
+            self.chunk.truncate(n);
+            self.start = end;
+            self.eof = n == 0;
+        }
+    }
+}
+
+/// FNV-1a first-line hash of a gzip file's decompressed content.
+fn gz_first_line_hash(path: &Path) -> io::Result<u64> {
+    let mut head = Vec::with_capacity(HASH_CAP);
+    MultiGzDecoder::new(BufReader::new(File::open(path)?))
+        .take(HASH_CAP as u64)
+        .read_to_end(&mut head)?;
+    Ok(hash_first_line(&head))
+}
+
+fn is_gzip_name(p: &Path) -> bool {
+    p.as_os_str().as_bytes().ends_with(b".gz")
+}
+
 /// One open file being read.
 #[derive(Debug)]
 struct Tracked {
     file: File,
+    /// Set for a gzip-compressed rotated file (resume backlog only); `file` is then the
+    /// compressed file, for its inode and links.
+    gz: Option<Box<GzStream>>,
     path: PathBuf,
     dev: u64,
     ino: u64,
@@ -120,6 +204,7 @@ impl Tracked {
         let meta = file.metadata()?;
         Ok(Tracked {
             file,
+            gz: None,
             path: path.to_path_buf(),
             dev: meta.dev(),
             ino: meta.ino(),
@@ -127,6 +212,20 @@ impl Tracked {
             delivered: offset,
             split: LineSplitter::new(max_line, offset),
         })
+    }
+
+    /// A gzip-compressed rotated file, to be read from decompressed `offset`.
+    fn open_gz(path: &Path, offset: u64, hash: u64, max_line: usize) -> io::Result<Tracked> {
+        let mut t = Tracked::open(path, offset, hash, max_line)?;
+        t.gz = Some(Box::new(GzStream::open(path)?));
+        Ok(t)
+    }
+
+    fn read_at(&mut self, dst: &mut [u8], offset: u64) -> io::Result<usize> {
+        match &mut self.gz {
+            Some(gz) => gz.read_at(dst, offset),
+            None => self.file.read_at(dst, offset),
+        }
     }
 
     fn position(&self, offset: u64) -> FilePosition {
@@ -141,6 +240,10 @@ impl Tracked {
     /// Whether the file was truncated (or truncated and regrown) under us: shorter than
     /// `min_len`, or its first line changed.
     fn changed(&self, min_len: u64) -> io::Result<bool> {
+        if self.gz.is_some() {
+            // Compressed rotated files are complete and never written again.
+            return Ok(false);
+        }
         if self.file.metadata()?.len() < min_len {
             return Ok(true);
         }
@@ -416,7 +519,10 @@ impl FileTail {
                 return Ok(());
             }
         }
-        if let Some(found) = self.find_rotated(&pos) {
+        if let Some(found) = self
+            .find_rotated(&pos)
+            .or_else(|| self.find_rotated_gz(&pos))
+        {
             tracing::info!(path = %found.path.display(), offset = pos.offset,
                 "resuming in the rotated file");
             self.queue_newer(&found);
@@ -438,8 +544,9 @@ impl FileTail {
         Ok(())
     }
 
-    /// Rotated siblings of the path: names that start with the file name, uncompressed.
-    fn siblings(&self) -> Vec<(PathBuf, std::fs::Metadata)> {
+    /// Rotated siblings of the path: names that start with the file name; compressed ones
+    /// only with `compressed` (and then only gzip, the one format read).
+    fn siblings(&self, compressed: bool) -> Vec<(PathBuf, std::fs::Metadata)> {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -451,7 +558,8 @@ impl FileTail {
                 let n = n.as_bytes();
                 n.len() > prefix.len()
                     && n.starts_with(prefix)
-                    && !COMPRESSED.iter().any(|s| n.ends_with(s.as_bytes()))
+                    && (!COMPRESSED.iter().any(|s| n.ends_with(s.as_bytes()))
+                        || (compressed && n.ends_with(b".gz")))
             })
             .filter_map(|e| {
                 let p = e.path();
@@ -464,9 +572,10 @@ impl FileTail {
         v
     }
 
-    /// `N` when `p` is `<name>.N`.
+    /// `N` when `p` is `<name>.N` or `<name>.N.gz`.
     fn rotation_number(&self, p: &Path) -> Option<u32> {
         let n = p.file_name()?.as_bytes();
+        let n = n.strip_suffix(b".gz").unwrap_or(n);
         let rest = n.strip_prefix(self.name.as_bytes())?.strip_prefix(b".")?;
         std::str::from_utf8(rest).ok()?.parse().ok()
     }
@@ -477,7 +586,7 @@ impl FileTail {
         let live_ino = std::fs::metadata(&self.path)
             .ok()
             .map(|m| (m.dev(), m.ino()));
-        let sibs = self.siblings();
+        let sibs = self.siblings(false);
         let max_line = self.options.max_line;
         let matches_hash = |p: &Path| -> bool {
             File::open(p)
@@ -507,6 +616,31 @@ impl FileTail {
         None
     }
 
+    /// Like [`FileTail::find_rotated`] among gzip-compressed siblings (rotation with
+    /// `compress` while we were down): same inode (a position read from that .gz), else the
+    /// same decompressed first line.
+    fn find_rotated_gz(&self, pos: &FilePosition) -> Option<Tracked> {
+        let max_line = self.options.max_line;
+        let gz: Vec<(PathBuf, std::fs::Metadata)> = self
+            .siblings(true)
+            .into_iter()
+            .filter(|(p, _)| is_gzip_name(p))
+            .collect();
+        let matches_hash = |p: &Path| gz_first_line_hash(p).is_ok_and(|h| h == pos.first_line_hash);
+        let found = gz
+            .iter()
+            .find(|(p, m)| {
+                (m.dev(), m.ino()) == (pos.dev, pos.ino)
+                    && (pos.offset == 0 || pos.first_line_hash == 0 || matches_hash(p))
+            })
+            .or_else(|| {
+                (pos.first_line_hash != 0)
+                    .then(|| gz.iter().find(|(p, _)| matches_hash(p)))
+                    .flatten()
+            })?;
+        Tracked::open_gz(&found.0, pos.offset, pos.first_line_hash, max_line).ok()
+    }
+
     fn numbered(&self, j: u32) -> PathBuf {
         let mut n = self.name.clone();
         n.push(format!(".{j}"));
@@ -525,7 +659,7 @@ impl FileTail {
                 std::thread::sleep(Duration::from_millis(1));
             }
             let at = self
-                .siblings()
+                .siblings(true)
                 .into_iter()
                 .find(|(_, m)| (m.dev(), m.ino()) == id)
                 .map(|(p, _)| p);
@@ -542,7 +676,17 @@ impl FileTail {
             let mut opened = Vec::new();
             let mut consistent = true;
             for j in (1..k).rev() {
-                match Tracked::open(&self.numbered(j), 0, 0, self.options.max_line) {
+                let plain = self.numbered(j);
+                let mut gz = plain.clone().into_os_string();
+                gz.push(".gz");
+                let gz = PathBuf::from(gz);
+                let t = match Tracked::open(&plain, 0, 0, self.options.max_line) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        Tracked::open_gz(&gz, 0, 0, self.options.max_line)
+                    }
+                    other => other,
+                };
+                match t {
                     Ok(t) => opened.push(t),
                     Err(_) => consistent = false,
                 }
@@ -551,7 +695,7 @@ impl FileTail {
                 std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == want)
             };
             consistent = consistent
-                && same(&self.numbered(k), id)
+                && same(&at, id)
                 && opened
                     .iter()
                     .all(|t| same(&t.path, (t.dev, t.ino)) && (t.dev, t.ino) != id);
@@ -601,7 +745,7 @@ impl FileTail {
                 continue;
             };
             let offset = cur.split.offset();
-            let n = match cur.file.read_at(&mut self.buf, offset) {
+            let n = match cur.read_at(&mut self.buf, offset) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
@@ -616,8 +760,10 @@ impl FileTail {
                     // file again could see newer content (truncated and regrown meanwhile).
                     cur.hash = if offset == 0 {
                         hash_first_line(self.buf.get(..n).unwrap_or(&[]))
-                    } else {
+                    } else if cur.gz.is_none() {
                         first_line_hash(&cur.file).unwrap_or(0)
+                    } else {
+                        0
                     };
                 } else if cur.changed(offset + n as u64).unwrap_or(false) {
                     // Truncated under us: these bytes may be new content; read the copy.
@@ -682,7 +828,7 @@ impl FileTail {
         retired.retain_mut(|r| {
             loop {
                 let off = r.t.split.offset();
-                match r.t.file.read_at(&mut self.buf, off) {
+                match r.t.read_at(&mut self.buf, off) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         r.quiet_since = Instant::now();

@@ -131,6 +131,73 @@ fn resume_after_rotation_with_dateext_name() {
     );
 }
 
+fn gzip_away(plain: &Path) {
+    let data = std::fs::read(plain).unwrap();
+    let mut gz_name = plain.as_os_str().to_owned();
+    gz_name.push(".gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        File::create(Path::new(&gz_name)).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&data).unwrap();
+    enc.finish().unwrap();
+    std::fs::remove_file(plain).unwrap();
+}
+
+#[test]
+fn resume_after_rotation_with_compress() {
+    // logrotate `compress` without `delaycompress`: auth.log.1.gz right away.
+    scenario(
+        |dir, p| {
+            write_lines(p, 1000..1200);
+            let r1 = dir.join("auth.log.1");
+            std::fs::rename(p, &r1).unwrap();
+            gzip_away(&r1);
+            write_lines(p, 1200..1300);
+        },
+        1300,
+    );
+}
+
+#[test]
+fn resume_after_two_rotations_with_delaycompress() {
+    // Debian's default: the second rotation compresses the file we were reading.
+    scenario(
+        |dir, p| {
+            write_lines(p, 1000..1200);
+            let (r1, r2) = (dir.join("auth.log.1"), dir.join("auth.log.2"));
+            std::fs::rename(p, &r1).unwrap();
+            write_lines(p, 1200..1300);
+            std::fs::rename(&r1, &r2).unwrap();
+            gzip_away(&r2);
+            std::fs::rename(p, &r1).unwrap();
+            write_lines(p, 1300..1350);
+        },
+        1350,
+    );
+}
+
+#[test]
+fn resume_after_three_compressed_rotations() {
+    scenario(
+        |dir, p| {
+            write_lines(p, 1000..1100);
+            let n = |k: u32| dir.join(format!("auth.log.{k}"));
+            let gz = |k: u32| dir.join(format!("auth.log.{k}.gz"));
+            for (k, range) in [(1u32, 1100..1150), (2, 1150..1160), (3, 1160..1170)] {
+                // Shift the compressed ones, rotate, compress.
+                for j in (1..k).rev() {
+                    std::fs::rename(gz(j), gz(j + 1)).unwrap();
+                }
+                std::fs::rename(p, n(1)).unwrap();
+                gzip_away(&n(1));
+                write_lines(p, range);
+            }
+        },
+        1170,
+    );
+}
+
 #[test]
 fn resume_position_is_after_the_last_line() {
     let dir = tempfile::tempdir().unwrap();
