@@ -67,7 +67,8 @@ pub enum ReadError {
         #[source]
         source: io::Error,
     },
-    /// journalctl (without follow) exited unsuccessfully.
+    /// journalctl exited (without follow: unsuccessfully; with follow: at all, and it will be
+    /// restarted on the next calls).
     #[error("journalctl exited with {status}: {stderr}")]
     JournalExit {
         /// Its exit status.

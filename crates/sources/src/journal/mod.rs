@@ -105,6 +105,8 @@ pub struct JournalStats {
 struct Running {
     child: Child,
     stdout: ChildStdout,
+    /// Drains stderr; joined after an exit so the error message is complete.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Follows the journal; blocking, run it on its own thread.
@@ -237,9 +239,12 @@ impl JournalSource {
             let _ = child.wait();
             return Err(ReadError::Pipe(std::io::Error::other("no pipes")));
         };
+        if let Ok(mut t) = self.stderr_tail.lock() {
+            t.clear();
+        }
         let tail = Arc::clone(&self.stderr_tail);
         // journalctl's stderr must be drained or it could block; its last line explains exits.
-        let _ = std::thread::Builder::new()
+        let stderr_reader = std::thread::Builder::new()
             .name("journalctl-stderr".into())
             .spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -248,9 +253,14 @@ impl JournalSource {
                         *t = line;
                     }
                 }
-            });
+            })
+            .ok();
         self.parser.reset();
-        self.running = Some(Running { child, stdout });
+        self.running = Some(Running {
+            child,
+            stdout,
+            stderr_reader,
+        });
         Ok(())
     }
 
@@ -262,6 +272,9 @@ impl JournalSource {
     }
 
     /// Append up to `max` lines to `out`, blocking up to `timeout` for the first one.
+    ///
+    /// When following, a journalctl exit is returned once as [`ReadError::JournalExit`];
+    /// later calls restart it (after the last delivered cursor) with backoff.
     pub fn read_batch(
         &mut self,
         out: &mut Vec<SourceLine>,
@@ -327,16 +340,25 @@ impl JournalSource {
                 continue;
             }
             // EOF: journalctl exited.
-            let status = self.running.take().and_then(|mut r| r.child.wait().ok());
+            let status = self.running.take().and_then(|mut r| {
+                let status = r.child.wait().ok();
+                if let Some(t) = r.stderr_reader.take() {
+                    let _ = t.join();
+                }
+                status
+            });
             let stderr = self
                 .stderr_tail
                 .lock()
                 .map(|t| t.clone())
                 .unwrap_or_default();
             if self.options.follow {
-                tracing::warn!(?status, %stderr, "journalctl exited; restarting");
                 self.schedule_restart();
-                continue;
+                match status {
+                    // Reported so the daemon can show it; the next calls restart journalctl.
+                    Some(status) => return Err(ReadError::JournalExit { status, stderr }),
+                    None => continue,
+                }
             }
             match status {
                 Some(s) if !s.success() => {

@@ -282,7 +282,18 @@ fn follow_survives_journalctl_death_and_sees_new_files() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let none = read_until(&mut src, 1, Duration::from_millis(800));
+    // The exit is reported once, then journalctl is restarted after the last cursor.
+    let mut none = Vec::new();
+    let mut exits = 0;
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        match src.read_batch(&mut none, 10, Duration::from_millis(100)) {
+            Ok(st) => assert_eq!(st, ReadStatus::Live),
+            Err(portcullis_sources::ReadError::JournalExit { .. }) => exits += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(exits, 1);
     assert!(none.is_empty(), "replayed after restart: {}", none.len());
     let later = vec![
         Entry {
@@ -345,4 +356,31 @@ fn follow_from_end_skips_existing_entries() {
     let new = read_until(&mut src, 1, Duration::from_secs(10));
     assert_eq!(new.len(), 1);
     assert_eq!(new[0].journal.as_ref().unwrap().pid, Some(600));
+}
+
+#[test]
+fn journalctl_failure_is_reported_with_its_message() {
+    if !tools_present() {
+        return;
+    }
+    let o = JournalOptions {
+        location: JournalLocation::Directory(PathBuf::from("/nonexistent/portcullis-test")),
+        follow: false,
+        start: JournalStart::Beginning,
+        ..JournalOptions::default()
+    };
+    let mut src = JournalSource::spawn(SourceId(1), o).unwrap();
+    let mut out = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        assert!(Instant::now() < end, "no error reported");
+        match src.read_batch(&mut out, 10, Duration::from_millis(500)) {
+            Ok(st) => assert_eq!(st, ReadStatus::Live),
+            Err(e) => break e,
+        }
+    };
+    let text = err.to_string();
+    assert!(text.starts_with("journalctl exited with"), "{text}");
+    assert!(text.contains("/nonexistent/portcullis-test"), "{text}");
+    assert!(out.is_empty());
 }
