@@ -133,6 +133,64 @@ impl Store {
         Ok(Store { conn, path })
     }
 
+    /// Open an existing database without writing anything (no creation, no migration, no
+    /// WAL switch), for `portcullis investigate` reading beside a running daemon. Refuses a
+    /// foreign or newer file like [`open`](Store::open); an older schema is read as is.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_owned();
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        schema::check_owner(&conn, &path)?;
+        Ok(Store { conn, path })
+    }
+
+    /// The bans in force at `now`, oldest first, without deleting expired rows (works on a
+    /// read-only store).
+    pub fn bans_in_force(&self, now: Time) -> Result<Vec<Ban>, StoreError> {
+        select_bans(
+            &self.conn,
+            "WHERE until_us IS NULL OR until_us > ?1",
+            &[&now.as_micros()],
+        )
+    }
+
+    /// Every recorded ban (history row) of a target that contains `addr`, in any jail, oldest
+    /// first, as `(jail, target, time)`.
+    pub fn history_of(
+        &self,
+        addr: std::net::IpAddr,
+    ) -> Result<Vec<(String, IpNet, Time)>, StoreError> {
+        const OP: &str = "read history";
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT jail, target, time_us FROM history ORDER BY time_us, id")
+            .op(OP)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .op(OP)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (jail, target, time) = row.op(OP)?;
+            if let Ok(net) = target.parse::<IpNet>() {
+                if net.contains(&addr) {
+                    out.push((jail, net, Time::from_micros(time)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -493,3 +493,40 @@ fn the_store_can_move_to_a_blocking_thread() {
     let handle = std::thread::spawn(move || store.active_bans(Time::EPOCH).unwrap().len());
     assert_eq!(handle.join().unwrap(), 0);
 }
+
+#[test]
+fn read_only_open_lists_bans_and_history_without_writing() {
+    let (_dir, path) = tmp();
+    assert!(
+        Store::open_read_only(&path).is_err(),
+        "a missing file is not created"
+    );
+    assert!(!path.exists());
+    {
+        let mut store = Store::open(&path).unwrap();
+        let decisions = vec![
+            Decision::Ban(ban("sshd", net("192.0.2.7/32"), 100, Some(200), 1)),
+            Decision::Ban(ban("sshd", net("192.0.2.0/24"), 150, None, 1)),
+            Decision::Ban(ban("web", net("198.51.100.1/32"), 160, Some(500), 1)),
+        ];
+        store.apply(&decisions, Time::from_secs(160)).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let store = Store::open_read_only(&path).unwrap();
+    let now = Time::from_secs(300);
+    let in_force: Vec<String> = store
+        .bans_in_force(now)
+        .unwrap()
+        .iter()
+        .map(|b| b.target.to_string())
+        .collect();
+    assert_eq!(in_force, ["192.0.2.0/24", "198.51.100.1/32"]);
+    let history = store.history_of("192.0.2.7".parse().unwrap()).unwrap();
+    let targets: Vec<String> = history.iter().map(|h| h.1.to_string()).collect();
+    assert_eq!(targets, ["192.0.2.7/32", "192.0.2.0/24"]);
+    assert_eq!(history[0].2, Time::from_secs(100));
+    // The expired ban is still in the file: nothing was deleted.
+    assert_eq!(store.stats().unwrap().bans, 3);
+    drop(store);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
