@@ -2,10 +2,11 @@
 
 use std::ops::Range;
 
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, HirKind};
 
 use super::coalesce::Merge;
-use super::native::RegexPattern;
+use super::native::{FastPath, RegexPattern};
 use super::pattern::{AnyPattern, Captures, Pattern};
 use super::spec::{FilterSpec, KindSpec, MergeSpec};
 use crate::event::{EventKind, Weight};
@@ -13,16 +14,23 @@ use crate::event::{EventKind, Weight};
 /// What `<HOST>` and `<ADDR>` expand to: IPv4, IPv6 (with an optional `%zone`, and the
 /// IPv4-mapped `::ffff:a.b.c.d` form). Deliberately loose; every captured text is then
 /// validated and normalised by [`crate::event::parse_addr`].
-pub const HOST_REGEX: &str = concat!(
-    r"(?P<host>[0-9]{1,3}(?:\.[0-9]{1,3}){3}",
-    r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]{1,38}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3})?",
-    r"(?:%[0-9A-Za-z_.\-]{1,64})?)"
-);
+/// (No bounded repetitions: they multiply regex states; lengths are checked by parsing.)
+/// It never matches a space, `=`, `[` or `]`, so the fixed text before the address ends it,
+/// and it needs the shape of an address (four dotted numbers, or a `:`), so a port number
+/// next to it is never taken for it.
+pub const HOST_REGEX: &str =
+    r"(?P<host>[0-9]+(?:\.[0-9]+){3}|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?:%[0-9A-Za-z_.\-]+)?)";
 /// What `<USER>` expands to: anything (greedy). Rules put fixed text after it, so the
 /// greedy match ends at the last occurrence of that text, which is sshd's own.
 pub const USER_REGEX: &str = r"(?P<user>.*)";
 /// What `<PORT>` expands to.
-pub const PORT_REGEX: &str = r"[0-9]{1,5}";
+pub const PORT_REGEX: &str = r"[0-9]+";
+/// What `<USER>` becomes in a rule's fast path (see [`RegexPattern`]): no spaces.
+const USER_FAST_REGEX: &str = r"(?P<user>[^ ]*)";
+/// What `<HOST>` becomes in a rule's fast path: one class, so the engine never has to
+/// guess which branch it is in. Looser than [`HOST_REGEX`], which is fine there: a fast
+/// answer is kept only if the full pattern's own places agree.
+const HOST_FAST_REGEX: &str = r"(?P<host>[0-9A-Fa-f.:]+(?:%[0-9A-Za-z_.\-]+)?)";
 
 /// Group names a rule may define itself, carried into [`crate::Event`].
 const FIELDS: &[&str] = &["user", "method"];
@@ -410,7 +418,7 @@ impl Filter<AnyPattern> {
 /// rules: anchored with `^…$`; for rules (`needs_host`), exactly one `<HOST>` that
 /// directly follows fixed text, and only known field names.
 pub fn compile_native(rule: &str, source: &str, needs_host: bool) -> Result<RegexPattern, CompileError> {
-    let (expanded, hosts) = expand_tags(rule, source)?;
+    let (expanded, hosts) = expand_tags(rule, source, false)?;
     if needs_host && hosts == 0 {
         return Err(CompileError::NoHost { rule: rule.into() });
     }
@@ -419,7 +427,7 @@ pub fn compile_native(rule: &str, source: &str, needs_host: bool) -> Result<Rege
     }
     let pattern = RegexPattern::new(&expanded)
         .map_err(|regex| CompileError::Regex { rule: rule.into(), regex })?;
-    let hir = regex_syntax::Parser::new().parse(&expanded).map_err(|e| CompileError::Regex {
+    let hir = super::native::parser().parse(&expanded).map_err(|e| CompileError::Regex {
         rule: rule.into(),
         regex: regex::Error::Syntax(e.to_string()),
     })?;
@@ -441,13 +449,55 @@ pub fn compile_native(rule: &str, source: &str, needs_host: bool) -> Result<Rege
             }
         }
     }
-    Ok(pattern)
+    Ok(match fast_path(rule, source, &hir, &pattern)? {
+        Some(fp) => pattern.with_fast_path(fp),
+        None => pattern,
+    })
+}
+
+/// A [`FastPath`] for rules with `<USER>` before a top-level `<HOST>`; `None` when the
+/// shape does not allow one (then the full pattern always runs).
+fn fast_path(rule: &str, source: &str, hir: &Hir, full: &RegexPattern) -> Result<Option<FastPath>, CompileError> {
+    if !source.contains("<USER>") {
+        return Ok(None);
+    }
+    let HirKind::Concat(items) = hir.kind() else {
+        return Ok(None);
+    };
+    let is_host = |h: &Hir| matches!(h.kind(), HirKind::Capture(c) if c.name.as_deref() == Some("host"));
+    let Some(at) = items.iter().position(is_host) else {
+        return Ok(None);
+    };
+    let before = Hir::concat(items[..at].to_vec());
+    let seq = Extractor::new().kind(ExtractKind::Suffix).extract(&before);
+    let lit: Box<[u8]> = match seq.longest_common_suffix() {
+        Some(l) if !l.is_empty() => l.into(),
+        _ => return Ok(None),
+    };
+    let Ok(lit_text) = std::str::from_utf8(&lit) else {
+        return Ok(None);
+    };
+    let rest = Hir::concat(items[at..].to_vec());
+    let places = format!("{}{}", regex::escape(lit_text), rest);
+    let (fast_src, _) = expand_tags(rule, source, true)?;
+    let to_err = |regex| CompileError::Regex { rule: rule.into(), regex };
+    let fast = super::native::compile_bytes(&fast_src).map_err(to_err)?;
+    let places = super::native::compile_bytes(&places).map_err(to_err)?;
+    let full_names: Vec<_> = full.regex().capture_names().collect();
+    if fast.capture_names().collect::<Vec<_>>() != full_names {
+        return Ok(None);
+    }
+    let Some(host) = full.capture_index("host") else {
+        return Ok(None);
+    };
+    let finder = memchr::memmem::Finder::new(&lit).into_owned();
+    Ok(Some(FastPath { fast, host, lit: finder, places }))
 }
 
 /// Replace `<HOST>`, `<ADDR>`, `<USER>`, `<PORT>`; returns the pattern and how many
 /// address tags it had. `(?P<name>` and `(?<name>` group syntax is left alone, as are
 /// `\<`/`\>`; any other `<UPPERCASE>` is an error so typos do not silently match text.
-fn expand_tags(rule: &str, source: &str) -> Result<(String, usize), CompileError> {
+fn expand_tags(rule: &str, source: &str, fast: bool) -> Result<(String, usize), CompileError> {
     let mut out = String::with_capacity(source.len() + 128);
     let mut hosts = 0;
     let bytes = source.as_bytes();
@@ -470,8 +520,9 @@ fn expand_tags(rule: &str, source: &str) -> Result<(String, usize), CompileError
         let with = match name {
             "HOST" | "ADDR" => {
                 hosts += 1;
-                HOST_REGEX
+                if fast { HOST_FAST_REGEX } else { HOST_REGEX }
             }
+            "USER" if fast => USER_FAST_REGEX,
             "USER" => USER_REGEX,
             "PORT" => PORT_REGEX,
             _ => return Err(CompileError::UnknownTag { rule: rule.into(), tag: name.into() }),
@@ -536,7 +587,7 @@ fn ends_with_literal_seq(items: &[Hir], before: &dyn Fn() -> bool) -> bool {
 
 impl RegexPattern {
     fn capture_names(&self) -> impl Iterator<Item = &str> {
-        let regex: &regex::Regex = self.regex();
+        let regex: &regex::bytes::Regex = self.regex();
         regex.capture_names().flatten()
     }
 }

@@ -194,7 +194,8 @@ impl<P: Pattern> LineMatcher<P> {
             Ok(MessageMatch::None) => return self.unmatched(),
             Err(_) => return self.bad(BadLine::EngineError),
         };
-        let Some(addr) = parse_addr(&message[m.host.0..m.host.1]) else {
+        // Spans come from a byte-oriented engine: slice with `get` (never panics).
+        let Some(addr) = message.get(m.host.0..m.host.1).and_then(parse_addr) else {
             return self.bad(BadLine::InvalidAddress);
         };
         let rule = &self.filter.rules()[usize::from(m.rule)];
@@ -205,7 +206,7 @@ impl<P: Pattern> LineMatcher<P> {
             }
             None => self.coalescer.count(rule.merge, pid, addr, time),
         };
-        let field = |span: Option<(usize, usize)>| span.map(|(a, b)| Box::<str>::from(&message[a..b]));
+        let field = |span: Option<(usize, usize)>| span.and_then(|(a, b)| message.get(a..b)).map(Box::<str>::from);
         out.push(Event {
             time,
             addr,

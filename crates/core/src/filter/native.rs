@@ -16,7 +16,9 @@ const MAX_PREFIXES: usize = 8;
 /// that cannot match without running it.
 #[derive(Clone, Debug)]
 pub struct RegexPattern {
-    regex: regex::Regex,
+    regex: regex::bytes::Regex,
+    /// Optional cheaper way to the same captures (see [`FastPath`]).
+    fast: Option<FastPath>,
     /// When the pattern starts with `^`: every match starts with one of these (taken from
     /// the syntax tree, so the prefilter can only err on the side of "maybe").
     prefixes: Option<Box<[Box<[u8]>]>>,
@@ -25,15 +27,28 @@ pub struct RegexPattern {
 }
 
 impl RegexPattern {
-    /// Compile `pattern` (the `regex` crate's syntax).
+    /// Compile `pattern` (the `regex` crate's syntax, byte-oriented: `.`, `\w`, `\d` and
+    /// classes match single bytes/ASCII unless Unicode is turned on with `(?u)`; this keeps
+    /// the automata small, which is what makes matching fast).
     pub fn new(pattern: &str) -> Result<RegexPattern, regex::Error> {
-        let regex = regex::Regex::new(pattern)?;
+        let regex = compile_bytes(pattern)?;
         // The regex compiled, so its syntax parses; without a tree there are no facts.
-        let (prefixes, required) = match regex_syntax::Parser::new().parse(pattern) {
+        let (prefixes, required) = match parser().parse(pattern) {
             Ok(hir) => literal_facts(&hir),
             Err(_) => (None, Box::default()),
         };
-        Ok(RegexPattern { regex, prefixes, required })
+        Ok(RegexPattern { regex, prefixes, required, fast: None })
+    }
+
+    /// Attach a [`FastPath`]; its `fast` regex must have the same groups as this one.
+    pub(crate) fn with_fast_path(mut self, fast: FastPath) -> RegexPattern {
+        self.fast = Some(fast);
+        self
+    }
+
+    /// Whether a fast path is attached.
+    pub fn has_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// The pattern text.
@@ -42,9 +57,19 @@ impl RegexPattern {
     }
 
     /// The underlying compiled regex.
-    pub fn regex(&self) -> &regex::Regex {
+    pub fn regex(&self) -> &regex::bytes::Regex {
         &self.regex
     }
+}
+
+/// Compile with the settings of this engine (bytes, Unicode off by default).
+pub(crate) fn compile_bytes(pattern: &str) -> Result<regex::bytes::Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(pattern).unicode(false).build()
+}
+
+/// A syntax parser with the same settings as [`compile_bytes`].
+pub(crate) fn parser() -> regex_syntax::Parser {
+    regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build()
 }
 
 /// Prefix literals (if anchored at `^`) and a literal every match starts with.
@@ -73,27 +98,88 @@ fn literal_facts(hir: &Hir) -> (Option<Box<[Box<[u8]>]>>, Box<[u8]>) {
     (Some(kept.into()), lcp)
 }
 
-impl Captures for regex::CaptureLocations {
+/// Same captures, cheaper, for patterns whose free-text group (a user name) sits before
+/// the address: the common case (a name without spaces) runs a variant where that group
+/// cannot contain a space, which the regex engine resolves without backtracking. Its
+/// answer is used only when the address it found is the only place in the line where
+/// "text before the address, address, rest of the pattern to the end" matches; then every
+/// way the full pattern can match puts the address there too. Otherwise the full pattern
+/// decides.
+#[derive(Clone, Debug)]
+pub(crate) struct FastPath {
+    /// The pattern with the free-text group narrowed (same groups, same indices).
+    pub(crate) fast: regex::bytes::Regex,
+    /// Group index of the address.
+    pub(crate) host: usize,
+    /// Literal text every match has right before the address (a prepared searcher).
+    pub(crate) lit: memchr::memmem::Finder<'static>,
+    /// `lit`, the address and the rest of the pattern to `$`: the places an address could be.
+    pub(crate) places: regex::bytes::Regex,
+}
+
+impl FastPath {
+    /// The full pattern would put the address at `host_start` too.
+    fn only_place(&self, line: &str, host_start: usize) -> bool {
+        let lit = self.lit.needle();
+        let Some(start) = host_start.checked_sub(lit.len()) else {
+            return false;
+        };
+        let bytes = line.as_bytes();
+        if bytes.get(start..host_start) != Some(lit) {
+            return false;
+        }
+        let mut occurrences = self.lit.find_iter(bytes);
+        if occurrences.next().is_some() && occurrences.next().is_none() {
+            return true;
+        }
+        self.places.find(bytes).is_some_and(|m| m.start() == start)
+            && self.places.find_at(bytes, start + 1).is_none()
+    }
+}
+
+/// Capture storage of [`RegexPattern`]: the full pattern's and, with a fast path, the
+/// fast variant's, and which one holds the last match.
+#[derive(Clone, Debug)]
+pub struct RegexCaptures {
+    full: regex::bytes::CaptureLocations,
+    fast: Option<regex::bytes::CaptureLocations>,
+    from_fast: bool,
+}
+
+impl Captures for RegexCaptures {
     fn get(&self, index: usize) -> Option<(usize, usize)> {
-        regex::CaptureLocations::get(self, index)
+        match (&self.fast, self.from_fast) {
+            (Some(f), true) => f.get(index),
+            _ => self.full.get(index),
+        }
     }
 }
 
 impl Pattern for RegexPattern {
-    type Captures = regex::CaptureLocations;
+    type Captures = RegexCaptures;
     type Error = Infallible;
 
-    fn new_captures(&self) -> Result<regex::CaptureLocations, Infallible> {
-        Ok(self.regex.capture_locations())
+    fn new_captures(&self) -> Result<RegexCaptures, Infallible> {
+        Ok(RegexCaptures {
+            full: self.regex.capture_locations(),
+            fast: self.fast.as_ref().map(|f| f.fast.capture_locations()),
+            from_fast: false,
+        })
     }
 
-    fn captures_at(
-        &self,
-        line: &str,
-        at: usize,
-        caps: &mut regex::CaptureLocations,
-    ) -> Result<bool, Infallible> {
-        Ok(self.regex.captures_read_at(caps, line, at).is_some())
+    fn captures_at(&self, line: &str, at: usize, caps: &mut RegexCaptures) -> Result<bool, Infallible> {
+        if let (Some(fp), Some(locs), 0) = (&self.fast, caps.fast.as_mut(), at) {
+            if fp.fast.captures_read(locs, line.as_bytes()).is_some() {
+                if let Some((host_start, _)) = locs.get(fp.host) {
+                    if fp.only_place(line, host_start) {
+                        caps.from_fast = true;
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        caps.from_fast = false;
+        Ok(self.regex.captures_read_at(&mut caps.full, line.as_bytes(), at).is_some())
     }
 
     fn capture_index(&self, name: &str) -> Option<usize> {
@@ -101,7 +187,7 @@ impl Pattern for RegexPattern {
     }
 
     fn is_match(&self, line: &str) -> Result<bool, Infallible> {
-        Ok(self.regex.is_match(line))
+        Ok(self.regex.is_match(line.as_bytes()))
     }
 
     fn candidate(&self, line: &str) -> bool {

@@ -80,7 +80,7 @@ pub enum AnyCaptures {
 impl Captures for AnyCaptures {
     fn get(&self, index: usize) -> Option<(usize, usize)> {
         match self {
-            AnyCaptures::Native(c) => c.get(index),
+            AnyCaptures::Native(c) => Captures::get(c, index),
         }
     }
 }
