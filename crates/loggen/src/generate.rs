@@ -169,6 +169,23 @@ impl Step {
     fn writes_line(self) -> bool {
         self != Step::Idle
     }
+
+    /// Whether the sshd line of this step carries the job's address (counted or not).
+    fn names_addr(self) -> bool {
+        !matches!(
+            self,
+            Step::Idle
+                | Step::PamCheckPass
+                | Step::KexBannerError
+                | Step::SessionOpened
+                | Step::SessionClosed
+                | Step::Terminating
+                | Step::Listening(_)
+                | Step::LogindNew(_)
+                | Step::LogindLoggedOut(_)
+                | Step::LogindRemoved(_)
+        )
+    }
 }
 
 /// What a line contributes to the truth.
@@ -855,8 +872,8 @@ impl<'c, W: Write> Model<'c, W> {
         if tally.failure_line {
             self.totals.failure_lines += 1;
         }
-        let counted = tally.attempts > 0 || tally.probes > 0 || tally.success;
-        if counted && addr != NO_ADDR && role != Role::Noise {
+        let sshd_addr = matches!(prog, Prog::Sshd | Prog::SshdSession) && step.names_addr();
+        if sshd_addr && addr != NO_ADDR && role != Role::Noise {
             self.tally(addr, user, role, step, tally);
         }
         if self.buf.len() >= 1 << 18 {

@@ -23,7 +23,7 @@ pub struct Truth {
     pub generator: GeneratorInfo,
     /// Sums over the whole log.
     pub totals: Totals,
-    /// One entry per address that appears in a counted line, sorted by first appearance.
+    /// One entry per address that appears in an sshd line, sorted by first appearance.
     pub addresses: Vec<AddressTruth>,
     /// Attackers that got in: failures followed by an `Accepted` line.
     pub breaches: Vec<Breach>,
@@ -95,9 +95,10 @@ pub struct AddressTruth {
     pub successes: u64,
     /// Distinct user names in the counted lines of this address, sorted.
     pub users: Vec<String>,
-    /// Time of the first counted line, RFC 3339 UTC with microseconds.
+    /// Time of the first sshd line that carries this address (counted or not: pam_unix,
+    /// `PAM N more`, post-auth disconnects included), RFC 3339 UTC with microseconds.
     pub first_seen: String,
-    /// Time of the last counted line.
+    /// Time of the last sshd line that carries this address.
     pub last_seen: String,
 }
 
