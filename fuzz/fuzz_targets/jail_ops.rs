@@ -105,17 +105,22 @@ fn config(s: &Settings) -> JailConfig {
     c.permanent_after = s.permanent_after.map(u32::from);
     c.history = Duration::from_secs(u64::from(s.history));
     c.allowlist.push("192.0.2.0/31".parse().expect("literal"));
-    c.allowlist.push("2001:db8:1::1/128".parse().expect("literal"));
+    c.allowlist
+        .push("2001:db8:1::1/128".parse().expect("literal"));
     c.v6_net_threshold = s.v6_net_threshold.map(u32::from);
     c.v6_prefix = s.v6_prefix % 129;
     c.breach_after = s.breach_after.map(u32::from);
-    c.protect_after_success = s.protect_after_success.map(|x| Duration::from_secs(u64::from(x)));
+    c.protect_after_success = s
+        .protect_after_success
+        .map(|x| Duration::from_secs(u64::from(x)));
     c.alert_root_login = s.alert_root_login;
     c
 }
 
 fn addr(i: u8) -> IpAddr {
-    ADDRS[usize::from(i) % ADDRS.len()].parse().expect("literal")
+    ADDRS[usize::from(i) % ADDRS.len()]
+        .parse()
+        .expect("literal")
 }
 
 fn shift(t: Time, secs: i64) -> Time {
@@ -130,7 +135,9 @@ fn shift(t: Time, secs: i64) -> Time {
 /// `addr/prefix` (prefix taken modulo the family's width + 1), host bits cleared.
 fn target(addr: IpAddr, prefix: u8) -> IpNet {
     let width = if addr.is_ipv4() { 33 } else { 129 };
-    IpNet::new(addr, prefix % width).expect("prefix in range").trunc()
+    IpNet::new(addr, prefix % width)
+        .expect("prefix in range")
+        .trunc()
 }
 
 /// The target as the engine normalises it (IPv4-mapped IPv6 becomes IPv4).
@@ -157,13 +164,25 @@ fuzz_target!(|input: Input| {
     for op in input.ops.iter().take(2000) {
         let mut forced = None;
         match *op {
-            Op::Event { addr: a, kind, weight, count, step, lag, root } => {
+            Op::Event {
+                addr: a,
+                kind,
+                weight,
+                count,
+                step,
+                lag,
+                root,
+            } => {
                 now = shift(now, i64::from(step));
                 let event = Event {
                     time: shift(now, -i64::from(lag)),
                     addr: addr(a),
-                    kind: [EventKind::Attempt, EventKind::Probe, EventKind::Success, EventKind::Info]
-                        [usize::from(kind % 4)],
+                    kind: [
+                        EventKind::Attempt,
+                        EventKind::Probe,
+                        EventKind::Success,
+                        EventKind::Info,
+                    ][usize::from(kind % 4)],
                     weight: Weight(u32::from(weight)),
                     count: u32::from(count),
                     user: Some(if root { "root" } else { "x" }.into()),
@@ -177,7 +196,13 @@ fuzz_target!(|input: Input| {
                 now = shift(now, i64::from(step));
                 engine.handle_timeout(now);
             }
-            Op::Ban { addr: a, prefix, secs, permanent, force } => {
+            Op::Ban {
+                addr: a,
+                prefix,
+                secs,
+                permanent,
+                force,
+            } => {
                 let t = target(addr(a), prefix);
                 let cmd = Command::Ban {
                     target: t,
@@ -199,11 +224,15 @@ fuzz_target!(|input: Input| {
                 assert_eq!(r.is_ok(), was, "unban {t}: {r:?}");
             }
             Op::UnbanAll => {
-                engine.handle_command(now, Command::UnbanAll).expect("never refused");
+                engine
+                    .handle_command(now, Command::UnbanAll)
+                    .expect("never refused");
                 assert_eq!(engine.ban_count(), 0);
             }
             Op::Flush => {
-                engine.handle_command(now, Command::Flush).expect("never refused");
+                engine
+                    .handle_command(now, Command::Flush)
+                    .expect("never refused");
                 assert_eq!(engine.tracked_addresses(), 0);
             }
         }
@@ -216,7 +245,10 @@ fuzz_target!(|input: Input| {
                     assert!(b.ban_no >= 1);
                     assert_eq!(b.since, held);
                     let manual_forced = b.reason == BanReason::Manual && forced == Some(b.target);
-                    assert!(manual_forced || !overlaps(&b.target), "banned allowlisted {b:?}");
+                    assert!(
+                        manual_forced || !overlaps(&b.target),
+                        "banned allowlisted {b:?}"
+                    );
                     untils.insert(b.target, b.until);
                 }
                 Decision::Unban { target, reason, .. } => {
@@ -233,7 +265,10 @@ fuzz_target!(|input: Input| {
             assert!(b.until.is_none_or(|u| u > held), "stale ban {b:?}");
         }
         if let Some(t) = engine.poll_timeout() {
-            assert!(t > held || held == Time::MAX, "deadline {t} not after {held}");
+            assert!(
+                t > held || held == Time::MAX,
+                "deadline {t} not after {held}"
+            );
         }
     }
 });

@@ -61,8 +61,17 @@ const START: i64 = 1_767_225_600;
 
 /// Address `i`: one in eight is IPv6 (in 2001:db8::/32), the rest IPv4 in 10.0.0.0/8.
 fn addr(i: u32) -> IpAddr {
-    if i % 8 == 0 {
-        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, (i >> 16) as u16, i as u16, 0, 0, 0, 1))
+    if i.is_multiple_of(8) {
+        IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            (i >> 16) as u16,
+            i as u16,
+            0,
+            0,
+            0,
+            1,
+        ))
     } else {
         IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))
     }
