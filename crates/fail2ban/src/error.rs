@@ -39,6 +39,9 @@ pub enum LoadError {
     /// A value could not be interpolated.
     #[error(transparent)]
     Interpolate(#[from] InterpolateError),
+    /// The embedded portcullis default configuration could not be built (a bug).
+    #[error("portcullis default configuration: {0}")]
+    Config(#[source] portcullis_config::ConfigError),
     /// A value is not what the key needs (a number, a time, a `name[args]` reference).
     #[error("{origin}: {key}: {message}")]
     Invalid {

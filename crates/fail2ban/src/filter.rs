@@ -88,14 +88,48 @@ impl FilterDef {
         FilterDef::from_set(&set, name, args, Some(backend))
     }
 
-    /// Load a filter file given by path (as `fail2ban-regex` does with a file argument): the
-    /// file, its `.local` sibling and their includes.
+    /// Load a filter file given by path (as `fail2ban-regex` does with a file argument, and
+    /// as `portcullis_config::FilterRef::Fail2Ban` names it): for `DIR/NAME.conf`, the same
+    /// set as [`FilterDef::load`] (`NAME.d/*.conf`, `NAME.local`, `NAME.d/*.local`,
+    /// includes); for any other name, that file, its `.local` sibling and includes.
     pub fn load_file(path: &Path, args: &[(String, String)]) -> Result<FilterDef, LoadError> {
-        let set = ConfigSet::read_files(&[path.to_path_buf()])?;
         let name = path
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let set = match (path.extension(), path.parent()) {
+            (Some(ext), Some(dir)) if ext == "conf" => {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                ConfigSet::load(dir, &name)?
+            }
+            _ => ConfigSet::read_files(&[path.to_path_buf()])?,
+        };
         FilterDef::from_set(&set, &name, args, None)
+    }
+
+    /// The `logtype` Fail2Ban's `applyAutoOptions` adds for a jail with `backend`: `journal`
+    /// for `systemd*`, else `file`; `None` when the arguments or the filter's own
+    /// `[Definition]` already set it.
+    pub fn auto_logtype(
+        set: &ConfigSet,
+        args: &[(String, String)],
+        backend: &str,
+    ) -> Option<&'static str> {
+        let has_arg = args.iter().any(|(k, v)| k == "logtype" && !v.is_empty());
+        let own = set
+            .section("Definition")
+            .is_some_and(|d| d.contains("logtype"));
+        if has_arg || own {
+            return None;
+        }
+        Some(if backend.starts_with("systemd") {
+            "journal"
+        } else {
+            "file"
+        })
     }
 
     /// Resolve a filter from an already merged file set. `backend`: see
@@ -123,25 +157,12 @@ impl FilterDef {
         for (k, v) in args {
             set_init(&mut init, k.clone(), located_lines(v, &args_origin));
         }
-        if let Some(backend) = backend {
-            let has_arg = init
-                .iter()
-                .any(|(k, v)| k == "logtype" && !join_lines(v).is_empty());
-            let own = set
-                .section("Definition")
-                .is_some_and(|d| d.contains("logtype"));
-            if !has_arg && !own {
-                let logtype = if backend.starts_with("systemd") {
-                    "journal"
-                } else {
-                    "file"
-                };
-                set_init(
-                    &mut init,
-                    "logtype".to_owned(),
-                    located_lines(logtype, &args_origin),
-                );
-            }
+        if let Some(logtype) = backend.and_then(|b| FilterDef::auto_logtype(set, args, b)) {
+            set_init(
+                &mut init,
+                "logtype".to_owned(),
+                located_lines(logtype, &args_origin),
+            );
         }
         let vars: Vars = init
             .iter()

@@ -8,11 +8,19 @@
 mod args;
 mod error;
 mod filter;
+mod glob;
 mod ini;
+mod jail;
 mod layer;
+mod time;
 
 pub use args::{Reference, parse_reference, shell_words, split_references, split_words};
 pub use error::{InterpolateError, LoadError};
 pub use filter::{FilterDef, JournalMatch};
 pub use ini::{DEFAULT_SECTION, IniError, IniFile, IniValue, Origin, Section};
+pub use jail::{
+    ActionMapping, FAIL2BAN_VERSION, Import, ImportOptions, ImportedJail, JailAction, Report,
+    ReportEntry, Severity,
+};
 pub use layer::{ConfigSet, Located, MAX_INTERPOLATION_DEPTH, Vars};
+pub use time::parse_seconds;
