@@ -950,11 +950,15 @@ impl<'c, W: Write> Model<'c, W> {
                     attempts: a.attempts,
                     probes: a.probes,
                     successes: a.successes,
-                    users: a
-                        .users
-                        .iter()
-                        .map(|&u| USERS[u as usize].0.to_owned())
-                        .collect(),
+                    users: {
+                        let mut names: Vec<String> = a
+                            .users
+                            .iter()
+                            .map(|&u| USERS[u as usize].0.to_owned())
+                            .collect();
+                        names.sort_unstable();
+                        names
+                    },
                     first_seen: micros_text(a.first_us),
                     last_seen: micros_text(a.last_us),
                 }
