@@ -222,6 +222,12 @@ fn assert_consistent(cfg: &Config) -> (String, Truth) {
         truth.addresses.len(),
         "duplicate address in truth"
     );
+    for a in &truth.addresses {
+        assert!(
+            a.users.windows(2).all(|w| w[0] < w[1]),
+            "users not sorted: {a:?}"
+        );
+    }
     for (addr, c) in &recount {
         assert_eq!(from_truth.get(addr), Some(c), "address {addr}");
     }
