@@ -152,6 +152,17 @@ impl PrefixLengths {
 /// - IPv6: when `v6_net_threshold` addresses of one `/v6_prefix` are banned at the same time,
 ///   the network is banned ([`BanReason::Aggregate`], escalating on its own history) and the
 ///   member bans it outlasts are lifted with [`UnbanReason::Superseded`].
+/// - A successful login as `root` raises [`Alert::RootLogin`] when `alert_root_login` is on.
+///   Alerts do not depend on the allowlist (a breach from inside is still a breach).
+/// - A manual ban of a target that is already banned replaces it (a new `Ban` decision for
+///   the same target); every ban, manual or not, enters the target's history.
+///
+/// # Order of decisions within one call
+///
+/// `Unban { Expired }` for what was due, then the `Ban` of the address, then (IPv6) the
+/// network `Ban` and its members' `Unban { Superseded }`; for a success, `Breach` before
+/// `RootLogin`. `UnbanAll` lifts bans in ascending target order. Nothing depends on hash
+/// order, so a run is reproducible.
 ///
 /// # Memory
 ///
@@ -740,6 +751,9 @@ fn covering_ban(
     lengths: &PrefixLengths,
     addr: IpAddr,
 ) -> Option<IpNet> {
+    if bans.is_empty() {
+        return None;
+    }
     match addr {
         IpAddr::V4(a) => (0..=32u8).rev().find_map(|len| {
             if lengths.v4[usize::from(len)] == 0 {
