@@ -260,6 +260,36 @@ impl JailEngine {
         engine
     }
 
+    /// Applies a changed config (`reload`) without losing state: windows, bans, history and
+    /// protection are kept; the new rules apply to decisions from now on, and active bans
+    /// keep the end they were given. Bans of addresses the new allowlist covers stay until
+    /// an administrator lifts them (the engine does not unban on its own).
+    pub fn reconfigure(&mut self, config: JailConfig) {
+        let reindex = config.v6_prefix != self.config.v6_prefix;
+        self.name = config.name.clone().into_boxed_str();
+        self.config = config;
+        if reindex {
+            self.v6_members.clear();
+            let mut hosts: Vec<Ipv6Addr> = self
+                .bans
+                .keys()
+                .filter_map(|t| match t {
+                    IpNet::V6(n) if is_host(t) => Some(n.addr()),
+                    _ => None,
+                })
+                .collect();
+            // Ascending, so that a later aggregation lists members deterministically.
+            hosts.sort_unstable();
+            for host in hosts {
+                if let Some(net) = self.v6_net(host) {
+                    self.v6_members.entry(net).or_default().push(host);
+                }
+            }
+        }
+        // Windows are pruned against the new findtime at the next sweep; do it soon.
+        self.next_sweep = self.clock;
+    }
+
     // ---- getters ----
 
     /// The jail's configuration.

@@ -808,3 +808,45 @@ fn a_zero_length_ban_ends_in_the_same_burst() {
     assert_eq!(drain(&mut engine).len(), 2);
     assert_eq!(engine.ban_count(), 0);
 }
+
+#[test]
+fn reconfigure_keeps_state_and_applies_new_rules() {
+    let mut sim = Sim::new(v6_config());
+    sim.attempts("192.0.2.1", 0, 1, 3);
+    sim.attempts("2001:db8:1:2::1", 0, 1, 5);
+    sim.attempts("2001:db8:1:3::1", 0, 1, 5);
+    sim.run_until(at(10));
+    assert_eq!(sim.engine.ban_count(), 2);
+    let mut c = v6_config();
+    c.name = "sshd2".into();
+    c.maxretry = Weight(4000);
+    c.v6_prefix = 48;
+    sim.engine.reconfigure(c);
+    assert_eq!(sim.engine.score(ip("192.0.2.1")), Weight(3000));
+    sim.push(attempt("192.0.2.1", at(11)));
+    // The two /128s were in different /64s; under /48 they count together.
+    sim.attempts("2001:db8:1:4::1", 11, 1, 4);
+    sim.run_until(at(20));
+    let bans = sim.bans();
+    let got: Vec<_> = bans[2..]
+        .iter()
+        .map(|(_, b)| (b.target, &*b.jail))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (net("192.0.2.1/32"), "sshd2"),
+            (net("2001:db8:1:4::1/128"), "sshd2"),
+            (net("2001:db8:1::/48"), "sshd2"),
+        ]
+    );
+    let superseded: Vec<_> = sim.unbans().iter().map(|(_, t, _)| *t).collect();
+    assert_eq!(
+        superseded,
+        [
+            net("2001:db8:1:2::1/128"),
+            net("2001:db8:1:3::1/128"),
+            net("2001:db8:1:4::1/128"),
+        ]
+    );
+}
