@@ -45,9 +45,11 @@ fn lines(templates: &[&str], n: usize) -> Vec<String> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..n)
         .map(|i| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             let r = (x >> 33) as u32;
-            let addr = if r % 5 == 0 {
+            let addr = if r.is_multiple_of(5) {
                 format!("2001:db8::{:x}", r % 4096)
             } else {
                 format!("198.51.100.{}", r % 254 + 1)
@@ -62,7 +64,8 @@ fn lines(templates: &[&str], n: usize) -> Vec<String> {
 }
 
 fn run(c: &mut Criterion, name: &str, input: &[String]) {
-    let filter = Filter::from_toml(filter::builtin("sshd").expect("builtin"), "builtin:sshd").expect("compiles");
+    let filter = Filter::from_toml(filter::builtin("sshd").expect("builtin"), "builtin:sshd")
+        .expect("compiles");
     let mut m = LineMatcher::new(filter, DateParser::new(TimeZone::UTC)).expect("matcher");
     let read_time = Time::from_secs(1_795_597_200);
     let mut out = Vec::with_capacity(16);

@@ -9,11 +9,15 @@ use portcullis_core::filter::{self, BadLine, Filter, LineMatcher, LineOutcome};
 use portcullis_core::{Event, EventKind, Time, Weight};
 
 fn sshd() -> Filter {
-    Filter::from_toml(filter::builtin("sshd").unwrap(), "builtin:sshd").unwrap()
+    Filter::from_toml(
+        filter::builtin("sshd").expect("builtin sshd"),
+        "builtin:sshd",
+    )
+    .expect("compiles")
 }
 
 fn matcher() -> LineMatcher {
-    LineMatcher::new(sshd(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap()
+    LineMatcher::new(sshd(), DateParser::new(jiff::tz::TimeZone::UTC)).expect("matcher")
 }
 
 /// 2026-11-25T09:00:00Z: "now" for the reader, so `Nov 25` is this year.
@@ -22,12 +26,12 @@ fn read_time() -> Time {
 }
 
 fn ts(s: &str) -> Time {
-    let t: jiff::Timestamp = s.parse().unwrap();
+    let t: jiff::Timestamp = s.parse().expect("timestamp");
     Time::from_micros(t.as_microsecond())
 }
 
 fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
+    s.parse().expect("address")
 }
 
 fn feed(m: &mut LineMatcher, line: &str) -> (LineOutcome, Vec<Event>) {
@@ -44,7 +48,15 @@ fn rule_id(m: &LineMatcher, o: LineOutcome) -> Option<String> {
 }
 
 /// (message, rule id, kind, weight in 1/1000, address, user, method)
-type Case = (&'static str, &'static str, EventKind, u32, &'static str, Option<&'static str>, Option<&'static str>);
+type Case = (
+    &'static str,
+    &'static str,
+    EventKind,
+    u32,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+);
 
 const A: EventKind = EventKind::Attempt;
 const P: EventKind = EventKind::Probe;
@@ -53,72 +65,560 @@ const S: EventKind = EventKind::Success;
 
 const CASES: &[Case] = &[
     // ---- attempts
-    ("Failed password for root from 192.0.2.1 port 22 ssh2", "failed-auth", A, 1000, "192.0.2.1", Some("root"), Some("password")),
-    ("Failed password for invalid user admin from 192.0.2.1 port 4242 ssh2", "failed-auth", A, 1000, "192.0.2.1", Some("admin"), Some("password")),
-    ("Failed publickey for git from 192.0.2.1 port 4242 ssh2: RSA SHA256:abcDEF+/0123", "failed-auth", A, 1000, "192.0.2.1", Some("git"), Some("publickey")),
-    ("Failed publickey for invalid user git from 2001:db8::7 port 4242 ssh2: ED25519 SHA256:abc", "failed-auth", A, 1000, "2001:db8::7", Some("git"), Some("publickey")),
-    ("Failed publickey for bob from 192.0.2.1 port 22 ssh2: ED25519-CERT SHA256:abc ID bob@example.org (serial 7) CA ED25519 SHA256:def", "failed-auth-key-info", A, 1000, "192.0.2.1", Some("bob"), Some("publickey")),
-    ("Failed keyboard-interactive/pam for root from 192.0.2.1 port 22 ssh2", "failed-auth", A, 1000, "192.0.2.1", Some("root"), Some("keyboard-interactive/pam")),
-    ("Failed keyboard-interactive/pam for invalid user oracle from 192.0.2.1 port 22 ssh2", "failed-auth", A, 1000, "192.0.2.1", Some("oracle"), Some("keyboard-interactive/pam")),
-    ("Failed hostbased for bob from 192.0.2.1 port 22 ssh2: ECDSA SHA256:xyz, client user \"bob\", client host \"h1\"", "failed-auth-key-info", A, 1000, "192.0.2.1", Some("bob"), Some("hostbased")),
-    ("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=root", "pam-auth-failure", A, 1000, "192.0.2.1", Some("root"), None),
-    ("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.7", "pam-auth-failure", A, 1000, "198.51.100.7", None, None),
-    ("error: PAM: Authentication failure for root from 192.0.2.1", "pam-error", A, 1000, "192.0.2.1", Some("root"), None),
-    ("error: PAM: Authentication failure for illegal user bob from 192.0.2.1", "pam-error", A, 1000, "192.0.2.1", Some("bob"), None),
-    ("ROOT LOGIN REFUSED FROM 192.0.2.1", "root-login-refused", A, 1000, "192.0.2.1", None, None),
+    (
+        "Failed password for root from 192.0.2.1 port 22 ssh2",
+        "failed-auth",
+        A,
+        1000,
+        "192.0.2.1",
+        Some("root"),
+        Some("password"),
+    ),
+    (
+        "Failed password for invalid user admin from 192.0.2.1 port 4242 ssh2",
+        "failed-auth-invalid-user",
+        A,
+        1000,
+        "192.0.2.1",
+        Some("admin"),
+        Some("password"),
+    ),
+    (
+        "Failed publickey for git from 192.0.2.1 port 4242 ssh2: RSA SHA256:abcDEF+/0123",
+        "failed-auth",
+        A,
+        1000,
+        "192.0.2.1",
+        Some("git"),
+        Some("publickey"),
+    ),
+    (
+        "Failed publickey for invalid user git from 2001:db8::7 port 4242 ssh2: ED25519 SHA256:abc",
+        "failed-auth-invalid-user",
+        A,
+        1000,
+        "2001:db8::7",
+        Some("git"),
+        Some("publickey"),
+    ),
+    (
+        "Failed publickey for bob from 192.0.2.1 port 22 ssh2: ED25519-CERT SHA256:abc ID bob@example.org (serial 7) CA ED25519 SHA256:def",
+        "failed-auth-key-info",
+        A,
+        1000,
+        "192.0.2.1",
+        Some("bob"),
+        Some("publickey"),
+    ),
+    (
+        "Failed keyboard-interactive/pam for root from 192.0.2.1 port 22 ssh2",
+        "failed-auth",
+        A,
+        1000,
+        "192.0.2.1",
+        Some("root"),
+        Some("keyboard-interactive/pam"),
+    ),
+    (
+        "Failed keyboard-interactive/pam for invalid user oracle from 192.0.2.1 port 22 ssh2",
+        "failed-auth-invalid-user",
+        A,
+        1000,
+        "192.0.2.1",
+        Some("oracle"),
+        Some("keyboard-interactive/pam"),
+    ),
+    (
+        "Failed hostbased for bob from 192.0.2.1 port 22 ssh2: ECDSA SHA256:xyz, client user \"bob\", client host \"h1\"",
+        "failed-auth-key-info",
+        A,
+        1000,
+        "192.0.2.1",
+        Some("bob"),
+        Some("hostbased"),
+    ),
+    (
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=root",
+        "pam-auth-failure",
+        A,
+        1000,
+        "192.0.2.1",
+        Some("root"),
+        None,
+    ),
+    (
+        "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.7",
+        "pam-auth-failure",
+        A,
+        1000,
+        "198.51.100.7",
+        None,
+        None,
+    ),
+    (
+        "error: PAM: Authentication failure for root from 192.0.2.1",
+        "pam-error",
+        A,
+        1000,
+        "192.0.2.1",
+        Some("root"),
+        None,
+    ),
+    (
+        "error: PAM: Authentication failure for illegal user bob from 192.0.2.1",
+        "pam-error-illegal-user",
+        A,
+        1000,
+        "192.0.2.1",
+        Some("bob"),
+        None,
+    ),
+    (
+        "ROOT LOGIN REFUSED FROM 192.0.2.1",
+        "root-login-refused",
+        A,
+        1000,
+        "192.0.2.1",
+        None,
+        None,
+    ),
     // ---- probes 0.5
-    ("Did not receive identification string from 192.0.2.1 port 5555", "no-identification", P, 500, "192.0.2.1", None, None),
-    ("Did not receive identification string from 192.0.2.1", "no-identification", P, 500, "192.0.2.1", None, None),
-    ("banner exchange: Connection from 192.0.2.1 port 5555: invalid format", "banner-exchange", P, 500, "192.0.2.1", None, None),
-    ("banner exchange: Connection from 192.0.2.1 port 5555: Connection reset by peer", "banner-exchange", P, 500, "192.0.2.1", None, None),
-    ("Unable to negotiate with 192.0.2.1 port 5555: no matching key exchange method found. Their offer: diffie-hellman-group1-sha1 [preauth]", "unable-to-negotiate", P, 500, "192.0.2.1", None, None),
-    ("Unable to negotiate with 192.0.2.1 port 5555: no matching host key type found. Their offer: ssh-rsa,ssh-dss [preauth]", "unable-to-negotiate", P, 500, "192.0.2.1", None, None),
-    ("fatal: Timeout before authentication for 192.0.2.1 port 5555", "login-timeout", P, 500, "192.0.2.1", None, None),
-    ("Timeout before authentication for 192.0.2.1 port 5555", "login-timeout", P, 500, "192.0.2.1", None, None),
+    (
+        "Did not receive identification string from 192.0.2.1 port 5555",
+        "no-identification",
+        P,
+        500,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Did not receive identification string from 192.0.2.1",
+        "no-identification",
+        P,
+        500,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "banner exchange: Connection from 192.0.2.1 port 5555: invalid format",
+        "banner-exchange",
+        P,
+        500,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "banner exchange: Connection from 192.0.2.1 port 5555: Connection reset by peer",
+        "banner-exchange",
+        P,
+        500,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Unable to negotiate with 192.0.2.1 port 5555: no matching key exchange method found. Their offer: diffie-hellman-group1-sha1 [preauth]",
+        "unable-to-negotiate",
+        P,
+        500,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Unable to negotiate with 192.0.2.1 port 5555: no matching host key type found. Their offer: ssh-rsa,ssh-dss [preauth]",
+        "unable-to-negotiate",
+        P,
+        500,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "fatal: Timeout before authentication for 192.0.2.1 port 5555",
+        "login-timeout",
+        P,
+        500,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Timeout before authentication for 192.0.2.1 port 5555",
+        "login-timeout",
+        P,
+        500,
+        "192.0.2.1",
+        None,
+        None,
+    ),
     // ---- probes 0.2
-    ("drop connection #3 from [192.0.2.1]:5555 on [203.0.113.5]:22 penalty: failed authentication", "drop-connection", P, 200, "192.0.2.1", None, None),
-    ("drop connection #0 from [192.0.2.1]:5555 on [203.0.113.5]:22 penalty: connections without attempting authentication", "drop-connection", P, 200, "192.0.2.1", None, None),
-    ("drop connection #10 from [2001:db8::9]:5555 on [2001:db8::1]:22 past MaxStartups", "drop-connection", P, 200, "2001:db8::9", None, None),
-    ("drop connection #10 from [192.0.2.1]:5555 on [203.0.113.5]:22 past Maxstartups", "drop-connection", P, 200, "192.0.2.1", None, None),
-    ("Failed none for invalid user admin from 192.0.2.1 port 5555 ssh2", "failed-none", P, 200, "192.0.2.1", Some("admin"), None),
-    ("Failed none for root from 192.0.2.1 port 5555 ssh2", "failed-none", P, 200, "192.0.2.1", Some("root"), None),
-    ("Invalid user admin from 192.0.2.1 port 5555", "invalid-user", P, 200, "192.0.2.1", Some("admin"), None),
-    ("Invalid user admin from 192.0.2.1", "invalid-user", P, 200, "192.0.2.1", Some("admin"), None),
-    ("Invalid user  from 192.0.2.1 port 5555", "invalid-user", P, 200, "192.0.2.1", Some(""), None),
-    ("User root from 192.0.2.1 not allowed because not listed in AllowUsers", "user-not-allowed", P, 200, "192.0.2.1", Some("root"), None),
-    ("User bob from 192.0.2.1 not allowed because none of user's groups are listed in AllowGroups", "user-not-allowed", P, 200, "192.0.2.1", Some("bob"), None),
-    ("Connection closed by 192.0.2.1 port 5555 [preauth]", "connection-closed-preauth", P, 200, "192.0.2.1", None, None),
-    ("Connection closed by authenticating user root 192.0.2.1 port 5555 [preauth]", "connection-closed-preauth", P, 200, "192.0.2.1", Some("root"), None),
-    ("Connection closed by invalid user admin 192.0.2.1 port 5555 [preauth]", "connection-closed-preauth", P, 200, "192.0.2.1", Some("admin"), None),
-    ("Connection closed by 192.0.2.1 [preauth]", "connection-closed-preauth", P, 200, "192.0.2.1", None, None),
-    ("ROOT LOGIN REFUSED FROM 192.0.2.1 port 5555 [preauth]", "root-login-refused", A, 1000, "192.0.2.1", None, None),
-    ("Connection reset by 192.0.2.1 port 5555 [preauth]", "connection-closed-preauth", P, 200, "192.0.2.1", None, None),
-    ("Connection reset by invalid user admin 192.0.2.1 port 5555 [preauth]", "connection-closed-preauth", P, 200, "192.0.2.1", Some("admin"), None),
-    ("Disconnected from 192.0.2.1 port 5555 [preauth]", "disconnected-preauth", P, 200, "192.0.2.1", None, None),
-    ("Disconnected from authenticating user root 192.0.2.1 port 5555 [preauth]", "disconnected-preauth", P, 200, "192.0.2.1", Some("root"), None),
-    ("Disconnected from invalid user admin 192.0.2.1 port 5555 [preauth]", "disconnected-preauth", P, 200, "192.0.2.1", Some("admin"), None),
-    ("Received disconnect from 192.0.2.1 port 5555:11: Bye Bye [preauth]", "received-disconnect-preauth", P, 200, "192.0.2.1", None, None),
-    ("Received disconnect from 192.0.2.1 port 5555:11: Normal Shutdown, Thank you for playing [preauth]", "received-disconnect-preauth", P, 200, "192.0.2.1", None, None),
-    ("Received disconnect from 192.0.2.1: 11: Bye Bye [preauth]", "received-disconnect-preauth", P, 200, "192.0.2.1", None, None),
+    (
+        "drop connection #3 from [192.0.2.1]:5555 on [203.0.113.5]:22 penalty: failed authentication",
+        "drop-connection",
+        P,
+        200,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "drop connection #0 from [192.0.2.1]:5555 on [203.0.113.5]:22 penalty: connections without attempting authentication",
+        "drop-connection",
+        P,
+        200,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "drop connection #10 from [2001:db8::9]:5555 on [2001:db8::1]:22 past MaxStartups",
+        "drop-connection",
+        P,
+        200,
+        "2001:db8::9",
+        None,
+        None,
+    ),
+    (
+        "drop connection #10 from [192.0.2.1]:5555 on [203.0.113.5]:22 past Maxstartups",
+        "drop-connection",
+        P,
+        200,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Failed none for invalid user admin from 192.0.2.1 port 5555 ssh2",
+        "failed-none-invalid-user",
+        P,
+        200,
+        "192.0.2.1",
+        Some("admin"),
+        None,
+    ),
+    (
+        "Failed none for root from 192.0.2.1 port 5555 ssh2",
+        "failed-none",
+        P,
+        200,
+        "192.0.2.1",
+        Some("root"),
+        None,
+    ),
+    (
+        "Invalid user admin from 192.0.2.1 port 5555",
+        "invalid-user",
+        P,
+        200,
+        "192.0.2.1",
+        Some("admin"),
+        None,
+    ),
+    (
+        "Invalid user admin from 192.0.2.1",
+        "invalid-user",
+        P,
+        200,
+        "192.0.2.1",
+        Some("admin"),
+        None,
+    ),
+    (
+        "Invalid user  from 192.0.2.1 port 5555",
+        "invalid-user",
+        P,
+        200,
+        "192.0.2.1",
+        Some(""),
+        None,
+    ),
+    (
+        "User root from 192.0.2.1 not allowed because not listed in AllowUsers",
+        "user-not-allowed",
+        P,
+        200,
+        "192.0.2.1",
+        Some("root"),
+        None,
+    ),
+    (
+        "User bob from 192.0.2.1 not allowed because none of user's groups are listed in AllowGroups",
+        "user-not-allowed",
+        P,
+        200,
+        "192.0.2.1",
+        Some("bob"),
+        None,
+    ),
+    (
+        "Connection closed by 192.0.2.1 port 5555 [preauth]",
+        "connection-closed-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Connection closed by authenticating user root 192.0.2.1 port 5555 [preauth]",
+        "connection-closed-user-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        Some("root"),
+        None,
+    ),
+    (
+        "Connection closed by invalid user admin 192.0.2.1 port 5555 [preauth]",
+        "connection-closed-user-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        Some("admin"),
+        None,
+    ),
+    (
+        "Connection closed by 192.0.2.1 [preauth]",
+        "connection-closed-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "ROOT LOGIN REFUSED FROM 192.0.2.1 port 5555 [preauth]",
+        "root-login-refused",
+        A,
+        1000,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Connection reset by 192.0.2.1 port 5555 [preauth]",
+        "connection-closed-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Connection reset by invalid user admin 192.0.2.1 port 5555 [preauth]",
+        "connection-closed-user-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        Some("admin"),
+        None,
+    ),
+    (
+        "Disconnected from 192.0.2.1 port 5555 [preauth]",
+        "disconnected-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Disconnected from authenticating user root 192.0.2.1 port 5555 [preauth]",
+        "disconnected-user-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        Some("root"),
+        None,
+    ),
+    (
+        "Disconnected from invalid user admin 192.0.2.1 port 5555 [preauth]",
+        "disconnected-user-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        Some("admin"),
+        None,
+    ),
+    (
+        "Received disconnect from 192.0.2.1 port 5555:11: Bye Bye [preauth]",
+        "received-disconnect-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Received disconnect from 192.0.2.1 port 5555:11: Normal Shutdown, Thank you for playing [preauth]",
+        "received-disconnect-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "Received disconnect from 192.0.2.1: 11: Bye Bye [preauth]",
+        "received-disconnect-preauth",
+        P,
+        200,
+        "192.0.2.1",
+        None,
+        None,
+    ),
     // ---- info
-    ("PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=root", "pam-more-failures", I, 0, "192.0.2.1", Some("root"), None),
-    ("PAM 1 more authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1", "pam-more-failures", I, 0, "192.0.2.1", None, None),
-    ("error: maximum authentication attempts exceeded for root from 192.0.2.1 port 5555 ssh2 [preauth]", "max-auth-exceeded", I, 0, "192.0.2.1", Some("root"), None),
-    ("error: maximum authentication attempts exceeded for invalid user admin from 192.0.2.1 port 5555 ssh2 [preauth]", "max-auth-exceeded", I, 0, "192.0.2.1", Some("admin"), None),
-    ("Disconnecting invalid user admin 192.0.2.1 port 5555: Too many authentication failures [preauth]", "too-many-auth-failures", I, 0, "192.0.2.1", Some("admin"), None),
-    ("Disconnecting authenticating user root 192.0.2.1 port 5555: Too many authentication failures [preauth]", "too-many-auth-failures", I, 0, "192.0.2.1", Some("root"), None),
-    ("Disconnected from user bob 192.0.2.1 port 5555", "disconnected-user", I, 0, "192.0.2.1", Some("bob"), None),
-    ("Received disconnect from 192.0.2.1 port 5555:11: disconnected by user", "received-disconnect", I, 0, "192.0.2.1", None, None),
-    ("srclimit_penalise: ipv4: new 192.0.2.1/32 active penalty of 30 seconds for penalty: failed authentication", "penalty-new", I, 0, "192.0.2.1", None, None),
-    ("srclimit_penalise: 192.0.2.1/32: activating ipv4 penalty of 40 seconds for penalty: failed authentication", "penalty-activated", I, 0, "192.0.2.1", None, None),
+    (
+        "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=root",
+        "pam-more-failures",
+        I,
+        0,
+        "192.0.2.1",
+        Some("root"),
+        None,
+    ),
+    (
+        "PAM 1 more authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1",
+        "pam-more-failures",
+        I,
+        0,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "error: maximum authentication attempts exceeded for root from 192.0.2.1 port 5555 ssh2 [preauth]",
+        "max-auth-exceeded",
+        I,
+        0,
+        "192.0.2.1",
+        Some("root"),
+        None,
+    ),
+    (
+        "error: maximum authentication attempts exceeded for invalid user admin from 192.0.2.1 port 5555 ssh2 [preauth]",
+        "max-auth-exceeded-invalid-user",
+        I,
+        0,
+        "192.0.2.1",
+        Some("admin"),
+        None,
+    ),
+    (
+        "Disconnecting invalid user admin 192.0.2.1 port 5555: Too many authentication failures [preauth]",
+        "too-many-auth-failures-user",
+        I,
+        0,
+        "192.0.2.1",
+        Some("admin"),
+        None,
+    ),
+    (
+        "Disconnecting authenticating user root 192.0.2.1 port 5555: Too many authentication failures [preauth]",
+        "too-many-auth-failures-user",
+        I,
+        0,
+        "192.0.2.1",
+        Some("root"),
+        None,
+    ),
+    (
+        "Disconnected from user bob 192.0.2.1 port 5555",
+        "disconnected-user",
+        I,
+        0,
+        "192.0.2.1",
+        Some("bob"),
+        None,
+    ),
+    (
+        "Received disconnect from 192.0.2.1 port 5555:11: disconnected by user",
+        "received-disconnect",
+        I,
+        0,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "srclimit_penalise: ipv4: new 192.0.2.1/32 active penalty of 30 seconds for penalty: failed authentication",
+        "penalty-new",
+        I,
+        0,
+        "192.0.2.1",
+        None,
+        None,
+    ),
+    (
+        "srclimit_penalise: 192.0.2.1/32: activating ipv4 penalty of 40 seconds for penalty: failed authentication",
+        "penalty-activated",
+        I,
+        0,
+        "192.0.2.1",
+        None,
+        None,
+    ),
     // ---- successes
-    ("Accepted password for bob from 192.0.2.1 port 5555 ssh2", "accepted", S, 0, "192.0.2.1", Some("bob"), Some("password")),
-    ("Accepted publickey for bob from 2001:db8::5 port 5555 ssh2: ED25519 SHA256:abc", "accepted", S, 0, "2001:db8::5", Some("bob"), Some("publickey")),
-    ("Accepted keyboard-interactive/pam for bob from 192.0.2.1 port 5555 ssh2", "accepted", S, 0, "192.0.2.1", Some("bob"), Some("keyboard-interactive/pam")),
+    (
+        "Accepted password for bob from 192.0.2.1 port 5555 ssh2",
+        "accepted",
+        S,
+        0,
+        "192.0.2.1",
+        Some("bob"),
+        Some("password"),
+    ),
+    (
+        "Accepted publickey for bob from 2001:db8::5 port 5555 ssh2: ED25519 SHA256:abc",
+        "accepted",
+        S,
+        0,
+        "2001:db8::5",
+        Some("bob"),
+        Some("publickey"),
+    ),
+    (
+        "Accepted keyboard-interactive/pam for bob from 192.0.2.1 port 5555 ssh2",
+        "accepted",
+        S,
+        0,
+        "192.0.2.1",
+        Some("bob"),
+        Some("keyboard-interactive/pam"),
+    ),
     // ---- address forms
-    ("Failed password for root from fe80::1%eth0 port 22 ssh2", "failed-auth", A, 1000, "fe80::1", Some("root"), Some("password")),
-    ("Failed password for root from ::ffff:192.0.2.9 port 22 ssh2", "failed-auth", A, 1000, "192.0.2.9", Some("root"), Some("password")),
-    ("Invalid user admin from 2001:db8:0:0:0:0:0:1 port 22", "invalid-user", P, 200, "2001:db8::1", Some("admin"), None),
+    (
+        "Failed password for root from fe80::1%eth0 port 22 ssh2",
+        "failed-auth",
+        A,
+        1000,
+        "fe80::1",
+        Some("root"),
+        Some("password"),
+    ),
+    (
+        "Failed password for root from ::ffff:192.0.2.9 port 22 ssh2",
+        "failed-auth",
+        A,
+        1000,
+        "192.0.2.9",
+        Some("root"),
+        Some("password"),
+    ),
+    (
+        "Invalid user admin from 2001:db8:0:0:0:0:0:1 port 22",
+        "invalid-user",
+        P,
+        200,
+        "2001:db8::1",
+        Some("admin"),
+        None,
+    ),
 ];
 
 /// Lines of sshd that must not produce events.
@@ -153,7 +653,8 @@ fn every_form_with_syslog_prefix_and_both_program_names() {
     let f = sshd();
     for program in ["sshd", "sshd-session"] {
         for case in CASES {
-            let mut m = LineMatcher::new(f.clone(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
+            let mut m =
+                LineMatcher::new(f.clone(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
             let line = format!("Nov 25 08:00:01 web1 {program}[123]: {}", case.0);
             let (o, ev) = feed(&mut m, &line);
             check(case, o, &ev, &m, program);
@@ -168,8 +669,12 @@ fn every_form_with_rfc3339_prefix() {
     let f = sshd();
     for program in ["sshd", "sshd-session"] {
         for case in CASES {
-            let mut m = LineMatcher::new(f.clone(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
-            let line = format!("2026-11-25T08:00:01.123456+01:00 web1 {program}[123]: {}", case.0);
+            let mut m =
+                LineMatcher::new(f.clone(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
+            let line = format!(
+                "2026-11-25T08:00:01.123456+01:00 web1 {program}[123]: {}",
+                case.0
+            );
             let (o, ev) = feed(&mut m, &line);
             check(case, o, &ev, &m, program);
             assert_eq!(ev[0].time, ts("2026-11-25T07:00:01.123456Z"), "{line}");
@@ -183,7 +688,8 @@ fn every_form_as_journal_record() {
     let t = ts("2026-11-25T08:00:01.5Z");
     for program in ["sshd", "sshd-session"] {
         for case in CASES {
-            let mut m = LineMatcher::new(f.clone(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
+            let mut m =
+                LineMatcher::new(f.clone(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
             let mut ev = Vec::new();
             let o = m.feed_record(t, Some(program), Some(123), case.0.as_bytes(), &mut ev);
             check(case, o, &ev, &m, program);
@@ -195,7 +701,10 @@ fn every_form_as_journal_record() {
 #[test]
 fn lines_without_timestamp_use_read_time() {
     let mut m = matcher();
-    let (o, ev) = feed(&mut m, "web1 sshd[123]: Failed password for root from 192.0.2.1 port 22 ssh2");
+    let (o, ev) = feed(
+        &mut m,
+        "web1 sshd[123]: Failed password for root from 192.0.2.1 port 22 ssh2",
+    );
     assert!(matches!(o, LineOutcome::Matched { .. }));
     assert_eq!(ev[0].time, read_time());
     let (o, ev) = feed(&mut m, "sshd[124]: Invalid user x from 192.0.2.1 port 22");
@@ -229,7 +738,13 @@ fn other_lines_are_unmatched() {
     assert_eq!(s.other_program, 5);
     assert_eq!(s.matched, 0);
     let mut ev = Vec::new();
-    let o = m.feed_record(read_time(), Some("cron"), None, b"Invalid user x from 192.0.2.1", &mut ev);
+    let o = m.feed_record(
+        read_time(),
+        Some("cron"),
+        None,
+        b"Invalid user x from 192.0.2.1",
+        &mut ev,
+    );
     assert_eq!(o, LineOutcome::Unmatched);
 }
 
@@ -278,15 +793,29 @@ fn injected_user_names_never_yield_the_injected_address() {
     let f = sshd();
     for tpl in USER_TEMPLATES {
         for user in INJECTED_USERS {
-            for header in ["Nov 25 08:00:01 web1 sshd[123]: ", "2026-11-25T08:00:01+00:00 web1 sshd-session[9]: "] {
-                let mut m = LineMatcher::new(f.clone(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
+            for header in [
+                "Nov 25 08:00:01 web1 sshd[123]: ",
+                "2026-11-25T08:00:01+00:00 web1 sshd-session[9]: ",
+            ] {
+                let mut m =
+                    LineMatcher::new(f.clone(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
                 let line = format!("{header}{}", tpl.replace("{U}", user));
                 let (o, ev) = feed(&mut m, &line);
-                assert!(matches!(o, LineOutcome::Matched { .. }), "not matched: {line}");
+                assert!(
+                    matches!(o, LineOutcome::Matched { .. }),
+                    "not matched: {line}"
+                );
                 assert_eq!(ev.len(), 1, "{line}");
                 assert_eq!(ev[0].addr, ip("192.0.2.1"), "{line}");
                 // `invalid user ` in a name is indistinguishable from sshd's own marker.
-                assert!(ev[0].user.as_deref().unwrap().ends_with(user.trim_start_matches("invalid user ")), "{line}");
+                assert!(
+                    ev[0]
+                        .user
+                        .as_deref()
+                        .unwrap()
+                        .ends_with(user.trim_start_matches("invalid user ")),
+                    "{line}"
+                );
             }
         }
     }
@@ -317,12 +846,19 @@ fn client_chosen_text_after_the_address_cannot_plant_one() {
     }
     // The plain certificate and hostbased forms are still recognised.
     let mut m = matcher();
-    let (_, ev) = feed(&mut m, "Nov 25 08:00:01 web1 sshd[1]: Failed publickey for root from 192.0.2.1 port 22 ssh2: RSA-CERT SHA256:a ID alice smith (serial 0) CA RSA SHA256:c");
+    let (_, ev) = feed(
+        &mut m,
+        "Nov 25 08:00:01 web1 sshd[1]: Failed publickey for root from 192.0.2.1 port 22 ssh2: RSA-CERT SHA256:a ID alice smith (serial 0) CA RSA SHA256:c",
+    );
     assert_eq!(ev.len(), 1);
 }
 
 fn total(events: &[Event]) -> u32 {
-    events.iter().filter(|e| e.kind == EventKind::Attempt).map(|e| e.count).sum()
+    events
+        .iter()
+        .filter(|e| e.kind == EventKind::Attempt)
+        .map(|e| e.count)
+        .sum()
 }
 
 fn feed_all(m: &mut LineMatcher, lines: &[&str]) -> Vec<Event> {
@@ -336,7 +872,8 @@ fn feed_all(m: &mut LineMatcher, lines: &[&str]) -> Vec<Event> {
 #[test]
 fn one_attempt_logged_on_several_lines_counts_once() {
     let pam = "Nov 25 08:00:01 web1 sshd[7]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=root";
-    let pam_err = "Nov 25 08:00:01 web1 sshd[7]: error: PAM: Authentication failure for root from 192.0.2.1";
+    let pam_err =
+        "Nov 25 08:00:01 web1 sshd[7]: error: PAM: Authentication failure for root from 192.0.2.1";
     let kbd = "Nov 25 08:00:03 web1 sshd[7]: Failed keyboard-interactive/pam for root from 192.0.2.1 port 22 ssh2";
     let pw = "Nov 25 08:00:03 web1 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2";
 
@@ -363,7 +900,8 @@ fn one_attempt_logged_on_several_lines_counts_once() {
 
 #[test]
 fn message_repeated_counts_n_more() {
-    let first = "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2";
+    let first =
+        "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2";
     let rep = "Nov 25 08:00:09 web1 sshd[7]: message repeated 4 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]";
     let mut m = matcher();
     let ev = feed_all(&mut m, &[first, rep]);
@@ -377,21 +915,35 @@ fn message_repeated_counts_n_more() {
     let ev = feed_all(&mut matcher(), &[pam, rep]);
     assert_eq!(total(&ev), 5);
     // Works for any rule.
-    let (o, ev) = feed(&mut matcher(), "Nov 25 08:00:09 web1 sshd[7]: message repeated 2 times: [ Invalid user admin from 192.0.2.1 port 5]");
+    let (o, ev) = feed(
+        &mut matcher(),
+        "Nov 25 08:00:09 web1 sshd[7]: message repeated 2 times: [ Invalid user admin from 192.0.2.1 port 5]",
+    );
     assert!(matches!(o, LineOutcome::Matched { .. }));
     assert_eq!((ev[0].kind, ev[0].count), (EventKind::Probe, 2));
 }
 
 #[test]
 fn message_repeated_edge_cases() {
-    let (o, _) = feed(&mut matcher(), "Nov 25 08:00:09 web1 sshd[7]: message repeated 0 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]");
+    let (o, _) = feed(
+        &mut matcher(),
+        "Nov 25 08:00:09 web1 sshd[7]: message repeated 0 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]",
+    );
     assert_eq!(o, LineOutcome::Bad(BadLine::BadRepeatCount));
     // rsyslog cuts the inner message at 800 bytes: a line that long may be cut, so it is not trusted.
     let user = "a".repeat(800);
-    let (o, ev) = feed(&mut matcher(), &format!("Nov 25 08:00:09 web1 sshd[7]: message repeated 2 times: [ Failed password for {user} from 192.0.2.1 port 22 ssh2]"));
+    let (o, ev) = feed(
+        &mut matcher(),
+        &format!(
+            "Nov 25 08:00:09 web1 sshd[7]: message repeated 2 times: [ Failed password for {user} from 192.0.2.1 port 22 ssh2]"
+        ),
+    );
     assert_eq!(o, LineOutcome::Bad(BadLine::Truncated));
     assert!(ev.is_empty());
-    let (o, _) = feed(&mut matcher(), "Nov 25 08:00:09 web1 sshd[7]: message repeated 2 times: [ Server listening on :: port 22.]");
+    let (o, _) = feed(
+        &mut matcher(),
+        "Nov 25 08:00:09 web1 sshd[7]: message repeated 2 times: [ Server listening on :: port 22.]",
+    );
     assert_eq!(o, LineOutcome::Unmatched);
 }
 
@@ -413,7 +965,9 @@ fn invalid_utf8_is_decoded_lossily() {
 fn huge_lines_are_counted_not_matched() {
     let mut m = matcher();
     let big_user = "A".repeat(1 << 20);
-    let line = format!("Nov 25 08:00:01 web1 sshd[7]: Failed password for {big_user} from 6.6.6.6 port 22 ssh2");
+    let line = format!(
+        "Nov 25 08:00:01 web1 sshd[7]: Failed password for {big_user} from 6.6.6.6 port 22 ssh2"
+    );
     let (o, ev) = feed(&mut m, &line);
     assert_eq!(o, LineOutcome::Bad(BadLine::Oversized));
     assert!(ev.is_empty());
@@ -425,7 +979,10 @@ fn huge_lines_are_counted_not_matched() {
     let (o, ev) = feed(&mut m, &line);
     assert_eq!(o, LineOutcome::Bad(BadLine::Oversized));
     assert!(ev.is_empty());
-    let (o, _) = feed(&mut m, &format!("Nov 25 08:00:01 web1 kernel: {}", "x".repeat(1 << 20)));
+    let (o, _) = feed(
+        &mut m,
+        &format!("Nov 25 08:00:01 web1 kernel: {}", "x".repeat(1 << 20)),
+    );
     assert_eq!(o, LineOutcome::Unmatched);
     assert_eq!(m.stats().oversized, 2);
     assert_eq!(m.stats().bad, 2);
@@ -434,10 +991,16 @@ fn huge_lines_are_counted_not_matched() {
 #[test]
 fn host_names_are_bad_not_events() {
     let mut m = matcher();
-    let (o, ev) = feed(&mut m, "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from dead:beef:zz port 22 ssh2");
+    let (o, ev) = feed(
+        &mut m,
+        "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from dead:beef:zz port 22 ssh2",
+    );
     assert_eq!(o, LineOutcome::Unmatched);
     assert!(ev.is_empty());
-    let (o, ev) = feed(&mut m, "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from 999.1.1.1 port 22 ssh2");
+    let (o, ev) = feed(
+        &mut m,
+        "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from 999.1.1.1 port 22 ssh2",
+    );
     assert_eq!(o, LineOutcome::Bad(BadLine::InvalidAddress));
     assert!(ev.is_empty());
 }
@@ -445,15 +1008,27 @@ fn host_names_are_bad_not_events() {
 #[test]
 fn stats_count_rules() {
     let mut m = matcher();
-    feed_all(&mut m, &[
-        "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2",
-        "Nov 25 08:00:02 web1 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2",
-        "Nov 25 08:00:02 web1 sshd[7]: Invalid user x from 192.0.2.1 port 22",
-        "Nov 25 08:00:02 web1 sshd[7]: Server listening on :: port 22.",
-    ]);
+    feed_all(
+        &mut m,
+        &[
+            "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2",
+            "Nov 25 08:00:02 web1 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2",
+            "Nov 25 08:00:02 web1 sshd[7]: Invalid user x from 192.0.2.1 port 22",
+            "Nov 25 08:00:02 web1 sshd[7]: Server listening on :: port 22.",
+        ],
+    );
     let s = m.stats();
-    assert_eq!((s.lines, s.matched, s.unmatched, s.bad, s.ignored), (4, 3, 1, 0, 0));
-    let idx = |id: &str| m.filter().rules().iter().position(|r| &*r.id == id).unwrap();
+    assert_eq!(
+        (s.lines, s.matched, s.unmatched, s.bad, s.ignored),
+        (4, 3, 1, 0, 0)
+    );
+    let idx = |id: &str| {
+        m.filter()
+            .rules()
+            .iter()
+            .position(|r| &*r.id == id)
+            .unwrap()
+    };
     assert_eq!(s.rule_hits[idx("failed-auth")], 2);
     assert_eq!(s.rule_hits[idx("invalid-user")], 1);
 }
@@ -472,10 +1047,16 @@ regex = '^Failed password for backup from <HOST> port <PORT> ssh2$'
 "#;
     let f = Filter::from_toml(text, "custom.toml").unwrap();
     let mut m = LineMatcher::new(f, DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
-    let (o, ev) = feed(&mut m, "Nov 25 08:00:01 web1 sshd[7]: Failed password for backup from 192.0.2.1 port 22 ssh2");
+    let (o, ev) = feed(
+        &mut m,
+        "Nov 25 08:00:01 web1 sshd[7]: Failed password for backup from 192.0.2.1 port 22 ssh2",
+    );
     assert_eq!(o, LineOutcome::Ignored { rule: 0 });
     assert!(ev.is_empty());
-    let (o, _) = feed(&mut m, "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2");
+    let (o, _) = feed(
+        &mut m,
+        "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2",
+    );
     assert_eq!(o, LineOutcome::Matched { rule: 0 });
     assert_eq!(m.stats().ignored, 1);
 }
@@ -486,7 +1067,10 @@ regex = '^Failed password for backup from <HOST> port <PORT> ssh2$'
 fn fail2ban_sample_log_never_invents_addresses() {
     let path = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs/sshd";
     let Ok(text) = std::fs::read(path) else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{path} missing (install fail2ban)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{path} missing (install fail2ban)"
+        );
         eprintln!("SKIPPED: {path} missing (install fail2ban)");
         return;
     };
@@ -502,7 +1086,10 @@ fn fail2ban_sample_log_never_invents_addresses() {
         for e in &ev {
             matched += 1;
             let a = e.addr.to_string();
-            assert!(s.contains(&a) || s.contains(&format!("::ffff:{a}")), "{a} not in {s}");
+            assert!(
+                s.contains(&a) || s.contains(&format!("::ffff:{a}")),
+                "{a} not in {s}"
+            );
         }
     }
     assert!(matched >= 50, "only {matched} events from {path}");

@@ -176,8 +176,19 @@ mod tests {
     #[test]
     fn pending_marks_expire_in_log_time() {
         let mut c = Coalescer::new();
-        assert_eq!(c.count(Merge::Precursor, Some(7), a("192.0.2.1"), Time::from_secs(100)), 1);
-        assert_eq!(c.count(Merge::Closer, Some(7), a("192.0.2.1"), Time::from_secs(111)), 1);
+        assert_eq!(
+            c.count(
+                Merge::Precursor,
+                Some(7),
+                a("192.0.2.1"),
+                Time::from_secs(100)
+            ),
+            1
+        );
+        assert_eq!(
+            c.count(Merge::Closer, Some(7), a("192.0.2.1"), Time::from_secs(111)),
+            1
+        );
         assert!(c.is_empty());
     }
 

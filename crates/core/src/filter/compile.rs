@@ -86,7 +86,9 @@ pub enum CompileError {
         tag: Box<str>,
     },
     /// A named group that is not an event field.
-    #[error("rule {rule:?}: unknown field (?P<{name}>…) (known: user, method; host comes from <HOST>)")]
+    #[error(
+        "rule {rule:?}: unknown field (?P<{name}>…) (known: user, method; host comes from <HOST>)"
+    )]
     UnknownField {
         /// Rule id.
         rule: Box<str>,
@@ -293,8 +295,16 @@ impl<P: Pattern> Filter<P> {
     /// Fresh match storage for this filter.
     pub fn new_scratch(&self) -> Result<Scratch<P>, P::Error> {
         Ok(Scratch {
-            rules: self.rules.iter().map(|r| r.pattern.new_captures()).collect::<Result<_, _>>()?,
-            ignores: self.ignores.iter().map(|p| p.new_captures()).collect::<Result<_, _>>()?,
+            rules: self
+                .rules
+                .iter()
+                .map(|r| r.pattern.new_captures())
+                .collect::<Result<_, _>>()?,
+            ignores: self
+                .ignores
+                .iter()
+                .map(|p| p.new_captures())
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -310,10 +320,10 @@ impl<P: Pattern> Filter<P> {
         let (lo, hi) = (self.first[b] as usize, self.first[b + 1] as usize);
         for &i in &self.dispatch[lo..hi] {
             let rule = &self.rules[usize::from(i)];
-            if let Some(ps) = rule.pattern.anchored_prefixes() {
-                if !ps.iter().any(|p| bytes.starts_with(p)) {
-                    continue;
-                }
+            if let Some(ps) = rule.pattern.anchored_prefixes()
+                && !ps.iter().any(|p| bytes.starts_with(p))
+            {
+                continue;
             }
             let caps = &mut scratch.rules[usize::from(i)];
             if !rule.pattern.captures_at(message, 0, caps)? {
@@ -385,7 +395,10 @@ impl Filter<AnyPattern> {
             };
             let weight = match &r.weight {
                 Some(w) => Weight::from_attempts(*w.get_ref()).ok_or_else(|| {
-                    let e = CompileError::BadWeight { rule: id.into(), weight: *w.get_ref() };
+                    let e = CompileError::BadWeight {
+                        rule: id.into(),
+                        weight: *w.get_ref(),
+                    };
                     err(w.span(), format!("rule[{n}].weight"), e)
                 })?,
                 None if kind == EventKind::Attempt => Weight::ONE,
@@ -409,15 +422,24 @@ impl Filter<AnyPattern> {
             ignores.push(AnyPattern::Native(p));
         }
         let programs: Vec<&str> = spec.filter.programs.iter().map(String::as_str).collect();
-        Filter::new(spec.filter.description.as_deref(), &programs, rules, ignores)
-            .map_err(|e| err(0..0, "rule".into(), e))
+        Filter::new(
+            spec.filter.description.as_deref(),
+            &programs,
+            rules,
+            ignores,
+        )
+        .map_err(|e| err(0..0, "rule".into(), e))
     }
 }
 
 /// Expand tags in `source` and compile it with the native engine, enforcing the injection
 /// rules: anchored with `^…$`; for rules (`needs_host`), exactly one `<HOST>` that
 /// directly follows fixed text, and only known field names.
-pub fn compile_native(rule: &str, source: &str, needs_host: bool) -> Result<RegexPattern, CompileError> {
+pub fn compile_native(
+    rule: &str,
+    source: &str,
+    needs_host: bool,
+) -> Result<RegexPattern, CompileError> {
     let (expanded, hosts) = expand_tags(rule, source, false)?;
     if needs_host && hosts == 0 {
         return Err(CompileError::NoHost { rule: rule.into() });
@@ -425,15 +447,23 @@ pub fn compile_native(rule: &str, source: &str, needs_host: bool) -> Result<Rege
     if hosts > 1 {
         return Err(CompileError::DuplicateHost { rule: rule.into() });
     }
-    let pattern = RegexPattern::new(&expanded)
-        .map_err(|regex| CompileError::Regex { rule: rule.into(), regex })?;
-    let hir = super::native::parser().parse(&expanded).map_err(|e| CompileError::Regex {
+    let pattern = RegexPattern::new(&expanded).map_err(|regex| CompileError::Regex {
         rule: rule.into(),
-        regex: regex::Error::Syntax(e.to_string()),
+        regex,
     })?;
+    let hir = super::native::parser()
+        .parse(&expanded)
+        .map_err(|e| CompileError::Regex {
+            rule: rule.into(),
+            regex: regex::Error::Syntax(e.to_string()),
+        })?;
     let props = hir.properties();
-    if !props.look_set_prefix().contains(regex_syntax::hir::Look::Start)
-        || !props.look_set_suffix().contains(regex_syntax::hir::Look::End)
+    if !props
+        .look_set_prefix()
+        .contains(regex_syntax::hir::Look::Start)
+        || !props
+            .look_set_suffix()
+            .contains(regex_syntax::hir::Look::End)
     {
         return Err(CompileError::NotAnchored { rule: rule.into() });
     }
@@ -445,7 +475,10 @@ pub fn compile_native(rule: &str, source: &str, needs_host: bool) -> Result<Rege
     if needs_host {
         for name in pattern.capture_names() {
             if name != "host" && !FIELDS.contains(&name) {
-                return Err(CompileError::UnknownField { rule: rule.into(), name: name.into() });
+                return Err(CompileError::UnknownField {
+                    rule: rule.into(),
+                    name: name.into(),
+                });
             }
         }
     }
@@ -455,16 +488,19 @@ pub fn compile_native(rule: &str, source: &str, needs_host: bool) -> Result<Rege
     })
 }
 
-/// A [`FastPath`] for rules with `<USER>` before a top-level `<HOST>`; `None` when the
-/// shape does not allow one (then the full pattern always runs).
-fn fast_path(rule: &str, source: &str, hir: &Hir, full: &RegexPattern) -> Result<Option<FastPath>, CompileError> {
-    if !source.contains("<USER>") {
-        return Ok(None);
-    }
+/// A [`FastPath`] for rules whose `<HOST>` is a top-level item of the pattern; `None`
+/// when the shape does not allow one (then the full pattern always runs).
+fn fast_path(
+    rule: &str,
+    source: &str,
+    hir: &Hir,
+    full: &RegexPattern,
+) -> Result<Option<FastPath>, CompileError> {
     let HirKind::Concat(items) = hir.kind() else {
         return Ok(None);
     };
-    let is_host = |h: &Hir| matches!(h.kind(), HirKind::Capture(c) if c.name.as_deref() == Some("host"));
+    let is_host =
+        |h: &Hir| matches!(h.kind(), HirKind::Capture(c) if c.name.as_deref() == Some("host"));
     let Some(at) = items.iter().position(is_host) else {
         return Ok(None);
     };
@@ -480,7 +516,10 @@ fn fast_path(rule: &str, source: &str, hir: &Hir, full: &RegexPattern) -> Result
     let rest = Hir::concat(items[at..].to_vec());
     let places = format!("{}{}", regex::escape(lit_text), rest);
     let (fast_src, _) = expand_tags(rule, source, true)?;
-    let to_err = |regex| CompileError::Regex { rule: rule.into(), regex };
+    let to_err = |regex| CompileError::Regex {
+        rule: rule.into(),
+        regex,
+    };
     let fast = super::native::compile_bytes(&fast_src).map_err(to_err)?;
     let places = super::native::compile_bytes(&places).map_err(to_err)?;
     let full_names: Vec<_> = full.regex().capture_names().collect();
@@ -491,7 +530,12 @@ fn fast_path(rule: &str, source: &str, hir: &Hir, full: &RegexPattern) -> Result
         return Ok(None);
     };
     let finder = memchr::memmem::Finder::new(&lit).into_owned();
-    Ok(Some(FastPath { fast, host, lit: finder, places }))
+    Ok(Some(FastPath {
+        fast,
+        host,
+        lit: finder,
+        places,
+    }))
 }
 
 /// Replace `<HOST>`, `<ADDR>`, `<USER>`, `<PORT>`; returns the pattern and how many
@@ -525,7 +569,12 @@ fn expand_tags(rule: &str, source: &str, fast: bool) -> Result<(String, usize), 
             "USER" if fast => USER_FAST_REGEX,
             "USER" => USER_REGEX,
             "PORT" => PORT_REGEX,
-            _ => return Err(CompileError::UnknownTag { rule: rule.into(), tag: name.into() }),
+            _ => {
+                return Err(CompileError::UnknownTag {
+                    rule: rule.into(),
+                    tag: name.into(),
+                });
+            }
         };
         out.push_str(&source[copied..lt]);
         out.push_str(with);
@@ -545,7 +594,11 @@ fn host_positions(hir: &Hir, before: &dyn Fn() -> bool, found: &mut Vec<bool>) {
         HirKind::Capture(c) => host_positions(&c.sub, before, found),
         HirKind::Concat(subs) => {
             for i in 0..subs.len() {
-                host_positions(&subs[i], &|| ends_with_literal_seq(&subs[..i], before), found);
+                host_positions(
+                    &subs[i],
+                    &|| ends_with_literal_seq(&subs[..i], before),
+                    found,
+                );
             }
         }
         HirKind::Alternation(subs) => {
@@ -555,7 +608,11 @@ fn host_positions(hir: &Hir, before: &dyn Fn() -> bool, found: &mut Vec<bool>) {
         }
         HirKind::Repetition(r) => {
             // Later iterations follow the group itself.
-            host_positions(&r.sub, &|| before() && ends_with_literal(&r.sub, before), found);
+            host_positions(
+                &r.sub,
+                &|| before() && ends_with_literal(&r.sub, before),
+                found,
+            );
         }
         _ => {}
     }
@@ -665,7 +722,9 @@ mod tests {
     }
 
     fn rule(regex: &str) -> String {
-        format!("[filter]\nprograms = [\"x\"]\n\n[[rule]]\nid = \"r1\"\nkind = \"attempt\"\nregex = '{regex}'\n")
+        format!(
+            "[filter]\nprograms = [\"x\"]\n\n[[rule]]\nid = \"r1\"\nkind = \"attempt\"\nregex = '{regex}'\n"
+        )
     }
 
     #[test]
@@ -681,10 +740,20 @@ mod tests {
 
     #[test]
     fn toml_errors_name_file_line_and_key() {
-        let e = err("[filter]\nprograms = [\"x\"]\n\n[[rule]]\nid = \"a\"\nkind = \"bogus\"\nregex = '^x <HOST>$'\n");
-        assert_eq!((e.origin.as_str(), e.line, e.key.as_str()), ("custom.toml", 6, "rule[0].kind"));
-        assert!(e.to_string().starts_with("custom.toml:6: rule[0].kind: "), "{e}");
-        let e = err("[filter]\nprograms = [\"x\"]\n[[rule]]\nid = \"a\"\nkind = \"info\"\nregex = '^x <HOST>$'\n[[rule]]\nid = \"b\"\nkind = \"info\"\nregexp = '^x <HOST>$'\n");
+        let e = err(
+            "[filter]\nprograms = [\"x\"]\n\n[[rule]]\nid = \"a\"\nkind = \"bogus\"\nregex = '^x <HOST>$'\n",
+        );
+        assert_eq!(
+            (e.origin.as_str(), e.line, e.key.as_str()),
+            ("custom.toml", 6, "rule[0].kind")
+        );
+        assert!(
+            e.to_string().starts_with("custom.toml:6: rule[0].kind: "),
+            "{e}"
+        );
+        let e = err(
+            "[filter]\nprograms = [\"x\"]\n[[rule]]\nid = \"a\"\nkind = \"info\"\nregex = '^x <HOST>$'\n[[rule]]\nid = \"b\"\nkind = \"info\"\nregexp = '^x <HOST>$'\n",
+        );
         assert_eq!((e.line, e.key.as_str()), (10, "rule[1].regexp"), "{e}");
         let e = err("[filter\n");
         assert_eq!(e.line, 1);
@@ -700,12 +769,27 @@ mod tests {
                 assert!(c.to_string().starts_with("rule \"r1\": "), "{c}");
                 let c = match c {
                     CompileError::NoHost { .. } => CompileError::NoHost { rule: "r1".into() },
-                    CompileError::NotAnchored { .. } => CompileError::NotAnchored { rule: "r1".into() },
-                    CompileError::HostNotAfterText { .. } => CompileError::HostNotAfterText { rule: "r1".into() },
-                    CompileError::DuplicateHost { .. } => CompileError::DuplicateHost { rule: "r1".into() },
-                    CompileError::UnknownTag { tag, .. } => CompileError::UnknownTag { rule: "r1".into(), tag: tag.clone() },
-                    CompileError::UnknownField { name, .. } => CompileError::UnknownField { rule: "r1".into(), name: name.clone() },
-                    CompileError::Regex { regex, .. } => CompileError::Regex { rule: "r1".into(), regex: regex.clone() },
+                    CompileError::NotAnchored { .. } => {
+                        CompileError::NotAnchored { rule: "r1".into() }
+                    }
+                    CompileError::HostNotAfterText { .. } => {
+                        CompileError::HostNotAfterText { rule: "r1".into() }
+                    }
+                    CompileError::DuplicateHost { .. } => {
+                        CompileError::DuplicateHost { rule: "r1".into() }
+                    }
+                    CompileError::UnknownTag { tag, .. } => CompileError::UnknownTag {
+                        rule: "r1".into(),
+                        tag: tag.clone(),
+                    },
+                    CompileError::UnknownField { name, .. } => CompileError::UnknownField {
+                        rule: "r1".into(),
+                        name: name.clone(),
+                    },
+                    CompileError::Regex { regex, .. } => CompileError::Regex {
+                        rule: "r1".into(),
+                        regex: regex.clone(),
+                    },
                     other => panic!("unexpected {other}"),
                 };
                 (c, e)
@@ -716,17 +800,37 @@ mod tests {
 
     #[test]
     fn rules_without_host_are_rejected() {
-        assert!(matches!(compile_err(r"^Failed for <USER>$").0, CompileError::NoHost { .. }));
+        assert!(matches!(
+            compile_err(r"^Failed for <USER>$").0,
+            CompileError::NoHost { .. }
+        ));
         // A hand-written host group is not the tag either.
-        assert!(matches!(compile_err(r"^from (?P<host>\S+)$").0, CompileError::UnknownField { .. } | CompileError::NoHost { .. }));
+        assert!(matches!(
+            compile_err(r"^from (?P<host>\S+)$").0,
+            CompileError::UnknownField { .. } | CompileError::NoHost { .. }
+        ));
     }
 
     #[test]
     fn unanchored_rules_are_rejected() {
-        for re in [r"Failed from <HOST>$", r"^Failed from <HOST>", r"(?m)^Failed from <HOST>$", r"^a$|b from <HOST>$"] {
-            assert!(matches!(compile_err(re).0, CompileError::NotAnchored { .. } | CompileError::HostNotAfterText { .. }), "{re}");
+        for re in [
+            r"Failed from <HOST>$",
+            r"^Failed from <HOST>",
+            r"(?m)^Failed from <HOST>$",
+            r"^a$|b from <HOST>$",
+        ] {
+            assert!(
+                matches!(
+                    compile_err(re).0,
+                    CompileError::NotAnchored { .. } | CompileError::HostNotAfterText { .. }
+                ),
+                "{re}"
+            );
         }
-        assert!(matches!(compile_err(r"Failed from <HOST>$").0, CompileError::NotAnchored { .. }));
+        assert!(matches!(
+            compile_err(r"Failed from <HOST>$").0,
+            CompileError::NotAnchored { .. }
+        ));
     }
 
     #[test]
@@ -740,7 +844,10 @@ mod tests {
             r"^(?:from )?<HOST>$",
             r"^from [ab]<HOST>$",
         ] {
-            assert!(matches!(compile_err(re).0, CompileError::HostNotAfterText { .. }), "{re}");
+            assert!(
+                matches!(compile_err(re).0, CompileError::HostNotAfterText { .. }),
+                "{re}"
+            );
         }
         // Accepted: every path to the address ends in literal text.
         for re in [
@@ -757,22 +864,37 @@ mod tests {
 
     #[test]
     fn tag_and_field_errors() {
-        assert!(matches!(compile_err(r"^from <HOST> <HOSTS>$").0, CompileError::UnknownTag { ref tag, .. } if &**tag == "HOSTS"));
-        assert!(matches!(compile_err(r"^from <HOST> or <ADDR>$").0, CompileError::DuplicateHost { .. }));
-        assert!(matches!(compile_err(r"^from <HOST> (?P<port>\d+)$").0, CompileError::UnknownField { ref name, .. } if &**name == "port"));
+        assert!(
+            matches!(compile_err(r"^from <HOST> <HOSTS>$").0, CompileError::UnknownTag { ref tag, .. } if &**tag == "HOSTS")
+        );
+        assert!(matches!(
+            compile_err(r"^from <HOST> or <ADDR>$").0,
+            CompileError::DuplicateHost { .. }
+        ));
+        assert!(
+            matches!(compile_err(r"^from <HOST> (?P<port>\d+)$").0, CompileError::UnknownField { ref name, .. } if &**name == "port")
+        );
         let (c, e) = compile_err(r"^from <HOST> (unclosed$");
         assert!(matches!(c, CompileError::Regex { .. }));
         assert!(e.to_string().contains("regex does not compile"), "{e}");
         // Group syntax and word boundaries are not tags.
-        Filter::from_toml(&rule(r"^\<from\> <HOST> (?P<method>x)(?<user>y)$"), "t.toml").unwrap();
+        Filter::from_toml(
+            &rule(r"^\<from\> <HOST> (?P<method>x)(?<user>y)$"),
+            "t.toml",
+        )
+        .unwrap();
     }
 
     #[test]
     fn weight_and_id_errors() {
-        let text = "[[rule]]\nid = \"a\"\nkind = \"attempt\"\nweight = -1.0\nregex = '^x <HOST>$'\n";
+        let text =
+            "[[rule]]\nid = \"a\"\nkind = \"attempt\"\nweight = -1.0\nregex = '^x <HOST>$'\n";
         let e = err(text);
         assert_eq!((e.line, e.key.as_str()), (4, "rule[0].weight"), "{e}");
-        assert!(matches!(e.reason, FilterErrorKind::Compile(CompileError::BadWeight { .. })));
+        assert!(matches!(
+            e.reason,
+            FilterErrorKind::Compile(CompileError::BadWeight { .. })
+        ));
         let text = "[[rule]]\nid = \"a\"\nkind = \"info\"\nregex = '^x <HOST>$'\n\n[[rule]]\nid = \"a\"\nkind = \"info\"\nregex = '^y <HOST>$'\n";
         let e = err(text);
         assert_eq!((e.line, e.key.as_str()), (7, "rule[1].id"), "{e}");
@@ -799,12 +921,26 @@ mod tests {
     fn dispatch_runs_only_rules_whose_prefix_fits() {
         let f = Filter::from_toml(builtin("sshd").unwrap(), "builtin:sshd").unwrap();
         let mut scratch = f.new_scratch().unwrap();
-        let m = f.match_message("Failed password for root from 192.0.2.1 port 22 ssh2", &mut scratch).unwrap();
-        assert!(matches!(m, MessageMatch::Matched(RuleMatch { rule: 0, .. })));
+        let m = f
+            .match_message(
+                "Failed password for root from 192.0.2.1 port 22 ssh2",
+                &mut scratch,
+            )
+            .unwrap();
+        assert!(matches!(
+            m,
+            MessageMatch::Matched(RuleMatch { rule: 1, .. })
+        ));
         // Messages starting with a byte no rule starts with reach no rule.
         let b = usize::from(b'z');
         assert_eq!(f.first[b], f.first[b + 1]);
-        assert_eq!(f.match_message("zzz from 192.0.2.1", &mut scratch).unwrap(), MessageMatch::None);
-        assert_eq!(f.match_message("", &mut scratch).unwrap(), MessageMatch::None);
+        assert_eq!(
+            f.match_message("zzz from 192.0.2.1", &mut scratch).unwrap(),
+            MessageMatch::None
+        );
+        assert_eq!(
+            f.match_message("", &mut scratch).unwrap(),
+            MessageMatch::None
+        );
     }
 }

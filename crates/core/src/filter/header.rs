@@ -40,9 +40,17 @@ fn split_tag<'a>(tag: &'a [u8], message: &'a [u8]) -> Option<Header<'a>> {
     if let Some(inner) = tag.strip_suffix(b"]") {
         let open = memchr::memrchr(b'[', inner)?;
         let pid = parse_u32(&inner[open + 1..]);
-        return Some(Header { program: &inner[..open], pid, message });
+        return Some(Header {
+            program: &inner[..open],
+            pid,
+            message,
+        });
     }
-    Some(Header { program: tag, pid: None, message })
+    Some(Header {
+        program: tag,
+        pid: None,
+        message,
+    })
 }
 
 /// A decimal `u32` made of 1–10 ASCII digits, `None` otherwise or on overflow.
@@ -76,9 +84,15 @@ mod tests {
     #[test]
     fn without_pid_or_host() {
         let h = parse_header(b"web1 sshd: hello").unwrap();
-        assert_eq!((h.program, h.pid, h.message), (&b"sshd"[..], None, &b"hello"[..]));
+        assert_eq!(
+            (h.program, h.pid, h.message),
+            (&b"sshd"[..], None, &b"hello"[..])
+        );
         let h = parse_header(b"sshd-session[9]: hi there").unwrap();
-        assert_eq!((h.program, h.pid, h.message), (&b"sshd-session"[..], Some(9), &b"hi there"[..]));
+        assert_eq!(
+            (h.program, h.pid, h.message),
+            (&b"sshd-session"[..], Some(9), &b"hi there"[..])
+        );
         let h = parse_header(b"web1 postfix/smtpd[1]: x").unwrap();
         assert_eq!(h.program, b"postfix/smtpd");
     }
@@ -89,6 +103,9 @@ mod tests {
         assert_eq!(parse_header(b""), None);
         assert_eq!(parse_header(b"web1 : x"), None);
         assert_eq!(parse_header(b"web1 sshd[x]: m").unwrap().pid, None);
-        assert_eq!(parse_header(b"web1 sshd[99999999999]: m").unwrap().pid, None);
+        assert_eq!(
+            parse_header(b"web1 sshd[99999999999]: m").unwrap().pid,
+            None
+        );
     }
 }

@@ -97,8 +97,17 @@ impl<P: Pattern> LineMatcher<P> {
     /// A matcher for `filter`, reading timestamps with `dates`.
     pub fn new(filter: Filter<P>, dates: DateParser) -> Result<LineMatcher<P>, P::Error> {
         let scratch = filter.new_scratch()?;
-        let stats = Stats { rule_hits: vec![0; filter.rules().len()], ..Stats::default() };
-        Ok(LineMatcher { filter, dates, coalescer: Coalescer::new(), scratch, stats })
+        let stats = Stats {
+            rule_hits: vec![0; filter.rules().len()],
+            ..Stats::default()
+        };
+        Ok(LineMatcher {
+            filter,
+            dates,
+            coalescer: Coalescer::new(),
+            scratch,
+            stats,
+        })
     }
 
     /// The filter.
@@ -151,11 +160,11 @@ impl<P: Pattern> LineMatcher<P> {
         out: &mut Vec<Event>,
     ) -> LineOutcome {
         self.stats.lines += 1;
-        if let Some(p) = program {
-            if !self.filter.wants_program(p.as_bytes()) {
-                self.stats.other_program += 1;
-                return self.unmatched();
-            }
+        if let Some(p) = program
+            && !self.filter.wants_program(p.as_bytes())
+        {
+            self.stats.other_program += 1;
+            return self.unmatched();
         }
         if message.len() > MAX_LINE {
             self.stats.oversized += 1;
@@ -164,7 +173,13 @@ impl<P: Pattern> LineMatcher<P> {
         self.message(time, pid, message, out)
     }
 
-    fn message(&mut self, time: Time, pid: Option<u32>, raw: &[u8], out: &mut Vec<Event>) -> LineOutcome {
+    fn message(
+        &mut self,
+        time: Time,
+        pid: Option<u32>,
+        raw: &[u8],
+        out: &mut Vec<Event>,
+    ) -> LineOutcome {
         let text: Cow<'_, str> = match std::str::from_utf8(raw) {
             Ok(s) => Cow::Borrowed(s),
             Err(_) => {
@@ -206,7 +221,10 @@ impl<P: Pattern> LineMatcher<P> {
             }
             None => self.coalescer.count(rule.merge, pid, addr, time),
         };
-        let field = |span: Option<(usize, usize)>| span.and_then(|(a, b)| message.get(a..b)).map(Box::<str>::from);
+        let field = |span: Option<(usize, usize)>| {
+            span.and_then(|(a, b)| message.get(a..b))
+                .map(Box::<str>::from)
+        };
         out.push(Event {
             time,
             addr,

@@ -21,8 +21,8 @@ pub mod spec;
 
 pub use coalesce::{Coalescer, Merge};
 pub use compile::{
-    BUILTIN_NAMES, CompileError, Filter, FilterError, FilterErrorKind, HOST_REGEX, MessageMatch, PORT_REGEX,
-    Rule, RuleMatch, Scratch, USER_REGEX, builtin, compile_native,
+    BUILTIN_NAMES, CompileError, Filter, FilterError, FilterErrorKind, HOST_REGEX, MessageMatch,
+    PORT_REGEX, Rule, RuleMatch, Scratch, USER_REGEX, builtin, compile_native,
 };
 pub use matcher::{BadLine, LineMatcher, LineOutcome, MAX_LINE, Stats};
 pub use pattern::{AnyCaptures, AnyPattern, Captures, MatchError, Pattern};

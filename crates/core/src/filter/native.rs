@@ -21,7 +21,7 @@ pub struct RegexPattern {
     fast: Option<FastPath>,
     /// When the pattern starts with `^`: every match starts with one of these (taken from
     /// the syntax tree, so the prefilter can only err on the side of "maybe").
-    prefixes: Option<Box<[Box<[u8]>]>>,
+    prefixes: Option<Prefixes>,
     /// Bytes every match contains; used by `candidate` for unanchored patterns.
     required: Box<[u8]>,
 }
@@ -37,7 +37,12 @@ impl RegexPattern {
             Ok(hir) => literal_facts(&hir),
             Err(_) => (None, Box::default()),
         };
-        Ok(RegexPattern { regex, prefixes, required, fast: None })
+        Ok(RegexPattern {
+            regex,
+            prefixes,
+            required,
+            fast: None,
+        })
     }
 
     /// Attach a [`FastPath`]; its `fast` regex must have the same groups as this one.
@@ -64,20 +69,31 @@ impl RegexPattern {
 
 /// Compile with the settings of this engine (bytes, Unicode off by default).
 pub(crate) fn compile_bytes(pattern: &str) -> Result<regex::bytes::Regex, regex::Error> {
-    regex::bytes::RegexBuilder::new(pattern).unicode(false).build()
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
 }
 
 /// A syntax parser with the same settings as [`compile_bytes`].
 pub(crate) fn parser() -> regex_syntax::Parser {
-    regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build()
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
 }
 
+/// Alternative literals one of which starts every match.
+type Prefixes = Box<[Box<[u8]>]>;
+
 /// Prefix literals (if anchored at `^`) and a literal every match starts with.
-fn literal_facts(hir: &Hir) -> (Option<Box<[Box<[u8]>]>>, Box<[u8]>) {
+fn literal_facts(hir: &Hir) -> (Option<Prefixes>, Box<[u8]>) {
     let anchored = hir.properties().look_set_prefix().contains(Look::Start);
     let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
     let Some(lits) = seq.literals() else {
-        return (anchored.then(|| vec![Box::<[u8]>::default()].into()), Box::default());
+        return (
+            anchored.then(|| vec![Box::<[u8]>::default()].into()),
+            Box::default(),
+        );
     };
     let lcp: Box<[u8]> = seq.longest_common_prefix().unwrap_or_default().into();
     if !anchored {
@@ -98,9 +114,9 @@ fn literal_facts(hir: &Hir) -> (Option<Box<[Box<[u8]>]>>, Box<[u8]>) {
     (Some(kept.into()), lcp)
 }
 
-/// Same captures, cheaper, for patterns whose free-text group (a user name) sits before
-/// the address: the common case (a name without spaces) runs a variant where that group
-/// cannot contain a space, which the regex engine resolves without backtracking. Its
+/// Same captures, cheaper: a variant of the pattern where `<USER>` cannot contain a space
+/// and `<HOST>` is one character class, which the regex engine can usually resolve in one
+/// pass without backtracking (a user name with spaces is never a real account). Its
 /// answer is used only when the address it found is the only place in the line where
 /// "text before the address, address, rest of the pattern to the end" matches; then every
 /// way the full pattern can match puts the address there too. Otherwise the full pattern
@@ -167,19 +183,25 @@ impl Pattern for RegexPattern {
         })
     }
 
-    fn captures_at(&self, line: &str, at: usize, caps: &mut RegexCaptures) -> Result<bool, Infallible> {
-        if let (Some(fp), Some(locs), 0) = (&self.fast, caps.fast.as_mut(), at) {
-            if fp.fast.captures_read(locs, line.as_bytes()).is_some() {
-                if let Some((host_start, _)) = locs.get(fp.host) {
-                    if fp.only_place(line, host_start) {
-                        caps.from_fast = true;
-                        return Ok(true);
-                    }
-                }
-            }
+    fn captures_at(
+        &self,
+        line: &str,
+        at: usize,
+        caps: &mut RegexCaptures,
+    ) -> Result<bool, Infallible> {
+        if let (Some(fp), Some(locs), 0) = (&self.fast, caps.fast.as_mut(), at)
+            && fp.fast.captures_read(locs, line.as_bytes()).is_some()
+            && let Some((host_start, _)) = locs.get(fp.host)
+            && fp.only_place(line, host_start)
+        {
+            caps.from_fast = true;
+            return Ok(true);
         }
         caps.from_fast = false;
-        Ok(self.regex.captures_read_at(&mut caps.full, line.as_bytes(), at).is_some())
+        Ok(self
+            .regex
+            .captures_read_at(&mut caps.full, line.as_bytes(), at)
+            .is_some())
     }
 
     fn capture_index(&self, name: &str) -> Option<usize> {
@@ -216,13 +238,20 @@ mod tests {
     use super::*;
 
     fn prefixes(p: &RegexPattern) -> Vec<&[u8]> {
-        p.anchored_prefixes().unwrap().iter().map(|b| &b[..]).collect()
+        p.anchored_prefixes()
+            .unwrap()
+            .iter()
+            .map(|b| &b[..])
+            .collect()
     }
 
     #[test]
     fn anchored_alternation_gives_each_prefix() {
         let p = RegexPattern::new(r"^(?:fatal: )?Timeout before (?P<x>.*)$").unwrap();
-        assert_eq!(prefixes(&p), vec![&b"Timeout before "[..], b"fatal: Timeout before "]);
+        assert_eq!(
+            prefixes(&p),
+            vec![&b"Timeout before "[..], b"fatal: Timeout before "]
+        );
         assert!(p.candidate("fatal: Timeout before x"));
         assert!(p.candidate("Timeout before x"));
         assert!(!p.candidate("Accepted password for x"));

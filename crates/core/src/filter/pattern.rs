@@ -104,7 +104,12 @@ impl Pattern for AnyPattern {
         }
     }
 
-    fn captures_at(&self, line: &str, at: usize, caps: &mut AnyCaptures) -> Result<bool, MatchError> {
+    fn captures_at(
+        &self,
+        line: &str,
+        at: usize,
+        caps: &mut AnyCaptures,
+    ) -> Result<bool, MatchError> {
         match (self, caps) {
             (AnyPattern::Native(p), AnyCaptures::Native(c)) => match p.captures_at(line, at, c) {
                 Ok(m) => Ok(m),
