@@ -31,6 +31,9 @@ pub enum Command {
     Reload(CtlArgs),
     /// Remove every ban (of one jail, with --jail) from the firewall and the store.
     Flush(FlushArgs),
+    /// Write portcullis TOML for an existing Fail2Ban configuration (jails keep Fail2Ban's
+    /// filter files) and report what was not carried over.
+    ImportFail2ban(crate::fail2ban_cmd::ImportFail2BanArgs),
 }
 
 /// Where the daemon's control socket is, and how to print answers.

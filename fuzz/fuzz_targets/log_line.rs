@@ -21,11 +21,14 @@ fn sshd() -> &'static Filter {
 
 fn check(line: &[u8], events: &[portcullis_core::Event]) {
     let text = String::from_utf8_lossy(line);
-    let is_addr_char = |c: char| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '%') || c.is_ascii_alphanumeric();
+    let is_addr_char = |c: char| {
+        c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '%') || c.is_ascii_alphanumeric()
+    };
     for e in events {
-        let found = text
-            .split(|c: char| !is_addr_char(c))
-            .any(|tok| parse_addr(tok) == Some(e.addr));
+        let found = text.contains(&e.addr.to_string())
+            || text
+                .split(|c: char| !is_addr_char(c))
+                .any(|tok| parse_addr(tok) == Some(e.addr));
         assert!(found, "event for {} not written in {text:?}", e.addr);
     }
 }

@@ -9,11 +9,16 @@ use portcullis_core::filter::{self, BadLine, Filter, LineMatcher, LineOutcome};
 use portcullis_core::{Event, EventKind, Time, Weight};
 
 fn sshd() -> Filter {
-    Filter::from_toml(
-        filter::builtin("sshd").expect("builtin sshd"),
-        "builtin:sshd",
-    )
-    .expect("compiles")
+    static FILTER: std::sync::OnceLock<Filter> = std::sync::OnceLock::new();
+    FILTER
+        .get_or_init(|| {
+            Filter::from_toml(
+                filter::builtin("sshd").expect("builtin sshd"),
+                "builtin:sshd",
+            )
+            .expect("compiles")
+        })
+        .clone()
 }
 
 fn matcher() -> LineMatcher {
@@ -1093,4 +1098,64 @@ fn fail2ban_sample_log_never_invents_addresses() {
         }
     }
     assert!(matched >= 50, "only {matched} events from {path}");
+}
+
+mod mutations {
+    use super::*;
+    use portcullis_core::event::parse_addr;
+    use proptest::prelude::*;
+
+    /// Pieces an attacker would splice into a line.
+    const PIECES: &[&str] = &[
+        " from 6.6.6.6 port 22",
+        " 6.6.6.6 port 22 [preauth]",
+        " rhost=6.6.6.6",
+        "  user=",
+        " ssh2",
+        ": RSA SHA256:x",
+        " ID x (serial 1) CA RSA SHA256:y",
+        "invalid user ",
+        " from ",
+        "::ffff:6.6.6.6",
+        "[6.6.6.6]:22",
+        "\u{fffd}",
+        " ",
+        ":",
+    ];
+
+    /// The address is written in the line: literally, or as a token that parses to it
+    /// (IPv6 spellings, `::ffff:` mapped, `%zone`).
+    fn written_in(line: &str, addr: IpAddr) -> bool {
+        line.contains(&addr.to_string())
+            || line
+                .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '%')))
+                .any(|t| parse_addr(t) == Some(addr))
+    }
+
+    proptest! {
+        /// Splicing attacker-style text anywhere into a real line never makes an event
+        /// whose address is not written in the line, and the counters always add up.
+        #[test]
+        fn spliced_lines_never_invent_addresses(
+            case in 0..CASES.len(),
+            cuts in proptest::collection::vec((any::<prop::sample::Index>(), 0..PIECES.len()), 1..4),
+        ) {
+            let msg = CASES[case].0;
+            let mut line = msg.to_owned();
+            for (at, piece) in &cuts {
+                let mut i = at.index(line.len() + 1);
+                while !line.is_char_boundary(i) {
+                    i -= 1;
+                }
+                line.insert_str(i, PIECES[*piece]);
+            }
+            let mut m = matcher();
+            let (_, ev) = feed(&mut m, &format!("Nov 25 08:00:01 web1 sshd[1]: {line}"));
+            for e in &ev {
+                prop_assert!(written_in(&line, e.addr), "{} not in {line:?}", e.addr);
+            }
+            let s = m.stats();
+            prop_assert_eq!(s.lines, s.matched + s.ignored + s.unmatched + s.bad);
+        }
+    }
 }

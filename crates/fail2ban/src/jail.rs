@@ -843,8 +843,8 @@ impl JailReader<'_> {
                 "bantime.maxtime",
                 None,
                 format!(
-                    "not set: escalated bans are capped at {} days",
-                    config.maxtime.as_secs() / 86_400
+                    "not set: escalated bans are capped at {}s",
+                    config.maxtime.as_secs()
                 ),
             );
         }

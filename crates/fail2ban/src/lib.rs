@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 mod args;
+mod bans;
 mod error;
 mod filter;
 mod glob;
@@ -13,8 +14,10 @@ mod ini;
 mod jail;
 mod layer;
 mod time;
+mod toml_out;
 
 pub use args::{Reference, parse_reference, shell_words, split_references, split_words};
+pub use bans::{BanDbError, FAIL2BAN_DB, Fail2BanBan, active_bans};
 pub use error::{InterpolateError, LoadError};
 pub use filter::{FilterDef, JournalMatch};
 pub use ini::{DEFAULT_SECTION, IniError, IniFile, IniValue, Origin, Section};

@@ -77,19 +77,6 @@ enabled = true
 logpath = LOGS/auth.log
 ";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 fn texts(v: &[portcullis_fail2ban::Located]) -> Vec<String> {
     v.iter().map(|l| l.text.clone()).collect()
 }
@@ -111,7 +98,7 @@ fn imported_jails_match_fail2bans_jails_reader() {
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("fail2ban");
-    copy_dir(&etc, &dir);
+    common::copy_dir(&etc, &dir);
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).expect("mkdir logs");
     for f in ["auth.log", "a.log", "b.log", "mail.log"] {

@@ -68,3 +68,17 @@ pub fn conf_files(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// Copy a directory tree (test set-up: a scratch copy of `/etc/fail2ban`, never in the repo).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
