@@ -357,7 +357,8 @@ impl JailEngine {
 
     // ---- inputs ----
 
-    /// Takes one event from a filter. Only the event's own address can be affected.
+    /// Takes one event from a filter. Only the event's own address can be banned (and,
+    /// through IPv6 aggregation, its network).
     pub fn handle_event(&mut self, now: Time, event: &Event) {
         let clock = self.advance(now);
         self.stats.events += 1;

@@ -2,8 +2,10 @@
 //!
 //! - `sim`: the fake-clock driver and event builders;
 //! - `rules`: one test per rule;
-//! - `model`: a naive reference model and the proptest properties checked against it.
+//! - `model`: a naive reference model and the proptest properties checked against it;
+//! - `scenario`: hours of mixed traffic with hand-worked answers.
 
 mod model;
 mod rules;
+mod scenario;
 mod sim;
