@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use portcullis_core::event::{Ban, BanReason, Decision};
 use portcullis_core::Time;
+use portcullis_core::event::{Ban, BanReason, Decision};
 use portcullis_fail2ban::{FAIL2BAN_DB, Import, ImportOptions, Severity, active_bans};
 
 /// Flags of `import-fail2ban`.
@@ -43,8 +43,12 @@ pub fn run(args: &ImportFail2BanArgs) -> Result<ExitCode> {
     let options = ImportOptions {
         resolve_hostnames: args.resolve_hostnames,
     };
-    let import = Import::load(&args.dir, &options)
-        .with_context(|| format!("cannot import the Fail2Ban configuration in {}", args.dir.display()))?;
+    let import = Import::load(&args.dir, &options).with_context(|| {
+        format!(
+            "cannot import the Fail2Ban configuration in {}",
+            args.dir.display()
+        )
+    })?;
     let toml = import.to_toml();
     let mut report = import.report.to_string();
     let not_carried = import.report.with_severity(Severity::NotCarried).count();
@@ -52,7 +56,13 @@ pub fn run(args: &ImportFail2BanArgs) -> Result<ExitCode> {
     let summary = format!(
         "imported {} jail(s) ({}), {} disabled; {not_carried} setting(s) not carried, {approximated} approximated\n",
         import.config.jails.len(),
-        import.config.jails.iter().map(|j| j.name.as_str()).collect::<Vec<_>>().join(", "),
+        import
+            .config
+            .jails
+            .iter()
+            .map(|j| j.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         import.config.disabled_jails.len(),
     );
     if args.import_bans {
@@ -60,9 +70,11 @@ pub fn run(args: &ImportFail2BanArgs) -> Result<ExitCode> {
     }
     match &args.out {
         Some(out) => {
-            std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
             let config = out.join("portcullis.toml");
-            std::fs::write(&config, &toml).with_context(|| format!("cannot write {}", config.display()))?;
+            std::fs::write(&config, &toml)
+                .with_context(|| format!("cannot write {}", config.display()))?;
             let report_path = out.join("fail2ban-import-report.txt");
             std::fs::write(&report_path, format!("{report}{summary}"))
                 .with_context(|| format!("cannot write {}", report_path.display()))?;
@@ -82,10 +94,13 @@ fn import_bans(args: &ImportFail2BanArgs) -> Result<String> {
     let now_secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let (bans, bad) = active_bans(&args.fail2ban_db, now_secs).context("cannot read Fail2Ban's bans")?;
+    let (bans, bad) =
+        active_bans(&args.fail2ban_db, now_secs).context("cannot read Fail2Ban's bans")?;
     let mut lines = String::new();
     for ip in &bad {
-        lines.push_str(&format!("NOT CARRIED: ban of {ip:?}: not an address or network\n"));
+        lines.push_str(&format!(
+            "NOT CARRIED: ban of {ip:?}: not an address or network\n"
+        ));
     }
     let decisions: Vec<Decision> = bans
         .iter()
