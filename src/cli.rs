@@ -31,6 +31,9 @@ pub enum Command {
     Reload(CtlArgs),
     /// Remove every ban (of one jail, with --jail) from the firewall and the store.
     Flush(FlushArgs),
+    /// What is going on, and did anyone get in? Connections, sessions, logins, attackers,
+    /// findings (exit 1 when something is alarming); with ADDR, everything about one address.
+    Investigate(InvestigateArgs),
     /// Write portcullis TOML for an existing Fail2Ban configuration (jails keep Fail2Ban's
     /// filter files) and report what was not carried over.
     ImportFail2ban(crate::fail2ban_cmd::ImportFail2BanArgs),
@@ -155,4 +158,73 @@ pub struct ScanArgs {
     /// Rows in the human table (0 = all).
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct InvestigateArgs {
+    /// Only this address: every log line about it, attempts per user, bans, connections.
+    #[arg(value_name = "ADDR")]
+    pub addr: Option<String>,
+    /// Start of the period: a duration ago (2h, 7d) or a date (RFC 3339, YYYY-MM-DD,
+    /// "YYYY-MM-DD HH:MM").
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// End of the period (same forms as --since).
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Auth logs to read, plain or .gz, rotated sets oldest first (default:
+    /// /var/log/auth.log* or /var/log/secure*, else the journal).
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "journal")]
+    pub logs: Vec<PathBuf>,
+    /// Read sshd's entries from the systemd journal instead of log files.
+    #[arg(long)]
+    pub journal: bool,
+    /// Only events naming this user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Rows per table (0 = all).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// SSH ports to look at (default: from sshd_config, else 22).
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Print one JSON document instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a self-contained HTML report with charts to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Configuration file whose sshd jail filter is used (default: the embedded one).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Time zone for timestamps without an offset and for --since/--until dates.
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// The daemon's control socket, asked for current bans.
+    #[arg(long, env = "PORTCULLIS_SOCKET", default_value = portcullis_config::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// The daemon's state database, read (read-only) for bans when the daemon does not answer.
+    #[arg(long, value_name = "FILE", default_value = "/var/lib/portcullis/state.db")]
+    pub state_db: PathBuf,
+    /// utmp file (tests).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub utmp: Option<PathBuf>,
+    /// wtmp files, oldest first (tests).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub wtmp: Vec<PathBuf>,
+    /// btmp files, oldest first (tests).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub btmp: Vec<PathBuf>,
+    /// proc filesystem (tests).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub proc: Option<PathBuf>,
+    /// sshd_config (tests).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub sshd_config: Option<PathBuf>,
+    /// Read this journal file instead of the system journal (tests; implies --journal).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub journal_file: Vec<PathBuf>,
+    /// Pretend it is this time (RFC 3339), for reproducible reports (tests).
+    #[arg(long, hide = true, value_name = "T")]
+    pub now: Option<String>,
 }

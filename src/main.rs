@@ -6,6 +6,7 @@
 mod cli;
 mod ctl;
 mod daemon;
+mod investigate;
 mod fail2ban_cmd;
 mod logfiles;
 mod pipeline;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         cli::Command::Unban(args) => ctl::unban(&args),
         cli::Command::Reload(args) => ctl::reload(&args),
         cli::Command::Flush(args) => ctl::flush(&args),
+        cli::Command::Investigate(args) => investigate::run(&args),
         cli::Command::ImportFail2ban(args) => fail2ban_cmd::run(&args),
     };
     match result {

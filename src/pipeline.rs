@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
 use flate2::read::MultiGzDecoder;
@@ -45,6 +46,18 @@ impl JailRunner {
     /// Match one line; `reference` is the read time (year reference and fallback time).
     pub fn feed_line(&mut self, line: &[u8], reference: Time, out: &mut Vec<Event>) -> LineOutcome {
         self.matcher.feed_line(line, reference, out)
+    }
+
+    /// Match one journal record (`program` = `SYSLOG_IDENTIFIER`, `None` = not checked).
+    pub fn feed_record(
+        &mut self,
+        time: Time,
+        program: Option<&str>,
+        pid: Option<u32>,
+        message: &[u8],
+        out: &mut Vec<Event>,
+    ) -> LineOutcome {
+        self.matcher.feed_record(time, program, pid, message, out)
     }
 
     /// Give one event to the engine, at the event's own time (expiring bans that ended
@@ -188,4 +201,16 @@ fn lines_of(mut r: impl BufRead, f: &mut impl FnMut(&[u8])) -> Result<()> {
         }
         r.consume(len);
     }
+}
+
+/// The year reference for year-less syslog dates: the file's modification time (no line in a
+/// file is newer than its last write), or now if unknown.
+pub fn file_reference_time(path: &Path) -> Time {
+    let t = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| SystemTime::now());
+    let d = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    Time::from_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }

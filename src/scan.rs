@@ -5,9 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
-use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use portcullis_core::event::{Alert, Ban, parse_addr};
@@ -16,7 +15,7 @@ use serde::Serialize;
 
 use crate::cli::ScanArgs;
 use crate::logfiles::rotation_order;
-use crate::pipeline::{JailRunner, load_jails};
+use crate::pipeline::{JailRunner, file_reference_time, load_jails};
 
 use crate::text::escape_terminal;
 
@@ -299,18 +298,6 @@ fn drain(
             Decision::Alert(_) => {}
         }
     }
-}
-
-/// The year reference for year-less syslog dates: the file's modification time (no line in a
-/// file is newer than its last write), or now if unknown.
-fn file_reference_time(path: &Path) -> Time {
-    let t = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| SystemTime::now());
-    let d = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    Time::from_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 fn progress_bar(total_bytes: u64) -> Option<indicatif::ProgressBar> {

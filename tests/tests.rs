@@ -2,3 +2,4 @@
 
 mod daemon_e2e;
 mod e2e;
+mod investigate_e2e;
