@@ -110,6 +110,17 @@ impl FilterDef {
         FilterDef::from_set(&set, &name, args, None)
     }
 
+    /// The filter a jail's [`portcullis_config::FilterRef::Fail2Ban`] names (what the daemon
+    /// calls for such a jail); `None` for native filter references.
+    pub fn from_ref(filter: &portcullis_config::FilterRef) -> Option<Result<FilterDef, LoadError>> {
+        match filter {
+            portcullis_config::FilterRef::Fail2Ban { path, args } => {
+                Some(FilterDef::load_file(path, args))
+            }
+            _ => None,
+        }
+    }
+
     /// The `logtype` Fail2Ban's `applyAutoOptions` adds for a jail with `backend`: `journal`
     /// for `systemd*`, else `file`; `None` when the arguments or the filter's own
     /// `[Definition]` already set it.

@@ -31,7 +31,10 @@ fn quote(s: &str) -> String {
 
 /// A TOML key, quoted unless it is a bare key.
 fn key(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         s.to_owned()
     } else {
         quote(s)
@@ -72,7 +75,12 @@ impl Import {
         }
         for spec in &self.config.jails {
             let c = &spec.config;
-            for e in self.report.entries.iter().filter(|e| e.jail.as_deref() == Some(&spec.name)) {
+            for e in self
+                .report
+                .entries
+                .iter()
+                .filter(|e| e.jail.as_deref() == Some(&spec.name))
+            {
                 let _ = writeln!(out, "# {}", e.to_string().replace('\n', " "));
             }
             let _ = writeln!(out, "[jail.{}]", key(&spec.name));
@@ -92,9 +100,14 @@ impl Import {
             let _ = writeln!(out, "filter = {filter}");
             let sources = spec.sources.iter().map(|s| match s {
                 SourceSpec::Auto => quote("auto"),
-                SourceSpec::File { path } => format!("{{ file = {} }}", quote(&path.display().to_string())),
+                SourceSpec::File { path } => {
+                    format!("{{ file = {} }}", quote(&path.display().to_string()))
+                }
                 SourceSpec::Journal(j) => {
-                    let mut parts = vec![format!("matches = {}", list(j.matches.iter().map(|m| quote(m))))];
+                    let mut parts = vec![format!(
+                        "matches = {}",
+                        list(j.matches.iter().map(|m| quote(m)))
+                    )];
                     if let Some(d) = &j.directory {
                         parts.push(format!("directory = {}", quote(&d.display().to_string())));
                     }
@@ -120,7 +133,11 @@ impl Import {
                 }
             }
             let _ = writeln!(out, "history = {}", c.history.as_secs());
-            let _ = writeln!(out, "allowlist = {}", list(c.allowlist.iter().map(|n| quote(&n.to_string()))));
+            let _ = writeln!(
+                out,
+                "allowlist = {}",
+                list(c.allowlist.iter().map(|n| quote(&n.to_string())))
+            );
             let _ = writeln!(out, "v6_net_threshold = false");
             let _ = writeln!(out, "protect_after_success = false");
             let _ = writeln!(out);
@@ -136,7 +153,11 @@ impl Import {
             .report
             .entries
             .iter()
-            .filter(|e| e.jail.as_ref().is_none_or(|j| self.config.jail(j).is_none()))
+            .filter(|e| {
+                e.jail
+                    .as_ref()
+                    .is_none_or(|j| self.config.jail(j).is_none())
+            })
             .collect();
         for e in global {
             let _ = writeln!(out, "# {}", e.to_string().replace('\n', " "));

@@ -8,7 +8,7 @@ use portcullis_fail2ban::{Import, ImportOptions, active_bans};
 
 const JAIL_LOCAL: &str = "\
 [DEFAULT]
-ignoreip = 127.0.0.1/8 ::1 198.51.100.7
+ignoreip = 127.0.0.1/8 ::1 198.51.100.7 localhost no-such-host.invalid
 [sshd]
 enabled = true
 logpath = LOGS/auth.log
@@ -24,34 +24,91 @@ logpath = LOGS/auth.log
 
 #[test]
 fn written_toml_loads_into_the_same_jails() {
-    let Some(etc) = common::fail2ban_dir() else { return };
+    let Some(etc) = common::fail2ban_dir() else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("fail2ban");
     common::copy_dir(&etc, &dir);
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).expect("mkdir");
     std::fs::write(logs.join("auth.log"), "").expect("log");
-    std::fs::write(dir.join("jail.local"), JAIL_LOCAL.replace("LOGS", &logs.display().to_string()))
-        .expect("jail.local");
+    std::fs::write(
+        dir.join("jail.local"),
+        JAIL_LOCAL.replace("LOGS", &logs.display().to_string()),
+    )
+    .expect("jail.local");
     let import = Import::load(&dir, &ImportOptions::default()).expect("import");
     let text = import.to_toml();
+    // Host names are reported, not resolved, unless asked.
+    let unresolved = import
+        .report
+        .entries
+        .iter()
+        .filter(|e| e.key == "ignoreip" && e.message.contains("not resolved"))
+        .count();
+    assert_eq!(
+        unresolved,
+        2 * 3,
+        "two names in three enabled jails (recidive too)"
+    );
+    let resolving = Import::load(
+        &dir,
+        &ImportOptions {
+            resolve_hostnames: true,
+        },
+    )
+    .expect("import");
+    let sshd = &resolving.config.jail("sshd").expect("sshd").config;
+    assert!(
+        resolving
+            .report
+            .entries
+            .iter()
+            .any(|e| e.message.contains("host name localhost resolved once"))
+    );
+    assert!(
+        resolving
+            .report
+            .entries
+            .iter()
+            .any(|e| e.message.contains("no-such-host.invalid does not resolve"))
+    );
+    assert!(
+        sshd.allowlist
+            .iter()
+            .any(|n| n.contains(&std::net::IpAddr::from([127, 0, 0, 1])))
+    );
     println!("{text}");
 
     // The filter tables name the Fail2Ban filter file and its arguments.
     let table: toml::Table = text.parse().expect("valid TOML");
     for spec in &import.config.jails {
-        let FilterRef::Fail2Ban { path, args } = &spec.filter else { panic!("fail2ban filter") };
+        let FilterRef::Fail2Ban { path, args } = &spec.filter else {
+            panic!("fail2ban filter")
+        };
         let filter = &table["jail"][spec.name.as_str()]["filter"];
         assert_eq!(filter["fail2ban"].as_str(), path.to_str());
         for (k, v) in args {
-            assert_eq!(filter["args"][k.as_str()].as_str(), Some(v.as_str()), "{} {k}", spec.name);
+            assert_eq!(
+                filter["args"][k.as_str()].as_str(),
+                Some(v.as_str()),
+                "{} {k}",
+                spec.name
+            );
         }
     }
     // Everything else goes through the real loader: swap the filter tables for a built-in
     // name (the loader's filter syntax for Fail2Ban files is the daemon's part).
     let plain: String = text
         .lines()
-        .map(|l| if l.starts_with("filter = { fail2ban") { "filter = \"sshd\"" } else { l })
+        .map(|l| {
+            if l.starts_with("filter = { fail2ban") {
+                "filter = \"sshd\""
+            } else {
+                l
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let loaded = Config::from_str_named(&plain, "imported.toml").expect("loads");
@@ -66,7 +123,10 @@ fn written_toml_loads_into_the_same_jails() {
     assert_eq!(sshd.factor, 2.0, "1 2 4 8 16 is doubling");
     assert_eq!(sshd.maxtime, sshd.bantime * 16);
     assert_eq!(sshd.permanent_after, Some(5), "recidive: 5 bans in a day");
-    assert!(sshd.allowlist.contains(&"198.51.100.7/32".parse().expect("net")));
+    assert!(
+        sshd.allowlist
+            .contains(&"198.51.100.7/32".parse().expect("net"))
+    );
     assert_eq!(loaded.firewall.backend, import.config.firewall.backend);
 }
 
@@ -93,7 +153,9 @@ print('{}')
 
 #[test]
 fn active_bans_come_from_fail2bans_database() {
-    let Some(_) = common::fail2ban_dir() else { return };
+    let Some(_) = common::fail2ban_dir() else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("fail2ban.sqlite3");
     let now = 1_800_000_000i64;
@@ -107,8 +169,18 @@ fn active_bans_come_from_fail2bans_database() {
         got,
         [
             ("recidive".to_owned(), "2001:db8::5/128".to_owned(), None, 3),
-            ("sshd".to_owned(), "192.0.2.1/32".to_owned(), Some(now + 500), 1),
-            ("sshd".to_owned(), "192.0.2.3/32".to_owned(), Some(now + 1190), 2),
+            (
+                "sshd".to_owned(),
+                "192.0.2.1/32".to_owned(),
+                Some(now + 500),
+                1
+            ),
+            (
+                "sshd".to_owned(),
+                "192.0.2.3/32".to_owned(),
+                Some(now + 1190),
+                2
+            ),
         ]
     );
     assert_eq!(bad, ["not-an-ip"]);
