@@ -75,14 +75,18 @@ const BAD_LINES: &[&str] = &["no delimiter", "= no key", ": no key"];
 
 fn random_doc(rng: &mut Rng) -> String {
     let n = 1 + (rng.next() % 14) as usize;
-    let newline = if rng.next() % 5 == 0 { "\r\n" } else { "\n" };
+    let newline = if rng.next().is_multiple_of(5) {
+        "\r\n"
+    } else {
+        "\n"
+    };
     let mut doc = String::new();
-    if rng.next() % 4 != 0 {
+    if !rng.next().is_multiple_of(4) {
         doc.push_str("[Definition]");
         doc.push_str(newline);
     }
     for _ in 0..n {
-        let line = if rng.next() % 40 == 0 {
+        let line = if rng.next().is_multiple_of(40) {
             rng.pick(BAD_LINES)
         } else {
             rng.pick(LINES)
