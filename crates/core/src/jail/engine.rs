@@ -1,6 +1,7 @@
 //! [`JailEngine`]: the state machine of one jail.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
@@ -320,7 +321,12 @@ impl JailEngine {
 
     /// The ban that covers `addr` (its own or a network's, the narrowest one), if any.
     pub fn banned_by(&self, addr: IpAddr) -> Option<IpNet> {
-        covering_ban(&self.bans, &self.lengths, normalize_addr(addr))
+        covering_ban(
+            &self.bans,
+            &self.lengths,
+            normalize_addr(addr),
+            Lengths::All,
+        )
     }
 
     /// How many addresses have failures in their window (memory use is proportional).
@@ -539,23 +545,37 @@ impl JailEngine {
     }
 
     fn on_failure(&mut self, addr: IpAddr, time: Time, weight: u32, attempts: u32) {
-        if covering_ban(&self.bans, &self.lengths, addr).is_some() {
-            self.stats.while_banned += 1;
-            return;
-        }
         let cutoff = self.window_cutoff();
-        let (score, failures) = if time >= cutoff && (weight > 0 || attempts > 0) {
-            let window = self.tracked.entry(addr).or_default();
-            window.insert(time, weight, attempts);
-            window.prune(cutoff);
-            (window.sum(), window.attempts_between(cutoff, Time::MAX))
-        } else {
-            match self.tracked.get_mut(&addr) {
-                Some(window) => {
-                    window.prune(cutoff);
-                    (window.sum(), window.attempts_between(cutoff, Time::MAX))
+        let counts = time >= cutoff && (weight > 0 || attempts > 0);
+        // One map probe on the hot path: an address with a window is never banned by
+        // itself (a ban removes the window and banned addresses get none), so only network
+        // bans need checking then; only an address without a window needs the host lookup.
+        let (score, failures) = match self.tracked.entry(addr) {
+            Entry::Occupied(mut o) => {
+                debug_assert!(!self.bans.contains_key(&IpNet::from(addr)), "{addr}");
+                if covering_ban(&self.bans, &self.lengths, addr, Lengths::Networks).is_some() {
+                    self.stats.while_banned += 1;
+                    return;
                 }
-                None => (0, 0),
+                let window = o.get_mut();
+                if counts {
+                    window.insert(time, weight, attempts);
+                }
+                window.prune(cutoff);
+                (window.sum(), window.attempts_between(cutoff, Time::MAX))
+            }
+            Entry::Vacant(v) => {
+                if covering_ban(&self.bans, &self.lengths, addr, Lengths::All).is_some() {
+                    self.stats.while_banned += 1;
+                    return;
+                }
+                if counts {
+                    let window = v.insert(Window::default());
+                    window.insert(time, weight, attempts);
+                    (window.sum(), window.attempts_between(cutoff, Time::MAX))
+                } else {
+                    (0, 0)
+                }
             }
         };
         if score < u64::from(self.config.maxretry.0) {
@@ -579,7 +599,7 @@ impl JailEngine {
     }
 
     fn on_success(&mut self, addr: IpAddr, time: Time, event: &Event) {
-        let covering = covering_ban(&self.bans, &self.lengths, addr);
+        let covering = covering_ban(&self.bans, &self.lengths, addr, Lengths::All);
         let banned_failures = self.bans.get(&IpNet::from(addr)).map_or(0, |b| b.failures);
         let window_failures = self.tracked.get(&addr).map_or(0, |w| {
             w.attempts_between(time.saturating_sub(self.config.findtime), time)
@@ -776,24 +796,34 @@ impl JailEngine {
     }
 }
 
+/// Which prefix lengths `covering_ban` looks at.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Lengths {
+    All,
+    /// All but /32 and /128.
+    Networks,
+}
+
 /// The narrowest active ban covering `addr`: one lookup per prefix length in use.
 fn covering_ban(
     bans: &HashMap<IpNet, ActiveBan>,
     lengths: &PrefixLengths,
     addr: IpAddr,
+    which: Lengths,
 ) -> Option<IpNet> {
     if bans.is_empty() {
         return None;
     }
+    let skip_host = u8::from(which == Lengths::Networks);
     match addr {
-        IpAddr::V4(a) => (0..=32u8).rev().find_map(|len| {
+        IpAddr::V4(a) => (0..=32 - skip_host).rev().find_map(|len| {
             if lengths.v4[usize::from(len)] == 0 {
                 return None;
             }
             let net = IpNet::V4(Ipv4Net::new(a, len).ok()?.trunc());
             bans.contains_key(&net).then_some(net)
         }),
-        IpAddr::V6(a) => (0..=128u8).rev().find_map(|len| {
+        IpAddr::V6(a) => (0..=128 - skip_host).rev().find_map(|len| {
             if lengths.v6[usize::from(len)] == 0 {
                 return None;
             }
