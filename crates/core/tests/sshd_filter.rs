@@ -704,6 +704,16 @@ fn every_form_as_journal_record() {
 }
 
 #[test]
+fn crlf_line_ends_are_accepted() {
+    let (o, ev) = feed(
+        &mut matcher(),
+        "Nov 25 08:00:01 web1 sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2\r",
+    );
+    assert!(matches!(o, LineOutcome::Matched { .. }));
+    assert_eq!(ev[0].addr, ip("192.0.2.1"));
+}
+
+#[test]
 fn lines_without_timestamp_use_read_time() {
     let mut m = matcher();
     let (o, ev) = feed(

@@ -120,11 +120,13 @@ impl<P: Pattern> LineMatcher<P> {
         &self.stats
     }
 
-    /// One raw syslog-format line without its newline: `TIMESTAMP host program[pid]:
+    /// One raw syslog-format line without its newline (a trailing CR is dropped): `TIMESTAMP host program[pid]:
     /// message` (syslog or RFC 3339 timestamp; a line without one gets `read_time`, which
     /// also settles the year of syslog dates). Events are appended to `out`.
     pub fn feed_line(&mut self, line: &[u8], read_time: Time, out: &mut Vec<Event>) -> LineOutcome {
         self.stats.lines += 1;
+        // Files written on or copied through Windows end lines with CR LF.
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         let capped = &line[..line.len().min(MAX_LINE)];
         let (time, rest, dated) = match self.dates.parse_prefix(capped, read_time) {
             Some((t, n)) => (t, capped.get(n..).unwrap_or_default(), true),

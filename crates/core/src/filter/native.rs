@@ -144,8 +144,8 @@ impl FastPath {
         if bytes.get(start..host_start) != Some(lit) {
             return false;
         }
-        let mut occurrences = self.lit.find_iter(bytes);
-        if occurrences.next().is_some() && occurrences.next().is_none() {
+        // One occurrence of the text before the address: one possible place.
+        if self.lit.find(bytes) == Some(start) && self.lit.find(&bytes[start + 1..]).is_none() {
             return true;
         }
         self.places.find(bytes).is_some_and(|m| m.start() == start)
