@@ -1,5 +1,28 @@
 //! Fail2Ban jails (`jail.conf`, `jail.d/*.conf`, `jail.local`, `jail.d/*.local`) turned into
 //! portcullis jails, with a [`Report`] of everything that is not carried over exactly.
+//!
+//! Mapping (each approximation is a report entry naming FILE:LINE):
+//! - `filter = NAME[args]` → [`FilterRef::Fail2Ban`] with the arguments, the `logtype`
+//!   Fail2Ban derives from the backend, and filter options the jail sets itself
+//!   (`failregex`, `usedns`, …; Fail2Ban lets them override the filter's).
+//! - `backend` auto/polling/pyinotify/gamin → one file source per `logpath` line (globs
+//!   expanded at load); `systemd[journalpath=, journalfiles=]` → a journal source whose
+//!   matches are the filter's `journalmatch` lines joined with `+`.
+//! - `maxretry`, `findtime`, `bantime` as they are; `bantime < 0` → every ban permanent.
+//! - without `bantime.increment`: no escalation (factor 1, maxtime = bantime).
+//! - with it: the default formula → factor 2; Fail2Ban's exponential formula → factor
+//!   e^`bantime.factor`; `bantime.multipliers` → their growth factor (exact when geometric),
+//!   capped at the last multiplier; `bantime.maxtime` → maxtime; history = `dbpurgeage`;
+//!   `bantime.rndtime` and `overalljails` are reported.
+//! - `recidive` → not a jail; every other jail's `permanent_after` = its `maxretry` and
+//!   `history` ≥ its `findtime` (Fail2Ban's 1-week ban becomes permanent).
+//! - `ignoreip` → allowlist (loopback always; host names resolved once if asked);
+//!   `ignoreself` → the daemon's own-address allowlist; `ignorecommand` → recorded argv,
+//!   not run.
+//! - `action`/`banaction` nftables-* → nft, iptables-ipset-* and iptables-* → ipset, dummy →
+//!   nothing, anything else → reported as not implemented; ports are not restricted.
+//! - portcullis extras that change which addresses are banned (IPv6 /64 aggregation,
+//!   protection after a clean login) are off in imported jails.
 
 use std::fmt;
 use std::net::{IpAddr, ToSocketAddrs};
@@ -751,13 +774,20 @@ impl JailReader<'_> {
             .get("bantime.factor")?
             .filter(|v| !v.text.trim().is_empty());
         let ban_factor = match &factor_value {
-            Some(v) => v.text.trim().parse::<f64>().map_err(|_| {
-                self.invalid(
-                    v,
-                    "bantime.factor",
-                    format!("expected a number, found {:?}", v.text),
-                )
-            })?,
+            Some(v) => match v.text.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() && f > 0.0 => f,
+                _ => {
+                    // Fail2Ban evaluates it as a Python expression; only numbers are read here.
+                    report.push(
+                        Severity::Approximated,
+                        jail,
+                        "bantime.factor",
+                        Some(&v.origin),
+                        format!("{:?} is not a plain positive number; 1 is used", v.text),
+                    );
+                    1.0
+                }
+            },
             None => 1.0,
         };
         let multipliers = self
