@@ -280,11 +280,11 @@ fn find_tag(v: &str, from: usize) -> Option<(usize, usize)> {
 /// Where a filter's files are: `NAME` in `DIR/filter.d`, or a path to a `.conf` file.
 pub fn filter_path(config_dir: &Path, name_or_path: &str) -> PathBuf {
     let p = Path::new(name_or_path);
-    if p.extension().is_some_and(|e| e == "conf" || e == "local") || name_or_path.contains('/') {
-        p.to_owned()
-    } else {
-        config_dir.join("filter.d").join(format!("{name_or_path}.conf"))
+    if p.is_file() || name_or_path.contains('/') {
+        return p.to_owned();
     }
+    let name = name_or_path.strip_suffix(".conf").unwrap_or(name_or_path);
+    config_dir.join("filter.d").join(format!("{name}.conf"))
 }
 
 /// Read a Fail2Ban filter (`path` is its `.conf`; its `.local` and includes are read too)
