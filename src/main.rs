@@ -11,6 +11,7 @@ mod fail2ban_cmd;
 mod logfiles;
 mod pipeline;
 mod scan;
+mod test_filter;
 mod text;
 
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         cli::Command::Unban(args) => ctl::unban(&args),
         cli::Command::Reload(args) => ctl::reload(&args),
         cli::Command::Flush(args) => ctl::flush(&args),
+        cli::Command::TestFilter(args) => test_filter::run(&args),
         cli::Command::Investigate(args) => investigate::run(&args),
         cli::Command::ImportFail2ban(args) => fail2ban_cmd::run(&args),
     };
