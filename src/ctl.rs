@@ -114,6 +114,16 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
+        for a in &d.alerts {
+            s += &format!(
+                "ALERT {} {} from {} user {}{}\n",
+                fmt_secs(a.time),
+                a.kind,
+                a.addr,
+                crate::text::escape_terminal(a.user.as_deref().unwrap_or("?")),
+                if a.failures > 0 { format!(" after {} failures", a.failures) } else { String::new() }
+            );
+        }
         for j in &d.jails {
             s += &format!(
                 "jail {}: {} active bans, {} bans since start, {} failed attempts\n",

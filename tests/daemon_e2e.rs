@@ -365,3 +365,98 @@ fn r3_journal_file_source_bans_from_real_sshd_lines() {
     let key = status["jails"][0]["sources"][0]["key"].as_str().unwrap_or("").to_string();
     assert!(key.starts_with("journal:"), "{status}");
 }
+
+/// A key login from the attacker's address after its failed passwords.
+fn key_login(pair: &Pair, sshd: &Sshd, addr: &str) -> bool {
+    pair.attacker
+        .command("ssh")
+        .args(["-i"])
+        .arg(&sshd.client_key)
+        .args([
+            "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o",
+            "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg(format!("root@{addr}"))
+        .arg("true")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn r4_daemon_raises_breach_alert_to_exec_hook_and_webhook() {
+    if !require_root_and(&["ip", "nft", "sshd", "sshpass", "ssh", "python3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pair = Pair::new();
+    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), false);
+    // The exec hook: a script that appends its stdin to a file (it gets no arguments from logs).
+    let hook_out = tmp.path().join("hook.jsonl");
+    let hook = tmp.path().join("hook.sh");
+    std::fs::write(&hook, format!("#!/bin/sh\ncat >> {}\n", hook_out.display())).expect("hook");
+    run(std::process::Command::new("chmod").arg("755").arg(&hook));
+    // The webhook: a tiny HTTP server in the server namespace that records POST bodies.
+    let hook_posts = tmp.path().join("posts.jsonl");
+    let server_py = format!(
+        "import http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_POST(self):\n        n=int(self.headers['Content-Length'])\n        open('{}','ab').write(self.rfile.read(n)+b'\\n')\n        self.send_response(204); self.end_headers()\n    def log_message(self,*a): pass\nhttp.server.HTTPServer(('127.0.0.1',8089),H).serve_forever()\n",
+        hook_posts.display()
+    );
+    let mut web = pair
+        .server
+        .command("python3")
+        .args(["-c", &server_py])
+        .spawn()
+        .expect("webhook server");
+    let daemon = Daemon::start(
+        &pair.server,
+        &tmp.path().join("pc"),
+        &format!(
+            "[notify]\nexec = [[\"{}\"]]\nwebhooks = [\"http://127.0.0.1:8089/hook\"]\nevents = [\"breach\", \"root_login\"]\n{}",
+            hook.display(),
+            jail_config(&sshd.log, "maxretry = 10\nbreach_after = 3")
+        ),
+    );
+    for _ in 0..4 {
+        assert!(password_attempt(&pair.attacker, SERVER4, "root", "wrong"));
+    }
+    assert!(key_login(&pair, &sshd, SERVER4), "key login failed:\n{}", sshd.log_text());
+    daemon.wait_for("the breach alert in status", 20, |d| {
+        d.status()["alerts"].as_array().is_some_and(|a| a.iter().any(|x| x["kind"] == "breach"))
+    });
+    let status = daemon.status();
+    let breach = status["alerts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["kind"] == "breach").cloned())
+        .expect("breach");
+    assert_eq!(breach["addr"], ATTACKER4);
+    assert_eq!(breach["user"], "root");
+    assert!(breach["failures"].as_u64().unwrap_or(0) >= 3, "{breach}");
+    // The exec hook got the event as JSON on stdin.
+    let t0 = Instant::now();
+    let mut got = String::new();
+    while t0.elapsed() < Duration::from_secs(10) && !(got.contains("breach") && got.contains("root_login")) {
+        std::thread::sleep(Duration::from_millis(100));
+        got = std::fs::read_to_string(&hook_out).unwrap_or_default();
+    }
+    let events: Vec<serde_json::Value> =
+        got.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let b = events.iter().find(|e| e["event"] == "breach").unwrap_or_else(|| panic!("hook got: {got}"));
+    assert_eq!(b["addr"], ATTACKER4);
+    assert_eq!(b["user"], "root");
+    assert!(events.iter().any(|e| e["event"] == "root_login"), "{got}");
+    // And the webhook.
+    let t0 = Instant::now();
+    let mut posts = String::new();
+    while t0.elapsed() < Duration::from_secs(10) && !posts.contains("breach") {
+        std::thread::sleep(Duration::from_millis(100));
+        posts = std::fs::read_to_string(&hook_posts).unwrap_or_default();
+    }
+    let _ = web.kill();
+    let _ = web.wait();
+    assert!(posts.contains("\"breach\"") && posts.contains(ATTACKER4), "webhook got: {posts}");
+    // A breach is not a ban: the address logged in.
+    assert!(ban_of(&daemon.bans(), ATTACKER4).is_none());
+}

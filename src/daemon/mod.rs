@@ -8,6 +8,7 @@
 
 mod control;
 mod jails;
+mod notify;
 mod sources;
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use anyhow::{Context, Result, anyhow};
 use ipnet::IpNet;
 use portcullis_config::{Backend, Config};
 use portcullis_control::data::{
-    BackendStatus, BanData, BanEntry, BansData, FlushData, ReloadData, Reply, SourceStatus,
+    AlertEntry, BackendStatus, BanData, BanEntry, BansData, FlushData, ReloadData, Reply, SourceStatus,
     StatusData, UnbanData,
 };
 use portcullis_control::{ErrorBody, ErrorKind, ServerConfig, Target};
@@ -37,6 +38,7 @@ use crate::cli::RunArgs;
 use crate::pipeline::{resolve_filter, time_zone};
 use control::{ControlRequest, ControlSocket};
 use jails::LiveJail;
+use notify::Notifier;
 use sources::{Batch, RunningSource, SourceKey};
 
 /// How often source positions are written when no decision forces a write.
@@ -124,6 +126,7 @@ struct Daemon {
     lines_rx: mpsc::Receiver<Batch>,
     control_rx: mpsc::Receiver<ControlRequest>,
     control: Option<ControlSocket>,
+    notifier: Notifier,
     started: Instant,
     last_positions: Instant,
     events: Vec<Event>,
@@ -251,6 +254,7 @@ impl Daemon {
         };
         let jails = build_jails(&config, &store, now, Vec::new())?;
 
+        let notifier = Notifier::start(&config.notify);
         let (lines_tx, lines_rx) = mpsc::channel(64);
         let (control_tx, control_rx) = mpsc::channel(16);
         let mut daemon = Daemon {
@@ -272,6 +276,7 @@ impl Daemon {
             lines_rx,
             control_rx,
             control: None,
+            notifier,
             started: Instant::now(),
             last_positions: Instant::now(),
             events: Vec::new(),
@@ -511,6 +516,7 @@ impl Daemon {
         self.apply_firewall(&decisions, now).await;
         for d in &decisions {
             log_decision(d);
+            self.notifier.decision(d);
         }
     }
 
@@ -829,7 +835,37 @@ impl Daemon {
                 error,
             },
             jails,
+            alerts: self.recent_alerts(),
         })
+    }
+
+    fn recent_alerts(&self) -> Vec<AlertEntry> {
+        let alerts = match self.store.recent_alerts(20) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("cannot read alerts: {e}");
+                return Vec::new();
+            }
+        };
+        alerts
+            .into_iter()
+            .filter_map(|a| match a.alert {
+                Alert::Breach { addr, user, failures, time } => Some(AlertEntry {
+                    kind: "breach".into(),
+                    time: time.as_secs(),
+                    addr: addr.to_string(),
+                    user: user.map(|u| u.to_string()),
+                    failures,
+                }),
+                Alert::RootLogin { addr, time } => Some(AlertEntry {
+                    kind: "root_login".into(),
+                    time: time.as_secs(),
+                    addr: addr.to_string(),
+                    user: Some("root".into()),
+                    failures: 0,
+                }),
+            })
+            .collect()
     }
 
     async fn stop(&mut self) {

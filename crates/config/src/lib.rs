@@ -17,7 +17,7 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location,
-    LogLevel, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SourceSpec, Verdict,
+    LogLevel, NotifyEvent, NotifySettings, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SourceSpec, Verdict,
 };
 
 use load::{Layer, Resolver};

@@ -12,10 +12,10 @@ use toml::Spanned;
 
 use crate::error::ConfigError;
 use crate::model::{
-    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location,
+    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location, NotifyEvent, NotifySettings,
     LogLevel, SourceSpec, Verdict,
 };
-use crate::raw::{Daemon, Firewall, Jail, Loc, Located, RawFile, RawSource};
+use crate::raw::{Daemon, Firewall, Jail, Loc, Located, Notify, RawFile, RawSource};
 use crate::{
     DEFAULT_CONFIG, DEFAULT_FILTER_DIR, DEFAULT_SOCKET, DEFAULT_STATE_DIR, EMBEDDED_ORIGIN,
 };
@@ -90,6 +90,7 @@ pub(crate) fn conf_d_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 struct Merged {
     daemon: Daemon,
     firewall: Firewall,
+    notify: Notify,
     defaults: Jail,
     /// By name; the `Loc` is the jail's table in the last file that mentioned it.
     jails: BTreeMap<String, (Jail, Loc)>,
@@ -113,6 +114,7 @@ impl Resolver {
         }
         let daemon = self.daemon(&merged.daemon)?;
         let firewall = self.firewall(&merged.firewall)?;
+        let notify = self.notify(&merged.notify)?;
         let mut jails = Vec::new();
         let mut disabled_jails = Vec::new();
         for (name, (jail, at)) in &merged.jails {
@@ -127,6 +129,7 @@ impl Resolver {
         Ok(Config {
             daemon,
             firewall,
+            notify,
             jails,
             disabled_jails,
             files: self.layers.iter().map(|l| l.origin.clone()).collect(),
@@ -139,6 +142,9 @@ impl Resolver {
         }
         if let Some(f) = raw.firewall {
             merged.firewall.apply(f, layer);
+        }
+        if let Some(n) = raw.notify {
+            merged.notify.apply(n, layer);
         }
         if let Some(d) = raw.defaults {
             for (key, span) in [
@@ -224,6 +230,44 @@ impl Resolver {
             verdict: value_or(&f.verdict, &None, Verdict::Drop),
             hook_forward: value_or(&f.hook_forward, &None, false),
             flush_on_stop: value_or(&f.flush_on_stop, &None, false),
+        })
+    }
+
+    fn notify(&self, n: &Notify) -> Result<NotifySettings, ConfigError> {
+        let exec = n.exec.as_ref().map_or_else(Vec::new, |e| e.value.clone());
+        if let Some(e) = &n.exec {
+            for (i, argv) in e.value.iter().enumerate() {
+                if !argv.first().is_some_and(|p| p.starts_with('/')) {
+                    return Err(self.error(
+                        &e.at,
+                        &format!("notify.exec[{i}]"),
+                        "expected an argv list whose first word is an absolute program path \
+                         (it is run directly, never through a shell)",
+                    ));
+                }
+            }
+        }
+        let webhooks = n.webhooks.as_ref().map_or_else(Vec::new, |w| w.value.clone());
+        if let Some(w) = &n.webhooks {
+            for (i, url) in w.value.iter().enumerate() {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(self.error(
+                        &w.at,
+                        &format!("notify.webhooks[{i}]"),
+                        format!("expected an http:// or https:// URL, got {url:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(NotifySettings {
+            exec,
+            webhooks,
+            events: n.events.as_ref().map_or_else(
+                || vec![NotifyEvent::Breach, NotifyEvent::RootLogin, NotifyEvent::PermanentBan],
+                |e| e.value.clone(),
+            ),
+            timeout: n.timeout.as_ref().map_or(std::time::Duration::from_secs(5), |t| t.value.0),
+            retries: n.retries.as_ref().map_or(3, |r| r.value),
         })
     }
 

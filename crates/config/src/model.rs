@@ -13,6 +13,8 @@ pub struct Config {
     pub daemon: DaemonSettings,
     /// How bans reach the kernel.
     pub firewall: FirewallSettings,
+    /// Who is told about alerts and bans.
+    pub notify: NotifySettings,
     /// Enabled jails, sorted by name. Each has its own filter, sources and policy.
     pub jails: Vec<JailSpec>,
     /// Names of jails that are configured but have `enabled = false` (shown by `status`).
@@ -221,4 +223,47 @@ pub enum Verdict {
     Drop,
     /// Answer with ICMP port unreachable.
     Reject,
+}
+
+/// Notification hooks (`[notify]`): programs run with a fixed argv and webhooks, each given
+/// the event as JSON. Log text never becomes an argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifySettings {
+    /// Programs to run, each a full argv (`argv[0]` an absolute path); the event JSON is on
+    /// stdin. Never run through a shell.
+    pub exec: Vec<Vec<String>>,
+    /// URLs that receive an HTTP POST of the event JSON.
+    pub webhooks: Vec<String>,
+    /// Which events are sent.
+    pub events: Vec<NotifyEvent>,
+    /// Upper bound on one hook run or one HTTP request.
+    pub timeout: std::time::Duration,
+    /// Further tries of a failed webhook (with backoff).
+    pub retries: u32,
+}
+
+/// Kinds of events hooks can receive (`notify.events`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// A successful login after failed attempts from the same address.
+    Breach,
+    /// A successful root login.
+    RootLogin,
+    /// Every ban.
+    Ban,
+    /// Permanent bans only.
+    PermanentBan,
+}
+
+impl NotifyEvent {
+    /// The name used in config and in the event JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Breach => "breach",
+            NotifyEvent::RootLogin => "root_login",
+            NotifyEvent::Ban => "ban",
+            NotifyEvent::PermanentBan => "permanent_ban",
+        }
+    }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
-use crate::model::{Backend, LogLevel, Verdict};
+use crate::model::{Backend, LogLevel, NotifyEvent, Verdict};
 
 /// Where a merged value came from: the file's index in the layer list and its byte span.
 #[derive(Clone, Debug)]
@@ -87,6 +87,17 @@ layered!(
     }
 );
 
+layered!(
+    RawNotify,
+    Notify {
+        exec: Vec<Vec<String>>,
+        webhooks: Vec<String>,
+        events: Vec<NotifyEvent>,
+        timeout: PositiveDuration,
+        retries: u32,
+    }
+);
+
 layered!(RawJail, Jail {
     enabled: bool,
     filter: String,
@@ -112,6 +123,7 @@ layered!(RawJail, Jail {
 pub(crate) struct RawFile {
     pub daemon: Option<RawDaemon>,
     pub firewall: Option<RawFirewall>,
+    pub notify: Option<RawNotify>,
     pub defaults: Option<RawJail>,
     pub jail: Option<BTreeMap<String, Spanned<RawJail>>>,
 }

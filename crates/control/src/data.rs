@@ -75,6 +75,26 @@ pub struct StatusData {
     pub backend: BackendStatus,
     /// One entry per jail (only the asked one with `status JAIL`).
     pub jails: Vec<JailStatus>,
+    /// Recent alerts (breach, root login), newest first.
+    #[serde(default)]
+    pub alerts: Vec<AlertEntry>,
+}
+
+/// One alert kept by the daemon.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertEntry {
+    /// `breach` or `root_login`.
+    pub kind: String,
+    /// When it happened, Unix seconds.
+    pub time: i64,
+    /// The address concerned.
+    pub addr: String,
+    /// The user, when known (attacker-chosen text: display it escaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Failed attempts before a breach.
+    #[serde(default)]
+    pub failures: u32,
 }
 
 /// Health of the firewall backend.
