@@ -20,6 +20,7 @@ mod pattern;
 mod tags;
 
 pub use conf::{LoadError, filter_path, load_filter};
+pub use portcullis_fail2ban::FilterDef;
 pub use date::{DateDetector, DateMatch, DatePatternError};
 pub use filter::{BuildError, Fail2BanFilter, Failure, Fields, FilterOptions, LineResult, Value, normalize};
 pub use pattern::{CompileError, DEFAULT_MATCH_LIMIT, PatternOptions, RegexPattern, SearchError, Spans};
