@@ -2,4 +2,5 @@
 
 mod daemon_e2e;
 mod e2e;
+mod systemd_e2e;
 mod investigate_e2e;
