@@ -61,6 +61,11 @@ pub struct RunArgs {
     /// Directory of extra *.toml files read after the main file.
     #[arg(long, env = "PORTCULLIS_CONF_D", value_name = "DIR")]
     pub conf_d: Option<PathBuf>,
+    /// Run an existing Fail2Ban configuration directory (e.g. /etc/fail2ban) instead of
+    /// portcullis TOML: its enabled jails, filters and ban policy; what is not carried over
+    /// is logged as warnings at start (and at each reload, which reads it again).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "conf_d"])]
+    pub fail2ban_config: Option<PathBuf>,
     /// State directory (SQLite database); overrides the configuration.
     #[arg(long, env = "PORTCULLIS_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -145,6 +150,9 @@ pub struct ScanArgs {
     /// Configuration file (default: the embedded sshd configuration).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Replay with the jails of a Fail2Ban configuration directory (e.g. /etc/fail2ban).
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    pub fail2ban_config: Option<PathBuf>,
     /// Only run this jail.
     #[arg(long, value_name = "JAIL")]
     pub jail: Option<String>,

@@ -1,4 +1,7 @@
-//! The offline pipeline shared by `scan` (and later `investigate`): files → filter → jail.
+//! The offline pipeline shared by `scan` and `investigate` (files → filter → jail), and the
+//! filter side the daemon shares with it: [`JailFilter`] (what a jail's filter reference
+//! resolves to) and [`AnyMatcher`] (a line or journal record → core [`Event`]s, for the
+//! native engine and for Fail2Ban filters alike).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -9,21 +12,252 @@ use anyhow::{Context, Result, anyhow, bail};
 use flate2::read::MultiGzDecoder;
 use portcullis_config::{Config, FilterRef, JailSpec};
 use portcullis_core::date::DateParser;
-use portcullis_core::filter::{Filter, LineMatcher, LineOutcome, Stats};
+use portcullis_core::event::normalize_addr;
+use portcullis_core::filter::{BadLine, Filter, LineMatcher, LineOutcome, Stats};
 use portcullis_core::jail::{JailEngine, Restored};
-use portcullis_core::{Decision, Event, Time};
+use portcullis_core::{Decision, Event, EventKind, Time, Weight};
+use portcullis_fail2ban::{FilterDef, Import, ImportOptions, Severity};
+use portcullis_pcre2::{Fail2BanFilter, FilterOptions, LineResult};
+
+/// A jail's filter, compiled once and checked: matchers (one per source) are made from it.
+#[derive(Clone, Debug)]
+pub enum JailFilter {
+    /// A native TOML filter (built-in or file).
+    Native(Filter),
+    /// A Fail2Ban `filter.d` definition, run by the PCRE2 engine.
+    Fail2Ban {
+        /// The engine settings read from the definition.
+        options: FilterOptions,
+        /// Where the definition came from (for errors).
+        name: String,
+    },
+}
+
+impl JailFilter {
+    /// A fresh matcher (own date cache, multi-line buffer and counters) for one source.
+    pub fn matcher(&self, tz: &jiff::tz::TimeZone) -> Result<AnyMatcher> {
+        match self {
+            JailFilter::Native(f) => Ok(AnyMatcher::Native(Box::new(
+                LineMatcher::new(f.clone(), DateParser::new(tz.clone()))
+                    .map_err(|e| anyhow!("{e}"))?,
+            ))),
+            JailFilter::Fail2Ban { options, name } => Ok(AnyMatcher::Fail2Ban(Box::new(
+                Fail2BanMatcher::new(options, name, tz)?,
+            ))),
+        }
+    }
+}
+
+/// Turns lines or journal records into events with either engine.
+#[derive(Debug)]
+pub enum AnyMatcher {
+    /// Core's native matcher (rules, attempt merging, weights).
+    Native(Box<LineMatcher>),
+    /// A Fail2Ban filter.
+    Fail2Ban(Box<Fail2BanMatcher>),
+}
+
+impl AnyMatcher {
+    /// Match one raw log line; `reference` is the read time (year reference and fallback
+    /// time).
+    pub fn feed_line(&mut self, line: &[u8], reference: Time, out: &mut Vec<Event>) -> LineOutcome {
+        match self {
+            AnyMatcher::Native(m) => m.feed_line(line, reference, out),
+            AnyMatcher::Fail2Ban(m) => m.feed_line(line, reference, out),
+        }
+    }
+
+    /// Match one journal record (`program` = `SYSLOG_IDENTIFIER`, `None` = not checked).
+    pub fn feed_record(
+        &mut self,
+        time: Time,
+        program: Option<&str>,
+        pid: Option<u32>,
+        message: &[u8],
+        out: &mut Vec<Event>,
+    ) -> LineOutcome {
+        match self {
+            AnyMatcher::Native(m) => m.feed_record(time, program, pid, message, out),
+            AnyMatcher::Fail2Ban(m) => m.feed_record(time, program, pid, message, out),
+        }
+    }
+
+    /// Line counters.
+    pub fn stats(&self) -> &Stats {
+        match self {
+            AnyMatcher::Native(m) => m.stats(),
+            AnyMatcher::Fail2Ban(m) => &m.stats,
+        }
+    }
+
+    /// The name of rule `idx` (a native rule id, or `failregex[N]`).
+    pub fn rule_name(&self, idx: u16) -> &str {
+        match self {
+            AnyMatcher::Native(m) => m
+                .filter()
+                .rules()
+                .get(usize::from(idx))
+                .map_or("?", |r| &*r.id),
+            AnyMatcher::Fail2Ban(m) => m
+                .rule_names
+                .get(usize::from(idx))
+                .map_or("?", String::as_str),
+        }
+    }
+}
+
+/// A Fail2Ban filter behind the same interface as core's `LineMatcher`: every failure is
+/// one attempt (weight 1, count 1: Fail2Ban counts matches), an `<F-NOFAIL>` match is
+/// information, the user is the failure's `<F-USER>`.
+#[derive(Debug)]
+pub struct Fail2BanMatcher {
+    filter: Fail2BanFilter,
+    /// Same counters as the native engine, so `scan`/`status` report both alike.
+    stats: Stats,
+    /// `failregex[N]`, for `--explain` and hit counts.
+    rule_names: Vec<String>,
+    /// Which filter (for the match-limit warning).
+    name: String,
+    /// Searches cut off by the match limit so far (warned about at powers of two, so a
+    /// flood of crafted lines cannot flood the log).
+    limit_hits: u64,
+}
+
+impl Fail2BanMatcher {
+    /// Compile `options` (the date templates bound 4-digit years by the current year).
+    pub fn new(options: &FilterOptions, name: &str, tz: &jiff::tz::TimeZone) -> Result<Self> {
+        let year = tz.to_datetime(jiff::Timestamp::now()).year();
+        let filter = Fail2BanFilter::new(options, tz.clone(), year)
+            .map_err(|e| anyhow!("Fail2Ban filter {name}: {e}"))?;
+        let rule_names: Vec<String> = (0..options.failregex.len())
+            .map(|i| format!("failregex[{i}]"))
+            .collect();
+        let stats = Stats {
+            rule_hits: vec![0; rule_names.len()],
+            ..Stats::default()
+        };
+        Ok(Fail2BanMatcher {
+            filter,
+            stats,
+            rule_names,
+            name: name.to_owned(),
+            limit_hits: 0,
+        })
+    }
+
+    /// One raw line (dates found by the filter's templates; `reference` settles years and
+    /// is the time of lines without a date).
+    pub fn feed_line(&mut self, line: &[u8], reference: Time, out: &mut Vec<Event>) -> LineOutcome {
+        self.stats.lines += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = self.decode(line);
+        let result = self.filter.process_line(&text, reference.as_secs());
+        self.events(result, reference, out)
+    }
+
+    /// One journal record, rendered as Fail2Ban's systemd backend renders it
+    /// (`IDENTIFIER[PID]: MESSAGE`); the record's time is the event time.
+    pub fn feed_record(
+        &mut self,
+        time: Time,
+        program: Option<&str>,
+        pid: Option<u32>,
+        message: &[u8],
+        out: &mut Vec<Event>,
+    ) -> LineOutcome {
+        self.stats.lines += 1;
+        let text = self.decode(message);
+        let rendered = match (program, pid) {
+            (Some(p), Some(pid)) => format!("{p}[{pid}]: {text}"),
+            (Some(p), None) => format!("{p}: {text}"),
+            _ => text.into_owned(),
+        };
+        let secs = time.as_micros() as f64 / 1e6;
+        let result = self.filter.process_message(&rendered, secs);
+        self.events(result, time, out)
+    }
+
+    fn decode<'a>(&mut self, bytes: &'a [u8]) -> std::borrow::Cow<'a, str> {
+        let text = String::from_utf8_lossy(bytes);
+        if matches!(text, std::borrow::Cow::Owned(_)) {
+            self.stats.invalid_utf8 += 1;
+        }
+        text
+    }
+
+    fn events(&mut self, result: LineResult, fallback: Time, out: &mut Vec<Event>) -> LineOutcome {
+        if !result.errors.is_empty() {
+            self.limit_hits += 1;
+            if self.limit_hits.is_power_of_two() {
+                tracing::warn!(
+                    filter = %self.name,
+                    searches_cut_off = self.limit_hits,
+                    error = %result.errors[0],
+                    "Fail2Ban filter: a search was cut off by the match limit (the line is skipped by that regex; the others still ran)"
+                );
+            }
+        }
+        let mut first: Option<u16> = None;
+        for f in &result.failures {
+            // A pending multi-line id or a host name (no address) bans nothing.
+            let Some(addr) = f.addr else { continue };
+            let rule = u16::try_from(f.regex).unwrap_or(u16::MAX);
+            let time = f
+                .time
+                .filter(|t| t.is_finite())
+                .map_or(fallback, |t| Time::from_micros((t * 1e6) as i64));
+            let nofail = f.is_nofail();
+            out.push(Event {
+                time,
+                addr: normalize_addr(addr),
+                kind: if nofail {
+                    EventKind::Info
+                } else {
+                    EventKind::Attempt
+                },
+                weight: if nofail { Weight::ZERO } else { Weight::ONE },
+                count: 1,
+                user: f.text("user").map(Box::from),
+                method: None,
+                pid: None,
+                rule,
+            });
+            if !nofail && first.is_none() {
+                first = Some(rule);
+            }
+        }
+        if let Some(rule) = first {
+            self.stats.matched += 1;
+            if let Some(h) = self.stats.rule_hits.get_mut(usize::from(rule)) {
+                *h += 1;
+            }
+            return LineOutcome::Matched { rule };
+        }
+        if result.ignored.is_some() {
+            self.stats.ignored += 1;
+            return LineOutcome::Ignored { rule: 0 };
+        }
+        if !result.errors.is_empty() {
+            self.stats.bad += 1;
+            return LineOutcome::Bad(BadLine::EngineError);
+        }
+        self.stats.unmatched += 1;
+        LineOutcome::Unmatched
+    }
+}
 
 /// One jail of the offline pipeline: its filter's matcher and its engine, with log time as
 /// the engine's clock.
 pub struct JailRunner {
-    matcher: LineMatcher,
+    matcher: AnyMatcher,
     engine: JailEngine,
 }
 
 impl JailRunner {
     /// A runner for `spec` with a fresh engine (nothing restored).
-    pub fn new(spec: &JailSpec, filter: Filter, tz: jiff::tz::TimeZone) -> Result<JailRunner> {
-        let matcher = LineMatcher::new(filter, DateParser::new(tz))
+    pub fn new(spec: &JailSpec, filter: JailFilter, tz: jiff::tz::TimeZone) -> Result<JailRunner> {
+        let matcher = filter
+            .matcher(&tz)
             .map_err(|e| anyhow!("jail {}: {e}", spec.name))?;
         let engine = JailEngine::new(spec.config.clone(), Restored::default());
         Ok(JailRunner { matcher, engine })
@@ -36,11 +270,7 @@ impl JailRunner {
 
     /// The id of rule `idx` of this jail's filter.
     pub fn rule_name(&self, idx: u16) -> &str {
-        self.matcher
-            .filter()
-            .rules()
-            .get(usize::from(idx))
-            .map_or("?", |r| &*r.id)
+        self.matcher.rule_name(idx)
     }
 
     /// Match one line; `reference` is the read time (year reference and fallback time).
@@ -90,14 +320,53 @@ pub fn load_config(path: Option<&Path>) -> Result<Config> {
     config.map_err(|e| anyhow!("{e}"))
 }
 
-/// Compile the filter a jail names: `<filter_dir>/NAME.toml` if it exists, else a built-in.
-pub fn resolve_filter(spec: &JailSpec, filter_dir: &Path) -> Result<Filter> {
+/// `--fail2ban-config DIR`: an existing Fail2Ban configuration read as Fail2Ban reads it
+/// (host names in `ignoreip` resolved once), as a portcullis [`Config`]. Everything the
+/// import does not carry over exactly (unimplemented actions, approximations) is logged as
+/// a warning (a note at info level), once per load.
+pub fn load_fail2ban_config(dir: &Path) -> Result<Config> {
+    let import = Import::load(
+        dir,
+        &ImportOptions {
+            resolve_hostnames: true,
+        },
+    )
+    .map_err(|e| anyhow!("Fail2Ban configuration {}: {e}", dir.display()))?;
+    for e in &import.report.entries {
+        match e.severity {
+            Severity::Note => tracing::info!("fail2ban import: {e}"),
+            _ => tracing::warn!("fail2ban import: {e}"),
+        }
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        jails = ?import.config.jails.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
+        "running the Fail2Ban configuration"
+    );
+    Ok(import.config)
+}
+
+/// Compile the filter a jail names: `<filter_dir>/NAME.toml` if it exists, else a built-in;
+/// a Fail2Ban filter file through `portcullis-fail2ban`'s reader and the PCRE2 engine.
+pub fn resolve_filter(spec: &JailSpec, filter_dir: &Path) -> Result<JailFilter> {
+    if let Some(def) = FilterDef::from_ref(&spec.filter) {
+        let def = def.map_err(|e| anyhow!("{}: {e}", spec.filter_at))?;
+        let options =
+            FilterOptions::from_def(&def).map_err(|e| anyhow!("{}: {e}", spec.filter_at))?;
+        let name = spec.filter.user_path(filter_dir).display().to_string();
+        // Compile now, so a bad regex is a load (or reload) error, not a source error.
+        Fail2BanMatcher::new(&options, &name, &jiff::tz::TimeZone::UTC)
+            .map_err(|e| anyhow!("{}: {e}", spec.filter_at))?;
+        return Ok(JailFilter::Fail2Ban { options, name });
+    }
     let path = spec.filter.user_path(filter_dir);
     if path.exists() || matches!(spec.filter, FilterRef::File(_)) {
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!("{}: cannot read filter {}", spec.filter_at, path.display())
         })?;
-        return Filter::from_toml(&text, &path.display().to_string()).map_err(|e| anyhow!("{e}"));
+        return Filter::from_toml(&text, &path.display().to_string())
+            .map(JailFilter::Native)
+            .map_err(|e| anyhow!("{e}"));
     }
     let FilterRef::Named(name) = &spec.filter else {
         bail!("{}: no filter {}", spec.filter_at, path.display());
@@ -110,9 +379,10 @@ pub fn resolve_filter(spec: &JailSpec, filter_dir: &Path) -> Result<Filter> {
             portcullis_core::filter::BUILTIN_NAMES.join(", ")
         )
     })?;
-    Filter::from_toml(text, &format!("<built-in {name}>")).map_err(|e| anyhow!("{e}"))
+    Filter::from_toml(text, &format!("<built-in {name}>"))
+        .map(JailFilter::Native)
+        .map_err(|e| anyhow!("{e}"))
 }
-
 /// The zone for zone-less timestamps: `--timezone`, else the config's, else the system's.
 pub fn time_zone(flag: Option<&str>, config: &Config) -> Result<jiff::tz::TimeZone> {
     match flag.or(config.daemon.timezone.as_deref()) {
@@ -123,13 +393,18 @@ pub fn time_zone(flag: Option<&str>, config: &Config) -> Result<jiff::tz::TimeZo
     }
 }
 
-/// Build the runners of every enabled jail (or only `only`).
+/// Build the runners of every enabled jail (or only `only`) of the TOML configuration
+/// `config_path`, or of the Fail2Ban configuration `fail2ban_dir` when given.
 pub fn load_jails(
     config_path: Option<&Path>,
+    fail2ban_dir: Option<&Path>,
     only: Option<&str>,
     tz: Option<&str>,
 ) -> Result<Vec<JailRunner>> {
-    let config = load_config(config_path)?;
+    let config = match fail2ban_dir {
+        Some(dir) => load_fail2ban_config(dir)?,
+        None => load_config(config_path)?,
+    };
     let tz = time_zone(tz, &config)?;
     if let Some(name) = only {
         if config.jail(name).is_none() {

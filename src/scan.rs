@@ -136,6 +136,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     };
     let mut jails = load_jails(
         args.config.as_deref(),
+        args.fail2ban_config.as_deref(),
         args.jail.as_deref(),
         args.timezone.as_deref(),
     )?;

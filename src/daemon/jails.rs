@@ -4,11 +4,11 @@ use std::collections::HashMap;
 
 use anyhow::{Result, anyhow};
 use portcullis_config::JailSpec;
-use portcullis_core::date::DateParser;
-use portcullis_core::filter::{Filter, LineMatcher};
 use portcullis_core::jail::{JailEngine, Restored};
 use portcullis_core::{Event, EventKind, Time};
 use portcullis_sources::SourceLine;
+
+use crate::pipeline::{AnyMatcher, JailFilter};
 
 /// One configured jail at run time.
 pub struct LiveJail {
@@ -17,9 +17,9 @@ pub struct LiveJail {
     /// The sans-IO engine.
     pub engine: JailEngine,
     /// One matcher per source index: each source has its own date cache and attempt merging.
-    matchers: HashMap<usize, LineMatcher>,
-    /// A compiled filter to clone matchers from.
-    filter: Filter,
+    matchers: HashMap<usize, AnyMatcher>,
+    /// A compiled filter (native or Fail2Ban) to make matchers from.
+    filter: JailFilter,
     tz: jiff::tz::TimeZone,
     /// Whole failed attempts seen since start (for `status`).
     pub attempts: u64,
@@ -31,7 +31,7 @@ impl LiveJail {
     /// A jail with a fresh engine restored from the store's state.
     pub fn new(
         spec: JailSpec,
-        filter: Filter,
+        filter: JailFilter,
         tz: jiff::tz::TimeZone,
         restored: Restored,
     ) -> LiveJail {
@@ -51,7 +51,7 @@ impl LiveJail {
     /// the jail's policy did not change.
     pub fn with_engine(
         spec: JailSpec,
-        filter: Filter,
+        filter: JailFilter,
         tz: jiff::tz::TimeZone,
         old: LiveJail,
     ) -> LiveJail {
@@ -82,7 +82,9 @@ impl LiveJail {
         let matcher = match self.matchers.get_mut(&source) {
             Some(m) => m,
             None => {
-                let m = LineMatcher::new(self.filter.clone(), DateParser::new(self.tz.clone()))
+                let m = self
+                    .filter
+                    .matcher(&self.tz)
                     .map_err(|e| anyhow!("jail {}: {e}", self.spec.name))?;
                 self.matchers.entry(source).or_insert(m)
             }

@@ -50,6 +50,11 @@ const FIREWALL_RETRY: Duration = Duration::from_secs(30);
 
 /// Entry point of `portcullis run`.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    if args.fail2ban_config.is_some() {
+        // The import report is logged while loading: the subscriber must exist by then
+        // (a Fail2Ban configuration has the embedded default's log level).
+        init_logging(&Config::embedded_default().map_err(|e| anyhow!("{e}"))?);
+    }
     let config = load_config(args)?;
     init_logging(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -68,6 +73,16 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 /// The configuration `run` uses: `--config`, else /etc/portcullis/portcullis.toml when it
 /// exists (with its conf.d), else the embedded default; then the command-line overrides.
 fn load_config(args: &RunArgs) -> Result<Config> {
+    if let Some(dir) = &args.fail2ban_config {
+        let mut config = crate::pipeline::load_fail2ban_config(dir)?;
+        if let Some(d) = &args.state_dir {
+            config.daemon.state_dir = d.clone();
+        }
+        if let Some(s) = &args.socket {
+            config.daemon.socket = s.clone();
+        }
+        return Ok(config);
+    }
     let default_main = Path::new(portcullis_config::DEFAULT_CONFIG_PATH);
     let main: Option<PathBuf> = args
         .config
@@ -136,6 +151,7 @@ struct Daemon {
 struct RunArgsSnapshot {
     config: Option<PathBuf>,
     conf_d: Option<PathBuf>,
+    fail2ban_config: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     socket: Option<PathBuf>,
 }
@@ -145,6 +161,7 @@ impl RunArgsSnapshot {
         RunArgs {
             config: self.config.clone(),
             conf_d: self.conf_d.clone(),
+            fail2ban_config: self.fail2ban_config.clone(),
             state_dir: self.state_dir.clone(),
             socket: self.socket.clone(),
             dry_run: false,
@@ -261,6 +278,7 @@ impl Daemon {
             args_config: RunArgsSnapshot {
                 config: args.config.clone(),
                 conf_d: args.conf_d.clone(),
+                fail2ban_config: args.fail2ban_config.clone(),
                 state_dir: args.state_dir.clone(),
                 socket: args.socket.clone(),
             },
