@@ -8,8 +8,9 @@
    transaction(s). The last address's element is polled with `nft get element` (cheap; the
    daemon commits bursts in order), then one full listing checks that all N are there.
 2. restart: `kill -9` the daemon, then (a) leave the kernel set as it is, (b) flush it behind
-   the daemon's back, start the daemon and time until the set holds all N again (and until
-   the control socket answers).
+   the daemon's back, start the daemon and time until the set holds all N again and until
+   the daemon sends READY=1 to NOTIFY_SOCKET (as systemd sees it: reconciled, socket up),
+   then check that the set holds all N.
 
 Everything runs in a throwaway network namespace; the host ruleset is never touched.
 Fail2Ban on this machine: about 121 bans/s; 2025 stored bans restored in 9.7 s.
@@ -105,32 +106,25 @@ with Bench(args.bin, f'maxretry = {args.maxretry}\nfindtime = "10m"\nbantime = "
         if case == "kernel flushed":
             b.nft("flush", "set", "inet", "portcullis", "addr4")
             assert b.set_count("addr4") == 0
-        t0 = time.perf_counter()
-        b.start(wait=False)
-        if case == "kernel flushed":
-            t, n = wait_set(b, addrs[-1], args.timeout, t0)
-            # Also the first one (a restore is one transaction, order does not matter).
-            first_ok = b.has_element("addr4", addrs[0])
-        else:
-            t, n, first_ok = None, b.set_count("addr4"), True
-        while b.ctl("status").returncode != 0:
-            if time.perf_counter() - t0 > args.timeout:
-                sys.exit(f"daemon did not come back:\n{b.daemon_log()}")
-            time.sleep(0.003)
-        t_ready = time.perf_counter() - t0
+        # READY=1 is sent after the reconcile transaction, so the set is complete by then;
+        # the kernel is only looked at afterwards (polling nft would steal the daemon's CPU).
+        t_ready = b.start(timeout=args.timeout)
         cpu = b.cpu_secs()
-        if case == "kernel intact":
-            n = b.set_count("addr4")
-        bans = sum(j["active_bans"] for j in b.status()["jails"])
+        n = b.set_count("addr4")
+        first_ok = b.has_element("addr4", addrs[0]) and b.has_element("addr4", addrs[-1])
+        ts = time.perf_counter()
+        st = b.status()
+        t_status = time.perf_counter() - ts
+        bans = sum(j["active_bans"] for j in st["jails"])
         key = "restart_intact" if case == "kernel intact" else "restart_flushed"
-        results[key] = {"secs_to_set_full": t and round(t, 3), "secs_to_socket": round(t_ready, 3),
+        results[key] = {"secs_to_ready": round(t_ready, 3),
+                        "status_secs": round(t_status, 3),
                         "daemon_cpu_s": round(cpu, 3),
                         "kernel_elements": n, "engine_bans": bans, "first_present": first_ok}
-        worst = max(x for x in (t, t_ready) if x is not None)
+        worst = t_ready
         line = f"restart ({case}): "
-        if t is not None:
-            line += f"set full again after {t:.3f} s, "
-        line += (f"control socket answering after {t_ready:.3f} s (daemon+nft CPU {cpu:.2f} s); "
+        line += (f"READY=1 (store applied to the kernel, socket up) after {t_ready:.3f} s "
+                 f"(daemon+nft CPU {cpu:.2f} s; `status` then took {t_status:.2f} s); "
                  f"{n} elements, "
                  f"{bans} bans in the engine  [{verdict(worst)}]")
         print(line)

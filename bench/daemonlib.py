@@ -5,7 +5,7 @@ namespace's, never the host's), with state, socket, config and the tailed log in
 directory. `Bench` is a context manager: the daemon is killed and the namespace and temporary
 directory are removed on exit, also on exceptions and SIGTERM/SIGINT/SIGHUP.
 """
-import json, os, shutil, signal, subprocess, sys, tempfile, time
+import json, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
 # Fail2Ban's numbers on this machine (/work/shared/design/brief.md section 5).
 F2B_BANS_PER_SEC = 121.0
@@ -84,8 +84,17 @@ class Bench:
         return self.nsexec(["nft", *args], capture_output=True, text=True)
 
     def start(self, wait=True, timeout=60.0):
-        """Start the daemon; with `wait`, return the seconds until its socket answers."""
-        t0 = time.perf_counter()
+        """Start the daemon with NOTIFY_SOCKET set (as systemd would). With `wait`, return the
+        seconds until it sends READY=1 (the firewall holds the stored bans and the control
+        socket is up); else call `wait_ready` later."""
+        self.t_spawn = time.perf_counter()
+        notify_path = os.path.join(self.dir, "notify.sock")
+        if os.path.exists(notify_path):
+            os.remove(notify_path)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(notify_path)
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+        env.pop("WATCHDOG_USEC", None)
         self.daemon = subprocess.Popen(
             ["ip", "netns", "exec", self.ns]
             + os.environ.get("PCBENCH_WRAP", "").split()  # e.g. "perf record -g -o FILE --"
@@ -93,16 +102,25 @@ class Bench:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.dir, "daemon.log"), "a"),
+            env=env,
         )
         if not wait:
             return None
-        while time.perf_counter() - t0 < timeout:
-            if os.path.exists(self.socket) and self.ctl("status").returncode == 0:
-                return time.perf_counter() - t0
-            if self.daemon.poll() is not None:
-                raise RuntimeError(f"daemon exited at start:\n{self.daemon_log()}")
-            time.sleep(0.005)
-        raise RuntimeError(f"daemon did not answer within {timeout}s:\n{self.daemon_log()}")
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout=60.0):
+        """Seconds from the spawn until READY=1."""
+        self.notify.settimeout(0.05)
+        while time.perf_counter() - self.t_spawn < timeout:
+            try:
+                msg = self.notify.recv(4096).decode()
+            except socket.timeout:
+                if self.daemon.poll() is not None:
+                    raise RuntimeError(f"daemon exited at start:\n{self.daemon_log()}")
+                continue
+            if "READY=1" in msg.splitlines():
+                return time.perf_counter() - self.t_spawn
+        raise RuntimeError(f"no READY=1 within {timeout}s:\n{self.daemon_log()}")
 
     def cpu_secs(self):
         """CPU seconds the daemon (and the tools it ran) used so far."""
@@ -115,11 +133,18 @@ class Bench:
         """With env PCBENCH_PERF=DIR, attach `perf record -g` to the daemon for `secs` seconds
         (DIR/NAME.data); returns the perf process (or None) for `end_profile`."""
         out = os.environ.get("PCBENCH_PERF")
-        if not out:
+        trace = os.environ.get("PCBENCH_STRACE")  # DIR: syscall timing of fsync/exec instead
+        if trace:
+            p = subprocess.Popen(["timeout", str(secs), "strace", "-f", "--seccomp-bpf", "-tt",
+                                  "-T", "-e", "trace=fsync,fdatasync,execve,wait4,pwrite64",
+                                  "-o", os.path.join(trace, name + ".strace"),
+                                  "-p", str(self.daemon.pid)], stderr=subprocess.DEVNULL)
+        elif out:
+            p = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "-o",
+                                  os.path.join(out, name + ".data"), "-p", str(self.daemon.pid),
+                                  "--", "sleep", str(secs)], stderr=subprocess.DEVNULL)
+        else:
             return None
-        p = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "-o",
-                              os.path.join(out, name + ".data"), "-p", str(self.daemon.pid),
-                              "--", "sleep", str(secs)], stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         return p
 
@@ -133,6 +158,9 @@ class Bench:
             self.daemon.kill()
             self.daemon.wait()
         self.daemon = None
+        if getattr(self, "notify", None):
+            self.notify.close()
+            self.notify = None
 
     def daemon_log(self):
         try:

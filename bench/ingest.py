@@ -61,6 +61,7 @@ try:
         subprocess.run(["cat", src], stdout=subprocess.DEVNULL)  # warm the page cache
         fin = os.open(src, os.O_RDONLY)
         fout = os.open(b.log, os.O_WRONLY | os.O_APPEND)
+        prof = b.profile("ingest", 10)
         cpu0 = b.cpu_secs()
         t0 = time.perf_counter()
         while True:
@@ -85,6 +86,7 @@ try:
                 break
             time.sleep(0.02)
         cpu = b.cpu_secs() - cpu0
+        b.end_profile(prof)
         jail = st["jails"][0]
         bans_engine = jail["total_bans"]
         k4, k6 = b.set_count("addr4"), b.set_count("addr6")
