@@ -15,8 +15,11 @@
 //! - no file: keep reading the old one until a new one appears.
 //!
 //! Limits: content that is rotated away before the tail ever opened it is found only through
-//! the `name.N` numbering of rename rotation; a file deleted, or a copytruncate generation
-//! copied away, before the tail read its first line cannot be identified and is not read.
+//! the `name.N` numbering of rename rotation (plain or `.gz`); a file deleted, or a
+//! copytruncate generation copied away, before the tail read its first line cannot be
+//! identified and is not read. With `compress` but no `delaycompress`, lines a writer adds to
+//! the renamed file after gzip read it exist only in the unlinked inode: kept if the tail had
+//! that file open, lost if it lagged more than one rotation behind.
 //!
 //! Rotated files are found by inode (`name.N`, `name-DATE`, any name starting with `name`).
 //! On resume, when the file was compressed meanwhile (`compress`, or a second rotation with
@@ -658,14 +661,27 @@ impl FileTail {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            let at = self
-                .siblings(true)
-                .into_iter()
+            let sibs = self.siblings(true);
+            // Where `done` is now: by inode, or (compressed since: `compress`, or the next
+            // rotation with `delaycompress`) as the .gz with the same first line.
+            let at = sibs
+                .iter()
                 .find(|(_, m)| (m.dev(), m.ino()) == id)
-                .map(|(p, _)| p);
-            let Some(at) = at else {
-                // Deleted for good (no links left): nothing newer can be found by name.
-                if done.file.metadata().map(|m| m.nlink()).unwrap_or(0) == 0 {
+                .or_else(|| {
+                    (done.hash != 0 && done.gz.is_none())
+                        .then(|| {
+                            sibs.iter().find(|(p, _)| {
+                                is_gzip_name(p)
+                                    && gz_first_line_hash(p).is_ok_and(|h| h == done.hash)
+                            })
+                        })
+                        .flatten()
+                })
+                .map(|(p, m)| (p.clone(), (m.dev(), m.ino())));
+            let Some((at, at_id)) = at else {
+                // Deleted for good (no links, no compressed copy): nothing newer can be
+                // found by name.
+                if done.file.metadata().map(|m| m.nlink()).unwrap_or(0) == 0 && attempt >= 2 {
                     return;
                 }
                 continue;
@@ -695,7 +711,7 @@ impl FileTail {
                 std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == want)
             };
             consistent = consistent
-                && same(&at, id)
+                && same(&at, at_id)
                 && opened
                     .iter()
                     .all(|t| same(&t.path, (t.dev, t.ino)) && (t.dev, t.ino) != id);

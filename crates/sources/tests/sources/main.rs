@@ -5,6 +5,7 @@
 
 mod edge;
 mod journal;
+mod logrotate;
 mod resume;
 mod rotation;
 mod util;
