@@ -19,6 +19,8 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub config: PathBuf,
     ns_name: String,
+    /// What follows `portcullis run` (the configuration flags).
+    run_args: Vec<std::ffi::OsString>,
 }
 
 impl Daemon {
@@ -34,7 +36,33 @@ impl Daemon {
             socket.display()
         );
         std::fs::write(&config, text).expect("config");
-        let mut d = Daemon { child: None, dir: dir.to_path_buf(), socket, config, ns_name: ns.name.clone() };
+        let run_args = vec!["--config".into(), config.clone().into_os_string()];
+        let mut d = Daemon { child: None, dir: dir.to_path_buf(), socket, config, ns_name: ns.name.clone(), run_args };
+        d.spawn();
+        d
+    }
+
+    /// Start `portcullis run --fail2ban-config FAIL2BAN_DIR` in `ns`, with its state and
+    /// socket in `dir` (given as flags: a Fail2Ban configuration has no [daemon] table).
+    pub fn start_fail2ban(ns: &Netns, dir: &Path, fail2ban_dir: &Path) -> Daemon {
+        std::fs::create_dir_all(dir).expect("dir");
+        let socket = dir.join("ctl.sock");
+        let run_args = vec![
+            "--fail2ban-config".into(),
+            fail2ban_dir.as_os_str().to_owned(),
+            "--state-dir".into(),
+            dir.join("state").into_os_string(),
+            "--socket".into(),
+            socket.clone().into_os_string(),
+        ];
+        let mut d = Daemon {
+            child: None,
+            dir: dir.to_path_buf(),
+            socket,
+            config: fail2ban_dir.to_path_buf(),
+            ns_name: ns.name.clone(),
+            run_args,
+        };
         d.spawn();
         d
     }
@@ -48,8 +76,8 @@ impl Daemon {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns_name])
             .arg(bin())
-            .args(["run", "--config"])
-            .arg(&self.config)
+            .arg("run")
+            .args(&self.run_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
