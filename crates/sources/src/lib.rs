@@ -16,7 +16,7 @@ mod tail;
 
 pub use error::{MatchError, OpenError, ReadError};
 pub use journal::export::{ExportEntry, ExportParser, ExportStats};
-pub use journal::matches::parse_journal_matches;
+pub use journal::matches::{check_match_tokens, parse_journal_matches};
 pub use journal::{
     JournalLocation, JournalOptions, JournalSource, JournalStart, JournalStats, journal_fields,
 };

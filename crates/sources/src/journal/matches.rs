@@ -13,8 +13,14 @@ use crate::error::MatchError;
 /// `["_SYSTEMD_UNIT=ssh.service", "+", "SYSLOG_IDENTIFIER=sshd"]`.
 pub fn parse_journal_matches(s: &str) -> Result<Vec<String>, MatchError> {
     let tokens = shell_split(s)?;
+    check_match_tokens(&tokens)?;
+    Ok(tokens)
+}
+
+/// Check already split match tokens: each `FIELD=value` or `+`, no empty alternative.
+pub fn check_match_tokens(tokens: &[String]) -> Result<(), MatchError> {
     let mut prev_plus = true;
-    for t in &tokens {
+    for t in tokens {
         if t == "+" {
             if prev_plus {
                 return Err(MatchError::EmptyAlternative);
@@ -39,7 +45,7 @@ pub fn parse_journal_matches(s: &str) -> Result<Vec<String>, MatchError> {
     if prev_plus && !tokens.is_empty() {
         return Err(MatchError::EmptyAlternative);
     }
-    Ok(tokens)
+    Ok(())
 }
 
 fn shell_split(s: &str) -> Result<Vec<String>, MatchError> {
@@ -116,6 +122,8 @@ mod tests {
             vec!["MESSAGE=a b", r#"SYSLOG_IDENTIFIER=x"y"#]
         );
         assert_eq!(parse_journal_matches("  ").unwrap(), Vec::<String>::new());
+        assert!(check_match_tokens(&["-fx".to_string()]).is_err());
+        assert!(check_match_tokens(&["MESSAGE=it's".to_string()]).is_ok());
     }
 
     #[test]

@@ -139,6 +139,8 @@ impl std::fmt::Debug for JournalSource {
 impl JournalSource {
     /// Start journalctl. Fails if it cannot be started at all (not found, not executable).
     pub fn spawn(id: SourceId, options: JournalOptions) -> Result<JournalSource, OpenError> {
+        // Tokens may have been built by hand: check them as the parser would.
+        matches::check_match_tokens(&options.matches)?;
         let cursor = match &options.start {
             JournalStart::AfterCursor(c) => Some(Arc::from(c.as_str())),
             _ => None,
@@ -157,9 +159,13 @@ impl JournalSource {
             buf: vec![0; 64 * 1024],
             stats: JournalStats::default(),
         };
+        let program = src.options.journalctl.clone();
         src.start_child().map_err(|e| match e {
             ReadError::Spawn { program, source } => OpenError::Spawn { program, source },
-            other => OpenError::Input(std::io::Error::other(other.to_string())),
+            other => OpenError::Spawn {
+                program,
+                source: std::io::Error::other(other.to_string()),
+            },
         })?;
         Ok(src)
     }
