@@ -359,6 +359,11 @@ impl JournalSource {
                 .map(|t| t.clone())
                 .unwrap_or_default();
             if self.options.follow {
+                if self.cursor.is_some() && stderr.contains("cursor") {
+                    // A stored cursor journalctl cannot parse would fail every restart.
+                    tracing::warn!(%stderr, "journal cursor rejected; following from the end");
+                    self.cursor = None;
+                }
                 self.schedule_restart();
                 match status {
                     // Reported so the daemon can show it; the next calls restart journalctl.

@@ -384,3 +384,39 @@ fn journalctl_failure_is_reported_with_its_message() {
     assert!(text.contains("/nonexistent/portcullis-test"), "{text}");
     assert!(out.is_empty());
 }
+
+#[test]
+fn rejected_cursor_falls_back_to_following_from_the_end() {
+    let Some((work, dir)) = setup() else { return };
+    let mut src = JournalSource::spawn(
+        SourceId(1),
+        options(&dir, true, JournalStart::AfterCursor("garbage".into())),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut exits = 0;
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        match src.read_batch(&mut out, 10, Duration::from_millis(100)) {
+            Ok(st) => assert_eq!(st, ReadStatus::Live),
+            Err(portcullis_sources::ReadError::JournalExit { stderr, .. }) => {
+                assert!(stderr.contains("cursor"), "{stderr}");
+                exits += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(exits, 1);
+    assert!(out.is_empty());
+    let later = vec![Entry {
+        unit: "ssh.service",
+        ident: "sshd",
+        pid: 700,
+        message: b"Failed password for trudy from 192.0.2.11".to_vec(),
+        at: 40,
+    }];
+    make_journal(work.path(), &dir.join("d.journal"), &later, 300);
+    let new = read_until(&mut src, 1, Duration::from_secs(10));
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0].journal.as_ref().unwrap().pid, Some(700));
+}
