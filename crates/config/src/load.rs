@@ -15,7 +15,7 @@ use crate::model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location, NotifyEvent, NotifySettings,
     LogLevel, SourceSpec, Verdict,
 };
-use crate::raw::{Daemon, Firewall, Jail, Loc, Located, Notify, RawFile, RawSource};
+use crate::raw::{Daemon, Firewall, Jail, Loc, Located, Notify, RawFile, RawFilter, RawSource};
 use crate::{
     DEFAULT_CONFIG, DEFAULT_FILTER_DIR, DEFAULT_SOCKET, DEFAULT_STATE_DIR, EMBEDDED_ORIGIN,
 };
@@ -365,14 +365,29 @@ impl Resolver {
         let (filter, filter_at) = match &j.filter {
             Some(f) => {
                 let key = format!("jail.{name}.filter");
-                let filter = self.filter_ref(&f.value, f.at.layer).ok_or_else(|| {
+                let name_value = match &f.value {
+                    RawFilter::Name(n) => n,
+                    RawFilter::Fail2Ban { path, args } => {
+                        let filter = FilterRef::Fail2Ban {
+                            path: self.path(path, f.at.layer),
+                            args: args.clone(),
+                        };
+                        return Ok(JailSpec {
+                            name: name.to_owned(),
+                            config: c,
+                            filter,
+                            filter_at: self.location(&f.at, key),
+                            sources: self.sources(name, j)?,
+                        });
+                    }
+                };
+                let filter = self.filter_ref(name_value, f.at.layer).ok_or_else(|| {
                     self.error(
                         &f.at,
                         &key,
                         format!(
                             "expected a filter name (letters, digits, '_', '-') or a path to a \
-                             .toml file, got {:?}",
-                            f.value
+                             .toml file, got {name_value:?}"
                         ),
                     )
                 })?;
@@ -383,7 +398,17 @@ impl Resolver {
                 self.location(at, format!("jail.{name}")),
             ),
         };
-        let sources = match &j.sources {
+        Ok(JailSpec {
+            name: name.to_owned(),
+            config: c,
+            filter,
+            filter_at,
+            sources: self.sources(name, j)?,
+        })
+    }
+
+    fn sources(&self, name: &str, j: &Jail) -> Result<Vec<SourceSpec>, ConfigError> {
+        Ok(match &j.sources {
             Some(s) if s.value.is_empty() => {
                 return Err(self.error(
                     &s.at,
@@ -393,13 +418,6 @@ impl Resolver {
             }
             Some(s) => s.value.iter().map(|r| self.source(r, s.at.layer)).collect(),
             None => vec![SourceSpec::Auto],
-        };
-        Ok(JailSpec {
-            name: name.to_owned(),
-            config: c,
-            filter,
-            filter_at,
-            sources,
         })
     }
 

@@ -100,7 +100,7 @@ layered!(
 
 layered!(RawJail, Jail {
     enabled: bool,
-    filter: String,
+    filter: RawFilter,
     sources: Vec<RawSource>,
     maxretry: Attempts,
     findtime: PositiveDuration,
@@ -398,6 +398,129 @@ checked_value!(JournalMatch, "a journal match FIELD=value or \"+\"", visit_str(s
         ))
     }
 });
+
+/// A jail's `filter`: a name or path, or a Fail2Ban filter file with its arguments.
+#[derive(Clone, Debug)]
+pub(crate) enum RawFilter {
+    /// `filter = "sshd"` or `filter = "/path/f.toml"`.
+    Name(String),
+    /// `filter = { fail2ban = "/etc/fail2ban/filter.d/sshd.conf", args = { mode = "aggressive" } }`.
+    Fail2Ban {
+        path: String,
+        /// In the order the TOML reader yields them (by key; Fail2Ban's result does not
+        /// depend on the order of distinct arguments).
+        args: Vec<(String, String)>,
+    },
+}
+
+const FILTER_EXPECTED: &str = "a filter name, a path to a .toml file, or \
+     { fail2ban = \"/etc/fail2ban/filter.d/NAME.conf\", args = { key = \"value\" } }";
+
+impl<'de> Deserialize<'de> for RawFilter {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawFilter;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(FILTER_EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(RawFilter::Name(s.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut path: Option<String> = None;
+                let mut args: Option<FilterArgs> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "fail2ban" if path.is_none() => {
+                            let p = map.next_value::<String>()?;
+                            if p.trim().is_empty() {
+                                return Err(de::Error::custom(
+                                    "expected the path of a Fail2Ban filter file (filter.d/NAME.conf), got an empty string",
+                                ));
+                            }
+                            path = Some(p);
+                        }
+                        "args" if args.is_none() => args = Some(map.next_value::<FilterArgs>()?),
+                        "fail2ban" | "args" => {
+                            return Err(de::Error::custom(format!("duplicate key `{key}`")));
+                        }
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["fail2ban", "args"]));
+                        }
+                    }
+                }
+                let path = path.ok_or_else(|| {
+                    de::Error::custom(format!(
+                        "a filter table needs `fail2ban = \"PATH\"` (expected {FILTER_EXPECTED})"
+                    ))
+                })?;
+                Ok(RawFilter::Fail2Ban {
+                    path,
+                    args: args.map_or_else(Vec::new, |a| a.0),
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `args = { key = value, … }` of a Fail2Ban filter: Fail2Ban's `name[key=value]`
+/// arguments; numbers and booleans are taken as their text.
+#[derive(Clone, Debug)]
+struct FilterArgs(Vec<(String, String)>);
+
+/// One argument value as Fail2Ban's text.
+struct ArgValue(String);
+
+impl<'de> Deserialize<'de> for ArgValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ArgValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean argument value")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(ArgValue(s.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(ArgValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(ArgValue(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(ArgValue(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(ArgValue(if v { "true" } else { "false" }.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for FilterArgs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FilterArgs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of Fail2Ban filter arguments, e.g. { mode = \"aggressive\" }")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(String, String)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = map.next_value::<ArgValue>()?;
+                    out.push((key, value.0));
+                }
+                Ok(FilterArgs(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 const SOURCE_EXPECTED: &str = "\"auto\", { file = \"/path\" } or { journal = { matches = [...] } }";
 

@@ -550,3 +550,84 @@ fn default_toml_documents_every_key() {
         );
     }
 }
+
+#[test]
+fn fail2ban_filter_tables_name_a_file_relative_to_their_config_and_keep_args() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let main = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &main,
+        "[jail.sshd]\nfilter = { fail2ban = \"f2b/filter.d/sshd.conf\", args = { mode = \"aggressive\", maxlines = 2, logtype = \"file\" } }\n\
+         [jail.web]\nfilter = { fail2ban = \"/etc/fail2ban/filter.d/nginx-http-auth.conf\" }\nsources = [{ file = \"/var/log/nginx/error.log\" }]\n",
+    )
+    .expect("write");
+    let config = Config::load(Some(&main), None).expect("loads");
+    let sshd = config.jail("sshd").expect("sshd");
+    assert_eq!(
+        sshd.filter,
+        FilterRef::Fail2Ban {
+            path: dir.path().join("f2b/filter.d/sshd.conf"),
+            // By key: a TOML table has no order, and Fail2Ban's arguments do not depend on it.
+            args: vec![
+                ("logtype".to_owned(), "file".to_owned()),
+                ("maxlines".to_owned(), "2".to_owned()),
+                ("mode".to_owned(), "aggressive".to_owned()),
+            ],
+        }
+    );
+    assert_eq!(sshd.filter_at.line, 2);
+    assert_eq!(sshd.filter_at.key, "jail.sshd.filter");
+    let web = config.jail("web").expect("web");
+    assert_eq!(
+        web.filter,
+        FilterRef::Fail2Ban {
+            path: PathBuf::from("/etc/fail2ban/filter.d/nginx-http-auth.conf"),
+            args: Vec::new(),
+        }
+    );
+}
+
+#[test]
+fn bad_fail2ban_filter_tables_name_file_line_and_key() {
+    for (text, line, key, needle) in [
+        (
+            "[jail.sshd]\n# c\nfilter = { fail2ban = \"\" }\n",
+            3,
+            "jail.sshd.filter",
+            "empty string",
+        ),
+        (
+            "[jail.sshd]\nfilter = { args = { mode = \"normal\" } }\n",
+            2,
+            "jail.sshd.filter",
+            "needs `fail2ban = \"PATH\"`",
+        ),
+        (
+            "[jail.sshd]\n\nfilter = { fail2ban = \"x.conf\", mdoe = \"normal\" }\n",
+            3,
+            "jail.sshd.filter",
+            "mdoe",
+        ),
+        (
+            "[jail.sshd]\nfilter = { fail2ban = \"x.conf\", args = { mode = [1] } }\n",
+            2,
+            "jail.sshd.filter.args.mode",
+            "argument value",
+        ),
+        (
+            "[jail.sshd]\nfilter = { fail2ban = 3 }\n",
+            2,
+            "jail.sshd.filter.fail2ban",
+            "",
+        ),
+    ] {
+        let (file, got_line, got_key, message) = invalid(Config::from_str_named(
+            text,
+            "/etc/portcullis/portcullis.toml",
+        ));
+        assert_eq!(file, "/etc/portcullis/portcullis.toml", "{text}");
+        assert_eq!(got_line, Some(line), "{text}: {message}");
+        assert_eq!(got_key.as_deref(), Some(key), "{text}: {message}");
+        assert!(message.contains(needle), "{text}: {message}");
+    }
+}

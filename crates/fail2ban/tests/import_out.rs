@@ -98,26 +98,27 @@ fn written_toml_loads_into_the_same_jails() {
             );
         }
     }
-    // Everything else goes through the real loader: swap the filter tables for a built-in
-    // name (the loader's filter syntax for Fail2Ban files is the daemon's part).
-    let plain: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("filter = { fail2ban") {
-                "filter = \"sshd\""
-            } else {
-                l
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let loaded = Config::from_str_named(&plain, "imported.toml").expect("loads");
+    // The written file loads with portcullis's own loader (Config::load, as the daemon
+    // reads /etc/portcullis/portcullis.toml), Fail2Ban filter tables included.
+    let written = tmp.path().join("portcullis.toml");
+    std::fs::write(&written, &text).expect("write toml");
+    let loaded = Config::load(Some(&written), None).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let names: Vec<&str> = loaded.jails.iter().map(|j| j.name.as_str()).collect();
     assert_eq!(names, ["dovecot", "sshd"]);
     for spec in &import.config.jails {
         let got = loaded.jail(&spec.name).expect("jail");
         assert_eq!(got.config, spec.config, "{}", spec.name);
         assert_eq!(got.sources, spec.sources, "{}", spec.name);
+        let (FilterRef::Fail2Ban { path: gp, args: ga }, FilterRef::Fail2Ban { path, args }) =
+            (&got.filter, &spec.filter)
+        else {
+            panic!("{}: not a Fail2Ban filter: {:?}", spec.name, got.filter)
+        };
+        assert_eq!(gp, path, "{}", spec.name);
+        let (mut ga, mut args) = (ga.clone(), args.clone());
+        ga.sort();
+        args.sort();
+        assert_eq!(ga, args, "{}", spec.name);
     }
     let sshd = &import.config.jail("sshd").expect("sshd").config;
     assert_eq!(sshd.factor, 2.0, "1 2 4 8 16 is doubling");
