@@ -117,7 +117,15 @@ fn fail2ban_regex_matched(log: &Path, filter: &Path) -> Option<u64> {
 
 #[test]
 fn f5_fail2ban_config_sshd_recidive_bans_like_fail2ban() {
-    if !require_root_and(&["ip", "nft", "sshd", "sshpass", "ssh", "python3", "fail2ban-regex"]) {
+    if !require_root_and(&[
+        "ip",
+        "nft",
+        "sshd",
+        "sshpass",
+        "ssh",
+        "python3",
+        "fail2ban-regex",
+    ]) {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
@@ -152,7 +160,11 @@ fn f5_fail2ban_config_sshd_recidive_bans_like_fail2ban() {
         .iter()
         .map(|j| j["name"].as_str().unwrap_or("").to_owned())
         .collect();
-    assert_eq!(jails, ["sshd"], "recidive is a policy, not a jail that reads a log");
+    assert_eq!(
+        jails,
+        ["sshd"],
+        "recidive is a policy, not a jail that reads a log"
+    );
 
     let rounds = 3;
     let mut observed: Vec<ObservedBan> = Vec::new();
@@ -210,9 +222,9 @@ fn f5_fail2ban_config_sshd_recidive_bans_like_fail2ban() {
                     !pair.attacker_can_connect(SERVER4, 22, 1),
                     "permanent ban lifted"
                 );
-                let set = pair
-                    .server
-                    .exec_ok(&["nft", "list", "set", "inet", "portcullis", "addr4"]);
+                let set =
+                    pair.server
+                        .exec_ok(&["nft", "list", "set", "inet", "portcullis", "addr4"]);
                 assert!(
                     set.contains(ATTACKER4) && !set.contains(&format!("{ATTACKER4} timeout")),
                     "permanent ban not in the kernel without timeout:\n{set}"
@@ -313,7 +325,10 @@ fn f5_match_limit_in_a_fail2ban_filter_does_not_stop_the_daemon() {
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(secs) {
             if let Ok(Some(st)) = daemon.0.try_wait() {
-                panic!("daemon exited ({st}) waiting for {what}:\n{}", daemon_text());
+                panic!(
+                    "daemon exited ({st}) waiting for {what}:\n{}",
+                    daemon_text()
+                );
             }
             if cond() {
                 return;
@@ -343,13 +358,19 @@ fn f5_match_limit_in_a_fail2ban_filter_does_not_stop_the_daemon() {
     std::io::Write::write_all(&mut f, normal.as_bytes()).expect("write");
     drop(f);
 
-    wait("the ban of the normal line's address", 30, &mut daemon, &|| {
-        ctl_json(&socket, &["bans"]).is_some_and(|b| {
-            b["bans"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x["target"] == "192.0.2.9/32" || x["target"] == "192.0.2.9"))
-        })
-    });
+    wait(
+        "the ban of the normal line's address",
+        30,
+        &mut daemon,
+        &|| {
+            ctl_json(&socket, &["bans"]).is_some_and(|b| {
+                b["bans"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|x| x["target"] == "192.0.2.9/32" || x["target"] == "192.0.2.9")
+                })
+            })
+        },
+    );
     let bans = ctl_json(&socket, &["bans"]).expect("bans");
     assert_eq!(
         bans["bans"].as_array().map(Vec::len),
@@ -367,4 +388,89 @@ fn f5_match_limit_in_a_fail2ban_filter_does_not_stop_the_daemon() {
         text.contains("match limit"),
         "the cut-off search was not reported:\n{text}"
     );
+
+    // Reload reads the Fail2Ban configuration again (same flag) and keeps the ban.
+    let out = Command::new(bin())
+        .args(["reload", "--socket"])
+        .arg(&socket)
+        .output()
+        .expect("reload");
+    assert!(
+        out.status.success(),
+        "reload failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bans = ctl_json(&socket, &["bans"]).expect("bans after reload");
+    assert_eq!(bans["bans"].as_array().map(Vec::len), Some(1), "{bans}");
+    assert!(
+        daemon.0.try_wait().expect("try_wait").is_none(),
+        "daemon stopped at reload"
+    );
+}
+
+/// `scan` runs the same Fail2Ban filter whether the jails come from `--fail2ban-config` or
+/// from portcullis TOML naming the filter file (`filter = { fail2ban = …, args = … }`).
+#[test]
+fn f5_scan_runs_fail2ban_filters_from_toml_and_from_fail2ban_config() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let log = tmp.path().join("auth.log");
+    let mut text = String::new();
+    // 4 password failures of 192.0.2.20, 2 of 198.51.100.4.
+    for (i, (addr, user)) in [
+        ("192.0.2.20", "root"),
+        ("192.0.2.20", "admin"),
+        ("198.51.100.4", "root"),
+        ("192.0.2.20", "root"),
+        ("198.51.100.4", "oracle"),
+        ("192.0.2.20", "test"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        text += &format!(
+            "Nov 25 08:00:{i:02} srv sshd[{}]: Failed password for {user} from {addr} port {} ssh2\n",
+            100 + i,
+            40000 + i
+        );
+    }
+    std::fs::write(&log, &text).expect("log");
+    let jail_local = format!(
+        "[sshd]\nenabled = true\nbackend = auto\nlogpath = {}\nmaxretry = 3\nbantime = 1h\n\
+         findtime = 10m\nbanaction = nftables-multiport\n",
+        log.display()
+    );
+    let Some(f2b) = fail2ban_copy(tmp.path(), &jail_local) else {
+        return;
+    };
+    let toml = tmp.path().join("portcullis.toml");
+    std::fs::write(
+        &toml,
+        "[jail.sshd]\nfilter = { fail2ban = \"fail2ban/filter.d/sshd.conf\", args = { mode = \"normal\" } }\n\
+         maxretry = 3\nfindtime = \"10m\"\nbantime = \"1h\"\nmaxtime = \"1h\"\n\
+         v6_net_threshold = false\nprotect_after_success = false\n",
+    )
+    .expect("toml");
+    let scan = |flag: &str, value: &Path| -> serde_json::Value {
+        let out = Command::new(bin())
+            .args(["scan", "--json", "--timezone", "UTC", flag])
+            .arg(value)
+            .arg(&log)
+            .output()
+            .expect("scan");
+        assert!(
+            out.status.success(),
+            "scan {flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("scan json")
+    };
+    for (flag, value) in [("--fail2ban-config", &f2b), ("--config", &toml)] {
+        let v = scan(flag, value);
+        let totals = &v["totals"];
+        assert_eq!(totals["matched"], 6, "{flag}: {v}");
+        assert_eq!(totals["attempts"], 6, "{flag}: {v}");
+        assert_eq!(totals["bans"], 1, "{flag}: only 192.0.2.20 reaches 3: {v}");
+        let text = v.to_string();
+        assert!(text.contains("192.0.2.20"), "{flag}: {v}");
+    }
 }
