@@ -35,7 +35,7 @@ pub enum Command {
     TestFilter(crate::test_filter::TestFilterArgs),
     /// What is going on, and did anyone get in? Connections, sessions, logins, attackers,
     /// findings (exit 1 when something is alarming); with ADDR, everything about one address.
-    Investigate(InvestigateArgs),
+    Investigate(Box<InvestigateArgs>),
     /// Write portcullis TOML for an existing Fail2Ban configuration (jails keep Fail2Ban's
     /// filter files) and report what was not carried over.
     ImportFail2ban(crate::fail2ban_cmd::ImportFail2BanArgs),

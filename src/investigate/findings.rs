@@ -133,13 +133,13 @@ pub fn analyze(
                 f.count += u64::from(*count);
                 f.first.get_or_insert(ob.time);
                 f.last = Some(ob.time);
-                if let Some(u) = &ob.user {
-                    if !f.users.contains(u) {
-                        if f.users.len() < USERS_IN_DETAIL {
-                            f.users.push(u.clone());
-                        } else {
-                            f.more_users += 1;
-                        }
+                if let Some(u) = &ob.user
+                    && !f.users.contains(u)
+                {
+                    if f.users.len() < USERS_IN_DETAIL {
+                        f.users.push(u.clone());
+                    } else {
+                        f.more_users += 1;
                     }
                 }
             }

@@ -144,10 +144,10 @@ impl Reader<'_> {
             if !self.query.in_period(ev.time) {
                 continue;
             }
-            if let Some(u) = &self.query.user {
-                if ev.user.as_deref() != Some(u.as_str()) {
-                    continue;
-                }
+            if let Some(u) = &self.query.user
+                && ev.user.as_deref() != Some(u.as_str())
+            {
+                continue;
             }
             let kind = match ev.kind {
                 EventKind::Attempt if ev.count > 0 => ObsKind::Failure { count: ev.count },

@@ -64,10 +64,10 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|t| period::parse_point(t, now, &tz).context("--until"))
         .transpose()?;
-    if let (Some(s), Some(u)) = (since, until) {
-        if s > u {
-            bail!("--since {s} is after --until {u}");
-        }
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        bail!("--since {s} is after --until {u}");
     }
     let target = match &args.addr {
         Some(a) => Some(parse_addr(a).ok_or_else(|| anyhow!("not an IP address: {a:?}"))?),
@@ -462,7 +462,7 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
         observations.extend(extra);
         observations.sort_by_key(|o| o.time);
     }
-    rows.sort_by(|a, b| b.time.cmp(&a.time));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.time));
 
     // Per address, per user, over time.
     let mut aggs: HashMap<IpAddr, Agg> = HashMap::new();
