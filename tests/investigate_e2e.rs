@@ -527,3 +527,76 @@ fn r4_period_user_and_quiet_logs() {
     };
     assert_eq!(code, Some(2));
 }
+
+#[test]
+fn r4_journal_source_gives_the_same_findings() {
+    let remote = "/lib/systemd/systemd-journal-remote";
+    if !crate::e2e::require(
+        "needs journalctl and systemd-journal-remote",
+        Path::new(remote).exists() && crate::e2e::which("journalctl").is_some(),
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let base_us: i64 = 1_764_057_600_000_000; // 2025-11-25T08:00:00Z
+    let messages = [
+        "Failed password for bob from 203.0.113.7 port 4000 ssh2",
+        "Failed password for bob from 203.0.113.7 port 4001 ssh2",
+        "Failed password for admin from 203.0.113.7 port 4002 ssh2",
+        "Accepted password for bob from 203.0.113.7 port 4003 ssh2",
+        "Accepted publickey for alice from 192.0.2.10 port 4004 ssh2: ED25519 SHA256:abc",
+    ];
+    let mut export = String::new();
+    for (i, msg) in messages.iter().enumerate() {
+        export += &format!(
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n\
+             _BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=srv\n\
+             SYSLOG_IDENTIFIER=sshd\n_PID={}\nMESSAGE={msg}\n\n",
+            base_us + i as i64 * 1_000_000,
+            i + 1,
+            500 + i
+        );
+    }
+    let export_path = dir.join("in.export");
+    std::fs::write(&export_path, export).expect("export");
+    let journal = dir.join("sshd.journal");
+    run(Command::new(remote)
+        .arg("-o")
+        .arg(&journal)
+        .arg(&export_path));
+    std::fs::write(dir.join("sshd_config"), "Port 22\n").expect("sshd_config");
+    let out = Command::new(bin())
+        .args(["investigate", "--json", "--journal-file"])
+        .arg(&journal)
+        .args(isolated(dir))
+        .args(["--proc", &dir.join("no-proc").display().to_string()])
+        .arg("203.0.113.7")
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let b = findings_of(&doc, "success_after_failures");
+    assert_eq!(b.len(), 1, "{:#}", doc["findings"]);
+    assert_eq!(b[0]["addr"], "203.0.113.7");
+    assert_eq!(b[0]["user"], "bob");
+    assert_eq!(b[0]["failures"], 3);
+    assert_eq!(b[0]["time"], "2025-11-25T08:00:03Z");
+    assert_eq!(doc["sources"][0]["name"], "journal");
+    let lines: Vec<&str> = doc["address"]["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| l["line"].as_str())
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[0].starts_with("sshd[500]: Failed password for bob"),
+        "{lines:?}"
+    );
+}
