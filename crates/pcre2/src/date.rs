@@ -234,12 +234,12 @@ fn take_global_flags(regex: &str) -> (Option<String>, String) {
 }
 
 fn strip_flag_group(s: &str) -> &str {
-    if let Some(r) = s.strip_prefix("(?") {
-        if let Some(e) = r.find(')') {
-            if e > 0 && r[..e].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-                return &r[e + 1..];
-            }
-        }
+    if let Some(r) = s.strip_prefix("(?")
+        && let Some(e) = r.find(')')
+        && e > 0
+        && r[..e].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    {
+        return &r[e + 1..];
     }
     s
 }
@@ -428,11 +428,11 @@ fn pattern_template(pattern: &str, year_re: &str) -> Result<Template, DatePatter
         wb = WordBegin::No;
         we = false;
     }
-    if wb == WordBegin::Yes {
-        if let Some(r) = p.strip_prefix("{^LN-BEG}") {
-            p = r;
-            wb = WordBegin::LineStart;
-        }
+    if wb == WordBegin::Yes
+        && let Some(r) = p.strip_prefix("{^LN-BEG}")
+    {
+        p = r;
+        wb = WordBegin::LineStart;
     }
     let (mut regex, alpha) = expand_fields(p, year_re)?;
     if alpha {
@@ -580,12 +580,12 @@ impl DateDetector {
         let now_local = self.local.to_datetime(now_ts);
         let assume_year = year.is_none();
         let year = year.unwrap_or(i32::from(now_local.year()));
-        if month.is_none() || day.is_none() {
-            if let Some(j) = num('j') {
-                let d = Date::new(i16::try_from(year).ok()?, 1, 1).ok()?.checked_add(jiff::Span::new().days(j - 1)).ok()?;
-                month = Some(i32::from(d.month()));
-                day = Some(i32::from(d.day()));
-            }
+        if (month.is_none() || day.is_none())
+            && let Some(j) = num('j')
+        {
+            let d = Date::new(i16::try_from(year).ok()?, 1, 1).ok()?.checked_add(jiff::Span::new().days(j - 1)).ok()?;
+            month = Some(i32::from(d.month()));
+            day = Some(i32::from(d.day()));
         }
         let assume_today = month.is_none() && day.is_none();
         let (month, day) = match (month, day) {

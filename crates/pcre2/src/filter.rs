@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use portcullis_core::filter::{Captures, Pattern};
 
 use crate::date::{DateDetector, DatePatternError};
@@ -164,6 +165,10 @@ struct F2bRegex {
     /// `alt_NAME[_N]` groups: (group name, field it stands in for), sorted.
     alts: Vec<(String, String)>,
     skiplines: Vec<usize>,
+    /// Capture buffer reused by every search of this pattern (no allocation per line).
+    caps: Spans,
+    /// One of these occurs in every match (see [`crate::literal`]); `None` = unknown.
+    literals: Option<Vec<String>>,
 }
 
 impl F2bRegex {
@@ -189,20 +194,26 @@ impl F2bRegex {
             .collect();
         alts.sort();
         let skiplines = names.iter().filter(|(_, n)| n.starts_with("skiplines")).map(|(i, _)| *i).collect();
-        Ok(F2bRegex { pattern, source: src.to_owned(), names, alts, skiplines })
+        let caps = pattern.spans();
+        let literals = crate::literal::required_literals(&expanded);
+        Ok(F2bRegex { pattern, source: src.to_owned(), names, alts, skiplines, caps, literals })
     }
 
     fn has_group(&self, name: &str) -> bool {
         self.names.iter().any(|(_, n)| n == name)
     }
 
-    /// The named groups of a match, `None` for those that did not take part.
-    fn groups(&self, buf: &str, caps: &Spans) -> Vec<(String, Option<String>)> {
+    /// The named groups of the last successful search of `buf`, `None` for those that
+    /// did not take part.
+    fn groups(&self, buf: &str) -> Vec<(String, Option<String>)> {
+        let caps = &self.caps;
         let mut g: Vec<(String, Option<String>)> =
             self.names.iter().map(|(i, n)| (n.clone(), caps.get(*i).map(|(a, b)| buf[a..b].to_owned()))).collect();
         for (k, n) in &self.alts {
             let v = g.iter().find(|(x, _)| x == k).and_then(|(_, v)| v.clone());
-            let Some(v) = v.filter(|v| !v.is_empty()) else { continue };
+            let Some(v) = v.filter(|v| !v.is_empty()) else {
+                continue;
+            };
             match g.iter_mut().find(|(x, _)| x == n) {
                 Some((_, cur)) if cur.as_deref().is_some_and(|c| !c.is_empty()) => {}
                 Some((_, cur)) => *cur = Some(v),
@@ -266,9 +277,53 @@ pub struct Fail2BanFilter {
     dates: DateDetector,
     journalmatch: Vec<String>,
     buffer: Vec<Line>,
-    last_date: Option<(f64, String)>,
+    /// Time of the last line that had a date (lines without one reuse it briefly).
+    last_date: Option<f64>,
     mlfid: HashMap<String, Fields>,
     mlfid_order: VecDeque<String>,
+    /// Required literals of all failregexes in one automaton; `None` when a failregex has
+    /// none or `maxlines > 1` (then every pattern is tried on every line).
+    prefilter: Option<Prefilter>,
+    /// Per failregex: whether its literals occur in the current line (all `true`
+    /// without a prefilter). Reused across lines.
+    possible: Vec<bool>,
+}
+
+/// The failregexes' required literals in one Aho-Corasick automaton: a line in which no
+/// literal of a pattern occurs cannot match that pattern, so PCRE2 never sees it.
+#[derive(Debug)]
+struct Prefilter {
+    automaton: AhoCorasick,
+    /// Failregex index per automaton pattern id.
+    owner: Vec<usize>,
+}
+
+impl Prefilter {
+    fn new(failregex: &[F2bRegex]) -> Option<Prefilter> {
+        let mut literals = Vec::new();
+        let mut owner = Vec::new();
+        for (i, r) in failregex.iter().enumerate() {
+            for l in r.literals.as_ref()? {
+                literals.push(l.as_str());
+                owner.push(i);
+            }
+        }
+        let automaton = AhoCorasick::builder().match_kind(MatchKind::Standard).build(&literals).ok()?;
+        Some(Prefilter { automaton, owner })
+    }
+
+    /// Marks in `possible` the failregexes whose literals occur in `text`; whether any.
+    fn scan(&self, text: &str, possible: &mut [bool]) -> bool {
+        possible.fill(false);
+        let mut any = false;
+        for m in self.automaton.find_overlapping_iter(text) {
+            if let Some(p) = self.owner.get(m.pattern().as_usize()).and_then(|&i| possible.get_mut(i)) {
+                *p = true;
+                any = true;
+            }
+        }
+        any
+    }
 }
 
 impl Fail2BanFilter {
@@ -307,7 +362,11 @@ impl Fail2BanFilter {
             .map(|(i, r)| build(r, format!("ignoreregex[{i}]"), single))
             .collect::<Result<Vec<_>, _>>()?;
         let dates = DateDetector::new(opts.datepattern.as_deref(), opts.logtimezone.as_deref(), local, ref_year)?;
+        let prefilter = if opts.maxlines == 1 { Prefilter::new(&failregex) } else { None };
+        let possible = vec![true; failregex.len()];
         Ok(Fail2BanFilter {
+            prefilter,
+            possible,
             prefregex,
             failregex,
             ignoreregex,
@@ -349,32 +408,37 @@ impl Fail2BanFilter {
             }
         };
         let mut date = None;
-        let entry = match found {
-            Some(m) => {
-                let (s, e) = m.span;
-                let text = &line[s..e];
-                let entry = Line { text: format!("{}{}", &line[..s], &line[e..]), full: line.to_owned() };
-                if !text.is_empty() {
-                    if let Some(t) = m.time {
-                        self.last_date = Some((t, text.to_owned()));
-                        date = Some(t);
-                    }
-                } else {
-                    date = Some(match &self.last_date {
-                        Some((t, _)) if *t > now as f64 - LAST_DATE_MAX_AGE => *t,
-                        _ => now as f64,
-                    });
+        let mut cut = None;
+        if let Some(m) = found {
+            let (s, e) = m.span;
+            cut = Some((s, e));
+            if s < e {
+                if let Some(t) = m.time {
+                    self.last_date = Some(t);
+                    date = Some(t);
                 }
-                entry
+            } else {
+                date = Some(match self.last_date {
+                    Some(t) if t > now as f64 - LAST_DATE_MAX_AGE => t,
+                    _ => now as f64,
+                });
             }
-            None => Line { text: line.to_owned(), full: line.to_owned() },
+        }
+        // The line without its date: what the patterns see.
+        let text = match cut {
+            Some((s, e)) if s > 0 && s < e => std::borrow::Cow::Owned(format!("{}{}", &line[..s], &line[e..])),
+            Some((s, e)) if s < e => std::borrow::Cow::Borrowed(&line[e..]),
+            _ => std::borrow::Cow::Borrowed(line),
         };
-        if date.is_none() {
-            if let Some((t, _)) = &self.last_date {
-                if *t > now as f64 - LAST_DATE_MAX_AGE {
-                    date = Some(*t);
-                }
-            }
+        if !self.prefilter_passes(&text) {
+            return LineResult { errors, ..LineResult::default() };
+        }
+        let entry = Line { text: text.into_owned(), full: line.to_owned() };
+        if date.is_none()
+            && let Some(t) = self.last_date
+            && t > now as f64 - LAST_DATE_MAX_AGE
+        {
+            date = Some(t);
         }
         let mut r = self.find_failures(entry, date);
         errors.append(&mut r.errors);
@@ -384,23 +448,38 @@ impl Fail2BanFilter {
 
     /// One message whose time is already known (a journal record): no date parsing.
     pub fn process_message(&mut self, message: &str, time: f64) -> LineResult {
+        if !self.prefilter_passes(message) {
+            return LineResult::default();
+        }
         self.find_failures(Line { text: message.to_owned(), full: message.to_owned() }, Some(time))
     }
 
-    fn search(r: &F2bRegex, buf: &str, errors: &mut Vec<SearchError>) -> Option<Spans> {
-        let mut caps = match r.pattern.new_captures() {
-            Ok(c) => c,
-            Err(e) => {
-                errors.push(e);
-                return None;
-            }
+    /// Runs the literal prefilter over `text` (the line without its date) and records
+    /// which failregexes may match. `false` = the line cannot produce a failure and needs
+    /// no other work: no failregex can match, and no early ignoreregex check applies.
+    /// (A pattern skipped this way is also not searched, so a match-limit fault it might
+    /// have hit on this line is not reported.)
+    fn prefilter_passes(&mut self, text: &str) -> bool {
+        let Some(pf) = &self.prefilter else {
+            return true;
         };
-        match r.pattern.captures_at(buf, 0, &mut caps) {
-            Ok(true) => Some(caps),
-            Ok(false) => None,
+        let any = pf.scan(text, &mut self.possible);
+        any || self.early_ignore()
+    }
+
+    /// Fail2Ban checks the ignoreregexes before the failregexes when there are few of
+    /// them compared to the failregexes.
+    fn early_ignore(&self) -> bool {
+        !self.ignoreregex.is_empty() && self.ignoreregex.len() + 2 < self.failregex.len()
+    }
+
+    /// Search `buf` with `r`; on a match the spans are in `r.caps`.
+    fn search(r: &mut F2bRegex, buf: &str, errors: &mut Vec<SearchError>) -> bool {
+        match r.pattern.captures_at(buf, 0, &mut r.caps) {
+            Ok(found) => found,
             Err(e) => {
                 errors.push(e);
-                None
+                false
             }
         }
     }
@@ -422,13 +501,13 @@ impl Fail2BanFilter {
             _ => buf,
         };
         let mut found = None;
-        for (i, r) in self.ignoreregex.iter().enumerate() {
-            if Self::search(r, buf, errors).is_some() {
+        for i in 0..self.ignoreregex.len() {
+            if Self::search(&mut self.ignoreregex[i], buf, errors) {
                 found = Some(i);
-                if !self.check_all || self.maxlines > 1 {
-                    if let Some((_, unmatched)) = matched {
-                        self.buffer = unmatched.to_vec();
-                    }
+                if (!self.check_all || self.maxlines > 1)
+                    && let Some((_, unmatched)) = matched
+                {
+                    self.buffer = unmatched.to_vec();
                 }
                 if !self.check_all {
                     break;
@@ -451,7 +530,7 @@ impl Fail2BanFilter {
         let org = self.buffer.clone();
         let mut buf = Some(join(&org));
 
-        if !self.ignoreregex.is_empty() && self.ignoreregex.len() + 2 < self.failregex.len() {
+        if self.early_ignore() {
             let b = buf.clone().unwrap_or_default();
             if let Some(i) = self.ignore_line(&b, None, &mut errors) {
                 out.ignored = Some(i);
@@ -461,13 +540,13 @@ impl Fail2BanFilter {
         }
 
         let mut pre: Vec<(String, Option<String>)> = Vec::new();
-        if let Some(p) = &self.prefregex {
+        if let Some(p) = &mut self.prefregex {
             let b = buf.clone().unwrap_or_default();
-            let Some(caps) = Self::search(p, &b, &mut errors) else {
+            if !Self::search(p, &b, &mut errors) {
                 out.errors = errors;
                 return out;
-            };
-            pre = p.groups(&b, &caps);
+            }
+            pre = p.groups(&b);
             let content = pre.iter().position(|(n, _)| n == "content").map(|i| pre.remove(i).1);
             if let Some(Some(c)) = content.filter(|c| c.as_deref().is_some_and(|c| !c.is_empty())) {
                 self.buffer = vec![Line { text: c.clone(), full: c }];
@@ -476,6 +555,9 @@ impl Fail2BanFilter {
         }
 
         for idx in 0..self.failregex.len() {
+            if !self.possible.get(idx).copied().unwrap_or(true) {
+                continue; // none of its required literals is in the line
+            }
             let b = match &buf {
                 Some(b) => b.clone(),
                 None => {
@@ -484,9 +566,12 @@ impl Fail2BanFilter {
                     b
                 }
             };
-            let r = &self.failregex[idx];
-            let Some(caps) = Self::search(r, &b, &mut errors) else { continue };
-            let groups = r.groups(&b, &caps);
+            let r = &mut self.failregex[idx];
+            if !Self::search(r, &b, &mut errors) {
+                continue;
+            }
+            let groups = r.groups(&b);
+            let caps = &r.caps;
             let skipped: Vec<String> = r
                 .skiplines
                 .iter()
@@ -595,10 +680,10 @@ impl Fail2BanFilter {
 
     fn cache_put(&mut self, id: String, fields: Fields) {
         if !self.mlfid.contains_key(&id) {
-            if self.mlfid.len() >= MLFID_CACHE {
-                if let Some(old) = self.mlfid_order.pop_front() {
-                    self.mlfid.remove(&old);
-                }
+            if self.mlfid.len() >= MLFID_CACHE
+                && let Some(old) = self.mlfid_order.pop_front()
+            {
+                self.mlfid.remove(&old);
             }
             self.mlfid_order.push_back(id.clone());
         }
@@ -615,10 +700,10 @@ impl Fail2BanFilter {
         let mut nf = 0u8;
         if truthy(&fail, "mlfgained") {
             nf |= 8 | 1;
-            if !truthy(&fail, "nofail") {
-                if let Some(v) = fail.get("mlfgained").cloned() {
-                    fail.insert("nofail".into(), v);
-                }
+            if !truthy(&fail, "nofail")
+                && let Some(v) = fail.get("mlfgained").cloned()
+            {
+                fail.insert("nofail".into(), v);
             }
         } else if truthy(&fail, "nofail") {
             nf |= 1;
@@ -723,7 +808,9 @@ pub fn normalize(ip: &str, cidr: Option<u8>, family: Option<u8>) -> (String, Opt
         Some(6) => t.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
         _ => t.parse().ok(),
     };
-    let Some(addr) = parsed else { return (ip.to_owned(), None) };
+    let Some(addr) = parsed else {
+        return (ip.to_owned(), None);
+    };
     match (addr, cidr) {
         (IpAddr::V4(a), Some(c)) if c < 32 => {
             let m = u32::from(a) & !(u32::MAX.checked_shr(u32::from(c)).unwrap_or(0));

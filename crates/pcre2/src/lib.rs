@@ -16,6 +16,7 @@
 pub mod conf;
 pub mod date;
 mod filter;
+mod literal;
 mod pattern;
 mod tags;
 

@@ -103,6 +103,11 @@ impl RegexPattern {
         self.names.len()
     }
 
+    /// A capture buffer for this pattern, to be reused across searches.
+    pub fn spans(&self) -> Spans {
+        Spans(self.regex.capture_locations())
+    }
+
     fn error(&self, e: pcre2::Error) -> SearchError {
         if e.code() == ERROR_MATCHLIMIT {
             SearchError::MatchLimit { limit: self.limit }
@@ -127,7 +132,7 @@ impl Pattern for RegexPattern {
     type Error = SearchError;
 
     fn new_captures(&self) -> Result<Spans, SearchError> {
-        Ok(Spans(self.regex.capture_locations()))
+        Ok(self.spans())
     }
 
     fn captures_at(&self, line: &str, at: usize, caps: &mut Spans) -> Result<bool, SearchError> {
