@@ -37,14 +37,26 @@ struct AddrReport {
     /// Hashes of further distinct names beyond the kept ones, capped at
     /// [`MAX_DISTINCT_USERS`], so the count stays exact for real attacks and bounded for
     /// hostile ones.
-    more_users: HashSet<u64>,
-    bans: Vec<BanRecord>,
-    hasher: RandomState,
+    /// Boxed and allocated only past the kept names: 100k addresses must fit in 64 MiB.
+    more_users: Option<Box<HashSet<u64>>>,
+    bans: Vec<BanLite>,
 }
 
+/// A ban as `scan` keeps it: no strings until output.
+#[derive(Debug, Clone, Copy)]
+struct BanLite {
+    target: ipnet::IpNet,
+    since: Time,
+    until: Option<Time>,
+    ban_no: u32,
+    /// Index into the jail list.
+    jail: u16,
+}
+
+/// A ban as `scan --json` prints it.
 #[derive(Debug, Serialize)]
-struct BanRecord {
-    jail: String,
+struct BanRecord<'a> {
+    jail: &'a str,
     target: String,
     since: String,
     until: Option<String>,
@@ -53,22 +65,38 @@ struct BanRecord {
     ban_no: u32,
 }
 
-impl BanRecord {
-    fn from_ban(ban: &Ban) -> BanRecord {
-        BanRecord {
-            jail: ban.jail.to_string(),
-            target: ban.target.to_string(),
-            since: ban.since.to_string(),
-            until: ban.until.map(|t| t.to_string()),
-            duration_secs: ban.until.map(|u| u.since(ban.since).as_secs()),
-            permanent: ban.is_permanent(),
+impl BanLite {
+    fn from_ban(ban: &Ban, jail: u16) -> BanLite {
+        BanLite {
+            target: ban.target,
+            since: ban.since,
+            until: ban.until,
             ban_no: ban.ban_no,
+            jail,
+        }
+    }
+
+    fn record<'a>(&self, jails: &'a [String]) -> BanRecord<'a> {
+        BanRecord {
+            jail: jails
+                .get(usize::from(self.jail))
+                .map_or("?", String::as_str),
+            target: self.target.to_string(),
+            since: self.since.to_string(),
+            until: self.until.map(|t| t.to_string()),
+            duration_secs: self.until.map(|u| u.since(self.since).as_secs()),
+            permanent: self.until.is_none(),
+            ban_no: self.ban_no,
         }
     }
 }
 
 impl AddrReport {
-    fn observe(&mut self, ev: &Event) {
+    fn more_users(&self) -> usize {
+        self.more_users.as_ref().map_or(0, |s| s.len())
+    }
+
+    fn observe(&mut self, ev: &Event, hasher: &RandomState) {
         let n = u64::from(ev.count);
         match ev.kind {
             EventKind::Attempt => self.attempts += n,
@@ -82,10 +110,13 @@ impl AddrReport {
             if ev.kind != EventKind::Success && !self.users.iter().any(|u| u == user) {
                 if self.users.len() < USERS_PER_ADDR {
                     self.users.push(user.clone());
-                } else if self.more_users.len() < MAX_DISTINCT_USERS {
-                    let mut h = self.hasher.build_hasher();
-                    user.hash(&mut h);
-                    self.more_users.insert(h.finish());
+                } else {
+                    let set = self.more_users.get_or_insert_with(Default::default);
+                    if set.len() < MAX_DISTINCT_USERS {
+                        let mut h = hasher.build_hasher();
+                        user.hash(&mut h);
+                        set.insert(h.finish());
+                    }
                 }
             }
         }
@@ -159,6 +190,8 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     let mut failed_files = 0usize;
     let mut events: Vec<Event> = Vec::new();
     let stderr = io::stderr();
+    let hasher = RandomState::new();
+    let jail_names: Vec<String> = jails.iter().map(|j| j.name().to_string()).collect();
 
     for path in &files {
         let reference = file_reference_time(path);
@@ -168,7 +201,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
             if let Some(pb) = &progress {
                 pb.inc(line.len() as u64 + 1);
             }
-            for jail in jails.iter_mut() {
+            for (j, jail) in jails.iter_mut().enumerate() {
                 events.clear();
                 jail.feed_line(line, reference, &mut events);
                 for ev in &events {
@@ -185,10 +218,10 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
                             escape_terminal(&String::from_utf8_lossy(line))
                         );
                     }
-                    addrs.entry(ev.addr).or_default().observe(ev);
+                    addrs.entry(ev.addr).or_default().observe(ev, &hasher);
                     jail.handle_event(ev);
                 }
-                drain(jail, &mut addrs, &mut breaches, &mut totals, explain);
+                drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
             }
         });
         totals.lines += lines;
@@ -212,8 +245,8 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
             }
         }
     }
-    for jail in jails.iter_mut() {
-        drain(jail, &mut addrs, &mut breaches, &mut totals, explain);
+    for (j, jail) in jails.iter_mut().enumerate() {
+        drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
         let st = jail.stats();
         totals.matched += st.matched;
         totals.ignored += st.ignored;
@@ -237,7 +270,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     let out = io::stdout();
     let mut out = io::BufWriter::new(out.lock());
     if args.json {
-        write_json(&mut out, &totals, &summaries, &rows, &breaches)?;
+        write_json(&mut out, &totals, &summaries, &rows, &breaches, &jail_names)?;
     } else {
         write_human(&mut out, &totals, &summaries, &rows, &breaches, args.limit)?;
     }
@@ -251,6 +284,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
 
 fn drain(
     jail: &mut JailRunner,
+    jail_idx: usize,
     addrs: &mut HashMap<IpAddr, AddrReport>,
     breaches: &mut Vec<BreachRecord>,
     totals: &mut Totals,
@@ -274,11 +308,10 @@ fn drain(
                     );
                 }
                 let key = ban.target.network();
-                addrs
-                    .entry(key)
-                    .or_default()
-                    .bans
-                    .push(BanRecord::from_ban(&ban));
+                addrs.entry(key).or_default().bans.push(BanLite::from_ban(
+                    &ban,
+                    u16::try_from(jail_idx).unwrap_or(u16::MAX),
+                ));
             }
             Decision::Unban { .. } => {}
             Decision::Alert(Alert::Breach {
@@ -324,26 +357,29 @@ struct JsonAddr<'a> {
     last_seen: Option<String>,
     users: Vec<&'a str>,
     more_users: usize,
-    bans: &'a [BanRecord],
+    bans: Vec<BanRecord<'a>>,
 }
 
+/// The JSON document, written address by address so a 100k-address report is never held
+/// twice in memory.
 fn write_json(
     out: &mut impl Write,
     totals: &Totals,
     files: &[FileSummary],
     rows: &[(IpAddr, AddrReport)],
     breaches: &[BreachRecord],
+    jails: &[String],
 ) -> Result<()> {
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        totals: &'a Totals,
-        files: &'a [FileSummary],
-        addresses: Vec<JsonAddr<'a>>,
-        breaches: &'a [BreachRecord],
-    }
-    let addresses = rows
-        .iter()
-        .map(|(addr, r)| JsonAddr {
+    write!(out, "{{\"totals\":")?;
+    serde_json::to_writer(&mut *out, totals)?;
+    write!(out, ",\"files\":")?;
+    serde_json::to_writer(&mut *out, files)?;
+    write!(out, ",\"addresses\":[")?;
+    for (i, (addr, r)) in rows.iter().enumerate() {
+        if i > 0 {
+            write!(out, ",")?;
+        }
+        let row = JsonAddr {
             addr: addr.to_string(),
             attempts: r.attempts,
             probes: r.probes,
@@ -351,20 +387,14 @@ fn write_json(
             first_seen: r.first_seen.map(|t| t.to_string()),
             last_seen: r.last_seen.map(|t| t.to_string()),
             users: r.users.iter().map(|u| &**u).collect(),
-            more_users: r.more_users.len(),
-            bans: &r.bans,
-        })
-        .collect();
-    serde_json::to_writer(
-        &mut *out,
-        &Doc {
-            totals,
-            files,
-            addresses,
-            breaches,
-        },
-    )?;
-    writeln!(out)?;
+            more_users: r.more_users(),
+            bans: r.bans.iter().map(|b| b.record(jails)).collect(),
+        };
+        serde_json::to_writer(&mut *out, &row)?;
+    }
+    write!(out, "],\"breaches\":")?;
+    serde_json::to_writer(&mut *out, breaches)?;
+    writeln!(out, "}}")?;
     Ok(())
 }
 
@@ -429,7 +459,7 @@ fn write_human(
     for (addr, r) in &rows[..n] {
         let bans = match r.bans.len() {
             0 => "-".to_string(),
-            k if r.bans.iter().any(|b| b.permanent) => format!("{k} (permanent)"),
+            k if r.bans.iter().any(|b| b.until.is_none()) => format!("{k} (permanent)"),
             k => k.to_string(),
         };
         let mut users: Vec<String> = r
@@ -437,8 +467,8 @@ fn write_human(
             .iter()
             .map(|u| escape_terminal(u).into_owned())
             .collect();
-        if !r.more_users.is_empty() {
-            users.push(format!("+{} more", r.more_users.len()));
+        if r.more_users() > 0 {
+            users.push(format!("+{} more", r.more_users()));
         }
         writeln!(
             out,
