@@ -121,7 +121,11 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
                 a.kind,
                 a.addr,
                 crate::text::escape_terminal(a.user.as_deref().unwrap_or("?")),
-                if a.failures > 0 { format!(" after {} failures", a.failures) } else { String::new() }
+                if a.failures > 0 {
+                    format!(" after {} failures", a.failures)
+                } else {
+                    String::new()
+                }
             );
         }
         for j in &d.jails {

@@ -21,8 +21,8 @@ use anyhow::{Context, Result, anyhow};
 use ipnet::IpNet;
 use portcullis_config::{Backend, Config};
 use portcullis_control::data::{
-    AlertEntry, BackendStatus, BanData, BanEntry, BansData, FlushData, ReloadData, Reply, SourceStatus,
-    StatusData, UnbanData,
+    AlertEntry, BackendStatus, BanData, BanEntry, BansData, FlushData, ReloadData, Reply,
+    SourceStatus, StatusData, UnbanData,
 };
 use portcullis_control::{ErrorBody, ErrorKind, ServerConfig, Target};
 use portcullis_core::event::{Alert, Ban, BanReason, UnbanReason};
@@ -868,7 +868,12 @@ impl Daemon {
         alerts
             .into_iter()
             .filter_map(|a| match a.alert {
-                Alert::Breach { addr, user, failures, time } => Some(AlertEntry {
+                Alert::Breach {
+                    addr,
+                    user,
+                    failures,
+                    time,
+                } => Some(AlertEntry {
                     kind: "breach".into(),
                     time: time.as_secs(),
                     addr: addr.to_string(),

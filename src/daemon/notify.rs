@@ -32,17 +32,27 @@ impl Notifier {
     pub fn start(settings: &NotifySettings) -> Notifier {
         let dropped = Arc::new(AtomicU64::new(0));
         if settings.exec.is_empty() && settings.webhooks.is_empty() {
-            return Notifier { tx: None, events: Vec::new(), dropped };
+            return Notifier {
+                tx: None,
+                events: Vec::new(),
+                dropped,
+            };
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run_hooks(rx, settings.clone()));
-        Notifier { tx: Some(tx), events: settings.events.clone(), dropped }
+        Notifier {
+            tx: Some(tx),
+            events: settings.events.clone(),
+            dropped,
+        }
     }
 
     /// Queue the hook events one decision calls for.
     pub fn decision(&self, d: &Decision) {
         let Some(tx) = &self.tx else { return };
-        let Some((kind, body)) = event_of(d) else { return };
+        let Some((kind, body)) = event_of(d) else {
+            return;
+        };
         let wanted = self.events.contains(&kind)
             || (kind == NotifyEvent::PermanentBan && self.events.contains(&NotifyEvent::Ban));
         if !wanted {
@@ -56,14 +66,20 @@ impl Notifier {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| String::new(), |h| h.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| String::new(), |h| h.trim().to_string())
 }
 
 /// The JSON of a decision's event, if it is one hooks can receive.
 pub fn event_of(d: &Decision) -> Option<(NotifyEvent, Value)> {
     let host = hostname();
     match d {
-        Decision::Alert(Alert::Breach { addr, user, failures, time }) => Some((
+        Decision::Alert(Alert::Breach {
+            addr,
+            user,
+            failures,
+            time,
+        }) => Some((
             NotifyEvent::Breach,
             json!({"event": "breach", "host": host, "time": time.to_string(), "addr": addr.to_string(),
                    "user": user.as_deref(), "failures": failures}),
@@ -74,7 +90,11 @@ pub fn event_of(d: &Decision) -> Option<(NotifyEvent, Value)> {
                    "user": "root"}),
         )),
         Decision::Ban(b) => {
-            let kind = if b.is_permanent() { NotifyEvent::PermanentBan } else { NotifyEvent::Ban };
+            let kind = if b.is_permanent() {
+                NotifyEvent::PermanentBan
+            } else {
+                NotifyEvent::Ban
+            };
             Some((
                 kind,
                 json!({"event": kind.as_str(), "host": host, "jail": &*b.jail, "target": b.target.to_string(),
@@ -98,7 +118,8 @@ async fn run_hooks(mut rx: mpsc::Receiver<Value>, settings: NotifySettings) {
             let (timeout, retries) = (settings.timeout, settings.retries);
             // Each webhook on its own task: one slow endpoint does not hold the others.
             tokio::spawn(async move {
-                let result = tokio::task::spawn_blocking(move || post(&url, &body, timeout, retries)).await;
+                let result =
+                    tokio::task::spawn_blocking(move || post(&url, &body, timeout, retries)).await;
                 if let Ok(Err(e)) = result {
                     tracing::warn!("webhook failed: {e}");
                 }
@@ -108,7 +129,9 @@ async fn run_hooks(mut rx: mpsc::Receiver<Value>, settings: NotifySettings) {
 }
 
 async fn run_program(argv: &[String], body: &str, timeout: Duration) {
-    let Some((program, args)) = argv.split_first() else { return };
+    let Some((program, args)) = argv.split_first() else {
+        return;
+    };
     let child = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -136,7 +159,10 @@ async fn run_program(argv: &[String], body: &str, timeout: Duration) {
             "notification program failed"
         ),
         Ok(Err(e)) => tracing::warn!(program, "notification program: {e}"),
-        Err(_) => tracing::warn!(program, "notification program timed out after {timeout:?}; killed"),
+        Err(_) => tracing::warn!(
+            program,
+            "notification program timed out after {timeout:?}; killed"
+        ),
     }
 }
 
@@ -149,7 +175,11 @@ fn post(url: &str, body: &str, timeout: Duration, retries: u32) -> Result<(), St
     let mut delay = Duration::from_secs(1);
     let mut last = String::new();
     for attempt in 0..=retries {
-        match agent.post(url).header("Content-Type", "application/json").send(body) {
+        match agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(body)
+        {
             Ok(_) => return Ok(()),
             Err(e) => last = format!("{url}: {e} (try {})", attempt + 1),
         }
