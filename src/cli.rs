@@ -214,7 +214,11 @@ pub struct InvestigateArgs {
     #[arg(long, env = "PORTCULLIS_SOCKET", default_value = portcullis_config::DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// The daemon's state database, read (read-only) for bans when the daemon does not answer.
-    #[arg(long, value_name = "FILE", default_value = "/var/lib/portcullis/state.db")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/var/lib/portcullis/state.db"
+    )]
     pub state_db: PathBuf,
     /// utmp file (tests).
     #[arg(long, hide = true, value_name = "FILE")]

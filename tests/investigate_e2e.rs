@@ -25,8 +25,8 @@ fn isolated(dir: &Path) -> Vec<String> {
         ("--utmp", "absent-utmp"),
         ("--wtmp", "wtmp"),
         ("--btmp", "btmp"),
-        ("--socket", "absent.sock"),
-        ("--state-db", "absent.db"),
+        ("--socket", "control.sock"),
+        ("--state-db", "state.db"),
         ("--sshd-config", "sshd_config"),
     ]
     .iter()
@@ -598,5 +598,92 @@ fn r4_journal_source_gives_the_same_findings() {
     assert!(
         lines[0].starts_with("sshd[500]: Failed password for bob"),
         "{lines:?}"
+    );
+}
+
+#[test]
+fn r4_ban_state_and_history_from_the_store_read_only() {
+    use portcullis_core::event::{Ban, BanReason, Decision, Weight};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let mut log = String::new();
+    for i in 0..3 {
+        log += &rfc_line(i, 2, "Failed password for bob from 203.0.113.7 port 2 ssh2");
+    }
+    log += &rfc_line(
+        30,
+        3,
+        "Failed password for root from 198.51.100.3 port 2 ssh2",
+    );
+    let path = dir.join("auth.log");
+    std::fs::write(&path, log).expect("log");
+    std::fs::write(dir.join("sshd_config"), "Port 22\n").expect("sshd_config");
+    let now = Time::from_secs(jiff::Timestamp::now().as_second());
+    let ban = |target: &str, since: i64, until: Option<i64>, ban_no| {
+        Decision::Ban(Ban {
+            target: target.parse().expect("net"),
+            jail: "sshd".into(),
+            since: Time::from_secs(now.as_secs() + since),
+            until: until.map(|u| Time::from_secs(now.as_secs() + u)),
+            ban_no,
+            reason: BanReason::Threshold {
+                score: Weight(3000),
+            },
+        })
+    };
+    let db = dir.join("state.db");
+    {
+        let mut store = portcullis_store::Store::open(&db).expect("store");
+        store
+            .apply(&[ban("203.0.113.7/32", -7200, Some(-3600), 1)], now)
+            .expect("first ban");
+        store
+            .apply(&[ban("203.0.113.7/32", -60, Some(3600), 2)], now)
+            .expect("second ban");
+    }
+    let before = std::fs::read(&db).expect("db");
+    let go = |extra: &[&str]| -> Value {
+        let out = Command::new(bin())
+            .args(["investigate", "--json", "--logs"])
+            .arg(&path)
+            .args(isolated(dir))
+            .args(["--proc", &dir.join("no-proc").display().to_string()])
+            .args(extra)
+            .output()
+            .expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let doc = go(&[]);
+    assert_eq!(doc["bans_from"], "store");
+    let banned: Vec<(&str, &Value)> = doc["attackers"]
+        .as_array()
+        .expect("attackers")
+        .iter()
+        .map(|a| (a["addr"].as_str().unwrap_or(""), &a["banned"]))
+        .collect();
+    assert_eq!(
+        banned,
+        [
+            ("203.0.113.7", &Value::Bool(true)),
+            ("198.51.100.3", &Value::Bool(false))
+        ]
+    );
+    let doc = go(&["203.0.113.7"]);
+    let a = &doc["address"];
+    assert_eq!(a["banned"], true);
+    assert_eq!(a["bans_active"].as_array().map(Vec::len), Some(1));
+    assert_eq!(a["bans_active"][0]["ban_no"], 2);
+    assert_eq!(a["ban_history"].as_array().map(Vec::len), Some(2));
+    assert_eq!(a["summary"]["attempts"], 3);
+    assert_eq!(
+        std::fs::read(&db).expect("db"),
+        before,
+        "the store was written to"
     );
 }
