@@ -406,11 +406,11 @@ pub fn load_jails(
         None => load_config(config_path)?,
     };
     let tz = time_zone(tz, &config)?;
-    if let Some(name) = only {
-        if config.jail(name).is_none() {
-            let names: Vec<&str> = config.jails.iter().map(|j| j.name.as_str()).collect();
-            bail!("no enabled jail {name:?} (enabled: {})", names.join(", "));
-        }
+    if let Some(name) = only
+        && config.jail(name).is_none()
+    {
+        let names: Vec<&str> = config.jails.iter().map(|j| j.name.as_str()).collect();
+        bail!("no enabled jail {name:?} (enabled: {})", names.join(", "));
     }
     config
         .jails

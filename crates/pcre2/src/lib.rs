@@ -4,7 +4,9 @@
 //! [`RegexPattern`] implements core's [`Pattern`](portcullis_core::filter::Pattern) trait
 //! (the same shape as the native engine); every pattern carries a `(*LIMIT_MATCH=N)` bound so
 //! a catastrophic pattern fails one search with [`SearchError::MatchLimit`] instead of
-//! burning a core. [`Fail2BanFilter`] runs a `filter.d` definition line by line.
+//! burning a core. [`Fail2BanFilter`] runs a `filter.d` definition line by line; the
+//! definition itself is read by `portcullis-fail2ban` ([`FilterDef`], turned into engine
+//! settings by [`FilterOptions::from_def`]), so there is one Fail2Ban reader.
 //!
 //! Key design decision: core's `AnyPattern` stays native-only. This crate depends on core
 //! (for the trait), so core cannot name this engine without a cycle, and Fail2Ban filters
@@ -21,8 +23,12 @@ mod pattern;
 mod tags;
 
 pub use conf::{LoadError, filter_path, load_filter};
-pub use portcullis_fail2ban::FilterDef;
 pub use date::{DateDetector, DateMatch, DatePatternError};
-pub use filter::{BuildError, Fail2BanFilter, Failure, Fields, FilterOptions, LineResult, Value, normalize};
-pub use pattern::{CompileError, DEFAULT_MATCH_LIMIT, PatternOptions, RegexPattern, SearchError, Spans};
+pub use filter::{
+    BuildError, Fail2BanFilter, Failure, Fields, FilterOptions, LineResult, Value, normalize,
+};
+pub use pattern::{
+    CompileError, DEFAULT_MATCH_LIMIT, PatternOptions, RegexPattern, SearchError, Spans,
+};
+pub use portcullis_fail2ban::FilterDef;
 pub use tags::{UseDns, expand_tags, field_name, python_to_pcre2};

@@ -39,7 +39,10 @@ fn eval(expr: &str, name: &str, opts: &HashMap<String, String>) -> bool {
     let rhs = rhs.trim_matches(['\'', '"']);
     let value = if lhs == "name" {
         Some(name.to_owned())
-    } else if let Some(k) = lhs.strip_prefix("opts.get('").and_then(|k| k.strip_suffix("')")) {
+    } else if let Some(k) = lhs
+        .strip_prefix("opts.get('")
+        .and_then(|k| k.strip_suffix("')"))
+    {
         opts.get(k).cloned()
     } else {
         panic!("unsupported constraint {expr:?}");
@@ -48,13 +51,24 @@ fn eval(expr: &str, name: &str, opts: &HashMap<String, String>) -> bool {
 }
 
 fn filter_file(name: &str) -> PathBuf {
-    let own = Path::new(CONFIG).join("filter.d").join(format!("{name}.conf"));
-    if own.is_file() { own } else { Path::new(TEST_CONFIG).join("filter.d").join(format!("{name}.conf")) }
+    let own = Path::new(CONFIG)
+        .join("filter.d")
+        .join(format!("{name}.conf"));
+    if own.is_file() {
+        own
+    } else {
+        Path::new(TEST_CONFIG)
+            .join("filter.d")
+            .join(format!("{name}.conf"))
+    }
 }
 
 fn build(name: &str, opts: &HashMap<String, String>) -> Fail2BanFilter {
-    let args: Vec<(String, String)> =
-        opts.iter().filter(|(k, _)| !k.starts_with("test.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let args: Vec<(String, String)> = opts
+        .iter()
+        .filter(|(k, _)| !k.starts_with("test."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut o = load_filter(&filter_file(name), &args).unwrap_or_else(|e| panic!("{name}: {e}"));
     o.check_all = true;
     Fail2BanFilter::new(&o, cet(), 2005).unwrap_or_else(|e| panic!("{name} {opts:?}: {e}"))
@@ -71,27 +85,53 @@ fn json_str(v: &Json) -> String {
 fn local_seconds(t: &str) -> f64 {
     // strptime("%Y-%m-%dT%H:%M:%S[.%f]") accepts one-digit fields.
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
-    let n: Vec<i64> = whole.split(['-', 'T', ':']).map(|x| x.parse().expect("number")).collect();
+    let n: Vec<i64> = whole
+        .split(['-', 'T', ':'])
+        .map(|x| x.parse().expect("number"))
+        .collect();
     assert_eq!(n.len(), 6, "time {t:?}");
-    let micros: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}")[..6].parse().expect("fraction") };
+    let micros: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}")[..6].parse().expect("fraction")
+    };
     let dt = jiff::civil::DateTime::new(
-        n[0] as i16, n[1] as i8, n[2] as i8, n[3] as i8, n[4] as i8, n[5] as i8, (micros * 1000) as i32,
+        n[0] as i16,
+        n[1] as i8,
+        n[2] as i8,
+        n[3] as i8,
+        n[4] as i8,
+        n[5] as i8,
+        (micros * 1000) as i32,
     )
     .unwrap_or_else(|e| panic!("time {t:?}: {e}"));
-    let ts = cet().to_ambiguous_timestamp(dt).compatible().expect("local time");
+    let ts = cet()
+        .to_ambiguous_timestamp(dt)
+        .compatible()
+        .expect("local time");
     ts.as_second() as f64 + f64::from(ts.subsec_nanosecond()) / 1e9
 }
 
 fn check(case: &serde_json::Map<String, Json>, found: &[Failure]) -> Result<(), String> {
     let want = case.get("match").and_then(Json::as_bool).unwrap_or(false);
     if found.is_empty() {
-        return if want { Err("line not matched when it should have been".into()) } else { Ok(()) };
+        return if want {
+            Err("line not matched when it should have been".into())
+        } else {
+            Ok(())
+        };
     }
     if !want {
-        return Err(format!("line matched when it should not have (regex {})", found[0].regex));
+        return Err(format!(
+            "line matched when it should not have (regex {})",
+            found[0].regex
+        ));
     }
     if found.len() != 1 {
-        return Err(format!("several regexes matched: {:?}", found.iter().map(|f| f.regex).collect::<Vec<_>>()));
+        return Err(format!(
+            "several regexes matched: {:?}",
+            found.iter().map(|f| f.regex).collect::<Vec<_>>()
+        ));
     }
     let f = &found[0];
     for (k, v) in case {
@@ -100,8 +140,12 @@ fn check(case: &serde_json::Map<String, Json>, found: &[Failure]) -> Result<(), 
         }
         let got: Option<Json> = match (k.as_str(), f.fields.get(k.as_str())) {
             (_, Some(Value::Text(s))) => Some(Json::String(s.clone())),
-            (_, Some(Value::Users(u))) => Some(Json::Array(u.iter().map(|s| Json::String(s.clone())).collect())),
-            (_, Some(Value::Lines(l))) => Some(Json::Array(l.iter().map(|s| Json::String(s.clone())).collect())),
+            (_, Some(Value::Users(u))) => Some(Json::Array(
+                u.iter().map(|s| Json::String(s.clone())).collect(),
+            )),
+            (_, Some(Value::Lines(l))) => Some(Json::Array(
+                l.iter().map(|s| Json::String(s.clone())).collect(),
+            )),
             (_, Some(Value::Flag)) => Some(Json::Bool(true)),
             ("host", None) => f.id.clone().map(Json::String),
             ("attempts", None) => Some(Json::from(match f.fields.get("matches") {
@@ -189,7 +233,8 @@ fn run_corpus(name: &str) -> (usize, Vec<String>) {
                     for o in list {
                         let mut opts = common.clone();
                         opts.extend(o.as_object().cloned().unwrap_or_default());
-                        let opts: HashMap<String, String> = opts.iter().map(|(k, v)| (k.clone(), json_str(v))).collect();
+                        let opts: HashMap<String, String> =
+                            opts.iter().map(|(k, v)| (k.clone(), json_str(v))).collect();
                         if let Some(c) = opts.get("test.condition") {
                             ignore_block = !eval(c, name, &opts);
                         }
@@ -220,26 +265,45 @@ fn run_corpus(name: &str) -> (usize, Vec<String>) {
             let case = data.as_object().cloned().unwrap_or_default();
             if variants.is_empty() {
                 let opts = HashMap::new();
-                variants.push(Variant { filter: build(name, &opts), opts });
+                variants.push(Variant {
+                    filter: build(name, &opts),
+                    opts,
+                });
             }
             let next = next.strip_suffix('\r').unwrap_or(next);
             for v in &mut variants {
-                if let Some(c) = case.get("constraint").and_then(Json::as_str) {
-                    if !eval(c, name, &v.opts) {
-                        continue;
-                    }
+                if let Some(c) = case.get("constraint").and_then(Json::as_str)
+                    && !eval(c, name, &v.opts)
+                {
+                    continue;
                 }
                 let result = if v.opts.get("logtype").map(String::as_str) == Some("journal") {
-                    let msg = format!("{}{next}", v.opts.get("test.prefix-line").map_or("", String::as_str));
+                    let msg = format!(
+                        "{}{next}",
+                        v.opts.get("test.prefix-line").map_or("", String::as_str)
+                    );
                     v.filter.process_message(&msg, TEST_NOW as f64)
                 } else {
                     v.filter.process_line(next, TEST_NOW)
                 };
-                assert!(result.errors.is_empty(), "{name}: search errors {:?}", result.errors);
-                let found: Vec<Failure> = result.failures.into_iter().filter(|f| !f.is_nofail()).collect();
+                assert!(
+                    result.errors.is_empty(),
+                    "{name}: search errors {:?}",
+                    result.errors
+                );
+                let found: Vec<Failure> = result
+                    .failures
+                    .into_iter()
+                    .filter(|f| !f.is_nofail())
+                    .collect();
                 match check(&case, &found) {
                     Ok(()) => passed += 1,
-                    Err(e) => failures.push(format!("{}:{} {:?}: {e}\n    line: {next}", files[i - 1], n + 2, v.opts)),
+                    Err(e) => failures.push(format!(
+                        "{}:{} {:?}: {e}\n    line: {next}",
+                        files[i - 1],
+                        n + 2,
+                        v.opts
+                    )),
                 }
             }
         }
@@ -255,8 +319,17 @@ fn corpus_test(name: &str) {
         return;
     }
     let (passed, failures) = run_corpus(name);
-    println!("failJSON {name}: {passed} passed, {} failed", failures.len());
-    assert!(failures.is_empty(), "{name}: {} of {} cases failed:\n{}", failures.len(), passed + failures.len(), failures.join("\n"));
+    println!(
+        "failJSON {name}: {passed} passed, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {} cases failed:\n{}",
+        failures.len(),
+        passed + failures.len(),
+        failures.join("\n")
+    );
     assert!(passed > 0, "{name}: no case ran");
 }
 
