@@ -168,16 +168,16 @@ pub fn analyze(
                                 kind: FindingKind::SuccessAfterFailures,
                                 finding: Finding {
                                     severity,
-                                    title: format!("success after {} failures", f.count),
+                                    title: format!("success after {}", plural(f.count, "failure")),
                                     addr: Some(ob.addr),
                                     user: Some(user.to_string()),
                                     failures: f.count,
                                     time: Some(ob.time),
                                     detail: format!(
-                                        "login as {user}{how} at {}; {} failed attempts from {} \
+                                        "login as {user}{how} at {}; {} from {} \
                                          between {} and {} (users tried: {})",
                                         ob.time,
-                                        f.count,
+                                        plural(f.count, "failed attempt"),
                                         ob.addr,
                                         f.first.unwrap_or(ob.time),
                                         f.last.unwrap_or(ob.time),
@@ -192,7 +192,7 @@ pub fn analyze(
                             ob.addr,
                             (
                                 Severity::Critical,
-                                format!("got in after {} failures", f.count),
+                                format!("got in after {}", plural(f.count, "failure")),
                             ),
                         );
                     }
@@ -267,11 +267,15 @@ pub fn analyze(
     }
     for (addr, f) in &failures {
         if f.count >= breach_after {
-            let e = suspects
-                .entry(*addr)
-                .or_insert((Severity::Critical, format!("failed {} times", f.count)));
+            let e = suspects.entry(*addr).or_insert((
+                Severity::Critical,
+                format!("failed {}", plural(f.count, "time")),
+            ));
             if e.0 > Severity::Critical {
-                *e = (Severity::Critical, format!("failed {} times", f.count));
+                *e = (
+                    Severity::Critical,
+                    format!("failed {}", plural(f.count, "time")),
+                );
             }
         }
     }
@@ -311,6 +315,15 @@ pub fn analyze(
             ))
     });
     out
+}
+
+/// `1 failure`, `2 failures`.
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// Whether any finding is critical or high: the exit code 1 case.
@@ -515,7 +528,7 @@ mod tests {
         assert_eq!(f[0].finding.severity, Severity::Critical);
         assert_eq!(f[1].finding.severity, Severity::High);
         assert!(
-            f[0].finding.detail.contains("failed 1 times"),
+            f[0].finding.detail.contains("(failed 1 time)"),
             "{}",
             f[0].finding.detail
         );
