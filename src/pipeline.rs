@@ -489,3 +489,113 @@ pub fn file_reference_time(path: &Path) -> Time {
         .unwrap_or(Duration::ZERO);
     Time::from_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_pcre2::UseDns;
+
+    fn utc_matcher(failregex: &[&str]) -> AnyMatcher {
+        let options = FilterOptions {
+            failregex: failregex.iter().map(|s| (*s).to_owned()).collect(),
+            usedns: UseDns::No,
+            ..FilterOptions::default()
+        };
+        JailFilter::Fail2Ban {
+            options,
+            name: "test".into(),
+        }
+        .matcher(&jiff::tz::TimeZone::UTC)
+        .expect("compiles")
+    }
+
+    #[test]
+    fn fail2ban_failures_are_single_attempts_and_nofail_is_info() {
+        let mut m = utc_matcher(&[
+            r"^\s*\S+ auth: bad password for <F-USER>\S+</F-USER> from <HOST>$",
+            r"^\s*\S+ auth: <F-NOFAIL>connect</F-NOFAIL> from <HOST>$",
+        ]);
+        let read = Time::from_secs(1_795_000_000); // 2026-11-17
+        let mut out = Vec::new();
+        let outcome = m.feed_line(
+            b"2026-11-17 10:00:00 srv auth: bad password for root from ::ffff:192.0.2.7",
+            read,
+            &mut out,
+        );
+        assert_eq!(outcome, LineOutcome::Matched { rule: 0 });
+        assert_eq!(out.len(), 1);
+        let ev = &out[0];
+        assert_eq!(ev.kind, EventKind::Attempt);
+        assert_eq!((ev.weight, ev.count), (Weight::ONE, 1));
+        assert_eq!(
+            ev.addr,
+            "192.0.2.7".parse::<std::net::IpAddr>().expect("ip")
+        );
+        assert_eq!(ev.user.as_deref(), Some("root"));
+        // 2026-11-17 10:00:00 UTC, from the line, not the read time.
+        assert_eq!(ev.time, Time::from_secs(1_794_909_600));
+
+        out.clear();
+        let outcome = m.feed_line(
+            b"2026-11-17 10:00:01 srv auth: connect from 198.51.100.3",
+            read,
+            &mut out,
+        );
+        assert_eq!(outcome, LineOutcome::Unmatched, "no failure on this line");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, EventKind::Info);
+        assert_eq!(out[0].total_weight(), Weight::ZERO);
+
+        out.clear();
+        m.feed_line(b"2026-11-17 10:00:02 srv auth: hello", read, &mut out);
+        assert!(out.is_empty());
+        let st = m.stats();
+        assert_eq!((st.lines, st.matched, st.unmatched), (3, 1, 2));
+        assert_eq!(st.rule_hits, [1, 0]);
+        assert_eq!(m.rule_name(1), "failregex[1]");
+    }
+
+    #[test]
+    fn fail2ban_journal_records_are_rendered_as_fail2ban_does() {
+        let conf = Path::new("/etc/fail2ban/filter.d/sshd.conf");
+        if !conf.is_file() {
+            let msg = "FAIL2BAN NOT INSTALLED: /etc/fail2ban/filter.d/sshd.conf missing";
+            eprintln!("{msg}");
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+            return;
+        }
+        let spec = JailSpec {
+            name: "sshd".into(),
+            config: portcullis_core::jail::JailConfig::new("sshd"),
+            filter: FilterRef::Fail2Ban {
+                path: conf.to_path_buf(),
+                args: vec![("logtype".into(), "journal".into())],
+            },
+            filter_at: portcullis_config::Location {
+                file: "t.toml".into(),
+                line: 1,
+                key: "jail.sshd.filter".into(),
+            },
+            sources: Vec::new(),
+        };
+        let filter = resolve_filter(&spec, Path::new("/nonexistent")).expect("sshd.conf");
+        let mut m = filter.matcher(&jiff::tz::TimeZone::UTC).expect("matcher");
+        let at = Time::from_secs(1_795_000_000);
+        let mut out = Vec::new();
+        let outcome = m.feed_record(
+            at,
+            Some("sshd"),
+            Some(4242),
+            b"Failed password for invalid user admin from 203.0.113.9 port 50000 ssh2",
+            &mut out,
+        );
+        assert!(
+            matches!(outcome, LineOutcome::Matched { .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].time, at);
+        assert_eq!(out[0].addr.to_string(), "203.0.113.9");
+        assert_eq!(out[0].user.as_deref(), Some("admin"));
+    }
+}
