@@ -320,18 +320,23 @@ pub fn load_config(path: Option<&Path>) -> Result<Config> {
     config.map_err(|e| anyhow!("{e}"))
 }
 
-/// `--fail2ban-config DIR`: an existing Fail2Ban configuration read as Fail2Ban reads it
-/// (host names in `ignoreip` resolved once), as a portcullis [`Config`]. Everything the
-/// import does not carry over exactly (unimplemented actions, approximations) is logged as
-/// a warning (a note at info level), once per load.
-pub fn load_fail2ban_config(dir: &Path) -> Result<Config> {
-    let import = Import::load(
+/// An existing Fail2Ban configuration read as Fail2Ban reads it (host names in `ignoreip`
+/// resolved once), as a portcullis [`Config`] plus the report of what is not carried over.
+fn import_fail2ban(dir: &Path) -> Result<Import> {
+    Import::load(
         dir,
         &ImportOptions {
             resolve_hostnames: true,
         },
     )
-    .map_err(|e| anyhow!("Fail2Ban configuration {}: {e}", dir.display()))?;
+    .map_err(|e| anyhow!("Fail2Ban configuration {}: {e}", dir.display()))
+}
+
+/// `run --fail2ban-config DIR`: the Fail2Ban configuration as a [`Config`]. Everything the
+/// import does not carry over exactly (unimplemented actions, approximations) is logged as
+/// a warning (notes at info level), at every load (start and reload).
+pub fn load_fail2ban_config(dir: &Path) -> Result<Config> {
+    let import = import_fail2ban(dir)?;
     for e in &import.report.entries {
         match e.severity {
             Severity::Note => tracing::info!("fail2ban import: {e}"),
@@ -402,7 +407,17 @@ pub fn load_jails(
     tz: Option<&str>,
 ) -> Result<Vec<JailRunner>> {
     let config = match fail2ban_dir {
-        Some(dir) => load_fail2ban_config(dir)?,
+        Some(dir) => {
+            // `scan` has no log subscriber: what is not carried over goes to stderr.
+            let import = import_fail2ban(dir)?;
+            for e in import.report.with_severity(Severity::NotCarried) {
+                eprintln!("fail2ban import: {e}");
+            }
+            for e in import.report.with_severity(Severity::Approximated) {
+                eprintln!("fail2ban import: {e}");
+            }
+            import.config
+        }
         None => load_config(config_path)?,
     };
     let tz = time_zone(tz, &config)?;
