@@ -16,16 +16,19 @@ enum Generation {
 fn split_generation(path: &Path) -> (String, Generation) {
     let name = path.to_string_lossy();
     let name = name.strip_suffix(".gz").unwrap_or(&name);
-    if let Some((base, n)) = name.rsplit_once('.') {
-        if !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()) {
-            let n: i64 = n.parse().unwrap_or(0);
-            return (base.to_string(), Generation::Numbered(-n));
-        }
+    if let Some((base, n)) = name.rsplit_once('.')
+        && !n.is_empty()
+        && n.len() <= 4
+        && n.bytes().all(|b| b.is_ascii_digit())
+    {
+        let n: i64 = n.parse().unwrap_or(0);
+        return (base.to_string(), Generation::Numbered(-n));
     }
-    if let Some((base, d)) = name.rsplit_once('-') {
-        if d.len() >= 8 && d.bytes().all(|b| b.is_ascii_digit()) {
-            return (base.to_string(), Generation::Dated(d.to_string()));
-        }
+    if let Some((base, d)) = name.rsplit_once('-')
+        && d.len() >= 8
+        && d.bytes().all(|b| b.is_ascii_digit())
+    {
+        return (base.to_string(), Generation::Dated(d.to_string()));
     }
     (name.to_string(), Generation::Current)
 }

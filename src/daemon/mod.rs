@@ -488,10 +488,10 @@ impl Daemon {
         }
         for line in &batch.lines {
             for &j in &jails {
-                if let Some(jail) = self.jails.get_mut(j) {
-                    if let Err(e) = jail.feed(batch.source, line, now, &mut self.events) {
-                        tracing::error!("{e:#}");
-                    }
+                if let Some(jail) = self.jails.get_mut(j)
+                    && let Err(e) = jail.feed(batch.source, line, now, &mut self.events)
+                {
+                    tracing::error!("{e:#}");
                 }
             }
         }
@@ -736,16 +736,13 @@ impl Daemon {
                     }
                 }
                 // Bans the store holds for jails no longer configured.
-                if let Some(t) = &target {
-                    if removed.is_empty() {
-                        if let Ok(gone) = self.store.remove_ban(jail.as_deref(), t.0) {
-                            if !gone.is_empty() {
-                                let _ =
-                                    self.firewall.apply(&[Change::Remove { target: t.0 }]).await;
-                                removed.extend(gone.iter().map(ban_entry));
-                            }
-                        }
-                    }
+                if let Some(t) = &target
+                    && removed.is_empty()
+                    && let Ok(gone) = self.store.remove_ban(jail.as_deref(), t.0)
+                    && !gone.is_empty()
+                {
+                    let _ = self.firewall.apply(&[Change::Remove { target: t.0 }]).await;
+                    removed.extend(gone.iter().map(ban_entry));
                 }
                 self.commit(false).await;
                 if removed.is_empty() {
@@ -867,26 +864,26 @@ impl Daemon {
         };
         alerts
             .into_iter()
-            .filter_map(|a| match a.alert {
+            .map(|a| match a.alert {
                 Alert::Breach {
                     addr,
                     user,
                     failures,
                     time,
-                } => Some(AlertEntry {
+                } => AlertEntry {
                     kind: "breach".into(),
                     time: time.as_secs(),
                     addr: addr.to_string(),
                     user: user.map(|u| u.to_string()),
                     failures,
-                }),
-                Alert::RootLogin { addr, time } => Some(AlertEntry {
+                },
+                Alert::RootLogin { addr, time } => AlertEntry {
                     kind: "root_login".into(),
                     time: time.as_secs(),
                     addr: addr.to_string(),
                     user: Some("root".into()),
                     failures: 0,
-                }),
+                },
             })
             .collect()
     }

@@ -37,7 +37,14 @@ impl Daemon {
         );
         std::fs::write(&config, text).expect("config");
         let run_args = vec!["--config".into(), config.clone().into_os_string()];
-        let mut d = Daemon { child: None, dir: dir.to_path_buf(), socket, config, ns_name: ns.name.clone(), run_args };
+        let mut d = Daemon {
+            child: None,
+            dir: dir.to_path_buf(),
+            socket,
+            config,
+            ns_name: ns.name.clone(),
+            run_args,
+        };
         d.spawn();
         d
     }
@@ -89,10 +96,10 @@ impl Daemon {
             if self.ctl(&["status"]).status.success() {
                 return;
             }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("daemon exited at start ({st}):\n{}", self.log());
-                }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("daemon exited at start ({st}):\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -107,7 +114,9 @@ impl Daemon {
     /// SIGKILL: no chance to clean up.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-9", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-9", &c.id().to_string()])
+                .status();
             let _ = c.wait();
         }
     }
@@ -115,7 +124,9 @@ impl Daemon {
     /// SIGTERM and wait.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let _ = c.wait();
         }
     }
@@ -133,7 +144,11 @@ impl Daemon {
     /// `bans --json` parsed.
     pub fn bans(&self) -> Vec<serde_json::Value> {
         let out = self.ctl(&["bans", "--json"]);
-        assert!(out.status.success(), "bans failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "bans failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bans json");
         v["bans"].as_array().cloned().unwrap_or_default()
     }
@@ -141,7 +156,11 @@ impl Daemon {
     /// `status --json` parsed.
     pub fn status(&self) -> serde_json::Value {
         let out = self.ctl(&["status", "--json"]);
-        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("status json")
     }
 
@@ -159,7 +178,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("timed out waiting for {what}\n--- daemon log ---\n{}", self.log());
+        panic!(
+            "timed out waiting for {what}\n--- daemon log ---\n{}",
+            self.log()
+        );
     }
 }
 

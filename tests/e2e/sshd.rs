@@ -24,6 +24,8 @@ pub struct Sshd {
     pub log: PathBuf,
     /// The private key whose public half is authorised for root.
     pub client_key: PathBuf,
+    /// The directory holding its config, keys and log (kept for tests to inspect).
+    #[allow(dead_code)]
     pub dir: PathBuf,
 }
 
@@ -36,7 +38,9 @@ impl Sshd {
         let client_key = dir.join("client_key");
         for k in [&hostkey, &client_key] {
             if !k.exists() {
-                run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(k));
+                run(Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(k));
             }
         }
         fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).expect("authorized_keys");
@@ -60,7 +64,8 @@ impl Sshd {
         let sock_path = dir.join("devlog.sock");
         let _ = fs::remove_file(&sock_path);
         let sock = UnixDatagram::bind(&sock_path).expect("bind devlog");
-        sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
         let log = dir.join("auth.log");
         let stop = Arc::new(AtomicBool::new(false));
         let reader = {
@@ -97,7 +102,14 @@ impl Sshd {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn sshd");
-        let sshd = Sshd { child, stop, reader: Some(reader), log, client_key, dir: dir.to_path_buf() };
+        let sshd = Sshd {
+            child,
+            stop,
+            reader: Some(reader),
+            log,
+            client_key,
+            dir: dir.to_path_buf(),
+        };
         // Wait for the listener.
         for _ in 0..100 {
             if ns.exec_status(&["sh", "-c", &format!("ss -ltn | grep -q '{SERVER4}:22'")]) {
@@ -127,7 +139,11 @@ impl Drop for Sshd {
 
 /// Turn `<PRI>Mmm dd HH:MM:SS ident[pid]: msg` datagrams into auth.log lines.
 fn capture_syslog(sock: UnixDatagram, log: &Path, stop: &AtomicBool) {
-    let mut out = OpenOptions::new().create(true).append(true).open(log).expect("auth.log");
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("auth.log");
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
         let n = match sock.recv(&mut buf) {
@@ -158,9 +174,20 @@ pub fn password_attempt(ns: &Netns, addr: &str, user: &str, password: &str) -> b
         .command("sshpass")
         .args(["-p", password, "ssh"])
         .args([
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
-            "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no", "-o",
-            "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=2", "-o", "LogLevel=ERROR",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "-o",
+            "ConnectTimeout=2",
+            "-o",
+            "LogLevel=ERROR",
         ])
         .arg(format!("{user}@{addr}"))
         .arg("true")

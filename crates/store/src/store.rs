@@ -182,10 +182,10 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (jail, target, time) = row.op(OP)?;
-            if let Ok(net) = target.parse::<IpNet>() {
-                if net.contains(&addr) {
-                    out.push((jail, net, Time::from_micros(time)));
-                }
+            if let Ok(net) = target.parse::<IpNet>()
+                && net.contains(&addr)
+            {
+                out.push((jail, net, Time::from_micros(time)));
             }
         }
         Ok(out)
