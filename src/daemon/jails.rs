@@ -47,17 +47,21 @@ impl LiveJail {
         }
     }
 
-    /// Keep `engine` (windows, bans, history) under a new spec/filter: used by reload when
-    /// the jail's policy did not change.
+    /// Keep the old engine (windows, bans, history) under a new spec/filter: used by reload;
+    /// a changed policy is applied to the engine in place.
     pub fn with_engine(
         spec: JailSpec,
         filter: JailFilter,
         tz: jiff::tz::TimeZone,
         old: LiveJail,
     ) -> LiveJail {
+        let mut engine = old.engine;
+        if old.spec.config != spec.config {
+            engine.reconfigure(spec.config.clone());
+        }
         LiveJail {
             spec,
-            engine: old.engine,
+            engine,
             matchers: HashMap::new(),
             filter,
             tz,

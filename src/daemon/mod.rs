@@ -215,9 +215,9 @@ fn build_jails(
         }
         let spec = &spec;
         let filter = resolve_filter(spec, &config.daemon.filter_dir)?;
-        let kept = old
-            .iter()
-            .position(|j| j.spec.name == spec.name && j.spec.config == spec.config);
+        // A jail that stays keeps its engine (windows, bans, history); a changed policy is
+        // applied to it in place.
+        let kept = old.iter().position(|j| j.spec.name == spec.name);
         let jail = match kept {
             Some(i) => LiveJail::with_engine(spec.clone(), filter, tz.clone(), old.swap_remove(i)),
             None => {

@@ -19,7 +19,9 @@
 //! own line, and N more are folded into this one).
 //!
 //! Memory is bounded: a pending mark expires after [`PENDING_TTL`] of log time (sshd
-//! closes an attempt within its PAM delay, about 2–3 s), and at most [`MAX_PENDING`] marks
+//! usually closes an attempt within its PAM delay, about 2–3 s, but a slow PAM stack such as
+//! LDAP can take longer, and no attempt outlives sshd's default `LoginGraceTime` of 120 s,
+//! so that is the bound), and at most [`MAX_PENDING`] marks
 //! are kept, oldest dropped first. A dropped mark can only make a closer count 1 again
 //! (over-count by one), never hide an attempt.
 
@@ -30,7 +32,7 @@ use std::time::Duration;
 use crate::time::Time;
 
 /// How long a precursor waits for its closer, in log time.
-pub const PENDING_TTL: Duration = Duration::from_secs(10);
+pub const PENDING_TTL: Duration = Duration::from_secs(120);
 /// Most pending marks kept at once.
 pub const MAX_PENDING: usize = 16 * 1024;
 
@@ -186,7 +188,7 @@ mod tests {
             1
         );
         assert_eq!(
-            c.count(Merge::Closer, Some(7), a("192.0.2.1"), Time::from_secs(111)),
+            c.count(Merge::Closer, Some(7), a("192.0.2.1"), Time::from_secs(221)),
             1
         );
         assert!(c.is_empty());
