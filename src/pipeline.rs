@@ -17,7 +17,7 @@ use portcullis_core::filter::{BadLine, Filter, LineMatcher, LineOutcome, Stats};
 use portcullis_core::jail::{JailEngine, Restored};
 use portcullis_core::{Decision, Event, EventKind, Time, Weight};
 use portcullis_fail2ban::{FilterDef, Import, ImportOptions, Severity};
-use portcullis_pcre2::{Fail2BanFilter, FilterOptions, LineResult};
+use portcullis_pcre2::{BuildError, Fail2BanFilter, FilterOptions, LineResult};
 
 /// A jail's filter, compiled once and checked: matchers (one per source) are made from it.
 #[derive(Clone, Debug)]
@@ -351,6 +351,23 @@ pub fn load_fail2ban_config(dir: &Path) -> Result<Config> {
     Ok(import.config)
 }
 
+/// Where the regex the engine calls `which` (`failregex[2]`, `prefregex`, …) was written.
+fn regex_origin<'a>(def: &'a FilterDef, which: &str) -> Option<&'a portcullis_fail2ban::Origin> {
+    let indexed = |prefix: &str, list: &'a [portcullis_fail2ban::Located]| {
+        let i: usize = which
+            .strip_prefix(prefix)?
+            .strip_suffix(']')?
+            .parse()
+            .ok()?;
+        list.get(i).map(|l| &l.origin)
+    };
+    match which {
+        "prefregex" => def.prefregex.as_ref().map(|l| &l.origin),
+        _ => indexed("failregex[", &def.failregex)
+            .or_else(|| indexed("ignoreregex[", &def.ignoreregex)),
+    }
+}
+
 /// Compile the filter a jail names: `<filter_dir>/NAME.toml` if it exists, else a built-in;
 /// a Fail2Ban filter file through `portcullis-fail2ban`'s reader and the PCRE2 engine.
 pub fn resolve_filter(spec: &JailSpec, filter_dir: &Path) -> Result<JailFilter> {
@@ -359,9 +376,16 @@ pub fn resolve_filter(spec: &JailSpec, filter_dir: &Path) -> Result<JailFilter> 
         let options =
             FilterOptions::from_def(&def).map_err(|e| anyhow!("{}: {e}", spec.filter_at))?;
         let name = spec.filter.user_path(filter_dir).display().to_string();
-        // Compile now, so a bad regex is a load (or reload) error, not a source error.
-        Fail2BanMatcher::new(&options, &name, &jiff::tz::TimeZone::UTC)
-            .map_err(|e| anyhow!("{}: {e}", spec.filter_at))?;
+        // Compile now, so a bad regex is a load (or reload) error, not a source error; it
+        // names the filter file and line the regex was written on.
+        if let Err(e) = Fail2BanFilter::new(&options, jiff::tz::TimeZone::UTC, 2000) {
+            let origin = match &e {
+                BuildError::Regex { which, .. } => regex_origin(&def, which),
+                _ => None,
+            };
+            let origin = origin.map_or_else(|| name.clone(), |o| o.to_string());
+            bail!("{}: Fail2Ban filter {origin}: {e}", spec.filter_at);
+        }
         return Ok(JailFilter::Fail2Ban { options, name });
     }
     let path = spec.filter.user_path(filter_dir);
@@ -568,6 +592,39 @@ mod tests {
         assert_eq!((st.lines, st.matched, st.unmatched), (3, 1, 2));
         assert_eq!(st.rule_hits, [1, 0]);
         assert_eq!(m.rule_name(1), "failregex[1]");
+    }
+
+    #[test]
+    fn a_bad_fail2ban_regex_names_the_jail_key_and_the_filter_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let conf = dir.path().join("broken.conf");
+        std::fs::write(
+            &conf,
+            "[Definition]\nfailregex = ^ok from <HOST>$\n            ^(unclosed <HOST>\n",
+        )
+        .expect("write");
+        let spec = JailSpec {
+            name: "x".into(),
+            config: portcullis_core::jail::JailConfig::new("x"),
+            filter: FilterRef::Fail2Ban {
+                path: conf.clone(),
+                args: Vec::new(),
+            },
+            filter_at: portcullis_config::Location {
+                file: "p.toml".into(),
+                line: 7,
+                key: "jail.x.filter".into(),
+            },
+            sources: Vec::new(),
+        };
+        let e = resolve_filter(&spec, dir.path())
+            .expect_err("bad regex")
+            .to_string();
+        let want = format!(
+            "p.toml:7: jail.x.filter: Fail2Ban filter {}:3: failregex[1]",
+            conf.display()
+        );
+        assert!(e.starts_with(&want), "{e}");
     }
 
     #[test]
