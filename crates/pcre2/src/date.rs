@@ -6,7 +6,7 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use portcullis_core::filter::{Captures, Pattern};
 
-use crate::pattern::{CompileError, PatternOptions, RegexPattern, SearchError};
+use crate::pattern::{CompileError, PatternOptions, RegexPattern, SearchError, Spans};
 
 /// The built-in templates, most specific first (Fail2Ban's default order).
 const DEFAULT_TEMPLATES: &[&str] = &[
@@ -105,6 +105,20 @@ struct Template {
     fields: Vec<(char, usize)>,
 }
 
+/// A date already read: the time is a function of the template, `now` and the captured
+/// texts, so the same template capturing the same texts at the same relative places
+/// (checked through the covering text and the relative spans) gives the same time.
+#[derive(Clone, Debug)]
+struct Memo {
+    template: usize,
+    now: i64,
+    /// The line text from the first captured byte to the last.
+    text: String,
+    /// Every group's span relative to the start of `text`.
+    groups: Vec<Option<(usize, usize)>>,
+    time: Option<f64>,
+}
+
 /// The text a template found and what it means.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DateMatch {
@@ -126,6 +140,13 @@ pub struct DateDetector {
     last: Option<usize>,
     /// Start of the last match (a template matching further right is held back).
     last_start: usize,
+    /// One capture buffer per template, reused for every line.
+    caps: Vec<Spans>,
+    /// The last date read. Log lines come in bursts with the same timestamp, so most
+    /// lines skip the calendar arithmetic.
+    memo: Option<Memo>,
+    /// Scratch for the group spans of the current match (compared with the memo's).
+    groups: Vec<Option<(usize, usize)>>,
 }
 
 /// Field regexes (`%X`/`%ExX` → regex); group names are the strptime letters.
@@ -487,48 +508,91 @@ impl DateDetector {
                 push(template(line, &year_re)?, &mut templates);
             }
         }
-        Ok(DateDetector { templates, default_offset, local, last: None, last_start: 1 })
+        let caps = templates.iter().map(|t| t.regex.spans()).collect();
+        Ok(DateDetector {
+            templates,
+            default_offset,
+            local,
+            last: None,
+            last_start: 1,
+            caps,
+            memo: None,
+            groups: Vec::new(),
+        })
     }
 
     /// Find the date in `line`; `now` (seconds) settles dates without a year or day.
     pub fn find(&mut self, line: &str, now: i64) -> Result<Option<DateMatch>, SearchError> {
         if let Some(i) = self.last {
             let t = &self.templates[i];
-            if t.flags.line_begin || t.flags.line_end {
-                let mut c = t.regex.new_captures()?;
-                if t.regex.captures_at(line, 0, &mut c)? {
-                    return Ok(Some(self.read(i, line, &c, now)));
-                }
+            if (t.flags.line_begin || t.flags.line_end) && t.regex.captures_at(line, 0, &mut self.caps[i])? {
+                return Ok(Some(self.read(i, line, now)));
             }
         }
-        let mut best: Option<(usize, usize, _)> = None;
+        let mut best: Option<(usize, usize)> = None;
         let n = self.templates.len();
         for (i, t) in self.templates.iter().enumerate() {
-            let mut c = t.regex.new_captures()?;
-            if !t.regex.captures_at(line, 0, &mut c)? {
+            let c = &mut self.caps[i];
+            if !t.regex.captures_at(line, 0, c)? {
                 continue;
             }
             let start = c.get(0).map_or(0, |s| s.0);
             if i + 1 >= n || t.flags.line_begin || t.flags.line_end || start <= self.last_start {
-                best = Some((i, start, c));
+                best = Some((i, start));
                 break;
             }
             if best.as_ref().is_none_or(|b| start < b.1) {
-                best = Some((i, start, c));
+                best = Some((i, start));
             }
         }
-        Ok(best.map(|(i, start, c)| {
+        Ok(best.map(|(i, start)| {
             self.last = Some(i);
             self.last_start = start;
-            self.read(i, line, &c, now)
+            self.read(i, line, now)
         }))
     }
 
-    fn read(&self, i: usize, line: &str, c: &crate::pattern::Spans, now: i64) -> DateMatch {
-        let t = &self.templates[i];
+    /// The date found by template `i` (its spans are in `self.caps[i]`).
+    fn read(&mut self, i: usize, line: &str, now: i64) -> DateMatch {
+        let c = &self.caps[i];
         let span = c.get(1).or_else(|| c.get(0)).unwrap_or((0, 0));
         let text = &line[span.0..span.1];
-        let time = if text.is_empty() {
+        let n = self.templates[i].regex.captures_len();
+        let (lo, hi) = (0..n).filter_map(|g| c.get(g)).fold((usize::MAX, 0), |(l, h), (a, b)| (l.min(a), h.max(b)));
+        let lo = lo.min(hi);
+        self.groups.clear();
+        self.groups.extend((0..n).map(|g| c.get(g).map(|(a, b)| (a - lo, b - lo))));
+        let cover = &line[lo..hi];
+        if let Some(m) = &self.memo
+            && m.template == i
+            && m.now == now
+            && m.text == cover
+            && m.groups == self.groups
+        {
+            return DateMatch { span, time: m.time };
+        }
+        let time = self.read_time(i, line, text, now);
+        let m = self.memo.get_or_insert_with(|| Memo {
+            template: i,
+            now,
+            text: String::new(),
+            groups: Vec::new(),
+            time,
+        });
+        m.template = i;
+        m.now = now;
+        m.text.clear();
+        m.text.push_str(cover);
+        m.groups.clone_from(&self.groups);
+        m.time = time;
+        DateMatch { span, time }
+    }
+
+    /// What the date text of template `i` means (the template's own reading, no memo).
+    fn read_time(&self, i: usize, line: &str, text: &str, now: i64) -> Option<f64> {
+        let t = &self.templates[i];
+        let c = &self.caps[i];
+        if text.is_empty() {
             None
         } else {
             match t.kind {
@@ -541,8 +605,7 @@ impl DateDetector {
                     self.strptime(&get, now)
                 }
             }
-        };
-        DateMatch { span, time }
+        }
     }
 
     fn strptime<'l>(&self, get: &dyn Fn(char) -> Option<&'l str>, now: i64) -> Option<f64> {

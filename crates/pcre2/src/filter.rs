@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use portcullis_core::filter::{Captures, Pattern};
 
 use crate::date::{DateDetector, DatePatternError};
@@ -308,7 +308,11 @@ impl Prefilter {
                 owner.push(i);
             }
         }
-        let automaton = AhoCorasick::builder().match_kind(MatchKind::Standard).build(&literals).ok()?;
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&literals)
+            .ok()?;
         Some(Prefilter { automaton, owner })
     }
 

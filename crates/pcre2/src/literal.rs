@@ -10,8 +10,27 @@
 /// A parse that gave up: the pattern uses something the analysis does not model.
 struct Bail;
 
-/// One of these strings occurs in every match; `None` = nothing known.
-type Req = Option<Vec<String>>;
+/// What a piece of pattern is known to need.
+struct Lits {
+    /// One of these strings occurs in every match; `None` = nothing known.
+    req: Option<Vec<String>>,
+    /// When the piece matches exactly one of these strings and nothing else (a plain
+    /// literal or an alternation of them), so it can be joined with its neighbours.
+    exact: Option<Vec<String>>,
+}
+
+/// What a parenthesised piece is, for its neighbours.
+enum Piece {
+    /// A group that consumes its content.
+    Group(Lits),
+    /// Consumes nothing (lookaround, comment, inline flags): neighbours stay adjacent.
+    ZeroWidth,
+    /// Consumes text that cannot be named (conditional, back-reference).
+    Opaque,
+}
+
+/// Joined literal sets larger than this are not built (the set would get too big).
+const MAX_EXACT: usize = 16;
 
 struct Parser<'a> {
     s: &'a [u8],
@@ -22,11 +41,11 @@ struct Parser<'a> {
 /// compiled without caseless or extended options), or `None` when no such set is known.
 pub(crate) fn required_literals(pattern: &str) -> Option<Vec<String>> {
     let mut p = Parser { s: pattern.as_bytes(), i: 0 };
-    let req = p.alternation().ok()?;
+    let lits = p.alternation().ok()?;
     if p.i != p.s.len() {
         return None; // an unbalanced `)`: do not guess
     }
-    req.filter(|set| !set.is_empty() && set.iter().all(|l| !l.is_empty()))
+    lits.req.filter(|set| !set.is_empty() && set.iter().all(|l| !l.is_empty()))
 }
 
 /// A set is better when its shortest literal is longer (fewer chance hits), then when it
@@ -46,21 +65,23 @@ impl Parser<'_> {
     }
 
     /// `a|b|…` up to a `)` (not consumed) or the end.
-    fn alternation(&mut self) -> Result<Req, Bail> {
-        let mut all: Option<Vec<String>> = Some(Vec::new());
+    fn alternation(&mut self) -> Result<Lits, Bail> {
+        let union = |a: Option<Vec<String>>, b: Option<Vec<String>>| match (a, b) {
+            (Some(mut a), Some(b)) => {
+                for l in b {
+                    if !a.contains(&l) {
+                        a.push(l);
+                    }
+                }
+                Some(a)
+            }
+            _ => None,
+        };
+        let mut all = Lits { req: Some(Vec::new()), exact: Some(Vec::new()) };
         loop {
             let branch = self.sequence()?;
-            all = match (all, branch) {
-                (Some(mut a), Some(b)) => {
-                    for l in b {
-                        if !a.contains(&l) {
-                            a.push(l);
-                        }
-                    }
-                    Some(a)
-                }
-                _ => None,
-            };
+            all.req = union(all.req, branch.req);
+            all.exact = union(all.exact, branch.exact).filter(|e| e.len() <= MAX_EXACT);
             if self.peek() == Some(b'|') {
                 self.i += 1;
             } else {
@@ -151,52 +172,53 @@ impl Parser<'_> {
 
     /// A group starting at `(`: `Ok(Some(req))` for a group that consumes its content
     /// (to be quantified by the caller), `Ok(None)` for zero-width or unmodelled parts.
-    fn group(&mut self) -> Result<Option<Req>, Bail> {
+    /// A parenthesised piece starting at `(` (its quantifier is left to the caller).
+    fn group(&mut self) -> Result<Piece, Bail> {
         self.i += 1;
         if self.peek() == Some(b'*') {
             return Err(Bail); // verbs like (*ACCEPT) change what a match needs
         }
         if self.peek() != Some(b'?') {
-            return self.group_body().map(Some);
+            return self.group_body().map(Piece::Group);
         }
         self.i += 1;
         let c = self.peek().ok_or(Bail)?;
         match c {
             b':' | b'>' | b'|' => {
                 self.i += 1;
-                self.group_body().map(Some)
+                self.group_body().map(Piece::Group)
             }
             b'=' | b'!' => {
                 self.i += 1;
                 self.group_body()?;
-                Ok(None)
+                Ok(Piece::ZeroWidth)
             }
             b'<' if matches!(self.s.get(self.i + 1), Some(b'=' | b'!')) => {
                 self.i += 2;
                 self.group_body()?;
-                Ok(None)
+                Ok(Piece::ZeroWidth)
             }
             b'<' | b'\'' => {
                 let close = if c == b'<' { b'>' } else { b'\'' };
                 let end = self.s[self.i + 1..].iter().position(|&x| x == close).ok_or(Bail)?;
                 self.i += end + 2;
-                self.group_body().map(Some)
+                self.group_body().map(Piece::Group)
             }
             b'P' => match self.s.get(self.i + 1) {
                 Some(b'<') => {
                     let end = self.s[self.i + 2..].iter().position(|&x| x == b'>').ok_or(Bail)?;
                     self.i += end + 3;
-                    self.group_body().map(Some)
+                    self.group_body().map(Piece::Group)
                 }
                 Some(b'=') => {
                     self.skip_paren()?; // back-reference: consumes text we cannot name
-                    Ok(None)
+                    Ok(Piece::Opaque)
                 }
                 _ => Err(Bail),
             },
             b'#' => {
                 self.skip_paren()?;
-                Ok(None)
+                Ok(Piece::ZeroWidth)
             }
             b'(' => {
                 // Conditional: skip the condition, analyse (and drop) the branches.
@@ -207,7 +229,7 @@ impl Parser<'_> {
                     self.skip_paren()?;
                 }
                 self.group_body()?;
-                Ok(None)
+                Ok(Piece::Opaque)
             }
             _ => {
                 // Inline flags `(?flags)` or `(?flags:…)`.
@@ -222,11 +244,11 @@ impl Parser<'_> {
                 match self.peek() {
                     Some(b')') => {
                         self.i += 1;
-                        Ok(None)
+                        Ok(Piece::ZeroWidth)
                     }
                     Some(b':') => {
                         self.i += 1;
-                        self.group_body().map(Some)
+                        self.group_body().map(Piece::Group)
                     }
                     _ => Err(Bail),
                 }
@@ -235,7 +257,7 @@ impl Parser<'_> {
     }
 
     /// The alternation inside a group and its closing `)`.
-    fn group_body(&mut self) -> Result<Req, Bail> {
+    fn group_body(&mut self) -> Result<Lits, Bail> {
         let r = self.alternation()?;
         if self.peek() != Some(b')') {
             return Err(Bail);
@@ -245,24 +267,44 @@ impl Parser<'_> {
     }
 
     /// A concatenation up to `|`, `)` or the end.
-    fn sequence(&mut self) -> Result<Req, Bail> {
+    fn sequence(&mut self) -> Result<Lits, Bail> {
         let mut best: Option<Vec<String>> = None;
-        let mut run = String::new();
+        // The literal strings the text just before the cursor is one of (joined across
+        // adjacent literals and exact groups).
+        let mut run: Vec<String> = vec![String::new()];
+        // Whether nothing but exact pieces has been seen: the whole sequence is `run`.
+        let mut pure = true;
         let offer = |set: Vec<String>, best: &mut Option<Vec<String>>| {
             if set.iter().all(|l| !l.is_empty()) && best.as_ref().is_none_or(|b| better(&set, b)) {
                 *best = Some(set);
             }
+        };
+        let flush = |run: &mut Vec<String>, best: &mut Option<Vec<String>>| {
+            offer(std::mem::replace(run, vec![String::new()]), best);
         };
         while let Some(c) = self.peek() {
             // The literal this atom stands for, if it is one.
             let lit: Option<char> = match c {
                 b'|' | b')' => break,
                 b'(' => {
-                    offer(vec![std::mem::take(&mut run)], &mut best);
                     let g = self.group()?;
                     let q = self.quantifier();
-                    if let (Some(Some(set)), None | Some(false)) = (g, q) {
-                        offer(set, &mut best);
+                    match (g, q) {
+                        (Piece::Group(Lits { exact: Some(e), .. }), None) if run.len() * e.len() <= MAX_EXACT => {
+                            run = run.iter().flat_map(|r| e.iter().map(move |x| format!("{r}{x}"))).collect();
+                        }
+                        (Piece::Group(g), None | Some(false)) => {
+                            flush(&mut run, &mut best);
+                            pure = false;
+                            if let Some(set) = g.req {
+                                offer(set, &mut best);
+                            }
+                        }
+                        (Piece::ZeroWidth, None) => {} // joins nothing, breaks nothing
+                        _ => {
+                            flush(&mut run, &mut best);
+                            pure = false;
+                        }
                     }
                     continue;
                 }
@@ -307,16 +349,21 @@ impl Parser<'_> {
                 _ => Some(self.char_here()?),
             };
             match (lit, self.quantifier()) {
-                (Some(ch), None) => run.push(ch),
+                (Some(ch), None) => run.iter_mut().for_each(|r| r.push(ch)),
                 (Some(ch), Some(false)) => {
-                    run.push(ch);
-                    offer(vec![std::mem::take(&mut run)], &mut best);
+                    run.iter_mut().for_each(|r| r.push(ch));
+                    flush(&mut run, &mut best);
+                    pure = false;
                 }
-                _ => offer(vec![std::mem::take(&mut run)], &mut best),
+                _ => {
+                    flush(&mut run, &mut best);
+                    pure = false;
+                }
             }
         }
-        offer(vec![run], &mut best);
-        Ok(best)
+        let exact = pure.then(|| run.clone());
+        offer(run, &mut best);
+        Ok(Lits { req: best, exact })
     }
 
     /// The (UTF-8) character at the cursor, consumed.
@@ -363,8 +410,23 @@ mod tests {
 
     #[test]
     fn alternations_give_sets() {
-        assert_eq!(lits(r"^(?:Connection (?:closed|reset)|Disconnected) by"), set(&["Connection ", "Disconnected"]));
+        assert_eq!(
+            lits(r"^(?:Connection (?:closed|reset)|Disconnected) by\d"),
+            set(&["Connection closed by", "Connection reset by", "Disconnected by"])
+        );
         assert_eq!(lits(r"abc|def"), set(&["abc", "def"]));
+        assert_eq!(lits(r"^[iI](?:llegal|nvalid) user \S+"), set(&["llegal user ", "nvalid user "]));
+        assert_eq!(
+            lits(r"^(?P<n>(Connection (?:closed|reset)|Disconnected)) (?:by|from) \d"),
+            set(&[
+                "Connection closed by ",
+                "Connection closed from ",
+                "Connection reset by ",
+                "Connection reset from ",
+                "Disconnected by ",
+                "Disconnected from "
+            ])
+        );
         assert_eq!(lits(r"abc|\d+"), None, "one branch needs nothing");
     }
 
@@ -372,6 +434,9 @@ mod tests {
     fn zero_width_and_conditionals_contribute_nothing() {
         assert_eq!(lits(r"(?=secret)xy"), set(&["xy"]));
         assert_eq!(lits(r"(?P<c>a)?(?(c)long branch|other branch)zz"), set(&["zz"]));
+        assert_eq!(lits(r"ab(?(c)x|y)cd"), set(&["ab"]), "a conditional separates ab and cd");
+        assert_eq!(lits(r"(?P<a>x)abc(?P=a)de"), set(&["xabc"]), "a back-reference separates xabc and de");
+        assert_eq!(lits(r"ab(?=c)cd"), set(&["abcd"]));
         assert_eq!(lits(r"(?<=:)abc"), set(&["abc"]));
     }
 
