@@ -91,6 +91,8 @@ pub struct LineMatcher<P: Pattern = AnyPattern> {
     coalescer: Coalescer,
     scratch: Scratch<P>,
     stats: Stats,
+    /// When set, attempt merging is left to the caller (see [`LineMatcher::merge_by_caller`]).
+    merge_by_caller: bool,
 }
 
 impl<P: Pattern> LineMatcher<P> {
@@ -107,7 +109,32 @@ impl<P: Pattern> LineMatcher<P> {
             coalescer: Coalescer::new(),
             scratch,
             stats,
+            merge_by_caller: false,
         })
+    }
+
+    /// Leave attempt merging ([`Coalescer`]) to the caller, so lines can be matched out of
+    /// order (for example chunks of a file on several threads) while counts stay exact.
+    ///
+    /// Then every event of a line that is not `message repeated` has `count` 0, meaning
+    /// "not merged yet": the caller must, in log-file order, replace it by
+    /// `coalescer.count(rule.merge, ev.pid, ev.addr, ev.time)` with one [`Coalescer`] per
+    /// source and `rule = &filter().rules()[ev.rule]`. A `message repeated N times` event
+    /// keeps its count N (always ≥ 1), exactly as without this option.
+    pub fn merge_by_caller(mut self) -> LineMatcher<P> {
+        self.merge_by_caller = true;
+        self
+    }
+
+    /// A fresh matcher with the same filter, time zone and merge setting (own counters,
+    /// date cache and merge state), e.g. one per worker thread.
+    pub fn fork(&self) -> Result<LineMatcher<P>, P::Error>
+    where
+        P: Clone,
+    {
+        let mut m = LineMatcher::new(self.filter.clone(), self.dates.clone())?;
+        m.merge_by_caller = self.merge_by_caller;
+        Ok(m)
     }
 
     /// The filter.
@@ -221,6 +248,7 @@ impl<P: Pattern> LineMatcher<P> {
                 self.stats.repeated += 1;
                 n
             }
+            None if self.merge_by_caller => 0,
             None => self.coalescer.count(rule.merge, pid, addr, time),
         };
         let field = |span: Option<(usize, usize)>| {

@@ -1,0 +1,72 @@
+//! `LineMatcher::merge_by_caller`: lines matched out of order on forked matchers, then
+//! merged in file order by the caller, count exactly like one matcher reading in order.
+
+use portcullis_core::date::DateParser;
+use portcullis_core::filter::{self, Coalescer, Filter, LineMatcher};
+use portcullis_core::{Event, Time};
+
+fn matcher() -> LineMatcher {
+    let f = Filter::from_toml(
+        filter::builtin("sshd").expect("builtin sshd"),
+        "builtin:sshd",
+    )
+    .expect("compiles");
+    LineMatcher::new(f, DateParser::new(jiff::tz::TimeZone::UTC)).expect("matcher")
+}
+
+fn read_time() -> Time {
+    Time::from_secs(1_795_597_200)
+}
+
+/// An attempt logged on two lines (pam_unix then `Failed password`) split across the two
+/// halves, a lone closer, a `message repeated` line and a line of another pid.
+const LINES: &[&str] = &[
+    "Nov 25 08:00:00 h sshd[10]: Failed password for root from 192.0.2.1 port 1 ssh2",
+    "Nov 25 08:00:01 h sshd[11]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=root",
+    "Nov 25 08:00:02 h sshd[12]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=root",
+    // Boundary between the two halves: the closer below must merge with pid 11's line.
+    "Nov 25 08:00:03 h sshd[11]: Failed password for root from 192.0.2.1 port 2 ssh2",
+    "Nov 25 08:00:04 h sshd[10]: message repeated 3 times: [ Failed password for root from 192.0.2.1 port 1 ssh2]",
+    "Nov 25 08:00:05 h sshd[12]: Failed password for root from 192.0.2.1 port 3 ssh2",
+    "Nov 25 08:00:06 h sshd[13]: Failed password for root from 192.0.2.1 port 4 ssh2",
+];
+
+fn counts(events: &[Event]) -> Vec<u32> {
+    events.iter().map(|e| e.count).collect()
+}
+
+#[test]
+fn forked_halves_merged_in_order_count_like_one_matcher() {
+    let mut whole = matcher();
+    let mut expected = Vec::new();
+    for l in LINES {
+        whole.feed_line(l.as_bytes(), read_time(), &mut expected);
+    }
+    assert_eq!(counts(&expected), [1, 1, 1, 0, 3, 0, 1]);
+
+    let split = matcher().merge_by_caller();
+    let (mut a, mut b) = (split.fork().expect("fork"), split.fork().expect("fork"));
+    let (mut second, mut first) = (Vec::new(), Vec::new());
+    // The later half first: order of matching must not matter.
+    for l in &LINES[3..] {
+        b.feed_line(l.as_bytes(), read_time(), &mut second);
+    }
+    for l in &LINES[..3] {
+        a.feed_line(l.as_bytes(), read_time(), &mut first);
+    }
+    let mut got: Vec<Event> = first.into_iter().chain(second).collect();
+    assert_eq!(
+        counts(&got),
+        [0, 0, 0, 0, 3, 0, 0],
+        "unmerged until the caller merges"
+    );
+    let mut coalescer = Coalescer::new();
+    for ev in &mut got {
+        if ev.count == 0 {
+            let merge = split.filter().rules()[usize::from(ev.rule)].merge;
+            ev.count = coalescer.count(merge, ev.pid, ev.addr, ev.time);
+        }
+    }
+    assert_eq!(got, expected);
+    assert_eq!(a.stats().matched + b.stats().matched, whole.stats().matched);
+}
