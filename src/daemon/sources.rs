@@ -153,6 +153,11 @@ impl RunningSource {
             stop: None,
             thread: None,
         };
+        if let SourceKey::File(p) = &key
+            && !p.exists()
+        {
+            tracing::warn!(path = %p.display(), "log file does not exist yet; it is read as soon as it appears");
+        }
         let opened: Result<Box<dyn LineSource>> = open(idx, &key, stored);
         match opened {
             Ok(reader) => {
