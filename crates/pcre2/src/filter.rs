@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use portcullis_core::filter::{Captures, Pattern};
@@ -319,11 +320,6 @@ impl Prefilter {
     /// Marks in `possible` the failregexes whose literals occur in `text`; whether any.
     fn scan(&self, text: &str, possible: &mut [bool]) -> bool {
         possible.fill(false);
-        // Most lines of a log hold no literal at all: the automaton's own prefilter
-        // (SIMD) rejects them far faster than the overlapping scan below.
-        if !self.automaton.is_match(text) {
-            return false;
-        }
         let mut any = false;
         for m in self.automaton.find_overlapping_iter(text) {
             if let Some(p) = self.owner.get(m.pattern().as_usize()).and_then(|&i| possible.get_mut(i)) {
@@ -537,7 +533,8 @@ impl Fail2BanFilter {
             self.buffer = vec![entry];
         }
         let org = self.buffer.clone();
-        let mut buf = Some(join(&org));
+        // Shared, so that each pattern's search borrows it without copying the text.
+        let mut buf: Option<Rc<str>> = Some(join(&org).into());
 
         if self.early_ignore() {
             let b = buf.clone().unwrap_or_default();
@@ -568,10 +565,10 @@ impl Fail2BanFilter {
                 continue; // none of its required literals is in the line
             }
             let b = match &buf {
-                Some(b) => b.clone(),
+                Some(b) => Rc::clone(b),
                 None => {
-                    let b = join(&self.buffer);
-                    buf = Some(b.clone());
+                    let b: Rc<str> = join(&self.buffer).into();
+                    buf = Some(Rc::clone(&b));
                     b
                 }
             };
@@ -704,7 +701,8 @@ impl Fail2BanFilter {
         self.mlfid_order.retain(|x| x != id);
     }
 
-    /// Fail2Ban's multi-line merge. Returns the merged failure and whether it stays cached.
+    /// Fail2Ban's multi-line merge. Returns the merged failure and whether it stays cached
+    /// (the caller then stores it with [`Self::cache_put`]).
     fn merge_failure(&mut self, id: &str, mut fail: Fields, matched: &[String]) -> (Fields, bool) {
         let mut nf = 0u8;
         if truthy(&fail, "mlfgained") {
@@ -722,7 +720,9 @@ impl Fail2BanFilter {
         }
         let users;
         let keep;
-        if let Some(mut g) = self.mlfid.get(id).cloned() {
+        // Taken out (an empty map stays under the id, keeping its place in the eviction
+        // order); the caller stores the merged failure back when it is kept.
+        if let Some(mut g) = self.mlfid.get_mut(id).map(std::mem::take) {
             users = update_users(&mut g, text(&fail, "user"));
             if g.remove("nofail").is_some_and(|v| v.truthy()) {
                 nf |= 4;
@@ -774,9 +774,6 @@ impl Fail2BanFilter {
             let mut m = lines(&mut fail, "nofail-matches");
             m.extend(matched.iter().cloned());
             fail.insert("nofail-matches".into(), Value::Lines(m));
-        }
-        if keep {
-            self.cache_put(id.to_owned(), fail.clone());
         }
         (fail, keep)
     }
