@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use portcullis_core::filter::{Captures, Pattern};
 
 use crate::date::{DateDetector, DatePatternError};
@@ -292,11 +292,17 @@ pub struct Fail2BanFilter {
 
 /// The failregexes' required literals in one Aho-Corasick automaton: a line in which no
 /// literal of a pattern occurs cannot match that pattern, so PCRE2 never sees it.
+///
+/// The scan is leftmost-longest (which lets the automaton use its SIMD prefilter, unlike
+/// an overlapping scan) and restarts one byte after each match start, so it visits every
+/// position where some literal starts. All literals starting there are prefixes of the
+/// longest one reported, so a match marks the owners of the literal and of its prefixes.
 #[derive(Debug)]
 struct Prefilter {
     automaton: AhoCorasick,
-    /// Failregex index per automaton pattern id.
-    owner: Vec<usize>,
+    /// Per automaton pattern id: the failregexes owning that literal or one of its
+    /// prefixes (equal literals included).
+    owners: Vec<Vec<usize>>,
 }
 
 impl Prefilter {
@@ -309,23 +315,43 @@ impl Prefilter {
                 owner.push(i);
             }
         }
+        Prefilter::from_literals(&literals, &owner)
+    }
+
+    /// `literals[k]` is required by failregex `owner[k]`.
+    fn from_literals(literals: &[&str], owner: &[usize]) -> Option<Prefilter> {
         let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
+            .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::DFA))
-            .build(&literals)
+            .build(literals)
             .ok()?;
-        Some(Prefilter { automaton, owner })
+        let owners = literals
+            .iter()
+            .map(|l| {
+                let mut o: Vec<usize> =
+                    literals.iter().zip(owner).filter(|(p, _)| l.starts_with(**p)).map(|(_, &i)| i).collect();
+                o.sort_unstable();
+                o.dedup();
+                o
+            })
+            .collect();
+        Some(Prefilter { automaton, owners })
     }
 
     /// Marks in `possible` the failregexes whose literals occur in `text`; whether any.
     fn scan(&self, text: &str, possible: &mut [bool]) -> bool {
         possible.fill(false);
         let mut any = false;
-        for m in self.automaton.find_overlapping_iter(text) {
-            if let Some(p) = self.owner.get(m.pattern().as_usize()).and_then(|&i| possible.get_mut(i)) {
-                *p = true;
-                any = true;
+        let mut at = 0;
+        while at < text.len() {
+            let Some(m) = self.automaton.find(Input::new(text).span(at..text.len())) else { break };
+            for &i in self.owners.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice) {
+                if let Some(p) = possible.get_mut(i) {
+                    *p = true;
+                    any = true;
+                }
             }
+            at = m.start() + 1;
         }
         any
     }
@@ -900,6 +926,22 @@ mod tests {
             }
             assert!(hits > 50 && skipped > 10, "mode {mode}: {hits} failures, {skipped} lines skipped");
         }
+    }
+
+    #[test]
+    fn prefilter_finds_overlapping_and_nested_literals() {
+        let lits = ["invalid user ", " user ", "user", "abc", "bcd", "abc"];
+        let pf = Prefilter::from_literals(&lits, &[0, 1, 2, 3, 4, 5]).unwrap();
+        let mut possible = vec![false; 6];
+        let scan = |text: &str, possible: &mut Vec<bool>| {
+            pf.scan(text, possible);
+            possible.clone()
+        };
+        assert_eq!(scan("for invalid user x", &mut possible), [true, true, true, false, false, false]);
+        assert_eq!(scan("xabcd", &mut possible), [false, false, false, true, true, true]);
+        assert_eq!(scan("users", &mut possible), [false, false, true, false, false, false]);
+        assert!(!pf.scan("nothing here", &mut possible));
+        assert_eq!(possible, [false; 6]);
     }
 
     #[test]
