@@ -308,6 +308,14 @@ impl JailRunner {
     pub fn stats(&self) -> &Stats {
         self.matcher.stats()
     }
+
+    /// The jail's matcher when its filter is native (`scan` forks it for worker threads).
+    pub fn native_matcher(&self) -> Option<&LineMatcher> {
+        match &self.matcher {
+            AnyMatcher::Native(m) => Some(m),
+            AnyMatcher::Fail2Ban(_) => None,
+        }
+    }
 }
 
 /// The configuration `scan`/`investigate` use: the given file (on top of the embedded

@@ -6,10 +6,12 @@ use std::hash::BuildHasher;
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use portcullis_core::event::{Alert, Ban, parse_addr};
+use portcullis_core::filter::{Coalescer, LineMatcher, Merge, Stats};
 use portcullis_core::{Decision, Event, EventKind, Time};
 use serde::Serialize;
 
@@ -194,37 +196,55 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     let hasher = RandomState::new();
     let jail_names: Vec<String> = jails.iter().map(|j| j.name().to_string()).collect();
 
+    let mut parallel = Parallel::plan(&jails, explain);
     for path in &files {
         let reference = file_reference_time(path);
         let mut lines = 0u64;
-        let result = crate::pipeline::for_each_line(path, |line| {
-            lines += 1;
-            if let Some(pb) = &progress {
-                pb.inc(line.len() as u64 + 1);
-            }
-            for (j, jail) in jails.iter_mut().enumerate() {
-                events.clear();
-                jail.feed_line(line, reference, &mut events);
-                for ev in &events {
-                    if explain == Some(ev.addr) {
-                        let _ = writeln!(
-                            stderr.lock(),
-                            "explain: [{}] {} {} x{} weight {} rule {}: {}",
-                            jail.name(),
-                            ev.time,
-                            ev.kind.as_str(),
-                            ev.count,
-                            ev.weight,
-                            jail.rule_name(ev.rule),
-                            escape_terminal(&String::from_utf8_lossy(line))
-                        );
-                    }
-                    addrs.entry(ev.addr).or_default().observe(ev, &hasher);
-                    jail.handle_event(ev);
+        let result = if let Some(par) = parallel.as_mut() {
+            let (n, result) = par.run_file(path, reference, progress.as_ref(), |j, ev| {
+                addrs.entry(ev.addr).or_default().observe(ev, &hasher);
+                jails[j].handle_event(ev);
+                drain(
+                    &mut jails[j],
+                    j,
+                    &mut addrs,
+                    &mut breaches,
+                    &mut totals,
+                    None,
+                );
+            });
+            lines = n;
+            result
+        } else {
+            crate::pipeline::for_each_line(path, |line| {
+                lines += 1;
+                if let Some(pb) = &progress {
+                    pb.inc(line.len() as u64 + 1);
                 }
-                drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
-            }
-        });
+                for (j, jail) in jails.iter_mut().enumerate() {
+                    events.clear();
+                    jail.feed_line(line, reference, &mut events);
+                    for ev in &events {
+                        if explain == Some(ev.addr) {
+                            let _ = writeln!(
+                                stderr.lock(),
+                                "explain: [{}] {} {} x{} weight {} rule {}: {}",
+                                jail.name(),
+                                ev.time,
+                                ev.kind.as_str(),
+                                ev.count,
+                                ev.weight,
+                                jail.rule_name(ev.rule),
+                                escape_terminal(&String::from_utf8_lossy(line))
+                            );
+                        }
+                        addrs.entry(ev.addr).or_default().observe(ev, &hasher);
+                        jail.handle_event(ev);
+                    }
+                    drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
+                }
+            })
+        };
         totals.lines += lines;
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         match result {
@@ -254,6 +274,12 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         totals.unmatched += st.unmatched;
         totals.bad_lines += st.bad;
     }
+    if let Some(par) = &parallel {
+        totals.matched += par.stats.matched;
+        totals.ignored += par.stats.ignored;
+        totals.unmatched += par.stats.unmatched;
+        totals.bad_lines += par.stats.bad;
+    }
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
@@ -281,6 +307,168 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Bytes of whole lines handed to a worker thread at a time: large enough that channel
+/// traffic is negligible (about 600 lines), small enough that memory stays low (measured on
+/// the 100k-attacker file: 1 MiB chunks peak at 72 MiB, 64 KiB at 60 MiB, same speed).
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks (per worker) read ahead or matched but not yet consumed.
+const QUEUE_CHUNKS: usize = 2;
+
+/// Matching on worker threads: the reader splits the file into chunks of whole lines, the
+/// workers run the per-line filter stage (date, header, regex, address) on forked matchers
+/// that leave attempt merging to the caller, and the calling thread consumes their events
+/// in file order, merging attempts ([`Coalescer`]) there, so counts stay exact across chunk
+/// boundaries. Chunk `k` goes to worker `k % workers`, and results are taken back in the
+/// same order.
+struct Parallel {
+    /// One matcher per jail, forked per worker and file.
+    templates: Vec<LineMatcher>,
+    /// Merge role of each rule, per jail.
+    merges: Vec<Vec<Merge>>,
+    /// Attempt merging per jail, across files (like the sequential matcher's own).
+    coalescers: Vec<Coalescer>,
+    workers: usize,
+    /// Line counters summed over all workers and jails (only the four `scan` reports).
+    stats: Stats,
+}
+
+impl Parallel {
+    /// `None` (read sequentially) with `--explain` (it prints the line of each event), a
+    /// Fail2Ban filter (its matcher keeps multi-line state) or a single core.
+    fn plan(jails: &[JailRunner], explain: Option<IpAddr>) -> Option<Parallel> {
+        if explain.is_some() {
+            return None;
+        }
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        if workers < 2 {
+            return None;
+        }
+        let mut templates = Vec::new();
+        let mut merges = Vec::new();
+        for jail in jails {
+            let m = jail.native_matcher()?.fork().ok()?.merge_by_caller();
+            merges.push(m.filter().rules().iter().map(|r| r.merge).collect());
+            templates.push(m);
+        }
+        Some(Parallel {
+            coalescers: jails.iter().map(|_| Coalescer::new()).collect(),
+            templates,
+            merges,
+            workers,
+            stats: Stats::default(),
+        })
+    }
+
+    /// Match every line of `path`, calling `on_event(jail index, event)` in file order with
+    /// merged counts. Returns the lines read and the read result.
+    fn run_file(
+        &mut self,
+        path: &std::path::Path,
+        reference: Time,
+        progress: Option<&indicatif::ProgressBar>,
+        mut on_event: impl FnMut(usize, &Event),
+    ) -> (u64, Result<()>) {
+        let mut forks = Vec::with_capacity(self.workers);
+        for _ in 0..self.workers {
+            let mut set = Vec::with_capacity(self.templates.len());
+            for t in &self.templates {
+                match t.fork() {
+                    Ok(m) => set.push(m),
+                    Err(e) => return (0, Err(anyhow::anyhow!("{e}"))),
+                }
+            }
+            forks.push(set);
+        }
+        std::thread::scope(|scope| {
+            let mut to_workers = Vec::new();
+            let mut from_workers = Vec::new();
+            let mut handles = Vec::new();
+            for mut set in forks {
+                let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE_CHUNKS);
+                let (event_tx, event_rx) = mpsc::sync_channel::<Vec<(u16, Event)>>(QUEUE_CHUNKS);
+                to_workers.push(chunk_tx);
+                from_workers.push(event_rx);
+                handles.push(scope.spawn(move || {
+                    let mut scratch = Vec::new();
+                    for chunk in chunk_rx {
+                        let mut events = Vec::new();
+                        // Every line in a chunk ends with a newline.
+                        let body = chunk.strip_suffix(b"\n").unwrap_or(&chunk);
+                        for line in body.split(|&b| b == b'\n') {
+                            for (j, m) in set.iter_mut().enumerate() {
+                                m.feed_line(line, reference, &mut scratch);
+                                let j = u16::try_from(j).unwrap_or(u16::MAX);
+                                events.extend(scratch.drain(..).map(|ev| (j, ev)));
+                            }
+                        }
+                        if event_tx.send(events).is_err() {
+                            break;
+                        }
+                    }
+                    set.iter()
+                        .map(|m| m.stats().clone())
+                        .collect::<Vec<Stats>>()
+                }));
+            }
+            let reader = scope.spawn(move || {
+                let mut lines = 0u64;
+                let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
+                let mut next = 0usize;
+                let mut send = |chunk: Vec<u8>| {
+                    let ok = to_workers[next % to_workers.len()].send(chunk).is_ok();
+                    next += 1;
+                    ok
+                };
+                let result = crate::pipeline::for_each_line(path, |line| {
+                    lines += 1;
+                    if let Some(pb) = progress {
+                        pb.inc(line.len() as u64 + 1);
+                    }
+                    chunk.extend_from_slice(line);
+                    chunk.push(b'\n');
+                    if chunk.len() >= CHUNK_BYTES {
+                        let full =
+                            std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_BYTES + 4096));
+                        send(full);
+                    }
+                });
+                if !chunk.is_empty() {
+                    send(chunk);
+                }
+                (lines, result)
+            });
+            for k in 0.. {
+                let Ok(events) = from_workers[k % from_workers.len()].recv() else {
+                    break;
+                };
+                for (j, mut ev) in events {
+                    let j = usize::from(j);
+                    if ev.count == 0 {
+                        let merge = self.merges[j]
+                            .get(usize::from(ev.rule))
+                            .copied()
+                            .unwrap_or_default();
+                        ev.count = self.coalescers[j].count(merge, ev.pid, ev.addr, ev.time);
+                    }
+                    on_event(j, &ev);
+                }
+            }
+            for h in handles {
+                for st in h.join().unwrap_or_default() {
+                    self.stats.matched += st.matched;
+                    self.stats.ignored += st.ignored;
+                    self.stats.unmatched += st.unmatched;
+                    self.stats.bad += st.bad;
+                }
+            }
+            match reader.join() {
+                Ok(r) => r,
+                Err(_) => (0, Err(anyhow::anyhow!("reader thread panicked"))),
+            }
+        })
+    }
 }
 
 fn drain(
