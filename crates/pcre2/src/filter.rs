@@ -161,10 +161,10 @@ struct F2bRegex {
     pattern: RegexPattern,
     /// The pattern as written, with tags (for display).
     source: String,
-    /// Named groups by index.
-    names: Vec<(usize, String)>,
+    /// Named groups by index (shared names: every match hands them out).
+    names: Vec<(usize, Rc<str>)>,
     /// `alt_NAME[_N]` groups: (group name, field it stands in for), sorted.
-    alts: Vec<(String, String)>,
+    alts: Vec<(Rc<str>, Rc<str>)>,
     skiplines: Vec<usize>,
     /// Capture buffer reused by every search of this pattern (no allocation per line).
     caps: Spans,
@@ -176,13 +176,13 @@ impl F2bRegex {
     fn new(src: &str, dns: UseDns, opts: PatternOptions) -> Result<F2bRegex, CompileError> {
         let expanded = python_to_pcre2(&expand_tags(src, dns));
         let pattern = RegexPattern::with_options(&expanded, opts)?;
-        let names: Vec<(usize, String)> = pattern
+        let names: Vec<(usize, Rc<str>)> = pattern
             .capture_names()
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| n.as_deref().map(|n| (i, n.to_owned())))
+            .filter_map(|(i, n)| n.as_deref().map(|n| (i, Rc::from(n))))
             .collect();
-        let mut alts: Vec<(String, String)> = names
+        let mut alts: Vec<(Rc<str>, Rc<str>)> = names
             .iter()
             .filter_map(|(_, n)| {
                 let rest = n.strip_prefix("alt_")?;
@@ -190,7 +190,7 @@ impl F2bRegex {
                     Some((b, d)) if !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()) => b,
                     _ => rest,
                 };
-                (!base.is_empty()).then(|| (n.clone(), crate::tags::field_name(base)))
+                (!base.is_empty()).then(|| (Rc::clone(n), Rc::from(crate::tags::field_name(base))))
             })
             .collect();
         alts.sort();
@@ -201,15 +201,15 @@ impl F2bRegex {
     }
 
     fn has_group(&self, name: &str) -> bool {
-        self.names.iter().any(|(_, n)| n == name)
+        self.names.iter().any(|(_, n)| &**n == name)
     }
 
     /// The named groups of the last successful search of `buf`, `None` for those that
     /// did not take part.
-    fn groups(&self, buf: &str) -> Vec<(String, Option<String>)> {
+    fn groups(&self, buf: &str) -> Vec<(Rc<str>, Option<String>)> {
         let caps = &self.caps;
-        let mut g: Vec<(String, Option<String>)> =
-            self.names.iter().map(|(i, n)| (n.clone(), caps.get(*i).map(|(a, b)| buf[a..b].to_owned()))).collect();
+        let mut g: Vec<(Rc<str>, Option<String>)> =
+            self.names.iter().map(|(i, n)| (Rc::clone(n), caps.get(*i).map(|(a, b)| buf[a..b].to_owned()))).collect();
         for (k, n) in &self.alts {
             let v = g.iter().find(|(x, _)| x == k).and_then(|(_, v)| v.clone());
             let Some(v) = v.filter(|v| !v.is_empty()) else {
@@ -218,7 +218,7 @@ impl F2bRegex {
             match g.iter_mut().find(|(x, _)| x == n) {
                 Some((_, cur)) if cur.as_deref().is_some_and(|c| !c.is_empty()) => {}
                 Some((_, cur)) => *cur = Some(v),
-                None => g.push((n.clone(), Some(v))),
+                None => g.push((Rc::clone(n), Some(v))),
             }
         }
         g
@@ -556,7 +556,8 @@ impl Fail2BanFilter {
             let excess = self.buffer.len().saturating_sub(self.maxlines);
             self.buffer.drain(..excess);
         } else {
-            self.buffer = vec![entry];
+            self.buffer.clear(); // keeps its allocation
+            self.buffer.push(entry);
         }
         let org = self.buffer.clone();
         // Shared, so that each pattern's search borrows it without copying the text.
@@ -571,7 +572,7 @@ impl Fail2BanFilter {
             }
         }
 
-        let mut pre: Vec<(String, Option<String>)> = Vec::new();
+        let mut pre: Vec<(Rc<str>, Option<String>)> = Vec::new();
         if let Some(p) = &mut self.prefregex {
             let b = buf.clone().unwrap_or_default();
             if !Self::search(p, &b, &mut errors) {
@@ -579,9 +580,10 @@ impl Fail2BanFilter {
                 return out;
             }
             pre = p.groups(&b);
-            let content = pre.iter().position(|(n, _)| n == "content").map(|i| pre.remove(i).1);
+            let content = pre.iter().position(|(n, _)| &**n == "content").map(|i| pre.remove(i).1);
             if let Some(Some(c)) = content.filter(|c| c.as_deref().is_some_and(|c| !c.is_empty())) {
-                self.buffer = vec![Line { text: c.clone(), full: c }];
+                self.buffer.clear();
+                self.buffer.push(Line { text: c.clone(), full: c });
                 buf = None;
             }
         }
@@ -614,7 +616,7 @@ impl Fail2BanFilter {
             let (matched, unmatched) = split_lines(&b, span, &org, &skipped);
             let first_id_group = ["fid", "ip4", "ip6", "dns"]
                 .iter()
-                .find_map(|g| groups.iter().find(|(n, v)| n == g && v.is_some()).and_then(|(_, v)| v.clone()));
+                .find_map(|g| groups.iter().find(|(n, v)| &**n == *g && v.is_some()).and_then(|(_, v)| v.clone()));
 
             let ignored = if self.ignoreregex.is_empty() {
                 None
@@ -634,13 +636,13 @@ impl Fail2BanFilter {
                 buf = None;
             }
             let mut fail: Fields = BTreeMap::new();
-            for (k, v) in pre.iter().chain(groups.iter()) {
+            for (k, v) in pre.iter().cloned().chain(groups) {
                 match v {
                     Some(v) => {
-                        fail.insert(k.clone(), Value::Text(v.clone()));
+                        fail.insert(k.to_string(), Value::Text(v));
                     }
                     None => {
-                        fail.remove(k);
+                        fail.remove(&*k);
                     }
                 }
             }
