@@ -345,6 +345,11 @@ impl Parallel {
         if workers < 2 {
             return None;
         }
+        Parallel::new(jails, workers)
+    }
+
+    /// `workers` threads matching for `jails`; `None` if a jail's filter is not native.
+    fn new(jails: &[JailRunner], workers: usize) -> Option<Parallel> {
         let mut templates = Vec::new();
         let mut merges = Vec::new();
         for jail in jails {
@@ -685,4 +690,69 @@ fn write_human(
 fn short_time(t: Time) -> String {
     let s = t.to_string();
     s.get(..19).unwrap_or(&s).replace('T', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::load_jails;
+
+    /// Every event of `path` as one sequential matcher per jail sees it, in file order.
+    fn sequential(path: &std::path::Path, reference: Time) -> Vec<(usize, Event)> {
+        let mut jails = load_jails(None, None, None, Some("UTC")).expect("jails");
+        let mut all = Vec::new();
+        let mut events = Vec::new();
+        crate::pipeline::for_each_line(path, |line| {
+            for (j, jail) in jails.iter_mut().enumerate() {
+                jail.feed_line(line, reference, &mut events);
+                all.extend(events.drain(..).map(|e| (j, e)));
+            }
+        })
+        .expect("read");
+        all
+    }
+
+    #[test]
+    fn worker_threads_give_the_sequential_events_in_file_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("auth.log");
+        let mut config = portcullis_loggen::Config::default();
+        config.lines = 30_000;
+        config.attackers = 300;
+        config.seed = 7;
+        let file = std::fs::File::create(&path).expect("create");
+        portcullis_loggen::generate(&config, io::BufWriter::new(file)).expect("generate");
+        let size = std::fs::metadata(&path).expect("size").len();
+        // Many chunks, so merged attempts straddle chunk (and worker) boundaries.
+        assert!(
+            size > 20 * CHUNK_BYTES as u64,
+            "corpus too small: {size} bytes"
+        );
+        let reference = file_reference_time(&path);
+        let expected = sequential(&path, reference);
+
+        let jails = load_jails(None, None, None, Some("UTC")).expect("jails");
+        // Three workers even on a small machine: chunk k goes to worker k % 3.
+        let mut par = Parallel::new(&jails, 3).expect("native jails");
+        let mut got = Vec::new();
+        let (lines, result) = par.run_file(&path, reference, None, |j, ev| {
+            got.push((j, ev.clone()));
+        });
+        result.expect("read");
+        assert_eq!(lines, 30_000);
+        assert!(
+            expected.iter().any(|(_, e)| e.count == 0),
+            "corpus has merged attempts"
+        );
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "events differ from the sequential matcher");
+        // One event per matched line with the default (single) jail.
+        assert_eq!(par.stats.matched, expected.len() as u64);
+    }
+
+    #[test]
+    fn explain_reads_sequentially() {
+        let jails = load_jails(None, None, None, Some("UTC")).expect("jails");
+        assert!(Parallel::plan(&jails, Some("192.0.2.1".parse().expect("addr"))).is_none());
+    }
 }
