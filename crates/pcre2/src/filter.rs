@@ -233,7 +233,7 @@ struct Line {
 }
 
 fn join(lines: &[Line]) -> String {
-    let mut s = String::new();
+    let mut s = String::with_capacity(lines.iter().map(|l| l.text.len() + 1).sum());
     for l in lines {
         s.push_str(&l.text);
         s.push('\n');
@@ -636,7 +636,9 @@ impl Fail2BanFilter {
                 buf = None;
             }
             let mut fail: Fields = BTreeMap::new();
-            for (k, v) in pre.iter().cloned().chain(groups) {
+            // The prefregex groups are needed again only when every failregex is tried.
+            let pre_groups = if self.check_all { pre.clone() } else { std::mem::take(&mut pre) };
+            for (k, v) in pre_groups.into_iter().chain(groups) {
                 match v {
                     Some(v) => {
                         fail.insert(k.to_string(), Value::Text(v));
