@@ -632,7 +632,7 @@ impl Fail2BanFilter {
                 continue;
             }
             if !self.check_all || self.maxlines > 1 {
-                self.buffer = unmatched.clone();
+                self.buffer = unmatched;
                 buf = None;
             }
             let mut fail: Fields = BTreeMap::new();
@@ -649,7 +649,7 @@ impl Fail2BanFilter {
                 }
             }
             let mlfid = text(&fail, "mlfid").map(str::to_owned);
-            let matched_full: Vec<String> = matched.iter().map(|l| l.full.clone()).collect();
+            let matched_full: Vec<String> = matched.into_iter().map(|l| l.full).collect();
             let mut keep = false;
             if let Some(id) = &mlfid {
                 let (merged, k) = self.merge_failure(id, fail, &matched_full);
