@@ -559,7 +559,7 @@ impl Fail2BanFilter {
             self.buffer.clear(); // keeps its allocation
             self.buffer.push(entry);
         }
-        let org = self.buffer.clone();
+        let mut org = self.buffer.clone();
         // Shared, so that each pattern's search borrows it without copying the text.
         let mut buf: Option<Rc<str>> = Some(join(&org).into());
 
@@ -613,7 +613,13 @@ impl Fail2BanFilter {
                 .flat_map(|s| s.lines().map(str::to_owned).collect::<Vec<_>>())
                 .collect();
             let span = caps.get(0).unwrap_or((0, 0));
-            let (matched, unmatched) = split_lines(&b, span, &org, &skipped);
+            let (matched, unmatched) = if org.len() <= 1 {
+                // One line: it is the match. Without `check_all` this is the last
+                // failregex tried, so the snapshot can be handed over.
+                (if self.check_all { org.clone() } else { std::mem::take(&mut org) }, Vec::new())
+            } else {
+                split_lines(&b, span, &org, &skipped)
+            };
             let first_id_group = ["fid", "ip4", "ip6", "dns"]
                 .iter()
                 .find_map(|g| groups.iter().find(|(n, v)| &**n == *g && v.is_some()).and_then(|(_, v)| v.clone()));
