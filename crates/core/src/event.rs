@@ -123,12 +123,115 @@ pub fn normalize_addr(addr: IpAddr) -> IpAddr {
 /// (dropped), or IPv4-mapped IPv6 (turned into IPv4). Brackets are accepted. `None` for
 /// anything else, including host names.
 pub fn parse_addr(text: &str) -> Option<IpAddr> {
-    let text = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    let text = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
     let text = match text.find('%') {
         Some(i) if text.contains(':') => &text[..i],
         _ => text,
     };
+    if let Some(v4) = plain_ipv4(text.as_bytes()) {
+        return Some(IpAddr::V4(v4));
+    }
+    if let Some(v6) = plain_ipv6(text.as_bytes()) {
+        return Some(normalize_addr(IpAddr::V6(v6)));
+    }
     text.parse::<IpAddr>().ok().map(normalize_addr)
+}
+
+/// Fast path of [`parse_addr`] for the common case: four dot-separated decimal octets of
+/// 1-3 digits, no leading zero, each at most 255. std's parser accepts every such text with
+/// the same value, and anything else is left to it (`None` here means "not sure").
+fn plain_ipv4(text: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split(|&b| b == b'.');
+    for o in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let mut v = 0u16;
+        for &d in part {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u16::from(d - b'0');
+        }
+        *o = u8::try_from(v).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(std::net::Ipv4Addr::from(octets))
+}
+
+/// Fast path of [`parse_addr`] for IPv6 written as hex groups only (1-4 hex digits each,
+/// eight of them, or at most seven around one `::`), no embedded IPv4 and no zone. std's
+/// parser accepts every such text with the same value (its own rules: `::` stands for at
+/// least one group); anything else is left to it (`None` here means "not sure").
+fn plain_ipv6(text: &[u8]) -> Option<std::net::Ipv6Addr> {
+    if text.len() < 2 || text.len() > 39 {
+        return None;
+    }
+    let mut groups = [0u16; 8];
+    let mut n = 0usize;
+    // Index in `groups` where the `::` is, once seen.
+    let mut gap: Option<usize> = None;
+    let mut i = 0usize;
+    if text.starts_with(b"::") {
+        gap = Some(0);
+        i = 2;
+        if i == text.len() {
+            return Some(std::net::Ipv6Addr::UNSPECIFIED);
+        }
+    }
+    loop {
+        let start = i;
+        let mut v = 0u16;
+        while let Some(d) = text.get(i).and_then(|&c| char::from(c).to_digit(16)) {
+            if i - start == 4 {
+                return None;
+            }
+            v = (v << 4) | u16::try_from(d).ok()?;
+            i += 1;
+        }
+        if i == start || n == 8 {
+            return None;
+        }
+        groups[n] = v;
+        n += 1;
+        if i == text.len() {
+            break;
+        }
+        if text[i] != b':' {
+            return None;
+        }
+        i += 1;
+        if text.get(i) == Some(&b':') {
+            if gap.is_some() {
+                return None;
+            }
+            gap = Some(n);
+            i += 1;
+            if i == text.len() {
+                break;
+            }
+        } else if i == text.len() {
+            return None;
+        }
+    }
+    match gap {
+        None if n == 8 => Some(std::net::Ipv6Addr::from(groups)),
+        Some(at) if n <= 7 => {
+            let mut out = [0u16; 8];
+            out[..at].copy_from_slice(&groups[..at]);
+            let tail = n - at;
+            out[8 - tail..].copy_from_slice(&groups[at..n]);
+            Some(std::net::Ipv6Addr::from(out))
+        }
+        _ => None,
+    }
 }
 
 /// Why a ban happened.
@@ -229,6 +332,133 @@ pub enum Decision {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plain_ipv4_agrees_with_std() {
+        let mut cases: Vec<String> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.04",
+            "1.2.3.0",
+            "1.2.3.255",
+            "1.2.3.2555",
+            "+1.2.3.4",
+            "1.2.3.4 ",
+            "a.b.c.d",
+            "",
+            "1.2.3.-4",
+            "192.0.2.1",
+            "000.1.1.1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for a in [
+            "0", "9", "10", "99", "100", "199", "249", "250", "255", "256", "299", "999", "00",
+            "007",
+        ] {
+            cases.push(format!("{a}.1.{a}.{a}"));
+        }
+        for c in &cases {
+            let std = c.parse::<std::net::Ipv4Addr>().ok();
+            let fast = plain_ipv4(c.as_bytes());
+            assert!(
+                fast.is_none() || fast == std,
+                "{c:?}: fast {fast:?}, std {std:?}"
+            );
+            if std.is_some() && !c.is_empty() {
+                assert_eq!(fast, std, "{c:?}: a plain address takes the fast path");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_ipv6_agrees_with_std() {
+        for c in [
+            "::",
+            "::1",
+            "1::",
+            "1::2",
+            "2001:db8::1",
+            "2001:db8:d93d:2471:fa8c:1611:7f85:97e9",
+            "1:2:3:4:5:6:7::",
+            "::1:2:3:4:5:6:7",
+            "1:2:3:4::5:6:7:8",
+            "::1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            ":::",
+            "1:::2",
+            "1::2::3",
+            ":1::",
+            "1:",
+            ":1",
+            "12345::",
+            "0000:0000::0001",
+            "ABCD::ef",
+            "1:2:3:4:5:6:7",
+            "::ffff:c000:201",
+            "::ffff:1.2.3.4",
+            "g::1",
+            "1::2%eth0",
+            "",
+        ] {
+            let std = c.parse::<std::net::Ipv6Addr>().ok();
+            let fast = plain_ipv6(c.as_bytes());
+            assert!(
+                fast.is_none() || fast == std,
+                "{c:?}: fast {fast:?}, std {std:?}"
+            );
+            if std.is_some() && !c.contains('.') {
+                assert_eq!(fast, std, "{c:?}: hex-only addresses take the fast path");
+            }
+        }
+        assert_eq!(
+            parse_addr("::ffff:c000:201"),
+            Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1))),
+            "mapped addresses are still normalised"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_ipv6_never_disagrees(s in "[0-9a-fA-F:]{0,41}") {
+            let std = s.parse::<std::net::Ipv6Addr>().ok();
+            let fast = plain_ipv6(s.as_bytes());
+            proptest::prop_assert!(fast.is_none() || fast == std);
+            proptest::prop_assert_eq!(fast.is_some(), std.is_some());
+        }
+
+        #[test]
+        fn plain_ipv6_reads_every_written_address(g in proptest::array::uniform8(proptest::prelude::any::<u16>()), zeros in 0usize..8, at in 0usize..8) {
+            let mut g = g;
+            for x in g.iter_mut().skip(at).take(zeros) {
+                *x = 0;
+            }
+            let addr = std::net::Ipv6Addr::from(g);
+            let full = g.iter().map(|x| format!("{x:04x}")).collect::<Vec<_>>().join(":");
+            for text in [addr.to_string(), full] {
+                if text.contains('.') {
+                    continue;
+                }
+                proptest::prop_assert_eq!(plain_ipv6(text.as_bytes()), Some(addr), "{}", text);
+            }
+        }
+
+        #[test]
+        fn plain_ipv4_never_disagrees(s in "[0-9.]{0,17}") {
+            let std = s.parse::<std::net::Ipv4Addr>().ok();
+            let fast = plain_ipv4(s.as_bytes());
+            proptest::prop_assert!(fast.is_none() || fast == std);
+            proptest::prop_assert_eq!(fast.is_some(), std.is_some());
+        }
+    }
+
     use super::*;
 
     #[test]
