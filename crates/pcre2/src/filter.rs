@@ -561,7 +561,7 @@ impl Fail2BanFilter {
         }
         let mut org = self.buffer.clone();
         // Shared, so that each pattern's search borrows it without copying the text.
-        let mut buf: Option<Rc<str>> = Some(join(&org).into());
+        let mut buf: Option<Rc<String>> = Some(Rc::new(join(&org)));
 
         if self.early_ignore() {
             let b = buf.clone().unwrap_or_default();
@@ -595,7 +595,7 @@ impl Fail2BanFilter {
             let b = match &buf {
                 Some(b) => Rc::clone(b),
                 None => {
-                    let b: Rc<str> = join(&self.buffer).into();
+                    let b = Rc::new(join(&self.buffer));
                     buf = Some(Rc::clone(&b));
                     b
                 }
