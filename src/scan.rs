@@ -397,17 +397,22 @@ impl Parallel {
                 from_workers.push(event_rx);
                 handles.push(scope.spawn(move || {
                     let mut scratch = Vec::new();
+                    // Events of the largest chunk so far: one allocation per chunk.
+                    let mut capacity = 0;
                     for chunk in chunk_rx {
-                        let mut events = Vec::new();
+                        let mut events = Vec::with_capacity(capacity);
                         // Every line in a chunk ends with a newline.
-                        let body = chunk.strip_suffix(b"\n").unwrap_or(&chunk);
-                        for line in body.split(|&b| b == b'\n') {
+                        let mut rest = &chunk[..];
+                        while let Some(nl) = memchr::memchr(b'\n', rest) {
+                            let line = &rest[..nl];
+                            rest = &rest[nl + 1..];
                             for (j, m) in set.iter_mut().enumerate() {
                                 m.feed_line(line, reference, &mut scratch);
                                 let j = u16::try_from(j).unwrap_or(u16::MAX);
                                 events.extend(scratch.drain(..).map(|ev| (j, ev)));
                             }
                         }
+                        capacity = capacity.max(events.len());
                         if event_tx.send(events).is_err() {
                             break;
                         }
