@@ -1,7 +1,7 @@
 //! `portcullis test-filter FILTER LOG|LINE`: the `fail2ban-regex` equivalent for native
 //! filters (built-in name or `.toml`) and Fail2Ban filters (`.conf` path or `filter.d` name).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -53,28 +53,37 @@ struct Counts {
 }
 
 fn open_engine(a: &TestFilterArgs, tz: &jiff::tz::TimeZone) -> Result<(Engine, Vec<String>)> {
-    let is_native = a.filter.ends_with(".toml") || portcullis_core::filter::builtin(&a.filter).is_some();
+    let is_native =
+        a.filter.ends_with(".toml") || portcullis_core::filter::builtin(&a.filter).is_some();
     if is_native {
         let filter = if let Some(text) = portcullis_core::filter::builtin(&a.filter) {
-            Filter::from_toml(text, &format!("<built-in {}>", a.filter)).map_err(|e| anyhow!("{e}"))?
+            Filter::from_toml(text, &format!("<built-in {}>", a.filter))
+                .map_err(|e| anyhow!("{e}"))?
         } else {
-            let text = std::fs::read_to_string(&a.filter).with_context(|| format!("cannot read {}", a.filter))?;
+            let text = std::fs::read_to_string(&a.filter)
+                .with_context(|| format!("cannot read {}", a.filter))?;
             Filter::from_toml(&text, &a.filter).map_err(|e| anyhow!("{e}"))?
         };
         let names = filter.rules().iter().map(|r| r.id.to_string()).collect();
-        let m = LineMatcher::new(filter, DateParser::new(tz.clone())).map_err(|e| anyhow!("{e}"))?;
+        let m =
+            LineMatcher::new(filter, DateParser::new(tz.clone())).map_err(|e| anyhow!("{e}"))?;
         return Ok((Engine::Native(Box::new(m)), names));
     }
     let path = filter_path(&a.fail2ban_dir, &a.filter);
     let args: Vec<(String, String)> = a
         .args
         .iter()
-        .map(|kv| kv.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
         .collect::<Option<_>>()
         .ok_or_else(|| anyhow!("--arg takes KEY=VALUE"))?;
-    let opts = load_filter(&path, &args).with_context(|| format!("cannot read filter {}", path.display()))?;
+    let opts = load_filter(&path, &args)
+        .with_context(|| format!("cannot read filter {}", path.display()))?;
     let year = tz.to_datetime(jiff::Timestamp::now()).year();
-    let f = Fail2BanFilter::new(&opts, tz.clone(), year).with_context(|| format!("filter {}", path.display()))?;
+    let f = Fail2BanFilter::new(&opts, tz.clone(), year)
+        .with_context(|| format!("filter {}", path.display()))?;
     let names = f.failregex().map(str::to_owned).collect();
     Ok((Engine::Fail2Ban(Box::new(f)), names))
 }
@@ -83,7 +92,10 @@ fn open_engine(a: &TestFilterArgs, tz: &jiff::tz::TimeZone) -> Result<(Engine, V
 pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
     let tz = jiff::tz::TimeZone::system();
     let (mut engine, names) = open_engine(a, &tz)?;
-    let mut counts = Counts { hits: vec![0; names.len()], ..Counts::default() };
+    let mut counts = Counts {
+        hits: vec![0; names.len()],
+        ..Counts::default()
+    };
     let now = jiff::Timestamp::now();
     let now_s = now.as_second();
     let read_time = Time::from_micros(now.as_microsecond());
@@ -99,7 +111,9 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
                 match m.feed_line(line.as_bytes(), read_time, &mut events) {
                     LineOutcome::Matched { rule } => (Some(usize::from(rule)), false, false),
                     LineOutcome::Ignored { .. } => (None, true, false),
-                    LineOutcome::Bad(portcullis_core::filter::BadLine::EngineError) => (None, false, true),
+                    LineOutcome::Bad(portcullis_core::filter::BadLine::EngineError) => {
+                        (None, false, true)
+                    }
                     _ => (None, false, false),
                 }
             }
@@ -132,19 +146,21 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
     };
     let path = Path::new(&a.log);
     if path.is_file() {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", a.log))?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            if reader.read_until(b'\n', &mut buf)? == 0 {
-                break;
+        // The shared reader: memchr over large buffers, no copy for most lines, .gz too.
+        let mut failed: Option<anyhow::Error> = None;
+        crate::pipeline::for_each_line(path, |raw| {
+            if failed.is_some() {
+                return;
             }
-            while buf.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
-                buf.pop();
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            let line = String::from_utf8_lossy(raw);
+            if let Err(e) = handle(&line, &mut out) {
+                failed = Some(e.into());
             }
-            let line = String::from_utf8_lossy(&buf);
-            handle(&line, &mut out)?;
+        })
+        .with_context(|| format!("cannot read {}", a.log))?;
+        if let Some(e) = failed {
+            return Err(e);
         }
     } else {
         handle(&a.log, &mut out)?;
@@ -164,14 +180,26 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
         writeln!(out, "{v}")?;
     } else {
         writeln!(out, "Lines: {}", counts.lines)?;
-        writeln!(out, "Matched: {}   Missed: {}   Ignored: {}   Errors: {}", counts.matched, counts.missed, counts.ignored, counts.errors)?;
+        writeln!(
+            out,
+            "Matched: {}   Missed: {}   Ignored: {}   Errors: {}",
+            counts.matched, counts.missed, counts.ignored, counts.errors
+        )?;
         writeln!(out, "Hits per regex:")?;
         for (i, (n, h)) in names.iter().zip(&counts.hits).enumerate() {
             writeln!(out, "  #{i:<3} {h:>9}  {}", n.escape_debug())?;
         }
         let rate = counts.lines as f64 / elapsed.as_secs_f64().max(1e-9);
-        writeln!(out, "Time: {:.3} s ({rate:.0} lines/s)", elapsed.as_secs_f64())?;
+        writeln!(
+            out,
+            "Time: {:.3} s ({rate:.0} lines/s)",
+            elapsed.as_secs_f64()
+        )?;
     }
     out.flush()?;
-    Ok(if counts.matched > 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
+    Ok(if counts.matched > 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
 }
