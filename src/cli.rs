@@ -31,11 +31,11 @@ pub enum Command {
     Reload(CtlArgs),
     /// Remove every ban (of one jail, with --jail) from the firewall and the store.
     Flush(FlushArgs),
-    /// Run a filter over a log file or one line and count matches (like fail2ban-regex).
-    TestFilter(crate::test_filter::TestFilterArgs),
     /// What is going on, and did anyone get in? Connections, sessions, logins, attackers,
     /// findings (exit 1 when something is alarming); with ADDR, everything about one address.
     Investigate(Box<InvestigateArgs>),
+    /// Run a filter over a log file or one line and count matches (like fail2ban-regex).
+    TestFilter(crate::test_filter::TestFilterArgs),
     /// Write portcullis TOML for an existing Fail2Ban configuration (jails keep Fail2Ban's
     /// filter files) and report what was not carried over.
     ImportFail2ban(crate::fail2ban_cmd::ImportFail2BanArgs),

@@ -6,8 +6,8 @@
 mod cli;
 mod ctl;
 mod daemon;
-mod investigate;
 mod fail2ban_cmd;
+mod investigate;
 mod logfiles;
 mod pipeline;
 mod scan;

@@ -155,7 +155,7 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
             let line = String::from_utf8_lossy(raw);
             if let Err(e) = handle(&line, &mut out) {
-                failed = Some(e.into());
+                failed = Some(e);
             }
         })
         .with_context(|| format!("cannot read {}", a.log))?;

@@ -39,7 +39,9 @@ impl Netns {
     /// Run argv inside the namespace; return whether it succeeded (output discarded).
     pub fn exec_status(&self, argv: &[&str]) -> bool {
         let mut c = self.command(argv[0]);
-        c.args(&argv[1..]).stdout(Stdio::null()).stderr(Stdio::null());
+        c.args(&argv[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         c.status().map(|s| s.success()).unwrap_or(false)
     }
 }
@@ -47,12 +49,17 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Kill whatever still runs inside, then delete the namespace.
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -76,12 +83,34 @@ impl Pair {
         let a = format!("pcv{}a{}", std::process::id() % 10_000, n);
         let b = format!("pcv{}b{}", std::process::id() % 10_000, n);
         run(Command::new("ip").args([
-            "link", "add", &a, "netns", &server.name, "type", "veth", "peer", "name", &b, "netns",
+            "link",
+            "add",
+            &a,
+            "netns",
+            &server.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b,
+            "netns",
             &attacker.name,
         ]));
-        for (ns, dev, v4, v6) in [(&server, &a, SERVER4, SERVER6), (&attacker, &b, ATTACKER4, ATTACKER6)] {
+        for (ns, dev, v4, v6) in [
+            (&server, &a, SERVER4, SERVER6),
+            (&attacker, &b, ATTACKER4, ATTACKER6),
+        ] {
             ns.exec_ok(&["ip", "addr", "add", &format!("{v4}/24"), "dev", dev]);
-            ns.exec_ok(&["ip", "-6", "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
+            ns.exec_ok(&[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
             ns.exec_ok(&["ip", "link", "set", dev, "up"]);
         }
         Pair { server, attacker }

@@ -12,8 +12,8 @@ use toml::Spanned;
 
 use crate::error::ConfigError;
 use crate::model::{
-    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location, NotifyEvent, NotifySettings,
-    LogLevel, SourceSpec, Verdict,
+    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location,
+    LogLevel, NotifyEvent, NotifySettings, SourceSpec, Verdict,
 };
 use crate::raw::{Daemon, Firewall, Jail, Loc, Located, Notify, RawFile, RawFilter, RawSource};
 use crate::{
@@ -247,7 +247,10 @@ impl Resolver {
                 }
             }
         }
-        let webhooks = n.webhooks.as_ref().map_or_else(Vec::new, |w| w.value.clone());
+        let webhooks = n
+            .webhooks
+            .as_ref()
+            .map_or_else(Vec::new, |w| w.value.clone());
         if let Some(w) = &n.webhooks {
             for (i, url) in w.value.iter().enumerate() {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -263,10 +266,19 @@ impl Resolver {
             exec,
             webhooks,
             events: n.events.as_ref().map_or_else(
-                || vec![NotifyEvent::Breach, NotifyEvent::RootLogin, NotifyEvent::PermanentBan],
+                || {
+                    vec![
+                        NotifyEvent::Breach,
+                        NotifyEvent::RootLogin,
+                        NotifyEvent::PermanentBan,
+                    ]
+                },
                 |e| e.value.clone(),
             ),
-            timeout: n.timeout.as_ref().map_or(std::time::Duration::from_secs(5), |t| t.value.0),
+            timeout: n
+                .timeout
+                .as_ref()
+                .map_or(std::time::Duration::from_secs(5), |t| t.value.0),
             retries: n.retries.as_ref().map_or(3, |r| r.value),
         })
     }

@@ -30,23 +30,92 @@ const DEFAULT_TEMPLATES: &[&str] = &[
 ];
 
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
     "december",
 ];
 
 /// Zone abbreviations accepted in `%Z`/`%z` and `logtimezone`, as fixed offsets in minutes
 /// (no DST switching, as in Fail2Ban).
 const ZONES: &[(&str, i32)] = &[
-    ("Z", 0), ("UTC", 0), ("GMT", 0), ("UT", 0), ("WET", 0), ("WEST", 60), ("BST", 60), ("CET", 60),
-    ("CEST", 120), ("MET", 60), ("MEST", 120), ("EET", 120), ("EEST", 180), ("MSK", 180), ("IST", 330),
-    ("EST", -300), ("EDT", -240), ("CST", -360), ("CDT", -300), ("MST", -420), ("MDT", -360),
-    ("PST", -480), ("PDT", -420), ("AKST", -540), ("AKDT", -480), ("HST", -600), ("AST", -240),
-    ("ADT", -180), ("NST", -210), ("NDT", -150), ("JST", 540), ("KST", 540), ("AEST", 600),
-    ("AEDT", 660), ("ACST", 570), ("ACDT", 630), ("AWST", 480), ("NZST", 720), ("NZDT", 780),
-    ("SGT", 480), ("HKT", 480), ("WIB", 420), ("SAST", 120), ("CAT", 120), ("EAT", 180), ("WAT", 60),
-    ("A", 60), ("B", 120), ("C", 180), ("D", 240), ("E", 300), ("F", 360), ("G", 420), ("H", 480),
-    ("I", 540), ("K", 600), ("L", 660), ("M", 720), ("N", -60), ("O", -120), ("P", -180), ("Q", -240),
-    ("R", -300), ("S", -360), ("T", -420), ("U", -480), ("V", -540), ("W", -600), ("X", -660),
+    ("Z", 0),
+    ("UTC", 0),
+    ("GMT", 0),
+    ("UT", 0),
+    ("WET", 0),
+    ("WEST", 60),
+    ("BST", 60),
+    ("CET", 60),
+    ("CEST", 120),
+    ("MET", 60),
+    ("MEST", 120),
+    ("EET", 120),
+    ("EEST", 180),
+    ("MSK", 180),
+    ("IST", 330),
+    ("EST", -300),
+    ("EDT", -240),
+    ("CST", -360),
+    ("CDT", -300),
+    ("MST", -420),
+    ("MDT", -360),
+    ("PST", -480),
+    ("PDT", -420),
+    ("AKST", -540),
+    ("AKDT", -480),
+    ("HST", -600),
+    ("AST", -240),
+    ("ADT", -180),
+    ("NST", -210),
+    ("NDT", -150),
+    ("JST", 540),
+    ("KST", 540),
+    ("AEST", 600),
+    ("AEDT", 660),
+    ("ACST", 570),
+    ("ACDT", 630),
+    ("AWST", 480),
+    ("NZST", 720),
+    ("NZDT", 780),
+    ("SGT", 480),
+    ("HKT", 480),
+    ("WIB", 420),
+    ("SAST", 120),
+    ("CAT", 120),
+    ("EAT", 180),
+    ("WAT", 60),
+    ("A", 60),
+    ("B", 120),
+    ("C", 180),
+    ("D", 240),
+    ("E", 300),
+    ("F", 360),
+    ("G", 420),
+    ("H", 480),
+    ("I", 540),
+    ("K", 600),
+    ("L", 660),
+    ("M", 720),
+    ("N", -60),
+    ("O", -120),
+    ("P", -180),
+    ("Q", -240),
+    ("R", -300),
+    ("S", -360),
+    ("T", -420),
+    ("U", -480),
+    ("V", -540),
+    ("W", -600),
+    ("X", -660),
     ("Y", -720),
 ];
 
@@ -213,10 +282,15 @@ fn expand_fields(pattern: &str, year_re: &str) -> Result<(String, bool), DatePat
         let key = if after.starts_with("Ex") && after.len() >= 3 && after.is_char_boundary(3) {
             &after[..3]
         } else {
-            after.get(..after.chars().next().map_or(0, char::len_utf8)).unwrap_or("")
+            after
+                .get(..after.chars().next().map_or(0, char::len_utf8))
+                .unwrap_or("")
         };
         let Some(r) = field_regex(key, year_re) else {
-            return Err(DatePatternError::UnknownField { pattern: pattern.into(), field: key.into() });
+            return Err(DatePatternError::UnknownField {
+                pattern: pattern.into(),
+                field: key.into(),
+            });
         };
         if matches!(key, "a" | "A" | "b" | "B" | "p") {
             alpha = true;
@@ -231,7 +305,8 @@ fn expand_fields(pattern: &str, year_re: &str) -> Result<(String, bool), DatePat
 /// Whether `regex` has a capturing group: `(` not escaped and not followed by `?`.
 fn has_plain_group(regex: &str) -> bool {
     let b = regex.as_bytes();
-    (0..b.len()).any(|i| b[i] == b'(' && b.get(i + 1) != Some(&b'?') && (i == 0 || b[i - 1] != b'\\'))
+    (0..b.len())
+        .any(|i| b[i] == b'(' && b.get(i + 1) != Some(&b'?') && (i == 0 || b[i - 1] != b'\\'))
 }
 
 /// Splits a leading inline-flags group `(?abc)` off `regex` (the first one anywhere, as
@@ -258,7 +333,9 @@ fn strip_flag_group(s: &str) -> &str {
     if let Some(r) = s.strip_prefix("(?")
         && let Some(e) = r.find(')')
         && e > 0
-        && r[..e].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && r[..e]
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_')
     {
         return &r[e + 1..];
     }
@@ -283,22 +360,29 @@ fn ends_bounded(regex: &str) -> bool {
         return true;
     }
     let unescaped = |s: &str, suf: &str| {
-        s.strip_suffix(suf).is_some_and(|p| !p.ends_with('\\') || p.ends_with("\\\\"))
+        s.strip_suffix(suf)
+            .is_some_and(|p| !p.ends_with('\\') || p.ends_with("\\\\"))
     };
-    unescaped(regex, "$") || unescaped(regex, "$)") || unescaped(regex, r"\b") || unescaped(regex, r"\s")
+    unescaped(regex, "$")
+        || unescaped(regex, "$)")
+        || unescaped(regex, r"\b")
+        || unescaped(regex, r"\s")
 }
 
 fn line_bound_begin(regex: &str) -> bool {
     let s = strip_flag_group(regex);
     s.starts_with('^') || {
-        let r = s.strip_prefix('(').map(|r| r.strip_prefix("?:").unwrap_or(r));
+        let r = s
+            .strip_prefix('(')
+            .map(|r| r.strip_prefix("?:").unwrap_or(r));
         r.is_some_and(|r| r.starts_with('^') && !r[1..].starts_with('|'))
     }
 }
 
 fn line_bound_end(regex: &str) -> bool {
     let t = regex.strip_suffix(')').unwrap_or(regex);
-    t.strip_suffix('$').is_some_and(|p| !p.ends_with('\\') && !p.ends_with('|'))
+    t.strip_suffix('$')
+        .is_some_and(|p| !p.ends_with('\\') && !p.ends_with('|'))
 }
 
 /// Remove `**` markers (they only switch word bounds off).
@@ -306,7 +390,8 @@ fn delete_star_bounds(regex: &str) -> String {
     let mut r = regex.to_owned();
     let lead = r.len() - r.trim_start_matches('(').len();
     let after_flags = lead + (r[lead..].len() - strip_flag_group(&r[lead..]).len());
-    let lead2 = after_flags + (r[after_flags..].len() - r[after_flags..].trim_start_matches('(').len());
+    let lead2 =
+        after_flags + (r[after_flags..].len() - r[after_flags..].trim_start_matches('(').len());
     if r[lead2..].starts_with("**") {
         r.replace_range(lead2..lead2 + 2, "");
     }
@@ -374,13 +459,24 @@ fn bound_regex(regex: &str, word_begin: WordBegin, word_end: bool) -> (String, F
 fn unbound(pattern: &str) -> &str {
     let p = pattern.strip_prefix("{UNB}").unwrap_or(pattern);
     let p = p.strip_prefix("{^LN-BEG}").unwrap_or(p);
-    let p = p.strip_prefix(r"(?:^|\b|\W)").or_else(|| p.strip_prefix(r"(^|\b|\W)")).unwrap_or(p);
+    let p = p
+        .strip_prefix(r"(?:^|\b|\W)")
+        .or_else(|| p.strip_prefix(r"(^|\b|\W)"))
+        .unwrap_or(p);
     p.strip_suffix(r"(?=\b|\W|$)").unwrap_or(p)
 }
 
-fn compile(name: &str, regex: &str, flags: Flags, kind: Kind) -> Result<Template, DatePatternError> {
+fn compile(
+    name: &str,
+    regex: &str,
+    flags: Flags,
+    kind: Kind,
+) -> Result<Template, DatePatternError> {
     let regex = RegexPattern::with_options(&format!("(?J){regex}"), PatternOptions::default())
-        .map_err(|source| DatePatternError::Regex { pattern: name.into(), source })?;
+        .map_err(|source| DatePatternError::Regex {
+            pattern: name.into(),
+            source,
+        })?;
     let fields = regex
         .capture_names()
         .iter()
@@ -392,7 +488,13 @@ fn compile(name: &str, regex: &str, flags: Flags, kind: Kind) -> Result<Template
             (cs.next().is_none() && "yYmbBdHIpMSzZjfaAw".contains(c)).then_some((c, i))
         })
         .collect();
-    Ok(Template { name: name.to_owned(), regex, flags, kind, fields })
+    Ok(Template {
+        name: name.to_owned(),
+        regex,
+        flags,
+        kind,
+        fields,
+    })
 }
 
 const EPOCH_RE: &str = r"\d{10,11}\b(?:\.\d{3,6})?";
@@ -401,7 +503,11 @@ const LONG_EPOCH_RE: &str = r"\d{10,11}(?:\d{3}(?:\.\d{1,6}|\d{3})?)?";
 /// A template from one `datepattern` line (`{DATE}`, `{^LN-BEG}` and `{DEFAULT}` are
 /// expanded by [`DateDetector::new`]).
 fn template(pattern: &str, year_re: &str) -> Result<Template, DatePatternError> {
-    let key = if pattern.contains('%') { pattern.to_owned() } else { pattern.to_ascii_uppercase() };
+    let key = if pattern.contains('%') {
+        pattern.to_owned()
+    } else {
+        pattern.to_ascii_uppercase()
+    };
     if key.contains("EPOCH") {
         let upper = pattern.to_ascii_uppercase();
         if let Some(pos) = upper.find("{EPOCH}").or_else(|| upper.find("{LEPOCH}")) {
@@ -421,7 +527,11 @@ fn template(pattern: &str, year_re: &str) -> Result<Template, DatePatternError> 
         };
         let e = if long { LONG_EPOCH_RE } else { EPOCH_RE };
         let (r, f) = if line {
-            bound_regex(&format!(r"((?P<square>(?<=^\[))?{e})(?(square)(?=\]))"), WordBegin::LineStart, true)
+            bound_regex(
+                &format!(r"((?P<square>(?<=^\[))?{e})(?(square)(?=\]))"),
+                WordBegin::LineStart,
+                true,
+            )
         } else {
             bound_regex(
                 &format!(
@@ -434,7 +544,11 @@ fn template(pattern: &str, year_re: &str) -> Result<Template, DatePatternError> 
         return compile(pattern, &r, f, Kind::Epoch { group: 1, long });
     }
     if matches!(key.as_str(), "TAI64N" | "{^LN-BEG}TAI64N" | "^TAI64N") {
-        let wb = if key == "TAI64N" { WordBegin::No } else { WordBegin::LineStart };
+        let wb = if key == "TAI64N" {
+            WordBegin::No
+        } else {
+            WordBegin::LineStart
+        };
         let (r, f) = bound_regex("@[0-9a-f]{24}", wb, true);
         return compile(pattern, &r, f, Kind::Tai64n);
     }
@@ -485,11 +599,19 @@ impl DateDetector {
             }
         };
         let lines: Vec<&str> = match datepattern {
-            Some(d) => d.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect(),
+            Some(d) => d
+                .split('\n')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect(),
             None => vec!["{DEFAULT}"],
         };
         for line in lines {
-            let key = if line.contains('%') { line.to_owned() } else { line.to_ascii_uppercase() };
+            let key = if line.contains('%') {
+                line.to_owned()
+            } else {
+                line.to_ascii_uppercase()
+            };
             if key == "{^LN-BEG}" || key == "{DEFAULT}" {
                 for t in default_templates(&year_re)? {
                     if key == "{DEFAULT}" || t.flags.line_begin {
@@ -525,7 +647,9 @@ impl DateDetector {
     pub fn find(&mut self, line: &str, now: i64) -> Result<Option<DateMatch>, SearchError> {
         if let Some(i) = self.last {
             let t = &self.templates[i];
-            if (t.flags.line_begin || t.flags.line_end) && t.regex.captures_at(line, 0, &mut self.caps[i])? {
+            if (t.flags.line_begin || t.flags.line_end)
+                && t.regex.captures_at(line, 0, &mut self.caps[i])?
+            {
                 return Ok(Some(self.read(i, line, now)));
             }
         }
@@ -558,10 +682,13 @@ impl DateDetector {
         let span = c.get(1).or_else(|| c.get(0)).unwrap_or((0, 0));
         let text = &line[span.0..span.1];
         let n = self.templates[i].regex.captures_len();
-        let (lo, hi) = (0..n).filter_map(|g| c.get(g)).fold((usize::MAX, 0), |(l, h), (a, b)| (l.min(a), h.max(b)));
+        let (lo, hi) = (0..n)
+            .filter_map(|g| c.get(g))
+            .fold((usize::MAX, 0), |(l, h), (a, b)| (l.min(a), h.max(b)));
         let lo = lo.min(hi);
         self.groups.clear();
-        self.groups.extend((0..n).map(|g| c.get(g).map(|(a, b)| (a - lo, b - lo))));
+        self.groups
+            .extend((0..n).map(|g| c.get(g).map(|(a, b)| (a - lo, b - lo))));
         let cover = &line[lo..hi];
         if let Some(m) = &self.memo
             && m.template == i
@@ -596,11 +723,20 @@ impl DateDetector {
             None
         } else {
             match t.kind {
-                Kind::Epoch { group, long } => c.get(group).and_then(|(a, b)| epoch(&line[a..b], long)),
-                Kind::Tai64n => text.get(2..17).and_then(|h| i64::from_str_radix(h, 16).ok()).map(|s| s as f64),
+                Kind::Epoch { group, long } => {
+                    c.get(group).and_then(|(a, b)| epoch(&line[a..b], long))
+                }
+                Kind::Tai64n => text
+                    .get(2..17)
+                    .and_then(|h| i64::from_str_radix(h, 16).ok())
+                    .map(|s| s as f64),
                 Kind::Fields => {
                     let get = |f: char| {
-                        t.fields.iter().filter(|(k, _)| *k == f).find_map(|&(_, g)| c.get(g)).map(|(a, b)| &line[a..b])
+                        t.fields
+                            .iter()
+                            .filter(|(k, _)| *k == f)
+                            .find_map(|&(_, g)| c.get(g))
+                            .map(|(a, b)| &line[a..b])
                     };
                     self.strptime(&get, now)
                 }
@@ -616,7 +752,10 @@ impl DateDetector {
         }
         let month_name = |v: &str| {
             let v = v.to_lowercase();
-            MONTHS.iter().position(|m| *m == v || m.get(..3) == Some(v.as_str())).map(|p| p as i32 + 1)
+            MONTHS
+                .iter()
+                .position(|m| *m == v || m.get(..3) == Some(v.as_str()))
+                .map(|p| p as i32 + 1)
         };
         let mut month = num('m');
         if let Some(m) = get('B').or_else(|| get('b')).and_then(month_name) {
@@ -637,7 +776,11 @@ impl DateDetector {
         let second = num('S').unwrap_or(0);
         let mut offset = None;
         if let Some(z) = get('z').or_else(|| get('Z')) {
-            offset = Some(if matches!(z, "Z" | "UTC" | "GMT") { 0 } else { zone_offset(z)? });
+            offset = Some(if matches!(z, "Z" | "UTC" | "GMT") {
+                0
+            } else {
+                zone_offset(z)?
+            });
         }
         let now_ts = jiff::Timestamp::from_second(now).ok()?;
         let now_local = self.local.to_datetime(now_ts);
@@ -646,7 +789,10 @@ impl DateDetector {
         if (month.is_none() || day.is_none())
             && let Some(j) = num('j')
         {
-            let d = Date::new(i16::try_from(year).ok()?, 1, 1).ok()?.checked_add(jiff::Span::new().days(j - 1)).ok()?;
+            let d = Date::new(i16::try_from(year).ok()?, 1, 1)
+                .ok()?
+                .checked_add(jiff::Span::new().days(j - 1))
+                .ok()?;
             month = Some(i32::from(d.month()));
             day = Some(i32::from(d.day()));
         }
@@ -688,7 +834,11 @@ impl DateDetector {
 fn epoch(v: &str, long: bool) -> Option<f64> {
     let x: f64 = v.parse().ok()?;
     if long && v.len() >= 13 {
-        if v.len() >= 16 && !v.contains('.') { Some(x / 1_000_000.0) } else { Some(x / 1000.0) }
+        if v.len() >= 16 && !v.contains('.') {
+            Some(x / 1_000_000.0)
+        } else {
+            Some(x / 1000.0)
+        }
     } else {
         Some(x)
     }
@@ -736,7 +886,11 @@ pub fn zone_offset(tz: &str) -> Option<i32> {
     let tz = tz.trim();
     let split = tz.find(['+', '-']).unwrap_or(tz.len());
     let (abbr, off) = tz.split_at(split);
-    let base = if abbr.is_empty() { 0 } else { ZONES.iter().find(|(n, _)| *n == abbr)?.1 };
+    let base = if abbr.is_empty() {
+        0
+    } else {
+        ZONES.iter().find(|(n, _)| *n == abbr)?.1
+    };
     if off.is_empty() {
         return Some(base);
     }
@@ -746,7 +900,11 @@ pub fn zone_offset(tz: &str) -> Option<i32> {
         return None;
     }
     let h: i32 = digits[..2].parse().ok()?;
-    let m: i32 = if digits.len() == 4 { digits[2..].parse().ok()? } else { 0 };
+    let m: i32 = if digits.len() == 4 {
+        digits[2..].parse().ok()?
+    } else {
+        0
+    };
     Some(base + sign * (h * 60 + m))
 }
 
@@ -767,7 +925,10 @@ mod tests {
     fn default_templates_read_syslog_and_iso() {
         let mut d = DateDetector::new(None, None, cet(), 2005).unwrap();
         // 2005-01-10 07:00:01 CET = 06:00:01 UTC.
-        assert_eq!(find(&mut d, "Jan 10 07:00:01 host sshd[1]: x"), Some(1_105_336_801.0));
+        assert_eq!(
+            find(&mut d, "Jan 10 07:00:01 host sshd[1]: x"),
+            Some(1_105_336_801.0)
+        );
         assert_eq!(find(&mut d, "2005-01-10 07:00:01 x"), Some(1_105_336_801.0));
         assert_eq!(find(&mut d, "1105336801 x"), Some(1_105_336_801.0));
     }
@@ -787,7 +948,8 @@ mod tests {
         assert_eq!(zone_offset("-05:30"), Some(-330));
         assert_eq!(zone_offset("CEST"), Some(120));
         assert_eq!(zone_offset("XYZ"), None);
-        let mut d = DateDetector::new(Some("^%Y-%m-%d %H:%M:%S"), Some("UTC"), cet(), 2005).unwrap();
+        let mut d =
+            DateDetector::new(Some("^%Y-%m-%d %H:%M:%S"), Some("UTC"), cet(), 2005).unwrap();
         assert_eq!(find(&mut d, "2005-01-10 06:00:01 x"), Some(1_105_336_801.0));
     }
 }

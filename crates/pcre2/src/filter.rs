@@ -9,7 +9,9 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use portcullis_core::filter::{Captures, Pattern};
 
 use crate::date::{DateDetector, DatePatternError};
-use crate::pattern::{CompileError, DEFAULT_MATCH_LIMIT, PatternOptions, RegexPattern, SearchError, Spans};
+use crate::pattern::{
+    CompileError, DEFAULT_MATCH_LIMIT, PatternOptions, RegexPattern, SearchError, Spans,
+};
 use crate::tags::{UseDns, expand_tags, python_to_pcre2};
 
 /// At most this many multi-line failure ids are remembered (Fail2Ban: 100).
@@ -194,10 +196,22 @@ impl F2bRegex {
             })
             .collect();
         alts.sort();
-        let skiplines = names.iter().filter(|(_, n)| n.starts_with("skiplines")).map(|(i, _)| *i).collect();
+        let skiplines = names
+            .iter()
+            .filter(|(_, n)| n.starts_with("skiplines"))
+            .map(|(i, _)| *i)
+            .collect();
         let caps = pattern.spans();
         let literals = crate::literal::required_literals(&expanded);
-        Ok(F2bRegex { pattern, source: src.to_owned(), names, alts, skiplines, caps, literals })
+        Ok(F2bRegex {
+            pattern,
+            source: src.to_owned(),
+            names,
+            alts,
+            skiplines,
+            caps,
+            literals,
+        })
     }
 
     fn has_group(&self, name: &str) -> bool {
@@ -208,8 +222,16 @@ impl F2bRegex {
     /// did not take part.
     fn groups(&self, buf: &str) -> Vec<(Rc<str>, Option<String>)> {
         let caps = &self.caps;
-        let mut g: Vec<(Rc<str>, Option<String>)> =
-            self.names.iter().map(|(i, n)| (Rc::clone(n), caps.get(*i).map(|(a, b)| buf[a..b].to_owned()))).collect();
+        let mut g: Vec<(Rc<str>, Option<String>)> = self
+            .names
+            .iter()
+            .map(|(i, n)| {
+                (
+                    Rc::clone(n),
+                    caps.get(*i).map(|(a, b)| buf[a..b].to_owned()),
+                )
+            })
+            .collect();
         for (k, n) in &self.alts {
             let v = g.iter().find(|(x, _)| x == k).and_then(|(_, v)| v.clone());
             let Some(v) = v.filter(|v| !v.is_empty()) else {
@@ -242,22 +264,44 @@ fn join(lines: &[Line]) -> String {
 }
 
 /// Which buffered lines a match covers: (matched, unmatched) as Fail2Ban splits them.
-fn split_lines(buf: &str, span: (usize, usize), org: &[Line], skipped: &[String]) -> (Vec<Line>, Vec<Line>) {
+fn split_lines(
+    buf: &str,
+    span: (usize, usize),
+    org: &[Line],
+    skipped: &[String],
+) -> (Vec<Line>, Vec<Line>) {
     if org.len() <= 1 {
         return (org.to_vec(), Vec::new());
     }
     let b = buf.as_bytes();
     let upto = (span.0 + 1).min(b.len());
-    let line_start = b[..upto].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
+    let line_start = b[..upto]
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map_or(0, |p| p + 1);
     let from = span.1.saturating_sub(1);
-    let line_end = b[from..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| from + p + 1);
-    let c1 = b[..line_start].iter().filter(|&&c| c == b'\n').count().min(org.len());
-    let c2 = b[..line_end].iter().filter(|&&c| c == b'\n').count().clamp(c1, org.len());
+    let line_end = b[from..]
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(b.len(), |p| from + p + 1);
+    let c1 = b[..line_start]
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count()
+        .min(org.len());
+    let c2 = b[..line_end]
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count()
+        .clamp(c1, org.len());
     let mut matched = org[c1..c2].to_vec();
     let mut unmatched = org[..c1].to_vec();
     let mut n = 0;
     for s in skipped {
-        if let Some(m) = matched[n.min(matched.len())..].iter().position(|l| &l.text == s) {
+        if let Some(m) = matched[n.min(matched.len())..]
+            .iter()
+            .position(|l| &l.text == s)
+        {
             unmatched.push(matched.remove(n + m));
             n += m;
         }
@@ -328,8 +372,12 @@ impl Prefilter {
         let owners = literals
             .iter()
             .map(|l| {
-                let mut o: Vec<usize> =
-                    literals.iter().zip(owner).filter(|(p, _)| l.starts_with(**p)).map(|(_, &i)| i).collect();
+                let mut o: Vec<usize> = literals
+                    .iter()
+                    .zip(owner)
+                    .filter(|(p, _)| l.starts_with(**p))
+                    .map(|(_, &i)| i)
+                    .collect();
                 o.sort_unstable();
                 o.dedup();
                 o
@@ -344,8 +392,14 @@ impl Prefilter {
         let mut any = false;
         let mut at = 0;
         while at < text.len() {
-            let Some(m) = self.automaton.find(Input::new(text).span(at..text.len())) else { break };
-            for &i in self.owners.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice) {
+            let Some(m) = self.automaton.find(Input::new(text).span(at..text.len())) else {
+                break;
+            };
+            for &i in self
+                .owners
+                .get(m.pattern().as_usize())
+                .map_or(&[][..], Vec::as_slice)
+            {
                 if let Some(p) = possible.get_mut(i) {
                     *p = true;
                     any = true;
@@ -360,15 +414,25 @@ impl Prefilter {
 impl Fail2BanFilter {
     /// Compile a filter. `local` is the zone of dates without one; `ref_year` the year
     /// used to bound 4-digit years in the built-in templates (the current year).
-    pub fn new(opts: &FilterOptions, local: jiff::tz::TimeZone, ref_year: i16) -> Result<Fail2BanFilter, BuildError> {
+    pub fn new(
+        opts: &FilterOptions,
+        local: jiff::tz::TimeZone,
+        ref_year: i16,
+    ) -> Result<Fail2BanFilter, BuildError> {
         if opts.maxlines == 0 {
             return Err(BuildError::MaxLines);
         }
         if opts.failregex.is_empty() {
             return Err(BuildError::NoFailRegex);
         }
-        let single = PatternOptions { multi_line: false, match_limit: opts.match_limit };
-        let multi = PatternOptions { multi_line: opts.maxlines > 1, ..single };
+        let single = PatternOptions {
+            multi_line: false,
+            match_limit: opts.match_limit,
+        };
+        let multi = PatternOptions {
+            multi_line: opts.maxlines > 1,
+            ..single
+        };
         let build = |src: &str, which: String, o: PatternOptions| {
             F2bRegex::new(src, opts.usedns, o).map_err(|source| BuildError::Regex { which, source })
         };
@@ -392,8 +456,17 @@ impl Fail2BanFilter {
             .enumerate()
             .map(|(i, r)| build(r, format!("ignoreregex[{i}]"), single))
             .collect::<Result<Vec<_>, _>>()?;
-        let dates = DateDetector::new(opts.datepattern.as_deref(), opts.logtimezone.as_deref(), local, ref_year)?;
-        let prefilter = if opts.maxlines == 1 { Prefilter::new(&failregex) } else { None };
+        let dates = DateDetector::new(
+            opts.datepattern.as_deref(),
+            opts.logtimezone.as_deref(),
+            local,
+            ref_year,
+        )?;
+        let prefilter = if opts.maxlines == 1 {
+            Prefilter::new(&failregex)
+        } else {
+            None
+        };
         let possible = vec![true; failregex.len()];
         Ok(Fail2BanFilter {
             prefilter,
@@ -457,14 +530,22 @@ impl Fail2BanFilter {
         }
         // The line without its date: what the patterns see.
         let text = match cut {
-            Some((s, e)) if s > 0 && s < e => std::borrow::Cow::Owned(format!("{}{}", &line[..s], &line[e..])),
+            Some((s, e)) if s > 0 && s < e => {
+                std::borrow::Cow::Owned(format!("{}{}", &line[..s], &line[e..]))
+            }
             Some((s, e)) if s < e => std::borrow::Cow::Borrowed(&line[e..]),
             _ => std::borrow::Cow::Borrowed(line),
         };
         if !self.prefilter_passes(&text) {
-            return LineResult { errors, ..LineResult::default() };
+            return LineResult {
+                errors,
+                ..LineResult::default()
+            };
         }
-        let entry = Line { text: text.into_owned(), full: line.to_owned() };
+        let entry = Line {
+            text: text.into_owned(),
+            full: line.to_owned(),
+        };
         if date.is_none()
             && let Some(t) = self.last_date
             && t > now as f64 - LAST_DATE_MAX_AGE
@@ -482,7 +563,13 @@ impl Fail2BanFilter {
         if !self.prefilter_passes(message) {
             return LineResult::default();
         }
-        self.find_failures(Line { text: message.to_owned(), full: message.to_owned() }, Some(time))
+        self.find_failures(
+            Line {
+                text: message.to_owned(),
+                full: message.to_owned(),
+            },
+            Some(time),
+        )
     }
 
     /// Runs the literal prefilter over `text` (the line without its date) and records
@@ -580,10 +667,16 @@ impl Fail2BanFilter {
                 return out;
             }
             pre = p.groups(&b);
-            let content = pre.iter().position(|(n, _)| &**n == "content").map(|i| pre.remove(i).1);
+            let content = pre
+                .iter()
+                .position(|(n, _)| &**n == "content")
+                .map(|i| pre.remove(i).1);
             if let Some(Some(c)) = content.filter(|c| c.as_deref().is_some_and(|c| !c.is_empty())) {
                 self.buffer.clear();
-                self.buffer.push(Line { text: c.clone(), full: c });
+                self.buffer.push(Line {
+                    text: c.clone(),
+                    full: c,
+                });
                 buf = None;
             }
         }
@@ -616,13 +709,23 @@ impl Fail2BanFilter {
             let (matched, unmatched) = if org.len() <= 1 {
                 // One line: it is the match. Without `check_all` this is the last
                 // failregex tried, so the snapshot can be handed over.
-                (if self.check_all { org.clone() } else { std::mem::take(&mut org) }, Vec::new())
+                (
+                    if self.check_all {
+                        org.clone()
+                    } else {
+                        std::mem::take(&mut org)
+                    },
+                    Vec::new(),
+                )
             } else {
                 split_lines(&b, span, &org, &skipped)
             };
-            let first_id_group = ["fid", "ip4", "ip6", "dns"]
-                .iter()
-                .find_map(|g| groups.iter().find(|(n, v)| &**n == *g && v.is_some()).and_then(|(_, v)| v.clone()));
+            let first_id_group = ["fid", "ip4", "ip6", "dns"].iter().find_map(|g| {
+                groups
+                    .iter()
+                    .find(|(n, v)| &**n == *g && v.is_some())
+                    .and_then(|(_, v)| v.clone())
+            });
 
             let ignored = if self.ignoreregex.is_empty() {
                 None
@@ -643,7 +746,11 @@ impl Fail2BanFilter {
             }
             let mut fail: Fields = BTreeMap::new();
             // The prefregex groups are needed again only when every failregex is tried.
-            let pre_groups = if self.check_all { pre.clone() } else { std::mem::take(&mut pre) };
+            let pre_groups = if self.check_all {
+                pre.clone()
+            } else {
+                std::mem::take(&mut pre)
+            };
             for (k, v) in pre_groups.into_iter().chain(groups) {
                 match v {
                     Some(v) => {
@@ -711,7 +818,13 @@ impl Fail2BanFilter {
             if let (Some(m), true) = (&mlfid, keep) {
                 self.cache_put(m.clone(), fail.clone());
             }
-            out.failures.push(Failure { regex: idx, id, addr, time: date, fields: fail });
+            out.failures.push(Failure {
+                regex: idx,
+                id,
+                addr,
+                time: date,
+                fields: fail,
+            });
             if !self.check_all {
                 break;
             }
@@ -829,7 +942,9 @@ fn truthy(f: &Fields, k: &str) -> bool {
 /// Adds `user` to the `users` set; returns the set's size when the set exists.
 fn update_users(f: &mut Fields, user: Option<&str>) -> Option<usize> {
     if let Some(u) = user.filter(|u| !u.is_empty()) {
-        let entry = f.entry("users".into()).or_insert_with(|| Value::Users(BTreeSet::new()));
+        let entry = f
+            .entry("users".into())
+            .or_insert_with(|| Value::Users(BTreeSet::new()));
         if let Value::Users(s) = entry {
             s.insert(u.to_owned());
             return Some(s.len());
@@ -844,7 +959,10 @@ fn update_users(f: &mut Fields, user: Option<&str>) -> Option<usize> {
 /// The failure id of an address as Fail2Ban prints it: canonical text, IPv4-mapped IPv6
 /// as IPv4, a network as `addr/len`; text that is no address is kept as it is.
 pub fn normalize(ip: &str, cidr: Option<u8>, family: Option<u8>) -> (String, Option<IpAddr>) {
-    let t = ip.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(ip);
+    let t = ip
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(ip);
     let parsed: Option<IpAddr> = match family {
         Some(4) => t.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
         Some(6) => t.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
@@ -883,11 +1001,16 @@ mod tests {
     #[test]
     fn host_and_user_from_a_simple_filter() {
         let mut f = utc_filter(FilterOptions {
-            failregex: vec![r"^\s*Failed password for <F-USER>\S+</F-USER> from <HOST> port \d+".into()],
+            failregex: vec![
+                r"^\s*Failed password for <F-USER>\S+</F-USER> from <HOST> port \d+".into(),
+            ],
             usedns: UseDns::No,
             ..FilterOptions::default()
         });
-        let r = f.process_line("Jan 10 07:00:01 Failed password for root from ::ffff:192.0.2.7 port 22", 1_124_013_600);
+        let r = f.process_line(
+            "Jan 10 07:00:01 Failed password for root from ::ffff:192.0.2.7 port 22",
+            1_124_013_600,
+        );
         assert_eq!(r.failures.len(), 1);
         let x = &r.failures[0];
         assert_eq!(x.id.as_deref(), Some("192.0.2.7"));
@@ -915,7 +1038,10 @@ mod tests {
         let filter = std::path::Path::new("/etc/fail2ban/filter.d/sshd.conf");
         let Ok(text) = std::fs::read_to_string(log) else {
             eprintln!("!!! SKIPPED: {log} missing (apt-get install fail2ban) !!!");
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{log} missing in CI");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{log} missing in CI"
+            );
             return;
         };
         let now = 1_700_000_000;
@@ -923,7 +1049,10 @@ mod tests {
             let o = crate::load_filter(filter, &[("mode".into(), mode.into())]).unwrap();
             let mut fast = Fail2BanFilter::new(&o, jiff::tz::TimeZone::UTC, 2026).unwrap();
             let mut slow = Fail2BanFilter::new(&o, jiff::tz::TimeZone::UTC, 2026).unwrap();
-            assert!(fast.prefilter.is_some(), "sshd's failregexes all have literals");
+            assert!(
+                fast.prefilter.is_some(),
+                "sshd's failregexes all have literals"
+            );
             slow.prefilter = None;
             let (mut hits, mut skipped) = (0, 0);
             for line in text.lines().filter(|l| !l.starts_with('#')) {
@@ -934,7 +1063,10 @@ mod tests {
                 hits += a.failures.len();
                 skipped += usize::from(!fast.possible.iter().any(|p| *p));
             }
-            assert!(hits > 50 && skipped > 10, "mode {mode}: {hits} failures, {skipped} lines skipped");
+            assert!(
+                hits > 50 && skipped > 10,
+                "mode {mode}: {hits} failures, {skipped} lines skipped"
+            );
         }
     }
 
@@ -947,9 +1079,18 @@ mod tests {
             pf.scan(text, possible);
             possible.clone()
         };
-        assert_eq!(scan("for invalid user x", &mut possible), [true, true, true, false, false, false]);
-        assert_eq!(scan("xabcd", &mut possible), [false, false, false, true, true, true]);
-        assert_eq!(scan("users", &mut possible), [false, false, true, false, false, false]);
+        assert_eq!(
+            scan("for invalid user x", &mut possible),
+            [true, true, true, false, false, false]
+        );
+        assert_eq!(
+            scan("xabcd", &mut possible),
+            [false, false, false, true, true, true]
+        );
+        assert_eq!(
+            scan("users", &mut possible),
+            [false, false, true, false, false, false]
+        );
         assert!(!pf.scan("nothing here", &mut possible));
         assert_eq!(possible, [false; 6]);
     }

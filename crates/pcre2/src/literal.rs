@@ -40,12 +40,16 @@ struct Parser<'a> {
 /// The literals of which at least one occurs in every match of `pattern` (PCRE2 syntax,
 /// compiled without caseless or extended options), or `None` when no such set is known.
 pub(crate) fn required_literals(pattern: &str) -> Option<Vec<String>> {
-    let mut p = Parser { s: pattern.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: pattern.as_bytes(),
+        i: 0,
+    };
     let lits = p.alternation().ok()?;
     if p.i != p.s.len() {
         return None; // an unbalanced `)`: do not guess
     }
-    lits.req.filter(|set| !set.is_empty() && set.iter().all(|l| !l.is_empty()))
+    lits.req
+        .filter(|set| !set.is_empty() && set.iter().all(|l| !l.is_empty()))
 }
 
 /// A set is better when its shortest literal is longer (fewer chance hits), then when it
@@ -77,7 +81,10 @@ impl Parser<'_> {
             }
             _ => None,
         };
-        let mut all = Lits { req: Some(Vec::new()), exact: Some(Vec::new()) };
+        let mut all = Lits {
+            req: Some(Vec::new()),
+            exact: Some(Vec::new()),
+        };
         loop {
             let branch = self.sequence()?;
             all.req = union(all.req, branch.req);
@@ -106,7 +113,11 @@ impl Parser<'_> {
                 let rest = &self.s[self.i + 1..];
                 let end = rest.iter().position(|&c| c == b'}')?;
                 let body = &rest[..end];
-                if body.is_empty() || !body.iter().all(|c| c.is_ascii_digit() || *c == b',' || *c == b' ') {
+                if body.is_empty()
+                    || !body
+                        .iter()
+                        .all(|c| c.is_ascii_digit() || *c == b',' || *c == b' ')
+                {
                     return None;
                 }
                 if !body.iter().any(u8::is_ascii_digit) {
@@ -147,9 +158,17 @@ impl Parser<'_> {
                     }
                     self.i += 2;
                 }
-                Some(b'[') if self.starts_with("[:") || self.starts_with("[=") || self.starts_with("[.") => {
+                Some(b'[')
+                    if self.starts_with("[:")
+                        || self.starts_with("[=")
+                        || self.starts_with("[.") =>
+                {
                     let close = [b':', b']'];
-                    let close = if self.starts_with("[:") { close } else { [self.s[self.i + 1], b']'] };
+                    let close = if self.starts_with("[:") {
+                        close
+                    } else {
+                        [self.s[self.i + 1], b']']
+                    };
                     let rest = &self.s[self.i + 2..];
                     let end = rest.windows(2).position(|w| w == close).ok_or(Bail)?;
                     self.i += 2 + end + 2;
@@ -165,7 +184,10 @@ impl Parser<'_> {
 
     /// Skip to just after the next `)` (names, comments, conditions).
     fn skip_paren(&mut self) -> Result<(), Bail> {
-        let end = self.s[self.i..].iter().position(|&c| c == b')').ok_or(Bail)?;
+        let end = self.s[self.i..]
+            .iter()
+            .position(|&c| c == b')')
+            .ok_or(Bail)?;
         self.i += end + 1;
         Ok(())
     }
@@ -200,13 +222,19 @@ impl Parser<'_> {
             }
             b'<' | b'\'' => {
                 let close = if c == b'<' { b'>' } else { b'\'' };
-                let end = self.s[self.i + 1..].iter().position(|&x| x == close).ok_or(Bail)?;
+                let end = self.s[self.i + 1..]
+                    .iter()
+                    .position(|&x| x == close)
+                    .ok_or(Bail)?;
                 self.i += end + 2;
                 self.group_body().map(Piece::Group)
             }
             b'P' => match self.s.get(self.i + 1) {
                 Some(b'<') => {
-                    let end = self.s[self.i + 2..].iter().position(|&x| x == b'>').ok_or(Bail)?;
+                    let end = self.s[self.i + 2..]
+                        .iter()
+                        .position(|&x| x == b'>')
+                        .ok_or(Bail)?;
                     self.i += end + 3;
                     self.group_body().map(Piece::Group)
                 }
@@ -234,7 +262,10 @@ impl Parser<'_> {
             _ => {
                 // Inline flags `(?flags)` or `(?flags:…)`.
                 let start = self.i;
-                while self.peek().is_some_and(|c| c.is_ascii_alphabetic() || c == b'-' || c == b'^') {
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == b'-' || c == b'^')
+                {
                     self.i += 1;
                 }
                 let flags = &self.s[start..self.i];
@@ -290,8 +321,13 @@ impl Parser<'_> {
                     let g = self.group()?;
                     let q = self.quantifier();
                     match (g, q) {
-                        (Piece::Group(Lits { exact: Some(e), .. }), None) if run.len() * e.len() <= MAX_EXACT => {
-                            run = run.iter().flat_map(|r| e.iter().map(move |x| format!("{r}{x}"))).collect();
+                        (Piece::Group(Lits { exact: Some(e), .. }), None)
+                            if run.len() * e.len() <= MAX_EXACT =>
+                        {
+                            run = run
+                                .iter()
+                                .flat_map(|r| e.iter().map(move |x| format!("{r}{x}")))
+                                .collect();
                         }
                         (Piece::Group(g), None | Some(false)) => {
                             flush(&mut run, &mut best);
@@ -320,9 +356,8 @@ impl Parser<'_> {
                     let e = *self.s.get(self.i + 1).ok_or(Bail)?;
                     self.i += 2;
                     match e {
-                        b'd' | b'D' | b's' | b'S' | b'w' | b'W' | b'h' | b'H' | b'v' | b'V' | b'R' | b'X' | b'C' => {
-                            None
-                        }
+                        b'd' | b'D' | b's' | b'S' | b'w' | b'W' | b'h' | b'H' | b'v' | b'V'
+                        | b'R' | b'X' | b'C' => None,
                         b'N' if self.peek() != Some(b'{') => None,
                         b'b' | b'B' | b'A' | b'z' | b'Z' | b'G' | b'K' | b'E' => None,
                         b'n' => None, // a literal newline could span the line and the buffer's end
@@ -374,7 +409,9 @@ impl Parser<'_> {
             None => {
                 // The cursor is inside the pattern text, which is valid UTF-8 as a whole;
                 // decode just the next character.
-                let len = (1..=4).find(|&n| std::str::from_utf8(self.s.get(self.i..self.i + n).unwrap_or(&[])).is_ok());
+                let len = (1..=4).find(|&n| {
+                    std::str::from_utf8(self.s.get(self.i..self.i + n).unwrap_or(&[])).is_ok()
+                });
                 std::str::from_utf8(&self.s[self.i..self.i + len.ok_or(Bail)?]).map_err(|_| Bail)?
             }
         };
@@ -395,7 +432,10 @@ mod tests {
 
     #[test]
     fn longest_plain_run() {
-        assert_eq!(lits(r"^Failed \S+ for (?P<u>.*) from \d+"), set(&["Failed "]));
+        assert_eq!(
+            lits(r"^Failed \S+ for (?P<u>.*) from \d+"),
+            set(&["Failed "])
+        );
         assert_eq!(lits(r"^\[?x\]? LOGIN REFUSED"), set(&[" LOGIN REFUSED"]));
     }
 
@@ -412,10 +452,17 @@ mod tests {
     fn alternations_give_sets() {
         assert_eq!(
             lits(r"^(?:Connection (?:closed|reset)|Disconnected) by\d"),
-            set(&["Connection closed by", "Connection reset by", "Disconnected by"])
+            set(&[
+                "Connection closed by",
+                "Connection reset by",
+                "Disconnected by"
+            ])
         );
         assert_eq!(lits(r"abc|def"), set(&["abc", "def"]));
-        assert_eq!(lits(r"^[iI](?:llegal|nvalid) user \S+"), set(&["llegal user ", "nvalid user "]));
+        assert_eq!(
+            lits(r"^[iI](?:llegal|nvalid) user \S+"),
+            set(&["llegal user ", "nvalid user "])
+        );
         assert_eq!(
             lits(r"^(?P<n>(Connection (?:closed|reset)|Disconnected)) (?:by|from) \d"),
             set(&[
@@ -433,9 +480,20 @@ mod tests {
     #[test]
     fn zero_width_and_conditionals_contribute_nothing() {
         assert_eq!(lits(r"(?=secret)xy"), set(&["xy"]));
-        assert_eq!(lits(r"(?P<c>a)?(?(c)long branch|other branch)zz"), set(&["zz"]));
-        assert_eq!(lits(r"ab(?(c)x|y)cd"), set(&["ab"]), "a conditional separates ab and cd");
-        assert_eq!(lits(r"(?P<a>x)abc(?P=a)de"), set(&["xabc"]), "a back-reference separates xabc and de");
+        assert_eq!(
+            lits(r"(?P<c>a)?(?(c)long branch|other branch)zz"),
+            set(&["zz"])
+        );
+        assert_eq!(
+            lits(r"ab(?(c)x|y)cd"),
+            set(&["ab"]),
+            "a conditional separates ab and cd"
+        );
+        assert_eq!(
+            lits(r"(?P<a>x)abc(?P=a)de"),
+            set(&["xabc"]),
+            "a back-reference separates xabc and de"
+        );
         assert_eq!(lits(r"ab(?=c)cd"), set(&["abcd"]));
         assert_eq!(lits(r"(?<=:)abc"), set(&["abc"]));
     }
@@ -461,15 +519,24 @@ mod tests {
     #[test]
     fn literals_occur_in_matches() {
         let cases = [
-            (r"^Failed (?:publickey|\S+) for (?P<u>\S+) from (?P<h>\S+)", "Failed password for root from 192.0.2.1"),
-            (r"^[iI](?:llegal|nvalid) user (?P<u>.*?) from \S+", "Invalid user x from y"),
+            (
+                r"^Failed (?:publickey|\S+) for (?P<u>\S+) from (?P<h>\S+)",
+                "Failed password for root from 192.0.2.1",
+            ),
+            (
+                r"^[iI](?:llegal|nvalid) user (?P<u>.*?) from \S+",
+                "Invalid user x from y",
+            ),
             (r"(?:a|b)c{2,}d", "bccd"),
         ];
         for (re, subject) in cases {
             let p = crate::RegexPattern::new(re).unwrap();
             assert!(p.is_match(subject).unwrap(), "{re} must match {subject}");
             let l = lits(re).unwrap();
-            assert!(l.iter().any(|x| subject.contains(x.as_str())), "{l:?} not in {subject}");
+            assert!(
+                l.iter().any(|x| subject.contains(x.as_str())),
+                "{l:?} not in {subject}"
+            );
         }
     }
 }

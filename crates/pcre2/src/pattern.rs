@@ -51,7 +51,10 @@ pub struct PatternOptions {
 
 impl Default for PatternOptions {
     fn default() -> PatternOptions {
-        PatternOptions { multi_line: false, match_limit: DEFAULT_MATCH_LIMIT }
+        PatternOptions {
+            multi_line: false,
+            match_limit: DEFAULT_MATCH_LIMIT,
+        }
     }
 }
 
@@ -75,7 +78,10 @@ impl RegexPattern {
     }
 
     /// Compile `pattern` with `options`.
-    pub fn with_options(pattern: &str, options: PatternOptions) -> Result<RegexPattern, CompileError> {
+    pub fn with_options(
+        pattern: &str,
+        options: PatternOptions,
+    ) -> Result<RegexPattern, CompileError> {
         let bounded = format!("(*LIMIT_MATCH={}){pattern}", options.match_limit);
         let regex = RegexBuilder::new()
             .utf(true)
@@ -83,9 +89,21 @@ impl RegexPattern {
             .multi_line(options.multi_line)
             .jit_if_available(true)
             .build(&bounded)
-            .map_err(|source| CompileError { pattern: pattern.into(), source })?;
-        let names = regex.capture_names().iter().map(|n| n.as_deref().map(Box::from)).collect();
-        Ok(RegexPattern { regex, source: pattern.into(), names, limit: options.match_limit })
+            .map_err(|source| CompileError {
+                pattern: pattern.into(),
+                source,
+            })?;
+        let names = regex
+            .capture_names()
+            .iter()
+            .map(|n| n.as_deref().map(Box::from))
+            .collect();
+        Ok(RegexPattern {
+            regex,
+            source: pattern.into(),
+            names,
+            limit: options.match_limit,
+        })
     }
 
     /// The pattern text as given (without the limit prefix).
@@ -136,7 +154,10 @@ impl Pattern for RegexPattern {
     }
 
     fn captures_at(&self, line: &str, at: usize, caps: &mut Spans) -> Result<bool, SearchError> {
-        match self.regex.captures_read_at(&mut caps.0, line.as_bytes(), at) {
+        match self
+            .regex
+            .captures_read_at(&mut caps.0, line.as_bytes(), at)
+        {
             Ok(m) => Ok(m.is_some()),
             Err(e) => Err(self.error(e)),
         }
@@ -147,7 +168,9 @@ impl Pattern for RegexPattern {
     }
 
     fn is_match(&self, line: &str) -> Result<bool, SearchError> {
-        self.regex.is_match(line.as_bytes()).map_err(|e| self.error(e))
+        self.regex
+            .is_match(line.as_bytes())
+            .map_err(|e| self.error(e))
     }
 }
 
@@ -183,7 +206,10 @@ mod tests {
     #[test]
     fn unicode_digits_and_open_ended_repeat() {
         let p = RegexPattern::new(r"^\d{,3}$").unwrap();
-        assert!(p.is_match("١٢").unwrap(), "\\d is Unicode as in Python str patterns");
+        assert!(
+            p.is_match("١٢").unwrap(),
+            "\\d is Unicode as in Python str patterns"
+        );
         assert!(!p.is_match("1234").unwrap());
     }
 
@@ -195,6 +221,9 @@ mod tests {
             Err(SearchError::MatchLimit { limit }) => assert_eq!(limit, DEFAULT_MATCH_LIMIT),
             other => panic!("expected the match limit, got {other:?}"),
         }
-        assert!(p.is_match("aaaa").unwrap(), "the pattern still works on sane input");
+        assert!(
+            p.is_match("aaaa").unwrap(),
+            "the pattern still works on sane input"
+        );
     }
 }

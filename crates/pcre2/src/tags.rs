@@ -76,8 +76,11 @@ fn is_tag_char(c: char) -> bool {
 /// A custom field name: `F-` then uppercase letters, digits, `_` or `-`.
 fn custom_name(tag: &str) -> Option<&str> {
     let rest = tag.strip_prefix("F-")?;
-    (!rest.is_empty() && rest.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-'))
-        .then_some(rest)
+    (!rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-'))
+    .then_some(rest)
 }
 
 /// Replace every tag in `regex` by its regex; unknown tags stay literal text.
@@ -92,7 +95,9 @@ pub fn expand_tags(regex: &str, dns: UseDns) -> String {
         // A tag: `<` `/`? name `/`? `>` with name of word characters and `-`.
         let closing = after.starts_with('/');
         let body_start = usize::from(closing);
-        let name_len = after[body_start..].find(|c: char| !is_tag_char(c)).unwrap_or(after.len() - body_start);
+        let name_len = after[body_start..]
+            .find(|c: char| !is_tag_char(c))
+            .unwrap_or(after.len() - body_start);
         let mut end = body_start + name_len;
         let self_closing = after[end..].starts_with('/');
         if self_closing {
@@ -189,9 +194,15 @@ mod tests {
 
     #[test]
     fn custom_fields_open_and_close() {
-        assert_eq!(expand_tags("<F-USER>.+</F-USER>", UseDns::No), "(?P<user>.+)");
+        assert_eq!(
+            expand_tags("<F-USER>.+</F-USER>", UseDns::No),
+            "(?P<user>.+)"
+        );
         assert_eq!(expand_tags("<F-ID>x</F-ID>", UseDns::No), "(?P<fid>x)");
-        assert_eq!(expand_tags("a </F-USER> <foo> < x>", UseDns::No), "a </F-USER> <foo> < x>");
+        assert_eq!(
+            expand_tags("a </F-USER> <foo> < x>", UseDns::No),
+            "a </F-USER> <foo> < x>"
+        );
         assert_eq!(expand_tags("<F-ID/>", UseDns::No), r"(?P<fid>\S+)");
     }
 
@@ -204,6 +215,9 @@ mod tests {
     #[test]
     fn python_end_anchor() {
         assert_eq!(python_to_pcre2(r"a\Z\\Z"), r"a\z\\Z");
-        assert_eq!(python_to_pcre2(r"(?iu)x(?u)y(?P<n>z)(?u:w)"), r"(?i)xy(?P<n>z)(?:w)");
+        assert_eq!(
+            python_to_pcre2(r"(?iu)x(?u)y(?P<n>z)(?u:w)"),
+            r"(?i)xy(?P<n>z)(?:w)"
+        );
     }
 }
