@@ -4,13 +4,16 @@
 //! lives in `portcullis-core`.
 
 mod cli;
+mod config;
 mod ctl;
 mod daemon;
 mod fail2ban_cmd;
+mod filters;
 mod investigate;
 mod logfiles;
-mod pipeline;
+mod offline;
 mod scan;
+mod tally;
 mod test_filter;
 mod text;
 

@@ -1,8 +1,7 @@
 //! `portcullis scan`: replay log files through filters and jails with log time as the clock.
 
+use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasher;
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -11,38 +10,22 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use portcullis_core::event::{Alert, Ban, parse_addr};
-use portcullis_core::filter::{Coalescer, LineMatcher, Merge, Stats};
+use portcullis_core::filter::{AttemptMerger, Stats, Unmerged, UnmergedMatcher};
 use portcullis_core::{Decision, Event, EventKind, Time};
 use serde::Serialize;
 
 use crate::cli::ScanArgs;
 use crate::logfiles::rotation_order;
-use crate::pipeline::{JailRunner, file_reference_time, load_jails};
+use crate::offline::{OfflineJail, load_jails};
+use crate::tally::AddrTally;
+use portcullis_sources::file_reference_time;
 
 use crate::text::escape_terminal;
-
-/// How many distinct user names are kept per address; the rest are only counted.
-const USERS_PER_ADDR: usize = 16;
-/// How many further distinct names are counted (not kept) per address.
-const MAX_DISTINCT_USERS: usize = 4096;
 
 /// Everything `scan` learned about one address.
 #[derive(Debug, Default)]
 struct AddrReport {
-    attempts: u64,
-    probes: u64,
-    successes: u64,
-    first_seen: Option<Time>,
-    last_seen: Option<Time>,
-    /// Distinct user names tried, capped at [`USERS_PER_ADDR`] (attacker-chosen, so bounded).
-    users: Vec<Box<str>>,
-    /// Hashes of further distinct names beyond the kept ones, capped at
-    /// [`MAX_DISTINCT_USERS`], so the count stays exact for real attacks and bounded for
-    /// hostile ones.
-    /// Boxed and allocated only past the kept names: 100k addresses must fit in 64 MiB, and
-    /// an empty `HashSet` alone is 48 bytes.
-    #[allow(clippy::box_collection)]
-    more_users: Option<Box<HashSet<u64>>>,
+    tally: AddrTally,
     bans: Vec<BanLite>,
 }
 
@@ -96,32 +79,12 @@ impl BanLite {
 }
 
 impl AddrReport {
-    fn more_users(&self) -> usize {
-        self.more_users.as_ref().map_or(0, |s| s.len())
-    }
-
     fn observe(&mut self, ev: &Event, hasher: &RandomState) {
-        let n = u64::from(ev.count);
-        match ev.kind {
-            EventKind::Attempt => self.attempts += n,
-            EventKind::Probe => self.probes += n,
-            EventKind::Success => self.successes += n.max(1),
-            EventKind::Info => {}
-        }
-        self.first_seen = Some(self.first_seen.map_or(ev.time, |t| t.min(ev.time)));
-        self.last_seen = Some(self.last_seen.map_or(ev.time, |t| t.max(ev.time)));
+        self.tally.record(ev.kind, ev.count, ev.time);
         if let Some(user) = &ev.user
             && ev.kind != EventKind::Success
-            && !self.users.iter().any(|u| u == user)
         {
-            if self.users.len() < USERS_PER_ADDR {
-                self.users.push(user.clone());
-            } else {
-                let set = self.more_users.get_or_insert_with(Default::default);
-                if set.len() < MAX_DISTINCT_USERS {
-                    set.insert(hasher.hash_one(user));
-                }
-            }
+            self.tally.tried_user(user, hasher);
         }
     }
 }
@@ -216,7 +179,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
             lines = n;
             result
         } else {
-            crate::pipeline::for_each_line(path, |line| {
+            read_lines(path, |line| {
                 lines += 1;
                 if let Some(pb) = &progress {
                     pb.inc(line.len() as u64 + 1);
@@ -286,14 +249,20 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     totals.files = files.len();
     totals.addresses = addrs.len();
     for r in addrs.values() {
-        totals.attempts += r.attempts;
-        totals.probes += r.probes;
-        totals.successes += r.successes;
+        totals.attempts += r.tally.attempts;
+        totals.probes += r.tally.probes;
+        totals.successes += r.tally.successes;
     }
     totals.seconds = started.elapsed().as_secs_f64();
 
     let mut rows: Vec<(IpAddr, AddrReport)> = addrs.into_iter().collect();
-    rows.sort_by(|a, b| (b.1.attempts, b.1.probes, a.0).cmp(&(a.1.attempts, a.1.probes, b.0)));
+    rows.sort_by(|a, b| {
+        (b.1.tally.attempts, b.1.tally.probes, a.0).cmp(&(
+            a.1.tally.attempts,
+            a.1.tally.probes,
+            b.0,
+        ))
+    });
     let out = io::stdout();
     let mut out = io::BufWriter::new(out.lock());
     if args.json {
@@ -317,18 +286,15 @@ const CHUNK_BYTES: usize = 64 * 1024;
 const QUEUE_CHUNKS: usize = 2;
 
 /// Matching on worker threads: the reader splits the file into chunks of whole lines, the
-/// workers run the per-line filter stage (date, header, regex, address) on forked matchers
-/// that leave attempt merging to the caller, and the calling thread consumes their events
-/// in file order, merging attempts ([`Coalescer`]) there, so counts stay exact across chunk
-/// boundaries. Chunk `k` goes to worker `k % workers`, and results are taken back in the
-/// same order.
+/// workers run core's per-line stage ([`UnmergedMatcher`]: date, header, regex, address) on
+/// forks, and the calling thread takes their events back in file order and settles their
+/// counts with one [`AttemptMerger`] per jail, so counts stay exact across chunk boundaries.
+/// Chunk `k` goes to worker `k % workers`, and results are taken back in the same order.
 struct Parallel {
-    /// One matcher per jail, forked per worker and file.
-    templates: Vec<LineMatcher>,
-    /// Merge role of each rule, per jail.
-    merges: Vec<Vec<Merge>>,
+    /// One per-line stage per jail, forked per worker and file.
+    templates: Vec<UnmergedMatcher>,
     /// Attempt merging per jail, across files (like the sequential matcher's own).
-    coalescers: Vec<Coalescer>,
+    mergers: Vec<AttemptMerger>,
     workers: usize,
     /// Line counters summed over all workers and jails (only the four `scan` reports).
     stats: Stats,
@@ -337,7 +303,7 @@ struct Parallel {
 impl Parallel {
     /// `None` (read sequentially) with `--explain` (it prints the line of each event), a
     /// Fail2Ban filter (its matcher keeps multi-line state) or a single core.
-    fn plan(jails: &[JailRunner], explain: Option<IpAddr>) -> Option<Parallel> {
+    fn plan(jails: &[OfflineJail], explain: Option<IpAddr>) -> Option<Parallel> {
         if explain.is_some() {
             return None;
         }
@@ -349,18 +315,14 @@ impl Parallel {
     }
 
     /// `workers` threads matching for `jails`; `None` if a jail's filter is not native.
-    fn new(jails: &[JailRunner], workers: usize) -> Option<Parallel> {
+    fn new(jails: &[OfflineJail], workers: usize) -> Option<Parallel> {
         let mut templates = Vec::new();
-        let mut merges = Vec::new();
         for jail in jails {
-            let m = jail.native_matcher()?.fork().ok()?.merge_by_caller();
-            merges.push(m.filter().rules().iter().map(|r| r.merge).collect());
-            templates.push(m);
+            templates.push(jail.native_matcher()?.unmerged().ok()?);
         }
         Some(Parallel {
-            coalescers: jails.iter().map(|_| Coalescer::new()).collect(),
+            mergers: jails.iter().map(|_| AttemptMerger::new()).collect(),
             templates,
-            merges,
             workers,
             stats: Stats::default(),
         })
@@ -392,7 +354,7 @@ impl Parallel {
             let mut handles = Vec::new();
             for mut set in forks {
                 let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE_CHUNKS);
-                let (event_tx, event_rx) = mpsc::sync_channel::<Vec<(u16, Event)>>(QUEUE_CHUNKS);
+                let (event_tx, event_rx) = mpsc::sync_channel::<Vec<(u16, Unmerged)>>(QUEUE_CHUNKS);
                 to_workers.push(chunk_tx);
                 from_workers.push(event_rx);
                 handles.push(scope.spawn(move || {
@@ -431,7 +393,7 @@ impl Parallel {
                     next += 1;
                     ok
                 };
-                let result = crate::pipeline::for_each_line(path, |line| {
+                let result = read_lines(path, |line| {
                     lines += 1;
                     if let Some(pb) = progress {
                         pb.inc(line.len() as u64 + 1);
@@ -453,15 +415,9 @@ impl Parallel {
                 let Ok(events) = from_workers[k % from_workers.len()].recv() else {
                     break;
                 };
-                for (j, mut ev) in events {
+                for (j, u) in events {
                     let j = usize::from(j);
-                    if ev.count == 0 {
-                        let merge = self.merges[j]
-                            .get(usize::from(ev.rule))
-                            .copied()
-                            .unwrap_or_default();
-                        ev.count = self.coalescers[j].count(merge, ev.pid, ev.addr, ev.time);
-                    }
+                    let ev = self.mergers[j].settle(u);
                     on_event(j, &ev);
                 }
             }
@@ -482,7 +438,7 @@ impl Parallel {
 }
 
 fn drain(
-    jail: &mut JailRunner,
+    jail: &mut OfflineJail,
     jail_idx: usize,
     addrs: &mut HashMap<IpAddr, AddrReport>,
     breaches: &mut Vec<BreachRecord>,
@@ -533,6 +489,14 @@ fn drain(
     }
 }
 
+/// Every line of the file at `path` (plain or gzip), through the one reader.
+fn read_lines(path: &std::path::Path, f: impl FnMut(&[u8])) -> Result<()> {
+    let mut reader = portcullis_sources::ReplayReader::open(portcullis_sources::SourceId(0), path)
+        .context("cannot open")?;
+    reader.for_each_line(f)?;
+    Ok(())
+}
+
 fn progress_bar(total_bytes: u64) -> Option<indicatif::ProgressBar> {
     if !io::stderr().is_terminal() || total_bytes < 64 << 20 {
         return None;
@@ -578,15 +542,16 @@ fn write_json(
         if i > 0 {
             write!(out, ",")?;
         }
+        let t = &r.tally;
         let row = JsonAddr {
             addr: addr.to_string(),
-            attempts: r.attempts,
-            probes: r.probes,
-            successes: r.successes,
-            first_seen: r.first_seen.map(|t| t.to_string()),
-            last_seen: r.last_seen.map(|t| t.to_string()),
-            users: r.users.iter().map(|u| &**u).collect(),
-            more_users: r.more_users(),
+            attempts: t.attempts,
+            probes: t.probes,
+            successes: t.successes,
+            first_seen: t.first_seen.map(|t| t.to_string()),
+            last_seen: t.last_seen.map(|t| t.to_string()),
+            users: t.users().iter().map(|u| &**u).collect(),
+            more_users: t.more_users(),
             bans: r.bans.iter().map(|b| b.record(jails)).collect(),
         };
         serde_json::to_writer(&mut *out, &row)?;
@@ -661,23 +626,24 @@ fn write_human(
             k if r.bans.iter().any(|b| b.until.is_none()) => format!("{k} (permanent)"),
             k => k.to_string(),
         };
-        let mut users: Vec<String> = r
-            .users
+        let t = &r.tally;
+        let mut users: Vec<String> = t
+            .users()
             .iter()
             .map(|u| escape_terminal(u).into_owned())
             .collect();
-        if r.more_users() > 0 {
-            users.push(format!("+{} more", r.more_users()));
+        if t.more_users() > 0 {
+            users.push(format!("+{} more", t.more_users()));
         }
         writeln!(
             out,
             "{:<39} {:>8} {:>7} {:>4} {:<20} {:<20} {:<16} {}",
             addr.to_string(),
-            r.attempts,
-            r.probes,
-            r.successes,
-            r.first_seen.map(short_time).unwrap_or_default(),
-            r.last_seen.map(short_time).unwrap_or_default(),
+            t.attempts,
+            t.probes,
+            t.successes,
+            t.first_seen.map(short_time).unwrap_or_default(),
+            t.last_seen.map(short_time).unwrap_or_default(),
             bans,
             users.join(",")
         )?;
@@ -700,14 +666,13 @@ fn short_time(t: Time) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::load_jails;
 
     /// Every event of `path` as one sequential matcher per jail sees it, in file order.
     fn sequential(path: &std::path::Path, reference: Time) -> Vec<(usize, Event)> {
         let mut jails = load_jails(None, None, None, Some("UTC")).expect("jails");
         let mut all = Vec::new();
         let mut events = Vec::new();
-        crate::pipeline::for_each_line(path, |line| {
+        read_lines(path, |line| {
             for (j, jail) in jails.iter_mut().enumerate() {
                 jail.feed_line(line, reference, &mut events);
                 all.extend(events.drain(..).map(|e| (j, e)));
@@ -747,7 +712,7 @@ mod tests {
         assert_eq!(lines, 30_000);
         assert!(
             expected.iter().any(|(_, e)| e.count == 0),
-            "corpus has merged attempts"
+            "corpus has lines of attempts another line already counted"
         );
         assert_eq!(got.len(), expected.len());
         assert!(got == expected, "events differ from the sequential matcher");

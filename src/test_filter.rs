@@ -5,12 +5,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use clap::Args;
-use portcullis_core::Time;
-use portcullis_core::date::DateParser;
-use portcullis_core::filter::{Filter, LineMatcher, LineOutcome};
-use portcullis_pcre2::{Fail2BanFilter, filter_path, load_filter};
+use portcullis_config::FilterRef;
+use portcullis_core::filter::{BadLine, EventMatcher, LineOutcome};
+use portcullis_pcre2::filter_path;
+use portcullis_sources::{ReplayReader, SourceId};
+
+use crate::filters::compile_filter;
 
 /// Arguments of `test-filter`.
 #[derive(Debug, Args)]
@@ -37,39 +39,25 @@ pub struct TestFilterArgs {
     pub json: bool,
 }
 
-enum Engine {
-    Native(Box<LineMatcher>),
-    Fail2Ban(Box<Fail2BanFilter>),
-}
-
 #[derive(Default)]
 struct Counts {
     lines: u64,
     matched: u64,
     missed: u64,
     ignored: u64,
-    errors: u64,
     hits: Vec<u64>,
 }
 
-fn open_engine(a: &TestFilterArgs, tz: &jiff::tz::TimeZone) -> Result<(Engine, Vec<String>)> {
-    let is_native =
-        a.filter.ends_with(".toml") || portcullis_core::filter::builtin(&a.filter).is_some();
-    if is_native {
-        let filter = if let Some(text) = portcullis_core::filter::builtin(&a.filter) {
-            Filter::from_toml(text, &format!("<built-in {}>", a.filter))
-                .map_err(|e| anyhow!("{e}"))?
-        } else {
-            let text = std::fs::read_to_string(&a.filter)
-                .with_context(|| format!("cannot read {}", a.filter))?;
-            Filter::from_toml(&text, &a.filter).map_err(|e| anyhow!("{e}"))?
-        };
-        let names = filter.rules().iter().map(|r| r.id.to_string()).collect();
-        let m =
-            LineMatcher::new(filter, DateParser::new(tz.clone())).map_err(|e| anyhow!("{e}"))?;
-        return Ok((Engine::Native(Box::new(m)), names));
+/// The filter `a.filter` names, resolved as a jail's filter is: a built-in name or `.toml`
+/// file is native, anything else a Fail2Ban filter (a `.conf` path, or a name in
+/// `FAIL2BAN_DIR/filter.d`) with the `--arg`s.
+fn filter_ref(a: &TestFilterArgs) -> Result<FilterRef> {
+    if a.filter.ends_with(".toml") {
+        return Ok(FilterRef::File(PathBuf::from(&a.filter)));
     }
-    let path = filter_path(&a.fail2ban_dir, &a.filter);
+    if portcullis_core::filter::builtin(&a.filter).is_some() {
+        return Ok(FilterRef::Named(a.filter.clone()));
+    }
     let args: Vec<(String, String)> = a
         .args
         .iter()
@@ -79,92 +67,81 @@ fn open_engine(a: &TestFilterArgs, tz: &jiff::tz::TimeZone) -> Result<(Engine, V
         })
         .collect::<Option<_>>()
         .ok_or_else(|| anyhow!("--arg takes KEY=VALUE"))?;
-    let opts = load_filter(&path, &args)
-        .with_context(|| format!("cannot read filter {}", path.display()))?;
-    let year = tz.to_datetime(jiff::Timestamp::now()).year();
-    let f = Fail2BanFilter::new(&opts, tz.clone(), year)
-        .with_context(|| format!("filter {}", path.display()))?;
-    let names = f.failregex().map(str::to_owned).collect();
-    Ok((Engine::Fail2Ban(Box::new(f)), names))
+    Ok(FilterRef::Fail2Ban {
+        path: filter_path(&a.fail2ban_dir, &a.filter),
+        args,
+    })
 }
 
 /// Run `test-filter`.
 pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
     let tz = jiff::tz::TimeZone::system();
-    let (mut engine, names) = open_engine(a, &tz)?;
+    let config = crate::config::load_offline(None)?;
+    let filter = compile_filter(
+        &filter_ref(a)?,
+        "test-filter",
+        &config.daemon.filter_dir,
+        &tz,
+    )?;
+    let names = filter.rule_texts();
+    let mut matcher = filter.matcher();
     let mut counts = Counts {
         hits: vec![0; names.len()],
         ..Counts::default()
     };
-    let now = jiff::Timestamp::now();
-    let now_s = now.as_second();
-    let read_time = Time::from_micros(now.as_microsecond());
+    let read_time = portcullis_sources::wall_clock();
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let started = Instant::now();
     let mut events = Vec::new();
-    let mut handle = |line: &str, out: &mut dyn Write| -> Result<()> {
+    let mut handle = |line: &[u8], out: &mut dyn Write| -> Result<()> {
         counts.lines += 1;
-        let (hit, ignored, error) = match &mut engine {
-            Engine::Native(m) => {
-                events.clear();
-                match m.feed_line(line.as_bytes(), read_time, &mut events) {
-                    LineOutcome::Matched { rule } => (Some(usize::from(rule)), false, false),
-                    LineOutcome::Ignored { .. } => (None, true, false),
-                    LineOutcome::Bad(portcullis_core::filter::BadLine::EngineError) => {
-                        (None, false, true)
-                    }
-                    _ => (None, false, false),
-                }
+        events.clear();
+        let hit = match matcher.feed_line(line, read_time, &mut events) {
+            LineOutcome::Matched { rule } | LineOutcome::Bad(BadLine::InvalidAddress { rule }) => {
+                Some(usize::from(rule))
             }
-            Engine::Fail2Ban(f) => {
-                let r = f.process_line(line, now_s);
-                let hit = r.failures.iter().find(|x| !x.is_nofail()).map(|x| x.regex);
-                (hit, r.ignored.is_some(), !r.errors.is_empty())
+            LineOutcome::Ignored { .. } => {
+                counts.ignored += 1;
+                return Ok(());
             }
+            _ => None,
         };
-        if error {
-            counts.errors += 1;
-        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(i) = hit {
             counts.matched += 1;
             if let Some(h) = counts.hits.get_mut(i) {
                 *h += 1;
             }
             if a.print_matched {
-                writeln!(out, "{line}")?;
+                writeln!(out, "{}", String::from_utf8_lossy(line))?;
             }
-        } else if ignored {
-            counts.ignored += 1;
         } else {
             counts.missed += 1;
             if a.print_missed {
-                writeln!(out, "{line}")?;
+                writeln!(out, "{}", String::from_utf8_lossy(line))?;
             }
         }
         Ok(())
     };
     let path = Path::new(&a.log);
     if path.is_file() {
-        // The shared reader: memchr over large buffers, no copy for most lines, .gz too.
+        // The one reader: memchr over large buffers, no copy for most lines, .gz too.
         let mut failed: Option<anyhow::Error> = None;
-        crate::pipeline::for_each_line(path, |raw| {
-            if failed.is_some() {
-                return;
-            }
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let line = String::from_utf8_lossy(raw);
-            if let Err(e) = handle(&line, &mut out) {
+        ReplayReader::open(SourceId(0), path)?.for_each_line(|line| {
+            if failed.is_none()
+                && let Err(e) = handle(line, &mut out)
+            {
                 failed = Some(e);
             }
-        })
-        .with_context(|| format!("cannot read {}", a.log))?;
+        })?;
         if let Some(e) = failed {
             return Err(e);
         }
     } else {
-        handle(&a.log, &mut out)?;
+        handle(a.log.as_bytes(), &mut out)?;
     }
+    let errors = matcher.stats().search_errors;
     let elapsed = started.elapsed();
     if a.json {
         let v = serde_json::json!({
@@ -173,7 +150,7 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
             "matched": counts.matched,
             "missed": counts.missed,
             "ignored": counts.ignored,
-            "errors": counts.errors,
+            "errors": errors,
             "regex_hits": names.iter().zip(&counts.hits).map(|(n, h)| serde_json::json!({"regex": n, "hits": h})).collect::<Vec<_>>(),
             "seconds": elapsed.as_secs_f64(),
         });
@@ -183,7 +160,7 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
         writeln!(
             out,
             "Matched: {}   Missed: {}   Ignored: {}   Errors: {}",
-            counts.matched, counts.missed, counts.ignored, counts.errors
+            counts.matched, counts.missed, counts.ignored, errors
         )?;
         writeln!(out, "Hits per regex:")?;
         for (i, (n, h)) in names.iter().zip(&counts.hits).enumerate() {

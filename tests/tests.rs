@@ -1,5 +1,6 @@
 //! Integration tests, built as one binary (`autotests = false`).
 
+mod breach_rule;
 mod daemon_e2e;
 mod e2e;
 mod fail2ban_e2e;

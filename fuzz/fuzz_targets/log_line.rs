@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use portcullis_core::Time;
 use portcullis_core::date::DateParser;
 use portcullis_core::event::parse_addr;
-use portcullis_core::filter::{Filter, LineMatcher, builtin};
+use portcullis_core::filter::{Filter, LineMatcher, Record, builtin};
 
 fn sshd() -> &'static Filter {
     static F: OnceLock<Filter> = OnceLock::new();
@@ -43,7 +43,13 @@ fuzz_target!(|data: &[u8]| {
         m.feed_line(line, read_time, &mut out);
         check(line, &out);
         out.clear();
-        m.feed_record(read_time, Some("sshd"), Some(1), line, &mut out);
+        let rec = Record {
+            time: read_time,
+            program: Some(b"sshd"),
+            pid: Some(1),
+            message: line,
+        };
+        m.feed_record(&rec, &mut out);
         check(line, &out);
     }
     let s = m.stats();

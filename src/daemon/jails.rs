@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use portcullis_config::JailSpec;
 use portcullis_core::jail::{JailEngine, Restored};
 use portcullis_core::{Event, EventKind, Time};
 use portcullis_sources::SourceLine;
 
-use crate::pipeline::{AnyMatcher, JailFilter};
+use crate::filters::{CompiledFilter, Matcher};
 
 /// One configured jail at run time.
 pub struct LiveJail {
@@ -17,10 +17,9 @@ pub struct LiveJail {
     /// The sans-IO engine.
     pub engine: JailEngine,
     /// One matcher per source index: each source has its own date cache and attempt merging.
-    matchers: HashMap<usize, AnyMatcher>,
-    /// A compiled filter (native or Fail2Ban) to make matchers from.
-    filter: JailFilter,
-    tz: jiff::tz::TimeZone,
+    matchers: HashMap<usize, Matcher>,
+    /// The compiled filter (native or Fail2Ban) matchers are made from.
+    filter: CompiledFilter,
     /// Whole failed attempts seen since start (for `status`).
     pub attempts: u64,
     /// Bans decided since start.
@@ -29,19 +28,13 @@ pub struct LiveJail {
 
 impl LiveJail {
     /// A jail with a fresh engine restored from the store's state.
-    pub fn new(
-        spec: JailSpec,
-        filter: JailFilter,
-        tz: jiff::tz::TimeZone,
-        restored: Restored,
-    ) -> LiveJail {
+    pub fn new(spec: JailSpec, filter: CompiledFilter, restored: Restored) -> LiveJail {
         let engine = JailEngine::new(spec.config.clone(), restored);
         LiveJail {
             spec,
             engine,
             matchers: HashMap::new(),
             filter,
-            tz,
             attempts: 0,
             total_bans: 0,
         }
@@ -49,12 +42,7 @@ impl LiveJail {
 
     /// Keep the old engine (windows, bans, history) under a new spec/filter: used by reload;
     /// a changed policy is applied to the engine in place.
-    pub fn with_engine(
-        spec: JailSpec,
-        filter: JailFilter,
-        tz: jiff::tz::TimeZone,
-        old: LiveJail,
-    ) -> LiveJail {
+    pub fn with_engine(spec: JailSpec, filter: CompiledFilter, old: LiveJail) -> LiveJail {
         let mut engine = old.engine;
         if old.spec.config != spec.config {
             engine.reconfigure(spec.config.clone());
@@ -64,7 +52,6 @@ impl LiveJail {
             engine,
             matchers: HashMap::new(),
             filter,
-            tz,
             attempts: old.attempts,
             total_bans: old.total_bans,
         }
@@ -83,30 +70,13 @@ impl LiveJail {
         now: Time,
         events: &mut Vec<Event>,
     ) -> Result<()> {
-        let matcher = match self.matchers.get_mut(&source) {
-            Some(m) => m,
-            None => {
-                let m = self
-                    .filter
-                    .matcher(&self.tz)
-                    .map_err(|e| anyhow!("jail {}: {e}", self.spec.name))?;
-                self.matchers.entry(source).or_insert(m)
-            }
-        };
+        let filter = &self.filter;
+        let matcher = self
+            .matchers
+            .entry(source)
+            .or_insert_with(|| filter.matcher());
         events.clear();
-        match &line.journal {
-            Some(fields) => {
-                let program = fields
-                    .identifier
-                    .as_deref()
-                    .and_then(|b| std::str::from_utf8(b).ok());
-                let time = fields.realtime.unwrap_or(line.read_at);
-                matcher.feed_record(time, program, fields.pid, &line.bytes, events);
-            }
-            None => {
-                matcher.feed_line(&line.bytes, line.read_at, events);
-            }
-        }
+        matcher.feed_source_line(line, events);
         for ev in events.iter() {
             if ev.kind == EventKind::Attempt {
                 self.attempts += u64::from(ev.count);

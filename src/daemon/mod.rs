@@ -35,7 +35,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::cli::RunArgs;
-use crate::pipeline::{resolve_filter, time_zone};
+use crate::filters::{resolve_filter, time_zone};
 use control::{ControlRequest, ControlSocket};
 use jails::LiveJail;
 use notify::Notifier;
@@ -74,7 +74,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 /// exists (with its conf.d), else the embedded default; then the command-line overrides.
 fn load_config(args: &RunArgs) -> Result<Config> {
     if let Some(dir) = &args.fail2ban_config {
-        let mut config = crate::pipeline::load_fail2ban_config(dir)?;
+        let mut config = crate::config::load_fail2ban(dir)?;
         if let Some(d) = &args.state_dir {
             config.daemon.state_dir = d.clone();
         }
@@ -222,12 +222,12 @@ fn build_jails(
             }
         }
         let spec = &spec;
-        let filter = resolve_filter(spec, &config.daemon.filter_dir)?;
+        let filter = resolve_filter(spec, &config.daemon.filter_dir, &tz)?;
         // A jail that stays keeps its engine (windows, bans, history); a changed policy is
         // applied to it in place.
         let kept = old.iter().position(|j| j.spec.name == spec.name);
         let jail = match kept {
-            Some(i) => LiveJail::with_engine(spec.clone(), filter, tz.clone(), old.swap_remove(i)),
+            Some(i) => LiveJail::with_engine(spec.clone(), filter, old.swap_remove(i)),
             None => {
                 let bans: Vec<Ban> = stored
                     .iter()
@@ -235,7 +235,7 @@ fn build_jails(
                     .cloned()
                     .collect();
                 let history = store.history(&spec.name, now.saturating_sub(spec.config.history))?;
-                LiveJail::new(spec.clone(), filter, tz.clone(), Restored { bans, history })
+                LiveJail::new(spec.clone(), filter, Restored { bans, history })
             }
         };
         out.push(jail);
@@ -634,10 +634,10 @@ impl Daemon {
         let failed = |e: anyhow::Error| ErrorBody::new(ErrorKind::ReloadFailed, format!("{e:#}"));
         let config = load_config(&self.args_config.as_args()).map_err(failed)?;
         // Compile everything before touching the running state: errors leave it as it is.
+        let tz = time_zone(None, &config).map_err(failed)?;
         for spec in &config.jails {
-            resolve_filter(spec, &config.daemon.filter_dir).map_err(failed)?;
+            resolve_filter(spec, &config.daemon.filter_dir, &tz).map_err(failed)?;
         }
-        time_zone(None, &config).map_err(failed)?;
         let mut warnings = Vec::new();
         if config.firewall != self.config.firewall {
             warnings.push(

@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use portcullis_core::Time;
+use portcullis_core::jail::{JailConfig, JailEngine, Restored, SuccessVerdict};
+use portcullis_core::{Event, EventKind, Time, Weight};
 use portcullis_report_html::{Finding, Severity};
 use serde::Serialize;
 
@@ -42,17 +43,65 @@ pub enum ObsKind {
     Failure {
         /// Attempts.
         count: u32,
+        /// Weight of one (the filter rule's).
+        weight: Weight,
     },
     /// Pre-authentication noise (scans, aborted connections).
     Probe {
         /// Occurrences.
         count: u32,
+        /// Weight of one (the filter rule's).
+        weight: Weight,
     },
     /// A successful login.
     Success {
         /// `password`, `publickey`, … when known.
         method: Option<Arc<str>>,
+        /// What the jail's breach rule says of it (the engine's
+        /// [`judge_success`](portcullis_core::jail::JailEngine::judge_success)).
+        verdict: SuccessVerdict,
     },
+}
+
+impl Observation {
+    /// The observation as the event a filter would have produced, for an engine.
+    pub fn event(&self) -> Event {
+        let (kind, weight, count) = match &self.kind {
+            ObsKind::Failure { count, weight } => (EventKind::Attempt, *weight, *count),
+            ObsKind::Probe { count, weight } => (EventKind::Probe, *weight, *count),
+            ObsKind::Success { .. } => (EventKind::Success, Weight::ZERO, 1),
+        };
+        Event {
+            time: self.time,
+            addr: self.addr,
+            kind,
+            weight,
+            count,
+            user: self.user.as_deref().map(Box::from),
+            method: match &self.kind {
+                ObsKind::Success { method, .. } => method.as_deref().map(Box::from),
+                _ => None,
+            },
+            pid: None,
+            rule: 0,
+        }
+    }
+}
+
+/// Judge every success of `observations` (time-ordered) afresh with the breach rule of a jail
+/// configured by `config`, replaying them through a fresh engine: for evidence that did not
+/// come through the filter (btmp failures, wtmp logins).
+pub fn rejudge(config: &JailConfig, observations: &mut [Observation]) {
+    let mut engine = JailEngine::new(config.clone(), Restored::default());
+    for ob in observations.iter_mut() {
+        let ev = ob.event();
+        if let ObsKind::Success { verdict, .. } = &mut ob.kind {
+            engine.handle_timeout(ev.time);
+            *verdict = engine.judge_success(ev.addr, ev.time);
+        }
+        engine.handle_event(ev.time, &ev);
+        while engine.poll_decision().is_some() {}
+    }
 }
 
 /// A session or authenticated connection open now, from the host snapshot.
@@ -107,9 +156,11 @@ struct Failures {
     more_users: usize,
 }
 
-/// Run every rule; the findings come back most serious first. `breach_after` is the number
-/// of failures before a success that makes it critical (the jail's `breach_after`, as the
-/// daemon's live alert); fewer (a mistyped password) give a low-severity note.
+/// Run every rule; the findings come back most serious first. A success is "after failures"
+/// by its verdict (the jail's breach rule, as `scan` and the daemon's live alert judge it):
+/// critical when the rule calls it a breach, else (a mistyped password) a low note.
+/// `breach_after` is also how many failures in the period make an address suspect for the
+/// sessions it still has open.
 pub fn analyze(
     observations: &[Observation],
     open: &[OpenSession],
@@ -128,7 +179,7 @@ pub fn analyze(
 
     for ob in observations {
         match &ob.kind {
-            ObsKind::Failure { count } => {
+            ObsKind::Failure { count, .. } => {
                 let f = failures.entry(ob.addr).or_default();
                 f.count += u64::from(*count);
                 f.first.get_or_insert(ob.time);
@@ -144,55 +195,41 @@ pub fn analyze(
                 }
             }
             ObsKind::Probe { .. } => {}
-            ObsKind::Success { method } => {
+            ObsKind::Success { method, verdict } => {
                 let user: Arc<str> = ob.user.clone().unwrap_or_else(|| Arc::from("?"));
                 let how = method
                     .as_deref()
                     .map(|m| format!(" by {m}"))
                     .unwrap_or_default();
-                if let Some(f) = failures.get(&ob.addr).filter(|f| f.count > 0) {
+                if verdict.failures > 0 {
+                    let finding = success_after_failures(ob, &user, &how, *verdict, &failures);
                     match breach_at.entry((ob.addr, user.clone())) {
                         Entry::Occupied(mut e) => {
-                            let (_, n, last) = e.get_mut();
+                            let (i, n, last) = e.get_mut();
                             *n += 1;
                             *last = ob.time;
+                            // A later breach outranks an earlier mistyped password.
+                            if finding.severity < out[*i].finding.severity {
+                                out[*i].finding = finding;
+                            }
                         }
                         Entry::Vacant(e) => {
                             e.insert((out.len(), 0, ob.time));
-                            let severity = if f.count >= breach_after {
-                                Severity::Critical
-                            } else {
-                                Severity::Low
-                            };
                             out.push(Flagged {
                                 kind: FindingKind::SuccessAfterFailures,
-                                finding: Finding {
-                                    severity,
-                                    title: format!("success after {}", plural(f.count, "failure")),
-                                    addr: Some(ob.addr),
-                                    user: Some(user.to_string()),
-                                    failures: f.count,
-                                    time: Some(ob.time),
-                                    detail: format!(
-                                        "login as {user}{how} at {}; {} from {} \
-                                         between {} and {} (users tried: {})",
-                                        ob.time,
-                                        plural(f.count, "failed attempt"),
-                                        ob.addr,
-                                        f.first.unwrap_or(ob.time),
-                                        f.last.unwrap_or(ob.time),
-                                        users_text(f)
-                                    ),
-                                },
+                                finding,
                             });
                         }
                     }
-                    if f.count >= breach_after {
+                    if verdict.breach {
                         suspects.insert(
                             ob.addr,
                             (
                                 Severity::Critical,
-                                format!("got in after {}", plural(f.count, "failure")),
+                                format!(
+                                    "got in after {}",
+                                    plural(u64::from(verdict.failures), "failure")
+                                ),
                             ),
                         );
                     }
@@ -317,6 +354,42 @@ pub fn analyze(
     out
 }
 
+/// The "success after failures" finding of success `ob` (as `user`, `how` it logged in).
+fn success_after_failures(
+    ob: &Observation,
+    user: &str,
+    how: &str,
+    verdict: SuccessVerdict,
+    failures: &HashMap<IpAddr, Failures>,
+) -> Finding {
+    let n = u64::from(verdict.failures);
+    let (first, last, users) = match failures.get(&ob.addr) {
+        Some(f) => (f.first, f.last, users_text(f)),
+        None => (None, None, "none named".to_string()),
+    };
+    Finding {
+        severity: if verdict.breach {
+            Severity::Critical
+        } else {
+            Severity::Low
+        },
+        title: format!("success after {}", plural(n, "failure")),
+        addr: Some(ob.addr),
+        user: Some(user.to_string()),
+        failures: n,
+        time: Some(ob.time),
+        detail: format!(
+            "login as {user}{how} at {}; {} from {} before it (failures in the period \
+             between {} and {}; users tried: {users})",
+            ob.time,
+            plural(n, "failed attempt"),
+            ob.addr,
+            first.unwrap_or(ob.time),
+            last.unwrap_or(ob.time),
+        ),
+    }
+}
+
 /// `1 failure`, `2 failures`.
 fn plural(n: u64, what: &str) -> String {
     if n == 1 {
@@ -354,7 +427,10 @@ mod tests {
             time: Time::from_secs(t),
             addr: addr(a),
             user: Some(user.into()),
-            kind: ObsKind::Failure { count: 1 },
+            kind: ObsKind::Failure {
+                count: 1,
+                weight: Weight::ONE,
+            },
         }
     }
     fn ok(t: i64, a: &str, user: &str) -> Observation {
@@ -364,8 +440,18 @@ mod tests {
             user: Some(user.into()),
             kind: ObsKind::Success {
                 method: Some("password".into()),
+                verdict: SuccessVerdict::default(),
             },
         }
+    }
+    /// `obs` with every success judged by the breach rule of a default jail whose
+    /// `breach_after` is `k`, then analyzed.
+    fn analyze_with(obs: &[Observation], open: &[OpenSession], k: u32) -> Vec<Flagged> {
+        let mut config = JailConfig::new("sshd");
+        config.breach_after = Some(k);
+        let mut judged = obs.to_vec();
+        rejudge(&config, &mut judged);
+        analyze(&judged, open, k)
     }
     fn kinds(f: &[Flagged]) -> Vec<(FindingKind, Option<IpAddr>, Option<&str>)> {
         f.iter()
@@ -379,7 +465,10 @@ mod tests {
             fail(1, "203.0.113.5", "admin"),
             fail(2, "203.0.113.5", "bob"),
             Observation {
-                kind: ObsKind::Failure { count: 3 },
+                kind: ObsKind::Failure {
+                    count: 3,
+                    weight: Weight::ONE,
+                },
                 ..fail(3, "203.0.113.5", "bob")
             },
             ok(10, "203.0.113.5", "bob"),
@@ -387,7 +476,7 @@ mod tests {
         // Failures after the success do not change the count, a repeat login is noted.
         obs.push(fail(11, "203.0.113.5", "bob"));
         obs.push(ok(12, "203.0.113.5", "bob"));
-        let f = analyze(&obs, &[], 3);
+        let f = analyze_with(&obs, &[], 3);
         assert_eq!(
             kinds(&f),
             [(
@@ -404,7 +493,10 @@ mod tests {
         assert!(b.detail.contains("users tried: admin, bob"), "{}", b.detail);
         assert!(b.detail.contains("1 more logins"), "{}", b.detail);
         // Below the threshold (a mistyped password) it is only a low note.
-        assert_eq!(analyze(&obs, &[], 6)[0].finding.severity, Severity::Low);
+        assert_eq!(
+            analyze_with(&obs, &[], 6)[0].finding.severity,
+            Severity::Low
+        );
     }
 
     #[test]
@@ -415,7 +507,7 @@ mod tests {
             ok(3, "198.51.100.7", "alice"),
             fail(4, "198.51.100.7", "alice"),
         ];
-        let f = analyze(&obs, &[], 1);
+        let f = analyze_with(&obs, &[], 1);
         assert!(
             f.iter()
                 .all(|x| x.kind != FindingKind::SuccessAfterFailures),
@@ -431,7 +523,7 @@ mod tests {
             ok(6, "192.0.2.11", "root"),
             ok(7, "192.0.2.10", "alice"),
         ];
-        let f = analyze(&obs, &[], 1);
+        let f = analyze_with(&obs, &[], 1);
         assert_eq!(
             kinds(&f),
             [
@@ -464,7 +556,7 @@ mod tests {
             ok(4, "2001:db8:1::9", "alice"), // same /64 again: one finding
             ok(5, "2001:db8:2::1", "bob"),   // bob's first login: no baseline
         ];
-        let f = analyze(&obs, &[], 1);
+        let f = analyze_with(&obs, &[], 1);
         assert_eq!(
             kinds(&f),
             [(
@@ -504,7 +596,7 @@ mod tests {
             sess("carol", "203.0.113.5"),  // same session seen twice: one finding
             sess("alice", "198.51.100.1"), // from her new network
         ];
-        let f = analyze(&obs, &open, 1);
+        let f = analyze_with(&obs, &open, 1);
         assert_eq!(
             kinds(&f),
             [
@@ -537,7 +629,7 @@ mod tests {
     #[test]
     fn most_serious_first_and_nothing_on_a_quiet_history() {
         assert!(
-            analyze(
+            analyze_with(
                 &[ok(1, "192.0.2.1", "alice"), fail(2, "203.0.113.9", "x")],
                 &[],
                 3
@@ -552,7 +644,7 @@ mod tests {
             ok(5, "203.0.113.9", "root"),
             ok(6, "203.0.113.8", "root"),
         ];
-        let f = analyze(&obs, &[], 1);
+        let f = analyze_with(&obs, &[], 1);
         let order: Vec<_> = f
             .iter()
             .map(|x| (x.kind, x.finding.addr.unwrap().to_string()))
@@ -578,7 +670,7 @@ mod tests {
             since: None,
             evidence: "sshd".into(),
         }];
-        let f = analyze(&obs, &open, 3);
+        let f = analyze_with(&obs, &open, 3);
         assert_eq!(
             kinds(&f),
             [(
@@ -589,7 +681,7 @@ mod tests {
         );
         assert_eq!(f[0].finding.severity, Severity::Low);
         assert!(!is_alarming(&f));
-        assert!(is_alarming(&analyze(&obs, &open, 1)));
+        assert!(is_alarming(&analyze_with(&obs, &open, 1)));
     }
 
     #[test]

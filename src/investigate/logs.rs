@@ -8,18 +8,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use portcullis_core::date::DateParser;
 use portcullis_core::{Event, EventKind, Time};
 use portcullis_sources::{
-    JournalLocation, JournalOptions, JournalSource, JournalStart, ReadStatus, SourceId,
-    parse_journal_matches,
+    JournalLocation, JournalOptions, JournalSource, JournalStart, ReadStatus, ReplayReader,
+    SourceId, file_reference_time, parse_journal_matches,
 };
 use serde::Serialize;
 
 use super::findings::{ObsKind, Observation};
 use crate::logfiles::rotation_order;
-use crate::pipeline::{JailRunner, file_reference_time, for_each_line};
+use crate::offline::OfflineJail;
 
 /// Lines about the investigated address kept at most; later ones are only counted.
 pub const MAX_ADDR_LINES: usize = 50_000;
@@ -116,7 +116,7 @@ pub struct LogScan {
 
 /// Reads lines into a [`LogScan`].
 struct Reader<'a> {
-    runner: &'a mut JailRunner,
+    runner: &'a mut OfflineJail,
     query: &'a Query,
     dates: DateParser,
     addr_text: Option<AddrText>,
@@ -137,10 +137,15 @@ impl Reader<'_> {
         a
     }
 
-    /// Take the events the matcher appended for one line.
+    /// Take the events the matcher appended for one line. Every event goes to the jail's
+    /// engine, as `scan` gives it (the period and user filters only select what is reported),
+    /// so a success is judged by the one breach rule.
     fn take_events(&mut self, source: &Arc<str>) {
         let events = std::mem::take(&mut self.events);
         for ev in &events {
+            let verdict = self.runner.handle_event(ev);
+            // Its decisions are not needed: the verdicts are the breach alerts.
+            while self.runner.poll_decision().is_some() {}
             if !self.query.in_period(ev.time) {
                 continue;
             }
@@ -150,15 +155,22 @@ impl Reader<'_> {
                 continue;
             }
             let kind = match ev.kind {
-                EventKind::Attempt if ev.count > 0 => ObsKind::Failure { count: ev.count },
-                EventKind::Probe if ev.count > 0 => ObsKind::Probe { count: ev.count },
+                EventKind::Attempt if ev.count > 0 => ObsKind::Failure {
+                    count: ev.count,
+                    weight: ev.weight,
+                },
+                EventKind::Probe if ev.count > 0 => ObsKind::Probe {
+                    count: ev.count,
+                    weight: ev.weight,
+                },
                 EventKind::Success => ObsKind::Success {
                     method: ev.method.as_deref().map(|m| self.intern(m)),
+                    verdict: verdict.unwrap_or_default(),
                 },
                 _ => continue,
             };
             let user = ev.user.as_deref().map(|u| self.intern(u));
-            if let ObsKind::Success { method } = &kind {
+            if let ObsKind::Success { method, .. } = &kind {
                 self.scan.successes.push(LogSuccess {
                     time: ev.time,
                     user: user.clone(),
@@ -221,17 +233,12 @@ impl Reader<'_> {
         let source: Arc<str> = Arc::from(path.display().to_string());
         let reference = file_reference_time(path);
         let mut lines = 0u64;
-        let result = for_each_line(path, |line| {
-            lines += 1;
-            self.events.clear();
-            self.runner.feed_line(line, reference, &mut self.events);
-            if self.addr_text.is_some() {
-                let t = self.target_event_time();
-                self.keep_if_about(line, reference, &source, t);
-            }
-            if !self.events.is_empty() {
-                self.take_events(&source);
-            }
+        let result = ReplayReader::open(SourceId(0), path).map_err(anyhow::Error::from);
+        let result = result.and_then(|mut reader| {
+            Ok(reader.for_each_line(|line| {
+                lines += 1;
+                self.line(line, reference, &source);
+            })?)
         });
         self.scan.lines += lines;
         self.scan.sources.push(SourceSummary {
@@ -241,10 +248,22 @@ impl Reader<'_> {
         });
     }
 
+    fn line(&mut self, line: &[u8], reference: Time, source: &Arc<str>) {
+        self.events.clear();
+        self.runner.feed_line(line, reference, &mut self.events);
+        if self.addr_text.is_some() {
+            let t = self.target_event_time();
+            self.keep_if_about(line, reference, source, t);
+        }
+        if !self.events.is_empty() {
+            self.take_events(source);
+        }
+    }
+
     fn journal(&mut self, location: JournalLocation) -> Result<()> {
         let source: Arc<str> = Arc::from("journal");
         let matches = parse_journal_matches(&portcullis_config::SSHD_JOURNAL_MATCHES.join(" "))
-            .map_err(|e| anyhow!("journal matches: {e}"))?;
+            .context("journal matches")?;
         let options = JournalOptions {
             location,
             matches,
@@ -266,17 +285,13 @@ impl Reader<'_> {
                 let Some(fields) = &l.journal else {
                     continue;
                 };
-                let time = fields.realtime.unwrap_or(l.read_at);
-                let program = fields
-                    .identifier
-                    .as_deref()
-                    .and_then(|b| std::str::from_utf8(b).ok());
+                let record = fields.record(&l.bytes, l.read_at);
+                let time = record.time;
                 self.events.clear();
-                self.runner
-                    .feed_record(time, program, fields.pid, &l.bytes, &mut self.events);
+                self.runner.feed_source_line(l, &mut self.events);
                 if self.addr_text.is_some() {
                     let t = self.target_event_time();
-                    let shown = fields.syslog_line(&l.bytes);
+                    let shown = record.syslog_line();
                     // Journal lines carry no date prefix: their time is the entry's.
                     self.keep_if_about(&shown, time, &source, t);
                 }
@@ -301,7 +316,7 @@ impl Reader<'_> {
 /// Read `input` through `runner`'s filter.
 pub fn read_logs(
     input: &LogInput,
-    runner: &mut JailRunner,
+    runner: &mut OfflineJail,
     query: &Query,
     tz: jiff::tz::TimeZone,
 ) -> Result<LogScan> {

@@ -11,15 +11,16 @@ mod logs;
 mod output;
 mod period;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use portcullis_core::Time;
 use portcullis_core::event::parse_addr;
+use portcullis_core::jail::{JailConfig, SuccessVerdict};
+use portcullis_core::{EventKind, Time, Weight};
 use portcullis_host::time_serde;
 use portcullis_host::{
     FailedLogin, HostPaths, Login, LoginEnd, RemoteConnections, Session, SshState, pid_alive,
@@ -29,7 +30,10 @@ use portcullis_sources::JournalLocation;
 use serde::Serialize;
 
 use crate::cli::InvestigateArgs;
-use crate::pipeline::{JailRunner, load_config, resolve_filter, time_zone};
+use crate::config::load_offline;
+use crate::filters::{resolve_filter, time_zone};
+use crate::offline::OfflineJail;
+use crate::tally::AddrTally;
 use bans::{ActiveBan, BanView, PastBan};
 use findings::{Flagged, ObsKind, Observation, OpenSession};
 use logs::{AddrLine, LogInput, LogScan, LogSuccess, Query, SourceSummary};
@@ -39,14 +43,10 @@ use logs::{AddrLine, LogInput, LogScan, LogSuccess, Query, SourceSummary};
 const SAME_LOGIN_SECS: i64 = 10;
 /// Failures before a success that make it a breach when the jail disables its alert.
 const DEFAULT_BREACH_AFTER: u32 = 3;
-/// User names kept per attacking address; the rest are counted.
-const USERS_PER_ADDR: usize = 16;
-/// Further distinct names counted per address.
-const MAX_MORE_USERS: usize = 4096;
 
 /// Run `investigate`.
 pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
-    let config = load_config(args.config.as_deref())?;
+    let config = load_offline(args.config.as_deref())?;
     let tz = time_zone(args.timezone.as_deref(), &config)?;
     let now = match &args.now {
         Some(t) => {
@@ -92,11 +92,7 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
         .ok_or_else(|| {
             anyhow!("the configuration has no jail whose filter could read sshd logs")
         })?;
-    let mut runner = JailRunner::new(
-        spec,
-        resolve_filter(spec, &config.daemon.filter_dir)?,
-        tz.clone(),
-    )?;
+    let mut runner = OfflineJail::new(spec, &resolve_filter(spec, &config.daemon.filter_dir, &tz)?);
     let breach_after = spec.config.breach_after.unwrap_or(DEFAULT_BREACH_AFTER);
     let query = Query {
         since,
@@ -130,6 +126,7 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
             wtmp: snap.logins,
             btmp: snap.failed_logins,
             scan,
+            jail: spec.config.clone(),
             breach_after,
             bans: ban_view,
             warnings,
@@ -365,6 +362,8 @@ struct Build<'a> {
     wtmp: Vec<Login>,
     btmp: Vec<FailedLogin>,
     scan: LogScan,
+    /// The jail whose filter read the logs: its breach rule judges the evidence.
+    jail: JailConfig,
     breach_after: u32,
     bans: BanView,
     warnings: Vec<String>,
@@ -372,13 +371,8 @@ struct Build<'a> {
 
 #[derive(Default)]
 struct Agg {
-    attempts: u64,
-    probes: u64,
-    successes: u64,
-    first: Option<Time>,
-    last: Option<Time>,
-    users: Vec<Arc<str>>,
-    more: HashSet<Arc<str>>,
+    tally: AddrTally,
+    /// Attempts per user name, for the investigated address only.
     per_user: Option<HashMap<Arc<str>, u64>>,
 }
 
@@ -434,7 +428,10 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
                         time: l.start,
                         addr,
                         user: Some(Arc::from(l.user.as_str())),
-                        kind: ObsKind::Success { method: None },
+                        kind: ObsKind::Success {
+                            method: None,
+                            verdict: SuccessVerdict::default(),
+                        },
                     });
                 }
             }
@@ -453,7 +450,10 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
                     time: f.time,
                     addr,
                     user: Some(Arc::from(f.user.as_str())),
-                    kind: ObsKind::Failure { count: 1 },
+                    kind: ObsKind::Failure {
+                        count: 1,
+                        weight: Weight::ONE,
+                    },
                 });
             }
         }
@@ -461,6 +461,9 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
     if !extra.is_empty() {
         observations.extend(extra);
         observations.sort_by_key(|o| o.time);
+        // wtmp logins and btmp failures did not go through the filter and its engine: judge
+        // every success again with the same rule over the whole evidence.
+        findings::rejudge(&b.jail, &mut observations);
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.time));
 
@@ -472,15 +475,14 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
         lines,
         ..Totals::default()
     };
+    let hasher = std::collections::hash_map::RandomState::new();
     for o in &observations {
         let a = aggs.entry(o.addr).or_default();
-        a.first.get_or_insert(o.time);
-        a.last = Some(o.time);
         let minute = o.time.as_secs().div_euclid(60);
         match &o.kind {
-            ObsKind::Failure { count } => {
+            ObsKind::Failure { count, .. } => {
                 let n = u64::from(*count);
-                a.attempts += n;
+                a.tally.record(EventKind::Attempt, *count, o.time);
                 totals.failures += n;
                 minutes.entry(minute).or_default().0 += n;
                 if let Some(u) = &o.user {
@@ -491,41 +493,45 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
                             .entry(u.clone())
                             .or_default() += n;
                     }
-                    if !a.users.contains(u) {
-                        if a.users.len() < USERS_PER_ADDR {
-                            a.users.push(u.clone());
-                        } else if a.more.len() < MAX_MORE_USERS {
-                            a.more.insert(u.clone());
-                        }
-                    }
+                    a.tally.tried_user(u, &hasher);
                 }
             }
-            ObsKind::Probe { count } => {
-                a.probes += u64::from(*count);
+            ObsKind::Probe { count, .. } => {
+                a.tally.record(EventKind::Probe, *count, o.time);
                 totals.probes += u64::from(*count);
             }
             ObsKind::Success { .. } => {
-                a.successes += 1;
+                a.tally.record(EventKind::Success, 1, o.time);
                 totals.successes += 1;
                 minutes.entry(minute).or_default().1 += 1;
             }
         }
     }
-    totals.attacking_addresses = aggs.values().filter(|a| a.attempts + a.probes > 0).count();
+    totals.attacking_addresses = aggs
+        .values()
+        .filter(|a| a.tally.attempts + a.tally.probes > 0)
+        .count();
 
     let attacker = |addr: IpAddr, a: &Agg| Attacker {
         addr,
-        attempts: a.attempts,
-        probes: a.probes,
-        successes: a.successes,
-        first_seen: a.first,
-        last_seen: a.last,
-        users: a.users.iter().map(|u| u.to_string()).collect(),
-        more_users: a.more.len(),
+        attempts: a.tally.attempts,
+        probes: a.tally.probes,
+        successes: a.tally.successes,
+        first_seen: a.tally.first_seen,
+        last_seen: a.tally.last_seen,
+        users: a.tally.users().iter().map(|u| u.to_string()).collect(),
+        more_users: a.tally.more_users(),
         banned: b.bans.banned(addr),
     };
-    let mut ranked: Vec<(&IpAddr, &Agg)> = aggs.iter().filter(|(_, a)| a.attempts > 0).collect();
-    ranked.sort_by(|x, y| (y.1.attempts, y.1.probes, x.0).cmp(&(x.1.attempts, x.1.probes, y.0)));
+    let mut ranked: Vec<(&IpAddr, &Agg)> =
+        aggs.iter().filter(|(_, a)| a.tally.attempts > 0).collect();
+    ranked.sort_by(|x, y| {
+        (y.1.tally.attempts, y.1.tally.probes, x.0).cmp(&(
+            x.1.tally.attempts,
+            x.1.tally.probes,
+            y.0,
+        ))
+    });
     let attackers: Vec<Attacker> = ranked
         .iter()
         .take(limit(ranked.len()))

@@ -1,6 +1,6 @@
 //! `--since` / `--until`: a duration ago or a date, read with jiff.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use portcullis_core::Time;
@@ -12,7 +12,7 @@ use portcullis_core::time::parse_duration;
 pub fn parse_point(text: &str, now: Time, tz: &TimeZone) -> Result<Time> {
     let text = text.trim();
     if text.starts_with(|c: char| c.is_ascii_digit()) && !text.contains('-') {
-        let d = parse_duration(text).map_err(|e| anyhow!("{text:?}: {e}"))?;
+        let d = parse_duration(text).with_context(|| format!("{text:?}"))?;
         return Ok(now.saturating_sub(d));
     }
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
@@ -30,7 +30,7 @@ pub fn parse_point(text: &str, now: Time, tz: &TimeZone) -> Result<Time> {
              \"YYYY-MM-DD HH:MM\")"
         ));
     };
-    let zoned = zoned.map_err(|e| anyhow!("{text:?}: {e}"))?;
+    let zoned = zoned.with_context(|| format!("{text:?}"))?;
     Ok(Time::from_micros(zoned.timestamp().as_microsecond()))
 }
 

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use portcullis_core::date::DateParser;
-use portcullis_core::filter::{self, BadLine, Filter, LineMatcher, LineOutcome};
+use portcullis_core::filter::{self, BadLine, Filter, LineMatcher, LineOutcome, Record};
 use portcullis_core::{Event, EventKind, Time, Weight};
 
 fn sshd() -> Filter {
@@ -696,7 +696,13 @@ fn every_form_as_journal_record() {
             let mut m =
                 LineMatcher::new(f.clone(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
             let mut ev = Vec::new();
-            let o = m.feed_record(t, Some(program), Some(123), case.0.as_bytes(), &mut ev);
+            let rec = Record {
+                time: t,
+                program: Some(program.as_bytes()),
+                pid: Some(123),
+                message: case.0.as_bytes(),
+            };
+            let o = m.feed_record(&rec, &mut ev);
             check(case, o, &ev, &m, program);
             assert_eq!(ev[0].time, t);
         }
@@ -753,13 +759,13 @@ fn other_lines_are_unmatched() {
     assert_eq!(s.other_program, 5);
     assert_eq!(s.matched, 0);
     let mut ev = Vec::new();
-    let o = m.feed_record(
-        read_time(),
-        Some("cron"),
-        None,
-        b"Invalid user x from 192.0.2.1",
-        &mut ev,
-    );
+    let rec = Record {
+        time: read_time(),
+        program: Some(b"cron"),
+        pid: None,
+        message: b"Invalid user x from 192.0.2.1",
+    };
+    let o = m.feed_record(&rec, &mut ev);
     assert_eq!(o, LineOutcome::Unmatched);
 }
 
@@ -1016,7 +1022,13 @@ fn host_names_are_bad_not_events() {
         &mut m,
         "Nov 25 08:00:01 web1 sshd[7]: Failed password for root from 999.1.1.1 port 22 ssh2",
     );
-    assert_eq!(o, LineOutcome::Bad(BadLine::InvalidAddress));
+    let LineOutcome::Bad(BadLine::InvalidAddress { rule }) = o else {
+        panic!("{o:?}");
+    };
+    assert_eq!(
+        m.filter().rules()[usize::from(rule)].id.as_ref(),
+        "failed-auth"
+    );
     assert!(ev.is_empty());
 }
 

@@ -341,7 +341,7 @@ pub struct Fail2BanFilter {
 /// an overlapping scan) and restarts one byte after each match start, so it visits every
 /// position where some literal starts. All literals starting there are prefixes of the
 /// longest one reported, so a match marks the owners of the literal and of its prefixes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Prefilter {
     automaton: AhoCorasick,
     /// Per automaton pattern id: the failregexes owning that literal or one of its
@@ -483,6 +483,27 @@ impl Fail2BanFilter {
             mlfid: HashMap::new(),
             mlfid_order: VecDeque::new(),
         })
+    }
+
+    /// A fresh filter with the same compiled patterns and date templates and no per-source
+    /// state (empty line buffer, no last date, no pending multi-line failures): one per
+    /// source, without compiling again.
+    pub fn fork(&self) -> Fail2BanFilter {
+        Fail2BanFilter {
+            prefregex: self.prefregex.clone(),
+            failregex: self.failregex.clone(),
+            ignoreregex: self.ignoreregex.clone(),
+            maxlines: self.maxlines,
+            check_all: self.check_all,
+            dates: self.dates.clone(),
+            journalmatch: self.journalmatch.clone(),
+            buffer: Vec::new(),
+            last_date: None,
+            mlfid: HashMap::new(),
+            mlfid_order: VecDeque::new(),
+            prefilter: self.prefilter.clone(),
+            possible: vec![true; self.failregex.len()],
+        }
     }
 
     /// The failregexes as written (with tags).

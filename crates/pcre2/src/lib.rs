@@ -7,18 +7,22 @@
 //! burning a core. [`Fail2BanFilter`] runs a `filter.d` definition line by line; the
 //! definition itself is read by `portcullis-fail2ban` ([`FilterDef`], turned into engine
 //! settings by [`FilterOptions::from_def`]), so there is one Fail2Ban reader.
+//! [`Fail2BanMatcher`] puts it behind core's
+//! [`EventMatcher`](portcullis_core::filter::EventMatcher) shape (lines and journal records
+//! in, core `Event`s out), the same shape as core's native `LineMatcher`.
 //!
-//! Key design decision: core's `AnyPattern` stays native-only. This crate depends on core
-//! (for the trait), so core cannot name this engine without a cycle, and Fail2Ban filters
-//! do not fit core's rule model anyway (prefregex, multi-line buffers, failure ids that are
-//! not addresses). The binary drives [`Fail2BanFilter`] beside core's `LineMatcher`, and a
-//! native TOML filter can still run on PCRE2 as `Filter<portcullis_pcre2::RegexPattern>`.
+//! Key design decision: Fail2Ban filters are their own matcher, not patterns inside core's
+//! rule model: prefregex, multi-line buffers and failure ids that are not addresses do not
+//! fit it. This crate depends on core (for the `Pattern` trait and `Event`), never the other
+//! way; a native TOML filter can still run on PCRE2 as
+//! `Filter<portcullis_pcre2::RegexPattern>`.
 #![deny(missing_docs)]
 
 pub mod conf;
 pub mod date;
 mod filter;
 mod literal;
+mod matcher;
 mod pattern;
 mod tags;
 
@@ -27,6 +31,7 @@ pub use date::{DateDetector, DateMatch, DatePatternError};
 pub use filter::{
     BuildError, Fail2BanFilter, Failure, Fields, FilterOptions, LineResult, Value, normalize,
 };
+pub use matcher::Fail2BanMatcher;
 pub use pattern::{
     CompileError, DEFAULT_MATCH_LIMIT, PatternOptions, RegexPattern, SearchError, Spans,
 };

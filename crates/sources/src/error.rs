@@ -1,4 +1,5 @@
-//! Errors, one enum per operation: opening a source and reading from it.
+//! Errors, one enum per operation: opening a source and reading from it. Messages say what
+//! failed; the cause is the error's `source()` (print the chain, e.g. anyhow's `{:#}`).
 
 use std::io;
 use std::path::PathBuf;
@@ -8,13 +9,13 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum OpenError {
     /// inotify could not be initialised.
-    #[error("cannot initialise inotify: {0}")]
+    #[error("cannot initialise inotify")]
     Inotify(#[source] io::Error),
     /// The stop eventfd could not be created.
-    #[error("cannot create the stop event: {0}")]
+    #[error("cannot create the stop event")]
     StopEvent(#[source] io::Error),
     /// The file exists but cannot be opened or inspected.
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}", path = path.display())]
     Open {
         /// The file.
         path: PathBuf,
@@ -23,7 +24,7 @@ pub enum OpenError {
         source: io::Error,
     },
     /// journalctl could not be started.
-    #[error("cannot start {program}: {source}")]
+    #[error("cannot start {program}", program = program.display())]
     Spawn {
         /// The journalctl path.
         program: PathBuf,
@@ -38,7 +39,7 @@ pub enum OpenError {
     #[error(transparent)]
     Match(#[from] MatchError),
     /// The input stream could not be read while detecting gzip.
-    #[error("cannot read the input: {0}")]
+    #[error("cannot read the input")]
     Input(#[source] io::Error),
 }
 
@@ -47,7 +48,7 @@ pub enum OpenError {
 #[non_exhaustive]
 pub enum ReadError {
     /// Reading a file failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}", path = path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -56,10 +57,10 @@ pub enum ReadError {
         source: io::Error,
     },
     /// Waiting for inotify, the stop event or the child's output failed.
-    #[error("cannot wait for input: {0}")]
+    #[error("cannot wait for input")]
     Wait(#[source] io::Error),
     /// journalctl could not be started; it is retried with backoff on later calls.
-    #[error("cannot start {program}: {source}")]
+    #[error("cannot start {program}", program = program.display())]
     Spawn {
         /// The journalctl path.
         program: PathBuf,
@@ -77,10 +78,10 @@ pub enum ReadError {
         stderr: String,
     },
     /// Reading journalctl's output failed.
-    #[error("cannot read journalctl output: {0}")]
+    #[error("cannot read journalctl output")]
     Pipe(#[source] io::Error),
     /// Reading or decompressing a replayed stream failed.
-    #[error("cannot read the input stream: {0}")]
+    #[error("cannot read the input stream")]
     Stream(#[source] io::Error),
 }
 

@@ -1,6 +1,7 @@
 //! portcullis-sources: the log sources. A file tail that survives rotation, copytruncate and
-//! restarts; the systemd journal through a `journalctl -o export` child; and replay of plain
-//! or gzip streams for `scan` and `--stdin`. Every source yields [`SourceLine`]s carrying a
+//! restarts; the systemd journal through a `journalctl -o export` child; and the reader of
+//! whole plain or gzip files for `scan`, `investigate` and `test-filter` ([`ReplayReader`]).
+//! All split lines the same way (memchr, CR dropped) under one cap, [`MAX_LINE`]. Every source yields [`SourceLine`]s carrying a
 //! resume [`Position`]: persisting the position of the last processed line and reopening with
 //! it loses nothing and repeats nothing. Sources are blocking (inotify / pipe + poll(2)), one
 //! thread each, stopped from outside through a [`StopHandle`] (an eventfd).
@@ -21,9 +22,9 @@ pub use journal::{
     JournalLocation, JournalOptions, JournalSource, JournalStart, JournalStats, journal_fields,
 };
 pub use line::{
-    DEFAULT_MAX_LINE, FilePosition, JournalFields, LineSource, Position, ReadStatus, SourceId,
-    SourceLine, wall_clock,
+    FilePosition, JournalFields, LineSource, MAX_LINE, Position, ReadStatus, SourceId, SourceLine,
+    wall_clock,
 };
-pub use replay::ReplayReader;
+pub use replay::{ReplayReader, file_reference_time};
 pub use stop::StopHandle;
 pub use tail::{FileTail, FileTailOptions, StartAt, TailStats};

@@ -3,13 +3,16 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use portcullis_core::filter::Record;
 use portcullis_core::time::Time;
 
 use crate::error::ReadError;
 use crate::stop::StopHandle;
 
-/// Default cap on the bytes kept of one line; the rest up to the newline is discarded.
-pub const DEFAULT_MAX_LINE: usize = 16 * 1024;
+/// The one long-line cap (core's [`portcullis_core::filter::MAX_LINE`]): every reader keeps at
+/// most this many bytes of a line or journal message and discards the rest up to the newline,
+/// so memory stays bounded; filters never match a line this long, since it may have been cut.
+pub const MAX_LINE: usize = portcullis_core::filter::MAX_LINE;
 
 /// Which configured source a line came from; chosen by the caller, copied into every line.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,21 +63,16 @@ pub struct JournalFields {
 }
 
 impl JournalFields {
-    /// `IDENTIFIER[PID]: MESSAGE` (parts that are missing are left out), the shape syslog
-    /// gives the same message, so file and journal lines can share filters.
-    pub fn syslog_line(&self, message: &[u8]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(message.len() + 32);
-        if let Some(id) = &self.identifier {
-            v.extend_from_slice(id);
-            if let Some(pid) = self.pid {
-                v.push(b'[');
-                v.extend_from_slice(pid.to_string().as_bytes());
-                v.push(b']');
-            }
-            v.extend_from_slice(b": ");
+    /// The entry as filters see it, with `message` (its `MESSAGE`); `read_at` is its time
+    /// when it has no `__REALTIME_TIMESTAMP`. Render it with
+    /// [`Record::syslog_line`](portcullis_core::filter::Record::syslog_line).
+    pub fn record<'a>(&'a self, message: &'a [u8], read_at: Time) -> Record<'a> {
+        Record {
+            time: self.realtime.unwrap_or(read_at),
+            program: self.identifier.as_deref(),
+            pid: self.pid,
+            message,
         }
-        v.extend_from_slice(message);
-        v
     }
 }
 

@@ -1,4 +1,5 @@
-//! Lines from any reader (a log file for `scan`, stdin for `--stdin`), gzip detected by magic.
+//! Lines from any reader (a log file for `scan`, `investigate` and `test-filter`), gzip
+//! detected by magic: the one reader of whole files.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -6,16 +7,20 @@ use std::path::Path;
 use std::time::Duration;
 
 use flate2::bufread::MultiGzDecoder;
+use portcullis_core::time::Time;
 
 use crate::error::{OpenError, ReadError};
-use crate::line::{
-    DEFAULT_MAX_LINE, LineSource, Position, ReadStatus, SourceId, SourceLine, wall_clock,
-};
+use crate::line::{LineSource, MAX_LINE, Position, ReadStatus, SourceId, SourceLine, wall_clock};
 use crate::split::LineSplitter;
 use crate::stop::StopHandle;
 
-/// Reads a plain or gzip-compressed stream to its end, yielding [`SourceLine`]s whose
-/// position is [`Position::Stream`]. A last line without newline is delivered at the end.
+/// Reads a plain or gzip-compressed stream to its end. A last line without newline is
+/// delivered at the end; lines are cut at the line cap (see [`MAX_LINE`]); a trailing CR is
+/// dropped.
+///
+/// Two ways to read: [`for_each_line`](Self::for_each_line) hands out borrowed slices of its
+/// buffer (no per-line copy: the offline commands use it), and the [`LineSource`]
+/// interface yields owned [`SourceLine`]s whose position is [`Position::Stream`].
 pub struct ReplayReader {
     id: SourceId,
     input: Box<dyn Read + Send>,
@@ -42,6 +47,14 @@ impl std::fmt::Debug for ReplayReader {
 impl ReplayReader {
     /// Wrap `reader`; gzip input (magic `1f 8b`, concatenated members allowed) is decompressed.
     pub fn new<R: Read + Send + 'static>(
+        id: SourceId,
+        reader: R,
+    ) -> Result<ReplayReader, OpenError> {
+        ReplayReader::with_cap(id, reader, MAX_LINE)
+    }
+
+    /// [`new`](Self::new) with another line cap, for tests of the cutting.
+    fn with_cap<R: Read + Send + 'static>(
         id: SourceId,
         reader: R,
         max_line: usize,
@@ -72,13 +85,47 @@ impl ReplayReader {
         })
     }
 
-    /// Open a file (plain or .gz, by content) with the default line cap.
+    /// Open a file (plain or .gz, by content) with the line cap [`MAX_LINE`].
     pub fn open(id: SourceId, path: &Path) -> Result<ReplayReader, OpenError> {
         let f = File::open(path).map_err(|source| OpenError::Open {
             path: path.to_path_buf(),
             source,
         })?;
-        ReplayReader::new(id, f, DEFAULT_MAX_LINE)
+        ReplayReader::new(id, f)
+    }
+
+    /// Call `f` with every line to the end of the input, borrowed from the read buffer (a
+    /// line is copied only when it straddles two reads). Returns the lines delivered.
+    pub fn for_each_line(&mut self, mut f: impl FnMut(&[u8])) -> Result<u64, ReadError> {
+        let before = self.lines;
+        loop {
+            if !self.unsplit.is_empty() {
+                let data = self.buf.get(self.unsplit.clone()).unwrap_or(&[]);
+                let mut lines = 0u64;
+                self.split.feed(data, usize::MAX, |bytes, _, _| {
+                    lines += 1;
+                    f(bytes);
+                });
+                self.lines += lines;
+                self.unsplit = 0..0;
+            }
+            if self.finished {
+                return Ok(self.lines - before);
+            }
+            let n = match self.input.read(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ReadError::Stream(e)),
+            };
+            if n == 0 {
+                self.finished = true;
+                if let Some((bytes, _, _)) = self.split.take_partial() {
+                    self.lines += 1;
+                    f(&bytes);
+                }
+            }
+            self.unsplit = 0..n;
+        }
     }
 
     /// Whether the input was gzip.
@@ -159,13 +206,7 @@ impl ReplayReader {
         }
     }
 
-    fn line(
-        &mut self,
-        bytes: Vec<u8>,
-        end: u64,
-        cut: bool,
-        now: portcullis_core::time::Time,
-    ) -> SourceLine {
+    fn line(&mut self, bytes: Vec<u8>, end: u64, cut: bool, now: Time) -> SourceLine {
         self.lines += 1;
         SourceLine {
             source: self.id,
@@ -176,6 +217,18 @@ impl ReplayReader {
             journal: None,
         }
     }
+}
+
+/// The year reference for the year-less syslog dates of a whole file: its modification time
+/// (no line in a file is newer than its last write), or now if unknown.
+pub fn file_reference_time(path: &Path) -> Time {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(wall_clock, |d| {
+            Time::from_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        })
 }
 
 impl LineSource for ReplayReader {
@@ -229,9 +282,9 @@ mod tests {
         gz_bytes.extend(gz2.finish().unwrap());
 
         let mut plain =
-            ReplayReader::new(SourceId(1), std::io::Cursor::new(text.clone()), 64).unwrap();
+            ReplayReader::with_cap(SourceId(1), std::io::Cursor::new(text.clone()), 64).unwrap();
         let mut zipped =
-            ReplayReader::new(SourceId(1), std::io::Cursor::new(gz_bytes), 64).unwrap();
+            ReplayReader::with_cap(SourceId(1), std::io::Cursor::new(gz_bytes), 64).unwrap();
         assert!(!plain.is_gzip());
         assert!(zipped.is_gzip());
         let a = all(&mut plain, 333);
@@ -241,5 +294,35 @@ mod tests {
         assert_eq!(a[0].0, "line 0 \u{e9}".as_bytes());
         assert_eq!(a[10_000].0, b"\xff no newline at end".to_vec());
         assert_eq!(a[10_000].1, Position::Stream(text.len() as u64));
+
+        // The borrowing reader gives the same lines, from plain and gzip input alike.
+        for input in [text.clone(), {
+            let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+            gz.write_all(&text).unwrap();
+            gz.finish().unwrap()
+        }] {
+            let mut r =
+                ReplayReader::with_cap(SourceId(1), std::io::Cursor::new(input), 64).unwrap();
+            let mut lines = Vec::new();
+            let n = r.for_each_line(|l| lines.push(l.to_vec())).unwrap();
+            assert_eq!(n, 10_001);
+            let want: Vec<Vec<u8>> = a.iter().map(|(l, _)| l.clone()).collect();
+            assert_eq!(lines, want);
+        }
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_the_cap_and_cr_dropped() {
+        let mut text = b"short\r\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 300));
+        text.extend_from_slice(b"\nnext\n");
+        let mut r = ReplayReader::with_cap(SourceId(1), std::io::Cursor::new(text), 100).unwrap();
+        let mut lines = Vec::new();
+        r.for_each_line(|l| lines.push(l.to_vec())).unwrap();
+        assert_eq!(
+            lines,
+            [b"short".to_vec(), vec![b'x'; 100], b"next".to_vec()]
+        );
+        assert_eq!(r.cut_lines(), 1);
     }
 }

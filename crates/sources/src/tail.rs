@@ -44,8 +44,7 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::error::{OpenError, ReadError};
 use crate::line::{
-    DEFAULT_MAX_LINE, FilePosition, LineSource, Position, ReadStatus, SourceId, SourceLine,
-    wall_clock,
+    FilePosition, LineSource, MAX_LINE, Position, ReadStatus, SourceId, SourceLine, wall_clock,
 };
 use crate::split::LineSplitter;
 use crate::stop::StopHandle;
@@ -68,8 +67,6 @@ pub enum StartAt {
 /// Tuning of a [`FileTail`].
 #[derive(Clone, Debug)]
 pub struct FileTailOptions {
-    /// Bytes kept of one line; the rest up to the newline is discarded (and counted).
-    pub max_line: usize,
     /// Stat-poll fallback period: bounds the delay on NFS, after an inotify overflow and for
     /// writes to an unlinked file. Idle cost is one stat and one read per period.
     pub poll_interval: Duration,
@@ -84,7 +81,6 @@ pub struct FileTailOptions {
 impl Default for FileTailOptions {
     fn default() -> Self {
         FileTailOptions {
-            max_line: DEFAULT_MAX_LINE,
             poll_interval: Duration::from_secs(2),
             rotate_grace: Duration::from_secs(5),
             start: StartAt::End,
@@ -98,7 +94,7 @@ impl Default for FileTailOptions {
 pub struct TailStats {
     /// Lines delivered.
     pub lines: u64,
-    /// Lines delivered cut to `max_line`.
+    /// Lines delivered cut to [`MAX_LINE`].
     pub cut_lines: u64,
     /// Switches to another file (rotation, rotated backlog, queued rotated files).
     pub rotations: u64,
@@ -202,7 +198,7 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn open(path: &Path, offset: u64, hash: u64, max_line: usize) -> io::Result<Tracked> {
+    fn open(path: &Path, offset: u64, hash: u64) -> io::Result<Tracked> {
         let file = File::open(path)?;
         let meta = file.metadata()?;
         Ok(Tracked {
@@ -213,13 +209,13 @@ impl Tracked {
             ino: meta.ino(),
             hash,
             delivered: offset,
-            split: LineSplitter::new(max_line, offset),
+            split: LineSplitter::new(MAX_LINE, offset),
         })
     }
 
     /// A gzip-compressed rotated file, to be read from decompressed `offset`.
-    fn open_gz(path: &Path, offset: u64, hash: u64, max_line: usize) -> io::Result<Tracked> {
-        let mut t = Tracked::open(path, offset, hash, max_line)?;
+    fn open_gz(path: &Path, offset: u64, hash: u64) -> io::Result<Tracked> {
+        let mut t = Tracked::open(path, offset, hash)?;
         t.gz = Some(Box::new(GzStream::open(path)?));
         Ok(t)
     }
@@ -480,7 +476,7 @@ impl FileTail {
     }
 
     fn start_fresh(&mut self) -> Result<(), OpenError> {
-        match Tracked::open(&self.path, 0, 0, self.options.max_line) {
+        match Tracked::open(&self.path, 0, 0) {
             Ok(mut t) => {
                 if self.options.start == StartAt::End {
                     let off = last_line_end(&t.file).map_err(|source| OpenError::Open {
@@ -503,16 +499,16 @@ impl FileTail {
     }
 
     fn resume_from(&mut self, pos: FilePosition) -> Result<(), OpenError> {
-        let max_line = self.options.max_line;
         if let Ok(meta) = std::fs::metadata(&self.path)
             && (meta.dev(), meta.ino()) == (pos.dev, pos.ino)
         {
-            let t = Tracked::open(&self.path, pos.offset, pos.first_line_hash, max_line).map_err(
-                |source| OpenError::Open {
-                    path: self.path.clone(),
-                    source,
-                },
-            )?;
+            let t =
+                Tracked::open(&self.path, pos.offset, pos.first_line_hash).map_err(|source| {
+                    OpenError::Open {
+                        path: self.path.clone(),
+                        source,
+                    }
+                })?;
             let len = t.file.metadata().map(|m| m.len()).unwrap_or(0);
             let same_first = pos.offset == 0
                 || pos.first_line_hash == 0
@@ -534,7 +530,7 @@ impl FileTail {
         }
         tracing::warn!(path = %self.path.display(),
             "stored position matches no file any more; reading the file from the start");
-        match Tracked::open(&self.path, 0, 0, max_line) {
+        match Tracked::open(&self.path, 0, 0) {
             Ok(t) => self.current = Some(t),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(source) => {
@@ -590,7 +586,6 @@ impl FileTail {
             .ok()
             .map(|m| (m.dev(), m.ino()));
         let sibs = self.siblings(false);
-        let max_line = self.options.max_line;
         let matches_hash = |p: &Path| -> bool {
             File::open(p)
                 .and_then(|f| first_line_hash(&f))
@@ -601,7 +596,7 @@ impl FileTail {
                 && m.len() >= pos.offset
                 && (pos.offset == 0 || pos.first_line_hash == 0 || matches_hash(p))
             {
-                return Tracked::open(p, pos.offset, pos.first_line_hash, max_line).ok();
+                return Tracked::open(p, pos.offset, pos.first_line_hash).ok();
             }
         }
         if pos.first_line_hash == 0 {
@@ -613,7 +608,7 @@ impl FileTail {
                 && m.len() >= pos.offset
                 && matches_hash(p)
             {
-                return Tracked::open(p, pos.offset, pos.first_line_hash, max_line).ok();
+                return Tracked::open(p, pos.offset, pos.first_line_hash).ok();
             }
         }
         None
@@ -623,7 +618,6 @@ impl FileTail {
     /// `compress` while we were down): same inode (a position read from that .gz), else the
     /// same decompressed first line.
     fn find_rotated_gz(&self, pos: &FilePosition) -> Option<Tracked> {
-        let max_line = self.options.max_line;
         let gz: Vec<(PathBuf, std::fs::Metadata)> = self
             .siblings(true)
             .into_iter()
@@ -641,7 +635,7 @@ impl FileTail {
                     .then(|| gz.iter().find(|(p, _)| matches_hash(p)))
                     .flatten()
             })?;
-        Tracked::open_gz(&found.0, pos.offset, pos.first_line_hash, max_line).ok()
+        Tracked::open_gz(&found.0, pos.offset, pos.first_line_hash).ok()
     }
 
     fn numbered(&self, j: u32) -> PathBuf {
@@ -696,10 +690,8 @@ impl FileTail {
                 let mut gz = plain.clone().into_os_string();
                 gz.push(".gz");
                 let gz = PathBuf::from(gz);
-                let t = match Tracked::open(&plain, 0, 0, self.options.max_line) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        Tracked::open_gz(&gz, 0, 0, self.options.max_line)
-                    }
+                let t = match Tracked::open(&plain, 0, 0) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Tracked::open_gz(&gz, 0, 0),
                     other => other,
                 };
                 match t {
@@ -934,12 +926,11 @@ impl FileTail {
 
     /// Open the next queued rotated file, else the path, from offset 0.
     fn open_next(&mut self) -> bool {
-        let max_line = self.options.max_line;
         if let Some(t) = self.queue.pop_front() {
             self.current = Some(t);
             return true;
         }
-        match Tracked::open(&self.path, 0, 0, max_line) {
+        match Tracked::open(&self.path, 0, 0) {
             Ok(t) => {
                 self.open_error = None;
                 self.current = Some(t);

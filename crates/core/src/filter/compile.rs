@@ -7,7 +7,7 @@ use regex_syntax::hir::{Hir, HirKind};
 
 use super::coalesce::Merge;
 use super::native::{FastPath, RegexPattern};
-use super::pattern::{AnyPattern, Captures, Pattern};
+use super::pattern::{Captures, Pattern};
 use super::spec::{FilterSpec, KindSpec, MergeSpec};
 use crate::event::{EventKind, Weight};
 
@@ -146,7 +146,7 @@ pub enum FilterErrorKind {
 
 /// One compiled rule: a pattern and what a match means.
 #[derive(Clone, Debug)]
-pub struct Rule<P: Pattern = AnyPattern> {
+pub struct Rule<P: Pattern = RegexPattern> {
     /// Stable name (stats, `--explain`).
     pub id: Box<str>,
     /// What a match means.
@@ -214,7 +214,7 @@ pub enum MessageMatch {
 /// Reusable per-caller match storage (one capture set per rule), so matching allocates
 /// nothing per line.
 #[derive(Debug)]
-pub struct Scratch<P: Pattern = AnyPattern> {
+pub struct Scratch<P: Pattern = RegexPattern> {
     rules: Vec<P::Captures>,
     ignores: Vec<P::Captures>,
 }
@@ -224,7 +224,7 @@ pub struct Scratch<P: Pattern = AnyPattern> {
 /// Lines are dispatched on their first byte to the rules whose literal prefix can match,
 /// then on the whole prefix, so a message usually runs one regex or none.
 #[derive(Clone, Debug)]
-pub struct Filter<P: Pattern = AnyPattern> {
+pub struct Filter<P: Pattern = RegexPattern> {
     description: Option<Box<str>>,
     programs: Box<[Box<str>]>,
     rules: Box<[Rule<P>]>,
@@ -348,7 +348,7 @@ impl<P: Pattern> Filter<P> {
     }
 }
 
-impl Filter<AnyPattern> {
+impl Filter<RegexPattern> {
     /// Read and compile a filter file. `origin` (a file name, or `builtin:sshd`) is only
     /// used in error messages, which name it with the line and key of the problem.
     pub fn from_toml(text: &str, origin: &str) -> Result<Filter, FilterError> {
@@ -410,7 +410,7 @@ impl Filter<AnyPattern> {
                 MergeSpec::Closer => Merge::Closer,
             };
             let pattern = compile_native(id, r.regex.get_ref(), true)
-                .and_then(|p| Rule::new(id, kind, weight, merge, AnyPattern::Native(p)))
+                .and_then(|p| Rule::new(id, kind, weight, merge, p))
                 .map_err(|e| err(r.regex.span(), format!("rule[{n}].regex"), e))?;
             rules.push(pattern);
         }
@@ -419,7 +419,7 @@ impl Filter<AnyPattern> {
             let id = format!("ignore[{n}]");
             let p = compile_native(&id, ig.regex.get_ref(), false)
                 .map_err(|e| err(ig.regex.span(), format!("{id}.regex"), e))?;
-            ignores.push(AnyPattern::Native(p));
+            ignores.push(p);
         }
         let programs: Vec<&str> = spec.filter.programs.iter().map(String::as_str).collect();
         Filter::new(

@@ -1,18 +1,27 @@
 //! The line entry point: raw syslog lines or journal records in, [`Event`]s out.
+//!
+//! [`EventMatcher`] is the shape both engines share (this crate's native [`LineMatcher`] and
+//! `portcullis-pcre2`'s Fail2Ban matcher). The native matcher is two stages:
+//! [`UnmergedMatcher`] (date, header, rules, address; each line on its own, so it may run on
+//! worker threads, out of order) and [`AttemptMerger`] (settles how many attempts each event
+//! counts for, in log order). [`LineMatcher`] is the two composed.
 
 use std::borrow::Cow;
 
-use super::coalesce::Coalescer;
+use super::coalesce::{Coalescer, Merge};
 use super::compile::{Filter, MessageMatch, Scratch};
 use super::header::{parse_header, parse_u32};
-use super::pattern::{AnyPattern, Pattern};
+use super::native::RegexPattern;
+use super::pattern::Pattern;
 use crate::date::DateParser;
 use crate::event::{Event, parse_addr};
 use crate::time::Time;
 
-/// Bytes of a line that are looked at. Longer lines are counted and never matched: a
-/// truncated line could end in text a client wrote, so matching it would be unsafe.
-pub const MAX_LINE: usize = 8 * 1024;
+/// The one long-line cap. Readers keep at most this many bytes of a line (the rest up to the
+/// newline is discarded, so memory stays bounded), and a line or journal message of this
+/// length or more is counted ([`Stats::oversized`]) and never matched: it may have been cut,
+/// and a cut line ends in text a client may have written, so matching it would be unsafe.
+pub const MAX_LINE: usize = 16 * 1024;
 
 /// rsyslog cuts the repeated message at 800 bytes (`[%.800s]`); an inner message that
 /// long may be cut and is not matched, for the same reason as [`MAX_LINE`].
@@ -41,12 +50,16 @@ pub enum LineOutcome {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BadLine {
-    /// Longer than [`MAX_LINE`].
+    /// [`MAX_LINE`] bytes or longer (possibly cut by the reader).
     Oversized,
     /// A `message repeated` line whose inner message may have been cut by rsyslog.
     Truncated,
-    /// A rule matched but the address text is not an IP address (e.g. a host name).
-    InvalidAddress,
+    /// A rule (index `rule`) matched but the address text is not an IP address (e.g. a host
+    /// name).
+    InvalidAddress {
+        /// Index of the rule that matched.
+        rule: u16,
+    },
     /// `message repeated N times` with N zero or not a number.
     BadRepeatCount,
     /// The regex engine failed (e.g. a backtracking limit).
@@ -68,7 +81,7 @@ pub struct Stats {
     pub other_program: u64,
     /// Lines for this filter that could not be used (see [`BadLine`]).
     pub bad: u64,
-    /// Of `bad`: lines longer than [`MAX_LINE`].
+    /// Of `bad`: lines of [`MAX_LINE`] bytes or more.
     pub oversized: u64,
     /// Lines that were not valid UTF-8 (decoded lossily, still matched).
     pub invalid_utf8: u64,
@@ -76,65 +89,156 @@ pub struct Stats {
     pub no_timestamp: u64,
     /// Matched `message repeated N times` lines.
     pub repeated: u64,
+    /// Lines on which a regex search failed (e.g. a backtracking limit); the line still went
+    /// through the other patterns.
+    pub search_errors: u64,
     /// Matches per rule, indexed like [`Filter::rules`].
     pub rule_hits: Vec<u64>,
 }
 
-/// Turns lines into events with one filter: header and timestamp parsing, rule matching,
-/// address validation, attempt merging ([`Coalescer`]) and counting.
-///
-/// One per source (it holds the date parser's cache and the merge state of that source).
-#[derive(Debug)]
-pub struct LineMatcher<P: Pattern = AnyPattern> {
-    filter: Filter<P>,
-    dates: DateParser,
-    coalescer: Coalescer,
-    scratch: Scratch<P>,
-    stats: Stats,
-    /// When set, attempt merging is left to the caller (see [`LineMatcher::merge_by_caller`]).
-    merge_by_caller: bool,
+/// A journal record as filters see it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// `__REALTIME_TIMESTAMP`: the event time.
+    pub time: Time,
+    /// `SYSLOG_IDENTIFIER`; `None` when the record has none (then the program is not checked:
+    /// the source selected the records by its own matches).
+    pub program: Option<&'a [u8]>,
+    /// The logging process (`_PID`, else `SYSLOG_PID`): merges the lines of one attempt.
+    pub pid: Option<u32>,
+    /// `MESSAGE`.
+    pub message: &'a [u8],
 }
 
-impl<P: Pattern> LineMatcher<P> {
+impl Record<'_> {
+    /// The record as syslog writes the same message, `IDENT[PID]: MSG` (missing parts left
+    /// out), so filters written for files read it too. The one rendering of a record.
+    pub fn syslog_line(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.message.len() + 32);
+        if let Some(id) = self.program {
+            v.extend_from_slice(id);
+            if let Some(pid) = self.pid {
+                v.push(b'[');
+                v.extend_from_slice(pid.to_string().as_bytes());
+                v.push(b']');
+            }
+            v.extend_from_slice(b": ");
+        }
+        v.extend_from_slice(self.message);
+        v
+    }
+}
+
+/// Turns lines and journal records into [`Event`]s: the shape every filter engine has.
+///
+/// One matcher per source: it keeps that source's state (date cache, attempt merging,
+/// multi-line buffers). Events are appended to `out`; the returned [`LineOutcome`] says what
+/// became of the line, and [`stats`](Self::stats) counts every outcome, so no line is
+/// dropped unseen.
+pub trait EventMatcher {
+    /// One raw line without its newline (a trailing CR is dropped); `reference` is when it
+    /// was read: the time of a line without a timestamp, and what settles the year of a
+    /// syslog date.
+    fn feed_line(&mut self, line: &[u8], reference: Time, out: &mut Vec<Event>) -> LineOutcome;
+
+    /// One journal record; its own time is the event time.
+    fn feed_record(&mut self, record: &Record<'_>, out: &mut Vec<Event>) -> LineOutcome;
+
+    /// Counters so far.
+    fn stats(&self) -> &Stats;
+
+    /// The name of rule `rule` (as in [`Event::rule`]) for `--explain` and hit counts; `"?"`
+    /// for an index the filter does not have.
+    fn rule_name(&self, rule: u16) -> &str;
+}
+
+/// An event whose attempt count is not settled yet: the output of [`UnmergedMatcher`], to
+/// be passed through [`AttemptMerger::settle`] in log order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unmerged {
+    /// Everything but `count`, which [`AttemptMerger::settle`] sets.
+    event: Event,
+    /// `message repeated N times`: N, counted as is.
+    repeat: Option<u32>,
+    /// The merge role of the rule that matched.
+    merge: Merge,
+}
+
+/// Settles attempt counts in log order (see [`Coalescer`]): the in-order stage of the
+/// native matcher. One per source, fed every [`Unmerged`] of that source in log order.
+#[derive(Debug)]
+pub struct AttemptMerger {
+    coalescer: Coalescer,
+}
+
+impl AttemptMerger {
+    /// A merger with nothing pending.
+    pub fn new() -> AttemptMerger {
+        AttemptMerger {
+            coalescer: Coalescer::new(),
+        }
+    }
+
+    /// The event with its count: N for `message repeated N times`, else 1 or 0 (0: another
+    /// line of the same attempt already counted it).
+    pub fn settle(&mut self, u: Unmerged) -> Event {
+        let Unmerged {
+            mut event,
+            repeat,
+            merge,
+        } = u;
+        event.count = match repeat {
+            Some(n) => n,
+            None => self
+                .coalescer
+                .count(merge, event.pid, event.addr, event.time),
+        };
+        event
+    }
+}
+
+impl Default for AttemptMerger {
+    fn default() -> AttemptMerger {
+        AttemptMerger::new()
+    }
+}
+
+/// The per-line stage of the native matcher: header and timestamp parsing, rule matching and
+/// address validation, each line on its own. It keeps no state between lines that affects
+/// results (only a date cache), so a source's lines may be matched by several forks on
+/// worker threads, in any order; their outputs then go through one [`AttemptMerger`] in log
+/// order, which gives exactly what one [`LineMatcher`] reading in order gives.
+#[derive(Debug)]
+pub struct UnmergedMatcher<P: Pattern = RegexPattern> {
+    filter: Filter<P>,
+    dates: DateParser,
+    scratch: Scratch<P>,
+    stats: Stats,
+}
+
+impl<P: Pattern> UnmergedMatcher<P> {
     /// A matcher for `filter`, reading timestamps with `dates`.
-    pub fn new(filter: Filter<P>, dates: DateParser) -> Result<LineMatcher<P>, P::Error> {
+    pub fn new(filter: Filter<P>, dates: DateParser) -> Result<UnmergedMatcher<P>, P::Error> {
         let scratch = filter.new_scratch()?;
         let stats = Stats {
             rule_hits: vec![0; filter.rules().len()],
             ..Stats::default()
         };
-        Ok(LineMatcher {
+        Ok(UnmergedMatcher {
             filter,
             dates,
-            coalescer: Coalescer::new(),
             scratch,
             stats,
-            merge_by_caller: false,
         })
     }
 
-    /// Leave attempt merging ([`Coalescer`]) to the caller, so lines can be matched out of
-    /// order (for example chunks of a file on several threads) while counts stay exact.
-    ///
-    /// Then every event of a line that is not `message repeated` has `count` 0, meaning
-    /// "not merged yet": the caller must, in log-file order, replace it by
-    /// `coalescer.count(rule.merge, ev.pid, ev.addr, ev.time)` with one [`Coalescer`] per
-    /// source and `rule = &filter().rules()[ev.rule]`. A `message repeated N times` event
-    /// keeps its count N (always ≥ 1), exactly as without this option.
-    pub fn merge_by_caller(mut self) -> LineMatcher<P> {
-        self.merge_by_caller = true;
-        self
-    }
-
-    /// A fresh matcher with the same filter, time zone and merge setting (own counters,
-    /// date cache and merge state), e.g. one per worker thread.
-    pub fn fork(&self) -> Result<LineMatcher<P>, P::Error>
+    /// A fresh matcher with the same filter and time zone (own counters and date cache),
+    /// e.g. one per worker thread.
+    pub fn fork(&self) -> Result<UnmergedMatcher<P>, P::Error>
     where
         P: Clone,
     {
-        let mut m = LineMatcher::new(self.filter.clone(), self.dates.clone())?;
-        m.merge_by_caller = self.merge_by_caller;
-        Ok(m)
+        UnmergedMatcher::new(self.filter.clone(), self.dates.clone())
     }
 
     /// The filter.
@@ -147,10 +251,13 @@ impl<P: Pattern> LineMatcher<P> {
         &self.stats
     }
 
-    /// One raw syslog-format line without its newline (a trailing CR is dropped): `TIMESTAMP host program[pid]:
-    /// message` (syslog or RFC 3339 timestamp; a line without one gets `read_time`, which
-    /// also settles the year of syslog dates). Events are appended to `out`.
-    pub fn feed_line(&mut self, line: &[u8], read_time: Time, out: &mut Vec<Event>) -> LineOutcome {
+    /// See [`EventMatcher::feed_line`]; the events come out unmerged.
+    pub fn feed_line(
+        &mut self,
+        line: &[u8],
+        read_time: Time,
+        out: &mut Vec<Unmerged>,
+    ) -> LineOutcome {
         self.stats.lines += 1;
         // Files written on or copied through Windows end lines with CR LF.
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -170,36 +277,27 @@ impl<P: Pattern> LineMatcher<P> {
         if !dated {
             self.stats.no_timestamp += 1;
         }
-        if line.len() > MAX_LINE {
+        if line.len() >= MAX_LINE {
             self.stats.oversized += 1;
             return self.bad(BadLine::Oversized);
         }
         self.message(time, h.pid, h.message, out)
     }
 
-    /// One journal record: its time (`__REALTIME_TIMESTAMP`), `SYSLOG_IDENTIFIER` (when
-    /// `None`, the program is not checked: the source already selected the records), pid
-    /// and `MESSAGE`. Events are appended to `out`.
-    pub fn feed_record(
-        &mut self,
-        time: Time,
-        program: Option<&str>,
-        pid: Option<u32>,
-        message: &[u8],
-        out: &mut Vec<Event>,
-    ) -> LineOutcome {
+    /// See [`EventMatcher::feed_record`]; the events come out unmerged.
+    pub fn feed_record(&mut self, record: &Record<'_>, out: &mut Vec<Unmerged>) -> LineOutcome {
         self.stats.lines += 1;
-        if let Some(p) = program
-            && !self.filter.wants_program(p.as_bytes())
+        if let Some(p) = record.program
+            && !self.filter.wants_program(p)
         {
             self.stats.other_program += 1;
             return self.unmatched();
         }
-        if message.len() > MAX_LINE {
+        if record.message.len() >= MAX_LINE {
             self.stats.oversized += 1;
             return self.bad(BadLine::Oversized);
         }
-        self.message(time, pid, message, out)
+        self.message(record.time, record.pid, record.message, out)
     }
 
     fn message(
@@ -207,7 +305,7 @@ impl<P: Pattern> LineMatcher<P> {
         time: Time,
         pid: Option<u32>,
         raw: &[u8],
-        out: &mut Vec<Event>,
+        out: &mut Vec<Unmerged>,
     ) -> LineOutcome {
         let text: Cow<'_, str> = match std::str::from_utf8(raw) {
             Ok(s) => Cow::Borrowed(s),
@@ -236,35 +334,37 @@ impl<P: Pattern> LineMatcher<P> {
                 return LineOutcome::Ignored { rule };
             }
             Ok(MessageMatch::None) => return self.unmatched(),
-            Err(_) => return self.bad(BadLine::EngineError),
+            Err(_) => {
+                self.stats.search_errors += 1;
+                return self.bad(BadLine::EngineError);
+            }
         };
         // Spans come from a byte-oriented engine: slice with `get` (never panics).
         let Some(addr) = message.get(m.host.0..m.host.1).and_then(parse_addr) else {
-            return self.bad(BadLine::InvalidAddress);
+            return self.bad(BadLine::InvalidAddress { rule: m.rule });
         };
         let rule = &self.filter.rules()[usize::from(m.rule)];
-        let count = match repeat {
-            Some(n) => {
-                self.stats.repeated += 1;
-                n
-            }
-            None if self.merge_by_caller => 0,
-            None => self.coalescer.count(rule.merge, pid, addr, time),
-        };
+        if repeat.is_some() {
+            self.stats.repeated += 1;
+        }
         let field = |span: Option<(usize, usize)>| {
             span.and_then(|(a, b)| message.get(a..b))
                 .map(Box::<str>::from)
         };
-        out.push(Event {
-            time,
-            addr,
-            kind: rule.kind,
-            weight: rule.weight,
-            count,
-            user: field(m.user),
-            method: field(m.method),
-            pid,
-            rule: m.rule,
+        out.push(Unmerged {
+            event: Event {
+                time,
+                addr,
+                kind: rule.kind,
+                weight: rule.weight,
+                count: 0,
+                user: field(m.user),
+                method: field(m.method),
+                pid,
+                rule: m.rule,
+            },
+            repeat,
+            merge: rule.merge,
         });
         self.stats.matched += 1;
         if let Some(h) = self.stats.rule_hits.get_mut(usize::from(m.rule)) {
@@ -281,6 +381,100 @@ impl<P: Pattern> LineMatcher<P> {
     fn bad(&mut self, why: BadLine) -> LineOutcome {
         self.stats.bad += 1;
         LineOutcome::Bad(why)
+    }
+}
+
+/// The native engine's matcher: an [`UnmergedMatcher`] and its [`AttemptMerger`], for lines
+/// read in order. One per source.
+#[derive(Debug)]
+pub struct LineMatcher<P: Pattern = RegexPattern> {
+    stage: UnmergedMatcher<P>,
+    merger: AttemptMerger,
+    /// The current line's unmerged events (reused).
+    pending: Vec<Unmerged>,
+}
+
+impl<P: Pattern> LineMatcher<P> {
+    /// A matcher for `filter`, reading timestamps with `dates`.
+    pub fn new(filter: Filter<P>, dates: DateParser) -> Result<LineMatcher<P>, P::Error> {
+        Ok(LineMatcher {
+            stage: UnmergedMatcher::new(filter, dates)?,
+            merger: AttemptMerger::new(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// A fresh matcher with the same filter and time zone (own counters, date cache and
+    /// merge state).
+    pub fn fork(&self) -> Result<LineMatcher<P>, P::Error>
+    where
+        P: Clone,
+    {
+        Ok(LineMatcher {
+            stage: self.stage.fork()?,
+            merger: AttemptMerger::new(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// A fresh per-line stage of this matcher's filter, to run on worker threads (its events
+    /// go through an [`AttemptMerger`] in log order).
+    pub fn unmerged(&self) -> Result<UnmergedMatcher<P>, P::Error>
+    where
+        P: Clone,
+    {
+        self.stage.fork()
+    }
+
+    /// The filter.
+    pub fn filter(&self) -> &Filter<P> {
+        self.stage.filter()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &Stats {
+        self.stage.stats()
+    }
+
+    /// See [`EventMatcher::feed_line`].
+    pub fn feed_line(&mut self, line: &[u8], read_time: Time, out: &mut Vec<Event>) -> LineOutcome {
+        let outcome = self.stage.feed_line(line, read_time, &mut self.pending);
+        self.settle(out);
+        outcome
+    }
+
+    /// See [`EventMatcher::feed_record`].
+    pub fn feed_record(&mut self, record: &Record<'_>, out: &mut Vec<Event>) -> LineOutcome {
+        let outcome = self.stage.feed_record(record, &mut self.pending);
+        self.settle(out);
+        outcome
+    }
+
+    fn settle(&mut self, out: &mut Vec<Event>) {
+        for u in self.pending.drain(..) {
+            out.push(self.merger.settle(u));
+        }
+    }
+}
+
+impl<P: Pattern> EventMatcher for LineMatcher<P> {
+    fn feed_line(&mut self, line: &[u8], reference: Time, out: &mut Vec<Event>) -> LineOutcome {
+        LineMatcher::feed_line(self, line, reference, out)
+    }
+
+    fn feed_record(&mut self, record: &Record<'_>, out: &mut Vec<Event>) -> LineOutcome {
+        LineMatcher::feed_record(self, record, out)
+    }
+
+    fn stats(&self) -> &Stats {
+        LineMatcher::stats(self)
+    }
+
+    fn rule_name(&self, rule: u16) -> &str {
+        self.filter()
+            .rules()
+            .get(usize::from(rule))
+            .map_or("?", |r| &*r.id)
     }
 }
 

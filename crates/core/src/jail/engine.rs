@@ -51,6 +51,17 @@ pub struct JailStats {
     pub protected: u64,
 }
 
+/// What a successful login means by the breach rule (see [`JailEngine::judge_success`]).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SuccessVerdict {
+    /// Whole failed attempts from the address before the success: those within `findtime`
+    /// before it, plus those its ban (if any) was decided on.
+    pub failures: u32,
+    /// Whether that is a breach: `failures` reached `breach_after` (never when the jail
+    /// disables the alert).
+    pub breach: bool,
+}
+
 /// A ban this jail holds, without the fields every ban shares (the jail name, the target is
 /// the map key). Kept small: an attack wave can leave 100k of these.
 #[derive(Clone, Debug)]
@@ -361,6 +372,26 @@ impl JailEngine {
         self.stats
     }
 
+    /// The breach rule, the one definition every command uses: a success of `addr` at
+    /// `time` (held at the engine clock, as events are) counts the whole failed attempts
+    /// before it within `findtime`, plus those a ban of the address was decided on (a
+    /// parallel connection that got in right after the ban), and is a breach when they reach
+    /// `breach_after`. [`handle_event`](Self::handle_event) raises [`Alert::Breach`] exactly
+    /// for the successes this calls a breach, judged after the clock moved to `now`.
+    pub fn judge_success(&self, addr: IpAddr, time: Time) -> SuccessVerdict {
+        let addr = normalize_addr(addr);
+        let time = self.clock.map_or(time, |c| time.min(c));
+        let banned = self.bans.get(&IpNet::from(addr)).map_or(0, |b| b.failures);
+        let window = self.tracked.get(&addr).map_or(0, |w| {
+            w.attempts_between(time.saturating_sub(self.config.findtime), time)
+        });
+        let failures = banned.saturating_add(window);
+        SuccessVerdict {
+            failures,
+            breach: self.config.breach_after.is_some_and(|k| failures >= k),
+        }
+    }
+
     // ---- inputs ----
 
     /// Takes one event from a filter. Only the event's own address can be banned (and,
@@ -600,16 +631,12 @@ impl JailEngine {
 
     fn on_success(&mut self, addr: IpAddr, time: Time, event: &Event) {
         let covering = covering_ban(&self.bans, &self.lengths, addr, Lengths::All);
-        let banned_failures = self.bans.get(&IpNet::from(addr)).map_or(0, |b| b.failures);
-        let window_failures = self.tracked.get(&addr).map_or(0, |w| {
-            w.attempts_between(time.saturating_sub(self.config.findtime), time)
-        });
-        let failures = banned_failures.saturating_add(window_failures);
-        if self.config.breach_after.is_some_and(|k| failures >= k) {
+        let verdict = self.judge_success(addr, time);
+        if verdict.breach {
             self.emit_alert(Alert::Breach {
                 addr,
                 user: event.user.clone(),
-                failures,
+                failures: verdict.failures,
                 time: event.time,
             });
         } else if let Some(protect) = self.config.protect_after_success {

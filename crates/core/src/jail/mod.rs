@@ -13,7 +13,7 @@ mod config;
 pub use config::JailConfig;
 
 mod engine;
-pub use engine::{JailEngine, JailStats, Restored};
+pub use engine::{JailEngine, JailStats, Restored, SuccessVerdict};
 
 mod escalation;
 mod window;

@@ -20,8 +20,7 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::error::{OpenError, ReadError};
 use crate::line::{
-    DEFAULT_MAX_LINE, JournalFields, LineSource, Position, ReadStatus, SourceId, SourceLine,
-    wall_clock,
+    JournalFields, LineSource, MAX_LINE, Position, ReadStatus, SourceId, SourceLine, wall_clock,
 };
 use crate::stop::StopHandle;
 use export::{ExportEntry, ExportParser};
@@ -64,8 +63,6 @@ pub struct JournalOptions {
     pub follow: bool,
     /// Where to start.
     pub start: JournalStart,
-    /// Bytes kept of a message (and of any field).
-    pub max_line: usize,
     /// First restart delay; doubles up to `max_backoff`, resets after a delivered entry.
     pub min_backoff: Duration,
     /// Longest restart delay.
@@ -80,7 +77,6 @@ impl Default for JournalOptions {
             matches: Vec::new(),
             follow: true,
             start: JournalStart::End,
-            max_line: DEFAULT_MAX_LINE,
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
         }
@@ -98,7 +94,7 @@ pub struct JournalStats {
     pub restarts: u64,
     /// Garbage resyncs in its output.
     pub resyncs: u64,
-    /// Messages cut to `max_line`.
+    /// Messages cut to [`MAX_LINE`].
     pub cut_lines: u64,
 }
 
@@ -147,7 +143,7 @@ impl JournalSource {
         };
         let mut src = JournalSource {
             id,
-            parser: ExportParser::new(options.max_line),
+            parser: ExportParser::new(MAX_LINE),
             backoff: options.min_backoff,
             options,
             running: None,
@@ -436,7 +432,7 @@ impl JournalSource {
             None => Arc::from(""),
         };
         let fields = journal_fields(&entry);
-        let max = self.options.max_line;
+        let max = MAX_LINE;
         let cut = message.len() > max;
         if cut {
             self.stats.cut_lines += 1;

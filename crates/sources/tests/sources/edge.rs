@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use portcullis_sources::{FileTail, FileTailOptions, ReadStatus, SourceId, SourceLine, StartAt};
+use portcullis_sources::{
+    FileTail, FileTailOptions, MAX_LINE, ReadStatus, SourceId, SourceLine, StartAt,
+};
 
 use crate::util::{file_pos, opts};
 
@@ -70,7 +72,6 @@ fn very_long_line_is_cut_and_the_next_line_is_intact() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.log");
     let options = FileTailOptions {
-        max_line: 1000,
         read_chunk: 4096,
         ..opts()
     };
@@ -80,7 +81,7 @@ fn very_long_line_is_cut_and_the_next_line_is_intact() {
     append(&p, b"\nafter\n");
     let l = read_until(&mut tail, 2);
     assert_eq!(l.len(), 2);
-    assert_eq!(l[0].bytes.len(), 1000);
+    assert_eq!(l[0].bytes.len(), MAX_LINE);
     assert!(l[0].cut);
     assert_eq!(file_pos(&l[0]).offset, 1_000_001);
     assert_eq!(l[1].bytes, b"after");

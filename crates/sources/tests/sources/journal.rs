@@ -234,7 +234,7 @@ fn reads_matching_entries_with_metadata() {
     assert_eq!(j.identifier.as_deref(), Some(&b"sshd-session"[..]));
     assert_eq!(j.hostname.as_deref(), Some(&b"h1"[..]));
     assert_eq!(
-        j.syslog_line(&lines[1].bytes),
+        j.record(&lines[1].bytes, lines[1].read_at).syslog_line(),
         b"sshd-session[101]: Invalid user \xff\xfeadmin from 192.0.2.2".to_vec()
     );
     assert!(lines.iter().all(|l| l.source == SourceId(9)));

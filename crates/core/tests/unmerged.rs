@@ -1,8 +1,9 @@
-//! `LineMatcher::merge_by_caller`: lines matched out of order on forked matchers, then
-//! merged in file order by the caller, count exactly like one matcher reading in order.
+//! The typed split of the native matcher: lines matched out of order by forked
+//! `UnmergedMatcher`s, then settled in file order by one `AttemptMerger`, count exactly like
+//! one `LineMatcher` reading in order.
 
 use portcullis_core::date::DateParser;
-use portcullis_core::filter::{self, Coalescer, Filter, LineMatcher};
+use portcullis_core::filter::{self, AttemptMerger, Filter, LineMatcher, Unmerged};
 use portcullis_core::{Event, Time};
 
 fn matcher() -> LineMatcher {
@@ -44,9 +45,12 @@ fn forked_halves_merged_in_order_count_like_one_matcher() {
     }
     assert_eq!(counts(&expected), [1, 1, 1, 0, 3, 0, 1]);
 
-    let split = matcher().merge_by_caller();
-    let (mut a, mut b) = (split.fork().expect("fork"), split.fork().expect("fork"));
-    let (mut second, mut first) = (Vec::new(), Vec::new());
+    let template = matcher();
+    let (mut a, mut b) = (
+        template.unmerged().expect("fork"),
+        template.unmerged().expect("fork"),
+    );
+    let (mut second, mut first): (Vec<Unmerged>, Vec<Unmerged>) = (Vec::new(), Vec::new());
     // The later half first: order of matching must not matter.
     for l in &LINES[3..] {
         b.feed_line(l.as_bytes(), read_time(), &mut second);
@@ -54,19 +58,12 @@ fn forked_halves_merged_in_order_count_like_one_matcher() {
     for l in &LINES[..3] {
         a.feed_line(l.as_bytes(), read_time(), &mut first);
     }
-    let mut got: Vec<Event> = first.into_iter().chain(second).collect();
-    assert_eq!(
-        counts(&got),
-        [0, 0, 0, 0, 3, 0, 0],
-        "unmerged until the caller merges"
-    );
-    let mut coalescer = Coalescer::new();
-    for ev in &mut got {
-        if ev.count == 0 {
-            let merge = split.filter().rules()[usize::from(ev.rule)].merge;
-            ev.count = coalescer.count(merge, ev.pid, ev.addr, ev.time);
-        }
-    }
+    let mut merger = AttemptMerger::new();
+    let got: Vec<Event> = first
+        .into_iter()
+        .chain(second)
+        .map(|u| merger.settle(u))
+        .collect();
     assert_eq!(got, expected);
     assert_eq!(a.stats().matched + b.stats().matched, whole.stats().matched);
 }
