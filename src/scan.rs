@@ -318,7 +318,8 @@ impl Parallel {
     fn new(jails: &[OfflineJail], workers: usize) -> Option<Parallel> {
         let mut templates = Vec::new();
         for jail in jails {
-            templates.push(jail.native_matcher()?.unmerged().ok()?);
+            let Ok(stage) = jail.native_matcher()?.unmerged();
+            templates.push(stage);
         }
         Some(Parallel {
             mergers: jails.iter().map(|_| AttemptMerger::new()).collect(),
@@ -343,7 +344,8 @@ impl Parallel {
             for t in &self.templates {
                 match t.fork() {
                     Ok(m) => set.push(m),
-                    Err(e) => return (0, Err(anyhow::anyhow!("{e}"))),
+                    // The native engine cannot fail to make capture storage.
+                    Err(never) => match never {},
                 }
             }
             forks.push(set);

@@ -1,6 +1,21 @@
-//! Safe display of attacker-chosen text (user names, log lines) on a terminal.
+//! Text for people: safe display of attacker-chosen text (user names, log lines) on a
+//! terminal, and errors with their causes.
 
 use std::borrow::Cow;
+
+/// `error: cause: its cause …`: an error with its whole `source()` chain, as anyhow's `{:#}`
+/// prints it, for library errors shown outside anyhow (log fields, status texts), so a user
+/// sees the cause (`database or disk is full`), not only the outer message.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
 
 /// Escape control characters (including ESC, so no terminal escape sequence survives),
 /// backslashes and non-printing Unicode as `\xNN` / `\u{…}`. Plain text comes back borrowed.
@@ -32,6 +47,27 @@ fn is_invisible(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_shows_every_cause() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("cannot write the store")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("database or disk is full"));
+        assert_eq!(
+            chain(&e),
+            "cannot write the store: database or disk is full"
+        );
+    }
 
     #[test]
     fn escapes_terminal_sequences() {

@@ -12,6 +12,8 @@ use portcullis_core::Time;
 use portcullis_store::Store;
 use serde::Serialize;
 
+use crate::text::chain;
+
 /// One ban in force.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ActiveBan {
@@ -101,17 +103,17 @@ pub fn look_up(socket: &Path, state_db: &Path, now: Time) -> BanView {
                 })
                 .collect();
         }
-        Err(e) => view.notes.push(format!("{e}")),
+        Err(e) => view.notes.push(chain(&e)),
     }
     view
 }
 
 fn from_daemon(socket: &Path) -> Result<Vec<ActiveBan>, String> {
     let mut client = Client::connect_with_timeout(socket, Duration::from_secs(3))
-        .map_err(|e| format!("daemon: {e}"))?;
+        .map_err(|e| format!("daemon: {}", chain(&e)))?;
     let response = client
         .request(Command::Bans { jail: None })
-        .map_err(|e| format!("daemon: {e}"))?;
+        .map_err(|e| format!("daemon: {}", chain(&e)))?;
     let data: BansData = response
         .data_as()
         .map_err(|e| format!("daemon: {}", e.message))?;
@@ -133,8 +135,8 @@ pub fn history(state_db: &Path, addr: IpAddr) -> Result<Vec<PastBan>, String> {
     if !state_db.exists() {
         return Ok(Vec::new());
     }
-    let store = Store::open_read_only(state_db).map_err(|e| e.to_string())?;
-    let rows = store.history_of(addr).map_err(|e| e.to_string())?;
+    let store = Store::open_read_only(state_db).map_err(|e| chain(&e))?;
+    let rows = store.history_of(addr).map_err(|e| chain(&e))?;
     Ok(rows
         .into_iter()
         .map(|(jail, target, time)| PastBan { jail, target, time })

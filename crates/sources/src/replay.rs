@@ -112,19 +112,29 @@ impl ReplayReader {
             if self.finished {
                 return Ok(self.lines - before);
             }
-            let n = match self.input.read(&mut self.buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(ReadError::Stream(e)),
-            };
-            if n == 0 {
-                self.finished = true;
-                if let Some((bytes, _, _)) = self.split.take_partial() {
-                    self.lines += 1;
-                    f(&bytes);
-                }
+            if let Some((bytes, _, _)) = self.refill()? {
+                self.lines += 1;
+                f(&bytes);
             }
-            self.unsplit = 0..n;
+        }
+    }
+
+    /// Read the next buffer of input into `unsplit`. At the end of the input, marks the
+    /// reader finished and returns the partial last line (no newline), if any.
+    fn refill(&mut self) -> Result<Option<(Vec<u8>, u64, bool)>, ReadError> {
+        loop {
+            match self.input.read(&mut self.buf) {
+                Ok(0) => {
+                    self.finished = true;
+                    return Ok(self.split.take_partial());
+                }
+                Ok(n) => {
+                    self.unsplit = 0..n;
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Stream(e)),
+            }
         }
     }
 
@@ -173,19 +183,10 @@ impl ReplayReader {
                         ReadStatus::Finished
                     });
                 }
-                let n = match self.input.read(&mut self.buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(ReadError::Stream(e)),
-                };
-                if n == 0 {
-                    self.finished = true;
-                    if let Some((bytes, end, cut)) = self.split.take_partial() {
-                        out.push(self.line(bytes, end, cut, now));
-                    }
-                    continue;
+                if let Some((bytes, end, cut)) = self.refill()? {
+                    out.push(self.line(bytes, end, cut, now));
                 }
-                self.unsplit = 0..n;
+                continue;
             }
             let id = self.id;
             let mut lines = 0u64;
