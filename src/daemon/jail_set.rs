@@ -139,7 +139,8 @@ pub struct JailSet {
     /// The configured jails, in configuration order: indices match the driver's line
     /// matchers and its sources' jail lists.
     jails: Vec<Jail>,
-    /// Bans the store holds for jails no longer configured, by target. Keys are
+    /// Bans the store holds for jails no longer configured, by target (ended ones are
+    /// ignored, and dropped at the next reload). Keys are
     /// attacker-chosen (any address that got banned): std `HashMap` with its per-process
     /// random SipHash key, so colliding keys cannot be chosen.
     orphans: HashMap<IpNet, Vec<Ban>>,
@@ -279,10 +280,8 @@ impl JailSet {
         for j in &mut self.jails {
             j.engine.handle_timeout(now);
         }
-        self.orphans.retain(|_, bans| {
-            bans.retain(|b| in_force(b, now));
-            !bans.is_empty()
-        });
+        // Orphans that ended are ignored wherever they are read and dropped at the next
+        // reload: sweeping them here would cost O(orphans) at every expiry.
     }
 
     // ---- commands ----
@@ -451,6 +450,10 @@ impl JailSet {
             };
             self.jails.push(jail);
         }
+        self.orphans.retain(|_, bans| {
+            bans.retain(|b| in_force(b, now));
+            !bans.is_empty()
+        });
         let gone = old
             .iter()
             .flat_map(|j| j.engine.active_bans().collect::<Vec<_>>());
