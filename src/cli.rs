@@ -52,7 +52,8 @@ pub struct CtlArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+// Cloned by the daemon, which reads the configuration again at each reload.
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// Main configuration file (default: /etc/portcullis/portcullis.toml when it exists,
     /// else the embedded default that protects sshd).

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result};
 use portcullis_control::data::{
     BanData, BanEntry, BansData, FlushData, ReloadData, StatusData, UnbanData,
 };
@@ -57,7 +57,10 @@ fn answer<T: serde::de::DeserializeOwned>(
             Ok(ExitCode::SUCCESS)
         }
         Ok(_) => {
-            let data: T = response.data_as().map_err(|e| anyhow!("{}", e.message))?;
+            // The daemon's answer does not have the shape of this command's data.
+            let data: T = response
+                .data_as()
+                .map_err(|e| anyhow::Error::msg(e.message))?;
             write!(out, "{}", text(&data))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -189,11 +192,11 @@ pub fn bans(args: &BansArgs) -> Result<ExitCode> {
 
 /// `portcullis ban ADDR|CIDR [--jail J] [--for D | --permanent] [--force]`.
 pub fn ban(args: &BanArgs) -> Result<ExitCode> {
-    let target = Target::parse(&args.target).map_err(|e| anyhow!(e))?;
+    let target = Target::parse(&args.target).map_err(anyhow::Error::msg)?;
     let duration = match &args.duration {
         Some(d) => Some(
             portcullis_core::time::parse_duration(d)
-                .map_err(|e| anyhow!("--for {d}: {e}"))?
+                .with_context(|| format!("--for {d}"))?
                 .as_secs(),
         ),
         None => None,
@@ -216,7 +219,7 @@ pub fn ban(args: &BanArgs) -> Result<ExitCode> {
 /// `portcullis unban ADDR|CIDR|--all [--jail J]`.
 pub fn unban(args: &UnbanArgs) -> Result<ExitCode> {
     let target = match &args.target {
-        Some(t) => Some(Target::parse(t).map_err(|e| anyhow!(e))?),
+        Some(t) => Some(Target::parse(t).map_err(anyhow::Error::msg)?),
         None => None,
     };
     let r = request!(

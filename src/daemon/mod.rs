@@ -1,34 +1,36 @@
 //! `portcullis run`: the daemon driver.
 //!
-//! One task owns all state (jail engines, store, firewall); sources run on their own threads
-//! and control requests arrive over a channel, so no lock is ever held around a decision.
-//! After each burst of input the loop drains every engine's decisions into ONE store
-//! transaction (durable first) and ONE firewall transaction, then sleeps until the next
-//! line, control request, ban expiry or maintenance tick.
+//! One task owns all state; sources run on their own threads and control requests arrive
+//! over a channel, so no lock is ever held around a decision. The policy (which bans exist,
+//! what the kernel must hold, what each command does) is the sans-IO [`JailSet`] and the
+//! [`commands`]; this loop only does the I/O around them: it reads the sources into the
+//! jails' filters, hands their events, expiry deadlines and control commands to the set, and
+//! after each burst writes the set's commit — its decisions and the source positions in ONE
+//! store transaction (durable first), then ONE firewall batch — answers the client, and
+//! sleeps until the next line, control request, the set's deadline or a maintenance tick.
+//!
+//! Layout: `jail_set` (the policy), `commands/` (one file per control command), `jails`
+//! (a jail's filter over its sources), `sources` (reader threads), `control` (the socket),
+//! `notify` (hooks).
 
+mod commands;
 mod control;
+mod jail_set;
 mod jails;
 mod notify;
 mod sources;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use ipnet::IpNet;
 use portcullis_config::{Backend, Config};
-use portcullis_control::data::{
-    AlertEntry, BackendStatus, BanData, BanEntry, BansData, FlushData, ReloadData, Reply,
-    SourceStatus, StatusData, UnbanData,
-};
-use portcullis_control::{ErrorBody, ErrorKind, ServerConfig, Target};
-use portcullis_core::event::{Alert, Ban, BanReason, UnbanReason};
-use portcullis_core::jail::{Command as JailCommand, CommandError, Restored};
+use portcullis_control::{ErrorBody, ErrorKind, ServerConfig};
+use portcullis_core::event::{Alert, UnbanReason};
 use portcullis_core::{Decision, Event, Time};
-use portcullis_firewall::{Change, Firewall, FirewallConfig};
+use portcullis_firewall::{Change, Firewall, FirewallConfig, timeout_at};
 use portcullis_sources::wall_clock;
 use portcullis_store::Store;
 use tokio::signal::unix::{SignalKind, signal};
@@ -36,7 +38,9 @@ use tokio::sync::mpsc;
 
 use crate::cli::RunArgs;
 use crate::filters::{resolve_filter, time_zone};
+use crate::text::chain;
 use control::{ControlRequest, ControlSocket};
+use jail_set::{FirewallWork, JailInit, JailSet};
 use jails::LiveJail;
 use notify::Notifier;
 use sources::{Batch, RunningSource, SourceKey};
@@ -45,7 +49,7 @@ use sources::{Batch, RunningSource, SourceKey};
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
 /// How often history is pruned and the database tidied.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(300);
-/// How long an unhealthy firewall waits before the store is re-applied to it.
+/// How long an unhealthy firewall waits before the bans in force are re-applied to it.
 const FIREWALL_RETRY: Duration = Duration::from_secs(30);
 
 /// Entry point of `portcullis run`.
@@ -53,7 +57,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     if args.fail2ban_config.is_some() {
         // The import report is logged while loading: the subscriber must exist by then
         // (a Fail2Ban configuration has the embedded default's log level).
-        init_logging(&Config::embedded_default().map_err(|e| anyhow!("{e}"))?);
+        init_logging(&Config::embedded_default().context("the embedded default configuration")?);
     }
     let config = load_config(args)?;
     init_logging(&config);
@@ -73,27 +77,20 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 /// The configuration `run` uses: `--config`, else /etc/portcullis/portcullis.toml when it
 /// exists (with its conf.d), else the embedded default; then the command-line overrides.
 fn load_config(args: &RunArgs) -> Result<Config> {
-    if let Some(dir) = &args.fail2ban_config {
-        let mut config = crate::config::load_fail2ban(dir)?;
-        if let Some(d) = &args.state_dir {
-            config.daemon.state_dir = d.clone();
-        }
-        if let Some(s) = &args.socket {
-            config.daemon.socket = s.clone();
-        }
-        return Ok(config);
-    }
-    let default_main = Path::new(portcullis_config::DEFAULT_CONFIG_PATH);
-    let main: Option<PathBuf> = args
-        .config
-        .clone()
-        .or_else(|| default_main.exists().then(|| default_main.to_path_buf()));
-    let conf_d: Option<PathBuf> = args.conf_d.clone().or_else(|| {
-        let d = Path::new(portcullis_config::DEFAULT_CONF_D);
-        (args.config.is_none() && d.is_dir()).then(|| d.to_path_buf())
-    });
-    let mut config =
-        Config::load(main.as_deref(), conf_d.as_deref()).map_err(|e| anyhow!("{e}"))?;
+    let mut config = if let Some(dir) = &args.fail2ban_config {
+        crate::config::load_fail2ban(dir)?
+    } else {
+        let default_main = Path::new(portcullis_config::DEFAULT_CONFIG_PATH);
+        let main: Option<PathBuf> = args
+            .config
+            .clone()
+            .or_else(|| default_main.exists().then(|| default_main.to_path_buf()));
+        let conf_d: Option<PathBuf> = args.conf_d.clone().or_else(|| {
+            let d = Path::new(portcullis_config::DEFAULT_CONF_D);
+            (args.config.is_none() && d.is_dir()).then(|| d.to_path_buf())
+        });
+        Config::load(main.as_deref(), conf_d.as_deref())?
+    };
     if let Some(d) = &args.state_dir {
         config.daemon.state_dir = d.clone();
     }
@@ -102,7 +99,6 @@ fn load_config(args: &RunArgs) -> Result<Config> {
     }
     Ok(config)
 }
-
 /// journald when started by systemd (it sets JOURNAL_STREAM), stderr otherwise; the level
 /// from `RUST_LOG` or the configuration.
 fn init_logging(config: &Config) {
@@ -128,15 +124,20 @@ fn init_logging(config: &Config) {
 }
 
 struct Daemon {
-    args_config: RunArgsSnapshot,
+    /// The command line, read again by every reload.
+    args: RunArgs,
     config: Config,
-    jails: Vec<LiveJail>,
+    /// The policy: every jail's engine and the bans of jails no longer configured.
+    jails: JailSet,
+    /// Each jail's filter over its sources, in the order of `jails`.
+    filters: Vec<LiveJail>,
     sources: Vec<RunningSource>,
     store: Store,
     firewall: Firewall,
+    /// The last firewall failure with its causes, until a batch or reconcile succeeds
+    /// (shown by `status`, reported to the client whose change it hit).
     firewall_error: Option<String>,
     firewall_failed_at: Option<Instant>,
-    dry_run: bool,
     lines_tx: mpsc::Sender<Batch>,
     lines_rx: mpsc::Receiver<Batch>,
     control_rx: mpsc::Receiver<ControlRequest>,
@@ -144,76 +145,32 @@ struct Daemon {
     notifier: Notifier,
     started: Instant,
     last_positions: Instant,
+    /// Reused buffer for one line's events.
     events: Vec<Event>,
 }
 
-/// The parts of the command line a reload needs again.
-struct RunArgsSnapshot {
-    config: Option<PathBuf>,
-    conf_d: Option<PathBuf>,
-    fail2ban_config: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-    socket: Option<PathBuf>,
-}
-
-impl RunArgsSnapshot {
-    fn as_args(&self) -> RunArgs {
-        RunArgs {
-            config: self.config.clone(),
-            conf_d: self.conf_d.clone(),
-            fail2ban_config: self.fail2ban_config.clone(),
-            state_dir: self.state_dir.clone(),
-            socket: self.socket.clone(),
-            dry_run: false,
-            firewall_prefix: None,
-        }
-    }
-}
-
-/// The host's own addresses (`ip -j addr`), allowlisted in every jail so the host never bans
-/// itself. Empty (with a warning) if `ip` is unavailable.
-fn own_addresses() -> Vec<IpNet> {
-    let out = match std::process::Command::new("ip")
-        .args(["-j", "addr", "show"])
-        .output()
-    {
-        Ok(o) if o.status.success() => o.stdout,
-        _ => {
-            tracing::warn!(
-                "cannot list the host's addresses (ip -j addr); only the configured allowlist applies"
-            );
-            return Vec::new();
-        }
-    };
-    let Ok(ifaces) = serde_json::from_slice::<Vec<serde_json::Value>>(&out) else {
-        return Vec::new();
-    };
-    ifaces
-        .iter()
-        .filter_map(|i| i.get("addr_info")?.as_array())
-        .flatten()
-        .filter_map(|a| a.get("local")?.as_str()?.parse::<std::net::IpAddr>().ok())
-        .map(IpNet::from)
-        .collect()
-}
-
-/// Build the jails of `config`, keeping the engines of `old` jails of the same name.
-/// `preloaded`: the store's active bans when the caller already read them.
+/// The jails of `config` as the daemon runs them: each one's filter, and what the
+/// [`JailSet`] needs of it. The host's own addresses join every allowlist. The store's
+/// history is read for the jails `running` does not have yet.
 fn build_jails(
     config: &Config,
     store: &Store,
     now: Time,
-    mut old: Vec<LiveJail>,
-    preloaded: Option<&[Ban]>,
-) -> Result<Vec<LiveJail>> {
+    running: Option<&JailSet>,
+) -> Result<(Vec<LiveJail>, Vec<JailInit>)> {
     let tz = time_zone(None, config)?;
-    let own = own_addresses();
-    // The stored bans, read at most once for all jails (100k rows take ~0.2 s).
-    let stored: std::borrow::Cow<'_, [Ban]> = match preloaded {
-        Some(b) => std::borrow::Cow::Borrowed(b),
-        None => std::borrow::Cow::Owned(store.active_bans(now)?),
+    let own: Vec<IpNet> = match portcullis_host::own_addresses() {
+        Ok(addrs) => addrs.into_iter().map(IpNet::from).collect(),
+        Err(e) => {
+            tracing::warn!(
+                "cannot list the host's addresses: {}; only the configured allowlist applies",
+                chain(&e)
+            );
+            Vec::new()
+        }
     };
-    let mut out = Vec::new();
+    let mut filters = Vec::new();
+    let mut inits = Vec::new();
     for spec in &config.jails {
         let mut spec = spec.clone();
         for a in &own {
@@ -221,26 +178,20 @@ fn build_jails(
                 spec.config.allowlist.push(*a);
             }
         }
-        let spec = &spec;
-        let filter = resolve_filter(spec, &config.daemon.filter_dir, &tz)?;
-        // A jail that stays keeps its engine (windows, bans, history); a changed policy is
-        // applied to it in place.
-        let kept = old.iter().position(|j| j.spec.name == spec.name);
-        let jail = match kept {
-            Some(i) => LiveJail::with_engine(spec.clone(), filter, old.swap_remove(i)),
-            None => {
-                let bans: Vec<Ban> = stored
-                    .iter()
-                    .filter(|b| *b.jail == *spec.name)
-                    .cloned()
-                    .collect();
-                let history = store.history(&spec.name, now.saturating_sub(spec.config.history))?;
-                LiveJail::new(spec.clone(), filter, Restored { bans, history })
-            }
+        let filter = resolve_filter(&spec, &config.daemon.filter_dir, &tz)?;
+        let history = match running.and_then(|r| r.index_of(&spec.name)) {
+            Some(_) => Vec::new(), // a running jail keeps its own
+            None => store
+                .history(&spec.name, now.saturating_sub(spec.config.history))
+                .with_context(|| format!("jail {}: cannot read its history", spec.name))?,
         };
-        out.push(jail);
+        inits.push(JailInit {
+            config: spec.config.clone(),
+            history,
+        });
+        filters.push(LiveJail::new(spec, filter));
     }
-    Ok(out)
+    Ok((filters, inits))
 }
 
 impl Daemon {
@@ -277,29 +228,27 @@ impl Daemon {
                     .context("no usable firewall (nft or ipset+iptables)")?,
             }
         };
-        // Read once: the engines are restored from it and the kernel is reconciled with it.
-        let stored = store.active_bans(now)?;
-        let jails = build_jails(&config, &store, now, Vec::new(), Some(&stored))?;
+        // Read once (100k rows take ~0.2 s): the engines are restored from it, and the rest
+        // are bans of jails no longer configured.
+        let stored = store
+            .active_bans(now)
+            .context("cannot read the bans from the state database")?;
+        let (filters, inits) = build_jails(&config, &store, now, None)?;
+        let jails = JailSet::new(inits, stored, now);
 
         let notifier = Notifier::start(&config.notify);
         let (lines_tx, lines_rx) = mpsc::channel(64);
         let (control_tx, control_rx) = mpsc::channel(16);
         let mut daemon = Daemon {
-            args_config: RunArgsSnapshot {
-                config: args.config.clone(),
-                conf_d: args.conf_d.clone(),
-                fail2ban_config: args.fail2ban_config.clone(),
-                state_dir: args.state_dir.clone(),
-                socket: args.socket.clone(),
-            },
+            args: args.clone(),
             config,
             jails,
+            filters,
             sources: Vec::new(),
             store,
             firewall,
             firewall_error: None,
             firewall_failed_at: None,
-            dry_run: args.dry_run,
             lines_tx,
             lines_rx,
             control_rx,
@@ -314,8 +263,7 @@ impl Daemon {
             .setup()
             .await
             .context("firewall setup failed")?;
-        daemon.reconcile_firewall_with(&stored).await;
-        drop(stored);
+        daemon.reconcile_firewall().await;
         daemon.start_sources();
         let policy = ServerConfig::default();
         daemon.control = Some(ControlSocket::start(
@@ -325,7 +273,7 @@ impl Daemon {
         )?);
         tracing::info!(
             backend = daemon.firewall.backend_name(),
-            jails = ?daemon.jails.iter().map(|j| j.name().to_string()).collect::<Vec<_>>(),
+            jails = ?daemon.jails.names().collect::<Vec<_>>(),
             socket = %daemon.config.daemon.socket.display(),
             "portcullis started"
         );
@@ -333,44 +281,36 @@ impl Daemon {
         Ok(daemon)
     }
 
-    /// Put the store's active bans into the kernel: missing added, stale removed.
+    /// Put the bans in force into the kernel: missing added, stale removed.
     async fn reconcile_firewall(&mut self) {
-        let bans = match self.store.active_bans(wall_clock()) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!("cannot read bans from the store: {e}");
-                return;
-            }
-        };
-        self.reconcile_firewall_with(&bans).await;
+        let desired = self.jails.in_force(wall_clock());
+        self.reconcile_firewall_to(&desired).await;
     }
 
-    /// Put these bans into the kernel: missing added, stale removed.
-    async fn reconcile_firewall_with(&mut self, bans: &[Ban]) {
+    /// Make the kernel sets hold exactly `bans` (target, end).
+    async fn reconcile_firewall_to(&mut self, bans: &[(IpNet, Option<Time>)]) {
         let now = wall_clock();
-        let mut desired: HashMap<IpNet, Option<Duration>> = HashMap::new();
-        for b in bans {
-            let remaining = b.until.map(|u| u.since(now));
-            let entry = desired.entry(b.target).or_insert(remaining);
-            *entry = match (*entry, remaining) {
-                (None, _) | (_, None) => None,
-                (Some(a), Some(b)) => Some(a.max(b)),
-            };
-        }
-        let desired: Vec<(IpNet, Option<Duration>)> = desired.into_iter().collect();
+        let desired: Vec<(IpNet, Option<Duration>)> = bans
+            .iter()
+            .map(|&(target, until)| (target, timeout_at(until, now)))
+            .collect();
         match self.firewall.reconcile(&desired).await {
             Ok(report) => {
                 tracing::info!(
                     bans = desired.len(),
                     added = report.added,
                     removed = report.removed,
-                    "firewall reconciled with the store"
+                    "firewall reconciled with the bans in force"
                 );
-                self.firewall_error = None;
-                self.firewall_failed_at = None;
+                self.firewall_ok();
             }
-            Err(e) => self.firewall_failed(format!("reconcile: {e}")),
+            Err(e) => self.firewall_failed(format!("reconcile: {}", chain(&e))),
         }
+    }
+
+    fn firewall_ok(&mut self) {
+        self.firewall_error = None;
+        self.firewall_failed_at = None;
     }
 
     fn firewall_failed(&mut self, msg: String) {
@@ -379,9 +319,24 @@ impl Daemon {
         self.firewall_failed_at = Some(Instant::now());
     }
 
+    /// The answer to a client whose change was recorded: an error while the firewall is
+    /// failing.
+    fn firewall_result(&self) -> Result<(), ErrorBody> {
+        match &self.firewall_error {
+            Some(e) => Err(ErrorBody::new(
+                ErrorKind::Internal,
+                format!(
+                    "recorded in the store, but the firewall failed: {e} (retried every {}s)",
+                    FIREWALL_RETRY.as_secs()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn start_sources(&mut self) {
         let mut keys: Vec<(SourceKey, Vec<usize>)> = Vec::new();
-        for (j, jail) in self.jails.iter().enumerate() {
+        for (j, jail) in self.filters.iter().enumerate() {
             for spec in &jail.spec.sources {
                 let key = sources::resolve(spec);
                 match keys.iter_mut().find(|(k, _)| *k == key) {
@@ -433,19 +388,19 @@ impl Daemon {
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
         let mut position_tick = tokio::time::interval(POSITION_INTERVAL);
         loop {
-            let deadline = self.next_deadline();
+            let deadline = self.jails.poll_timeout();
             tokio::select! {
                 biased;
                 _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
                 _ = sigint.recv() => { tracing::info!("SIGINT: stopping"); break; }
                 _ = sighup.recv() => {
-                    match self.reload().await {
+                    match commands::reload(self).await {
                         Ok(d) => tracing::info!(jails = ?d.jails, "SIGHUP: configuration reloaded"),
                         Err(e) => tracing::error!("SIGHUP: reload failed, the old configuration stays: {}", e.message),
                     }
                 }
                 Some(req) = self.control_rx.recv() => {
-                    let reply = self.handle_control(req.command).await;
+                    let reply = commands::handle(self, req.command).await;
                     let _ = req.reply.send(reply);
                 }
                 Some(batch) = self.lines_rx.recv() => {
@@ -458,18 +413,13 @@ impl Daemon {
                         }
                     }
                 }
-                _ = sleep_until(deadline) => {
-                    let now = wall_clock();
-                    for j in &mut self.jails {
-                        j.engine.handle_timeout(now);
-                    }
-                }
+                _ = sleep_until(deadline) => self.jails.handle_timeout(wall_clock()),
                 _ = position_tick.tick() => {
                     if self.firewall_failed_at.is_some_and(|t| t.elapsed() >= FIREWALL_RETRY) {
                         // Someone may have deleted our table: set it up again, then put the
-                        // store's bans back.
+                        // bans in force back.
                         if let Err(e) = self.firewall.setup().await {
-                            self.firewall_failed(format!("setup: {e}"));
+                            self.firewall_failed(format!("setup: {}", chain(&e)));
                         } else {
                             self.reconcile_firewall().await;
                         }
@@ -485,13 +435,8 @@ impl Daemon {
         Ok(ExitCode::SUCCESS)
     }
 
-    fn next_deadline(&self) -> Option<Time> {
-        self.jails
-            .iter()
-            .filter_map(|j| j.engine.poll_timeout())
-            .min()
-    }
-
+    /// Run one batch of lines through the filters of the jails that read its source, and
+    /// their events into the jails.
     fn process_batch(&mut self, batch: Batch) {
         let now = wall_clock();
         let Some(src) = self.sources.get_mut(batch.source) else {
@@ -504,31 +449,23 @@ impl Daemon {
         }
         for line in &batch.lines {
             for &j in &jails {
-                if let Some(jail) = self.jails.get_mut(j)
-                    && let Err(e) = jail.feed(batch.source, line, now, &mut self.events)
-                {
-                    tracing::error!("{e:#}");
-                }
+                let Some(filter) = self.filters.get_mut(j) else {
+                    continue;
+                };
+                filter.feed(batch.source, line, &mut self.events);
+                self.jails.handle_events(j, now, &self.events);
             }
         }
     }
 
-    /// Drain every engine's decisions: store first (durable), then the firewall, in one
-    /// transaction each. Positions ride along in the store transaction.
+    /// Carry out the set's commit: its decisions and the source positions to the store in
+    /// one transaction (durable first), then its firewall work in one batch.
     async fn commit(&mut self, force_positions: bool) {
         let now = wall_clock();
-        let mut decisions: Vec<Decision> = Vec::new();
-        for j in &mut self.jails {
-            while let Some(d) = j.engine.poll_decision() {
-                if matches!(d, Decision::Ban(_)) {
-                    j.total_bans += 1;
-                }
-                decisions.push(d);
-            }
-        }
+        let work = self.jails.poll_commit(now).unwrap_or_default();
         let positions_due = force_positions || self.last_positions.elapsed() >= POSITION_INTERVAL;
         let positions: Vec<(String, portcullis_store::SourcePosition)> =
-            if positions_due || !decisions.is_empty() {
+            if positions_due || !work.decisions.is_empty() {
                 self.sources
                     .iter_mut()
                     .filter(|s| s.dirty)
@@ -540,368 +477,59 @@ impl Daemon {
             } else {
                 Vec::new()
             };
-        if decisions.is_empty() && positions.is_empty() {
+        if work.is_empty() && positions.is_empty() {
             return;
         }
-        if let Err(e) = self.store.apply_with_positions(&decisions, &positions, now) {
-            tracing::error!("cannot write decisions to the store: {e}");
+        if !work.decisions.is_empty() || !positions.is_empty() {
+            if let Err(e) = self
+                .store
+                .apply_with_positions(&work.decisions, &positions, now)
+            {
+                tracing::error!("cannot write decisions to the store: {}", chain(&e));
+            }
+            self.last_positions = Instant::now();
         }
-        self.last_positions = Instant::now();
-        self.apply_firewall(&decisions, now).await;
-        for d in &decisions {
+        self.apply_firewall(work.firewall).await;
+        for d in &work.decisions {
             log_decision(d);
             self.notifier.decision(d);
         }
     }
 
-    async fn apply_firewall(&mut self, decisions: &[Decision], now: Time) {
-        let mut changes: Vec<Change> = Vec::new();
-        for d in decisions {
-            match d {
-                Decision::Ban(ban) => {
-                    // Another jail may ban the same target for longer: the kernel element
-                    // carries the longest.
-                    let timeout = self.effective_until(ban.target).map(|u| u.since(now));
-                    let timeout = match (ban.until, timeout) {
-                        (None, _) => None,
-                        (Some(_), t) => t.or(ban.until.map(|u| u.since(now))),
-                    };
-                    changes.push(Change::Add {
-                        target: ban.target,
-                        timeout,
-                    });
-                }
-                Decision::Unban { target, .. } => {
-                    if self
-                        .jails
-                        .iter()
-                        .any(|j| j.engine.active_ban(*target).is_some())
-                    {
-                        continue; // still banned by another jail
+    async fn apply_firewall(&mut self, work: FirewallWork) {
+        match work {
+            FirewallWork::Nothing => {}
+            FirewallWork::Resync(bans) => self.reconcile_firewall_to(&bans).await,
+            FirewallWork::Apply(changes) => {
+                let now = wall_clock();
+                let changes: Vec<Change> = changes.iter().map(|c| c.at(now)).collect();
+                match self.firewall.apply(&changes).await {
+                    Ok(report) => {
+                        for r in &report.rejected {
+                            tracing::error!("firewall refused {}: {:?}", r.target, r.reason);
+                        }
+                        self.firewall_ok();
                     }
-                    changes.push(Change::Remove { target: *target });
-                }
-                Decision::Alert(_) => {}
-            }
-        }
-        if changes.is_empty() {
-            return;
-        }
-        match self.firewall.apply(&changes).await {
-            Ok(report) => {
-                for r in &report.rejected {
-                    tracing::error!("firewall refused {}: {:?}", r.target, r.reason);
-                }
-                self.firewall_error = None;
-                self.firewall_failed_at = None;
-            }
-            Err(e) => self.firewall_failed(format!("apply: {e}")),
-        }
-    }
-
-    /// The latest end among the jails' bans of `target` (`Some(None)` would be permanent;
-    /// flattened: `None` = permanent or not banned, checked by the caller).
-    fn effective_until(&self, target: IpNet) -> Option<Time> {
-        let mut best: Option<Time> = None;
-        for j in &self.jails {
-            if let Some(b) = j.engine.active_ban(target) {
-                match b.until {
-                    None => return None,
-                    Some(u) => best = Some(best.map_or(u, |x: Time| x.max(u))),
+                    Err(e) => self.firewall_failed(format!("apply: {}", chain(&e))),
                 }
             }
         }
-        best
     }
 
     fn maintain(&mut self) {
         let keep = self
-            .jails
+            .filters
             .iter()
             .map(|j| j.spec.config.history)
             .max()
             .unwrap_or(Duration::from_secs(7 * 86400));
         match self.store.prune(wall_clock(), keep) {
             Ok(stats) => tracing::debug!(?stats, "store pruned"),
-            Err(e) => tracing::warn!("store prune failed: {e}"),
+            Err(e) => tracing::warn!("store prune failed: {}", chain(&e)),
         }
         if let Err(e) = self.store.maintain() {
-            tracing::warn!("store maintenance failed: {e}");
+            tracing::warn!("store maintenance failed: {}", chain(&e));
         }
-    }
-
-    async fn reload(&mut self) -> Result<ReloadData, ErrorBody> {
-        let failed = |e: anyhow::Error| ErrorBody::new(ErrorKind::ReloadFailed, format!("{e:#}"));
-        let config = load_config(&self.args_config.as_args()).map_err(failed)?;
-        // Compile everything before touching the running state: errors leave it as it is.
-        let tz = time_zone(None, &config).map_err(failed)?;
-        for spec in &config.jails {
-            resolve_filter(spec, &config.daemon.filter_dir, &tz).map_err(failed)?;
-        }
-        let mut warnings = Vec::new();
-        if config.firewall != self.config.firewall {
-            warnings.push(
-                "firewall settings changed: they take effect at the next restart".to_string(),
-            );
-        }
-        if config.daemon.socket != self.config.daemon.socket
-            || config.daemon.state_dir != self.config.daemon.state_dir
-        {
-            warnings
-                .push("state_dir/socket changed: they take effect at the next restart".to_string());
-        }
-        self.stop_sources().await;
-        let old = std::mem::take(&mut self.jails);
-        let now = wall_clock();
-        match build_jails(&config, &self.store, now, old, None) {
-            Ok(j) => self.jails = j,
-            Err(e) => {
-                // Cannot happen after the checks above short of a store failure; keep going
-                // with what the store restores.
-                tracing::error!("reload: {e:#}");
-                return Err(failed(e));
-            }
-        }
-        let socket = self.config.daemon.socket.clone();
-        let state_dir = self.config.daemon.state_dir.clone();
-        let firewall = self.config.firewall.clone();
-        self.config = config;
-        self.config.daemon.socket = socket;
-        self.config.daemon.state_dir = state_dir;
-        self.config.firewall = firewall;
-        self.start_sources();
-        Ok(ReloadData {
-            jails: self.jails.iter().map(|j| j.name().to_string()).collect(),
-            warnings,
-        })
-    }
-
-    async fn handle_control(
-        &mut self,
-        command: portcullis_control::Command,
-    ) -> Result<Reply, ErrorBody> {
-        use portcullis_control::Command as C;
-        let now = wall_clock();
-        match command {
-            C::Status { jail } => self.status(jail.as_deref()).await.map(Reply::Status),
-            C::Bans { jail } => {
-                self.check_jail(jail.as_deref())?;
-                let mut bans: Vec<BanEntry> = self
-                    .jails
-                    .iter()
-                    .filter(|j| jail.as_deref().is_none_or(|n| n == j.name()))
-                    .flat_map(|j| j.engine.active_bans().collect::<Vec<_>>())
-                    .map(|b| ban_entry(&b))
-                    .collect();
-                bans.sort_by_key(|b| (b.since, b.target.to_string()));
-                Ok(Reply::Bans(BansData { bans }))
-            }
-            C::Ban {
-                target,
-                jail,
-                duration,
-                permanent,
-                force,
-            } => {
-                let idx = self.jail_index(jail.as_deref())?;
-                let cmd = JailCommand::Ban {
-                    target: target.0,
-                    duration: duration.map(Duration::from_secs),
-                    permanent,
-                    force,
-                };
-                self.jails[idx]
-                    .engine
-                    .handle_command(now, cmd)
-                    .map_err(command_error)?;
-                let ban = self.jails[idx]
-                    .engine
-                    .active_ban(target.0.trunc())
-                    .ok_or_else(|| ErrorBody::new(ErrorKind::Internal, "ban not recorded"))?;
-                self.commit(false).await;
-                self.firewall_result()?;
-                Ok(Reply::Ban(BanData {
-                    ban: ban_entry(&ban),
-                }))
-            }
-            C::Unban { target, jail, all } => {
-                self.check_jail(jail.as_deref())?;
-                let mut removed = Vec::new();
-                for j in self
-                    .jails
-                    .iter_mut()
-                    .filter(|j| jail.as_deref().is_none_or(|n| n == j.name()))
-                {
-                    let before: Vec<Ban> = j.engine.active_bans().collect();
-                    let result = match (&target, all) {
-                        (_, true) => j.engine.handle_command(now, JailCommand::UnbanAll),
-                        (Some(t), false) => j
-                            .engine
-                            .handle_command(now, JailCommand::Unban { target: t.0 }),
-                        (None, false) => Err(CommandError::NotBanned {
-                            target: IpNet::from(std::net::IpAddr::from([0, 0, 0, 0])),
-                        }),
-                    };
-                    if result.is_ok() {
-                        removed.extend(
-                            before
-                                .iter()
-                                .filter(|b| j.engine.active_ban(b.target).is_none())
-                                .map(ban_entry),
-                        );
-                    }
-                }
-                // Bans the store holds for jails no longer configured.
-                if let Some(t) = &target
-                    && removed.is_empty()
-                    && let Ok(gone) = self.store.remove_ban(jail.as_deref(), t.0)
-                    && !gone.is_empty()
-                {
-                    let _ = self.firewall.apply(&[Change::Remove { target: t.0 }]).await;
-                    removed.extend(gone.iter().map(ban_entry));
-                }
-                self.commit(false).await;
-                if removed.is_empty() {
-                    let what = target.map_or("anything".to_string(), |t| t.to_string());
-                    return Err(ErrorBody::new(
-                        ErrorKind::NotFound,
-                        format!("{what} is not banned"),
-                    ));
-                }
-                self.firewall_result()?;
-                Ok(Reply::Unban(UnbanData { removed }))
-            }
-            C::Flush { jail } => {
-                self.check_jail(jail.as_deref())?;
-                let mut removed = 0u64;
-                for j in self
-                    .jails
-                    .iter_mut()
-                    .filter(|j| jail.as_deref().is_none_or(|n| n == j.name()))
-                {
-                    removed += j.engine.ban_count() as u64;
-                    let _ = j.engine.handle_command(now, JailCommand::UnbanAll);
-                    let _ = j.engine.handle_command(now, JailCommand::Flush);
-                }
-                self.commit(false).await;
-                if jail.is_none() {
-                    // Also whatever the store holds for jails no longer configured.
-                    let _ = self.store.clear_bans();
-                    self.reconcile_firewall().await;
-                }
-                self.firewall_result()?;
-                Ok(Reply::Flush(FlushData { removed }))
-            }
-            C::Reload => self.reload().await.map(Reply::Reload),
-        }
-    }
-
-    fn firewall_result(&self) -> Result<(), ErrorBody> {
-        match &self.firewall_error {
-            Some(e) => Err(ErrorBody::new(
-                ErrorKind::Internal,
-                format!(
-                    "recorded in the store, but the firewall failed: {e} (retried every {}s)",
-                    FIREWALL_RETRY.as_secs()
-                ),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    fn check_jail(&self, jail: Option<&str>) -> Result<(), ErrorBody> {
-        match jail {
-            Some(name) if !self.jails.iter().any(|j| j.name() == name) => Err(ErrorBody::new(
-                ErrorKind::NotFound,
-                format!("no jail {name:?}"),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    fn jail_index(&self, jail: Option<&str>) -> Result<usize, ErrorBody> {
-        self.check_jail(jail)?;
-        match jail {
-            Some(name) => self.jails.iter().position(|j| j.name() == name),
-            None => (!self.jails.is_empty()).then_some(0),
-        }
-        .ok_or_else(|| ErrorBody::new(ErrorKind::NotFound, "no jail configured"))
-    }
-
-    async fn status(&self, jail: Option<&str>) -> Result<StatusData, ErrorBody> {
-        self.check_jail(jail)?;
-        let health = self.firewall.health().await;
-        let error = self.firewall_error.clone().or(health.last_error.clone());
-        let jails = self
-            .jails
-            .iter()
-            .enumerate()
-            .filter(|(_, j)| jail.is_none_or(|n| n == j.name()))
-            .map(|(idx, j)| portcullis_control::data::JailStatus {
-                name: j.name().to_string(),
-                active_bans: j.engine.ban_count() as u64,
-                total_bans: j.total_bans,
-                attempts: j.attempts,
-                sources: self
-                    .sources
-                    .iter()
-                    .filter(|s| s.jails.contains(&idx))
-                    .map(|s| SourceStatus {
-                        key: s.key.store_key(),
-                        position: s.describe_position(),
-                        lines: s.lines.load(Ordering::Relaxed),
-                        error: s.error.lock().ok().and_then(|g| g.clone()),
-                    })
-                    .collect(),
-            })
-            .collect();
-        Ok(StatusData {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            pid: std::process::id(),
-            uptime_secs: self.started.elapsed().as_secs(),
-            dry_run: self.dry_run,
-            backend: BackendStatus {
-                name: health.backend.to_string(),
-                healthy: error.is_none() && health.counts.is_some(),
-                error,
-            },
-            jails,
-            alerts: self.recent_alerts(),
-        })
-    }
-
-    fn recent_alerts(&self) -> Vec<AlertEntry> {
-        let alerts = match self.store.recent_alerts(20) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!("cannot read alerts: {e}");
-                return Vec::new();
-            }
-        };
-        alerts
-            .into_iter()
-            .map(|a| match a.alert {
-                Alert::Breach {
-                    addr,
-                    user,
-                    failures,
-                    time,
-                } => AlertEntry {
-                    kind: "breach".into(),
-                    time: time.as_secs(),
-                    addr: addr.to_string(),
-                    user: user.map(|u| u.to_string()),
-                    failures,
-                },
-                Alert::RootLogin { addr, time } => AlertEntry {
-                    kind: "root_login".into(),
-                    time: time.as_secs(),
-                    addr: addr.to_string(),
-                    user: Some("root".into()),
-                    failures: 0,
-                },
-            })
-            .collect()
     }
 
     async fn stop(&mut self) {
@@ -915,34 +543,9 @@ impl Daemon {
             .teardown(self.config.firewall.flush_on_stop)
             .await
         {
-            tracing::warn!("firewall teardown: {e}");
+            tracing::warn!("firewall teardown: {}", chain(&e));
         }
         tracing::info!("portcullis stopped");
-    }
-}
-
-fn command_error(e: CommandError) -> ErrorBody {
-    match e {
-        CommandError::Allowlisted { .. } => ErrorBody::new(ErrorKind::Allowlisted, e.to_string()),
-        CommandError::NotBanned { .. } => ErrorBody::new(ErrorKind::NotFound, e.to_string()),
-        _ => ErrorBody::new(ErrorKind::Other, e.to_string()),
-    }
-}
-
-fn ban_entry(b: &Ban) -> BanEntry {
-    BanEntry {
-        target: Target(b.target),
-        jail: b.jail.to_string(),
-        since: b.since.as_secs(),
-        until: b.until.map(Time::as_secs),
-        ban_no: b.ban_no,
-        reason: match b.reason {
-            BanReason::Threshold { .. } => "threshold",
-            BanReason::Aggregate { .. } => "aggregate",
-            BanReason::Manual => "manual",
-            BanReason::Restored => "restored",
-        }
-        .to_string(),
     }
 }
 

@@ -263,8 +263,7 @@ fn open(
             directory,
             file,
         } => {
-            let matches = parse_journal_matches(&matches.join(" "))
-                .map_err(|e| anyhow::anyhow!("journal matches: {e}"))?;
+            let matches = parse_journal_matches(&matches.join(" ")).context("journal matches")?;
             let location = match (directory, file) {
                 (_, Some(f)) => JournalLocation::Files(vec![f.clone()]),
                 (Some(d), None) => JournalLocation::Directory(d.clone()),
@@ -311,9 +310,10 @@ fn read_loop(
             Ok(ReadStatus::Live) => {}
             Ok(ReadStatus::Stopped) | Ok(ReadStatus::Finished) => return,
             Err(e) => {
+                let e = crate::text::chain(&e);
                 tracing::warn!(source = idx, "read error: {e}");
                 if let Ok(mut g) = error.lock() {
-                    *g = Some(e.to_string());
+                    *g = Some(e);
                 }
                 std::thread::sleep(Duration::from_secs(1));
             }

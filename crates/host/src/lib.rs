@@ -1,4 +1,5 @@
-//! Reads what the live host knows about logins and SSH connections, for `portcullis investigate`.
+//! Reads what the live host knows about logins and SSH connections, for `portcullis investigate`,
+//! and the host's own addresses, which the daemon never bans.
 //!
 //! Key decision: every reader takes the path it reads (`/var/run/utmp`, `/proc`,
 //! `/etc/ssh/sshd_config`) as a parameter and every parser has a pure `parse_*` twin over bytes
@@ -7,6 +8,7 @@
 //! All user names and host names read here are attacker-influenced text: display them escaped.
 #![deny(missing_docs)]
 
+pub mod addresses;
 pub mod net;
 pub mod snapshot;
 pub mod sshd_config;
@@ -14,6 +16,7 @@ pub mod sshd_proc;
 pub mod time_serde;
 pub mod utmp;
 
+pub use addresses::{OwnAddressesError, own_addresses, parse_ip_addr_json};
 pub use net::{
     ConnectionsError, RemoteConnections, SshConnection, SshState, TcpSocket, TcpState,
     connections_to_ports, group_by_remote, label_connections, parse_proc_net_tcp,

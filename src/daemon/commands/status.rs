@@ -1,0 +1,89 @@
+//! `status [JAIL]`: version, uptime, firewall health, recent alerts, and per jail its bans,
+//! attempts and sources.
+
+use std::sync::atomic::Ordering;
+
+use portcullis_control::ErrorBody;
+use portcullis_control::data::{AlertEntry, BackendStatus, JailStatus, SourceStatus, StatusData};
+use portcullis_core::event::Alert;
+
+use super::selected;
+use crate::daemon::Daemon;
+use crate::text::chain;
+
+/// How many alerts `status` shows, newest first.
+const ALERTS: usize = 20;
+
+/// The daemon's state as `status` shows it (asks the firewall for its health).
+pub async fn status(d: &Daemon, jail: Option<&str>) -> Result<StatusData, ErrorBody> {
+    let jails = selected(&d.jails, jail)?;
+    let health = d.firewall.health().await;
+    let error = d.firewall_error.clone().or(health.last_error.clone());
+    let jails = jails
+        .into_iter()
+        .map(|idx| JailStatus {
+            name: d.jails.name(idx).to_string(),
+            active_bans: d.jails.engine(idx).ban_count() as u64,
+            total_bans: d.jails.total_bans(idx),
+            attempts: d.jails.attempts(idx),
+            sources: d
+                .sources
+                .iter()
+                .filter(|s| s.jails.contains(&idx))
+                .map(|s| SourceStatus {
+                    key: s.key.store_key(),
+                    position: s.describe_position(),
+                    lines: s.lines.load(Ordering::Relaxed),
+                    error: s.error.lock().ok().and_then(|g| g.clone()),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(StatusData {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        uptime_secs: d.started.elapsed().as_secs(),
+        dry_run: d.args.dry_run,
+        backend: BackendStatus {
+            name: health.backend.to_string(),
+            healthy: error.is_none() && health.counts.is_some(),
+            error,
+        },
+        jails,
+        alerts: recent_alerts(d),
+    })
+}
+
+fn recent_alerts(d: &Daemon) -> Vec<AlertEntry> {
+    let alerts = match d.store.recent_alerts(ALERTS) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("cannot read alerts: {}", chain(&e));
+            return Vec::new();
+        }
+    };
+    alerts
+        .into_iter()
+        .map(|a| match a.alert {
+            Alert::Breach {
+                addr,
+                user,
+                failures,
+                time,
+            } => AlertEntry {
+                kind: "breach".into(),
+                time: time.as_secs(),
+                addr: addr.to_string(),
+                user: user.map(|u| u.to_string()),
+                failures,
+            },
+            Alert::RootLogin { addr, time } => AlertEntry {
+                kind: "root_login".into(),
+                time: time.as_secs(),
+                addr: addr.to_string(),
+                user: Some("root".into()),
+                failures: 0,
+            },
+        })
+        .collect()
+}
