@@ -112,7 +112,7 @@ impl Sshd {
         };
         // Wait for the listener.
         for _ in 0..100 {
-            if ns.exec_status(&["sh", "-c", &format!("ss -ltn | grep -q '{SERVER4}:22'")]) {
+            if ns.exec_succeeds(&["sh", "-c", &format!("ss -ltn | grep -q '{SERVER4}:22'")]) {
                 return sshd;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use portcullis_firewall::{Change, Firewall, RejectReason, Verdict};
-use support::{ATTACKER_V4, ATTACKER_V6, Lab, Netns, SERVER_V4, SERVER_V6};
+use support::{ATTACKER4, ATTACKER6, Lab, Netns, SERVER4, SERVER6};
 
 #[derive(Copy, Clone, Debug)]
 enum Kind {
@@ -26,7 +26,7 @@ fn tools(kind: Kind) -> &'static [&'static str] {
 }
 
 fn firewall(kind: Kind, ns: &Netns) -> Firewall {
-    let config = ns.config();
+    let config = support::config(&ns);
     match kind {
         Kind::Nft => Firewall::nft(config).unwrap(),
         Kind::Ipset => Firewall::ipset(config).unwrap(),
@@ -56,7 +56,7 @@ async fn ban_blocks_then_expires(kind: Kind, attacker: &str, server: &str) {
         return;
     }
     let lab = Lab::new();
-    let mut fw = firewall(kind, &lab.server);
+    let mut fw = firewall(kind, &lab.pair.server);
     fw.setup().await.unwrap();
     assert!(lab.connects(server), "attacker must connect before the ban");
 
@@ -90,19 +90,19 @@ async fn ban_blocks_then_expires(kind: Kind, attacker: &str, server: &str) {
 
 #[tokio::test]
 async fn nft_ban_blocks_then_expires_v4() {
-    ban_blocks_then_expires(Kind::Nft, ATTACKER_V4, SERVER_V4).await;
+    ban_blocks_then_expires(Kind::Nft, ATTACKER4, SERVER4).await;
 }
 #[tokio::test]
 async fn nft_ban_blocks_then_expires_v6() {
-    ban_blocks_then_expires(Kind::Nft, ATTACKER_V6, SERVER_V6).await;
+    ban_blocks_then_expires(Kind::Nft, ATTACKER6, SERVER6).await;
 }
 #[tokio::test]
 async fn ipset_ban_blocks_then_expires_v4() {
-    ban_blocks_then_expires(Kind::Ipset, ATTACKER_V4, SERVER_V4).await;
+    ban_blocks_then_expires(Kind::Ipset, ATTACKER4, SERVER4).await;
 }
 #[tokio::test]
 async fn ipset_ban_blocks_then_expires_v6() {
-    ban_blocks_then_expires(Kind::Ipset, ATTACKER_V6, SERVER_V6).await;
+    ban_blocks_then_expires(Kind::Ipset, ATTACKER6, SERVER6).await;
 }
 
 /// Permanent bans stay (no timeout in the kernel) until removed; removal of absent
@@ -112,25 +112,25 @@ async fn permanent_then_removed(kind: Kind) {
         return;
     }
     let lab = Lab::new();
-    let mut fw = firewall(kind, &lab.server);
+    let mut fw = firewall(kind, &lab.pair.server);
     fw.setup().await.unwrap();
-    fw.apply(&[add(host(ATTACKER_V4), None), add(host(ATTACKER_V6), None)])
+    fw.apply(&[add(host(ATTACKER4), None), add(host(ATTACKER6), None)])
         .await
         .unwrap();
-    assert!(!lab.connects(SERVER_V4));
-    assert!(!lab.connects(SERVER_V6));
+    assert!(!lab.connects(SERVER4));
+    assert!(!lab.connects(SERVER6));
     let l = listed(&fw).await;
-    assert_eq!(l.get(&host(ATTACKER_V4)), Some(&None));
-    assert_eq!(l.get(&host(ATTACKER_V6)), Some(&None));
+    assert_eq!(l.get(&host(ATTACKER4)), Some(&None));
+    assert_eq!(l.get(&host(ATTACKER6)), Some(&None));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!lab.connects(SERVER_V4), "a permanent ban must stay");
+    assert!(!lab.connects(SERVER4), "a permanent ban must stay");
 
     // Remove the v4 ban, remove two absent elements (one address, one network), and add
     // an unrelated ban, all in one batch.
     let report = fw
         .apply(&[
             Change::Remove {
-                target: host(ATTACKER_V4),
+                target: host(ATTACKER4),
             },
             Change::Remove {
                 target: host("203.0.113.9"),
@@ -143,24 +143,24 @@ async fn permanent_then_removed(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(report.added, 1);
-    assert!(lab.connects(SERVER_V4), "removed ban must be gone");
-    assert!(!lab.connects(SERVER_V6), "the v6 ban was not removed");
+    assert!(lab.connects(SERVER4), "removed ban must be gone");
+    assert!(!lab.connects(SERVER6), "the v6 ban was not removed");
     let l = listed(&fw).await;
     assert!(l.contains_key(&host("203.0.113.10")));
-    assert!(!l.contains_key(&host(ATTACKER_V4)));
+    assert!(!l.contains_key(&host(ATTACKER4)));
 
     // Removing only absent elements.
     fw.apply(&[Change::Remove {
-        target: host(ATTACKER_V4),
+        target: host(ATTACKER4),
     }])
     .await
     .unwrap();
     fw.apply(&[Change::Remove {
-        target: host(ATTACKER_V6),
+        target: host(ATTACKER6),
     }])
     .await
     .unwrap();
-    assert!(lab.connects(SERVER_V6));
+    assert!(lab.connects(SERVER6));
 }
 
 #[tokio::test]
@@ -178,7 +178,7 @@ async fn network_bans(kind: Kind) {
         return;
     }
     let lab = Lab::new();
-    let mut fw = firewall(kind, &lab.server);
+    let mut fw = firewall(kind, &lab.pair.server);
     fw.setup().await.unwrap();
     // Host bits are cleared: 192.0.2.77/24 means 192.0.2.0/24.
     fw.apply(&[
@@ -187,8 +187,8 @@ async fn network_bans(kind: Kind) {
     ])
     .await
     .unwrap();
-    assert!(!lab.connects(SERVER_V4));
-    assert!(!lab.connects(SERVER_V6));
+    assert!(!lab.connects(SERVER4));
+    assert!(!lab.connects(SERVER6));
     let l = listed(&fw).await;
     assert!(l[&net("192.0.2.0/24")].is_some());
     assert_eq!(l[&net("2001:db8::/64")], None);
@@ -202,8 +202,8 @@ async fn network_bans(kind: Kind) {
     ])
     .await
     .unwrap();
-    assert!(lab.connects(SERVER_V4));
-    assert!(lab.connects(SERVER_V6));
+    assert!(lab.connects(SERVER4));
+    assert!(lab.connects(SERVER6));
     assert!(listed(&fw).await.is_empty());
 }
 
@@ -363,7 +363,7 @@ async fn nft_setup_is_idempotent() {
     assert!(!second.contains("hook forward"));
 
     // A changed priority, verdict and forward hook take effect on the next setup.
-    let mut config = ns.config();
+    let mut config = support::config(&ns);
     config.priority = -50;
     config.verdict = Verdict::Reject;
     config.hook_forward = true;
@@ -399,7 +399,7 @@ async fn ipset_setup_is_idempotent() {
     assert!(v6.contains("--match-set portcullis6 src -j DROP"), "{v6}");
     assert!(listed(&fw).await.contains_key(&host("192.0.2.20")));
 
-    let mut config = ns.config();
+    let mut config = support::config(&ns);
     config.verdict = Verdict::Reject;
     config.hook_forward = true;
     let mut fw = Firewall::ipset(config).unwrap();
@@ -419,19 +419,19 @@ async fn reject_refuses(kind: Kind) {
         return;
     }
     let lab = Lab::new();
-    let mut config = lab.server.config();
+    let mut config = support::config(&lab.pair.server);
     config.verdict = Verdict::Reject;
     let mut fw = match kind {
         Kind::Nft => Firewall::nft(config).unwrap(),
         Kind::Ipset => Firewall::ipset(config).unwrap(),
     };
     fw.setup().await.unwrap();
-    fw.apply(&[add(host(ATTACKER_V4), None), add(host(ATTACKER_V6), None)])
+    fw.apply(&[add(host(ATTACKER4), None), add(host(ATTACKER6), None)])
         .await
         .unwrap();
     // Linux TCP ignores the ICMPv6 error for the first SYN here and aborts on the
     // retransmission's (≈1 s), so give the connect 3 s: a drop would take all of them.
-    for server in [SERVER_V4, SERVER_V6] {
+    for server in [SERVER4, SERVER6] {
         let started = Instant::now();
         let err = lab
             .connect_within(server, Duration::from_secs(3))
@@ -509,9 +509,9 @@ async fn nft_other_table_untouched() {
     .unwrap();
     fw.reconcile(&[(host("203.0.113.1"), None)]).await.unwrap();
     fw.teardown(false).await.unwrap();
-    assert!(ns.try_exec(&["nft", "list", "table", "inet", "portcullis"]));
+    assert!(ns.exec_succeeds(&["nft", "list", "table", "inet", "portcullis"]));
     fw.teardown(true).await.unwrap();
-    assert!(!ns.try_exec(&["nft", "list", "table", "inet", "portcullis"]));
+    assert!(!ns.exec_succeeds(&["nft", "list", "table", "inet", "portcullis"]));
     fw.teardown(true).await.unwrap(); // absent table: still fine
     let after = ns.exec(&["nft", "list", "table", "inet", "other"]);
     assert_eq!(before, after);
@@ -604,7 +604,7 @@ async fn detect_and_health() {
         return;
     }
     let ns = Netns::new("det");
-    let fw = Firewall::detect(ns.config()).await.unwrap();
+    let fw = Firewall::detect(support::config(&ns)).await.unwrap();
     assert_eq!(fw.backend_name(), "nftables");
     let h = fw.health().await;
     assert!(!h.is_ok(), "no table yet: {h}");
@@ -668,36 +668,8 @@ async fn forward_hook_blocks_routed_traffic(kind: Kind) {
     let attacker = Netns::new("fatt");
     let router = Netns::new("frtr");
     let server = Netns::new("fsrv");
-    support::sh(&[
-        "ip",
-        "link",
-        "add",
-        "a0",
-        "netns",
-        &attacker.name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "r0",
-        "netns",
-        &router.name,
-    ]);
-    support::sh(&[
-        "ip",
-        "link",
-        "add",
-        "s0",
-        "netns",
-        &server.name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "r1",
-        "netns",
-        &router.name,
-    ]);
+    attacker.veth("a0", &router, "r0");
+    server.veth("s0", &router, "r1");
     attacker.exec(&["ip", "addr", "add", "192.0.2.2/24", "dev", "a0"]);
     attacker.exec(&["ip", "link", "set", "a0", "up"]);
     attacker.exec(&["ip", "route", "add", "default", "via", "192.0.2.1"]);
@@ -710,8 +682,8 @@ async fn forward_hook_blocks_routed_traffic(kind: Kind) {
     server.exec(&["ip", "link", "set", "s0", "up"]);
     server.exec(&["ip", "route", "add", "default", "via", "198.51.100.1"]);
     let addr: std::net::SocketAddr = "198.51.100.2:8022".parse().unwrap();
-    let _listener = support::listen(&server, addr);
-    let connects = || support::connect_from(&attacker, addr, Duration::from_millis(500)).is_ok();
+    let _listener = server.listen(addr);
+    let connects = || attacker.connect(addr, Duration::from_millis(500)).is_ok();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !connects() {
         assert!(Instant::now() < deadline, "routed lab never came up");
@@ -721,13 +693,13 @@ async fn forward_hook_blocks_routed_traffic(kind: Kind) {
     // Input hook only: forwarded traffic passes.
     let mut fw = firewall(kind, &router);
     fw.setup().await.unwrap();
-    fw.apply(&[add(host(ATTACKER_V4), None)]).await.unwrap();
+    fw.apply(&[add(host(ATTACKER4), None)]).await.unwrap();
     assert!(
         connects(),
         "without hook_forward, forwarded traffic is not filtered"
     );
 
-    let mut config = router.config();
+    let mut config = support::config(&router);
     config.hook_forward = true;
     let mut fw = match kind {
         Kind::Nft => Firewall::nft(config).unwrap(),
@@ -736,7 +708,7 @@ async fn forward_hook_blocks_routed_traffic(kind: Kind) {
     fw.setup().await.unwrap();
     assert!(!connects(), "hook_forward must block the banned source");
     fw.apply(&[Change::Remove {
-        target: host(ATTACKER_V4),
+        target: host(ATTACKER4),
     }])
     .await
     .unwrap();
