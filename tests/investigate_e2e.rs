@@ -305,18 +305,14 @@ fn line(secs: u32, pid: u32, msg: &str) -> String {
 }
 
 fn utmp_rec(kind: UtmpKind, pid: i32, line: &str, user: &str, host: &str, secs: i64) -> Vec<u8> {
-    encode_record(&UtmpRecord {
+    encode_record(&UtmpRecord::new(
         kind,
         pid,
-        line: line.into(),
-        id: String::new(),
-        user: user.into(),
-        host: host.into(),
-        addr: host.parse().ok(),
-        time: Time::from_secs(secs),
-        session: 0,
-        exit: (0, 0),
-    })
+        line,
+        user,
+        host,
+        Time::from_secs(secs),
+    ))
     .to_vec()
 }
 

@@ -133,18 +133,15 @@ mod tests {
     use crate::utmp::{UtmpKind, UtmpRecord, encode_record};
 
     fn rec(kind: UtmpKind, pid: i32, line: &str, user: &str, secs: i64) -> Vec<u8> {
-        encode_record(&UtmpRecord {
+        let host = "192.0.2.9";
+        encode_record(&UtmpRecord::new(
             kind,
             pid,
-            line: line.into(),
-            id: String::new(),
-            user: user.into(),
-            host: "192.0.2.9".into(),
-            addr: Some("192.0.2.9".parse().unwrap()),
-            time: Time::from_secs(secs),
-            session: 0,
-            exit: (0, 0),
-        })
+            line,
+            user,
+            host,
+            Time::from_secs(secs),
+        ))
         .to_vec()
     }
 

@@ -142,6 +142,33 @@ pub struct UtmpRecord {
     pub exit: (i16, i16),
 }
 
+impl UtmpRecord {
+    /// A record as a login program writes it: `user` on `line` from `host` at `time`, `addr`
+    /// taken from `host` when that is an address; no id, session or exit status. With
+    /// [`encode_record`], the way tests and fixtures write real-format utmp files.
+    pub fn new(
+        kind: UtmpKind,
+        pid: i32,
+        line: &str,
+        user: &str,
+        host: &str,
+        time: Time,
+    ) -> UtmpRecord {
+        UtmpRecord {
+            kind,
+            pid,
+            line: line.into(),
+            id: String::new(),
+            user: user.into(),
+            host: host.into(),
+            addr: parse_addr(host),
+            time,
+            session: 0,
+            exit: (0, 0),
+        }
+    }
+}
+
 /// The records of one file plus how much of its tail was unreadable.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UtmpFile {
@@ -457,18 +484,7 @@ mod tests {
     use super::*;
 
     fn rec(kind: UtmpKind, pid: i32, line: &str, user: &str, host: &str, secs: i64) -> UtmpRecord {
-        UtmpRecord {
-            kind,
-            pid,
-            line: line.into(),
-            id: String::new(),
-            user: user.into(),
-            host: host.into(),
-            addr: parse_addr(host),
-            time: Time::from_secs(secs),
-            session: 0,
-            exit: (0, 0),
-        }
+        UtmpRecord::new(kind, pid, line, user, host, Time::from_secs(secs))
     }
 
     fn file(records: &[UtmpRecord]) -> Vec<u8> {
