@@ -12,8 +12,8 @@ use anyhow::{Context, Result};
 use portcullis_core::date::DateParser;
 use portcullis_core::{Event, EventKind, Time};
 use portcullis_sources::{
-    JournalLocation, JournalOptions, JournalSource, JournalStart, ReadStatus, ReplayReader,
-    SourceId, file_reference_time, parse_journal_matches,
+    JournalLocation, JournalOptions, JournalSource, JournalStart, LineSource, ReadStatus,
+    ReplayReader, SourceId, file_reference_time, parse_journal_matches,
 };
 use serde::Serialize;
 

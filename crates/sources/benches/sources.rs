@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use portcullis_sources::{
-    ExportParser, FileTail, FileTailOptions, ReadStatus, ReplayReader, SourceId, StartAt,
+    ExportParser, FileTail, FileTailOptions, LineSource, ReadStatus, ReplayReader, SourceId,
+    StartAt,
 };
 
 const LINES: u64 = 200_000;

@@ -5,7 +5,9 @@
 use std::io::Write;
 use std::time::Duration;
 
-use portcullis_sources::{FilePosition, FileTail, FileTailOptions, Position, ReadStatus, SourceId};
+use portcullis_sources::{
+    FilePosition, FileTail, FileTailOptions, LineSource, Position, ReadStatus, SourceId,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

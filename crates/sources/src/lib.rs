@@ -14,6 +14,7 @@ mod replay;
 mod split;
 mod stop;
 mod tail;
+mod waiting;
 
 pub use error::{MatchError, OpenError, ReadError};
 pub use journal::export::{ExportEntry, ExportParser, ExportStats};

@@ -43,11 +43,10 @@ use portcullis_core::time::Time;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::error::{OpenError, ReadError};
-use crate::line::{
-    FilePosition, LineSource, MAX_LINE, Position, ReadStatus, SourceId, SourceLine, wall_clock,
-};
+use crate::line::{FilePosition, MAX_LINE, Position, SourceId, SourceLine, wall_clock};
 use crate::split::LineSplitter;
 use crate::stop::StopHandle;
+use crate::waiting::WaitingSource;
 
 /// Bytes of the first line that the first-line hash covers.
 const HASH_CAP: usize = 1024;
@@ -378,46 +377,6 @@ impl FileTail {
         match &self.current {
             Some(t) => Some(t.position(t.delivered)),
             None => self.last_position,
-        }
-    }
-
-    /// A handle that stops a blocked or later [`FileTail::read_batch`].
-    pub fn stop_handle(&self) -> StopHandle {
-        self.stop.clone()
-    }
-
-    /// Append up to `max` lines to `out`, blocking up to `timeout` for the first one.
-    ///
-    /// Returns [`ReadStatus::Live`] (possibly with no lines, on timeout) or
-    /// [`ReadStatus::Stopped`]. Errors leave the tail usable.
-    pub fn read_batch(
-        &mut self,
-        out: &mut Vec<SourceLine>,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<ReadStatus, ReadError> {
-        let deadline = Instant::now() + timeout;
-        let start = out.len();
-        loop {
-            if self.stop.is_stopped() {
-                return Ok(ReadStatus::Stopped);
-            }
-            self.pump(out, max.saturating_sub(out.len() - start), wall_clock())?;
-            if out.len() > start || max == 0 {
-                return Ok(ReadStatus::Live);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(ReadStatus::Live);
-            }
-            if now >= self.next_tick {
-                self.next_tick = now + self.options.poll_interval;
-                if self.dir_watch.is_none() {
-                    self.watch_dir();
-                }
-                continue;
-            }
-            self.wait(deadline.min(self.next_tick) - now)?;
         }
     }
 
@@ -947,17 +906,30 @@ impl FileTail {
     }
 }
 
-impl LineSource for FileTail {
-    fn read_batch(
-        &mut self,
-        out: &mut Vec<SourceLine>,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<ReadStatus, ReadError> {
-        FileTail::read_batch(self, out, max, timeout)
+/// A [`crate::LineSource`] through the shared loop (`waiting.rs`): `read_batch` returns
+/// [`crate::ReadStatus::Live`] (possibly with no lines, on timeout) or
+/// [`crate::ReadStatus::Stopped`]; errors leave the tail usable.
+impl WaitingSource for FileTail {
+    fn stop(&self) -> &StopHandle {
+        &self.stop
     }
-    fn stop_handle(&self) -> StopHandle {
-        FileTail::stop_handle(self)
+
+    fn take_ready(&mut self, out: &mut Vec<SourceLine>, room: usize) -> Result<(), ReadError> {
+        self.pump(out, room, wall_clock())
+    }
+
+    /// Rescan every `poll_interval` (the fallback for lost inotify events and a directory
+    /// that could not be watched), else sleep until an inotify event, the stop event or then.
+    fn wait_for_input(&mut self, left: Duration) -> Result<(), ReadError> {
+        let now = Instant::now();
+        if now >= self.next_tick {
+            self.next_tick = now + self.options.poll_interval;
+            if self.dir_watch.is_none() {
+                self.watch_dir();
+            }
+            return Ok(());
+        }
+        self.wait(left.min(self.next_tick - now))
     }
 }
 

@@ -19,10 +19,9 @@ use portcullis_core::time::Time;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::error::{OpenError, ReadError};
-use crate::line::{
-    JournalFields, LineSource, MAX_LINE, Position, ReadStatus, SourceId, SourceLine, wall_clock,
-};
+use crate::line::{JournalFields, MAX_LINE, Position, SourceId, SourceLine, wall_clock};
 use crate::stop::StopHandle;
+use crate::waiting::WaitingSource;
 use export::{ExportEntry, ExportParser};
 
 /// Which journal files journalctl reads.
@@ -184,11 +183,6 @@ impl JournalSource {
         self.running.as_ref().map(|r| r.child.id())
     }
 
-    /// A handle that stops a blocked or later [`JournalSource::read_batch`].
-    pub fn stop_handle(&self) -> StopHandle {
-        self.stop.clone()
-    }
-
     /// The journalctl arguments for the current state (cursor, options).
     pub fn command_args(&self) -> Vec<String> {
         let o = &self.options;
@@ -270,112 +264,6 @@ impl JournalSource {
         if let Some(mut r) = self.running.take() {
             let _ = r.child.kill();
             let _ = r.child.wait();
-        }
-    }
-
-    /// Append up to `max` lines to `out`, blocking up to `timeout` for the first one.
-    ///
-    /// When following, a journalctl exit is returned once as [`ReadError::JournalExit`];
-    /// later calls restart it (after the last delivered cursor) with backoff.
-    pub fn read_batch(
-        &mut self,
-        out: &mut Vec<SourceLine>,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<ReadStatus, ReadError> {
-        let deadline = Instant::now() + timeout;
-        let start = out.len();
-        loop {
-            if self.stop.is_stopped() {
-                self.stop_child();
-                return Ok(ReadStatus::Stopped);
-            }
-            // Entries already buffered come first.
-            let now = wall_clock();
-            while out.len() - start < max {
-                let Some(entry) = self.parser.next_entry() else {
-                    break;
-                };
-                self.deliver(entry, out, now);
-            }
-            if out.len() > start || max == 0 {
-                return Ok(ReadStatus::Live);
-            }
-            if self.finished {
-                return Ok(ReadStatus::Finished);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(ReadStatus::Live);
-            }
-            if self.running.is_none() {
-                if let Some(at) = self.restart_at {
-                    let wait = at.saturating_duration_since(Instant::now());
-                    if !wait.is_zero() {
-                        self.wait_for(None, wait.min(left))?;
-                        continue;
-                    }
-                }
-                self.restart_at = None;
-                self.stats.restarts += 1;
-                if let Err(e) = self.start_child() {
-                    self.schedule_restart();
-                    return Err(e);
-                }
-                continue;
-            }
-            if !self.wait_for_output(left)? {
-                continue;
-            }
-            let n = match self.running.as_mut().map(|r| r.stdout.read(&mut self.buf)) {
-                Some(Ok(n)) => n,
-                Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Some(Err(e)) => {
-                    self.stop_child();
-                    self.schedule_restart();
-                    return Err(ReadError::Pipe(e));
-                }
-                None => continue,
-            };
-            if n > 0 {
-                self.parser.push(self.buf.get(..n).unwrap_or(&[]));
-                continue;
-            }
-            // EOF: journalctl exited.
-            let status = self.running.take().and_then(|mut r| {
-                let status = r.child.wait().ok();
-                if let Some(t) = r.stderr_reader.take() {
-                    let _ = t.join();
-                }
-                status
-            });
-            let stderr = self
-                .stderr_tail
-                .lock()
-                .map(|t| t.clone())
-                .unwrap_or_default();
-            if self.options.follow {
-                if self.cursor.is_some() && stderr.contains("cursor") {
-                    // A stored cursor journalctl cannot parse would fail every restart.
-                    tracing::warn!(%stderr, "journal cursor rejected; following from the end");
-                    self.cursor = None;
-                }
-                self.schedule_restart();
-                match status {
-                    // Reported so the daemon can show it; the next calls restart journalctl.
-                    Some(status) => return Err(ReadError::JournalExit { status, stderr }),
-                    None => continue,
-                }
-            }
-            match status {
-                Some(s) if !s.success() => {
-                    self.finished = true;
-                    return Err(ReadError::JournalExit { status: s, stderr });
-                }
-                _ => {
-                    self.finished = true;
-                }
-            }
         }
     }
 
@@ -478,16 +366,102 @@ impl Drop for JournalSource {
     }
 }
 
-impl LineSource for JournalSource {
-    fn read_batch(
-        &mut self,
-        out: &mut Vec<SourceLine>,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<ReadStatus, ReadError> {
-        JournalSource::read_batch(self, out, max, timeout)
+/// A [`crate::LineSource`] through the shared loop (`waiting.rs`). When following, a journalctl
+/// exit is returned once as [`ReadError::JournalExit`]; later calls restart it (after the last
+/// delivered cursor) with backoff.
+impl WaitingSource for JournalSource {
+    fn stop(&self) -> &StopHandle {
+        &self.stop
     }
-    fn stop_handle(&self) -> StopHandle {
-        JournalSource::stop_handle(self)
+
+    fn on_stop(&mut self) {
+        self.stop_child();
+    }
+
+    /// Entries already parsed come first.
+    fn take_ready(&mut self, out: &mut Vec<SourceLine>, room: usize) -> Result<(), ReadError> {
+        let now = wall_clock();
+        // Counted in lines, not entries: an entry without a message yields none.
+        let end = out.len() + room;
+        while out.len() < end {
+            let Some(entry) = self.parser.next_entry() else {
+                break;
+            };
+            self.deliver(entry, out, now);
+        }
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// (Re)start journalctl when it is not running (after its backoff), else wait for its
+    /// output and parse what it wrote; an exit ends the input unless following.
+    fn wait_for_input(&mut self, left: Duration) -> Result<(), ReadError> {
+        if self.running.is_none() {
+            if let Some(at) = self.restart_at {
+                let wait = at.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    self.wait_for(None, wait.min(left))?;
+                    return Ok(());
+                }
+            }
+            self.restart_at = None;
+            self.stats.restarts += 1;
+            if let Err(e) = self.start_child() {
+                self.schedule_restart();
+                return Err(e);
+            }
+            return Ok(());
+        }
+        if !self.wait_for_output(left)? {
+            return Ok(());
+        }
+        let n = match self.running.as_mut().map(|r| r.stdout.read(&mut self.buf)) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+            Some(Err(e)) => {
+                self.stop_child();
+                self.schedule_restart();
+                return Err(ReadError::Pipe(e));
+            }
+            None => return Ok(()),
+        };
+        if n > 0 {
+            self.parser.push(self.buf.get(..n).unwrap_or(&[]));
+            return Ok(());
+        }
+        // EOF: journalctl exited.
+        let status = self.running.take().and_then(|mut r| {
+            let status = r.child.wait().ok();
+            if let Some(t) = r.stderr_reader.take() {
+                let _ = t.join();
+            }
+            status
+        });
+        let stderr = self
+            .stderr_tail
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        if self.options.follow {
+            if self.cursor.is_some() && stderr.contains("cursor") {
+                // A stored cursor journalctl cannot parse would fail every restart.
+                tracing::warn!(%stderr, "journal cursor rejected; following from the end");
+                self.cursor = None;
+            }
+            self.schedule_restart();
+            return match status {
+                // Reported so the daemon can show it; the next calls restart journalctl.
+                Some(status) => Err(ReadError::JournalExit { status, stderr }),
+                None => Ok(()),
+            };
+        }
+        self.finished = true;
+        match status {
+            Some(s) if !s.success() => Err(ReadError::JournalExit { status: s, stderr }),
+            _ => Ok(()),
+        }
     }
 }

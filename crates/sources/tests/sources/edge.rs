@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use portcullis_sources::{
-    FileTail, FileTailOptions, MAX_LINE, ReadStatus, SourceId, SourceLine, StartAt,
+    FileTail, FileTailOptions, LineSource, MAX_LINE, ReadStatus, SourceId, SourceLine, StartAt,
 };
 
 use crate::util::{file_pos, opts};

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use portcullis_core::time::Time;
 use portcullis_sources::{
-    JournalLocation, JournalOptions, JournalSource, JournalStart, Position, ReadStatus, SourceId,
-    SourceLine, parse_journal_matches,
+    JournalLocation, JournalOptions, JournalSource, JournalStart, LineSource, Position, ReadStatus,
+    SourceId, SourceLine, parse_journal_matches,
 };
 
 const REMOTE: &str = "/lib/systemd/systemd-journal-remote";

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use portcullis_sources::{FilePosition, FileTail, ReadStatus, SourceId, SourceLine};
+use portcullis_sources::{FilePosition, FileTail, LineSource, ReadStatus, SourceId, SourceLine};
 
 use crate::util::{assert_exactly_once, file_pos, opts};
 

@@ -6,7 +6,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use portcullis_sources::{
-    FilePosition, FileTail, FileTailOptions, Position, ReadStatus, SourceLine, StartAt, StopHandle,
+    FilePosition, FileTail, FileTailOptions, LineSource, Position, ReadStatus, SourceLine, StartAt,
+    StopHandle,
 };
 
 pub fn opts() -> FileTailOptions {
