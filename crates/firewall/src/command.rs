@@ -11,10 +11,47 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::error::CommandError;
+use crate::config::FirewallConfig;
+use crate::error::{CommandError, ConfigError};
+use crate::nft::error_chain;
 
 /// How much of a tool's stderr we keep in an error.
 const STDERR_KEEP: usize = 2000;
+
+/// What both kernel backends hold: their validated configuration, the runner of their tools,
+/// and the last failure of a mutating operation (for `portcullis status`).
+#[derive(Debug)]
+pub(crate) struct Tools {
+    /// Names, hooks, verdict, binaries.
+    pub config: FirewallConfig,
+    /// Runs the tools with the configured prefix and timeout.
+    pub runner: Runner,
+    /// The last failure of setup/apply/reconcile/teardown; `None` after a success.
+    last_error: Option<String>,
+}
+
+impl Tools {
+    /// Validate `config` and set up its runner. Touches nothing.
+    pub fn new(config: FirewallConfig) -> Result<Tools, ConfigError> {
+        config.validate()?;
+        let runner = Runner::new(config.command_prefix.clone(), config.command_timeout);
+        Ok(Tools {
+            config,
+            runner,
+            last_error: None,
+        })
+    }
+
+    /// The last error of setup/apply/reconcile/teardown, if the last such call failed.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// Remember how a mutating operation ended.
+    pub fn note<E: std::error::Error>(&mut self, err: Option<&E>) {
+        self.last_error = err.map(|e| error_chain(e));
+    }
+}
 
 /// Runs tools with the configured prefix and timeout.
 #[derive(Clone, Debug)]

@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use crate::change::{ApplyReport, Change, Plan, SetKind, timeout_secs};
-use crate::command::Runner;
+use crate::command::Tools;
 use crate::config::{FirewallConfig, Verdict};
 use crate::error::{
     ApplyError, CommandError, ConfigError, ListError, ReconcileError, SetupError, TeardownError,
 };
-use crate::nft::error_chain;
 
 /// The largest element timeout the kernel's ipset accepts, in seconds
 /// (`IPSET_MAX_TIMEOUT`, about 24.8 days). Longer bans go in as permanent elements.
@@ -32,39 +31,31 @@ const MAX_DUPLICATE_RULES: usize = 64;
 /// The ipset + iptables engine. Owns four ipsets and the rules pointing at them.
 #[derive(Debug)]
 pub struct IpsetBackend {
-    /// Names, verdict, forward hook, binaries.
-    config: FirewallConfig,
-    /// Runs the tools with the configured prefix and timeout.
-    runner: Runner,
-    /// The last failure of a mutating operation, for status.
-    last_error: Option<String>,
+    /// Configuration, runner, last error.
+    tools: Tools,
 }
 
 impl IpsetBackend {
     /// A backend for `config`. Touches nothing until [`IpsetBackend::setup`].
     pub fn new(config: FirewallConfig) -> Result<IpsetBackend, ConfigError> {
-        config.validate()?;
-        let runner = Runner::new(config.command_prefix.clone(), config.command_timeout);
         Ok(IpsetBackend {
-            config,
-            runner,
-            last_error: None,
+            tools: Tools::new(config)?,
         })
     }
 
     /// The configuration in use.
     pub fn config(&self) -> &FirewallConfig {
-        &self.config
+        &self.tools.config
     }
 
     /// The last error of setup/apply/reconcile/teardown, if the last such call failed.
     pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+        self.tools.last_error()
     }
 
     /// The ipset name for a set kind.
     pub(crate) fn set_name(&self, kind: SetKind) -> String {
-        let t = &self.config.table;
+        let t = &self.tools.config.table;
         match kind {
             SetKind::Addr4 => format!("{t}4"),
             SetKind::Addr6 => format!("{t}6"),
@@ -75,11 +66,13 @@ impl IpsetBackend {
 
     /// Whether `ipset list -n` and `iptables -w -S INPUT` work (used by detection).
     pub async fn probe(&self) -> Result<(), CommandError> {
-        self.runner
-            .output(&self.config.ipset, &["list", "-n"], None)
+        self.tools
+            .runner
+            .output(&self.tools.config.ipset, &["list", "-n"], None)
             .await?;
-        self.runner
-            .output(&self.config.iptables, &["-w", "-S", "INPUT"], None)
+        self.tools
+            .runner
+            .output(&self.tools.config.iptables, &["-w", "-S", "INPUT"], None)
             .await?;
         Ok(())
     }
@@ -88,7 +81,7 @@ impl IpsetBackend {
     /// exist, with the configured verdict. Idempotent; elements stay.
     pub async fn setup(&mut self) -> Result<(), SetupError> {
         let r = self.setup_inner().await;
-        self.note(r.as_ref().err());
+        self.tools.note(r.as_ref().err());
         r.map_err(SetupError::from)
     }
 
@@ -101,19 +94,20 @@ impl IpsetBackend {
                 self.set_name(kind),
                 if kind.is_net() { "hash:net" } else { "hash:ip" },
                 if kind.is_v6() { "inet6" } else { "inet" },
-                self.config.ipset_maxelem
+                self.tools.config.ipset_maxelem
             );
         }
-        self.runner
+        self.tools
+            .runner
             .output(
-                &self.config.ipset,
+                &self.tools.config.ipset,
                 &["-exist", "restore"],
                 Some(script.into_bytes()),
             )
             .await?;
-        let wanted = self.config.verdict;
+        let wanted = self.tools.config.verdict;
         for chain in ["INPUT", "FORWARD"] {
-            let hooked = chain == "INPUT" || self.config.hook_forward;
+            let hooked = chain == "INPUT" || self.tools.config.hook_forward;
             for kind in SetKind::ALL {
                 for verdict in [Verdict::Drop, Verdict::Reject] {
                     if hooked && verdict == wanted {
@@ -154,9 +148,9 @@ impl IpsetBackend {
 
     fn tables_binary(&self, kind: SetKind) -> &PathBuf {
         if kind.is_v6() {
-            &self.config.ip6tables
+            &self.tools.config.ip6tables
         } else {
-            &self.config.iptables
+            &self.tools.config.iptables
         }
     }
 
@@ -170,6 +164,7 @@ impl IpsetBackend {
         let args = self.rule_args("-C", chain, kind, verdict);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let done = self
+            .tools
             .runner
             .run(self.tables_binary(kind), &argv, None)
             .await?;
@@ -189,7 +184,8 @@ impl IpsetBackend {
         if !self.rule_present(chain, kind, verdict).await? {
             let args = self.rule_args("-I", chain, kind, verdict);
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-            self.runner
+            self.tools
+                .runner
                 .output(self.tables_binary(kind), &argv, None)
                 .await?;
         }
@@ -208,7 +204,8 @@ impl IpsetBackend {
             }
             let args = self.rule_args("-D", chain, kind, verdict);
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-            self.runner
+            self.tools
+                .runner
                 .output(self.tables_binary(kind), &argv, None)
                 .await?;
         }
@@ -220,7 +217,7 @@ impl IpsetBackend {
         let started = Instant::now();
         let plan = Plan::from_changes(changes);
         let r = self.apply_plan(plan, changes.len(), started).await;
-        self.note(r.as_ref().err());
+        self.tools.note(r.as_ref().err());
         r
     }
 
@@ -236,9 +233,10 @@ impl IpsetBackend {
         };
         if !plan.is_empty() {
             let (script, made_permanent) = self.batch_script(&plan);
-            self.runner
+            self.tools
+                .runner
                 .output(
-                    &self.config.ipset,
+                    &self.tools.config.ipset,
                     &["-exist", "restore"],
                     Some(script.into_bytes()),
                 )
@@ -295,9 +293,10 @@ impl IpsetBackend {
         for kind in SetKind::ALL {
             let name = self.set_name(kind);
             let text = self
+                .tools
                 .runner
                 .output(
-                    &self.config.ipset,
+                    &self.tools.config.ipset,
                     &["list", &name, "-output", "save"],
                     None,
                 )
@@ -320,7 +319,7 @@ impl IpsetBackend {
             Ok(self.apply_plan(plan, n, started).await?)
         }
         .await;
-        self.note(r.as_ref().err());
+        self.tools.note(r.as_ref().err());
         r
     }
 
@@ -332,8 +331,9 @@ impl IpsetBackend {
         }
         let r = async {
             let names = self
+                .tools
                 .runner
-                .output(&self.config.ipset, &["list", "-n"], None)
+                .output(&self.tools.config.ipset, &["list", "-n"], None)
                 .await?;
             let names = String::from_utf8_lossy(&names);
             let existing: HashSet<&str> = names.lines().map(str::trim).collect();
@@ -351,19 +351,16 @@ impl IpsetBackend {
             }
             for kind in ours {
                 let name = self.set_name(kind);
-                self.runner
-                    .output(&self.config.ipset, &["destroy", &name], None)
+                self.tools
+                    .runner
+                    .output(&self.tools.config.ipset, &["destroy", &name], None)
                     .await?;
             }
             Ok::<(), CommandError>(())
         }
         .await;
-        self.note(r.as_ref().err());
+        self.tools.note(r.as_ref().err());
         r.map_err(TeardownError::from)
-    }
-
-    fn note<E: std::error::Error>(&mut self, err: Option<&E>) {
-        self.last_error = err.map(|e| error_chain(e));
     }
 }
 

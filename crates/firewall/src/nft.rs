@@ -26,7 +26,7 @@ use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use crate::change::{ApplyReport, Change, Plan, SetKind, timeout_secs};
-use crate::command::Runner;
+use crate::command::Tools;
 use crate::config::{FirewallConfig, Verdict};
 use crate::error::{
     ApplyError, CommandError, ConfigError, ListError, ReconcileError, SetupError, TeardownError,
@@ -38,40 +38,33 @@ const MAX_TIMEOUT_SECS: u64 = u32::MAX as u64;
 /// The nftables engine. Owns table `inet <table>` and nothing else.
 #[derive(Debug)]
 pub struct NftBackend {
-    /// Names, hooks, verdict, binary.
-    config: FirewallConfig,
-    /// Runs `nft` with the configured prefix and timeout.
-    runner: Runner,
-    /// The last failure of a mutating operation, for status.
-    last_error: Option<String>,
+    /// Configuration, runner, last error.
+    tools: Tools,
 }
 
 impl NftBackend {
     /// A backend for `config`. Touches nothing until [`NftBackend::setup`].
     pub fn new(config: FirewallConfig) -> Result<NftBackend, ConfigError> {
-        config.validate()?;
-        let runner = Runner::new(config.command_prefix.clone(), config.command_timeout);
         Ok(NftBackend {
-            config,
-            runner,
-            last_error: None,
+            tools: Tools::new(config)?,
         })
     }
 
     /// The configuration in use.
     pub fn config(&self) -> &FirewallConfig {
-        &self.config
+        &self.tools.config
     }
 
     /// The last error of setup/apply/reconcile/teardown, if the last such call failed.
     pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+        self.tools.last_error()
     }
 
     /// Whether `nft list tables` works (used by detection).
     pub async fn probe(&self) -> Result<(), CommandError> {
-        self.runner
-            .output(&self.config.nft, &["list", "tables"], None)
+        self.tools
+            .runner
+            .output(&self.tools.config.nft, &["list", "tables"], None)
             .await
             .map(|_| ())
     }
@@ -82,7 +75,7 @@ impl NftBackend {
     pub async fn setup(&mut self) -> Result<(), SetupError> {
         let doc = self.setup_document();
         let r = self.run_document(&doc).await;
-        self.note(r.as_ref().err());
+        self.tools.note(r.as_ref().err());
         r.map_err(SetupError::from)
     }
 
@@ -91,23 +84,24 @@ impl NftBackend {
         let started = Instant::now();
         let plan = Plan::from_changes(changes);
         let r = self.apply_plan(plan, changes.len(), started).await;
-        self.note(r.as_ref().err());
+        self.tools.note(r.as_ref().err());
         r
     }
 
     /// Every element of our four sets with its remaining time (`None` = permanent).
     pub async fn list(&self) -> Result<Vec<(IpNet, Option<Duration>)>, ListError> {
         let out = self
+            .tools
             .runner
             .output(
-                &self.config.nft,
-                &["-j", "list", "table", "inet", &self.config.table],
+                &self.tools.config.nft,
+                &["-j", "list", "table", "inet", &self.tools.config.table],
                 None,
             )
             .await?;
-        parse_listing(&out, &self.config.table).map_err(|detail| {
+        parse_listing(&out, &self.tools.config.table).map_err(|detail| {
             ListError::Command(CommandError::Output {
-                command: format!("nft -j list table inet {}", self.config.table),
+                command: format!("nft -j list table inet {}", self.tools.config.table),
                 detail,
             })
         })
@@ -134,7 +128,7 @@ impl NftBackend {
                 changes: plan.add.len(),
                 source,
             });
-        self.note(r.as_ref().err());
+        self.tools.note(r.as_ref().err());
         r?;
         Ok(ApplyReport {
             added: plan.add.len(),
@@ -156,7 +150,7 @@ impl NftBackend {
         let table = || {
             NfListObject::Table(Table {
                 family: NfFamily::INet,
-                name: Cow::Owned(self.config.table.clone()),
+                name: Cow::Owned(self.tools.config.table.clone()),
                 handle: None,
             })
         };
@@ -166,7 +160,7 @@ impl NftBackend {
             NfObject::CmdObject(NfCmd::Delete(table())),
         ]);
         let r = self.run_document(&doc).await;
-        self.note(r.as_ref().err());
+        self.tools.note(r.as_ref().err());
         r.map_err(TeardownError::from)
     }
 
@@ -217,18 +211,15 @@ impl NftBackend {
             command: "nft -j -f -".to_owned(),
             detail: format!("cannot serialise the ruleset document: {e}"),
         })?;
-        self.runner
-            .output(&self.config.nft, &["-j", "-f", "-"], Some(json))
+        self.tools
+            .runner
+            .output(&self.tools.config.nft, &["-j", "-f", "-"], Some(json))
             .await
             .map(|_| ())
     }
 
-    fn note<E: std::error::Error>(&mut self, err: Option<&E>) {
-        self.last_error = err.map(|e| error_chain(e));
-    }
-
     fn table_name(&self) -> Cow<'static, str> {
-        Cow::Owned(self.config.table.clone())
+        Cow::Owned(self.tools.config.table.clone())
     }
 
     fn setup_document(&self) -> Nftables<'static> {
@@ -268,7 +259,7 @@ impl NftBackend {
             cmds.push(NfObject::CmdObject(NfCmd::Delete(plain())));
         }
         let mut hooks = vec![("input", NfHook::Input)];
-        if self.config.hook_forward {
+        if self.tools.config.hook_forward {
             hooks.push(("forward", NfHook::Forward));
         }
         for (name, hook) in hooks {
@@ -279,14 +270,14 @@ impl NftBackend {
                     name: Cow::Borrowed(name),
                     _type: Some(NfChainType::Filter),
                     hook: Some(hook),
-                    prio: Some(self.config.priority),
+                    prio: Some(self.tools.config.priority),
                     policy: Some(NfChainPolicy::Accept),
                     ..Chain::default()
                 },
             ))));
             for kind in SetKind::ALL {
                 let proto = if kind.is_v6() { "ip6" } else { "ip" };
-                let verdict = match self.config.verdict {
+                let verdict = match self.tools.config.verdict {
                     Verdict::Drop => Statement::Drop(None),
                     Verdict::Reject => Statement::Reject(None),
                 };
