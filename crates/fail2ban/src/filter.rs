@@ -14,8 +14,9 @@ use crate::layer::{ConfigSet, Located, Vars, join_lines};
 /// Fail2Ban's `MAX_TAG_REPLACE_COUNT`: one tag may be substituted this often in one value.
 const MAX_TAG_REPLACE_COUNT: usize = 25;
 
-/// The `[Definition]` options a filter reader takes (Fail2Ban's `FilterReader._configOpts`).
-const FILTER_OPTIONS: [&str; 7] = [
+/// The `[Definition]` options a filter reader takes (Fail2Ban's `FilterReader._configOpts`);
+/// a jail may set them too, overriding the filter's.
+pub(crate) const FILTER_OPTIONS: [&str; 7] = [
     "usedns",
     "prefregex",
     "ignoreregex",

@@ -103,6 +103,51 @@ impl Section {
     }
 }
 
+/// Named sections in order of first appearance; names are case-sensitive, as in Python. The
+/// one list behind [`IniFile`] and [`crate::ConfigSet`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sections(Vec<(String, Section)>);
+
+impl Sections {
+    /// The section called `name`.
+    pub fn get(&self, name: &str) -> Option<&Section> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+
+    /// Where the section called `name` stands, if it exists.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(n, _)| n == name)
+    }
+
+    /// Where the section called `name` stands, appending an empty one if it is new.
+    pub fn position_or_insert(&mut self, name: &str) -> usize {
+        self.position(name).unwrap_or_else(|| {
+            self.0.push((name.to_owned(), Section::default()));
+            self.0.len() - 1
+        })
+    }
+
+    /// The section at `index` (from [`Sections::position`]).
+    pub fn at(&self, index: usize) -> &Section {
+        &self.0[index].1
+    }
+
+    /// The section at `index`, to change it.
+    pub fn at_mut(&mut self, index: usize) -> &mut Section {
+        &mut self.0[index].1
+    }
+
+    /// Names and sections in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Section)> {
+        self.0.iter().map(|(n, s)| (n.as_str(), s))
+    }
+
+    /// The sections in order, to change them.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Section> {
+        self.0.iter_mut().map(|(_, s)| s)
+    }
+}
+
 /// A parsed INI file: the `[DEFAULT]` section apart, the others in first-appearance order
 /// (a repeated section header continues the same section, as with `strict=False`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +156,7 @@ pub struct IniFile {
     pub path: Arc<Path>,
     /// `[DEFAULT]`: seen by every section of the same configparser.
     pub defaults: Section,
-    sections: Vec<(String, Section)>,
+    sections: Sections,
 }
 
 /// Why an INI text could not be parsed. Displays as `FILE:LINE: MESSAGE`.
@@ -166,7 +211,7 @@ impl IniFile {
         let mut file = IniFile {
             path: path.clone(),
             defaults: Section::default(),
-            sections: Vec::new(),
+            sections: Sections::default(),
         };
         let mut target: Option<Target> = None;
         // The key whose value continuation lines extend.
@@ -210,13 +255,7 @@ impl IniFile {
                 target = Some(if name == DEFAULT_SECTION {
                     Target::Defaults
                 } else {
-                    match file.sections.iter().position(|(n, _)| n == name) {
-                        Some(i) => Target::Section(i),
-                        None => {
-                            file.sections.push((name.to_owned(), Section::default()));
-                            Target::Section(file.sections.len() - 1)
-                        }
-                    }
+                    Target::Section(file.sections.position_or_insert(name))
                 });
                 current_key = None;
                 continue;
@@ -265,20 +304,17 @@ impl IniFile {
     /// The section called `name` (case-sensitive, as in Python); `DEFAULT` is
     /// [`IniFile::defaults`], not a section.
     pub fn section(&self, name: &str) -> Option<&Section> {
-        self.sections
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s)
+        self.sections.get(name)
     }
 
     /// Section names in order of first appearance (without `DEFAULT`).
     pub fn section_names(&self) -> impl Iterator<Item = &str> {
-        self.sections.iter().map(|(n, _)| n.as_str())
+        self.sections.iter().map(|(n, _)| n)
     }
 
     /// Sections in order of first appearance (without `DEFAULT`).
     pub fn sections(&self) -> impl Iterator<Item = (&str, &Section)> {
-        self.sections.iter().map(|(n, s)| (n.as_str(), s))
+        self.sections.iter()
     }
 
     /// The value of `key` in `section` itself, falling back to `[DEFAULT]` (raw, as
@@ -292,14 +328,13 @@ impl IniFile {
     fn section_mut(&mut self, target: Target) -> &mut Section {
         match target {
             Target::Defaults => &mut self.defaults,
-            Target::Section(i) => &mut self.sections[i].1,
+            Target::Section(i) => self.sections.at_mut(i),
         }
     }
 
     /// configparser's `_join_multiline_values`: `'\n'.join(lines).rstrip()`.
     fn finish_values(&mut self) {
-        let all =
-            std::iter::once(&mut self.defaults).chain(self.sections.iter_mut().map(|(_, s)| s));
+        let all = std::iter::once(&mut self.defaults).chain(self.sections.values_mut());
         for section in all {
             for (_, value) in section.entries.iter_mut() {
                 let kept = value.text.trim_end().len();

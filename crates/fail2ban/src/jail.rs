@@ -37,7 +37,7 @@ use portcullis_core::jail::JailConfig;
 
 use crate::args::{parse_reference, shell_words, split_references, split_words};
 use crate::error::LoadError;
-use crate::filter::FilterDef;
+use crate::filter::{FILTER_OPTIONS, FilterDef};
 use crate::glob::{glob, has_magic};
 use crate::ini::{IniValue, Origin};
 use crate::layer::{ConfigSet, Located, Vars, join_lines};
@@ -45,18 +45,6 @@ use crate::time::parse_seconds;
 
 /// The Fail2Ban version whose semantics this reader follows (also `%(fail2ban_version)s`).
 pub const FAIL2BAN_VERSION: &str = "1.0.2";
-
-/// Filter options a jail may set itself; they override the filter's (`FilterReader`'s
-/// options).
-const JAIL_FILTER_OPTIONS: [&str; 7] = [
-    "usedns",
-    "prefregex",
-    "ignoreregex",
-    "failregex",
-    "maxlines",
-    "datepattern",
-    "journalmatch",
-];
 
 /// Jail keys this import reads (everything else a jail sets itself is reported).
 const HANDLED_KEYS: &[&str] = &[
@@ -470,7 +458,7 @@ impl JailReader<'_> {
             }
         }
         // Filter options the jail sets itself override the filter's.
-        for opt in JAIL_FILTER_OPTIONS {
+        for opt in FILTER_OPTIONS {
             if let Some(v) = self.get(opt)? {
                 args.retain(|(k, _)| k != opt);
                 args.push((opt.to_owned(), v.text));
@@ -1037,7 +1025,7 @@ impl JailReader<'_> {
         };
         for (key, value) in section.iter() {
             if HANDLED_KEYS.contains(&key)
-                || JAIL_FILTER_OPTIONS.contains(&key)
+                || FILTER_OPTIONS.contains(&key)
                 || key.starts_with("known/")
             {
                 continue;

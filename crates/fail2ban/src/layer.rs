@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{InterpolateError, LoadError};
-use crate::ini::{DEFAULT_SECTION, IniFile, IniValue, Origin, Section};
+use crate::ini::{DEFAULT_SECTION, IniFile, IniValue, Origin, Section, Sections};
 
 /// Python's `MAX_INTERPOLATION_DEPTH`: `%(a)s` may nest this many values deep.
 pub const MAX_INTERPOLATION_DEPTH: usize = 10;
@@ -74,7 +74,7 @@ impl<K: AsRef<str>, V: Into<String>> FromIterator<(K, V)> for Vars {
 pub struct ConfigSet {
     files: Vec<Arc<Path>>,
     defaults: Section,
-    sections: Vec<(String, Section)>,
+    sections: Sections,
 }
 
 impl ConfigSet {
@@ -108,7 +108,7 @@ impl ConfigSet {
         let mut set = ConfigSet {
             files: Vec::new(),
             defaults: Section::default(),
-            sections: Vec::new(),
+            sections: Sections::default(),
         };
         for file in ordered {
             set.merge(file);
@@ -121,7 +121,7 @@ impl ConfigSet {
         let mut set = ConfigSet {
             files: Vec::new(),
             defaults: Section::default(),
-            sections: Vec::new(),
+            sections: Sections::default(),
         };
         for file in files {
             set.merge(file);
@@ -143,15 +143,13 @@ impl ConfigSet {
                 .iter()
                 .map(|(k, v)| (format!("{k}{suffix}"), v.clone()))
                 .collect();
-            match self.sections.iter().position(|(n, _)| n == name) {
+            match self.sections.position(name) {
                 Some(index) => {
                     let known: Vec<(String, IniValue)> = incoming
                         .iter()
                         .filter_map(|(k, _)| {
-                            self.sections[index]
-                                .1
-                                .get(k)
-                                .map(|old| (k.clone(), old.clone()))
+                            let old = self.sections.at(index).get(k)?;
+                            Some((k.clone(), old.clone()))
                         })
                         .collect();
                     let known_name = format!("{KNOWN_PREFIX}{name}");
@@ -159,31 +157,25 @@ impl ConfigSet {
                     for (k, v) in known {
                         known_section.insert(k, v);
                     }
-                    let target = &mut self.sections[index].1;
+                    let target = self.sections.at_mut(index);
                     for (k, v) in incoming {
                         target.insert(k, v);
                     }
                 }
                 None => {
-                    let mut fresh = Section::default();
+                    let index = self.sections.position_or_insert(name);
+                    let fresh = self.sections.at_mut(index);
                     for (k, v) in incoming {
                         fresh.insert(k, v);
                     }
-                    self.sections.push((name.to_owned(), fresh));
                 }
             }
         }
     }
 
     fn section_mut_or_insert(&mut self, name: &str) -> &mut Section {
-        let index = match self.sections.iter().position(|(n, _)| n == name) {
-            Some(i) => i,
-            None => {
-                self.sections.push((name.to_owned(), Section::default()));
-                self.sections.len() - 1
-            }
-        };
-        &mut self.sections[index].1
+        let index = self.sections.position_or_insert(name);
+        self.sections.at_mut(index)
     }
 
     /// The files read, in merge order.
@@ -204,17 +196,14 @@ impl ConfigSet {
 
     /// The merged section `name` (own keys only), including `KNOWN/…` sections.
     pub fn section(&self, name: &str) -> Option<&Section> {
-        self.sections
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s)
+        self.sections.get(name)
     }
 
     /// Names of the merged sections in first-appearance order, without `KNOWN/…` sections.
     pub fn section_names(&self) -> impl Iterator<Item = &str> {
         self.sections
             .iter()
-            .map(|(n, _)| n.as_str())
+            .map(|(n, _)| n)
             .filter(|n| !n.starts_with(KNOWN_PREFIX))
     }
 

@@ -27,17 +27,7 @@ fn written_toml_loads_into_the_same_jails() {
     let Some(etc) = common::fail2ban_dir() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("fail2ban");
-    common::copy_dir(&etc, &dir);
-    let logs = tmp.path().join("logs");
-    std::fs::create_dir_all(&logs).expect("mkdir");
-    std::fs::write(logs.join("auth.log"), "").expect("log");
-    std::fs::write(
-        dir.join("jail.local"),
-        JAIL_LOCAL.replace("LOGS", &logs.display().to_string()),
-    )
-    .expect("jail.local");
+    let (tmp, dir) = common::scratch_config(&etc, JAIL_LOCAL, &["auth.log"]);
     let import = Import::load(&dir, &ImportOptions::default()).expect("import");
     let text = import.to_toml();
     // Host names are reported, not resolved, unless asked.

@@ -6,7 +6,6 @@
 mod common;
 
 use portcullis_fail2ban::IniFile;
-use serde_json::{Map, Value, json};
 
 const PY_PARSE: &str = r#"
 import configparser, json, sys
@@ -97,22 +96,6 @@ fn random_doc(rng: &mut Rng) -> String {
     doc
 }
 
-fn dump(file: &IniFile) -> Value {
-    let mut d = Map::new();
-    let section = |s: &portcullis_fail2ban::Section| {
-        Value::Object(
-            s.iter()
-                .map(|(k, v)| (k.to_owned(), json!(v.text)))
-                .collect(),
-        )
-    };
-    d.insert("DEFAULT".to_owned(), section(&file.defaults));
-    for (name, s) in file.sections() {
-        d.insert(name.to_owned(), section(s));
-    }
-    Value::Object(d)
-}
-
 #[test]
 fn random_ini_texts_parse_like_python() {
     let Some(_) = common::fail2ban_dir() else {
@@ -128,7 +111,7 @@ fn random_ini_texts_parse_like_python() {
     let mut errors_agreed = 0;
     for (doc, want) in docs.iter().zip(python) {
         match IniFile::parse(doc, "x.conf") {
-            Ok(f) => assert_eq!(&dump(&f), want, "document:\n{doc:?}"),
+            Ok(f) => assert_eq!(&common::ini_json(&f), want, "document:\n{doc:?}"),
             Err(e) => {
                 assert!(
                     want.get("error").is_some(),

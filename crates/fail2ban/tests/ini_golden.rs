@@ -5,7 +5,7 @@
 mod common;
 
 use portcullis_fail2ban::IniFile;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 const PY_DUMP: &str = r#"
 import configparser, json, sys
@@ -23,22 +23,6 @@ for path in sys.argv[1:]:
         out[path] = {'error': type(e).__name__}
 print(json.dumps(out))
 "#;
-
-fn rust_dump(file: &IniFile) -> Value {
-    let mut d = Map::new();
-    let section = |s: &portcullis_fail2ban::Section| {
-        Value::Object(
-            s.iter()
-                .map(|(k, v)| (k.to_owned(), json!(v.text)))
-                .collect(),
-        )
-    };
-    d.insert("DEFAULT".to_owned(), section(&file.defaults));
-    for (name, s) in file.sections() {
-        d.insert(name.to_owned(), section(s));
-    }
-    Value::Object(d)
-}
 
 #[test]
 fn every_shipped_conf_file_matches_python_configparser() {
@@ -65,7 +49,7 @@ fn every_shipped_conf_file_matches_python_configparser() {
         let want = &python[*path];
         let got = match std::fs::read_to_string(path) {
             Ok(text) => match IniFile::parse(&text, path) {
-                Ok(f) => rust_dump(&f),
+                Ok(f) => common::ini_json(&f),
                 Err(e) => json!({ "error": e.to_string() }),
             },
             Err(e) => json!({ "error": e.to_string() }),

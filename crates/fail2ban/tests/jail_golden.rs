@@ -96,16 +96,8 @@ fn imported_jails_match_fail2bans_jails_reader() {
     let Some(etc) = common::fail2ban_dir() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("fail2ban");
-    common::copy_dir(&etc, &dir);
-    let logs = tmp.path().join("logs");
-    std::fs::create_dir_all(&logs).expect("mkdir logs");
-    for f in ["auth.log", "a.log", "b.log", "mail.log"] {
-        std::fs::write(logs.join(f), "").expect("log");
-    }
-    let local = JAIL_LOCAL.replace("LOGS", &logs.display().to_string());
-    std::fs::write(dir.join("jail.local"), local).expect("jail.local");
+    let logs = ["auth.log", "a.log", "b.log", "mail.log"];
+    let (_tmp, dir) = common::scratch_config(&etc, JAIL_LOCAL, &logs);
 
     let python = common::python_json(PY_JAILS, &[dir.to_str().expect("utf-8")]);
     let import = Import::load(&dir, &ImportOptions::default()).expect("import");

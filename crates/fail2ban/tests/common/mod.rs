@@ -1,9 +1,13 @@
-//! Shared by the golden tests: where the installed Fail2Ban lives, and the loud skip.
+//! Shared by the golden tests: where the installed Fail2Ban lives, the loud skip, scratch
+//! copies of its configuration, and the JSON form both sides of a comparison are put in.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use portcullis_fail2ban::{IniFile, Section};
+use serde_json::{Map, Value, json};
 
 /// The installed Debian Fail2Ban configuration.
 pub const FAIL2BAN_DIR: &str = "/etc/fail2ban";
@@ -81,4 +85,39 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
     }
+}
+
+/// A scratch copy of the configuration in `etc` whose `jail.local` is `jail_local` with
+/// `LOGS` standing for a fresh log directory holding the (empty) files `logs`. Returns the
+/// temporary directory (keep it alive) and the copied configuration directory.
+pub fn scratch_config(etc: &Path, jail_local: &str, logs: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("fail2ban");
+    copy_dir(etc, &dir);
+    let log_dir = tmp.path().join("logs");
+    std::fs::create_dir_all(&log_dir).expect("mkdir logs");
+    for f in logs {
+        std::fs::write(log_dir.join(f), "").expect("log");
+    }
+    let local = jail_local.replace("LOGS", &log_dir.display().to_string());
+    std::fs::write(dir.join("jail.local"), local).expect("jail.local");
+    (tmp, dir)
+}
+
+/// A parsed INI file as JSON, in the shape the Python side prints: `{section: {key: value}}`
+/// with `DEFAULT` first.
+pub fn ini_json(file: &IniFile) -> Value {
+    let section = |s: &Section| {
+        Value::Object(
+            s.iter()
+                .map(|(k, v)| (k.to_owned(), json!(v.text)))
+                .collect(),
+        )
+    };
+    let mut d = Map::new();
+    d.insert("DEFAULT".to_owned(), section(&file.defaults));
+    for (name, s) in file.sections() {
+        d.insert(name.to_owned(), section(s));
+    }
+    Value::Object(d)
 }
