@@ -36,6 +36,16 @@ fn text(out: &mut String, x: i64, y: i64, anchor: &str, class: &str, body: &str)
     out.push_str("</text>");
 }
 
+/// A chart of `height` with nothing to show: "no data" in its middle.
+fn no_data(height: u32, label: &str) -> String {
+    let mut out = String::new();
+    open(&mut out, height, label);
+    let (x, y) = (i64::from(WIDTH / 2), i64::from(height / 2));
+    text(&mut out, x, y, "middle", "muted", "no data");
+    out.push_str("</svg>");
+    out
+}
+
 /// The smallest 1, 2, 2.5 or 5 × 10ⁿ at or above `v` (at least 1): a round axis maximum.
 pub(crate) fn nice_ceiling(v: u64) -> u64 {
     let mut mag: u64 = 1;
@@ -92,20 +102,11 @@ pub(crate) fn time_chart(buckets: &[TimeBucket]) -> String {
     const PLOT_W: u32 = WIDTH - LEFT - 12;
     const PLOT_H: u32 = 220;
     let buckets = merge_buckets(buckets);
+    if buckets.is_empty() {
+        return no_data(H, "attempts over time");
+    }
     let mut out = String::new();
     open(&mut out, H, "attempts over time");
-    if buckets.is_empty() {
-        text(
-            &mut out,
-            i64::from(WIDTH / 2),
-            i64::from(H / 2),
-            "middle",
-            "muted",
-            "no data",
-        );
-        out.push_str("</svg>");
-        return out;
-    }
     let n = buckets.len() as u32;
     let slot = (PLOT_W / n).max(1);
     let gap = if slot >= 4 { slot / 4 } else { 0 };
@@ -220,20 +221,11 @@ pub(crate) fn bar_chart(rows: &[Row<'_>], colour: &str, what: &str) -> String {
     const BAR_SPAN: u32 = WIDTH - LABEL_W - 70;
     let rows = &rows[..rows.len().min(MAX_ROWS)];
     let h = (rows.len() as u32).max(2) * ROW_H + 16;
+    if rows.is_empty() {
+        return no_data(h, what);
+    }
     let mut out = String::new();
     open(&mut out, h, what);
-    if rows.is_empty() {
-        text(
-            &mut out,
-            i64::from(WIDTH / 2),
-            i64::from(h / 2),
-            "middle",
-            "muted",
-            "no data",
-        );
-        out.push_str("</svg>");
-        return out;
-    }
     let max = rows.iter().map(|r| r.value).max().unwrap_or(0);
     for (i, r) in rows.iter().enumerate() {
         let y = 8 + i as u32 * ROW_H;
