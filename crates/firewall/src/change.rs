@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use portcullis_core::Time;
@@ -309,6 +309,25 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty() && self.add.is_empty()
+    }
+
+    /// The report of this plan carried out in `transactions` tool runs since `started`, with
+    /// `made_permanent` bans too long for the backend's timeouts.
+    pub fn into_report(
+        self,
+        transactions: u32,
+        made_permanent: usize,
+        started: Instant,
+    ) -> ApplyReport {
+        ApplyReport {
+            added: self.add.len(),
+            removed: self.remove.len(),
+            skipped_expired: self.skipped_expired,
+            made_permanent,
+            rejected: self.rejected,
+            transactions,
+            elapsed: started.elapsed(),
+        }
     }
 }
 

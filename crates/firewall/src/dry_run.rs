@@ -59,14 +59,7 @@ impl DryRunBackend {
                 "dry run: would apply one batch"
             );
         }
-        ApplyReport {
-            added: plan.add.len(),
-            removed: plan.remove.len(),
-            skipped_expired: plan.skipped_expired,
-            transactions: u32::from(total > 0),
-            elapsed: started.elapsed(),
-            ..ApplyReport::default()
-        }
+        plan.into_report(u32::from(total > 0), 0, started)
     }
 
     /// The pretend sets.

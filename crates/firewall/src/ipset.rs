@@ -175,6 +175,23 @@ impl IpsetBackend {
         }
     }
 
+    /// Run `iptables -w <op> <rule>` (`-I` inserts, `-D` deletes), failing when it fails.
+    async fn change_rule(
+        &self,
+        op: &'static str,
+        chain: &'static str,
+        kind: SetKind,
+        verdict: Verdict,
+    ) -> Result<(), CommandError> {
+        let args = self.rule_args(op, chain, kind, verdict);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.tools
+            .runner
+            .output(self.tables_binary(kind), &argv, None)
+            .await?;
+        Ok(())
+    }
+
     async fn ensure_rule(
         &self,
         chain: &'static str,
@@ -182,12 +199,7 @@ impl IpsetBackend {
         verdict: Verdict,
     ) -> Result<(), CommandError> {
         if !self.rule_present(chain, kind, verdict).await? {
-            let args = self.rule_args("-I", chain, kind, verdict);
-            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-            self.tools
-                .runner
-                .output(self.tables_binary(kind), &argv, None)
-                .await?;
+            self.change_rule("-I", chain, kind, verdict).await?;
         }
         Ok(())
     }
@@ -202,12 +214,7 @@ impl IpsetBackend {
             if !self.rule_present(chain, kind, verdict).await? {
                 break;
             }
-            let args = self.rule_args("-D", chain, kind, verdict);
-            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-            self.tools
-                .runner
-                .output(self.tables_binary(kind), &argv, None)
-                .await?;
+            self.change_rule("-D", chain, kind, verdict).await?;
         }
         Ok(())
     }
@@ -227,12 +234,9 @@ impl IpsetBackend {
         changes: usize,
         started: Instant,
     ) -> Result<ApplyReport, ApplyError> {
-        let mut report = ApplyReport {
-            skipped_expired: plan.skipped_expired,
-            ..ApplyReport::default()
-        };
+        let (mut transactions, mut made_permanent) = (0, 0);
         if !plan.is_empty() {
-            let (script, made_permanent) = self.batch_script(&plan);
+            let (script, permanent) = self.batch_script(&plan);
             self.tools
                 .runner
                 .output(
@@ -242,14 +246,10 @@ impl IpsetBackend {
                 )
                 .await
                 .map_err(|source| ApplyError::Command { changes, source })?;
-            report.transactions = 1;
-            report.made_permanent = made_permanent;
+            transactions = 1;
+            made_permanent = permanent;
         }
-        report.added = plan.add.len();
-        report.removed = plan.remove.len();
-        report.rejected = plan.rejected;
-        report.elapsed = started.elapsed();
-        Ok(report)
+        Ok(plan.into_report(transactions, made_permanent, started))
     }
 
     /// `del` lines for removals (skipped for replaced targets: `-exist add` updates them in

@@ -130,15 +130,8 @@ impl NftBackend {
             });
         self.tools.note(r.as_ref().err());
         r?;
-        Ok(ApplyReport {
-            added: plan.add.len(),
-            removed: 0,
-            skipped_expired: plan.skipped_expired,
-            made_permanent,
-            rejected: plan.rejected,
-            transactions: 1,
-            elapsed: started.elapsed(),
-        })
+        // `removed` is 0: the plan is made against nothing (the sets are flushed).
+        Ok(plan.into_report(1, made_permanent, started))
     }
 
     /// At stop: with `flush`, delete our whole table (sets, chains, elements); without,
@@ -171,17 +164,11 @@ impl NftBackend {
         changes: usize,
         started: Instant,
     ) -> Result<ApplyReport, ApplyError> {
-        let mut report = ApplyReport {
-            skipped_expired: plan.skipped_expired,
-            ..ApplyReport::default()
-        };
         if plan.is_empty() {
-            report.rejected = plan.rejected;
-            report.elapsed = started.elapsed();
-            return Ok(report);
+            return Ok(plan.into_report(0, 0, started));
         }
         let (doc, made_permanent) = self.batch_document(&plan);
-        report.transactions = 1;
+        let mut transactions = 1;
         let first = self.run_document(&doc).await;
         if let Err(first_err) = first {
             // Something in the batch conflicts with the kernel state (an element expired
@@ -190,7 +177,7 @@ impl NftBackend {
             let current: HashMap<_, _> = self.list().await?.into_iter().collect();
             plan.keep_present_removals(&current);
             plan.drop_net_overlaps(&current);
-            report.transactions = 2;
+            transactions = 2;
             if !plan.is_empty() {
                 let (doc, _) = self.batch_document(&plan);
                 self.run_document(&doc)
@@ -198,12 +185,7 @@ impl NftBackend {
                     .map_err(|source| ApplyError::Command { changes, source })?;
             }
         }
-        report.added = plan.add.len();
-        report.removed = plan.remove.len();
-        report.made_permanent = made_permanent;
-        report.rejected = plan.rejected;
-        report.elapsed = started.elapsed();
-        Ok(report)
+        Ok(plan.into_report(transactions, made_permanent, started))
     }
 
     async fn run_document(&self, doc: &Nftables<'_>) -> Result<(), CommandError> {
