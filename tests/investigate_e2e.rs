@@ -305,15 +305,8 @@ fn line(secs: u32, pid: u32, msg: &str) -> String {
 }
 
 fn utmp_rec(kind: UtmpKind, pid: i32, line: &str, user: &str, host: &str, secs: i64) -> Vec<u8> {
-    encode_record(&UtmpRecord::new(
-        kind,
-        pid,
-        line,
-        user,
-        host,
-        Time::from_secs(secs),
-    ))
-    .to_vec()
+    let time = Time::from_secs(secs);
+    encode_record(&UtmpRecord::new(kind, pid, line, user, host, time)).to_vec()
 }
 
 #[test]

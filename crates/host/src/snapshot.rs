@@ -133,16 +133,8 @@ mod tests {
     use crate::utmp::{UtmpKind, UtmpRecord, encode_record};
 
     fn rec(kind: UtmpKind, pid: i32, line: &str, user: &str, secs: i64) -> Vec<u8> {
-        let host = "192.0.2.9";
-        encode_record(&UtmpRecord::new(
-            kind,
-            pid,
-            line,
-            user,
-            host,
-            Time::from_secs(secs),
-        ))
-        .to_vec()
+        let time = Time::from_secs(secs);
+        encode_record(&UtmpRecord::new(kind, pid, line, user, "192.0.2.9", time)).to_vec()
     }
 
     #[test]
