@@ -151,7 +151,7 @@ impl Fail2BanMatcher {
         self.stats.lines += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let text = self.decode(line);
-        let result = self.filter.process_line(&text, reference.as_secs());
+        let result = self.filter.process_line(&text, reference);
         self.events(result, reference, out)
     }
 
@@ -172,8 +172,7 @@ impl Fail2BanMatcher {
             (Some(p), None) => format!("{p}: {text}"),
             _ => text.into_owned(),
         };
-        let secs = time.as_micros() as f64 / 1e6;
-        let result = self.filter.process_message(&rendered, secs);
+        let result = self.filter.process_message(&rendered, time);
         self.events(result, time, out)
     }
 
@@ -202,10 +201,7 @@ impl Fail2BanMatcher {
             // A pending multi-line id or a host name (no address) bans nothing.
             let Some(addr) = f.addr else { continue };
             let rule = u16::try_from(f.regex).unwrap_or(u16::MAX);
-            let time = f
-                .time
-                .filter(|t| t.is_finite())
-                .map_or(fallback, |t| Time::from_micros((t * 1e6) as i64));
+            let time = f.time.unwrap_or(fallback);
             let nofail = f.is_nofail();
             out.push(Event {
                 time,

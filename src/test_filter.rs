@@ -96,9 +96,7 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
         hits: vec![0; names.len()],
         ..Counts::default()
     };
-    let now = jiff::Timestamp::now();
-    let now_s = now.as_second();
-    let read_time = Time::from_micros(now.as_microsecond());
+    let read_time = Time::from(jiff::Timestamp::now());
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let started = Instant::now();
@@ -118,7 +116,7 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
                 }
             }
             Engine::Fail2Ban(f) => {
-                let r = f.process_line(line, now_s);
+                let r = f.process_line(line, read_time);
                 let hit = r.failures.iter().find(|x| !x.is_nofail()).map(|x| x.regex);
                 (hit, r.ignored.is_some(), !r.errors.is_empty())
             }

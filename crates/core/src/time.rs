@@ -46,6 +46,19 @@ impl Time {
     pub fn since(self, earlier: Time) -> Duration {
         Duration::from_micros(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
     }
+
+    /// The same instant as a jiff timestamp; `None` outside jiff's range (about the years
+    /// −9999 to 9999), e.g. for [`Time::MAX`].
+    pub fn to_timestamp(self) -> Option<jiff::Timestamp> {
+        jiff::Timestamp::from_microsecond(self.0).ok()
+    }
+}
+
+impl From<jiff::Timestamp> for Time {
+    /// The instant in whole microseconds (jiff's `as_microsecond`: nanoseconds dropped).
+    fn from(ts: jiff::Timestamp) -> Time {
+        Time(ts.as_microsecond())
+    }
 }
 
 impl fmt::Debug for Time {
