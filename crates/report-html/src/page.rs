@@ -80,7 +80,7 @@ pub fn render_html(model: &ReportModel) -> String {
 }
 
 fn long_time(t: Time) -> String {
-    format_time(t, "%Y-%m-%d %H:%M:%S UTC")
+    format!("{} UTC", t.short_utc())
 }
 
 fn opt_time(t: Option<Time>) -> String {
