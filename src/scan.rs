@@ -615,7 +615,7 @@ fn write_human(
     writeln!(
         out,
         "\n{:<39} {:>8} {:>7} {:>4} {:<20} {:<20} {:<16} users",
-        "address", "attempts", "probes", "ok", "first seen", "last seen", "bans"
+        "address", "attempts", "probes", "ok", "first seen (UTC)", "last seen (UTC)", "bans"
     )?;
     let n = if limit == 0 {
         rows.len()
@@ -644,8 +644,12 @@ fn write_human(
             t.attempts,
             t.probes,
             t.successes,
-            t.first_seen.map(short_time).unwrap_or_default(),
-            t.last_seen.map(short_time).unwrap_or_default(),
+            t.first_seen
+                .map(|t| t.short_utc().to_string())
+                .unwrap_or_default(),
+            t.last_seen
+                .map(|t| t.short_utc().to_string())
+                .unwrap_or_default(),
             bans,
             users.join(",")
         )?;
@@ -658,11 +662,6 @@ fn write_human(
         )?;
     }
     Ok(())
-}
-
-fn short_time(t: Time) -> String {
-    let s = t.to_string();
-    s.get(..19).unwrap_or(&s).replace('T', " ")
 }
 
 #[cfg(test)]

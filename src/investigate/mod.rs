@@ -667,10 +667,10 @@ fn same_login(successes: &[LogSuccess], l: &Login) -> Option<usize> {
 fn end_note(end: &LoginEnd, tz: &jiff::tz::TimeZone) -> String {
     match end {
         LoginEnd::Open => "still logged in".into(),
-        LoginEnd::Logout(t) => format!("logout {}", output::short_time(*t, tz)),
-        LoginEnd::Crash(t) => format!("crash {}", output::short_time(*t, tz)),
-        LoginEnd::Shutdown(t) => format!("down {}", output::short_time(*t, tz)),
-        LoginEnd::Gone(t) => format!("gone - no logout {}", output::short_time(*t, tz)),
+        LoginEnd::Logout(t) => format!("logout {}", t.short_in(tz)),
+        LoginEnd::Crash(t) => format!("crash {}", t.short_in(tz)),
+        LoginEnd::Shutdown(t) => format!("down {}", t.short_in(tz)),
+        LoginEnd::Gone(t) => format!("gone - no logout {}", t.short_in(tz)),
     }
 }
 

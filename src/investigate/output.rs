@@ -58,19 +58,8 @@ impl Paint {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` in `tz`.
-pub fn short_time(t: Time, tz: &jiff::tz::TimeZone) -> String {
-    match jiff::Timestamp::from_microsecond(t.as_micros()) {
-        Ok(ts) => ts
-            .to_zoned_datetime(tz.clone())
-            .strftime("%Y-%m-%d %H:%M:%S")
-            .to_string(),
-        Err(_) => t.to_string(),
-    }
-}
-
 fn opt_time(t: Option<Time>, tz: &jiff::tz::TimeZone) -> String {
-    t.map_or_else(|| "-".into(), |t| short_time(t, tz))
+    t.map_or_else(|| "-".into(), |t| t.short_in(tz).to_string())
 }
 
 fn esc(s: &str) -> String {
@@ -103,7 +92,7 @@ fn write_text(out: &mut impl Write, r: &Report, p: &Paint, tz: &jiff::tz::TimeZo
         "{} on {} at {}; period: {}",
         p.code("1", "portcullis investigate"),
         esc(&r.hostname),
-        short_time(r.generated, tz),
+        r.generated.short_in(tz),
         period
     )?;
     let names: Vec<String> = r.sources.iter().map(|s| esc(&s.name)).collect();
@@ -203,7 +192,7 @@ fn write_text(out: &mut impl Write, r: &Report, p: &Paint, tz: &jiff::tz::TimeZo
             esc(&s.user),
             esc(&s.line),
             s.addr.map_or_else(|| esc(&s.host), |a| a.to_string()),
-            short_time(s.since, tz),
+            s.since.short_in(tz),
             s.pid
         )?;
     }
@@ -226,7 +215,7 @@ fn write_text(out: &mut impl Write, r: &Report, p: &Paint, tz: &jiff::tz::TimeZo
             writeln!(
                 out,
                 "  {}  {:<16} {:<39} {}",
-                short_time(f.time, tz),
+                f.time.short_in(tz),
                 esc(&f.user),
                 f.addr.map_or_else(|| esc(&f.host), |a| a.to_string()),
                 esc(&f.line)
@@ -301,7 +290,7 @@ fn write_logins(
         writeln!(
             out,
             "  {}  {:<16} {:<39} {:<20} {:<14} {}",
-            short_time(l.time, tz),
+            l.time.short_in(tz),
             esc(&l.user),
             l.addr.map_or("-".into(), |a| a.to_string()),
             l.method.as_deref().map_or("-".into(), esc),
@@ -343,8 +332,9 @@ fn write_address(
             b.ban_no,
             esc(&b.jail),
             b.target,
-            short_time(b.since, tz),
-            b.until.map_or("permanent".into(), |t| short_time(t, tz))
+            b.since.short_in(tz),
+            b.until
+                .map_or("permanent".into(), |t| t.short_in(tz).to_string())
         )?;
     }
     if !a.ban_history.is_empty() {
@@ -353,7 +343,7 @@ fn write_address(
             writeln!(
                 out,
                 "    {}  {} in {}",
-                short_time(h.time, tz),
+                h.time.short_in(tz),
                 h.target,
                 esc(&h.jail)
             )?;
@@ -388,7 +378,7 @@ fn write_address(
             "  {} logged in on {} since {} (pid {})",
             p.red(esc(&s.user)),
             esc(&s.line),
-            short_time(s.since, tz),
+            s.since.short_in(tz),
             s.pid
         )?;
     }
@@ -396,7 +386,12 @@ fn write_address(
     write_logins(out, &a.logins, tz)?;
     writeln!(out, "\n{} ({})", p.heading("Log lines"), a.lines.len())?;
     for l in &a.lines {
-        writeln!(out, "  {}  {}", p.dim(short_time(l.time, tz)), esc(&l.line))?;
+        writeln!(
+            out,
+            "  {}  {}",
+            p.dim(l.time.short_in(tz).to_string()),
+            esc(&l.line)
+        )?;
     }
     if a.lines_dropped > 0 {
         writeln!(out, "  … {} more lines not shown", a.lines_dropped)?;

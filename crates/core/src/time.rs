@@ -46,6 +46,80 @@ impl Time {
     pub fn since(self, earlier: Time) -> Duration {
         Duration::from_micros(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
     }
+
+    /// The same instant as a jiff timestamp; `None` outside jiff's range (about the years
+    /// −9999 to 9999), e.g. for [`Time::MAX`].
+    pub fn to_timestamp(self) -> Option<jiff::Timestamp> {
+        jiff::Timestamp::from_microsecond(self.0).ok()
+    }
+
+    /// RFC 3339 in UTC, e.g. `2026-11-25T08:00:00Z`, with a fraction (`.25`, `.123456`) only
+    /// when the instant has one: the machine-readable form (`--json`, reports, the store's
+    /// text). The same text as [`Display`](fmt::Display). Outside jiff's range: `@<micros>us`.
+    pub fn rfc3339(self) -> Rfc3339 {
+        Rfc3339(self)
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS` in UTC, e.g. `2026-11-25 08:00:00`: the form for tables read by
+    /// people. The fraction is cut (not rounded), and no zone is printed, so say "UTC" where
+    /// the reader cannot know. Outside jiff's range: the [`Time::rfc3339`] fallback.
+    pub fn short_utc(self) -> ShortTime<'static> {
+        ShortTime {
+            time: self,
+            zone: None,
+        }
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS` as the clocks in `zone` show this instant (the fraction cut, no
+    /// zone or offset printed), e.g. `2026-11-25 09:00:00` in Europe/Berlin for
+    /// `2026-11-25T08:00:00Z`. Outside jiff's range: the [`Time::rfc3339`] fallback.
+    pub fn short_in(self, zone: &jiff::tz::TimeZone) -> ShortTime<'_> {
+        ShortTime {
+            time: self,
+            zone: Some(zone),
+        }
+    }
+}
+
+impl From<jiff::Timestamp> for Time {
+    /// The instant in whole microseconds (jiff's `as_microsecond`: nanoseconds dropped).
+    fn from(ts: jiff::Timestamp) -> Time {
+        Time(ts.as_microsecond())
+    }
+}
+
+/// [`Time::rfc3339`]: RFC 3339 in UTC.
+#[derive(Copy, Clone, Debug)]
+pub struct Rfc3339(Time);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.to_timestamp() {
+            Some(ts) => write!(f, "{ts}"),
+            None => write!(f, "@{}us", self.0.0),
+        }
+    }
+}
+
+/// [`Time::short_utc`] and [`Time::short_in`]: `YYYY-MM-DD HH:MM:SS` in UTC or a zone.
+#[derive(Copy, Clone, Debug)]
+pub struct ShortTime<'z> {
+    time: Time,
+    /// `None` = UTC.
+    zone: Option<&'z jiff::tz::TimeZone>,
+}
+
+impl fmt::Display for ShortTime<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHORT: &str = "%Y-%m-%d %H:%M:%S";
+        // Padded, so table columns (`{:<20}`) line up.
+        let text = match (self.time.to_timestamp(), self.zone) {
+            (None, _) => self.time.rfc3339().to_string(),
+            (Some(ts), None) => ts.strftime(SHORT).to_string(),
+            (Some(ts), Some(zone)) => zone.to_datetime(ts).strftime(SHORT).to_string(),
+        };
+        f.pad(&text)
+    }
 }
 
 impl fmt::Debug for Time {
@@ -54,13 +128,11 @@ impl fmt::Debug for Time {
     }
 }
 
-/// RFC 3339 in UTC, e.g. `2026-11-25T08:00:00Z` (fractions only when present).
+/// RFC 3339 in UTC, e.g. `2026-11-25T08:00:00Z` (fractions only when present): see
+/// [`Time::rfc3339`].
 impl fmt::Display for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match jiff::Timestamp::from_microsecond(self.0) {
-            Ok(ts) => write!(f, "{ts}"),
-            Err(_) => write!(f, "@{}us", self.0),
-        }
+        fmt::Display::fmt(&self.rfc3339(), f)
     }
 }
 
@@ -218,5 +290,31 @@ mod tests {
         assert_eq!(Time::MAX.saturating_add(Duration::from_secs(1)), Time::MAX);
         assert_eq!(Time::from_secs(1).since(Time::from_secs(3)), Duration::ZERO);
         assert_eq!(Time::from_secs(0).to_string(), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn formats_name_their_zone() {
+        let berlin = jiff::tz::TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let t = Time::from_micros(1_795_593_600_250_000); // 2026-11-25T08:00:00.25Z
+        for (got, want) in [
+            (t.to_string(), "2026-11-25T08:00:00.25Z"),
+            (t.rfc3339().to_string(), "2026-11-25T08:00:00.25Z"),
+            (
+                Time::from_secs(1_795_593_600).to_string(),
+                "2026-11-25T08:00:00Z",
+            ),
+            (t.short_utc().to_string(), "2026-11-25 08:00:00"),
+            (t.short_in(&berlin).to_string(), "2026-11-25 09:00:00"),
+            (Time::MAX.to_string(), "@9223372036854775807us"),
+            (Time::MAX.short_utc().to_string(), "@9223372036854775807us"),
+        ] {
+            assert_eq!(got, want);
+        }
+        let ts: jiff::Timestamp = "2026-11-25T08:00:00.123456789Z".parse().unwrap();
+        assert_eq!(Time::from(ts), Time::from_micros(1_795_593_600_123_456));
+        assert_eq!(
+            Time::from(ts).to_timestamp().map(|t| t.as_microsecond()),
+            Some(1_795_593_600_123_456)
+        );
     }
 }

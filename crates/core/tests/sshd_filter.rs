@@ -31,8 +31,7 @@ fn read_time() -> Time {
 }
 
 fn ts(s: &str) -> Time {
-    let t: jiff::Timestamp = s.parse().expect("timestamp");
-    Time::from_micros(t.as_microsecond())
+    s.parse::<jiff::Timestamp>().expect("timestamp").into()
 }
 
 fn ip(s: &str) -> IpAddr {

@@ -1,12 +1,13 @@
-//! Serde for [`Time`] as an RFC 3339 UTC string (`2026-11-25T08:00:00Z`), because the core
-//! type carries no serde impl and `--json` readers want dates, not microsecond counts.
+//! Serde for [`Time`] as an RFC 3339 UTC string (`2026-11-25T08:00:00Z`, core's
+//! [`Time::rfc3339`]), because the core type carries no serde impl and `--json` readers want
+//! dates, not microsecond counts.
 
 use portcullis_core::Time;
 use serde::{Deserialize, Deserializer, Serializer};
 
 /// Serialise a [`Time`] as RFC 3339.
 pub fn serialize<S: Serializer>(time: &Time, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(time)
+    s.collect_str(&time.rfc3339())
 }
 
 /// Parse an RFC 3339 instant into a [`Time`].
@@ -19,7 +20,7 @@ fn parse(text: &str) -> Result<Time, String> {
     let ts: jiff::Timestamp = text
         .parse()
         .map_err(|e| format!("bad time {text:?}: {e}"))?;
-    Ok(Time::from_micros(ts.as_microsecond()))
+    Ok(Time::from(ts))
 }
 
 /// The same for `Option<Time>` (`null` when absent).
@@ -29,7 +30,7 @@ pub mod option {
     /// Serialise an optional [`Time`] as RFC 3339 or `null`.
     pub fn serialize<S: Serializer>(time: &Option<Time>, s: S) -> Result<S::Ok, S::Error> {
         match time {
-            Some(t) => s.collect_str(t),
+            Some(t) => s.collect_str(&t.rfc3339()),
             None => s.serialize_none(),
         }
     }

@@ -1,73 +1,37 @@
-//! Calendar arithmetic and the two timestamp prefixes (classic syslog and RFC 3339).
+//! The two timestamp prefixes (classic syslog and RFC 3339) and the `--start` value, on jiff.
 //!
-//! Hand-written (Howard Hinnant's days/civil algorithms) because the generator only needs UTC
-//! and must format a million timestamps a second: the text of the current second is cached
+//! jiff, not portcullis-core, does the calendar (see the crate doc for why). The generator
+//! must format a million timestamps a second, so the text of the current second is cached
 //! and rebuilt only when the second changes.
+
+use std::io::Write as _;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::Offset;
 
 use crate::error::StartError;
 
-/// Month abbreviations as syslog writes them.
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// A civil UTC date and time of day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Civil {
-    pub(crate) year: i64,
-    pub(crate) month: u32,
-    pub(crate) day: u32,
-    pub(crate) hour: u32,
-    pub(crate) minute: u32,
-    pub(crate) second: u32,
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil UTC date and time of a Unix second.
-pub(crate) fn civil_from_unix(secs: i64) -> Civil {
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month,
-        day,
-        hour: (sod / 3600) as u32,
-        minute: (sod / 60 % 60) as u32,
-        second: (sod % 60) as u32,
-    }
+/// The earliest Unix second the generator writes: 0000-01-01T00:00:00Z (four-digit years).
+pub(crate) const FIRST_SECOND: i64 = -62_167_219_200;
+/// The last Unix second the generator writes (the end of jiff's range, in year 9999).
+pub(crate) fn last_second() -> i64 {
+    Timestamp::MAX.as_second()
 }
 
 /// Parses the `--start` value: `YYYY-MM-DDTHH:MM:SSZ` (also `+00:00`, or a bare date).
 pub fn parse_start(text: &str) -> Result<i64, StartError> {
     let bad = || StartError::Format(text.to_owned());
+    let out_of_range = || StartError::OutOfRange(text.to_owned());
     let b = text.as_bytes();
-    let num = |from: usize, len: usize| -> Result<u32, StartError> {
+    let num = |from: usize, len: usize| -> Result<i16, StartError> {
         let part = b.get(from..from + len).ok_or_else(bad)?;
         if !part.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
         Ok(part
             .iter()
-            .fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0')))
+            .fold(0i16, |acc, c| acc * 10 + i16::from(c - b'0')))
     };
     let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
     if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
@@ -85,28 +49,28 @@ pub fn parse_start(text: &str) -> Result<i64, StartError> {
         }
         (num(11, 2)?, num(14, 2)?, num(17, 2)?)
     };
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return Err(StartError::OutOfRange(text.to_owned()));
-    }
-    let days = days_from_civil(i64::from(year), month, day);
-    if civil_from_unix(days * 86_400).day != day {
-        return Err(StartError::OutOfRange(text.to_owned()));
-    }
-    Ok(days * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
+    // Two-digit fields fit in i8; jiff checks the ranges (month 13, Feb 30, hour 24, :60).
+    let date = Date::new(year, month as i8, day as i8).map_err(|_| out_of_range())?;
+    let dt = jiff::civil::DateTime::new(
+        date.year(),
+        date.month(),
+        date.day(),
+        hour as i8,
+        minute as i8,
+        second as i8,
+        0,
+    )
+    .map_err(|_| out_of_range())?;
+    Offset::UTC
+        .to_timestamp(dt)
+        .map(|ts| ts.as_second())
+        .map_err(|_| out_of_range())
 }
 
 /// Formats a Unix second as RFC 3339 UTC (`2026-11-20T00:00:00Z`), for the truth file.
+/// Seconds jiff cannot represent (the configuration check keeps them out) print as numbers.
 pub(crate) fn rfc3339_utc(secs: i64) -> String {
-    let c = civil_from_unix(secs);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+    Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |ts| ts.to_string())
 }
 
 /// Pushes `n` as decimal with at least `width` digits (zero padded).
@@ -140,6 +104,17 @@ pub enum Format {
     Rfc3339,
 }
 
+impl Format {
+    /// The strftime pattern of the prefix up to and including the seconds.
+    fn pattern(self) -> &'static str {
+        match self {
+            // `%e`: the day padded with a space, as syslog writes it (`Nov  5`).
+            Format::Syslog => "%b %e %H:%M:%S",
+            Format::Rfc3339 => "%Y-%m-%dT%H:%M:%S",
+        }
+    }
+}
+
 /// Caches the text of the current second so each line only copies bytes.
 #[derive(Debug)]
 pub(crate) struct Stamp {
@@ -158,38 +133,19 @@ impl Stamp {
         }
     }
 
-    /// Appends the timestamp for `micros` (Unix microseconds) followed by one space.
+    /// Appends the timestamp for `micros` (Unix microseconds) followed by one space. The
+    /// configuration check keeps the times within [`FIRST_SECOND`]..=[`last_second`]; a
+    /// second outside (never written) would be clamped to that range.
     pub(crate) fn push(&mut self, out: &mut Vec<u8>, micros: i64) {
         let second = micros.div_euclid(1_000_000);
         if second != self.second {
             self.second = second;
             self.text.clear();
-            let c = civil_from_unix(second);
-            match self.format {
-                Format::Syslog => {
-                    self.text
-                        .extend_from_slice(MONTHS[(c.month - 1) as usize].as_bytes());
-                    self.text.push(b' ');
-                    if c.day < 10 {
-                        self.text.push(b' ');
-                    }
-                    push_padded(&mut self.text, u64::from(c.day), 1);
-                    self.text.push(b' ');
-                }
-                Format::Rfc3339 => {
-                    push_padded(&mut self.text, c.year.max(0) as u64, 4);
-                    self.text.push(b'-');
-                    push_padded(&mut self.text, u64::from(c.month), 2);
-                    self.text.push(b'-');
-                    push_padded(&mut self.text, u64::from(c.day), 2);
-                    self.text.push(b'T');
-                }
-            }
-            push_padded(&mut self.text, u64::from(c.hour), 2);
-            self.text.push(b':');
-            push_padded(&mut self.text, u64::from(c.minute), 2);
-            self.text.push(b':');
-            push_padded(&mut self.text, u64::from(c.second), 2);
+            let ts = Timestamp::from_second(second.clamp(FIRST_SECOND, last_second()))
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            let dt = Offset::UTC.to_datetime(ts);
+            // Writing to a Vec cannot fail, and every pattern field exists for a datetime.
+            let _ = write!(self.text, "{}", dt.strftime(self.format.pattern()));
         }
         out.extend_from_slice(&self.text);
         if self.format == Format::Rfc3339 {
@@ -206,9 +162,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_round_trips_known_dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    fn start_values_and_truth_times() {
         let s = parse_start("2026-11-20T00:00:00Z").unwrap();
         assert_eq!(s, 1_795_132_800);
         assert_eq!(rfc3339_utc(s), "2026-11-20T00:00:00Z");
@@ -218,6 +172,8 @@ mod tests {
             rfc3339_utc(parse_start("2026-12-31").unwrap() + 86_400),
             "2027-01-01T00:00:00Z"
         );
+        assert_eq!(parse_start("0000-01-01").unwrap(), FIRST_SECOND);
+        assert_eq!(parse_start("1970-01-01 00:00:00").unwrap(), 0);
     }
 
     #[test]
@@ -228,12 +184,23 @@ mod tests {
             "2026-13-01",
             "2026-02-30T00:00:00Z",
             "2026-11-20T24:00:00Z",
+            "2026-11-20T00:60:00Z",
+            "2026-11-20T00:00:60Z",
             "2026-11-20T00:00:00+02:00",
             "20x6-11-20",
             "2026-11-20T00:00",
+            "9999-12-31T23:59:59Z",
         ] {
             assert!(parse_start(bad).is_err(), "{bad}");
         }
+        assert!(matches!(
+            parse_start("2026-02-30"),
+            Err(StartError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_start("2026-2-3"),
+            Err(StartError::Format(_))
+        ));
         assert!(parse_start("2026-11-20T00:00:00+00:00").is_ok());
     }
 
@@ -244,6 +211,10 @@ mod tests {
         Stamp::new(Format::Syslog).push(&mut out, start);
         assert_eq!(out, b"Nov  5 07:08:09 ");
         out.clear();
+        let mut s = Stamp::new(Format::Syslog);
+        s.push(&mut out, start + 20 * 86_400_000_000);
+        assert_eq!(out, b"Nov 25 07:08:09 ");
+        out.clear();
         let mut s = Stamp::new(Format::Rfc3339);
         s.push(&mut out, start);
         s.push(&mut out, start + 1_000_000);
@@ -251,5 +222,8 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "2026-11-05T07:08:09.000042+00:00 2026-11-05T07:08:10.000042+00:00 "
         );
+        out = Vec::new();
+        Stamp::new(Format::Rfc3339).push(&mut out, FIRST_SECOND * 1_000_000);
+        assert_eq!(out, b"0000-01-01T00:00:00.000000+00:00 ");
     }
 }

@@ -29,6 +29,17 @@ pub enum ConfigError {
     /// More distinct addresses than the documentation/benchmark ranges hold.
     #[error("{0} attackers exceed the address space this generator draws from (max 2000000)")]
     AddressSpace(u64),
+    /// The lines' times would leave the years 0000–9999 (the generator writes four-digit
+    /// years, and jiff's calendar ends in 9999).
+    #[error(
+        "a log of {lines} lines starting at Unix second {start} may run past year 9999 (or starts before year 0000); choose an earlier --start, fewer --lines or a smaller --mean-gap-ms"
+    )]
+    TimeRange {
+        /// The requested start, Unix seconds.
+        start: i64,
+        /// Requested total lines.
+        lines: u64,
+    },
     /// A share outside `0..=1`.
     #[error("{name} must be between 0 and 1, got {value}")]
     Share {

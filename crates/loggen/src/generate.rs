@@ -10,7 +10,7 @@
 use std::io::Write;
 
 use crate::addr::{self, INJECTED, LEGIT, MAX_ATTACKERS};
-use crate::clock::{Format, Stamp, push_padded, rfc3339_utc};
+use crate::clock::{FIRST_SECOND, Format, Stamp, last_second, push_padded, rfc3339_utc};
 use crate::error::{ConfigError, GenerateError};
 use crate::rng::Rng;
 use crate::truth::{AddressTruth, Breach, GeneratorInfo, Totals, Truth};
@@ -85,6 +85,16 @@ impl Config {
         if self.attackers > self.lines {
             return Err(ConfigError::TooManyAttackers {
                 attackers: self.attackers,
+                lines: self.lines,
+            });
+        }
+        // Each line moves the clock by less than two mean gaps, plus up to 6 s before a
+        // `message repeated` line (see `emit`): a bound on the last line's time.
+        let per_line_us = 2 * i128::from(self.mean_gap_us.max(1)) + 6_000_000;
+        let end_us = i128::from(self.start) * 1_000_000 + i128::from(self.lines) * per_line_us;
+        if self.start < FIRST_SECOND || end_us > i128::from(last_second()) * 1_000_000 {
+            return Err(ConfigError::TimeRange {
+                start: self.start,
                 lines: self.lines,
             });
         }

@@ -5,6 +5,13 @@
 //! written, so the same options always give byte-identical output and the truth (attempts,
 //! probes and successes per address, by the counting table in [`truth`]) describes exactly
 //! the bytes produced, not an intention.
+//!
+//! It is an independent oracle: the ground truth that portcullis's date parsers, filters and
+//! counting are checked against (`bench/check_truth.py`, the corpus tests). So it shares no
+//! code with what it tests: it does not depend on portcullis-core, neither its date parser
+//! nor its calendar, and writes its own timestamps with jiff directly. A bug in core's
+//! calendar (a wrong leap day, an off-by-one at New Year) then shows up as a mismatch
+//! instead of being copied into the expected answers, where it would cancel out.
 #![deny(missing_docs)]
 
 mod addr;

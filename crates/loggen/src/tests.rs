@@ -368,6 +368,25 @@ fn refuses_impossible_configs() {
         ..config(10, 1, 1)
     };
     assert!(generate(&bad_share, Vec::new()).is_err());
+    // Times that leave the four-digit years are refused up front, not written wrong.
+    for start in [
+        crate::clock::FIRST_SECOND - 1,
+        crate::clock::parse_start("9999-12-01").unwrap(),
+    ] {
+        let late = Config {
+            start,
+            ..config(1_000_000, 1, 1)
+        };
+        assert!(
+            matches!(late.validate(), Err(crate::ConfigError::TimeRange { .. })),
+            "{start}"
+        );
+    }
+    let first = Config {
+        start: crate::clock::FIRST_SECOND,
+        ..config(10, 1, 1)
+    };
+    assert!(first.validate().is_ok());
 }
 
 #[test]

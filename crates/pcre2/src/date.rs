@@ -1,9 +1,14 @@
 //! Fail2Ban's date detection: `datepattern` templates (strptime `%` fields inside a regex,
 //! `{^LN-BEG}`, `{DATE}`, `{NONE}`, `{UNB}`, `EPOCH`, `LEPOCH`, `TAI64N`) and the built-in
 //! template list used when a filter sets none.
+//!
+//! What the fields mean is read with core's calendar ([`portcullis_core::calendar`]): the
+//! same zone conversion and the same year rule ([`YearInference`]) as the native parser.
 
-use jiff::civil::{Date, DateTime};
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
+use portcullis_core::Time;
+use portcullis_core::calendar::{Civil, LocalZone, YearInference, time_at_offset};
 use portcullis_core::filter::{Captures, Pattern};
 
 use crate::pattern::{CompileError, PatternOptions, RegexPattern, SearchError, Spans};
@@ -180,12 +185,12 @@ struct Template {
 #[derive(Clone, Debug)]
 struct Memo {
     template: usize,
-    now: i64,
+    now: Time,
     /// The line text from the first captured byte to the last.
     text: String,
     /// Every group's span relative to the start of `text`.
     groups: Vec<Option<(usize, usize)>>,
-    time: Option<f64>,
+    time: Option<Time>,
 }
 
 /// The text a template found and what it means.
@@ -193,18 +198,16 @@ struct Memo {
 pub struct DateMatch {
     /// Byte range of the date text in the line (group 1 of the template).
     pub span: (usize, usize),
-    /// Seconds since the epoch, or `None` when the text is empty (`{NONE}`) or invalid.
-    pub time: Option<f64>,
+    /// The instant, or `None` when the text is empty (`{NONE}`) or invalid.
+    pub time: Option<Time>,
 }
 
 /// Finds and reads the date of a line with a list of templates.
 #[derive(Clone, Debug)]
 pub struct DateDetector {
     templates: Vec<Template>,
-    /// Zone for dates without one, in minutes east of UTC (`logtimezone`); `None` = local.
-    default_offset: Option<i32>,
-    /// The local zone (Fail2Ban uses the process's `TZ`).
-    local: TimeZone,
+    /// How the fields of a match are turned into an instant.
+    calendar: Calendar,
     /// Index of the template that matched last: anchored templates are tried first.
     last: Option<usize>,
     /// Start of the last match (a template matching further right is held back).
@@ -633,8 +636,11 @@ impl DateDetector {
         let caps = templates.iter().map(|t| t.regex.spans()).collect();
         Ok(DateDetector {
             templates,
-            default_offset,
-            local,
+            calendar: Calendar {
+                default_offset,
+                local: LocalZone::new(local),
+                years: YearInference::new(),
+            },
             last: None,
             last_start: 1,
             caps,
@@ -643,8 +649,12 @@ impl DateDetector {
         })
     }
 
-    /// Find the date in `line`; `now` (seconds) settles dates without a year or day.
-    pub fn find(&mut self, line: &str, now: i64) -> Result<Option<DateMatch>, SearchError> {
+    /// Find the date in `line`; `now` settles dates without a year or day.
+    pub fn find(&mut self, line: &str, now: Time) -> Result<Option<DateMatch>, SearchError> {
+        // Fail2Ban's dates have whole seconds (its strptime drops `%f`), so comparing them
+        // with `now` or with `now` cut to its second gives the same answers; cut, the memo
+        // holds for a whole second of a clock that moves on every line.
+        let now = Time::from_secs(now.as_secs());
         if let Some(i) = self.last {
             let t = &self.templates[i];
             if (t.flags.line_begin || t.flags.line_end)
@@ -677,7 +687,7 @@ impl DateDetector {
     }
 
     /// The date found by template `i` (its spans are in `self.caps[i]`).
-    fn read(&mut self, i: usize, line: &str, now: i64) -> DateMatch {
+    fn read(&mut self, i: usize, line: &str, now: Time) -> DateMatch {
         let c = &self.caps[i];
         let span = c.get(1).or_else(|| c.get(0)).unwrap_or((0, 0));
         let text = &line[span.0..span.1];
@@ -716,7 +726,7 @@ impl DateDetector {
     }
 
     /// What the date text of template `i` means (the template's own reading, no memo).
-    fn read_time(&self, i: usize, line: &str, text: &str, now: i64) -> Option<f64> {
+    fn read_time(&mut self, i: usize, line: &str, text: &str, now: Time) -> Option<Time> {
         let t = &self.templates[i];
         let c = &self.caps[i];
         if text.is_empty() {
@@ -729,7 +739,7 @@ impl DateDetector {
                 Kind::Tai64n => text
                     .get(2..17)
                     .and_then(|h| i64::from_str_radix(h, 16).ok())
-                    .map(|s| s as f64),
+                    .map(Time::from_secs),
                 Kind::Fields => {
                     let get = |f: char| {
                         t.fields
@@ -738,13 +748,30 @@ impl DateDetector {
                             .find_map(|&(_, g)| c.get(g))
                             .map(|(a, b)| &line[a..b])
                     };
-                    self.strptime(&get, now)
+                    self.calendar.strptime(&get, now)
                 }
             }
         }
     }
+}
 
-    fn strptime<'l>(&self, get: &dyn Fn(char) -> Option<&'l str>, now: i64) -> Option<f64> {
+/// How the strptime fields of a match become an instant: Fail2Ban's `reGroupDictStrptime`
+/// on core's calendar.
+#[derive(Clone, Debug)]
+struct Calendar {
+    /// Zone for dates without one, in minutes east of UTC (`logtimezone`); `None` = local.
+    default_offset: Option<i32>,
+    /// The local zone (Fail2Ban uses the process's `TZ`).
+    local: LocalZone,
+    /// The year of dates without one: core's rule, shared with the native parser.
+    years: YearInference,
+}
+
+impl Calendar {
+    /// Fail2Ban's reading of the fields (whole seconds: `%f` is matched but not used, as in
+    /// Fail2Ban). A missing year is inferred from `now` ([`YearInference`]); a missing day
+    /// and month mean today (local), or yesterday when that would be after `now`.
+    fn strptime<'l>(&mut self, get: &dyn Fn(char) -> Option<&'l str>, now: Time) -> Option<Time> {
         let num = |f: char| get(f).and_then(|v| v.trim().parse::<i32>().ok());
         let mut year = num('Y');
         if let Some(y) = num('y') {
@@ -782,10 +809,10 @@ impl DateDetector {
                 zone_offset(z)?
             });
         }
-        let now_ts = jiff::Timestamp::from_second(now).ok()?;
-        let now_local = self.local.to_datetime(now_ts);
+        let offset = offset.or(self.default_offset);
+        let now_local = self.local.civil(now)?;
         let assume_year = year.is_none();
-        let year = year.unwrap_or(i32::from(now_local.year()));
+        let year = year.map_or(now_local.year(), i64::from);
         if (month.is_none() || day.is_none())
             && let Some(j) = num('j')
         {
@@ -803,45 +830,65 @@ impl DateDetector {
             (Some(m), None) => (m, 1),
             (None, Some(d)) => (1, d),
         };
-        let mut dt = DateTime::new(
-            i16::try_from(year).ok()?,
-            i8::try_from(month).ok()?,
-            i8::try_from(day).ok()?,
-            i8::try_from(hour).ok()?,
-            i8::try_from(minute).ok()?,
-            i8::try_from(second).ok()?,
-            0,
-        )
-        .ok()?;
-        let offset = offset.or(self.default_offset);
-        if let Some(o) = offset {
-            dt = dt.checked_sub(jiff::Span::new().minutes(o)).ok()?;
-        }
-        if assume_today && dt > now_local {
-            dt = dt.checked_sub(jiff::Span::new().days(1)).ok()?;
-        }
-        if assume_year && dt > now_local.checked_add(jiff::Span::new().days(1)).ok()? {
-            dt = dt.with().year(dt.year() - 1).build().ok()?;
-        }
-        let ts = match offset {
-            Some(_) => TimeZone::UTC.to_ambiguous_timestamp(dt).compatible().ok()?,
-            None => self.local.to_ambiguous_timestamp(dt).compatible().ok()?,
+        let (month, day) = (u8::try_from(month).ok()?, u8::try_from(day).ok()?);
+        let (hour, minute, second) = (
+            u8::try_from(hour).ok()?,
+            u8::try_from(minute).ok()?,
+            u8::try_from(second).ok()?,
+        );
+        let local = &mut self.local;
+        let mut instant_of = |c: &Civil| match offset {
+            Some(minutes) => Some(time_at_offset(c, minutes * 60)),
+            None => local.to_time(c),
         };
-        Some(ts.as_second() as f64)
+        if assume_year && !assume_today {
+            let date = Civil::yearless(month, day, hour, minute, second, 0)?;
+            return self.years.resolve(date, now, instant_of);
+        }
+        let t = instant_of(&Civil::new(year, month, day, hour, minute, second, 0)?)?;
+        if assume_today && t > now {
+            // Rollover at midnight: a time later than now is yesterday's.
+            let d = Date::new(i16::try_from(year).ok()?, month as i8, day as i8)
+                .ok()?
+                .yesterday()
+                .ok()?;
+            let yesterday = Civil::new(
+                i64::from(d.year()),
+                d.month() as u8,
+                d.day() as u8,
+                hour,
+                minute,
+                second,
+                0,
+            )?;
+            return instant_of(&yesterday);
+        }
+        Some(t)
     }
 }
 
-fn epoch(v: &str, long: bool) -> Option<f64> {
-    let x: f64 = v.parse().ok()?;
-    if long && v.len() >= 13 {
+/// The instant of an epoch text: seconds with an optional fraction; with `long` also 13+
+/// digits of milliseconds (optional fraction) or 16+ digits of microseconds. Exact to the
+/// microsecond (digits past it are cut).
+fn epoch(v: &str, long: bool) -> Option<Time> {
+    let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
+    // Microseconds per unit of `whole`, and how many fraction digits are microseconds.
+    let (unit, fraction_digits) = if long && v.len() >= 13 {
         if v.len() >= 16 && !v.contains('.') {
-            Some(x / 1_000_000.0)
+            (1, 0)
         } else {
-            Some(x / 1000.0)
+            (1000, 3)
         }
     } else {
-        Some(x)
+        (1_000_000, 6)
+    };
+    let mut micros = whole.parse::<i64>().ok()?.checked_mul(unit)?;
+    let mut scale = unit;
+    for c in fraction.bytes().take(fraction_digits) {
+        scale /= 10;
+        micros = micros.checked_add(i64::from(c.checked_sub(b'0').filter(|d| *d <= 9)?) * scale)?;
     }
+    Some(Time::from_micros(micros))
 }
 
 /// Replace `{DATE}` (not escaped) in `pattern` by `inner`.
@@ -915,9 +962,9 @@ mod tests {
     fn cet() -> TimeZone {
         TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0").unwrap()
     }
-    const NOW: i64 = 1_124_013_600;
+    const NOW: Time = Time::from_secs(1_124_013_600);
 
-    fn find(d: &mut DateDetector, line: &str) -> Option<f64> {
+    fn find(d: &mut DateDetector, line: &str) -> Option<Time> {
         d.find(line, NOW).unwrap().and_then(|m| m.time)
     }
 
@@ -927,10 +974,16 @@ mod tests {
         // 2005-01-10 07:00:01 CET = 06:00:01 UTC.
         assert_eq!(
             find(&mut d, "Jan 10 07:00:01 host sshd[1]: x"),
-            Some(1_105_336_801.0)
+            Some(Time::from_secs(1_105_336_801))
         );
-        assert_eq!(find(&mut d, "2005-01-10 07:00:01 x"), Some(1_105_336_801.0));
-        assert_eq!(find(&mut d, "1105336801 x"), Some(1_105_336_801.0));
+        assert_eq!(
+            find(&mut d, "2005-01-10 07:00:01 x"),
+            Some(Time::from_secs(1_105_336_801))
+        );
+        assert_eq!(
+            find(&mut d, "1105336801 x"),
+            Some(Time::from_secs(1_105_336_801))
+        );
     }
 
     #[test]
@@ -942,6 +995,108 @@ mod tests {
         assert_eq!((m.span, m.time), ((0, 0), None));
     }
 
+    fn ts(rfc3339: &str) -> Time {
+        rfc3339.parse::<jiff::Timestamp>().unwrap().into()
+    }
+
+    /// Both engines read year-less syslog dates alike: core's calendar, zone conversion and
+    /// year rule (here across New Year both ways, leap days and zones).
+    #[test]
+    fn syslog_dates_agree_with_the_native_parser() {
+        for (line, reference, want) in [
+            (
+                "Aug 14 11:00:00 h",
+                "2005-08-14T10:00:00Z",
+                "2005-08-14T09:00:00Z",
+            ),
+            (
+                "Aug 16 11:00:00 h",
+                "2005-08-14T10:00:00Z",
+                "2004-08-16T09:00:00Z",
+            ),
+            (
+                "Dec 31 23:59:59 h",
+                "2027-01-01T00:00:10Z",
+                "2026-12-31T22:59:59Z",
+            ),
+            // January read on New Year's Eve (CET): next year's (Fail2Ban's own rule would
+            // put it almost a year back).
+            (
+                "Jan  1 00:30:00 h",
+                "2026-12-31T12:00:00Z",
+                "2026-12-31T23:30:00Z",
+            ),
+            (
+                "Jan  1 00:30:00 h",
+                "2026-11-25T12:00:00Z",
+                "2025-12-31T23:30:00Z",
+            ),
+            // Feb 29 read in a non-leap year: the last leap year's.
+            (
+                "Feb 29 10:00:00 h",
+                "2027-03-01T00:00:00Z",
+                "2024-02-29T09:00:00Z",
+            ),
+            // Summer time.
+            (
+                "Jul  1 08:00:01 h",
+                "2026-11-25T12:00:00Z",
+                "2026-07-01T06:00:01Z",
+            ),
+        ] {
+            let mut d = DateDetector::new(None, None, cet(), 2027).unwrap();
+            let mut native = portcullis_core::date::DateParser::new(cet());
+            let got = d.find(line, ts(reference)).unwrap().and_then(|m| m.time);
+            let same = native
+                .parse_prefix(line.as_bytes(), ts(reference))
+                .map(|r| r.0);
+            assert_eq!(got, Some(ts(want)), "{line} at {reference}");
+            assert_eq!(got, same, "{line} at {reference}: the engines differ");
+        }
+    }
+
+    #[test]
+    fn time_only_dates_are_today_or_yesterday() {
+        let mut d = DateDetector::new(Some("^%H:%M:%S"), None, cet(), 2005).unwrap();
+        // NOW is 2005-08-14 12:00 CEST.
+        assert_eq!(find(&mut d, "11:00:00 x"), Some(ts("2005-08-14T09:00:00Z")));
+        assert_eq!(find(&mut d, "13:00:00 x"), Some(ts("2005-08-13T11:00:00Z")));
+    }
+
+    /// `now` is read at whole seconds (Fail2Ban's dates have no fraction), so a clock that
+    /// moves within a second changes no date, and the memo may hold for the second.
+    #[test]
+    fn now_within_a_second_changes_nothing() {
+        let mut d = DateDetector::new(Some("^%H:%M:%S"), None, cet(), 2005).unwrap();
+        for micros in [0, 1, 999_999] {
+            let now = Time::from_micros(NOW.as_micros() + micros);
+            let m = d.find("12:00:00 x", now).unwrap().unwrap();
+            assert_eq!(m.time, Some(ts("2005-08-14T10:00:00Z")), "+{micros}us");
+        }
+    }
+
+    #[test]
+    fn epochs_are_exact_to_the_microsecond() {
+        for (text, long, want) in [
+            ("1105336801", false, 1_105_336_801_000_000),
+            ("1105336801.123456", false, 1_105_336_801_123_456),
+            ("1105336801.5", false, 1_105_336_801_500_000),
+            ("1105336801123", true, 1_105_336_801_123_000),
+            ("1105336801123.456", true, 1_105_336_801_123_456),
+            ("1105336801123.4567", true, 1_105_336_801_123_456),
+            ("1105336801123456", true, 1_105_336_801_123_456),
+            ("1105336801", true, 1_105_336_801_000_000),
+        ] {
+            assert_eq!(epoch(text, long), Some(Time::from_micros(want)), "{text}");
+        }
+        assert_eq!(epoch("99999999999999999999", false), None);
+        let mut d = DateDetector::new(Some("LEPOCH"), None, cet(), 2005).unwrap();
+        assert_eq!(
+            find(&mut d, "1105336801123.456 x"),
+            Some(Time::from_micros(1_105_336_801_123_456))
+        );
+    }
+
     #[test]
     fn zones_and_offsets() {
         assert_eq!(zone_offset("UTC+0200"), Some(120));
@@ -950,6 +1105,9 @@ mod tests {
         assert_eq!(zone_offset("XYZ"), None);
         let mut d =
             DateDetector::new(Some("^%Y-%m-%d %H:%M:%S"), Some("UTC"), cet(), 2005).unwrap();
-        assert_eq!(find(&mut d, "2005-01-10 06:00:01 x"), Some(1_105_336_801.0));
+        assert_eq!(
+            find(&mut d, "2005-01-10 06:00:01 x"),
+            Some(Time::from_secs(1_105_336_801))
+        );
     }
 }

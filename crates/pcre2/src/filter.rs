@@ -4,8 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use portcullis_core::Time;
 use portcullis_core::filter::{Captures, Pattern};
 
 use crate::date::{DateDetector, DatePatternError};
@@ -17,7 +19,7 @@ use crate::tags::{UseDns, expand_tags, python_to_pcre2};
 /// At most this many multi-line failure ids are remembered (Fail2Ban: 100).
 const MLFID_CACHE: usize = 100;
 /// A line without a date reuses the previous line's date if that is at most this old.
-const LAST_DATE_MAX_AGE: f64 = 60.0;
+const LAST_DATE_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// The settings of a filter, as read from a `filter.d` file (after interpolation).
 #[derive(Clone, Debug)]
@@ -125,8 +127,8 @@ pub struct Failure {
     pub id: Option<String>,
     /// The address when the id is one (what a jail bans).
     pub addr: Option<IpAddr>,
-    /// Time of the line (seconds since the epoch), `None` if it had none.
-    pub time: Option<f64>,
+    /// Time of the line, `None` if it had none.
+    pub time: Option<Time>,
     /// Captured and accumulated values (`user`, `users`, `matches`, custom `F-` fields).
     pub fields: Fields,
 }
@@ -323,7 +325,7 @@ pub struct Fail2BanFilter {
     journalmatch: Vec<String>,
     buffer: Vec<Line>,
     /// Time of the last line that had a date (lines without one reuse it briefly).
-    last_date: Option<f64>,
+    last_date: Option<Time>,
     mlfid: HashMap<String, Fields>,
     mlfid_order: VecDeque<String>,
     /// Required literals of all failregexes in one automaton; `None` when a failregex has
@@ -522,8 +524,10 @@ impl Fail2BanFilter {
     }
 
     /// One log line (without its newline): its date is found with the date templates
-    /// (`now`, seconds since the epoch, settles dates without a year).
-    pub fn process_line(&mut self, line: &str, now: i64) -> LineResult {
+    /// (`now` settles dates without a year, and is the time of a line whose template
+    /// matches no text, `{NONE}`).
+    pub fn process_line(&mut self, line: &str, now: Time) -> LineResult {
+        let recent = now.saturating_sub(LAST_DATE_MAX_AGE);
         let mut errors = Vec::new();
         let found = match self.dates.find(line, now) {
             Ok(f) => f,
@@ -544,8 +548,8 @@ impl Fail2BanFilter {
                 }
             } else {
                 date = Some(match self.last_date {
-                    Some(t) if t > now as f64 - LAST_DATE_MAX_AGE => t,
-                    _ => now as f64,
+                    Some(t) if t > recent => t,
+                    _ => now,
                 });
             }
         }
@@ -569,7 +573,7 @@ impl Fail2BanFilter {
         };
         if date.is_none()
             && let Some(t) = self.last_date
-            && t > now as f64 - LAST_DATE_MAX_AGE
+            && t > recent
         {
             date = Some(t);
         }
@@ -580,7 +584,7 @@ impl Fail2BanFilter {
     }
 
     /// One message whose time is already known (a journal record): no date parsing.
-    pub fn process_message(&mut self, message: &str, time: f64) -> LineResult {
+    pub fn process_message(&mut self, message: &str, time: Time) -> LineResult {
         if !self.prefilter_passes(message) {
             return LineResult::default();
         }
@@ -656,7 +660,7 @@ impl Fail2BanFilter {
         found
     }
 
-    fn find_failures(&mut self, entry: Line, date: Option<f64>) -> LineResult {
+    fn find_failures(&mut self, entry: Line, date: Option<Time>) -> LineResult {
         let mut out = LineResult::default();
         let mut errors = Vec::new();
         if self.maxlines > 1 {
@@ -1030,13 +1034,13 @@ mod tests {
         });
         let r = f.process_line(
             "Jan 10 07:00:01 Failed password for root from ::ffff:192.0.2.7 port 22",
-            1_124_013_600,
+            Time::from_secs(1_124_013_600),
         );
         assert_eq!(r.failures.len(), 1);
         let x = &r.failures[0];
         assert_eq!(x.id.as_deref(), Some("192.0.2.7"));
         assert_eq!(x.text("user"), Some("root"));
-        assert_eq!(x.time, Some(1_105_340_401.0));
+        assert_eq!(x.time, Some(Time::from_secs(1_105_340_401)));
     }
 
     #[test]
@@ -1047,8 +1051,16 @@ mod tests {
             usedns: UseDns::No,
             ..FilterOptions::default()
         });
-        assert_eq!(f.process_line("x from 192.0.2.1", 0).ignored, Some(0));
-        assert_eq!(f.process_line("x from 192.0.2.2", 0).failures.len(), 1);
+        assert_eq!(
+            f.process_line("x from 192.0.2.1", Time::EPOCH).ignored,
+            Some(0)
+        );
+        assert_eq!(
+            f.process_line("x from 192.0.2.2", Time::EPOCH)
+                .failures
+                .len(),
+            1
+        );
     }
 
     /// The literal prefilter never changes a result: Fail2Ban's sshd filter (all modes) over
@@ -1065,7 +1077,7 @@ mod tests {
             );
             return;
         };
-        let now = 1_700_000_000;
+        let now = Time::from_secs(1_700_000_000);
         for mode in ["normal", "ddos", "extra", "aggressive"] {
             let o = crate::load_filter(filter, &[("mode".into(), mode.into())]).unwrap();
             let mut fast = Fail2BanFilter::new(&o, jiff::tz::TimeZone::UTC, 2026).unwrap();

@@ -123,10 +123,7 @@ impl Fail2BanMatcher {
                 continue;
             };
             let rule = u16::try_from(f.regex).unwrap_or(u16::MAX);
-            let time = f
-                .time
-                .filter(|t| t.is_finite())
-                .map_or(fallback, |t| Time::from_micros((t * 1e6) as i64));
+            let time = f.time.unwrap_or(fallback);
             let nofail = f.is_nofail();
             out.push(Event {
                 time,
@@ -181,7 +178,7 @@ impl EventMatcher for Fail2BanMatcher {
             return self.oversized();
         }
         let text = self.decode(line);
-        let result = self.filter.process_line(&text, reference.as_secs());
+        let result = self.filter.process_line(&text, reference);
         self.events(result, reference, out)
     }
 
@@ -194,8 +191,7 @@ impl EventMatcher for Fail2BanMatcher {
         }
         let rendered = record.syslog_line();
         let text = self.decode(&rendered);
-        let secs = record.time.as_micros() as f64 / 1e6;
-        let result = self.filter.process_message(&text, secs);
+        let result = self.filter.process_message(&text, record.time);
         self.events(result, record.time, out)
     }
 

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use portcullis_core::Time;
 use portcullis_pcre2::{Fail2BanFilter, Failure, Value, load_filter, normalize};
 use serde_json::Value as Json;
 
@@ -14,7 +15,7 @@ const LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
 const TEST_CONFIG: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/config";
 const CONFIG: &str = "/etc/fail2ban";
 /// Fail2Ban's test "now": Sun Aug 14 12:00:00 CEST 2005.
-const TEST_NOW: i64 = 1_124_013_600;
+const TEST_NOW: Time = Time::from_secs(1_124_013_600);
 
 fn cet() -> jiff::tz::TimeZone {
     jiff::tz::TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0").expect("posix zone")
@@ -81,8 +82,8 @@ fn json_str(v: &Json) -> String {
     }
 }
 
-/// Local CET/CEST time `YYYY-MM-DDTHH:MM:SS[.f]` → seconds (Python's `time.mktime`).
-fn local_seconds(t: &str) -> f64 {
+/// Local CET/CEST time `YYYY-MM-DDTHH:MM:SS[.f]` → instant (Python's `time.mktime`).
+fn local_time(t: &str) -> Time {
     // strptime("%Y-%m-%dT%H:%M:%S[.%f]") accepts one-digit fields.
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
     let n: Vec<i64> = whole
@@ -109,7 +110,7 @@ fn local_seconds(t: &str) -> f64 {
         .to_ambiguous_timestamp(dt)
         .compatible()
         .expect("local time");
-    ts.as_second() as f64 + f64::from(ts.subsec_nanosecond()) / 1e9
+    Time::from(ts)
 }
 
 fn check(case: &serde_json::Map<String, Json>, found: &[Failure]) -> Result<(), String> {
@@ -176,7 +177,7 @@ fn check(case: &serde_json::Map<String, Json>, found: &[Failure]) -> Result<(), 
         }
     }
     if let Some(t) = case.get("time").and_then(Json::as_str) {
-        let want = local_seconds(t);
+        let want = local_time(t);
         if f.time != Some(want) {
             return Err(format!("time: expected {t} ({want}), got {:?}", f.time));
         }
@@ -282,7 +283,7 @@ fn run_corpus(name: &str) -> (usize, Vec<String>) {
                         "{}{next}",
                         v.opts.get("test.prefix-line").map_or("", String::as_str)
                     );
-                    v.filter.process_message(&msg, TEST_NOW as f64)
+                    v.filter.process_message(&msg, TEST_NOW)
                 } else {
                     v.filter.process_line(next, TEST_NOW)
                 };

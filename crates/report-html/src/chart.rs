@@ -73,9 +73,9 @@ fn scale(v: u64, max: u64, span: u32) -> u32 {
 }
 
 pub(crate) fn format_time(t: Time, pattern: &str) -> String {
-    match jiff::Timestamp::from_microsecond(t.as_micros()) {
-        Ok(ts) => ts.strftime(pattern).to_string(),
-        Err(_) => t.to_string(),
+    match t.to_timestamp() {
+        Some(ts) => ts.strftime(pattern).to_string(),
+        None => t.to_string(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use portcullis_core::Time;
 use portcullis_host::SshState;
 
-use crate::chart::{self, Row, format_time};
+use crate::chart::{self, Row};
 use crate::colours;
 use crate::escape::push_escaped;
 use crate::model::{ReportModel, Severity};
@@ -80,7 +80,7 @@ pub fn render_html(model: &ReportModel) -> String {
 }
 
 fn long_time(t: Time) -> String {
-    format_time(t, "%Y-%m-%d %H:%M:%S UTC")
+    format!("{} UTC", t.short_utc())
 }
 
 fn opt_time(t: Option<Time>) -> String {
