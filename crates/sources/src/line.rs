@@ -94,6 +94,26 @@ pub struct SourceLine {
     pub journal: Option<Box<JournalFields>>,
 }
 
+impl SourceLine {
+    /// A line of a file or a stream (no journal metadata).
+    pub fn new(
+        source: SourceId,
+        bytes: Vec<u8>,
+        cut: bool,
+        read_at: Time,
+        position: Position,
+    ) -> SourceLine {
+        SourceLine {
+            source,
+            bytes,
+            cut,
+            read_at,
+            position,
+            journal: None,
+        }
+    }
+}
+
 /// What a `read_batch` call ended with, besides the lines it appended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[must_use]

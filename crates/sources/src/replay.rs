@@ -193,14 +193,8 @@ impl ReplayReader {
             let data = self.buf.get(self.unsplit.clone()).unwrap_or(&[]);
             let used = self.split.feed(data, room, |bytes, end, cut| {
                 lines += 1;
-                out.push(SourceLine {
-                    source: id,
-                    bytes: bytes.to_vec(),
-                    cut,
-                    read_at: now,
-                    position: Position::Stream(end),
-                    journal: None,
-                });
+                let position = Position::Stream(end);
+                out.push(SourceLine::new(id, bytes.to_vec(), cut, now, position));
             });
             self.lines += lines;
             self.unsplit.start += used;
@@ -209,14 +203,7 @@ impl ReplayReader {
 
     fn line(&mut self, bytes: Vec<u8>, end: u64, cut: bool, now: Time) -> SourceLine {
         self.lines += 1;
-        SourceLine {
-            source: self.id,
-            bytes,
-            cut,
-            read_at: now,
-            position: Position::Stream(end),
-            journal: None,
-        }
+        SourceLine::new(self.id, bytes, cut, now, Position::Stream(end))
     }
 }
 

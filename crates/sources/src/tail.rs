@@ -686,14 +686,7 @@ impl FileTail {
     }
 
     fn line(&self, bytes: &[u8], cut: bool, pos: FilePosition, now: Time) -> SourceLine {
-        SourceLine {
-            source: self.id,
-            bytes: bytes.to_vec(),
-            cut,
-            read_at: now,
-            position: Position::File(pos),
-            journal: None,
-        }
+        SourceLine::new(self.id, bytes.to_vec(), cut, now, Position::File(pos))
     }
 
     /// Read everything available (up to `max` lines), following rotations.
@@ -745,19 +738,13 @@ impl FileTail {
                 cur.split.feed(data, room, |bytes, end, cut| {
                     emitted += 1;
                     last_end = Some(end);
-                    out.push(SourceLine {
-                        source: id,
-                        bytes: bytes.to_vec(),
-                        cut,
-                        read_at: now,
-                        position: Position::File(FilePosition {
-                            dev,
-                            ino,
-                            offset: end,
-                            first_line_hash: hash,
-                        }),
-                        journal: None,
+                    let position = Position::File(FilePosition {
+                        dev,
+                        ino,
+                        offset: end,
+                        first_line_hash: hash,
                     });
+                    out.push(SourceLine::new(id, bytes.to_vec(), cut, now, position));
                 });
                 if let Some(end) = last_end {
                     cur.delivered = end;
@@ -803,14 +790,8 @@ impl FileTail {
                         let data = self.buf.get(..n).unwrap_or(&[]);
                         r.t.split.feed(data, usize::MAX, |bytes, _end, cut| {
                             lines += 1;
-                            out.push(SourceLine {
-                                source: id,
-                                bytes: bytes.to_vec(),
-                                cut,
-                                read_at: now,
-                                position: Position::File(p),
-                                journal: None,
-                            });
+                            let position = Position::File(p);
+                            out.push(SourceLine::new(id, bytes.to_vec(), cut, now, position));
                         });
                     }
                 }
@@ -820,14 +801,8 @@ impl FileTail {
             }
             if let Some((bytes, end, cut)) = r.t.split.take_partial() {
                 lines += 1;
-                out.push(SourceLine {
-                    source: id,
-                    bytes,
-                    cut,
-                    read_at: now,
-                    position: Position::File(pos.unwrap_or(r.t.position(end))),
-                    journal: None,
-                });
+                let position = Position::File(pos.unwrap_or(r.t.position(end)));
+                out.push(SourceLine::new(id, bytes, cut, now, position));
             }
             self.stats.cut_lines += r.t.split.cut_lines;
             false
