@@ -97,14 +97,7 @@ impl IpsetBackend {
                 self.tools.config.ipset_maxelem
             );
         }
-        self.tools
-            .runner
-            .output(
-                &self.tools.config.ipset,
-                &["-exist", "restore"],
-                Some(script.into_bytes()),
-            )
-            .await?;
+        self.restore(script).await?;
         let wanted = self.tools.config.verdict;
         for chain in ["INPUT", "FORWARD"] {
             let hooked = chain == "INPUT" || self.tools.config.hook_forward;
@@ -175,6 +168,16 @@ impl IpsetBackend {
         }
     }
 
+    /// Feed `script` to one `ipset -exist restore` (the batch; see the module docs).
+    async fn restore(&self, script: String) -> Result<Vec<u8>, CommandError> {
+        let ipset = &self.tools.config.ipset;
+        let stdin = Some(script.into_bytes());
+        self.tools
+            .runner
+            .output(ipset, &["-exist", "restore"], stdin)
+            .await
+    }
+
     /// Run `iptables -w <op> <rule>` (`-I` inserts, `-D` deletes), failing when it fails.
     async fn change_rule(
         &self,
@@ -237,13 +240,7 @@ impl IpsetBackend {
         let (mut transactions, mut made_permanent) = (0, 0);
         if !plan.is_empty() {
             let (script, permanent) = self.batch_script(&plan);
-            self.tools
-                .runner
-                .output(
-                    &self.tools.config.ipset,
-                    &["-exist", "restore"],
-                    Some(script.into_bytes()),
-                )
+            self.restore(script)
                 .await
                 .map_err(|source| ApplyError::Command { changes, source })?;
             transactions = 1;
