@@ -155,21 +155,16 @@ pub(crate) fn time_chart(buckets: &[TimeBucket]) -> String {
             ),
         );
         out.push_str("</title>");
-        if hf > 0 {
-            let _ = write!(
-                out,
-                r#"<rect class="bar fail" x="{x}" y="{}" width="{bar_w}" height="{hf}" fill="{}"/>"#,
-                base - hf,
-                colours::TIME_FAILURES
-            );
-        }
-        if hs > 0 {
-            let _ = write!(
-                out,
-                r#"<rect class="bar ok" x="{x}" y="{}" width="{bar_w}" height="{hs}" fill="{}"/>"#,
-                base - total,
-                colours::TIME_SUCCESSES
-            );
+        for (height, top, class, colour) in [
+            (hf, base - hf, "bar fail", colours::TIME_FAILURES),
+            (hs, base - total, "bar ok", colours::TIME_SUCCESSES),
+        ] {
+            if height > 0 {
+                let _ = write!(
+                    out,
+                    r#"<rect class="{class}" x="{x}" y="{top}" width="{bar_w}" height="{height}" fill="{colour}"/>"#
+                );
+            }
         }
         out.push_str("</g>");
     }
