@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::e2e::daemon::Daemon;
 use crate::e2e::netns::{ATTACKER4, ATTACKER6, Netns, Pair, SERVER4, SERVER6};
-use crate::e2e::sshd::{Sshd, password_attempt};
+use crate::e2e::sshd::{Sshd, SshdLab, password_attempt};
 use crate::e2e::{require_root_and, run};
 
 fn jail_config(log: &std::path::Path, extra: &str) -> String {
@@ -54,12 +54,10 @@ fn wait_connectable(pair: &Pair, addr: &str, secs: u64) -> Duration {
 
 #[test]
 fn r3_sshd_bruteforce_banned_expires_escalates_permanent_survives_kill9() {
-    if !require_root_and(&["ip", "nft", "sshd", "sshpass", "ssh"]) {
+    let Some(SshdLab { sshd, pair, tmp }) = SshdLab::start(&["nft", "sshpass", "ssh"], false)
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let pair = Pair::new();
-    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), false);
+    };
     let mut daemon = Daemon::start(
         &pair.server,
         &tmp.path().join("pc"),
@@ -139,12 +137,9 @@ fn r3_sshd_bruteforce_banned_expires_escalates_permanent_survives_kill9() {
 
 #[test]
 fn r3_hydra_over_ipv6_with_pam_is_banned() {
-    if !require_root_and(&["ip", "nft", "sshd", "hydra"]) {
+    let Some(SshdLab { sshd, pair, tmp }) = SshdLab::start(&["nft", "hydra"], true) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let pair = Pair::new();
-    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), true);
+    };
     let daemon = Daemon::start(
         &pair.server,
         &tmp.path().join("pc"),
@@ -196,12 +191,11 @@ fn r3_hydra_over_ipv6_with_pam_is_banned() {
 
 #[test]
 fn r3_ipset_backend_ban_expiry_and_permanent_unban() {
-    if !require_root_and(&["ip", "ipset", "iptables", "ip6tables", "sshd", "sshpass"]) {
+    let Some(SshdLab { sshd, pair, tmp }) =
+        SshdLab::start(&["ipset", "iptables", "ip6tables", "sshpass"], false)
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let pair = Pair::new();
-    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), false);
+    };
     let daemon = Daemon::start(
         &pair.server,
         &tmp.path().join("pc"),
@@ -444,12 +438,11 @@ fn r3_rotation_under_full_speed_writer_counts_exactly() {
 #[test]
 fn r3_journal_file_source_bans_from_real_sshd_lines() {
     let remote = "/lib/systemd/systemd-journal-remote";
-    if !require_root_and(&["ip", "nft", "sshd", "sshpass", "journalctl", remote]) {
+    let Some(SshdLab { sshd, pair, tmp }) =
+        SshdLab::start(&["nft", "sshpass", "journalctl", remote], true)
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let pair = Pair::new();
-    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), true);
+    };
     for _ in 0..3 {
         password_attempt(&pair.attacker, SERVER4, "root", "nope");
     }
@@ -507,24 +500,7 @@ fn r3_journal_file_source_bans_from_real_sshd_lines() {
 
 /// A key login from the attacker's address after its failed passwords.
 fn key_login(pair: &Pair, sshd: &Sshd, addr: &str) -> bool {
-    pair.attacker
-        .command("ssh")
-        .args(["-i"])
-        .arg(&sshd.client_key)
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=3",
-            "-o",
-            "LogLevel=ERROR",
-        ])
+    sshd.key_client(&pair.attacker)
         .arg(format!("root@{addr}"))
         .arg("true")
         .stdin(std::process::Stdio::null())
@@ -535,12 +511,11 @@ fn key_login(pair: &Pair, sshd: &Sshd, addr: &str) -> bool {
 
 #[test]
 fn r4_daemon_raises_breach_alert_to_exec_hook_and_webhook() {
-    if !require_root_and(&["ip", "nft", "sshd", "sshpass", "ssh", "python3"]) {
+    let Some(SshdLab { sshd, pair, tmp }) =
+        SshdLab::start(&["nft", "sshpass", "ssh", "python3"], false)
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let pair = Pair::new();
-    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), false);
+    };
     // The exec hook: a script that appends its stdin to a file (it gets no arguments from logs).
     let hook_out = tmp.path().join("hook.jsonl");
     let hook = tmp.path().join("hook.sh");

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::e2e::daemon::{Daemon, bin};
 use crate::e2e::netns::{ATTACKER4, Pair, SERVER4};
-use crate::e2e::sshd::{Sshd, password_attempt};
-use crate::e2e::{require, require_root_and};
+use crate::e2e::require;
+use crate::e2e::sshd::{SshdLab, password_attempt};
 
 const FAIL2BAN_ETC: &str = "/etc/fail2ban";
 
@@ -117,12 +117,11 @@ fn fail2ban_regex_matched(log: &Path, filter: &Path) -> Option<u64> {
 
 #[test]
 fn f5_fail2ban_config_sshd_recidive_bans_like_fail2ban() {
-    if !require_root_and(&["ip", "nft", "sshd", "sshpass", "ssh", "fail2ban-regex"]) {
+    let Some(SshdLab { sshd, pair, tmp }) =
+        SshdLab::start(&["nft", "sshpass", "ssh", "fail2ban-regex"], false)
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let pair = Pair::new();
-    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), false);
+    };
     // recidive reads Fail2Ban's own log; Fail2Ban refuses a jail whose log is missing.
     let f2b_log = tmp.path().join("fail2ban.log");
     std::fs::write(&f2b_log, "").expect("fail2ban.log");

@@ -11,9 +11,9 @@ use portcullis_core::Time;
 use portcullis_host::utmp::{UtmpKind, UtmpRecord, encode_record};
 use serde_json::Value;
 
-use crate::e2e::netns::{ATTACKER4, ATTACKER6, Pair, SERVER4, SERVER6};
-use crate::e2e::sshd::{Sshd, password_attempt};
-use crate::e2e::{require_root_and, run};
+use crate::e2e::netns::{ATTACKER4, ATTACKER6, SERVER4, SERVER6};
+use crate::e2e::run;
+use crate::e2e::sshd::{Sshd, SshdLab, password_attempt};
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_portcullis"))
@@ -32,6 +32,26 @@ fn isolated(dir: &Path) -> Vec<String> {
     .iter()
     .flat_map(|(flag, file)| [flag.to_string(), dir.join(file).display().to_string()])
     .collect()
+}
+
+/// `portcullis investigate INPUT … EXTRA` on the fixture host in `dir` (see [`isolated`]; no
+/// `/proc`). `EXTRA` comes after other flags: `--logs` takes several values.
+fn investigate_offline(dir: &Path, input: &[&str], extra: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("investigate")
+        .args(input)
+        .args(isolated(dir))
+        .args(["--proc", &dir.join("no-proc").display().to_string()])
+        .args(extra)
+        .output()
+        .expect("run investigate")
+}
+
+/// `out`, after checking it exited with `code`.
+fn exited(out: Output, code: i32) -> Output {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    out
 }
 
 fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
@@ -55,21 +75,6 @@ impl Drop for Client {
     }
 }
 
-const SSH_OPTS: &[&str] = &[
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "PreferredAuthentications=publickey",
-    "-o",
-    "LogLevel=ERROR",
-    "-o",
-    "ConnectTimeout=5",
-];
-
 fn findings_of<'a>(doc: &'a Value, kind: &str) -> Vec<&'a Value> {
     doc["findings"]
         .as_array()
@@ -81,23 +86,16 @@ fn findings_of<'a>(doc: &'a Value, kind: &str) -> Vec<&'a Value> {
 
 #[test]
 fn r4_investigate_sees_the_open_session_the_attacker_and_the_success_after_failures() {
-    if !require_root_and(&["ip", "sshd", "sshpass", "ssh", "ss"]) {
+    let Some(SshdLab { sshd, pair, tmp }) = SshdLab::start(&["sshpass", "ssh", "ss"], false) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let pair = Pair::new();
+    };
     let dir = tmp.path().join("sshd");
-    let sshd = Sshd::start(&pair.server, &dir, false);
-    let key = sshd.client_key.display().to_string();
 
     // An admin session from the attacker namespace's IPv6 address, with a terminal (so sshd
     // records it in wtmp), kept open.
     let keeper = Client(
-        pair.attacker
-            .command("ssh")
-            .arg("-tt")
-            .args(SSH_OPTS)
-            .args(["-i", &key, &format!("root@{SERVER6}"), "sleep 120"])
+        sshd.key_client(&pair.attacker)
+            .args(["-tt", &format!("root@{SERVER6}"), "sleep 120"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -119,11 +117,9 @@ fn r4_investigate_sees_the_open_session_the_attacker_and_the_success_after_failu
             "wrong-password"
         ));
     }
-    let mut key_login = pair.attacker.command("ssh");
-    key_login
-        .args(SSH_OPTS)
-        .args(["-i", &key, &format!("root@{SERVER4}"), "true"]);
-    run(&mut key_login);
+    run(sshd
+        .key_client(&pair.attacker)
+        .args([&format!("root@{SERVER4}"), "true"]));
     wait_until("the attacker's login in the log", 10, || {
         sshd.log_text()
             .contains(&format!("Accepted publickey for root from {ATTACKER4}"))
@@ -363,22 +359,9 @@ fn r4_hostile_user_names_are_escaped_in_text_json_and_html() {
     std::fs::write(dir.join("sshd_config"), "Port 22\n").expect("sshd_config");
     let html = dir.join("r.html");
 
+    let log_arg = log_path.display().to_string();
     let go = |extra: &[&str]| -> Output {
-        let out = Command::new(bin())
-            .arg("investigate")
-            .args(["--logs", &log_path.display().to_string()])
-            .args(isolated(dir))
-            .args(["--proc", &dir.join("no-proc").display().to_string()])
-            .args(extra)
-            .output()
-            .expect("run");
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        exited(investigate_offline(dir, &["--logs", &log_arg], extra), 1)
     };
     let text = go(&["--html", &html.display().to_string()]).stdout;
     let json = go(&["--json"]).stdout;
@@ -473,21 +456,10 @@ fn r4_period_user_and_quiet_logs() {
     f.write_all(log.as_bytes()).expect("write");
     drop(f);
     std::fs::write(dir.join("sshd_config"), "Port 22\n").expect("sshd_config");
+    let log_arg = path.display().to_string();
     let go = |extra: &[&str]| -> (Option<i32>, Value) {
-        let out = Command::new(bin())
-            .arg("investigate")
-            .args([
-                "--logs",
-                &path.display().to_string(),
-                "--json",
-                "--timezone",
-                "UTC",
-            ])
-            .args(isolated(dir))
-            .args(["--proc", &dir.join("no-proc").display().to_string()])
-            .args(extra)
-            .output()
-            .expect("run");
+        let input = ["--logs", &log_arg, "--json", "--timezone", "UTC"];
+        let out = investigate_offline(dir, &input, extra);
         let doc = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
         (out.status.code(), doc)
@@ -563,20 +535,9 @@ fn r4_journal_source_gives_the_same_findings() {
         .arg(&journal)
         .arg(&export_path));
     std::fs::write(dir.join("sshd_config"), "Port 22\n").expect("sshd_config");
-    let out = Command::new(bin())
-        .args(["investigate", "--json", "--journal-file"])
-        .arg(&journal)
-        .args(isolated(dir))
-        .args(["--proc", &dir.join("no-proc").display().to_string()])
-        .arg("203.0.113.7")
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let journal_arg = journal.display().to_string();
+    let input = ["--json", "--journal-file", &journal_arg];
+    let out = exited(investigate_offline(dir, &input, &["203.0.113.7"]), 1);
     let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
     let b = findings_of(&doc, "success_after_failures");
     assert_eq!(b.len(), 1, "{:#}", doc["findings"]);
@@ -639,20 +600,11 @@ fn r4_ban_state_and_history_from_the_store_read_only() {
             .expect("second ban");
     }
     let before = std::fs::read(&db).expect("db");
+    let log_arg = path.display().to_string();
     let go = |extra: &[&str]| -> Value {
-        let out = Command::new(bin())
-            .args(["investigate", "--json", "--logs"])
-            .arg(&path)
-            .args(isolated(dir))
-            .args(["--proc", &dir.join("no-proc").display().to_string()])
-            .args(extra)
-            .output()
-            .expect("run");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = exited(
+            investigate_offline(dir, &["--json", "--logs", &log_arg], extra),
+            0,
         );
         serde_json::from_slice(&out.stdout).expect("json")
     };

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::netns::{Netns, SERVER4, SERVER6};
-use super::run;
+use super::netns::{Netns, Pair, SERVER4, SERVER6};
+use super::{require_root_and, run};
 
 /// A running sshd with its captured log.
 pub struct Sshd {
@@ -27,6 +27,31 @@ pub struct Sshd {
     /// The directory holding its config, keys and log (kept for tests to inspect).
     #[allow(dead_code)]
     pub dir: PathBuf,
+}
+
+/// What the sshd tests stand on: a scratch directory, a server/attacker namespace pair and
+/// a real sshd in the server namespace (its files under `tmp/sshd`). Fields drop in order:
+/// sshd, then the namespaces, then the directory.
+pub struct SshdLab {
+    pub sshd: Sshd,
+    pub pair: Pair,
+    pub tmp: tempfile::TempDir,
+}
+
+impl SshdLab {
+    /// The lab, or `None` after the loud skip (a failure under `CI=true`) when root, `ip`,
+    /// `sshd` or one of `tools` is missing.
+    pub fn start(tools: &[&str], use_pam: bool) -> Option<SshdLab> {
+        let mut all = vec!["ip", "sshd"];
+        all.extend_from_slice(tools);
+        if !require_root_and(&all) {
+            return None;
+        }
+        let tmp = tempfile::tempdir().expect("tmp");
+        let pair = Pair::new();
+        let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), use_pam);
+        Some(SshdLab { sshd, pair, tmp })
+    }
 }
 
 impl Sshd {
@@ -123,6 +148,25 @@ impl Sshd {
     /// Everything sshd logged so far.
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An `ssh` client in `ns` that logs in with the key authorised for root, never prompts
+    /// and checks no host key; the caller adds `root@ADDR` and the remote command.
+    pub fn key_client(&self, ns: &Netns) -> Command {
+        let mut c = ns.command("ssh");
+        c.arg("-i").arg(&self.client_key);
+        for opt in [
+            "IdentitiesOnly=yes",
+            "PreferredAuthentications=publickey",
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "BatchMode=yes",
+            "ConnectTimeout=5",
+            "LogLevel=ERROR",
+        ] {
+            c.args(["-o", opt]);
+        }
+        c
     }
 }
 

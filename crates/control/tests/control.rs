@@ -152,6 +152,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
+/// A fresh connection to `path` gets a successful `status` answer.
+fn assert_serves(path: &Path) {
+    let mut c = Client::connect(path).unwrap();
+    let reply = c.request(Command::Status { jail: None }).unwrap();
+    assert!(reply.result.is_ok(), "{:?}", reply.result);
+}
+
 fn target(s: &str) -> Target {
     Target::parse(s).unwrap()
 }
@@ -363,13 +370,7 @@ async fn malformed_oversized_and_wrong_version_lines_get_errors_and_serving_cont
         );
 
         // And a new connection works too.
-        let mut c = Client::connect(&path).unwrap();
-        assert!(
-            c.request(Command::Status { jail: None })
-                .unwrap()
-                .result
-                .is_ok()
-        );
+        assert_serves(&path);
     })
     .await;
     server.shutdown().await;
@@ -403,13 +404,7 @@ async fn idle_connections_time_out_and_the_limit_answers_busy() {
             "connection should be closed"
         );
         // The slot is free again.
-        let mut c = Client::connect(&path).unwrap();
-        assert!(
-            c.request(Command::Status { jail: None })
-                .unwrap()
-                .result
-                .is_ok()
-        );
+        assert_serves(&path);
     })
     .await;
     server.shutdown().await;
@@ -497,24 +492,17 @@ fn unprivileged_client_child() {
     println!("CHILD_RESULT uid={} {outcome}", effective_uid());
 }
 
-/// Run the child test as nobody (65534) against `path`; returns its CHILD_RESULT line.
-fn run_as_nobody(path: &Path) -> Option<String> {
-    if effective_uid() != 0 {
-        let msg = "!!! SKIPPED: the peer-credential test needs root (to run a client as uid 65534)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("{msg}");
-        return None;
-    }
-    // The socket must be reachable by nobody so that the daemon's own check is what refuses.
-    let dir = path.parent().unwrap();
-    for d in [dir, dir.parent().unwrap()] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let out = Process::new("setpriv")
+/// Root and `setpriv`, which the peer-credential tests need to run a client as uid 65534:
+/// skipped loudly without them, a failure under `CI=true`.
+fn can_run_as_nobody() -> bool {
+    portcullis_testkit::require_root_and(&["setpriv"])
+}
+
+/// The child test `unprivileged_client_child` run as nobody (65534) against `path`.
+fn child_as_nobody(path: &Path) -> std::process::Output {
+    Process::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
+        .arg(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "unprivileged_client_child",
@@ -524,7 +512,21 @@ fn run_as_nobody(path: &Path) -> Option<String> {
         ])
         .env(CHILD_ENV, path)
         .output()
-        .expect("setpriv (util-linux) is needed for the peer-credential test");
+        .expect("run setpriv")
+}
+
+/// Run the child test as nobody (65534) against `path`; returns its CHILD_RESULT line.
+fn run_as_nobody(path: &Path) -> Option<String> {
+    if !can_run_as_nobody() {
+        return None;
+    }
+    // The socket must be reachable by nobody so that the daemon's own check is what refuses.
+    let dir = path.parent().unwrap();
+    for d in [dir, dir.parent().unwrap()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = child_as_nobody(path);
     let stdout = String::from_utf8_lossy(&out.stdout);
     // libtest prints "test name ... " before the child's own output on the same line.
     let line = stdout
@@ -553,13 +555,7 @@ async fn a_non_root_peer_is_refused() {
         // And root still gets served afterwards.
         let path = server.path.clone();
         blocking(move || {
-            let mut c = Client::connect(&path).unwrap();
-            assert!(
-                c.request(Command::Status { jail: None })
-                    .unwrap()
-                    .result
-                    .is_ok()
-            );
+            assert_serves(&path);
         })
         .await;
     }
@@ -587,10 +583,7 @@ async fn an_allowed_non_root_uid_is_served() {
 #[test]
 fn the_0600_socket_itself_keeps_others_out() {
     // Without loosening the mode, nobody cannot even connect: the client reports it clearly.
-    if effective_uid() != 0 {
-        let msg = "!!! SKIPPED: needs root";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("{msg}");
+    if !can_run_as_nobody() {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -598,20 +591,7 @@ fn the_0600_socket_itself_keeps_others_out() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = dir.path().join("control.sock");
     let _listener = rt.block_on(async { bind_socket(&path) }).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let out = Process::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
-        .args([
-            "--exact",
-            "unprivileged_client_child",
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, &path)
-        .output()
-        .unwrap();
+    let out = child_as_nobody(&path);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("CHILD_RESULT uid=65534 permission_denied"),

@@ -378,6 +378,16 @@ fn maintain_shrinks_the_file_after_a_flush() {
     assert_eq!(store.integrity_check().unwrap(), Ok(()));
 }
 
+/// Every table's and index's SQL, by name.
+fn schema(conn: &rusqlite::Connection) -> Vec<String> {
+    conn.prepare("SELECT sql FROM sqlite_master ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get::<_, Option<String>>(0))
+        .unwrap()
+        .map(|r| r.unwrap().unwrap_or_default())
+        .collect()
+}
+
 #[test]
 fn fresh_file_is_current_wal_full_and_reopen_is_idempotent() {
     let (_dir, path) = tmp();
@@ -400,13 +410,7 @@ fn fresh_file_is_current_wal_full_and_reopen_is_idempotent() {
         .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
         .unwrap();
     assert_eq!(av, 2, "auto_vacuum should be INCREMENTAL");
-    let schema_before: Vec<String> = conn
-        .prepare("SELECT sql FROM sqlite_master ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get::<_, Option<String>>(0))
-        .unwrap()
-        .map(|r| r.unwrap().unwrap_or_default())
-        .collect();
+    let schema_before = schema(&conn);
     drop(conn);
     for _ in 0..3 {
         let store = Store::open(&path).unwrap();
@@ -414,14 +418,7 @@ fn fresh_file_is_current_wal_full_and_reopen_is_idempotent() {
         assert_eq!(store.active_bans(Time::from_secs(2)).unwrap().len(), 1);
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let schema_after: Vec<String> = conn
-        .prepare("SELECT sql FROM sqlite_master ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get::<_, Option<String>>(0))
-        .unwrap()
-        .map(|r| r.unwrap().unwrap_or_default())
-        .collect();
-    assert_eq!(schema_before, schema_after);
+    assert_eq!(schema_before, schema(&conn));
 }
 
 #[test]
