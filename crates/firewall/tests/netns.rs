@@ -26,7 +26,7 @@ fn tools(kind: Kind) -> &'static [&'static str] {
 }
 
 fn firewall(kind: Kind, ns: &Netns) -> Firewall {
-    let config = support::config(&ns);
+    let config = support::config(ns);
     match kind {
         Kind::Nft => Firewall::nft(config).unwrap(),
         Kind::Ipset => Firewall::ipset(config).unwrap(),

@@ -482,6 +482,7 @@ pub fn failed_logins(records: &[UtmpRecord]) -> Vec<FailedLogin> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use UtmpKind::{BootTime, DeadProcess, Empty, LoginProcess, RunLevel, UserProcess};
 
     fn rec(kind: UtmpKind, pid: i32, line: &str, user: &str, host: &str, secs: i64) -> UtmpRecord {
         UtmpRecord::new(kind, pid, line, user, host, Time::from_secs(secs))
@@ -526,12 +527,12 @@ mod tests {
 
     #[test]
     fn round_trip_and_truncated_tail() {
-        let mut v6 = rec(UtmpKind::UserProcess, 11, "pts/1", "alice", "", 100);
+        let mut v6 = rec(UserProcess, 11, "pts/1", "alice", "", 100);
         v6.addr = Some("2001:db8::5".parse().unwrap());
-        let mut mapped = rec(UtmpKind::LoginProcess, 12, "ssh:notty", "root", "x", 101);
+        let mut mapped = rec(LoginProcess, 12, "ssh:notty", "root", "x", 101);
         mapped.addr = Some("::ffff:203.0.113.4".parse().unwrap());
         let full_user = "u".repeat(32);
-        let long = rec(UtmpKind::LoginProcess, 13, "ssh:notty", &full_user, "", 102);
+        let long = rec(LoginProcess, 13, "ssh:notty", &full_user, "", 102);
         let mut bytes = file(&[v6.clone(), mapped, long]);
         bytes.extend_from_slice(&[7, 0, 0, 0, 1, 2, 3]);
         let f = parse_utmp(&bytes);
@@ -546,39 +547,18 @@ mod tests {
 
     #[test]
     fn host_text_used_when_addr_field_is_zero() {
-        let mut r = rec(
-            UtmpKind::LoginProcess,
-            1,
-            "ssh:notty",
-            "x",
-            "2001:db8::1",
-            5,
-        );
+        let mut r = rec(LoginProcess, 1, "ssh:notty", "x", "2001:db8::1", 5);
         r.addr = None;
         let f = parse_utmp(&encode_record(&r));
         assert_eq!(f.records[0].addr, Some("2001:db8::1".parse().unwrap()));
-        let mut r = rec(
-            UtmpKind::LoginProcess,
-            1,
-            "ssh:notty",
-            "x",
-            "evil.example",
-            5,
-        );
+        let mut r = rec(LoginProcess, 1, "ssh:notty", "x", "evil.example", 5);
         r.addr = None;
         assert_eq!(parse_utmp(&encode_record(&r)).records[0].addr, None);
     }
 
     #[test]
     fn hostile_user_name_survives_as_text() {
-        let r = rec(
-            UtmpKind::LoginProcess,
-            1,
-            "ssh:notty",
-            "\x1b[31m<b>",
-            "192.0.2.1",
-            5,
-        );
+        let r = rec(LoginProcess, 1, "ssh:notty", "\x1b[31m<b>", "192.0.2.1", 5);
         let f = parse_utmp(&encode_record(&r));
         assert_eq!(f.records[0].user, "\x1b[31m<b>");
         let mut raw = encode_record(&r);
@@ -589,11 +569,11 @@ mod tests {
     #[test]
     fn sessions_respect_liveness() {
         let records = vec![
-            rec(UtmpKind::BootTime, 0, "~", "reboot", "6.1", 1),
-            rec(UtmpKind::LoginProcess, 5, "tty1", "LOGIN", "", 2),
-            rec(UtmpKind::UserProcess, 100, "pts/0", "alice", "192.0.2.1", 3),
-            rec(UtmpKind::UserProcess, 200, "pts/1", "bob", "2001:db8::2", 4),
-            rec(UtmpKind::DeadProcess, 300, "pts/2", "", "", 5),
+            rec(BootTime, 0, "~", "reboot", "6.1", 1),
+            rec(LoginProcess, 5, "tty1", "LOGIN", "", 2),
+            rec(UserProcess, 100, "pts/0", "alice", "192.0.2.1", 3),
+            rec(UserProcess, 200, "pts/1", "bob", "2001:db8::2", 4),
+            rec(DeadProcess, 300, "pts/2", "", "", 5),
         ];
         let all = current_sessions(&records, |_| true);
         assert_eq!(
@@ -612,40 +592,19 @@ mod tests {
     #[test]
     fn logins_pair_like_last() {
         let records = vec![
-            rec(UtmpKind::BootTime, 0, "~", "reboot", "", 10),
-            rec(
-                UtmpKind::UserProcess,
-                100,
-                "pts/0",
-                "alice",
-                "192.0.2.1",
-                20,
-            ),
-            rec(UtmpKind::UserProcess, 101, "pts/1", "bob", "192.0.2.2", 21),
-            rec(UtmpKind::DeadProcess, 100, "pts/0", "", "", 30),
-            rec(
-                UtmpKind::UserProcess,
-                102,
-                "pts/0",
-                "carol",
-                "192.0.2.3",
-                40,
-            ),
-            rec(UtmpKind::UserProcess, 103, "pts/0", "dave", "192.0.2.4", 45),
-            rec(UtmpKind::RunLevel, 0, "~~", "shutdown", "", 50),
-            rec(UtmpKind::BootTime, 0, "~", "reboot", "", 60),
-            rec(UtmpKind::UserProcess, 104, "pts/0", "erin", "192.0.2.5", 70),
-            rec(UtmpKind::BootTime, 0, "~", "reboot", "", 80),
-            rec(UtmpKind::UserProcess, 105, "", "frank", "192.0.2.6", 90),
-            rec(UtmpKind::DeadProcess, 105, "", "", "", 95),
-            rec(
-                UtmpKind::UserProcess,
-                106,
-                "pts/3",
-                "grace",
-                "192.0.2.7",
-                99,
-            ),
+            rec(BootTime, 0, "~", "reboot", "", 10),
+            rec(UserProcess, 100, "pts/0", "alice", "192.0.2.1", 20),
+            rec(UserProcess, 101, "pts/1", "bob", "192.0.2.2", 21),
+            rec(DeadProcess, 100, "pts/0", "", "", 30),
+            rec(UserProcess, 102, "pts/0", "carol", "192.0.2.3", 40),
+            rec(UserProcess, 103, "pts/0", "dave", "192.0.2.4", 45),
+            rec(RunLevel, 0, "~~", "shutdown", "", 50),
+            rec(BootTime, 0, "~", "reboot", "", 60),
+            rec(UserProcess, 104, "pts/0", "erin", "192.0.2.5", 70),
+            rec(BootTime, 0, "~", "reboot", "", 80),
+            rec(UserProcess, 105, "", "frank", "192.0.2.6", 90),
+            rec(DeadProcess, 105, "", "", "", 95),
+            rec(UserProcess, 106, "pts/3", "grace", "192.0.2.7", 99),
         ];
         let got: Vec<(String, LoginEnd)> = logins(&records)
             .into_iter()
@@ -669,23 +628,9 @@ mod tests {
     #[test]
     fn failed_logins_from_btmp() {
         let records = vec![
-            rec(
-                UtmpKind::LoginProcess,
-                7,
-                "ssh:notty",
-                "root",
-                "203.0.113.9",
-                1,
-            ),
-            rec(UtmpKind::Empty, 0, "", "", "", 0),
-            rec(
-                UtmpKind::LoginProcess,
-                8,
-                "ssh:notty",
-                "admin",
-                "203.0.113.9",
-                2,
-            ),
+            rec(LoginProcess, 7, "ssh:notty", "root", "203.0.113.9", 1),
+            rec(Empty, 0, "", "", "", 0),
+            rec(LoginProcess, 8, "ssh:notty", "admin", "203.0.113.9", 2),
         ];
         let bytes = file(&records);
         let f = failed_logins(&parse_utmp(&bytes).records);
@@ -728,14 +673,7 @@ mod tests {
 
     #[test]
     fn serde_shape() {
-        let r = rec(
-            UtmpKind::UserProcess,
-            1,
-            "pts/0",
-            "a",
-            "192.0.2.1",
-            1_764_057_600,
-        );
+        let r = rec(UserProcess, 1, "pts/0", "a", "192.0.2.1", 1_764_057_600);
         let login = &logins(&[r])[0];
         let json = serde_json::to_value(login).unwrap();
         assert_eq!(json["start"], "2025-11-25T08:00:00Z");

@@ -1055,6 +1055,14 @@ fn ip_port(b: &mut Vec<u8>, addr: &str, port: u16) {
     put_u(b, u64::from(port));
 }
 
+/// ` from ADDR port N ssh2`: how sshd ends a line about an authentication method
+/// (`Failed …`, `Accepted …`, `maximum authentication attempts exceeded …`).
+fn from_ssh2(b: &mut Vec<u8>, addr: &str, port: u16) {
+    put(b, " from ");
+    ip_port(b, addr, port);
+    put(b, " ssh2");
+}
+
 /// Writes one whole line for `step` of `job` and says what it counts for.
 #[allow(clippy::too_many_arguments)]
 fn render(
@@ -1123,9 +1131,7 @@ fn render(
         Step::FailedNone => {
             put(b, "Failed none for ");
             for_user(b, job);
-            put(b, " from ");
-            ip_port(b, addr, port);
-            put(b, " ssh2");
+            from_ssh2(b, addr, port);
             t = probe_user;
         }
         Step::NoIdent => {
@@ -1145,21 +1151,16 @@ fn render(
             put(b, ": invalid format");
             t = probe;
         }
-        Step::UnableKex => {
+        Step::UnableKex | Step::UnableHostKey => {
             put(b, "Unable to negotiate with ");
             ip_port(b, addr, port);
             put(
                 b,
-                ": no matching key exchange method found. Their offer: diffie-hellman-group1-sha1,diffie-hellman-group14-sha1 [preauth]",
-            );
-            t = probe;
-        }
-        Step::UnableHostKey => {
-            put(b, "Unable to negotiate with ");
-            ip_port(b, addr, port);
-            put(
-                b,
-                ": no matching host key type found. Their offer: ssh-rsa,ssh-dss [preauth]",
+                if step == Step::UnableKex {
+                    ": no matching key exchange method found. Their offer: diffie-hellman-group1-sha1,diffie-hellman-group14-sha1 [preauth]"
+                } else {
+                    ": no matching host key type found. Their offer: ssh-rsa,ssh-dss [preauth]"
+                },
             );
             t = probe;
         }
@@ -1240,9 +1241,7 @@ fn render(
                 },
             );
             for_user(b, job);
-            put(b, " from ");
-            ip_port(b, addr, port);
-            put(b, " ssh2");
+            from_ssh2(b, addr, port);
             if matches!(step, Step::Repeated(_)) {
                 b.push(b']');
             }
@@ -1256,9 +1255,8 @@ fn render(
         Step::MaxAttempts => {
             put(b, "error: maximum authentication attempts exceeded for ");
             for_user(b, job);
-            put(b, " from ");
-            ip_port(b, addr, port);
-            put(b, " ssh2 [preauth]");
+            from_ssh2(b, addr, port);
+            put(b, " [preauth]");
         }
         Step::TooMany => {
             put(b, "Disconnecting ");
@@ -1289,9 +1287,7 @@ fn render(
                 },
             );
             put(b, user);
-            put(b, " from ");
-            ip_port(b, addr, port);
-            put(b, " ssh2");
+            from_ssh2(b, addr, port);
             if step == Step::AcceptedPublickey {
                 put(b, ": ED25519 SHA256:");
                 let legit = (job.addr as usize).saturating_sub(addrs.len() - LEGIT.len());
