@@ -13,7 +13,7 @@ mod config;
 pub use config::JailConfig;
 
 mod engine;
-pub use engine::{JailEngine, JailStats, Restored, SuccessVerdict};
+pub use engine::{JailEngine, JailStats, MAX_PROTECTED_USERS, Restored, SuccessVerdict};
 
 mod escalation;
 mod window;

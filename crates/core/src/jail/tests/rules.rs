@@ -471,24 +471,170 @@ fn unban_unban_all_and_flush() {
 }
 
 #[test]
-fn a_clean_login_protects_the_address_for_a_while() {
+fn a_clean_login_forgives_that_users_failures_for_a_while() {
     let mut c = plain();
     c.breach_after = Some(3);
     c.protect_after_success = Some(Duration::from_secs(3600));
+    c.protect_budget = 3;
     let mut sim = Sim::new(c);
     sim.push(attempt("192.0.2.1", at(0)));
     sim.push(success("192.0.2.1", "alice", at(10)));
-    // The admin's script then fails a lot (wrong key, say): no ban while protected.
-    sim.attempts("192.0.2.1", 20, 1, 30);
+    // alice's script then fails (wrong key, say): forgiven, up to the budget.
+    for i in 0..14 {
+        sim.push(attempt_as("192.0.2.1", "alice", at(20 + i)));
+    }
     sim.run_until(at(100));
     assert!(sim.bans().is_empty());
     assert!(sim.alerts().is_empty());
     assert_eq!(sim.engine.protected_until(ip("192.0.2.1")), Some(at(3610)));
-    assert!(sim.engine.stats().protected > 0);
+    assert_eq!(sim.engine.stats().protected, 14);
+    // Forgiven failures weigh nothing in the window (the unprotected first one still does).
+    assert_eq!(sim.engine.score(ip("192.0.2.1")), Weight(1000));
+    assert_eq!(
+        sim.engine.protection_left(ip("192.0.2.1")),
+        Some(Weight(1000))
+    );
     // After the protection ends, the window decides again.
     sim.attempts("192.0.2.1", 3611, 1, 5).drive();
     assert_eq!(sim.bans().len(), 1);
     assert_eq!(sim.bans()[0].0, at(3615));
+}
+
+#[test]
+fn protection_bans_anyway_when_its_budget_is_spent() {
+    // Issue 10: after one clean login, unlimited guessing of that account was allowed for a
+    // day. Now the failure that brings the forgiven weight to 3 × maxretry bans.
+    let mut c = plain();
+    c.protect_after_success = Some(Duration::from_secs(86400));
+    c.protect_budget = 3;
+    let mut sim = Sim::new(c);
+    sim.push(success("192.0.2.1", "alice", at(0)));
+    for i in 0..15 {
+        sim.push(attempt_as("192.0.2.1", "alice", at(10 + 60 * i)));
+    }
+    sim.drive();
+    let bans = sim.bans();
+    assert_eq!(bans.len(), 1, "{bans:?}");
+    assert_eq!(bans[0].0, at(10 + 60 * 14));
+    assert_eq!(
+        bans[0].1.reason,
+        BanReason::Threshold {
+            score: Weight(15_000)
+        }
+    );
+    assert_eq!(sim.engine.stats().protected, 14);
+    assert_eq!(sim.engine.stats().protection_exhausted, 1);
+    // The ban ended the protection.
+    assert_eq!(sim.engine.protected_until(ip("192.0.2.1")), None);
+}
+
+#[test]
+fn protection_never_covers_other_users_or_nameless_failures() {
+    // An attacker behind the admin's NAT: alice logged in cleanly, the attacker guesses
+    // other accounts. Banned at maxretry as if there were no protection.
+    let mut c = plain();
+    c.protect_after_success = Some(Duration::from_secs(86400));
+    let mut sim = Sim::new(c.clone());
+    sim.push(success("192.0.2.1", "alice", at(0)));
+    for (i, user) in ["oracle", "test", "admin", "Alice"].iter().enumerate() {
+        sim.push(attempt_as("192.0.2.1", user, at(10 + i as i64)));
+    }
+    sim.push(attempt("192.0.2.1", at(20)));
+    sim.drive();
+    assert_eq!(sim.bans().len(), 1);
+    assert_eq!(sim.bans()[0].0, at(20));
+    assert_eq!(sim.engine.stats().protected, 0);
+
+    // Forgiven failures of alice do not help other users' failures reach maxretry either
+    // way: four of alice's and four of others' are no ban; the fifth other one is.
+    let mut sim = Sim::new(c);
+    sim.push(success("192.0.2.1", "alice", at(0)));
+    for i in 0..4 {
+        sim.push(attempt_as("192.0.2.1", "alice", at(10 + i)));
+        sim.push(attempt_as("192.0.2.1", "bob", at(20 + i)));
+    }
+    sim.run_until(at(30));
+    assert!(sim.bans().is_empty());
+    assert_eq!(sim.engine.score(ip("192.0.2.1")), Weight(4000));
+    sim.push(attempt_as("192.0.2.1", "bob", at(31))).drive();
+    assert_eq!(sim.bans().len(), 1);
+}
+
+#[test]
+fn forgiven_failures_still_count_for_the_breach_rule() {
+    let mut c = plain();
+    c.breach_after = Some(3);
+    c.protect_after_success = Some(Duration::from_secs(86400));
+    let mut sim = Sim::new(c);
+    sim.push(success("192.0.2.1", "alice", at(0)));
+    for i in 0..3 {
+        sim.push(attempt_as("192.0.2.1", "alice", at(10 + i)));
+    }
+    sim.push(success("192.0.2.1", "alice", at(20)));
+    sim.drive();
+    assert_eq!(
+        sim.alerts(),
+        [Alert::Breach {
+            addr: ip("192.0.2.1"),
+            user: Some("alice".into()),
+            failures: 3,
+            time: at(20)
+        }]
+    );
+}
+
+#[test]
+fn renewals_keep_the_budget_and_a_lapsed_protection_starts_afresh() {
+    let mut c = plain();
+    c.protect_after_success = Some(Duration::from_secs(600));
+    c.protect_budget = 2;
+    let mut sim = Sim::new(c);
+    sim.push(success("192.0.2.1", "alice", at(0)));
+    for i in 0..6 {
+        sim.push(attempt_as("192.0.2.1", "alice", at(10 + i)));
+    }
+    // A renewal (another clean login) extends it but does not refill it.
+    sim.push(success("192.0.2.1", "bob", at(100)));
+    sim.run_until(at(101));
+    assert_eq!(sim.engine.protected_until(ip("192.0.2.1")), Some(at(700)));
+    assert_eq!(
+        sim.engine.protection_left(ip("192.0.2.1")),
+        Some(Weight(4000))
+    );
+    for i in 0..3 {
+        sim.push(attempt_as("192.0.2.1", "bob", at(110 + i)));
+    }
+    sim.run_until(at(200));
+    assert!(sim.bans().is_empty());
+    assert_eq!(
+        sim.engine.protection_left(ip("192.0.2.1")),
+        Some(Weight(1000))
+    );
+    // Lapsed: a new login later starts a new protection with the whole budget.
+    sim.run_until(at(800));
+    assert_eq!(sim.engine.protected_until(ip("192.0.2.1")), None);
+    sim.push(success("192.0.2.1", "alice", at(900)));
+    sim.run_until(at(901));
+    assert_eq!(
+        sim.engine.protection_left(ip("192.0.2.1")),
+        Some(Weight(10_000))
+    );
+}
+
+#[test]
+fn a_protection_remembers_a_bounded_number_of_users() {
+    let mut c = plain();
+    c.protect_after_success = Some(Duration::from_secs(600));
+    let mut sim = Sim::new(c);
+    for u in 0..=crate::jail::MAX_PROTECTED_USERS {
+        sim.push(success("192.0.2.1", &format!("u{u}"), at(u as i64)));
+    }
+    // u0 was dropped: its failures count.
+    for i in 0..5 {
+        sim.push(attempt_as("192.0.2.1", "u0", at(100 + i)));
+    }
+    sim.drive();
+    assert_eq!(sim.bans().len(), 1);
 }
 
 #[test]
