@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
@@ -28,6 +28,36 @@ pub struct Restored {
     /// active `bans` or not: the engine adds each active ban's `since` if it is missing.
     /// Entries older than the jail's `history` are ignored.
     pub history: Vec<(IpNet, Time)>,
+    /// The windows the store kept (what [`JailEngine::poll_window_changes`] reported
+    /// last), so a restart forgives nothing: counts go on from where they were. Entries
+    /// that left the window meanwhile are dropped at the first call; windows of addresses
+    /// under a restored ban, and empty ones, are ignored.
+    pub windows: Vec<WindowState>,
+}
+
+/// One entry of an address's window: the failures at one event time.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct WindowEntry {
+    /// The event time (held at the engine clock).
+    pub time: Time,
+    /// Weight counted toward `maxretry` (`weight × count`; zero when a login protection
+    /// forgave it).
+    pub weight: Weight,
+    /// Whole failed authentications, for the breach rule.
+    pub attempts: u32,
+}
+
+/// The window of one address as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowState {
+    /// The address.
+    pub addr: IpAddr,
+    /// Its entries within `findtime`, oldest first; empty: the window is gone (a ban or a
+    /// flush cleared it), delete it.
+    pub entries: Vec<WindowEntry>,
+    /// When the newest entry leaves the window (its time + `findtime`): the stored row is
+    /// worthless after that and may be pruned. `Time::EPOCH` for an empty window.
+    pub until: Time,
 }
 
 /// Counters since the engine was created (for `status` and metrics).
@@ -157,6 +187,13 @@ impl PrefixLengths {
 ///   until `None` (decisions come out in the order they were made, FIFO), then ask
 ///   [`poll_timeout`](Self::poll_timeout) when to call `handle_timeout` next. The daemon
 ///   applies one drained burst as one firewall batch and one store transaction.
+/// - **Window changes** (opt-in, [`track_window_changes`](Self::track_window_changes)):
+///   [`poll_window_changes`](Self::poll_window_changes) hands out the current window of
+///   every address whose window changed since the last call (a failure entered it, a ban or
+///   flush cleared it), so a driver can persist the windows with the source positions in
+///   one transaction and restore them ([`Restored::windows`]): a restart then counts on
+///   exactly. Windows that only age are not reported (their entries' times say when they
+///   expire). Without the opt-in (`scan`) nothing is recorded.
 ///
 /// Every `handle_*` call first expires the bans that are due at `now` (their
 /// `Decision::Unban { reason: Expired }` come out first), so a driver that feeds events
@@ -255,6 +292,10 @@ pub struct JailEngine {
     next_sweep: Option<Time>,
     /// Tracked-map size that triggers a sweep (twice the size after the last one).
     sweep_at_len: usize,
+    /// Addresses whose window changed since the last `poll_window_changes`, when the
+    /// driver asked for them (`None`: not recorded). Attacker-keyed: SipHash. Bounded by the
+    /// addresses seen between two polls.
+    changed: Option<HashSet<IpAddr>>,
 }
 
 /// The smallest map size that triggers a size-based sweep.
@@ -282,6 +323,7 @@ impl JailEngine {
             stats: JailStats::default(),
             next_sweep: None,
             sweep_at_len: MIN_SWEEP_LEN,
+            changed: None,
         };
         for (target, since) in restored.history {
             engine
@@ -311,7 +353,25 @@ impl JailEngine {
             starts.sort_unstable();
             starts.dedup();
         }
+        for state in restored.windows {
+            let addr = normalize_addr(state.addr);
+            if state.entries.is_empty() || engine.bans.contains_key(&IpNet::from(addr)) {
+                continue;
+            }
+            let window = engine.tracked.entry(addr).or_default();
+            for e in state.entries {
+                window.insert(e.time, e.weight.0, e.attempts);
+            }
+        }
         engine
+    }
+
+    /// Record which windows change, for [`poll_window_changes`](Self::poll_window_changes)
+    /// (the daemon persists them; `scan` does not ask, and pays nothing).
+    pub fn track_window_changes(&mut self) {
+        if self.changed.is_none() {
+            self.changed = Some(HashSet::new());
+        }
     }
 
     /// Applies a changed config (`reload`) without losing state: windows, bans, history and
@@ -342,6 +402,10 @@ impl JailEngine {
         }
         // Windows are pruned against the new findtime at the next sweep; do it soon.
         self.next_sweep = self.clock;
+        // Their stored expiry depends on findtime: report them all again.
+        if let Some(changed) = &mut self.changed {
+            changed.extend(self.tracked.keys().copied());
+        }
     }
 
     // ---- getters ----
@@ -524,7 +588,10 @@ impl JailEngine {
                 Ok(())
             }
             Command::Flush => {
-                self.tracked = HashMap::new();
+                let old = std::mem::take(&mut self.tracked);
+                if let Some(changed) = &mut self.changed {
+                    changed.extend(old.into_keys());
+                }
                 Ok(())
             }
         }
@@ -535,6 +602,51 @@ impl JailEngine {
     /// The next decision, oldest first; `None` when all were taken.
     pub fn poll_decision(&mut self) -> Option<Decision> {
         self.decisions.pop_front()
+    }
+
+    /// The windows that changed since the last call (see
+    /// [`track_window_changes`](Self::track_window_changes)), ascending by address, each as
+    /// it is now (pruned to `findtime`; empty when it is gone). Empty when changes are not
+    /// tracked.
+    pub fn poll_window_changes(&mut self) -> Vec<WindowState> {
+        let Some(changed) = self.changed.as_mut() else {
+            return Vec::new();
+        };
+        if changed.is_empty() {
+            return Vec::new();
+        }
+        let mut addrs: Vec<IpAddr> = changed.drain().collect();
+        shrink_if_sparse_set(changed);
+        addrs.sort_unstable();
+        let cutoff = self.window_cutoff();
+        let findtime = self.config.findtime;
+        addrs
+            .into_iter()
+            .map(|addr| {
+                let entries: Vec<WindowEntry> = match self.tracked.get_mut(&addr) {
+                    Some(w) => {
+                        w.prune(cutoff);
+                        w.entries()
+                            .iter()
+                            .map(|e| WindowEntry {
+                                time: e.time,
+                                weight: Weight(e.weight),
+                                attempts: e.attempts,
+                            })
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
+                let until = entries
+                    .last()
+                    .map_or(Time::EPOCH, |e| e.time.saturating_add(findtime));
+                WindowState {
+                    addr,
+                    entries,
+                    until,
+                }
+            })
+            .collect()
     }
 
     /// When to call `handle_timeout` next: the earliest ban expiry, or the next sweep of
@@ -670,6 +782,9 @@ impl JailEngine {
                 let window = o.get_mut();
                 if counts {
                     window.insert(time, weight, attempts);
+                    if let Some(changed) = &mut self.changed {
+                        changed.insert(addr);
+                    }
                 }
                 window.prune(cutoff);
                 (window.sum(), window.attempts_between(cutoff, Time::MAX))
@@ -682,6 +797,9 @@ impl JailEngine {
                 if counts {
                     let window = v.insert(Window::default());
                     window.insert(time, weight, attempts);
+                    if let Some(changed) = &mut self.changed {
+                        changed.insert(addr);
+                    }
                     (window.sum(), window.attempts_between(cutoff, Time::MAX))
                 } else {
                     (0, 0)
@@ -774,7 +892,11 @@ impl JailEngine {
         if is_host(&target) {
             // "After a ban, the window of that address is cleared", and a ban ends its
             // protection.
-            self.tracked.remove(&target.addr());
+            if self.tracked.remove(&target.addr()).is_some()
+                && let Some(changed) = &mut self.changed
+            {
+                changed.insert(target.addr());
+            }
             self.protected.remove(&target.addr());
         }
         self.history.entry(target).or_default().push(since);
@@ -996,6 +1118,13 @@ pub(crate) fn normalize_net(net: IpNet) -> IpNet {
         return IpNet::V4(n.trunc());
     }
     net
+}
+
+/// [`shrink_if_sparse`] for a set.
+fn shrink_if_sparse_set<K: std::hash::Hash + Eq>(set: &mut HashSet<K>) {
+    if set.capacity() > 4 * set.len() + 1024 {
+        set.shrink_to_fit();
+    }
 }
 
 /// Gives memory back after an attack wave: a map that once held 1M addresses keeps its

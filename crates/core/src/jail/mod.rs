@@ -13,7 +13,9 @@ mod config;
 pub use config::JailConfig;
 
 mod engine;
-pub use engine::{JailEngine, JailStats, MAX_PROTECTED_USERS, Restored, SuccessVerdict};
+pub use engine::{
+    JailEngine, JailStats, MAX_PROTECTED_USERS, Restored, SuccessVerdict, WindowEntry, WindowState,
+};
 
 mod escalation;
 mod window;

@@ -6,7 +6,9 @@ use ipnet::IpNet;
 
 use super::sim::*;
 use crate::event::{Alert, BanReason, Decision, EventKind, UnbanReason, Weight};
-use crate::jail::{Command, CommandError, JailConfig, JailEngine, Restored};
+use crate::jail::{
+    Command, CommandError, JailConfig, JailEngine, Restored, WindowEntry, WindowState,
+};
 use crate::time::Time;
 
 /// The shipped defaults with the extras off, so each test turns on what it checks.
@@ -862,6 +864,7 @@ fn restored_bans_cover_expire_and_history_escalates() {
             // Duplicates of an active ban's start are merged.
             (net("192.0.2.1/32"), at(-100)),
         ],
+        windows: Vec::new(),
     };
     let mut sim = Sim::restored(c, restored);
     assert_eq!(sim.engine.ban_count(), 3);
@@ -995,4 +998,107 @@ fn reconfigure_keeps_state_and_applies_new_rules() {
             net("2001:db8:1:4::1/128"),
         ]
     );
+}
+
+#[test]
+fn window_changes_are_reported_only_when_asked_and_say_the_current_window() {
+    let mut sim = Sim::new(plain());
+    sim.attempts("192.0.2.1", 0, 1, 2).run_until(at(5));
+    assert!(
+        sim.engine.poll_window_changes().is_empty(),
+        "not tracked: nothing"
+    );
+    sim.engine.track_window_changes();
+    sim.attempts("192.0.2.2", 10, 1, 1);
+    sim.attempts("192.0.2.1", 11, 1, 1);
+    sim.run_until(at(20));
+    let changes = sim.engine.poll_window_changes();
+    let entry = |t: i64| WindowEntry {
+        time: at(t),
+        weight: Weight::ONE,
+        attempts: 1,
+    };
+    assert_eq!(
+        changes,
+        [
+            WindowState {
+                addr: ip("192.0.2.1"),
+                entries: vec![entry(0), entry(1), entry(11)],
+                until: at(11 + 600),
+            },
+            WindowState {
+                addr: ip("192.0.2.2"),
+                entries: vec![entry(10)],
+                until: at(10 + 600),
+            },
+        ]
+    );
+    assert!(sim.engine.poll_window_changes().is_empty(), "drained");
+    // Ageing is not a change; a ban clearing the window is; a flush clears them all.
+    sim.run_until(at(605));
+    assert!(sim.engine.poll_window_changes().is_empty());
+    sim.attempts("192.0.2.1", 606, 1, 4).run_until(at(610));
+    assert_eq!(sim.bans().len(), 1);
+    assert_eq!(
+        sim.engine.poll_window_changes(),
+        [WindowState {
+            addr: ip("192.0.2.1"),
+            entries: vec![],
+            until: Time::EPOCH,
+        }]
+    );
+    sim.command(Command::Flush).unwrap();
+    let flushed = sim.engine.poll_window_changes();
+    assert_eq!(flushed.len(), 1);
+    assert_eq!(flushed[0].addr, ip("192.0.2.2"));
+    assert!(flushed[0].entries.is_empty());
+}
+
+#[test]
+fn restored_windows_count_on_exactly() {
+    // Issue 10.4: a restart forgot every window, so each restart gave an attacker maxretry
+    // free tries. Three failures, "restart" (a new engine from what was reported), two more:
+    // banned at exactly the fifth.
+    let mut first = Sim::new(plain());
+    first.engine.track_window_changes();
+    first.attempts("192.0.2.1", 0, 10, 3);
+    first.attempts("192.0.2.9", 0, 10, 1);
+    first.run_until(at(30));
+    let mut windows = first.engine.poll_window_changes();
+    // A window of an address that is banned meanwhile is ignored, an empty one too.
+    windows.push(WindowState {
+        addr: ip("192.0.2.7"),
+        entries: vec![WindowEntry {
+            time: at(25),
+            weight: Weight(4000),
+            attempts: 4,
+        }],
+        until: at(625),
+    });
+    let restored = Restored {
+        bans: vec![crate::event::Ban {
+            target: net("192.0.2.7/32"),
+            jail: "sshd".into(),
+            since: at(26),
+            until: Some(at(100)),
+            ban_no: 1,
+            reason: BanReason::Manual,
+        }],
+        history: Vec::new(),
+        windows,
+    };
+    let mut second = Sim::restored(plain(), restored);
+    second.now = at(300);
+    assert_eq!(second.engine.score(ip("192.0.2.1")), Weight(3000));
+    second.attempts("192.0.2.1", 300, 1, 1).run_until(at(301));
+    assert!(second.bans().is_empty());
+    second.attempts("192.0.2.1", 302, 1, 1).run_until(at(303));
+    assert_eq!(second.bans().len(), 1);
+    assert_eq!(second.bans()[0].0, at(302));
+    // Entries that left the window while "down" count for nothing.
+    second.run_until(at(700));
+    assert_eq!(second.engine.score(ip("192.0.2.9")), Weight::ZERO);
+    // The banned address's stored window was not restored: after its ban, 4 more are no ban.
+    second.attempts("192.0.2.7", 701, 1, 4).run_until(at(710));
+    assert_eq!(second.bans().len(), 1);
 }
