@@ -20,6 +20,7 @@ mod jails;
 mod notify;
 mod sources;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use ipnet::IpNet;
 use portcullis_config::{Backend, Config};
 use portcullis_control::{ErrorBody, ErrorKind, ServerConfig};
 use portcullis_core::event::{Alert, UnbanReason};
+use portcullis_core::jail::WindowState;
 use portcullis_core::{Decision, Event, Time};
 use portcullis_firewall::{Change, Firewall, FirewallConfig, timeout_at};
 use portcullis_sources::wall_clock;
@@ -147,6 +149,8 @@ struct Daemon {
     last_positions: Instant,
     /// Reused buffer for one line's events.
     events: Vec<Event>,
+    /// Window changes a failed store write did not save: they go with the next positions.
+    unsaved_windows: Vec<(Box<str>, WindowState)>,
 }
 
 /// The jails of `config` as the daemon runs them: each one's filter, and what the
@@ -179,15 +183,22 @@ fn build_jails(
             }
         }
         let filter = resolve_filter(&spec, &config.daemon.filter_dir, &tz)?;
-        let history = match running.and_then(|r| r.index_of(&spec.name)) {
-            Some(_) => Vec::new(), // a running jail keeps its own
-            None => store
-                .history(&spec.name, now.saturating_sub(spec.config.history))
-                .with_context(|| format!("jail {}: cannot read its history", spec.name))?,
+        // A running jail keeps its own history and windows.
+        let (history, windows) = match running.and_then(|r| r.index_of(&spec.name)) {
+            Some(_) => (Vec::new(), Vec::new()),
+            None => (
+                store
+                    .history(&spec.name, now.saturating_sub(spec.config.history))
+                    .with_context(|| format!("jail {}: cannot read its history", spec.name))?,
+                store
+                    .windows(&spec.name, now)
+                    .with_context(|| format!("jail {}: cannot read its windows", spec.name))?,
+            ),
         };
         inits.push(JailInit {
             config: spec.config.clone(),
             history,
+            windows,
         });
         filters.push(LiveJail::new(spec, filter));
     }
@@ -257,6 +268,7 @@ impl Daemon {
             started: Instant::now(),
             last_positions: Instant::now(),
             events: Vec::new(),
+            unsaved_windows: Vec::new(),
         };
         daemon
             .firewall
@@ -459,33 +471,47 @@ impl Daemon {
     }
 
     /// Carry out the set's commit: its decisions and the source positions to the store in
-    /// one transaction (durable first), then its firewall work in one batch.
+    /// one transaction (durable first), then its firewall work in one batch. The jails'
+    /// changed windows ride in that transaction exactly when positions do (see
+    /// [`JailSet::poll_window_changes`]), so after `kill -9` the stored windows are those of
+    /// the lines before the stored positions.
     async fn commit(&mut self, force_positions: bool) {
         let now = wall_clock();
         let work = self.jails.poll_commit(now).unwrap_or_default();
         let positions_due = force_positions || self.last_positions.elapsed() >= POSITION_INTERVAL;
-        let positions: Vec<(String, portcullis_store::SourcePosition)> =
-            if positions_due || !work.decisions.is_empty() {
-                self.sources
-                    .iter_mut()
-                    .filter(|s| s.dirty)
-                    .filter_map(|s| {
-                        s.dirty = false;
-                        s.stored_position().map(|p| (s.key.store_key(), p))
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-        if work.is_empty() && positions.is_empty() {
+        let (positions, windows) = if positions_due || !work.decisions.is_empty() {
+            let positions: Vec<(String, portcullis_store::SourcePosition)> = self
+                .sources
+                .iter_mut()
+                .filter(|s| s.dirty)
+                .filter_map(|s| {
+                    s.dirty = false;
+                    s.stored_position().map(|p| (s.key.store_key(), p))
+                })
+                .collect();
+            let mut windows = std::mem::take(&mut self.unsaved_windows);
+            windows.extend(self.jails.poll_window_changes());
+            (positions, windows)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        if work.is_empty() && positions.is_empty() && windows.is_empty() {
             return;
         }
-        if !work.decisions.is_empty() || !positions.is_empty() {
+        if !work.decisions.is_empty() || !positions.is_empty() || !windows.is_empty() {
             if let Err(e) = self
                 .store
-                .apply_with_positions(&work.decisions, &positions, now)
+                .apply_burst(&work.decisions, &positions, &windows, now)
             {
                 tracing::error!("cannot write decisions to the store: {}", chain(&e));
+                // Positions and windows go again with the next write, together.
+                for s in &mut self.sources {
+                    let key = s.key.store_key();
+                    if positions.iter().any(|(k, _)| *k == key) {
+                        s.dirty = true;
+                    }
+                }
+                self.unsaved_windows = latest_windows(windows);
             }
             self.last_positions = Instant::now();
         }
@@ -547,6 +573,21 @@ impl Daemon {
         }
         tracing::info!("portcullis stopped");
     }
+}
+
+/// The last state of each (jail, address) of `windows`, in their order: what a retry must
+/// write (an earlier state of the same window is superseded).
+fn latest_windows(windows: Vec<(Box<str>, WindowState)>) -> Vec<(Box<str>, WindowState)> {
+    let mut last: HashMap<(Box<str>, std::net::IpAddr), usize> = HashMap::new();
+    for (i, (jail, w)) in windows.iter().enumerate() {
+        last.insert((jail.clone(), w.addr), i);
+    }
+    windows
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (jail, w))| last.get(&(jail.clone(), w.addr)) == Some(i))
+        .map(|(_, x)| x)
+        .collect()
 }
 
 fn log_decision(d: &Decision) {
