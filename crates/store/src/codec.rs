@@ -158,7 +158,7 @@ pub(crate) fn window_to_blob(entries: &[WindowEntry], out: &mut Vec<u8>) {
 
 /// The entries of a blob; `None` when its length is not a whole number of entries.
 pub(crate) fn window_from_blob(blob: &[u8]) -> Option<Vec<WindowEntry>> {
-    if blob.len() % ENTRY_BYTES != 0 {
+    if !blob.len().is_multiple_of(ENTRY_BYTES) {
         return None;
     }
     blob.chunks_exact(ENTRY_BYTES)
