@@ -105,3 +105,114 @@ fn r10_restarts_do_not_forgive_sigterm_and_kill9() {
         );
     }
 }
+
+/// Issue 10.5: in `scan` and `investigate` log time is the engine clock, and one line dated
+/// 2099 froze it: every later attack counted for nothing. Now that line (after the file's
+/// last write), and one dated within the file's life but far ahead of the stream (a lone
+/// jump), are bad time: counted in `scan`'s totals, and the attack after them is banned and
+/// the breach after them is found, by both commands. No root needed.
+#[test]
+fn r10_far_off_lines_do_not_freeze_the_offline_clock() {
+    use std::process::Command;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let log = tmp.path().join("auth.log");
+    // Within the file's life (its mtime is now), but days ahead of the stream.
+    let near_now = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
+    let mut lines = vec![
+        "2026-11-20T08:00:00+00:00 h sshd[9]: Failed password for root from 198.51.100.1 port 1 ssh2".to_string(),
+        "2099-01-01T00:00:00+00:00 h sshd[66]: Failed password for root from 203.0.113.66 port 1 ssh2".to_string(),
+        format!(
+            "{} h sshd[67]: Failed password for root from 203.0.113.67 port 1 ssh2",
+            near_now.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        ),
+    ];
+    for i in 1..=6 {
+        lines.push(format!(
+            "2026-11-20T08:0{i}:00+00:00 h sshd[1{i}]: Failed password for root from 198.51.100.7 port {i} ssh2"
+        ));
+    }
+    for i in 1..=3 {
+        lines.push(format!(
+            "2026-11-20T08:07:0{i}+00:00 h sshd[20]: Failed password for eve from 198.51.100.9 port 9 ssh2"
+        ));
+    }
+    lines.push(
+        "2026-11-20T08:07:09+00:00 h sshd[21]: Accepted password for eve from 198.51.100.9 port 9 ssh2"
+            .to_string(),
+    );
+    std::fs::write(&log, lines.join("\n") + "\n").expect("log");
+
+    let out = Command::new(crate::e2e::daemon::bin())
+        .args(["scan", "--json", "--timezone", "UTC"])
+        .arg(&log)
+        .output()
+        .expect("scan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["totals"]["bad_time"], 2, "{}", doc["totals"]);
+    let bans_of = |addr: &str| -> Vec<serde_json::Value> {
+        doc["addresses"]
+            .as_array()
+            .expect("addresses")
+            .iter()
+            .filter(|a| a["addr"] == addr)
+            .flat_map(|a| a["bans"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    let bans = bans_of("198.51.100.7");
+    assert_eq!(bans.len(), 1, "the attack after the 2099 line: {doc}");
+    assert_eq!(bans[0]["since"], "2026-11-20T08:05:00Z");
+    let breaches = doc["breaches"].as_array().expect("breaches");
+    assert_eq!(breaches.len(), 1, "{doc}");
+    assert_eq!(breaches[0]["addr"], "198.51.100.9");
+    assert_eq!(breaches[0]["failures"], 3);
+
+    // investigate judges the same success as a breach (critical finding), and says why
+    // some times were not believed.
+    std::fs::write(tmp.path().join("sshd_config"), "Port 22\n").expect("sshd_config");
+    let mut cmd = Command::new(crate::e2e::daemon::bin());
+    cmd.args([
+        "investigate",
+        "--json",
+        "--timezone",
+        "UTC",
+        "--limit",
+        "0",
+        "--logs",
+    ])
+    .arg(&log);
+    for (flag, file) in [
+        ("--utmp", "absent-utmp"),
+        ("--wtmp", "absent-wtmp"),
+        ("--btmp", "absent-btmp"),
+        ("--socket", "control.sock"),
+        ("--state-db", "state.db"),
+        ("--sshd-config", "sshd_config"),
+        ("--proc", "no-proc"),
+    ] {
+        cmd.arg(flag).arg(tmp.path().join(file));
+    }
+    let out = cmd.output().expect("investigate");
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let critical: Vec<_> = doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["kind"] == "success_after_failures" && f["severity"] == "critical")
+        .collect();
+    assert_eq!(critical.len(), 1, "{doc}");
+    assert_eq!(critical[0]["addr"], "198.51.100.9");
+    assert!(
+        doc.to_string().contains("unbelievable time"),
+        "the bad time is reported: {doc}"
+    );
+}
