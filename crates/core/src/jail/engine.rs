@@ -204,9 +204,12 @@ impl PrefixLengths {
 ///
 /// # Time
 ///
-/// `now` is a wall-clock [`Time`]. The engine clock is the largest `now` seen so far: a `now`
-/// that goes backward (clock step, an older rotated log) is held at the last value, so time
-/// going backward never unbans early and never panics. Bans start at the engine clock.
+/// `now` is a [`Time`] on the driver's clock: the daemon's engine time (the wall time of its
+/// start plus monotonic time since, so a wall-clock step moves nothing; event times are moved
+/// onto it), or, offline, log time as a [`LogClock`](super::LogClock) places it (so one
+/// far-off line cannot freeze it). The engine clock is the largest `now` seen so far: a `now`
+/// that goes backward (an older rotated log) is held at the last value, so time going
+/// backward never unbans early and never panics. Bans start at the engine clock.
 /// Window membership uses each event's own time: an event counts while its time is within
 /// `[clock - findtime, clock]`; an event older than that counts for nothing, and an event
 /// from the future counts as if it happened at the engine clock.
