@@ -339,6 +339,9 @@ impl Resolver {
         if let Some((v, _)) = pick!(protect_after_success) {
             c.protect_after_success = v.value.0;
         }
+        if let Some((v, _)) = pick!(protect_budget) {
+            c.protect_budget = v.value.0;
+        }
         if let Some((v, _)) = pick!(alert_root_login) {
             c.alert_root_login = v.value;
         }
