@@ -6,3 +6,4 @@ mod e2e;
 mod fail2ban_e2e;
 mod investigate_e2e;
 mod systemd_e2e;
+mod trust_e2e;

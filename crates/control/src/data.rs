@@ -133,7 +133,8 @@ pub struct SourceStatus {
     pub position: String,
     /// Lines read since start.
     pub lines: u64,
-    /// The last error (file missing, permission), if any.
+    /// The last error (not a regular file, permission, journalctl failing), until the
+    /// source delivers lines again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -1,0 +1,118 @@
+//! Issue 10, "trust under attack", items 6–9 at the level of the running daemon: sources that
+//! are not regular files, bounded notification hooks, and not damaging the host (state
+//! directory, control socket, ban lengths). Each test runs the real binary in its own network
+//! namespace (firewall `none` unless it says otherwise).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::e2e::daemon::Daemon;
+use crate::e2e::netns::Netns;
+use crate::e2e::require_root_and;
+
+fn attempt_line(i: usize) -> String {
+    format!(
+        "Nov 25 08:00:00 srv sshd[{}]: Failed password for invalid user u{i} from 198.51.100.{} port {} ssh2\n",
+        10_000 + i,
+        1 + i % 250,
+        1024 + i % 60_000
+    )
+}
+
+fn mkfifo(path: &Path) {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("mkfifo");
+}
+
+/// `status --json`'s sources of the first jail, by key.
+fn source_status(d: &Daemon, path: &Path) -> serde_json::Value {
+    let key = format!("file:{}", path.display());
+    d.status()["jails"][0]["sources"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["key"] == key.as_str()).cloned())
+        .unwrap_or_else(|| panic!("no source {key} in status"))
+}
+
+/// Time one control command; panics when it fails.
+fn timed_ctl(d: &Daemon, args: &[&str]) -> Duration {
+    let t0 = Instant::now();
+    let out = d.ctl(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t0.elapsed()
+}
+
+/// Item 6: a FIFO and a symlink to /dev/zero as log files. Before, the daemon hung in its
+/// start (opening the FIFO blocks until a writer appears, on the main task) and the
+/// /dev/zero source spun a core on NUL "lines".
+#[test]
+fn i10_fifo_and_dev_zero_sources_are_refused_and_reload_and_sigterm_stay_prompt() {
+    if !require_root_and(&["ip"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("fifo");
+    let fifo = tmp.path().join("fifo.log");
+    mkfifo(&fifo);
+    let zero = tmp.path().join("zero.log");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    let cfg = format!(
+        "[firewall]\nbackend = \"none\"\n[jail.sshd]\nmaxretry = 1000000\nsources = [{{ file = \"{}\" }}, {{ file = \"{}\" }}]\n",
+        fifo.display(),
+        zero.display()
+    );
+    // Start answers on its socket (the harness waits up to 20 s, then fails).
+    let mut daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    daemon.wait_for("both source errors in status", 10, |d| {
+        source_status(d, &fifo)["error"].is_string() && source_status(d, &zero)["error"].is_string()
+    });
+    let e = source_status(&daemon, &fifo)["error"].to_string();
+    assert!(
+        e.contains(&fifo.display().to_string()) && e.contains("a FIFO"),
+        "{e}"
+    );
+    let e = source_status(&daemon, &zero)["error"].to_string();
+    assert!(e.contains("a character device"), "{e}");
+    assert_eq!(source_status(&daemon, &zero)["lines"], 0);
+
+    // Nothing spins: the daemon's CPU time stays small while it idles for 2 s.
+    let pid = daemon.pid().expect("pid");
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let after = stat.rsplit_once(") ").expect("comm").1;
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+    };
+    let before = cpu(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks = cpu(pid) - before;
+    assert!(
+        ticks < 50,
+        "the daemon used {ticks} clock ticks in 2 s idle"
+    );
+
+    let took = timed_ctl(&daemon, &["reload"]);
+    assert!(took < Duration::from_secs(5), "reload took {took:?}");
+
+    // The FIFO becomes a regular file: it is picked up by name, the error goes away.
+    std::fs::remove_file(&fifo).expect("rm fifo");
+    let text: String = (0..5).map(attempt_line).collect();
+    std::fs::write(&fifo, text).expect("write");
+    daemon.wait_for("the 5 lines of the new regular file", 20, |d| {
+        source_status(d, &fifo)["lines"] == 5
+    });
+    assert!(source_status(&daemon, &fifo)["error"].is_null());
+    assert!(source_status(&daemon, &zero)["error"].is_string());
+
+    let took = daemon
+        .stop_within(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("SIGTERM did not stop the daemon\n{}", daemon.log()));
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+}
