@@ -116,3 +116,128 @@ fn i10_fifo_and_dev_zero_sources_are_refused_and_reload_and_sigterm_stay_prompt(
         .unwrap_or_else(|| panic!("SIGTERM did not stop the daemon\n{}", daemon.log()));
     assert!(took < Duration::from_secs(5), "stopping took {took:?}");
 }
+
+/// `portcullis run --config CFG` in `ns`, stopped by `timeout` after `secs` if still running
+/// (exit status 124 then).
+fn run_for(ns: &Netns, config: &Path, secs: u64) -> std::process::Output {
+    std::process::Command::new("timeout")
+        .arg(secs.to_string())
+        .args(["ip", "netns", "exec", &ns.name])
+        .arg(crate::e2e::daemon::bin())
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run portcullis")
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777
+}
+
+fn chmod(p: &Path, bits: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(bits)).expect("chmod");
+}
+
+/// Item 9: `state_dir` naming a shared directory (here one like /tmp: root, 1777) is refused
+/// and left exactly as it was; an existing private-enough one is used without a chmod; the
+/// control socket is not put in a world-writable directory. Before, the daemon chmod'ed any
+/// state directory to 0700 (stripping /tmp's sticky bit) and bound its socket anywhere.
+#[test]
+fn i10_state_dir_and_socket_dir_are_checked_never_chmodded() {
+    if !require_root_and(&["ip", "timeout"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("dirs");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, b"").expect("log");
+    let config = |state: &Path, socket: &Path| {
+        let cfg = tmp.path().join("portcullis.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[daemon]\nstate_dir = \"{}\"\nsocket = \"{}\"\n[firewall]\nbackend = \"none\"\n\
+                 [jail.sshd]\nsources = [{{ file = \"{}\" }}]\n",
+                state.display(),
+                socket.display(),
+                log.display()
+            ),
+        )
+        .expect("config");
+        cfg
+    };
+    let private = tmp.path().join("run");
+    std::fs::create_dir(&private).expect("mkdir");
+    let socket = private.join("ctl.sock");
+
+    // A typo'd state_dir that names a shared sticky directory.
+    let shared = tmp.path().join("shared-tmp");
+    std::fs::create_dir(&shared).expect("mkdir");
+    chmod(&shared, 0o1777);
+    let out = run_for(&ns, &config(&shared, &socket), 15);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        mode(&shared),
+        0o1777,
+        "the sticky directory was changed\n{stderr}"
+    );
+    assert!(
+        !out.status.success() && out.status.code() != Some(124),
+        "the daemon ran with state_dir {}: {:?}\n{stderr}",
+        shared.display(),
+        out.status
+    );
+    assert!(
+        stderr.contains(&shared.display().to_string())
+            && stderr.contains("uid 0")
+            && stderr.contains("mode 1777"),
+        "{stderr}"
+    );
+    assert!(!shared.join("state.db").exists());
+
+    // An existing root-owned 0750 directory: used, its mode kept.
+    let kept = tmp.path().join("kept");
+    std::fs::create_dir(&kept).expect("mkdir");
+    chmod(&kept, 0o750);
+    let out = run_for(&ns, &config(&kept, &socket), 3);
+    assert_eq!(
+        out.status.code(),
+        Some(124),
+        "the daemon did not run with a 0750 state directory\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&kept), 0o750, "the state directory's mode was changed");
+    assert!(kept.join("state.db").exists());
+
+    // A missing one is created 0700.
+    let fresh = tmp.path().join("var/lib/portcullis");
+    let out = run_for(&ns, &config(&fresh, &socket), 3);
+    assert_eq!(
+        out.status.code(),
+        Some(124),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&fresh), 0o700);
+
+    // The control socket in a world-writable directory.
+    let open_dir = tmp.path().join("open");
+    std::fs::create_dir(&open_dir).expect("mkdir");
+    chmod(&open_dir, 0o777);
+    let out = run_for(&ns, &config(&fresh, &open_dir.join("ctl.sock")), 15);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && out.status.code() != Some(124),
+        "the daemon bound its socket in a 0777 directory: {:?}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains(&open_dir.display().to_string()) && stderr.contains("mode 0777"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&open_dir).expect("ls").count(), 0);
+    assert_eq!(mode(&open_dir), 0o777);
+}

@@ -11,7 +11,7 @@
 //!
 //! Layout: `jail_set` (the policy), `commands/` (one file per control command), `jails`
 //! (a jail's filter over its sources), `sources` (reader threads), `control` (the socket),
-//! `notify` (hooks).
+//! `notify` (hooks), `state_dir` (creating or checking the state directory).
 
 mod commands;
 mod control;
@@ -19,6 +19,7 @@ mod jail_set;
 mod jails;
 mod notify;
 mod sources;
+mod state_dir;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -198,9 +199,7 @@ impl Daemon {
     async fn start(args: &RunArgs, config: Config) -> Result<Daemon> {
         let now = wall_clock();
         let state_dir = &config.daemon.state_dir;
-        std::fs::create_dir_all(state_dir)
-            .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
-        restrict_mode(state_dir);
+        state_dir::prepare(state_dir)?;
         let store =
             Store::open(state_dir.join("state.db")).context("cannot open the state database")?;
 
@@ -593,10 +592,4 @@ async fn sleep_until(deadline: Option<Time>) {
         }
         None => std::future::pending::<()>().await,
     }
-}
-
-/// Make the state directory private (bans and logins are sensitive).
-fn restrict_mode(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
 }
