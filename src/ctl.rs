@@ -212,7 +212,8 @@ pub fn ban(args: &BanArgs) -> Result<ExitCode> {
         }
     );
     answer(&args.ctl, r, |d: &BanData| {
-        format!("banned {}", ban_line(&d.ban))
+        let note = d.note.as_deref().map(|n| format!("note: {n}\n"));
+        format!("banned {}{}", ban_line(&d.ban), note.unwrap_or_default())
     })
 }
 

@@ -241,3 +241,70 @@ fn i10_state_dir_and_socket_dir_are_checked_never_chmodded() {
     assert_eq!(std::fs::read_dir(&open_dir).expect("ls").count(), 0);
     assert_eq!(mode(&open_dir), 0o777);
 }
+
+/// Item 9: a manual ban longer than the kernel can time (here 200 years; the nft backend's
+/// limit is u32::MAX seconds, about 136 years) is a permanent ban, in the daemon and in the
+/// kernel, and the reply says so. Before, the daemon recorded an end in the year 2226 while
+/// the kernel element silently had no timeout.
+#[test]
+fn i10_a_manual_ban_beyond_the_kernel_limit_is_permanent_and_says_so() {
+    if !require_root_and(&["ip", "nft"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("banlen");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, b"").expect("log");
+    let cfg = format!(
+        "[firewall]\nbackend = \"nft\"\n[jail.sshd]\nsources = [{{ file = \"{}\" }}]\n",
+        log.display()
+    );
+    let daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    let ban = |addr: &str, length: &str| -> serde_json::Value {
+        let out = daemon.ctl(&["ban", addr, "--for", length, "--json"]);
+        assert!(
+            out.status.success(),
+            "ban failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let long = ban("192.0.2.9", "200y");
+    assert!(long["ban"]["until"].is_null(), "{long}");
+    let note = long["note"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no note: {long}"));
+    assert!(
+        note.contains("permanently") && note.contains("4294967295"),
+        "{note}"
+    );
+    let text = daemon.ctl(&["ban", "192.0.2.11", "--for", "1000y"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("permanent") && text.contains("note: "),
+        "{text}"
+    );
+
+    let timed = ban("192.0.2.10", "100y");
+    assert!(timed["ban"]["until"].is_i64(), "{timed}");
+    assert!(timed.get("note").is_none(), "{timed}");
+
+    let set = ns.exec_ok(&["nft", "list", "set", "inet", "portcullis", "addr4"]);
+    let element = |addr: &str| -> String {
+        set.split([',', '{', '}'])
+            .find(|e| e.split_whitespace().next() == Some(addr))
+            .unwrap_or_else(|| panic!("{addr} not in the kernel set:\n{set}"))
+            .to_string()
+    };
+    assert!(!element("192.0.2.9").contains("timeout"), "{set}");
+    assert!(element("192.0.2.10").contains("timeout"), "{set}");
+    let bans = daemon.bans();
+    let until = |t: &str| {
+        bans.iter()
+            .find(|b| b["target"] == t)
+            .map(|b| b["until"].clone())
+            .unwrap_or_else(|| panic!("no ban of {t}: {bans:?}"))
+    };
+    assert!(until("192.0.2.9").is_null());
+    assert!(until("192.0.2.10").is_i64());
+}

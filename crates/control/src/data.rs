@@ -34,6 +34,10 @@ pub struct BansData {
 pub struct BanData {
     /// The ban now in force.
     pub ban: BanEntry,
+    /// What the daemon made of the request, when it is not what was asked (a duration
+    /// beyond the kernel's limit became a permanent ban).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `data` of `unban`.

@@ -77,7 +77,10 @@ impl Handler for MemoryDaemon {
                     reason: "manual".into(),
                 };
                 bans.push(entry.clone());
-                Ok(Reply::Ban(BanData { ban: entry }))
+                Ok(Reply::Ban(BanData {
+                    ban: entry,
+                    note: None,
+                }))
             }
             Command::Unban { target, jail, all } => {
                 let (removed, kept) = bans.drain(..).partition(|b: &BanEntry| {

@@ -7,7 +7,7 @@
 //! breach alerts, IPv6 aggregation).
 
 mod command;
-pub use command::{Command, CommandError};
+pub use command::{Command, CommandError, MAX_BAN_DURATION};
 
 mod config;
 pub use config::JailConfig;
