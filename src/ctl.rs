@@ -117,6 +117,13 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
+        let h = &d.hooks;
+        if h.delivered + h.failed + h.dropped + h.waiting > 0 {
+            s += &format!(
+                "hooks: {} delivered, {} failed, {} dropped (queue full), {} waiting\n",
+                h.delivered, h.failed, h.dropped, h.waiting
+            );
+        }
         for a in &d.alerts {
             s += &format!(
                 "ALERT {} {} from {} user {}{}\n",

@@ -308,3 +308,165 @@ fn i10_a_manual_ban_beyond_the_kernel_limit_is_permanent_and_says_so() {
     assert!(until("192.0.2.9").is_null());
     assert!(until("192.0.2.10").is_i64());
 }
+
+/// A failed password line, dated now, from the `i`-th of 762 documentation addresses.
+fn distinct_attempt(i: usize) -> String {
+    let net = ["192.0.2", "198.51.100", "203.0.113"][i / 254 % 3];
+    let now = jiff::tz::TimeZone::system()
+        .to_datetime(jiff::Timestamp::now())
+        .strftime("%b %e %H:%M:%S");
+    format!(
+        "{now} srv sshd[{}]: Failed password for root from {net}.{} port 4242 ssh2\n",
+        10_000 + i,
+        1 + i % 254
+    )
+}
+
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Item 7: 700 bans with a webhook on a listener that accepts and never answers. Before,
+/// every event got its own blocking thread (516 threads) and a reload waited ~40 s behind
+/// them for the runtime's blocking pool.
+#[test]
+fn i10_seven_hundred_bans_against_a_silent_webhook_cost_no_threads_and_are_counted() {
+    if !require_root_and(&["ip", "python3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("hooks");
+    // Accepts every connection and never sends a byte.
+    let mut silent = ns
+        .command("python3")
+        .args([
+            "-c",
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('127.0.0.1',8090))\ns.listen(4096)\nkeep=[]\nwhile True:\n    keep.append(s.accept())\n",
+        ])
+        .spawn()
+        .expect("listener");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, b"").expect("log");
+    let cfg = format!(
+        "[firewall]\nbackend = \"none\"\n\
+         [notify]\nwebhooks = [\"http://127.0.0.1:8090/hook\"]\nevents = [\"ban\"]\ntimeout = \"3s\"\nretries = 1\nqueue = 64\n\
+         [jail.sshd]\nmaxretry = 1\nbantime = \"1h\"\nsources = [{{ file = \"{}\" }}]\n",
+        log.display()
+    );
+    let mut daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    let pid = daemon.pid().expect("pid");
+    let idle = threads(pid);
+
+    let text: String = (0..700).map(distinct_attempt).collect();
+    std::fs::write(&log, text).expect("write");
+    daemon.wait_for("700 bans", 30, |d| {
+        d.status()["jails"][0]["total_bans"].as_u64() == Some(700)
+    });
+    let mut most = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        most = most.max(threads(pid));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reload = timed_ctl(&daemon, &["reload"]);
+    let ban = timed_ctl(&daemon, &["ban", "192.0.2.254", "--for", "10m"]);
+    most = most.max(threads(pid));
+    eprintln!("threads: {idle} idle, at most {most} with 700 bans; reload {reload:?}, ban {ban:?}");
+    assert!(
+        most <= idle + 2,
+        "{most} threads with 700 bans, {idle} before"
+    );
+    assert!(reload < Duration::from_secs(3), "reload took {reload:?}");
+    assert!(ban < Duration::from_secs(3), "a manual ban took {ban:?}");
+
+    let hooks = daemon.status()["hooks"].clone();
+    let count = |k: &str| {
+        hooks[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no hooks.{k}: {hooks}"))
+    };
+    // 701 runs: at most 2 running and 64 waiting, the rest dropped.
+    assert!(
+        count("dropped") >= 701 - 64 - 2 - count("failed"),
+        "{hooks}"
+    );
+    assert_eq!(count("delivered"), 0, "{hooks}");
+    let logged = daemon.log().matches("notification queue full").count();
+    assert!((1..=3).contains(&logged), "{logged} queue-full log lines");
+
+    let took = daemon
+        .stop_within(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("SIGTERM did not stop the daemon\n{}", daemon.log()));
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    let _ = silent.kill();
+    let _ = silent.wait();
+}
+
+/// Item 7: an exec hook that does not read its stdin, sleeps and leaves a child behind is
+/// killed at the timeout with its whole process group. Before, only the direct child was
+/// killed and the grandchild lived on.
+#[test]
+fn i10_a_hanging_exec_hook_is_killed_with_its_whole_process_group() {
+    if !require_root_and(&["ip"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("exec");
+    let pids = tmp.path().join("pids");
+    let hook = tmp.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nsleep 300 &\necho $! > {p}.grandchild\necho $$ > {p}.child\nexec sleep 300\n",
+            p = pids.display()
+        ),
+    )
+    .expect("hook");
+    chmod(&hook, 0o755);
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, b"").expect("log");
+    let cfg = format!(
+        "[firewall]\nbackend = \"none\"\n\
+         [notify]\nexec = [[\"{}\"]]\nevents = [\"ban\"]\ntimeout = \"1s\"\n\
+         [jail.sshd]\nsources = [{{ file = \"{}\" }}]\n",
+        hook.display(),
+        log.display()
+    );
+    let daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    let t0 = Instant::now();
+    timed_ctl(&daemon, &["ban", "192.0.2.77", "--for", "10m"]);
+    let pid_of = |which: &str| -> Option<u32> {
+        std::fs::read_to_string(format!("{}.{which}", pids.display()))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    daemon.wait_for("the hook to start", 10, |_| {
+        pid_of("child").is_some() && pid_of("grandchild").is_some()
+    });
+    let (child, grandchild) = (
+        pid_of("child").expect("pid"),
+        pid_of("grandchild").expect("pid"),
+    );
+    let gone = |pid: u32| match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    };
+    daemon.wait_for("the hook and its child to be killed", 15, |_| {
+        gone(child) && gone(grandchild)
+    });
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "killed before its timeout"
+    );
+    daemon.wait_for("the failure counted", 10, |d| {
+        d.status()["hooks"]["failed"] == 1
+    });
+    assert!(daemon.log().contains("timed out"), "{}", daemon.log());
+}

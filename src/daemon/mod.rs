@@ -533,6 +533,7 @@ impl Daemon {
 
     async fn stop(&mut self) {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        self.notifier.stop();
         if let Some(c) = self.control.take() {
             c.shutdown().await;
         }

@@ -82,6 +82,22 @@ pub struct StatusData {
     /// Recent alerts (breach, root login), newest first.
     #[serde(default)]
     pub alerts: Vec<AlertEntry>,
+    /// The notification hooks' counters.
+    #[serde(default)]
+    pub hooks: HookStatus,
+}
+
+/// Counters of the notification hook runs (one run per event and hook) since start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookStatus {
+    /// Runs that succeeded.
+    pub delivered: u64,
+    /// Runs that failed (error, non-zero exit, timeout, every webhook try failed).
+    pub failed: u64,
+    /// Runs dropped because the queue was full (the hooks are too slow or dead).
+    pub dropped: u64,
+    /// Runs waiting for a worker now.
+    pub waiting: u64,
 }
 
 /// One alert kept by the daemon.
