@@ -10,15 +10,6 @@ use crate::e2e::daemon::Daemon;
 use crate::e2e::netns::Netns;
 use crate::e2e::require_root_and;
 
-fn attempt_line(i: usize) -> String {
-    format!(
-        "Nov 25 08:00:00 srv sshd[{}]: Failed password for invalid user u{i} from 198.51.100.{} port {} ssh2\n",
-        10_000 + i,
-        1 + i % 250,
-        1024 + i % 60_000
-    )
-}
-
 fn mkfifo(path: &Path) {
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
@@ -103,7 +94,7 @@ fn i10_fifo_and_dev_zero_sources_are_refused_and_reload_and_sigterm_stay_prompt(
 
     // The FIFO becomes a regular file: it is picked up by name, the error goes away.
     std::fs::remove_file(&fifo).expect("rm fifo");
-    let text: String = (0..5).map(attempt_line).collect();
+    let text: String = (0..5).map(distinct_attempt).collect();
     std::fs::write(&fifo, text).expect("write");
     daemon.wait_for("the 5 lines of the new regular file", 20, |d| {
         source_status(d, &fifo)["lines"] == 5

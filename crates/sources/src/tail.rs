@@ -21,6 +21,10 @@
 //! the renamed file after gzip read it exist only in the unlinked inode: kept if the tail had
 //! that file open, lost if it lagged more than one rotation behind.
 //!
+//! Only regular files are read (`regular.rs`: opened non-blocking, checked with fstat): a
+//! FIFO, a device such as `/dev/zero` or a directory at the path is refused, reported once by
+//! `read_batch`, and the path is tried again on every wake.
+//!
 //! Rotated files are found by inode (`name.N`, `name-DATE`, any name starting with `name`).
 //! On resume, when the file was compressed meanwhile (`compress`, or a second rotation with
 //! `delaycompress`), the `.gz` whose decompressed first line matches is read from the stored
