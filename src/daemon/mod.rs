@@ -11,8 +11,9 @@
 //!
 //! Layout: `jail_set` (the policy), `commands/` (one file per control command), `jails`
 //! (a jail's filter over its sources), `sources` (reader threads), `control` (the socket),
-//! `notify` (hooks), `clock` (monotonic engine time; wall time only at the edges, so a
-//! wall-clock step never disables counting or expires bans early).
+//! `notify` (hooks), `state_dir` (creating or checking the state directory), `clock`
+//! (monotonic engine time; wall time only at the edges, so a wall-clock step never disables
+//! counting or expires bans early).
 
 mod clock;
 mod commands;
@@ -21,6 +22,7 @@ mod jail_set;
 mod jails;
 mod notify;
 mod sources;
+mod state_dir;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -226,9 +228,7 @@ impl Daemon {
         let reading = clock.read();
         let now = reading.engine;
         let state_dir = &config.daemon.state_dir;
-        std::fs::create_dir_all(state_dir)
-            .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
-        restrict_mode(state_dir);
+        state_dir::prepare(state_dir)?;
         let store =
             Store::open(state_dir.join("state.db")).context("cannot open the state database")?;
 
@@ -592,6 +592,7 @@ impl Daemon {
 
     async fn stop(&mut self) {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        self.notifier.stop();
         if let Some(c) = self.control.take() {
             c.shutdown().await;
         }
@@ -665,10 +666,4 @@ async fn sleep_for(wait: Option<Duration>) {
         Some(wait) => tokio::time::sleep(wait).await,
         None => std::future::pending::<()>().await,
     }
-}
-
-/// Make the state directory private (bans and logins are sensitive).
-fn restrict_mode(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
 }

@@ -95,6 +95,7 @@ layered!(
         events: Vec<NotifyEvent>,
         timeout: PositiveDuration,
         retries: u32,
+        queue: u32,
     }
 );
 

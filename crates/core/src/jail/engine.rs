@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use super::command::{Command, CommandError};
+use super::command::{Command, CommandError, MAX_BAN_DURATION};
 use super::config::JailConfig;
 use super::escalation::ban_length;
 use super::window::Window;
@@ -566,6 +566,7 @@ impl JailEngine {
                 }
                 let length = match (permanent, duration) {
                     (true, _) => Length::Permanent,
+                    (false, Some(d)) if d > MAX_BAN_DURATION => Length::Permanent,
                     (false, Some(d)) => Length::Fixed(d),
                     (false, None) => Length::Escalate,
                 };

@@ -8,7 +8,7 @@
 //! drivers that one far-off line cannot freeze.
 
 mod command;
-pub use command::{Command, CommandError};
+pub use command::{Command, CommandError, MAX_BAN_DURATION};
 
 mod config;
 pub use config::JailConfig;

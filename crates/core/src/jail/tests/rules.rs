@@ -416,6 +416,35 @@ fn manual_ban_lengths_and_replacement() {
 }
 
 #[test]
+fn manual_bans_longer_than_the_kernel_can_time_are_permanent() {
+    let mut sim = Sim::new(plain());
+    let ban = |target: &str, secs: u64| Command::Ban {
+        target: net(target),
+        duration: Some(Duration::from_secs(secs)),
+        permanent: false,
+        force: false,
+    };
+    let max = crate::jail::MAX_BAN_DURATION.as_secs();
+    sim.command(ban("192.0.2.1/32", max)).unwrap();
+    sim.command(ban("192.0.2.2/32", max + 1)).unwrap();
+    sim.command(ban("192.0.2.3/32", u64::MAX)).unwrap();
+    let mut got: Vec<_> = sim
+        .bans()
+        .iter()
+        .map(|(_, b)| (b.target, b.until.map(|u| u.since(b.since).as_secs())))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (net("192.0.2.1/32"), Some(max)),
+            (net("192.0.2.2/32"), None),
+            (net("192.0.2.3/32"), None),
+        ]
+    );
+}
+
+#[test]
 fn unban_unban_all_and_flush() {
     let mut sim = Sim::new(plain());
     assert_eq!(
