@@ -117,6 +117,13 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
+        let h = &d.hooks;
+        if h.delivered + h.failed + h.dropped + h.waiting > 0 {
+            s += &format!(
+                "hooks: {} delivered, {} failed, {} dropped (queue full), {} waiting\n",
+                h.delivered, h.failed, h.dropped, h.waiting
+            );
+        }
         for a in &d.alerts {
             s += &format!(
                 "ALERT {} {} from {} user {}{}\n",
@@ -212,7 +219,8 @@ pub fn ban(args: &BanArgs) -> Result<ExitCode> {
         }
     );
     answer(&args.ctl, r, |d: &BanData| {
-        format!("banned {}", ban_line(&d.ban))
+        let note = d.note.as_deref().map(|n| format!("note: {n}\n"));
+        format!("banned {}{}", ban_line(&d.ban), note.unwrap_or_default())
     })
 }
 

@@ -1,21 +1,28 @@
 //! Jails run offline (`scan`, `investigate`): each jail's matcher and its engine, with log
-//! time as the engine's clock.
+//! time as the engine's clock, placed by core's [`LogClock`] so that one line dated far off
+//! (2099, say) cannot freeze the clock and make every later attack count for nothing.
 
 use std::path::Path;
 
 use anyhow::Result;
 use portcullis_config::JailSpec;
 use portcullis_core::filter::{EventMatcher, LineMatcher, LineOutcome, Stats};
-use portcullis_core::jail::{JailEngine, Restored, SuccessVerdict};
+use portcullis_core::jail::{
+    JailEngine, LogClock, LogClockStats, Placement, Restored, SuccessVerdict,
+};
 use portcullis_core::{Decision, Event, EventKind, Time};
 use portcullis_sources::SourceLine;
 
 use crate::filters::{CompiledFilter, Matcher, compile_jails, time_zone};
 
-/// One jail of an offline run: its filter's matcher and a fresh engine.
+/// One jail of an offline run: its filter's matcher, a fresh engine and the log clock that
+/// places each event's time.
 pub struct OfflineJail {
     matcher: Matcher,
     engine: JailEngine,
+    clock: LogClock,
+    /// The event the clock holds back until the next one confirms its time.
+    held: Option<Event>,
 }
 
 impl OfflineJail {
@@ -24,6 +31,8 @@ impl OfflineJail {
         OfflineJail {
             matcher: filter.matcher(),
             engine: JailEngine::new(spec.config.clone(), Restored::default()),
+            clock: LogClock::new(LogClock::DEFAULT_MAX_SKEW),
+            held: None,
         }
     }
 
@@ -47,15 +56,57 @@ impl OfflineJail {
         self.matcher.feed_source_line(line, out)
     }
 
-    /// Give one event to the engine, at the event's own time (log time is the clock). For a
-    /// success, returns what the breach rule says of it
-    /// ([`JailEngine::judge_success`]: the engine raises its breach alert for exactly these).
-    pub fn handle_event(&mut self, ev: &Event) -> Option<SuccessVerdict> {
+    /// The next lines come from an input last written at `reference` (a file's mtime, the
+    /// read time of the journal): no line of it is believed to be newer (see [`LogClock`]).
+    pub fn begin_input(&mut self, reference: Time) {
+        self.clock.set_reference(Some(reference));
+    }
+
+    /// Give one event to the engine at the time the log clock places it (its own time,
+    /// unless that is not believable). `handed` is called for each event the engine takes
+    /// now, in order: usually just `ev`; a held event first, when `ev` decides where it
+    /// goes; none when `ev` itself is held. For a success it gets what the breach rule says
+    /// of it ([`JailEngine::judge_success`]: the engine raises its breach alert for exactly
+    /// these).
+    pub fn handle_event(
+        &mut self,
+        ev: &Event,
+        mut handed: impl FnMut(&Event, Option<SuccessVerdict>),
+    ) {
+        let placed = self.clock.place(ev.time);
+        if let (Some(now), Some(held)) = (placed.released, self.held.take()) {
+            let verdict = self.feed(now, &held);
+            handed(&held, verdict);
+        }
+        match placed.this {
+            Placement::Now(now) => {
+                let verdict = self.feed(now, ev);
+                handed(ev, verdict);
+            }
+            Placement::Hold => self.held = Some(ev.clone()),
+            Placement::Drop => {}
+        }
+    }
+
+    /// The end of the input: the engine takes the event still held, if any.
+    pub fn finish(&mut self, mut handed: impl FnMut(&Event, Option<SuccessVerdict>)) {
+        if let (Some(now), Some(held)) = (self.clock.finish(), self.held.take()) {
+            let verdict = self.feed(now, &held);
+            handed(&held, verdict);
+        }
+    }
+
+    /// Events whose time the log clock did not believe, by rule.
+    pub fn bad_time(&self) -> LogClockStats {
+        self.clock.stats()
+    }
+
+    fn feed(&mut self, now: Time, ev: &Event) -> Option<SuccessVerdict> {
         let verdict = (ev.kind == EventKind::Success).then(|| {
-            self.engine.handle_timeout(ev.time);
+            self.engine.handle_timeout(now);
             self.engine.judge_success(ev.addr, ev.time)
         });
-        self.engine.handle_event(ev.time, ev);
+        self.engine.handle_event(now, ev);
         verdict
     }
 

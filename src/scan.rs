@@ -97,6 +97,9 @@ struct Totals {
     ignored: u64,
     unmatched: u64,
     bad_lines: u64,
+    /// Events whose time was not believed (after the file's last write, an unconfirmed
+    /// jump, far in the past): they did not move the clock (summed over jails).
+    bad_time: u64,
     attempts: u64,
     probes: u64,
     successes: u64,
@@ -162,11 +165,14 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     let mut parallel = Parallel::plan(&jails, explain);
     for path in &files {
         let reference = file_reference_time(path);
+        for jail in &mut jails {
+            jail.begin_input(reference);
+        }
         let mut lines = 0u64;
         let result = if let Some(par) = parallel.as_mut() {
             let (n, result) = par.run_file(path, reference, progress.as_ref(), |j, ev| {
                 addrs.entry(ev.addr).or_default().observe(ev, &hasher);
-                jails[j].handle_event(ev);
+                jails[j].handle_event(ev, |_, _| {});
                 drain(
                     &mut jails[j],
                     j,
@@ -202,7 +208,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
                             );
                         }
                         addrs.entry(ev.addr).or_default().observe(ev, &hasher);
-                        jail.handle_event(ev);
+                        jail.handle_event(ev, |_, _| {});
                     }
                     drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
                 }
@@ -230,7 +236,9 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         }
     }
     for (j, jail) in jails.iter_mut().enumerate() {
+        jail.finish(|_, _| {});
         drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
+        totals.bad_time += jail.bad_time().total();
         let st = jail.stats();
         totals.matched += st.matched;
         totals.ignored += st.ignored;
@@ -587,6 +595,14 @@ fn write_human(
         totals.bad_lines,
         totals.seconds
     )?;
+    if totals.bad_time > 0 {
+        writeln!(
+            out,
+            "{} events with an unbelievable time (after the file's last write, a lone jump \
+             or far in the past): counted, but they did not move the clock",
+            totals.bad_time
+        )?;
+    }
     writeln!(
         out,
         "{} addresses: {} failed attempts, {} probes, {} successful logins; {} bans ({} permanent); {} breach signals",

@@ -5,4 +5,6 @@ mod daemon_e2e;
 mod e2e;
 mod fail2ban_e2e;
 mod investigate_e2e;
+mod system_e2e;
 mod systemd_e2e;
+mod trust_e2e;

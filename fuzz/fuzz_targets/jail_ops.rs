@@ -56,6 +56,7 @@ struct Settings {
     v6_prefix: u8,
     breach_after: Option<u8>,
     protect_after_success: Option<u16>,
+    protect_budget: u8,
     alert_root_login: bool,
 }
 
@@ -113,6 +114,7 @@ fn config(s: &Settings) -> JailConfig {
     c.protect_after_success = s
         .protect_after_success
         .map(|x| Duration::from_secs(u64::from(x)));
+    c.protect_budget = u32::from(s.protect_budget % 8).max(1);
     c.alert_root_login = s.alert_root_login;
     c
 }

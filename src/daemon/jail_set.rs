@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use ipnet::IpNet;
 use portcullis_core::event::{Ban, UnbanReason};
-use portcullis_core::jail::{Command, CommandError, JailConfig, JailEngine, Restored};
+use portcullis_core::jail::{Command, CommandError, JailConfig, JailEngine, Restored, WindowState};
 use portcullis_core::{Decision, Event, EventKind, Time};
 use portcullis_firewall::{Change, timeout_at};
 
@@ -20,6 +20,9 @@ pub struct JailInit {
     /// Its offender history from the store (ban start times within `config.history`), for
     /// escalation. Used only when the jail is new: a running jail keeps its own.
     pub history: Vec<(IpNet, Time)>,
+    /// Its live windows from the store (what [`JailSet::poll_window_changes`] handed out
+    /// last). Used only when the jail is new, like `history`.
+    pub windows: Vec<WindowState>,
 }
 
 /// One configured jail: its engine and what `status` counts of it.
@@ -113,7 +116,10 @@ impl Commit {
 ///   [`resync_firewall`](Self::resync_firewall), [`reload`](Self::reload).
 /// - **Output**: after a burst of inputs and commands, call [`poll_commit`](Self::poll_commit)
 ///   once; write its decisions to the store in one transaction, THEN apply its firewall
-///   work as one batch. Then sleep until [`poll_timeout`](Self::poll_timeout), the next line
+///   work as one batch. Whenever that transaction also writes the source positions, it
+///   must write [`poll_window_changes`](Self::poll_window_changes) too (and only then): the
+///   stored windows are then exactly those of the lines before the stored positions, so a
+///   restart, `kill -9` included, counts on without forgiving or double-counting a line. Then sleep until [`poll_timeout`](Self::poll_timeout), the next line
 ///   or the next command. Outputs are plain values with absolute ban ends: a driver that
 ///   fails to write a commit can keep it and retry it before the next one (a later
 ///   commit's firewall change of a target supersedes an earlier one).
@@ -356,6 +362,22 @@ impl JailSet {
 
     // ---- output ----
 
+    /// Every jail's windows that changed since the last call, as `(jail, window)` for the
+    /// store (an empty window: delete it). Call it exactly when the source positions are
+    /// written, in the same transaction.
+    pub fn poll_window_changes(&mut self) -> Vec<(Box<str>, WindowState)> {
+        let mut out = Vec::new();
+        for j in &mut self.jails {
+            let changes = j.engine.poll_window_changes();
+            if changes.is_empty() {
+                continue;
+            }
+            let name: Box<str> = j.engine.config().name.as_str().into();
+            out.extend(changes.into_iter().map(|w| (name.clone(), w)));
+        }
+        out
+    }
+
     /// The work this burst calls for (`None` when there is none): drains every engine.
     pub fn poll_commit(&mut self, now: Time) -> Option<Commit> {
         self.drain();
@@ -440,9 +462,12 @@ impl JailSet {
                     let restored = Restored {
                         bans,
                         history: init.history,
+                        windows: init.windows,
                     };
+                    let mut engine = JailEngine::new(init.config, restored);
+                    engine.track_window_changes();
                     Jail {
-                        engine: JailEngine::new(init.config, restored),
+                        engine,
                         attempts: 0,
                         total_bans: 0,
                     }

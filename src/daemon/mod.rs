@@ -11,15 +11,20 @@
 //!
 //! Layout: `jail_set` (the policy), `commands/` (one file per control command), `jails`
 //! (a jail's filter over its sources), `sources` (reader threads), `control` (the socket),
-//! `notify` (hooks).
+//! `notify` (hooks), `state_dir` (creating or checking the state directory), `clock`
+//! (monotonic engine time; wall time only at the edges, so a wall-clock step never disables
+//! counting or expires bans early).
 
+mod clock;
 mod commands;
 mod control;
 mod jail_set;
 mod jails;
 mod notify;
 mod sources;
+mod state_dir;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -29,6 +34,7 @@ use ipnet::IpNet;
 use portcullis_config::{Backend, Config};
 use portcullis_control::{ErrorBody, ErrorKind, ServerConfig};
 use portcullis_core::event::{Alert, UnbanReason};
+use portcullis_core::jail::WindowState;
 use portcullis_core::{Decision, Event, Time};
 use portcullis_firewall::{Change, Firewall, FirewallConfig, timeout_at};
 use portcullis_sources::wall_clock;
@@ -39,6 +45,7 @@ use tokio::sync::mpsc;
 use crate::cli::RunArgs;
 use crate::filters::{resolve_filter, time_zone};
 use crate::text::chain;
+use clock::{DaemonClock, Reading, SystemClock};
 use control::{ControlRequest, ControlSocket};
 use jail_set::{FirewallWork, JailInit, JailSet};
 use jails::LiveJail;
@@ -144,18 +151,23 @@ struct Daemon {
     control: Option<ControlSocket>,
     notifier: Notifier,
     started: Instant,
+    /// Engine time (monotonic, anchored at the start's wall time) and the wall clock.
+    clock: DaemonClock,
     last_positions: Instant,
     /// Reused buffer for one line's events.
     events: Vec<Event>,
+    /// Window changes a failed store write did not save: they go with the next positions.
+    unsaved_windows: Vec<(Box<str>, WindowState)>,
 }
 
 /// The jails of `config` as the daemon runs them: each one's filter, and what the
 /// [`JailSet`] needs of it. The host's own addresses join every allowlist. The store's
-/// history is read for the jails `running` does not have yet.
+/// history and windows (wall time) are read for the jails `running` does not have yet, and
+/// moved onto engine time.
 fn build_jails(
     config: &Config,
     store: &Store,
-    now: Time,
+    now: Reading,
     running: Option<&JailSet>,
 ) -> Result<(Vec<LiveJail>, Vec<JailInit>)> {
     let tz = time_zone(None, config)?;
@@ -179,15 +191,30 @@ fn build_jails(
             }
         }
         let filter = resolve_filter(&spec, &config.daemon.filter_dir, &tz)?;
-        let history = match running.and_then(|r| r.index_of(&spec.name)) {
-            Some(_) => Vec::new(), // a running jail keeps its own
-            None => store
-                .history(&spec.name, now.saturating_sub(spec.config.history))
-                .with_context(|| format!("jail {}: cannot read its history", spec.name))?,
+        // A running jail keeps its own history and windows.
+        let (history, windows) = match running.and_then(|r| r.index_of(&spec.name)) {
+            Some(_) => (Vec::new(), Vec::new()),
+            None => {
+                let history = store
+                    .history(&spec.name, now.wall.saturating_sub(spec.config.history))
+                    .with_context(|| format!("jail {}: cannot read its history", spec.name))?;
+                let mut windows = store
+                    .windows(&spec.name, now.wall)
+                    .with_context(|| format!("jail {}: cannot read its windows", spec.name))?;
+                for w in &mut windows {
+                    now.window_to_engine(w);
+                }
+                let history = history
+                    .into_iter()
+                    .map(|(t, at)| (t, now.engine_of(at)))
+                    .collect();
+                (history, windows)
+            }
         };
         inits.push(JailInit {
             config: spec.config.clone(),
             history,
+            windows,
         });
         filters.push(LiveJail::new(spec, filter));
     }
@@ -196,11 +223,12 @@ fn build_jails(
 
 impl Daemon {
     async fn start(args: &RunArgs, config: Config) -> Result<Daemon> {
-        let now = wall_clock();
+        // Engine time starts at the wall time now: what the store holds needs no moving.
+        let clock = DaemonClock::new(SystemClock::new());
+        let reading = clock.read();
+        let now = reading.engine;
         let state_dir = &config.daemon.state_dir;
-        std::fs::create_dir_all(state_dir)
-            .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
-        restrict_mode(state_dir);
+        state_dir::prepare(state_dir)?;
         let store =
             Store::open(state_dir.join("state.db")).context("cannot open the state database")?;
 
@@ -233,7 +261,7 @@ impl Daemon {
         let stored = store
             .active_bans(now)
             .context("cannot read the bans from the state database")?;
-        let (filters, inits) = build_jails(&config, &store, now, None)?;
+        let (filters, inits) = build_jails(&config, &store, reading, None)?;
         let jails = JailSet::new(inits, stored, now);
 
         let notifier = Notifier::start(&config.notify);
@@ -255,8 +283,10 @@ impl Daemon {
             control: None,
             notifier,
             started: Instant::now(),
+            clock,
             last_positions: Instant::now(),
             events: Vec::new(),
+            unsaved_windows: Vec::new(),
         };
         daemon
             .firewall
@@ -283,13 +313,13 @@ impl Daemon {
 
     /// Put the bans in force into the kernel: missing added, stale removed.
     async fn reconcile_firewall(&mut self) {
-        let desired = self.jails.in_force(wall_clock());
+        let desired = self.jails.in_force(self.clock.now());
         self.reconcile_firewall_to(&desired).await;
     }
 
     /// Make the kernel sets hold exactly `bans` (target, end).
     async fn reconcile_firewall_to(&mut self, bans: &[(IpNet, Option<Time>)]) {
-        let now = wall_clock();
+        let now = self.clock.now();
         let desired: Vec<(IpNet, Option<Duration>)> = bans
             .iter()
             .map(|&(target, until)| (target, timeout_at(until, now)))
@@ -388,7 +418,7 @@ impl Daemon {
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
         let mut position_tick = tokio::time::interval(POSITION_INTERVAL);
         loop {
-            let deadline = self.jails.poll_timeout();
+            let wait = self.jails.poll_timeout().map(|t| t.since(self.clock.now()));
             tokio::select! {
                 biased;
                 _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break; }
@@ -413,7 +443,7 @@ impl Daemon {
                         }
                     }
                 }
-                _ = sleep_until(deadline) => self.jails.handle_timeout(wall_clock()),
+                _ = sleep_for(wait) => self.jails.handle_timeout(self.clock.now()),
                 _ = position_tick.tick() => {
                     if self.firewall_failed_at.is_some_and(|t| t.elapsed() >= FIREWALL_RETRY) {
                         // Someone may have deleted our table: set it up again, then put the
@@ -438,7 +468,7 @@ impl Daemon {
     /// Run one batch of lines through the filters of the jails that read its source, and
     /// their events into the jails.
     fn process_batch(&mut self, batch: Batch) {
-        let now = wall_clock();
+        let now = self.clock.read();
         let Some(src) = self.sources.get_mut(batch.source) else {
             return;
         };
@@ -453,44 +483,72 @@ impl Daemon {
                     continue;
                 };
                 filter.feed(batch.source, line, &mut self.events);
-                self.jails.handle_events(j, now, &self.events);
+                clock::hand_events(&mut self.jails, j, now, &mut self.events);
             }
         }
     }
 
     /// Carry out the set's commit: its decisions and the source positions to the store in
-    /// one transaction (durable first), then its firewall work in one batch.
+    /// one transaction (durable first), then its firewall work in one batch. The jails'
+    /// changed windows ride in that transaction exactly when positions do (see
+    /// [`JailSet::poll_window_changes`]), so after `kill -9` the stored windows are those of
+    /// the lines before the stored positions.
     async fn commit(&mut self, force_positions: bool) {
-        let now = wall_clock();
-        let work = self.jails.poll_commit(now).unwrap_or_default();
+        let now = self.clock.read();
+        let work = self.jails.poll_commit(now.engine).unwrap_or_default();
+        // The store, the log and the hooks get wall times (see `clock`).
+        let decisions: Vec<Decision> = work
+            .decisions
+            .iter()
+            .map(|d| now.decision_to_wall(d))
+            .collect();
         let positions_due = force_positions || self.last_positions.elapsed() >= POSITION_INTERVAL;
-        let positions: Vec<(String, portcullis_store::SourcePosition)> =
-            if positions_due || !work.decisions.is_empty() {
-                self.sources
-                    .iter_mut()
-                    .filter(|s| s.dirty)
-                    .filter_map(|s| {
-                        s.dirty = false;
-                        s.stored_position().map(|p| (s.key.store_key(), p))
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-        if work.is_empty() && positions.is_empty() {
+        let (positions, windows) = if positions_due || !work.decisions.is_empty() {
+            let positions: Vec<(String, portcullis_store::SourcePosition)> = self
+                .sources
+                .iter_mut()
+                .filter(|s| s.dirty)
+                .filter_map(|s| {
+                    s.dirty = false;
+                    s.stored_position().map(|p| (s.key.store_key(), p))
+                })
+                .collect();
+            let mut windows = std::mem::take(&mut self.unsaved_windows);
+            windows.extend(
+                self.jails
+                    .poll_window_changes()
+                    .into_iter()
+                    .map(|(j, mut w)| {
+                        now.window_to_wall(&mut w);
+                        (j, w)
+                    }),
+            );
+            (positions, windows)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        if work.is_empty() && positions.is_empty() && windows.is_empty() {
             return;
         }
-        if !work.decisions.is_empty() || !positions.is_empty() {
+        if !decisions.is_empty() || !positions.is_empty() || !windows.is_empty() {
             if let Err(e) = self
                 .store
-                .apply_with_positions(&work.decisions, &positions, now)
+                .apply_burst(&decisions, &positions, &windows, now.wall)
             {
                 tracing::error!("cannot write decisions to the store: {}", chain(&e));
+                // Positions and windows go again with the next write, together.
+                for s in &mut self.sources {
+                    let key = s.key.store_key();
+                    if positions.iter().any(|(k, _)| *k == key) {
+                        s.dirty = true;
+                    }
+                }
+                self.unsaved_windows = latest_windows(windows);
             }
             self.last_positions = Instant::now();
         }
         self.apply_firewall(work.firewall).await;
-        for d in &work.decisions {
+        for d in &decisions {
             log_decision(d);
             self.notifier.decision(d);
         }
@@ -501,7 +559,7 @@ impl Daemon {
             FirewallWork::Nothing => {}
             FirewallWork::Resync(bans) => self.reconcile_firewall_to(&bans).await,
             FirewallWork::Apply(changes) => {
-                let now = wall_clock();
+                let now = self.clock.now();
                 let changes: Vec<Change> = changes.iter().map(|c| c.at(now)).collect();
                 match self.firewall.apply(&changes).await {
                     Ok(report) => {
@@ -534,6 +592,7 @@ impl Daemon {
 
     async fn stop(&mut self) {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        self.notifier.stop();
         if let Some(c) = self.control.take() {
             c.shutdown().await;
         }
@@ -547,6 +606,21 @@ impl Daemon {
         }
         tracing::info!("portcullis stopped");
     }
+}
+
+/// The last state of each (jail, address) of `windows`, in their order: what a retry must
+/// write (an earlier state of the same window is superseded).
+fn latest_windows(windows: Vec<(Box<str>, WindowState)>) -> Vec<(Box<str>, WindowState)> {
+    let mut last: HashMap<(Box<str>, std::net::IpAddr), usize> = HashMap::new();
+    for (i, (jail, w)) in windows.iter().enumerate() {
+        last.insert((jail.clone(), w.addr), i);
+    }
+    windows
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (jail, w))| last.get(&(jail.clone(), w.addr)) == Some(i))
+        .map(|(_, x)| x)
+        .collect()
 }
 
 fn log_decision(d: &Decision) {
@@ -585,18 +659,11 @@ fn log_decision(d: &Decision) {
     }
 }
 
-async fn sleep_until(deadline: Option<Time>) {
-    match deadline {
-        Some(t) => {
-            let wait = t.since(wall_clock());
-            tokio::time::sleep(wait).await;
-        }
+/// Sleep for `wait` (a deadline on engine time minus engine time now; tokio's timer is
+/// monotonic too), forever when `None`.
+async fn sleep_for(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
         None => std::future::pending::<()>().await,
     }
-}
-
-/// Make the state directory private (bans and logins are sensitive).
-fn restrict_mode(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
 }

@@ -125,7 +125,7 @@ pub struct RunningSource {
     pub dirty: bool,
     /// Lines read since start.
     pub lines: Arc<AtomicU64>,
-    /// Last read error, if any.
+    /// The last read error, until the source delivers lines again.
     pub error: Arc<Mutex<Option<String>>>,
     stop: Option<StopHandle>,
     thread: Option<JoinHandle<()>>,
@@ -304,6 +304,12 @@ fn read_loop(
             let lines = std::mem::replace(&mut buf, Vec::with_capacity(BATCH));
             if tx.blocking_send(Batch { source: idx, lines }).is_err() {
                 return; // the daemon is gone
+            }
+            // Reading again: an earlier error (e.g. the path was not a regular file) is over.
+            if let Ok(mut g) = error.lock()
+                && g.take().is_some()
+            {
+                tracing::info!(source = idx, "reading again");
             }
         }
         match status {

@@ -13,7 +13,7 @@ use portcullis_core::date::DateParser;
 use portcullis_core::{Event, EventKind, Time};
 use portcullis_sources::{
     JournalLocation, JournalOptions, JournalSource, JournalStart, LineSource, ReadStatus,
-    ReplayReader, SourceId, file_reference_time, parse_journal_matches,
+    ReplayReader, SourceId, file_reference_time, parse_journal_matches, wall_clock,
 };
 use serde::Serialize;
 
@@ -125,69 +125,95 @@ struct Reader<'a> {
     scan: LogScan,
 }
 
-impl Reader<'_> {
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.names.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        if self.names.len() < MAX_INTERNED {
-            self.names.insert(a.clone());
-        }
-        a
+/// One shared copy of `s` (at most [`MAX_INTERNED`] are kept).
+fn intern(names: &mut HashSet<Arc<str>>, s: &str) -> Arc<str> {
+    if let Some(a) = names.get(s) {
+        return a.clone();
     }
+    let a: Arc<str> = Arc::from(s);
+    if names.len() < MAX_INTERNED {
+        names.insert(a.clone());
+    }
+    a
+}
 
+/// Record one event the engine took (with its breach verdict, for a success) if the query
+/// selects it.
+fn observe(
+    query: &Query,
+    names: &mut HashSet<Arc<str>>,
+    scan: &mut LogScan,
+    source: &Arc<str>,
+    ev: &Event,
+    verdict: Option<portcullis_core::jail::SuccessVerdict>,
+) {
+    if !query.in_period(ev.time) {
+        return;
+    }
+    if let Some(u) = &query.user
+        && ev.user.as_deref() != Some(u.as_str())
+    {
+        return;
+    }
+    let kind = match ev.kind {
+        EventKind::Attempt if ev.count > 0 => ObsKind::Failure {
+            count: ev.count,
+            weight: ev.weight,
+        },
+        EventKind::Probe if ev.count > 0 => ObsKind::Probe {
+            count: ev.count,
+            weight: ev.weight,
+        },
+        EventKind::Success => ObsKind::Success {
+            method: ev.method.as_deref().map(|m| intern(names, m)),
+            verdict: verdict.unwrap_or_default(),
+        },
+        _ => return,
+    };
+    let user = ev.user.as_deref().map(|u| intern(names, u));
+    if let ObsKind::Success { method, .. } = &kind {
+        scan.successes.push(LogSuccess {
+            time: ev.time,
+            user: user.clone(),
+            addr: ev.addr,
+            method: method.clone(),
+            source: source.clone(),
+        });
+    }
+    scan.observations.push(Observation {
+        time: ev.time,
+        addr: ev.addr,
+        user,
+        kind,
+    });
+}
+
+impl Reader<'_> {
     /// Take the events the matcher appended for one line. Every event goes to the jail's
     /// engine, as `scan` gives it (the period and user filters only select what is reported),
-    /// so a success is judged by the one breach rule.
+    /// so a success is judged by the one breach rule. The engine may take an event one event
+    /// late (the log clock holds a time jump until the next event confirms it); each is
+    /// observed when the engine took it.
     fn take_events(&mut self, source: &Arc<str>) {
         let events = std::mem::take(&mut self.events);
         for ev in &events {
-            let verdict = self.runner.handle_event(ev);
+            let (query, names, scan) = (self.query, &mut self.names, &mut self.scan);
+            self.runner.handle_event(ev, |e, verdict| {
+                observe(query, names, scan, source, e, verdict)
+            });
             // Its decisions are not needed: the verdicts are the breach alerts.
             while self.runner.poll_decision().is_some() {}
-            if !self.query.in_period(ev.time) {
-                continue;
-            }
-            if let Some(u) = &self.query.user
-                && ev.user.as_deref() != Some(u.as_str())
-            {
-                continue;
-            }
-            let kind = match ev.kind {
-                EventKind::Attempt if ev.count > 0 => ObsKind::Failure {
-                    count: ev.count,
-                    weight: ev.weight,
-                },
-                EventKind::Probe if ev.count > 0 => ObsKind::Probe {
-                    count: ev.count,
-                    weight: ev.weight,
-                },
-                EventKind::Success => ObsKind::Success {
-                    method: ev.method.as_deref().map(|m| self.intern(m)),
-                    verdict: verdict.unwrap_or_default(),
-                },
-                _ => continue,
-            };
-            let user = ev.user.as_deref().map(|u| self.intern(u));
-            if let ObsKind::Success { method, .. } = &kind {
-                self.scan.successes.push(LogSuccess {
-                    time: ev.time,
-                    user: user.clone(),
-                    addr: ev.addr,
-                    method: method.clone(),
-                    source: source.clone(),
-                });
-            }
-            self.scan.observations.push(Observation {
-                time: ev.time,
-                addr: ev.addr,
-                user,
-                kind,
-            });
         }
         self.events = events;
         self.events.clear();
+    }
+
+    /// The end of the input: the event the log clock still holds, if any.
+    fn finish(&mut self, source: &Arc<str>) {
+        let (query, names, scan) = (self.query, &mut self.names, &mut self.scan);
+        self.runner
+            .finish(|e, verdict| observe(query, names, scan, source, e, verdict));
+        while self.runner.poll_decision().is_some() {}
     }
 
     /// Keep `line` if it is about the target. `event_time` is the time of an event of the
@@ -232,6 +258,7 @@ impl Reader<'_> {
     fn file(&mut self, path: &Path) {
         let source: Arc<str> = Arc::from(path.display().to_string());
         let reference = file_reference_time(path);
+        self.runner.begin_input(reference);
         let mut lines = 0u64;
         let result = ReplayReader::open(SourceId(0), path).map_err(anyhow::Error::from);
         let result = result.and_then(|mut reader| {
@@ -273,6 +300,8 @@ impl Reader<'_> {
         };
         let mut journal =
             JournalSource::spawn(SourceId(0), options).context("cannot read the journal")?;
+        // No entry is newer than now.
+        self.runner.begin_input(wall_clock());
         let mut batch = Vec::new();
         let mut lines = 0u64;
         loop {
@@ -303,6 +332,7 @@ impl Reader<'_> {
                 break;
             }
         }
+        self.finish(&source);
         self.scan.lines += lines;
         self.scan.sources.push(SourceSummary {
             name: source.to_string(),
@@ -331,8 +361,13 @@ pub fn read_logs(
     };
     match input {
         LogInput::Files(files) => {
+            let mut last: Option<Arc<str>> = None;
             for path in rotation_order(files) {
                 r.file(&path);
+                last = Some(Arc::from(path.display().to_string()));
+            }
+            if let Some(source) = last {
+                r.finish(&source);
             }
         }
         LogInput::Journal(location) => r.journal(location.clone())?,

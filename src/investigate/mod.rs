@@ -101,6 +101,13 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
         target,
     };
     let scan = logs::read_logs(&input, &mut runner, &query, tz.clone())?;
+    let bad_time = runner.bad_time().total();
+    if bad_time > 0 {
+        warnings.push(format!(
+            "{bad_time} log events had an unbelievable time (after their file's last write, a \
+             lone jump or far in the past); they were counted but did not move the clock"
+        ));
+    }
     for s in &scan.sources {
         if let Some(e) = &s.error {
             warnings.push(format!("{}: {e}", s.name));

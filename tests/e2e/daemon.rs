@@ -131,6 +131,30 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id (of `ip netns exec`, which execs the daemon).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM, and how long the daemon took to exit; `None` (and SIGKILL) when it did not
+    /// exit within `limit`.
+    pub fn stop_within(&mut self, limit: Duration) -> Option<Duration> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     /// Run a control command (`status`, `bans --json`, …) against this daemon.
     pub fn ctl(&self, args: &[&str]) -> Output {
         Command::new(bin())

@@ -11,6 +11,9 @@ use portcullis_core::jail::JailConfig;
 use toml::Spanned;
 
 use crate::error::ConfigError;
+
+/// The largest `notify.queue` (each waiting run holds one event's JSON).
+const MAX_NOTIFY_QUEUE: u32 = 1_000_000;
 use crate::model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location,
     LogLevel, NotifyEvent, NotifySettings, SourceSpec, Verdict,
@@ -262,6 +265,17 @@ impl Resolver {
                 }
             }
         }
+        let queue = match &n.queue {
+            Some(q) if q.value == 0 || q.value > MAX_NOTIFY_QUEUE => {
+                return Err(self.error(
+                    &q.at,
+                    "notify.queue",
+                    format!("expected 1 to {MAX_NOTIFY_QUEUE} waiting hook runs"),
+                ));
+            }
+            Some(q) => q.value as usize,
+            None => 1024,
+        };
         Ok(NotifySettings {
             exec,
             webhooks,
@@ -280,6 +294,7 @@ impl Resolver {
                 .as_ref()
                 .map_or(std::time::Duration::from_secs(5), |t| t.value.0),
             retries: n.retries.as_ref().map_or(3, |r| r.value),
+            queue,
         })
     }
 
@@ -338,6 +353,9 @@ impl Resolver {
         }
         if let Some((v, _)) = pick!(protect_after_success) {
             c.protect_after_success = v.value.0;
+        }
+        if let Some((v, _)) = pick!(protect_budget) {
+            c.protect_budget = v.value.0;
         }
         if let Some((v, _)) = pick!(alert_root_login) {
             c.alert_root_login = v.value;

@@ -236,10 +236,13 @@ pub struct NotifySettings {
     pub webhooks: Vec<String>,
     /// Which events are sent.
     pub events: Vec<NotifyEvent>,
-    /// Upper bound on one hook run or one HTTP request.
+    /// Upper bound on one program run (writing its stdin included) or one HTTP request.
     pub timeout: std::time::Duration,
     /// Further tries of a failed webhook (with backoff).
     pub retries: u32,
+    /// Hook runs (one per event and hook) that may wait for the hook workers; beyond this,
+    /// new ones are dropped and counted.
+    pub queue: usize,
 }
 
 /// Kinds of events hooks can receive (`notify.events`).

@@ -95,6 +95,7 @@ layered!(
         events: Vec<NotifyEvent>,
         timeout: PositiveDuration,
         retries: u32,
+        queue: u32,
     }
 );
 
@@ -114,6 +115,7 @@ layered!(RawJail, Jail {
     v6_prefix: V6Prefix,
     breach_after: CountOrFalse,
     protect_after_success: DurationOrFalse,
+    protect_budget: ProtectBudget,
     alert_root_login: bool,
 });
 
@@ -147,6 +149,10 @@ pub(crate) struct CountOrFalse(pub Option<u32>);
 /// `bantime_factor`: a finite number ≥ 1.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Factor(pub f64);
+
+/// `protect_budget`: a whole multiple of `maxretry`, 1 to 1000.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct ProtectBudget(pub u32);
 
 /// `v6_prefix`: 1 to 128.
 #[derive(Copy, Clone, Debug)]
@@ -363,6 +369,16 @@ checked_value!(V6Prefix, "an IPv6 prefix length from 1 to 128", visit_i64(v: i64
     match u8::try_from(v) {
         Ok(p) if (1..=128).contains(&p) => Ok(V6Prefix(p)),
         _ => Err(format!("expected an IPv6 prefix length from 1 to 128, got {v}")),
+    }
+});
+
+checked_value!(ProtectBudget, "a whole number from 1 to 1000", visit_i64(v: i64) {
+    match u32::try_from(v) {
+        Ok(n) if (1..=1000).contains(&n) => Ok(ProtectBudget(n)),
+        _ => Err(format!(
+            "expected a whole number from 1 to 1000 (times maxretry), got {v}; \
+             protect_after_success = false switches the protection off"
+        )),
     }
 });
 

@@ -80,6 +80,7 @@ v6_net_threshold = false
 v6_prefix = 48
 breach_after = false
 protect_after_success = false
+protect_budget = 7
 alert_root_login = false
 
 [jail.sshd]
@@ -128,6 +129,7 @@ maxretry = 10
     assert_eq!(j.v6_prefix, 48);
     assert_eq!(j.breach_after, None);
     assert_eq!(j.protect_after_success, None);
+    assert_eq!(j.protect_budget, 7);
     assert!(!j.alert_root_login);
     assert_eq!(
         sshd.sources,
@@ -157,7 +159,7 @@ maxretry = 10
         web.filter,
         FilterRef::File(PathBuf::from("/etc/pc/./web-filter.toml"))
     );
-    assert_eq!(web.filter_at.line, 40);
+    assert_eq!(web.filter_at.line, 41);
     assert_eq!(web.filter_at.key, "jail.web.filter");
     assert_eq!(web.sources, vec![SourceSpec::Auto]);
 }
@@ -352,6 +354,12 @@ fn bad_values_name_line_and_key() {
             "1 to 128",
         ),
         (
+            "[jail.sshd]\nprotect_budget = 0\n",
+            2,
+            "jail.sshd.protect_budget",
+            "1 to 1000",
+        ),
+        (
             "[jail.sshd]\nallowlist = [\n  \"192.0.2.0/24\",\n  \"10.0.0.300\",\n]\n",
             4,
             "jail.sshd.allowlist[1]",
@@ -537,6 +545,7 @@ fn default_toml_documents_every_key() {
         "v6_prefix",
         "breach_after",
         "protect_after_success",
+        "protect_budget",
         "alert_root_login",
         "filter",
         "sources",

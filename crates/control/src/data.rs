@@ -34,6 +34,10 @@ pub struct BansData {
 pub struct BanData {
     /// The ban now in force.
     pub ban: BanEntry,
+    /// What the daemon made of the request, when it is not what was asked (a duration
+    /// beyond the kernel's limit became a permanent ban).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `data` of `unban`.
@@ -78,6 +82,22 @@ pub struct StatusData {
     /// Recent alerts (breach, root login), newest first.
     #[serde(default)]
     pub alerts: Vec<AlertEntry>,
+    /// The notification hooks' counters.
+    #[serde(default)]
+    pub hooks: HookStatus,
+}
+
+/// Counters of the notification hook runs (one run per event and hook) since start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookStatus {
+    /// Runs that succeeded.
+    pub delivered: u64,
+    /// Runs that failed (error, non-zero exit, timeout, every webhook try failed).
+    pub failed: u64,
+    /// Runs dropped because the queue was full (the hooks are too slow or dead).
+    pub dropped: u64,
+    /// Runs waiting for a worker now.
+    pub waiting: u64,
 }
 
 /// One alert kept by the daemon.
@@ -133,7 +153,8 @@ pub struct SourceStatus {
     pub position: String,
     /// Lines read since start.
     pub lines: u64,
-    /// The last error (file missing, permission), if any.
+    /// The last error (not a regular file, permission, journalctl failing), until the
+    /// source delivers lines again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -77,7 +77,10 @@ impl Handler for MemoryDaemon {
                     reason: "manual".into(),
                 };
                 bans.push(entry.clone());
-                Ok(Reply::Ban(BanData { ban: entry }))
+                Ok(Reply::Ban(BanData {
+                    ban: entry,
+                    note: None,
+                }))
             }
             Command::Unban { target, jail, all } => {
                 let (removed, kept) = bans.drain(..).partition(|b: &BanEntry| {
@@ -472,6 +475,63 @@ async fn bind_socket_is_careful() {
         Err(BindError::NotASocket { .. })
     ));
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}
+
+/// Issue 10 item 9: the socket's directory must be one nobody else can change, and a symlink
+/// at the socket path is refused, not followed (`chmod` by name would follow it).
+#[tokio::test]
+async fn bind_socket_refuses_unsafe_directories_and_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    for bits in [0o777, 0o1777, 0o775, 0o757] {
+        let shared = dir.path().join(format!("shared{bits:o}"));
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(bits)).unwrap();
+        let e = bind_socket(shared.join("control.sock")).expect_err("an unsafe directory");
+        assert!(matches!(e, BindError::UnsafeDir { .. }), "{bits:o}: {e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&shared.display().to_string()) && text.contains(&format!("{bits:04o}")),
+            "{text}"
+        );
+        assert_eq!(mode(&shared), bits, "the directory's mode was changed");
+        assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
+    }
+    // A directory of another user, even 0700.
+    if effective_uid() == 0 {
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let e = bind_socket(theirs.join("control.sock")).expect_err("another user's directory");
+        assert!(
+            matches!(e, BindError::UnsafeDir { uid: 65534, .. }),
+            "{e:?}"
+        );
+    }
+    // A symlink at the path: neither followed nor removed, its target untouched.
+    let safe = dir.path().join("run");
+    std::fs::create_dir(&safe).unwrap();
+    let target = dir.path().join("precious");
+    std::fs::write(&target, b"keep").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = safe.join("control.sock");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let e = bind_socket(&link).expect_err("a symlink");
+    assert!(matches!(e, BindError::Symlink { .. }), "{e:?}");
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    assert_eq!(mode(&target), 0o644);
+    // A dangling symlink too (bind would fail on it; it is not removed either).
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+    assert!(matches!(bind_socket(&link), Err(BindError::Symlink { .. })));
+    assert!(std::fs::symlink_metadata(&link).is_ok());
 }
 
 const CHILD_ENV: &str = "PORTCULLIS_CONTROL_CHILD_SOCKET";

@@ -36,6 +36,14 @@ pub enum LoadError {
         /// The files, outermost first, ending with the file included again.
         chain: Vec<String>,
     },
+    /// `[INCLUDES]` nest deeper than the limit.
+    #[error("{origin}: includes nest deeper than {limit} files")]
+    IncludeDepth {
+        /// The include line that goes too deep.
+        origin: Origin,
+        /// The limit, [`crate::MAX_INCLUDE_DEPTH`].
+        limit: usize,
+    },
     /// A value could not be interpolated.
     #[error(transparent)]
     Interpolate(#[from] InterpolateError),
@@ -66,6 +74,32 @@ pub enum InterpolateError {
         /// The key being read.
         key: String,
         /// The limit, [`crate::MAX_INTERPOLATION_DEPTH`].
+        limit: usize,
+    },
+    /// The interpolated value grows beyond the limit (references that multiply: `a` is
+    /// `%(b)s%(b)s…`, `b` is `%(c)s%(c)s…`, …).
+    #[error(
+        "{origin}: {key}: interpolation expands beyond {limit} bytes (references that multiply?)"
+    )]
+    TooLarge {
+        /// Where the value was written.
+        origin: Origin,
+        /// The key being read.
+        key: String,
+        /// The limit, [`crate::MAX_INTERPOLATED_LEN`].
+        limit: usize,
+    },
+    /// Expanding the value means scanning more referenced text than the limit (references
+    /// that multiply, even when they expand to little).
+    #[error(
+        "{origin}: {key}: interpolation expands more than {limit} bytes of referenced values (references that multiply?)"
+    )]
+    TooMuchWork {
+        /// Where the value was written.
+        origin: Origin,
+        /// The key being read.
+        key: String,
+        /// The limit, [`crate::MAX_INTERPOLATION_WORK`].
         limit: usize,
     },
     /// `%(name)s` names nothing.

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use crate::args::shell_words;
 use crate::error::{InterpolateError, LoadError};
 use crate::ini::Origin;
-use crate::layer::{ConfigSet, Located, Vars, join_lines};
+use crate::layer::{
+    ConfigSet, Located, MAX_INTERPOLATED_LEN, MAX_INTERPOLATION_WORK, Vars, join_lines,
+};
 
 /// Fail2Ban's `MAX_TAG_REPLACE_COUNT`: one tag may be substituted this often in one value.
 const MAX_TAG_REPLACE_COUNT: usize = 25;
@@ -358,16 +360,22 @@ impl TagResolver<'_> {
 
     /// Replace every resolvable `<tag>` in `value` (the value of `key`), rescanning inserted
     /// text; a tag equal to `key` or replaced too often is an error.
+    ///
+    /// Bounded like `%(…)s` interpolation: the value may not grow beyond
+    /// [`MAX_INTERPOLATED_LEN`] (25 replacements of each of many tags that double the text
+    /// would be exponential), and the text rebuilt by replacements may not exceed
+    /// [`MAX_INTERPOLATION_WORK`].
     fn substitute(
         &mut self,
         key: &str,
         mut lines: Vec<Located>,
     ) -> Result<Vec<Located>, InterpolateError> {
         let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut work = 0usize;
         // Passes until nothing changes: replacing `<mode>` in `<re-<mode>>` makes a new tag
         // that starts before the scan position (Fail2Ban's outer `while repFlag` loop).
         loop {
-            let (next, changed) = self.substitute_pass(key, lines, &mut counts)?;
+            let (next, changed) = self.substitute_pass(key, lines, &mut counts, &mut work)?;
             lines = next;
             if !changed {
                 return Ok(lines);
@@ -381,6 +389,7 @@ impl TagResolver<'_> {
         key: &str,
         mut lines: Vec<Located>,
         counts: &mut HashMap<String, usize>,
+        work: &mut usize,
     ) -> Result<(Vec<Located>, bool), InterpolateError> {
         let mut changed = false;
         let mut index = 0;
@@ -416,6 +425,22 @@ impl TagResolver<'_> {
             for (j, line) in lines.iter().enumerate().skip(index) {
                 let from = if j == index { start } else { 0 };
                 rebuilt.extend(replace_in_line(line, from, &pattern, &replacement));
+            }
+            let len: usize = rebuilt.iter().map(|l| l.text.len() + 1).sum();
+            *work += len;
+            if len > MAX_INTERPOLATED_LEN {
+                return Err(InterpolateError::TooLarge {
+                    origin: lines[index].origin.clone(),
+                    key: key.to_owned(),
+                    limit: MAX_INTERPOLATED_LEN,
+                });
+            }
+            if *work > MAX_INTERPOLATION_WORK {
+                return Err(InterpolateError::TooMuchWork {
+                    origin: lines[index].origin.clone(),
+                    key: key.to_owned(),
+                    limit: MAX_INTERPOLATION_WORK,
+                });
             }
             lines = rebuilt;
             pos = start;

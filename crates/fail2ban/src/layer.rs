@@ -3,7 +3,8 @@
 //! section with `KNOWN/<section>` keeping the values a later file overrode, and `%(var)s`
 //! interpolation including `%(section/var)s`, `%(known/var)s` and `%(default/var)s`.
 
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,6 +13,19 @@ use crate::ini::{DEFAULT_SECTION, IniFile, IniValue, Origin, Section, Sections};
 
 /// Python's `MAX_INTERPOLATION_DEPTH`: `%(a)s` may nest this many values deep.
 pub const MAX_INTERPOLATION_DEPTH: usize = 10;
+
+/// The longest text one [`ConfigSet::get`] may produce (all lines of the value together).
+/// Depth alone does not bound the size: ten values of ten references each expand to 10^10
+/// bytes. Fail2Ban's longest shipped value expands to a few KiB.
+pub const MAX_INTERPOLATED_LEN: usize = 1 << 20;
+
+/// The raw text one [`ConfigSet::get`] may scan while expanding (every referenced value
+/// counted each time it is expanded): bounds the work of references that multiply but
+/// expand to little or nothing.
+pub const MAX_INTERPOLATION_WORK: usize = 16 << 20;
+
+/// How deep `[INCLUDES]` may nest (Fail2Ban's own configuration nests three deep).
+pub const MAX_INCLUDE_DEPTH: usize = 64;
 
 /// The section holding include lists.
 const INCLUDES_SECTION: &str = "INCLUDES";
@@ -102,16 +116,22 @@ impl ConfigSet {
     /// not listed), expanding `[INCLUDES] before/after` recursively. Includes name files
     /// relative to the including file's directory; a missing include is skipped (as in
     /// Fail2Ban); an include cycle is an error naming the files.
+    ///
+    /// Every file is parsed once and merged once, at its last place in Fail2Ban's order
+    /// (see [`Includes`]), so includes that share files (diamonds) stay linear; includes
+    /// nest at most [`MAX_INCLUDE_DEPTH`] deep.
     pub fn read_files(paths: &[PathBuf]) -> Result<ConfigSet, LoadError> {
-        let mut ordered = Vec::new();
-        expand_includes(paths, &mut Vec::new(), &mut ordered)?;
+        let mut includes = Includes::default();
+        let ordered = includes.expand(paths, &mut Vec::new())?;
         let mut set = ConfigSet {
             files: Vec::new(),
             defaults: Section::default(),
             sections: Sections::default(),
         };
-        for file in ordered {
-            set.merge(file);
+        for path in ordered {
+            if let Some(file) = includes.parsed.get(&path) {
+                set.merge(file);
+            }
         }
         Ok(set)
     }
@@ -124,7 +144,7 @@ impl ConfigSet {
             sections: Sections::default(),
         };
         for file in files {
-            set.merge(file);
+            set.merge(&file);
         }
         set
     }
@@ -132,7 +152,7 @@ impl ConfigSet {
     /// Merge one file: DEFAULT keys override; a section's keys override the same section's
     /// earlier keys, the overridden values going to `KNOWN/<section>`; a conditional section
     /// `[Name?cond]` adds its keys to `Name` as `key?cond`.
-    fn merge(&mut self, file: IniFile) {
+    fn merge(&mut self, file: &IniFile) {
         self.files.push(file.path.clone());
         for (key, value) in file.defaults.iter() {
             self.defaults.insert(key.to_owned(), value.clone());
@@ -251,6 +271,7 @@ impl ConfigSet {
                 section,
                 vars,
                 origin: &origin,
+                work: &Cell::new(0),
             };
             let text = ctx.interpolate(&key, text, 1)?;
             return Ok(Some(split_located(&text, &origin)));
@@ -259,6 +280,9 @@ impl ConfigSet {
             return Ok(None);
         };
         let mut out = Vec::new();
+        // Shared by the parts: the bounds are on the whole value.
+        let work = Cell::new(0);
+        let mut len = 0usize;
         for (index, part) in value.text.split('\n').enumerate() {
             let origin = Origin {
                 file: value.origin.file.clone(),
@@ -269,8 +293,13 @@ impl ConfigSet {
                 section,
                 vars,
                 origin: &origin,
+                work: &work,
             };
             let text = ctx.interpolate(&key, part, 1)?;
+            len += text.len() + 1;
+            if len > MAX_INTERPOLATED_LEN {
+                return Err(ctx.too_large(&key));
+            }
             out.extend(split_located(&text, &origin));
         }
         Ok(Some(out))
@@ -372,9 +401,19 @@ struct Context<'a> {
     section: &'a str,
     vars: &'a Vars,
     origin: &'a Origin,
+    /// Raw bytes scanned so far for this value (see [`MAX_INTERPOLATION_WORK`]).
+    work: &'a Cell<usize>,
 }
 
 impl Context<'_> {
+    fn too_large(&self, key: &str) -> InterpolateError {
+        InterpolateError::TooLarge {
+            origin: self.origin.clone(),
+            key: key.to_owned(),
+            limit: MAX_INTERPOLATED_LEN,
+        }
+    }
+
     /// configparser's `BasicInterpolation._interpolate_some` with Fail2Ban's additions
     /// (`__name__` and `%(section/key)s`).
     fn interpolate(&self, key: &str, rest: &str, depth: usize) -> Result<String, InterpolateError> {
@@ -383,6 +422,14 @@ impl Context<'_> {
                 origin: self.origin.clone(),
                 key: key.to_owned(),
                 limit: MAX_INTERPOLATION_DEPTH,
+            });
+        }
+        self.work.set(self.work.get() + rest.len() + 1);
+        if self.work.get() > MAX_INTERPOLATION_WORK {
+            return Err(InterpolateError::TooMuchWork {
+                origin: self.origin.clone(),
+                key: key.to_owned(),
+                limit: MAX_INTERPOLATION_WORK,
             });
         }
         let mut out = String::new();
@@ -417,6 +464,9 @@ impl Context<'_> {
                     out.push_str(&self.interpolate(key, &value, depth + 1)?);
                 } else {
                     out.push_str(&value);
+                }
+                if out.len() > MAX_INTERPOLATED_LEN {
+                    return Err(self.too_large(key));
                 }
             } else {
                 return Err(InterpolateError::Syntax {
@@ -526,27 +576,62 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// `_expandConfFilesWithLocal` then `__getIncludesUncached` for each: before-includes, the
-/// file, after-includes, recursively; `stack` holds the including files (for cycles).
-fn expand_includes(
-    paths: &[PathBuf],
-    stack: &mut Vec<(PathBuf, Option<Origin>)>,
-    out: &mut Vec<IniFile>,
-) -> Result<(), LoadError> {
-    let mut expanded: Vec<PathBuf> = Vec::new();
-    for path in paths {
-        expanded.push(path.clone());
-        let local = path.with_extension("local");
-        if !paths.contains(&local) && local != *path && local.is_file() {
-            expanded.push(local);
+/// The expansion of `[INCLUDES]` for one [`ConfigSet::read_files`]: every file is parsed
+/// once and expanded once, however often it is included.
+///
+/// Fail2Ban lists an included file once per path to it, so a "diamond" (two files that
+/// both include a third) merges the shared file twice, and 30 levels of diamonds 2^30
+/// times. Here each file is merged once, at its *last* place in Fail2Ban's order: every
+/// key ends with the value Fail2Ban gives it (the last file setting it is the same), and
+/// the list stays linear in the number of files. Only `%(known/…)s` can differ, when a file
+/// overrides a value that its own second inclusion would set again.
+#[derive(Default)]
+struct Includes {
+    /// Parsed files, by normalized path.
+    parsed: HashMap<PathBuf, Arc<IniFile>>,
+    /// Each finished file's expansion (its includes and itself, in merge order).
+    expanded: HashMap<PathBuf, Arc<[PathBuf]>>,
+}
+
+impl Includes {
+    /// `_expandConfFilesWithLocal` then the includes of each: `paths`, each followed by its
+    /// `.local` sibling when that exists and is not listed; `stack` holds the including
+    /// files (for cycles). Returns normalized paths in merge order, each once.
+    fn expand(
+        &mut self,
+        paths: &[PathBuf],
+        stack: &mut Vec<(PathBuf, Option<Origin>)>,
+    ) -> Result<Vec<PathBuf>, LoadError> {
+        let mut with_local: Vec<PathBuf> = Vec::new();
+        for path in paths {
+            with_local.push(path.clone());
+            let local = path.with_extension("local");
+            if !paths.contains(&local) && local != *path && local.is_file() {
+                with_local.push(local);
+            }
         }
+        let mut order = Vec::new();
+        for path in with_local {
+            if !path.is_file() {
+                // Fail2Ban (configparser) silently skips files it cannot find.
+                continue;
+            }
+            order.extend(self.expand_file(&path, stack)?.iter().cloned());
+        }
+        Ok(keep_last(order))
     }
-    for path in expanded {
-        if !path.is_file() {
-            // Fail2Ban (configparser) silently skips files it cannot find.
-            continue;
+
+    /// One file: its before-includes, itself, its after-includes.
+    fn expand_file(
+        &mut self,
+        path: &Path,
+        stack: &mut Vec<(PathBuf, Option<Origin>)>,
+    ) -> Result<Arc<[PathBuf]>, LoadError> {
+        let me = normalize(path);
+        if let Some(done) = self.expanded.get(&me) {
+            return Ok(done.clone());
         }
-        let file = IniFile::read(&path)?;
+        let file = IniFile::read(path)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut before = Vec::new();
         let mut after = Vec::new();
@@ -569,11 +654,12 @@ fn expand_includes(
                 }
             }
         }
-        let me = normalize(&path);
-        let recurse = |list: Vec<(PathBuf, Origin)>,
-                       stack: &mut Vec<(PathBuf, Option<Origin>)>,
-                       out: &mut Vec<IniFile>|
-         -> Result<(), LoadError> {
+        self.parsed.insert(me.clone(), Arc::new(file));
+        let mut order = Vec::new();
+        for (list, is_before) in [(before, true), (after, false)] {
+            if !is_before {
+                order.push(me.clone());
+            }
             for (target, origin) in list {
                 let norm = normalize(&target);
                 if norm == me || stack.iter().any(|(p, _)| normalize(p) == norm) {
@@ -583,18 +669,34 @@ fn expand_includes(
                     chain.push(target.display().to_string());
                     return Err(LoadError::IncludeCycle { origin, chain });
                 }
-                stack.push((path.clone(), Some(origin)));
-                let result = expand_includes(&[target], stack, out);
+                if stack.len() >= MAX_INCLUDE_DEPTH {
+                    return Err(LoadError::IncludeDepth {
+                        origin,
+                        limit: MAX_INCLUDE_DEPTH,
+                    });
+                }
+                stack.push((path.to_path_buf(), Some(origin)));
+                let result = self.expand(&[target], stack);
                 stack.pop();
-                result?;
+                order.extend(result?);
             }
-            Ok(())
-        };
-        recurse(before, stack, out)?;
-        out.push(file);
-        recurse(after, stack, out)?;
+        }
+        let order: Arc<[PathBuf]> = keep_last(order).into();
+        self.expanded.insert(me, order.clone());
+        Ok(order)
     }
-    Ok(())
+}
+
+/// `paths` with each path kept only at its last place.
+fn keep_last(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<PathBuf> = paths
+        .into_iter()
+        .rev()
+        .filter(|p| seen.insert(p.clone()))
+        .collect();
+    out.reverse();
+    out
 }
 
 #[cfg(test)]

@@ -25,5 +25,8 @@ pub use jail::{
     ActionMapping, FAIL2BAN_VERSION, Import, ImportOptions, ImportedJail, JailAction, Report,
     ReportEntry, Severity,
 };
-pub use layer::{ConfigSet, Located, MAX_INTERPOLATION_DEPTH, Vars};
+pub use layer::{
+    ConfigSet, Located, MAX_INCLUDE_DEPTH, MAX_INTERPOLATED_LEN, MAX_INTERPOLATION_DEPTH,
+    MAX_INTERPOLATION_WORK, Vars,
+};
 pub use time::parse_seconds;

@@ -203,7 +203,26 @@ pub fn read_proc_net_tcp(proc_root: &Path) -> Result<Vec<TcpSocket>, Connections
             Err(source) => return Err(ConnectionsError::Io { path, source }),
         }
     }
-    Ok(all)
+    Ok(unique_connections(all))
+}
+
+/// One entry per (local, remote) pair. The kernel fills `/proc/net/tcp` a page at a time and
+/// walks its hash table afresh for each page, so a socket opened or closed while we read can
+/// shift the walk and list another socket twice; counted as is, one connection would look
+/// like two. The last listing wins (it is the newer state).
+fn unique_connections(sockets: Vec<TcpSocket>) -> Vec<TcpSocket> {
+    let mut seen: HashMap<(SocketAddr, SocketAddr), usize> = HashMap::new();
+    let mut out: Vec<TcpSocket> = Vec::with_capacity(sockets.len());
+    for s in sockets {
+        match seen.get(&(s.local, s.remote)) {
+            Some(&i) => out[i] = s,
+            None => {
+                seen.insert((s.local, s.remote), out.len());
+                out.push(s);
+            }
+        }
+    }
+    out
 }
 
 /// The sockets that are connections (not listeners) to one of `ports` on our side.
@@ -409,6 +428,22 @@ mod tests {
         assert_eq!(s[4].state, TcpState::TimeWait);
         assert_eq!(s[5].uid, 33);
         assert_eq!(s[5].local.port(), 443);
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn a_socket_listed_twice_counts_once() {
+        let mut s = parse_proc_net_tcp(TCP).unwrap();
+        let again = s[2].clone();
+        s.push(again);
+        let s = unique_connections(s);
+        assert_eq!(s.len(), 6);
+        let groups = group_by_remote(label_connections(&to_ports(&s, &[22]), &[]));
+        let g = groups
+            .iter()
+            .find(|g| g.addr == sa("192.0.2.7:0").ip())
+            .unwrap();
+        assert_eq!(g.count, 3);
     }
 
     #[cfg(target_endian = "little")]

@@ -47,6 +47,17 @@ pub enum OpenError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
+    /// The followed path names something that cannot be opened or is not a regular file
+    /// (see [`crate::NotRegularFile`]). Reported once per distinct error; the path is tried
+    /// again on every wake, so it is picked up once it is a readable regular file.
+    #[error("cannot open {path}", path = path.display())]
+    Open {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// Reading a file failed.
     #[error("cannot read {path}", path = path.display())]
     Read {

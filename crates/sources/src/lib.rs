@@ -10,6 +10,7 @@
 mod error;
 pub mod journal;
 mod line;
+mod regular;
 mod replay;
 mod split;
 mod stop;
@@ -26,6 +27,7 @@ pub use line::{
     FilePosition, JournalFields, LineSource, MAX_LINE, Position, ReadStatus, SourceId, SourceLine,
     wall_clock,
 };
+pub use regular::NotRegularFile;
 pub use replay::{ReplayReader, file_reference_time};
 pub use stop::StopHandle;
 pub use tail::{FileTail, FileTailOptions, StartAt, TailStats};

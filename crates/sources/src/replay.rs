@@ -1,7 +1,6 @@
 //! Lines from any reader (a log file for `scan`, `investigate` and `test-filter`), gzip
 //! detected by magic: the one reader of whole files.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use portcullis_core::time::Time;
 
 use crate::error::{OpenError, ReadError};
 use crate::line::{LineSource, MAX_LINE, Position, ReadStatus, SourceId, SourceLine, wall_clock};
+use crate::regular::open_regular;
 use crate::split::LineSplitter;
 use crate::stop::StopHandle;
 
@@ -85,9 +85,12 @@ impl ReplayReader {
         })
     }
 
-    /// Open a file (plain or .gz, by content) with the line cap [`MAX_LINE`].
+    /// Open a file (plain or .gz, by content) with the line cap [`MAX_LINE`]. Only a regular
+    /// file is read: a FIFO, a device such as `/dev/zero` or a directory is refused with
+    /// [`OpenError::Open`] whose source is a [`crate::NotRegularFile`] (a FIFO never blocks
+    /// the open).
     pub fn open(id: SourceId, path: &Path) -> Result<ReplayReader, OpenError> {
-        let f = File::open(path).map_err(|source| OpenError::Open {
+        let f = open_regular(path).map_err(|source| OpenError::Open {
             path: path.to_path_buf(),
             source,
         })?;

@@ -21,6 +21,10 @@
 //! the renamed file after gzip read it exist only in the unlinked inode: kept if the tail had
 //! that file open, lost if it lagged more than one rotation behind.
 //!
+//! Only regular files are read (`regular.rs`: opened non-blocking, checked with fstat): a
+//! FIFO, a device such as `/dev/zero` or a directory at the path is refused, reported once by
+//! `read_batch`, and the path is tried again on every wake.
+//!
 //! Rotated files are found by inode (`name.N`, `name-DATE`, any name starting with `name`).
 //! On resume, when the file was compressed meanwhile (`compress`, or a second rotation with
 //! `delaycompress`), the `.gz` whose decompressed first line matches is read from the stored
@@ -44,6 +48,7 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::error::{OpenError, ReadError};
 use crate::line::{FilePosition, MAX_LINE, Position, SourceId, SourceLine, wall_clock};
+use crate::regular::open_regular;
 use crate::split::LineSplitter;
 use crate::stop::StopHandle;
 use crate::waiting::WaitingSource;
@@ -120,13 +125,15 @@ impl std::fmt::Debug for GzStream {
 }
 
 impl GzStream {
-    fn open(path: &Path) -> io::Result<GzStream> {
-        Ok(GzStream {
-            decoder: MultiGzDecoder::new(BufReader::new(File::open(path)?)),
+    /// Decompress `file` (a second descriptor of the one [`Tracked`] holds: the same inode,
+    /// whatever the path names by now).
+    fn new(file: File) -> GzStream {
+        GzStream {
+            decoder: MultiGzDecoder::new(BufReader::new(file)),
             chunk: Vec::new(),
             start: 0,
             eof: false,
-        })
+        }
     }
 
     /// Like `pread`, for offsets at or after the last chunk's start (skipping forward).
@@ -169,7 +176,7 @@ impl GzStream {
 /// FNV-1a first-line hash of a gzip file's decompressed content.
 fn gz_first_line_hash(path: &Path) -> io::Result<u64> {
     let mut head = Vec::with_capacity(HASH_CAP);
-    MultiGzDecoder::new(BufReader::new(File::open(path)?))
+    MultiGzDecoder::new(BufReader::new(open_regular(path)?))
         .take(HASH_CAP as u64)
         .read_to_end(&mut head)?;
     Ok(hash_first_line(&head))
@@ -197,8 +204,9 @@ struct Tracked {
 }
 
 impl Tracked {
+    /// Open `path` if it is a regular file ([`open_regular`]).
     fn open(path: &Path, offset: u64, hash: u64) -> io::Result<Tracked> {
-        let file = File::open(path)?;
+        let file = open_regular(path)?;
         let meta = file.metadata()?;
         Ok(Tracked {
             file,
@@ -215,7 +223,7 @@ impl Tracked {
     /// A gzip-compressed rotated file, to be read from decompressed `offset`.
     fn open_gz(path: &Path, offset: u64, hash: u64) -> io::Result<Tracked> {
         let mut t = Tracked::open(path, offset, hash)?;
-        t.gz = Some(Box::new(GzStream::open(path)?));
+        t.gz = Some(Box::new(GzStream::new(t.file.try_clone()?)));
         Ok(t)
     }
 
@@ -284,8 +292,9 @@ pub struct FileTail {
     buf: Vec<u8>,
     event_buf: Vec<u8>,
     next_tick: Instant,
-    /// The last open error of the path, so it is logged once rather than on every wake.
-    open_error: Option<io::ErrorKind>,
+    /// The last open error of the path (its message), so it is reported once rather than on
+    /// every wake.
+    open_error: Option<String>,
     stats: TailStats,
 }
 
@@ -306,8 +315,13 @@ impl FileTail {
     /// With `resume` (the position of the last processed line): same inode and first line →
     /// continue at its offset; otherwise the rotated file holding that inode (or, after a
     /// copytruncate, the copy with that first line) is read from the offset first, then any
-    /// newer rotated files, then the live file from 0. A missing file is not an error: it is
-    /// read from 0 when it appears.
+    /// newer rotated files, then the live file from 0.
+    ///
+    /// A path that is missing, is not a regular file (a FIFO, a device such as `/dev/zero`, a
+    /// directory) or cannot be opened is not an error here: the tail follows the name and
+    /// tries it again on every wake, reading it from 0 once it is a regular file; every new
+    /// open error but "missing" is returned once by [`FileTail::read_batch`] as
+    /// [`ReadError::Open`].
     pub fn open(
         id: SourceId,
         path: impl Into<PathBuf>,
@@ -449,25 +463,17 @@ impl FileTail {
                 self.current = Some(t);
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(OpenError::Open {
-                path: self.path.clone(),
-                source,
-            }),
+            // Not there yet, not a regular file, or not readable: tried again on every wake,
+            // the error reported by the first read_batch (open_next).
+            Err(_) => Ok(()),
         }
     }
 
     fn resume_from(&mut self, pos: FilePosition) -> Result<(), OpenError> {
         if let Ok(meta) = std::fs::metadata(&self.path)
             && (meta.dev(), meta.ino()) == (pos.dev, pos.ino)
+            && let Ok(t) = Tracked::open(&self.path, pos.offset, pos.first_line_hash)
         {
-            let t =
-                Tracked::open(&self.path, pos.offset, pos.first_line_hash).map_err(|source| {
-                    OpenError::Open {
-                        path: self.path.clone(),
-                        source,
-                    }
-                })?;
             let len = t.file.metadata().map(|m| m.len()).unwrap_or(0);
             let same_first = pos.offset == 0
                 || pos.first_line_hash == 0
@@ -489,15 +495,8 @@ impl FileTail {
         }
         tracing::warn!(path = %self.path.display(),
             "stored position matches no file any more; reading the file from the start");
-        match Tracked::open(&self.path, 0, 0) {
-            Ok(t) => self.current = Some(t),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(OpenError::Open {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+        if let Ok(t) = Tracked::open(&self.path, 0, 0) {
+            self.current = Some(t);
         }
         Ok(())
     }
@@ -546,7 +545,7 @@ impl FileTail {
             .map(|m| (m.dev(), m.ino()));
         let sibs = self.siblings(false);
         let matches_hash = |p: &Path| -> bool {
-            File::open(p)
+            open_regular(p)
                 .and_then(|f| first_line_hash(&f))
                 .is_ok_and(|h| h == pos.first_line_hash)
         };
@@ -699,7 +698,7 @@ impl FileTail {
                 return Ok(());
             }
             let Some(mut cur) = self.current.take() else {
-                if !self.open_next() {
+                if !self.open_next()? {
                     return Ok(());
                 }
                 continue;
@@ -858,24 +857,36 @@ impl FileTail {
         });
     }
 
-    /// Open the next queued rotated file, else the path, from offset 0.
-    fn open_next(&mut self) -> bool {
+    /// Open the next queued rotated file, else the path, from offset 0. An open error other
+    /// than "missing" is returned when it differs from the last one (the path is tried
+    /// again on every call).
+    fn open_next(&mut self) -> Result<bool, ReadError> {
         if let Some(t) = self.queue.pop_front() {
             self.current = Some(t);
-            return true;
+            return Ok(true);
         }
         match Tracked::open(&self.path, 0, 0) {
             Ok(t) => {
-                self.open_error = None;
-                self.current = Some(t);
-                true
-            }
-            Err(e) => {
-                if e.kind() != io::ErrorKind::NotFound && self.open_error != Some(e.kind()) {
-                    tracing::warn!(path = %self.path.display(), error = %e, "cannot open log file");
+                if self.open_error.take().is_some() {
+                    tracing::info!(path = %self.path.display(), "log file can be read again");
                 }
-                self.open_error = Some(e.kind());
-                false
+                self.current = Some(t);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.open_error = None;
+                Ok(false)
+            }
+            Err(source) => {
+                let message = source.to_string();
+                if self.open_error.as_ref() == Some(&message) {
+                    return Ok(false);
+                }
+                self.open_error = Some(message);
+                Err(ReadError::Open {
+                    path: self.path.clone(),
+                    source,
+                })
             }
         }
     }

@@ -1,5 +1,7 @@
-//! Store throughput: 100k bans in one transaction, restoring 100k bans at start, and the
-//! latency of one durable single-ban commit (an fsync; it sits on the ban path).
+//! Store throughput: 100k bans in one transaction, restoring 100k bans at start, 100k
+//! changed jail windows in one burst (an attack wave from 100k addresses) and restoring
+//! them, and the latency of one durable single-ban commit (an fsync; it sits on the ban
+//! path).
 //!
 //! Run: `cargo bench -p portcullis-store` (numbers in target/criterion).
 
@@ -13,6 +15,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ipnet::IpNet;
 use portcullis_core::Time;
 use portcullis_core::event::{Ban, BanReason, Decision, Weight};
+use portcullis_core::jail::{WindowEntry, WindowState};
 use portcullis_store::Store;
 
 const N: u64 = 100_000;
@@ -59,6 +62,28 @@ fn bans(n: u64) -> Vec<Decision> {
         .collect()
 }
 
+/// 100k windows of two entries each (the common size under attack: below maxretry).
+fn windows(n: u64) -> Vec<(&'static str, WindowState)> {
+    scattered_v4(n)
+        .into_iter()
+        .map(|net| {
+            let entry = |t: i64| WindowEntry {
+                time: Time::from_secs(t),
+                weight: Weight(1000),
+                attempts: 1,
+            };
+            (
+                "sshd",
+                WindowState {
+                    addr: net.addr(),
+                    entries: vec![entry(1_000), entry(1_002)],
+                    until: Time::from_secs(1_602),
+                },
+            )
+        })
+        .collect()
+}
+
 fn fresh() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("state.db")).unwrap();
@@ -86,6 +111,39 @@ fn bench(c: &mut Criterion) {
     g.bench_function("active_bans_100k_restore", |b| {
         b.iter(|| {
             let v = full.active_bans(Time::from_secs(2_000)).unwrap();
+            assert_eq!(v.len() as u64, N);
+            black_box(v)
+        })
+    });
+
+    let wins = windows(N);
+    g.bench_function("apply_100k_windows_one_burst", |b| {
+        b.iter_batched(
+            fresh,
+            |(dir, mut store)| {
+                store
+                    .apply_burst::<&str, &str>(&[], &[], &wins, Time::from_secs(1_002))
+                    .unwrap();
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // The next burst of the same wave: every row replaced.
+    let (_dir3, mut again) = fresh();
+    again
+        .apply_burst::<&str, &str>(&[], &[], &wins, Time::from_secs(1_002))
+        .unwrap();
+    g.bench_function("replace_100k_windows_one_burst", |b| {
+        b.iter(|| {
+            again
+                .apply_burst::<&str, &str>(&[], &[], &wins, Time::from_secs(1_003))
+                .unwrap();
+        })
+    });
+    g.bench_function("windows_100k_restore", |b| {
+        b.iter(|| {
+            let v = again.windows("sshd", Time::from_secs(1_100)).unwrap();
             assert_eq!(v.len() as u64, N);
             black_box(v)
         })

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use portcullis_core::Time;
 use portcullis_core::event::{Alert, Ban, BanReason, Weight};
+use portcullis_core::jail::WindowEntry;
 
 /// `(reason, reason_value)` columns of a ban.
 pub(crate) fn reason_to_row(reason: &BanReason) -> (&'static str, i64) {
@@ -138,4 +139,35 @@ pub(crate) fn alert_from_row(
         "root_login" => Some(Alert::RootLogin { addr, time }),
         _ => None,
     }
+}
+
+/// Bytes of one window entry in the `entries` blob.
+const ENTRY_BYTES: usize = 16;
+
+/// The `entries` blob of a window: per entry time µs (i64), weight (u32), attempts (u32),
+/// little endian.
+pub(crate) fn window_to_blob(entries: &[WindowEntry], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(entries.len() * ENTRY_BYTES);
+    for e in entries {
+        out.extend_from_slice(&e.time.as_micros().to_le_bytes());
+        out.extend_from_slice(&e.weight.0.to_le_bytes());
+        out.extend_from_slice(&e.attempts.to_le_bytes());
+    }
+}
+
+/// The entries of a blob; `None` when its length is not a whole number of entries.
+pub(crate) fn window_from_blob(blob: &[u8]) -> Option<Vec<WindowEntry>> {
+    if !blob.len().is_multiple_of(ENTRY_BYTES) {
+        return None;
+    }
+    blob.chunks_exact(ENTRY_BYTES)
+        .map(|c| {
+            Some(WindowEntry {
+                time: Time::from_micros(i64::from_le_bytes(c[0..8].try_into().ok()?)),
+                weight: Weight(u32::from_le_bytes(c[8..12].try_into().ok()?)),
+                attempts: u32::from_le_bytes(c[12..16].try_into().ok()?),
+            })
+        })
+        .collect()
 }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::StoreError;
 
 /// The schema version this build writes. Files with a larger `user_version` are refused.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `PRAGMA application_id` of a portcullis state file: ASCII "PCLS".
 pub(crate) const APPLICATION_ID: i64 = 0x5043_4c53;
@@ -73,8 +73,25 @@ SELECT jail, target,
 FROM bans;
 "#;
 
+/// Version 2: the jails' live windows (issue 10: a restart must not forgive). One row per
+/// (jail, address) whose window holds failures, rewritten with the source positions in the
+/// transaction of each burst, so a restart after `kill -9` counts on exactly. `entries` is
+/// the window as 16-byte records (time µs i64, weight u32, attempts u32, little endian, oldest
+/// first); `until_us` is when its newest entry leaves the window, after which the row is
+/// worthless (pruned, and ignored when read). No secondary index: rows are read once per
+/// start and pruned every few minutes.
+const V2: &str = r#"
+CREATE TABLE windows (
+    jail      TEXT    NOT NULL,
+    addr      TEXT    NOT NULL,
+    entries   BLOB    NOT NULL,
+    until_us  INTEGER NOT NULL,
+    PRIMARY KEY (jail, addr)
+) WITHOUT ROWID;
+"#;
+
 /// `MIGRATIONS[i]` migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 

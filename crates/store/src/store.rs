@@ -6,9 +6,13 @@ use std::time::Duration;
 use ipnet::IpNet;
 use portcullis_core::Time;
 use portcullis_core::event::{Alert, Ban, BanReason, Decision};
+use portcullis_core::jail::WindowState;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::codec::{BAN_COLUMNS, BanRow, alert_from_row, alert_to_row, reason_to_row};
+use crate::codec::{
+    BAN_COLUMNS, BanRow, alert_from_row, alert_to_row, reason_to_row, window_from_blob,
+    window_to_blob,
+};
 use crate::error::{Context, StoreError};
 use crate::schema;
 
@@ -61,6 +65,8 @@ pub struct PruneStats {
     pub history_rows: usize,
     /// Alerts older than the kept period or beyond [`MAX_ALERTS`].
     pub alerts: usize,
+    /// Windows whose newest entry left the window.
+    pub windows: usize,
 }
 
 /// Row counts and file size, for `portcullis status`.
@@ -74,6 +80,8 @@ pub struct StoreStats {
     pub positions: u64,
     /// Rows in `alerts`.
     pub alerts: u64,
+    /// Rows in `windows` (live jail windows).
+    pub windows: u64,
     /// Database file size in bytes (`page_count × page_size`, WAL not included).
     pub file_bytes: u64,
 }
@@ -222,6 +230,20 @@ impl Store {
         positions: &[(K, SourcePosition)],
         now: Time,
     ) -> Result<(), StoreError> {
+        self.apply_burst::<K, &str>(decisions, positions, &[], now)
+    }
+
+    /// One burst of the daemon in ONE durable transaction: the decisions, the source
+    /// positions read up to it, and the jail windows that changed, as `(jail, window)` (an
+    /// empty window deletes the row). After a crash the stored windows are exactly those of
+    /// the lines before the stored positions, so nothing is counted twice or forgotten.
+    pub fn apply_burst<K: AsRef<str>, J: AsRef<str>>(
+        &mut self,
+        decisions: &[Decision],
+        positions: &[(K, SourcePosition)],
+        windows: &[(J, WindowState)],
+        now: Time,
+    ) -> Result<(), StoreError> {
         const OP: &str = "write decisions";
         let tx = self
             .conn
@@ -291,8 +313,45 @@ impl Store {
                 }
             }
             write_positions(&tx, positions, now)?;
+            write_windows(&tx, windows)?;
         }
         tx.commit().op(OP)
+    }
+
+    /// The windows of `jail` still live at `now` (their newest entry within the window), in
+    /// address order. A row that cannot be read (bad address or blob) is skipped with a
+    /// warning rather than failing the restore.
+    pub fn windows(&self, jail: &str, now: Time) -> Result<Vec<WindowState>, StoreError> {
+        const OP: &str = "read windows";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT addr, entries, until_us FROM windows WHERE jail = ?1 AND until_us > ?2
+                 ORDER BY addr",
+            )
+            .op(OP)?;
+        let rows = stmt
+            .query_map(params![jail, now.as_micros()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .op(OP)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (addr, blob, until) = row.op(OP)?;
+            match (addr.parse(), window_from_blob(&blob)) {
+                (Ok(addr), Some(entries)) => out.push(WindowState {
+                    addr,
+                    entries,
+                    until: Time::from_micros(until),
+                }),
+                _ => tracing::warn!(%addr, jail, "skipping unreadable window row"),
+            }
+        }
+        Ok(out)
     }
 
     /// The bans in force at `now`, oldest first. Expired rows are deleted first. A row whose
@@ -487,8 +546,9 @@ impl Store {
         self.conn.execute("DELETE FROM bans", []).op("clear bans")
     }
 
-    /// Delete expired bans, history older than `now - history_keep`, and alerts older than
-    /// that or beyond the newest [`MAX_ALERTS`]. Run it periodically (e.g. hourly).
+    /// Delete expired bans, history older than `now - history_keep`, alerts older than
+    /// that or beyond the newest [`MAX_ALERTS`], and windows that ran out. Run it
+    /// periodically (e.g. hourly).
     pub fn prune(&mut self, now: Time, history_keep: Duration) -> Result<PruneStats, StoreError> {
         const OP: &str = "prune";
         let cutoff = now.saturating_sub(history_keep).as_micros();
@@ -512,11 +572,18 @@ impl Store {
                 [MAX_ALERTS],
             )
             .op(OP)?;
+        let windows = tx
+            .execute(
+                "DELETE FROM windows WHERE until_us <= ?1",
+                [now.as_micros()],
+            )
+            .op(OP)?;
         tx.commit().op(OP)?;
         Ok(PruneStats {
             expired_bans,
             history_rows,
             alerts,
+            windows,
         })
     }
 
@@ -561,6 +628,7 @@ impl Store {
             history: count("history")?,
             positions: count("positions")?,
             alerts: count("alerts")?,
+            windows: count("windows")?,
             file_bytes: u64::try_from(pages.saturating_mul(page_size)).unwrap_or(0),
         })
     }
@@ -642,6 +710,44 @@ fn write_positions<K: AsRef<str>>(
             now.as_micros()
         ])
         .op(OP)?;
+    }
+    Ok(())
+}
+
+/// Upsert the changed windows (delete the emptied ones).
+fn write_windows<J: AsRef<str>>(
+    conn: &Connection,
+    windows: &[(J, WindowState)],
+) -> Result<(), StoreError> {
+    const OP: &str = "write windows";
+    if windows.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO windows (jail, addr, entries, until_us)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .op(OP)?;
+    let mut delete = conn
+        .prepare_cached("DELETE FROM windows WHERE jail = ?1 AND addr = ?2")
+        .op(OP)?;
+    let mut addr = String::new();
+    let mut blob = Vec::new();
+    for (jail, w) in windows {
+        {
+            use std::fmt::Write;
+            addr.clear();
+            let _ = write!(addr, "{}", w.addr);
+        }
+        if w.entries.is_empty() {
+            delete.execute(params![jail.as_ref(), addr]).op(OP)?;
+        } else {
+            window_to_blob(&w.entries, &mut blob);
+            upsert
+                .execute(params![jail.as_ref(), addr, blob, w.until.as_micros()])
+                .op(OP)?;
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! Crash safety: a child process commits bans in a loop and is killed with SIGKILL at random
-//! moments; every reopen must find a sound file whose bans are exactly a prefix of the
-//! sequence, containing everything the child reported as committed.
+//! Crash safety: a child process commits bans (with their position and a window) in a loop
+//! and is killed with SIGKILL at random moments; every reopen must find a sound file whose
+//! bans are exactly a prefix of the sequence, containing everything the child reported as
+//! committed, with the position and the window of that same prefix.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -12,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 use portcullis_core::Time;
-use portcullis_core::event::{Ban, BanReason, Decision};
+use portcullis_core::event::{Ban, BanReason, Decision, Weight};
+use portcullis_core::jail::{WindowEntry, WindowState};
 use portcullis_store::{SourcePosition, Store};
 
 const CHILD_ENV: &str = "PORTCULLIS_STORE_CRASH_CHILD_DB";
@@ -62,8 +64,25 @@ fn crash_writer_child() {
             offset: next + batch,
             first_line_hash: 3,
         };
+        // A window that "counted" every line up to the position: one entry per line.
+        let window = WindowState {
+            addr: "198.51.100.7".parse().unwrap(),
+            entries: (0..next + batch)
+                .map(|i| WindowEntry {
+                    time: Time::from_secs(i as i64),
+                    weight: Weight(1000),
+                    attempts: 1,
+                })
+                .collect(),
+            until: Time::from_secs(1 << 40),
+        };
         store
-            .apply_with_positions(&decisions, &[(SOURCE, pos)], Time::from_secs(1_000))
+            .apply_burst(
+                &decisions,
+                &[(SOURCE, pos)],
+                &[("sshd", window)],
+                Time::from_secs(1_000),
+            )
             .unwrap();
         for id in ids {
             writeln!(out, "committed {id}").unwrap();
@@ -172,6 +191,13 @@ fn kill_9_at_random_moments_leaves_a_committed_prefix() {
             other => panic!("unexpected position {other:?}"),
         }
         assert_eq!(store.history("sshd", Time::EPOCH).unwrap().len() as u64, m);
+        // So do the windows: exactly the lines before the position, never one more or less.
+        let windows = store.windows("sshd", Time::EPOCH).unwrap();
+        let counted = windows.first().map_or(0, |w| w.entries.len() as u64);
+        assert_eq!(
+            counted, m,
+            "round {round}: window out of step with the position"
+        );
         reported_total += reported.len() as u64;
         println!("round {round}: {} reported, {m} in the db", reported.len());
     }

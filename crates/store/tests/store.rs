@@ -8,6 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use portcullis_core::Time;
 use portcullis_core::event::{Alert, Ban, BanReason, Decision, UnbanReason, Weight};
+use portcullis_core::jail::{WindowEntry, WindowState};
 use portcullis_store::{SCHEMA_VERSION, SourcePosition, Store, StoreError};
 
 fn net(s: &str) -> IpNet {
@@ -414,7 +415,7 @@ fn fresh_file_is_current_wal_full_and_reopen_is_idempotent() {
     drop(conn);
     for _ in 0..3 {
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));
         assert_eq!(store.active_bans(Time::from_secs(2)).unwrap().len(), 1);
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -426,7 +427,7 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     let (_dir, path) = tmp();
     Store::open(&path).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("PRAGMA user_version = 2; CREATE TABLE from_the_future (x);")
+    conn.execute_batch("PRAGMA user_version = 3; CREATE TABLE from_the_future (x);")
         .unwrap();
     drop(conn);
     let err = Store::open(&path).unwrap_err();
@@ -434,20 +435,20 @@ fn a_newer_schema_is_refused_and_left_untouched() {
         StoreError::TooNew {
             found, supported, ..
         } => {
-            assert_eq!((*found, *supported), (2, SCHEMA_VERSION));
+            assert_eq!((*found, *supported), (3, SCHEMA_VERSION));
         }
         other => panic!("expected TooNew, got {other:?}"),
     }
     let msg = err.to_string();
     assert!(
-        msg.contains("schema version 2") && msg.contains("newer"),
+        msg.contains("schema version 3") && msg.contains("newer"),
         "{msg}"
     );
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, 3);
 }
 
 #[test]
@@ -526,4 +527,112 @@ fn read_only_open_lists_bans_and_history_without_writing() {
     assert_eq!(store.stats().unwrap().bans, 3);
     drop(store);
     assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+fn window(addr: &str, times: &[i64], findtime: i64) -> WindowState {
+    WindowState {
+        addr: addr.parse().unwrap(),
+        entries: times
+            .iter()
+            .map(|&t| WindowEntry {
+                time: Time::from_secs(t),
+                weight: Weight(500),
+                attempts: u32::from(t % 2 == 0),
+            })
+            .collect(),
+        until: Time::from_secs(times.last().copied().unwrap_or(0) + findtime),
+    }
+}
+
+#[test]
+fn windows_round_trip_replace_delete_and_prune() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let a = window("198.51.100.1", &[100, 101, 150], 600);
+    let b = window("2001:db8::7", &[120], 600);
+    let other = window("198.51.100.1", &[130], 60);
+    store
+        .apply_burst::<&str, &str>(
+            &[],
+            &[],
+            &[
+                ("sshd", a.clone()),
+                ("sshd", b.clone()),
+                ("web", other.clone()),
+            ],
+            Time::from_secs(200),
+        )
+        .unwrap();
+    drop(store);
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.windows("sshd", Time::from_secs(200)).unwrap(),
+        [a, b.clone()]
+    );
+    assert_eq!(store.windows("web", Time::from_secs(189)).unwrap(), [other]);
+    // Ran out (130 + 60): not read, then pruned.
+    assert!(
+        store
+            .windows("web", Time::from_secs(190))
+            .unwrap()
+            .is_empty()
+    );
+    // A later state replaces the row; an empty one deletes it.
+    let a2 = window("198.51.100.1", &[150, 160], 600);
+    let gone = WindowState {
+        addr: "2001:db8::7".parse().unwrap(),
+        entries: Vec::new(),
+        until: Time::EPOCH,
+    };
+    store
+        .apply_burst::<&str, &str>(
+            &[],
+            &[],
+            &[("sshd", a2.clone()), ("sshd", gone)],
+            Time::from_secs(210),
+        )
+        .unwrap();
+    assert_eq!(store.windows("sshd", Time::from_secs(210)).unwrap(), [a2]);
+    assert_eq!(store.stats().unwrap().windows, 2, "sshd's a2 and web's");
+    let pruned = store
+        .prune(Time::from_secs(300), std::time::Duration::from_secs(86400))
+        .unwrap();
+    assert_eq!(pruned.windows, 1);
+    assert_eq!(store.stats().unwrap().windows, 1);
+    // An unreadable row is skipped, not fatal.
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO windows (jail, addr, entries, until_us) VALUES ('sshd', 'x', x'0102', 9e15)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.windows("sshd", Time::from_secs(210)).unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn a_version_1_file_migrates_to_windows_and_keeps_its_bans() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    store
+        .apply(
+            &[Decision::Ban(ban("sshd", nth(1), 10, None, 1))],
+            Time::from_secs(10),
+        )
+        .unwrap();
+    drop(store);
+    // Make it the file version 1 wrote: no windows table.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE windows; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.active_bans(Time::from_secs(20)).unwrap().len(), 1);
+    assert!(store.windows("sshd", Time::EPOCH).unwrap().is_empty());
 }

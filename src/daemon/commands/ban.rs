@@ -5,13 +5,14 @@ use std::time::Duration;
 use portcullis_control::data::BanData;
 use portcullis_control::{ErrorBody, ErrorKind, Target};
 use portcullis_core::Time;
-use portcullis_core::jail::Command;
+use portcullis_core::jail::{Command, MAX_BAN_DURATION};
 
 use super::{ban_entry, command_error, selected};
 use crate::daemon::jail_set::JailSet;
 
 /// Ban `target` in `jail` (default: the first jail) for `duration` seconds, permanently, or
-/// by the jail's escalation rule; an allowlisted target only with `force`. A target the
+/// by the jail's escalation rule; an allowlisted target only with `force`. A duration beyond
+/// [`MAX_BAN_DURATION`] is a permanent ban, and the reply's note says so. A target the
 /// jail already bans gets the new ban instead.
 pub fn ban(
     set: &mut JailSet,
@@ -29,6 +30,16 @@ pub fn ban(
         }
         None => 0,
     };
+    let note = duration
+        .filter(|&d| !permanent && d > MAX_BAN_DURATION.as_secs())
+        .map(|d| {
+            format!(
+                "{d} s is longer than the kernel can time ({} s, about {} years): banned \
+                 permanently",
+                MAX_BAN_DURATION.as_secs(),
+                MAX_BAN_DURATION.as_secs() / (365 * 86_400)
+            )
+        });
     let cmd = Command::Ban {
         target: target.0,
         duration: duration.map(Duration::from_secs),
@@ -42,5 +53,6 @@ pub fn ban(
         .ok_or_else(|| ErrorBody::new(ErrorKind::Internal, "ban not recorded"))?;
     Ok(BanData {
         ban: ban_entry(&ban),
+        note,
     })
 }

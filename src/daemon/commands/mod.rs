@@ -20,14 +20,26 @@ use portcullis_control::{Command, ErrorBody, ErrorKind, Target};
 use portcullis_core::Time;
 use portcullis_core::event::{Ban, BanReason};
 use portcullis_core::jail::CommandError;
-use portcullis_sources::wall_clock;
 
 use super::Daemon;
 use super::jail_set::JailSet;
 
 /// Answer one control request.
 pub(super) async fn handle(d: &mut Daemon, command: Command) -> Result<Reply, ErrorBody> {
-    let now = wall_clock();
+    let now = d.clock.now();
+    let mut reply = run(d, command, now).await?;
+    // The set works on engine time; a client sees wall time (see `clock`).
+    let r = d.clock.read();
+    match &mut reply {
+        Reply::Bans(data) => data.bans.iter_mut().for_each(|e| r.entry_to_wall(e)),
+        Reply::Ban(data) => r.entry_to_wall(&mut data.ban),
+        Reply::Unban(data) => data.removed.iter_mut().for_each(|e| r.entry_to_wall(e)),
+        _ => {}
+    }
+    Ok(reply)
+}
+
+async fn run(d: &mut Daemon, command: Command, now: Time) -> Result<Reply, ErrorBody> {
     match command {
         Command::Status { jail } => status::status(d, jail.as_deref()).await.map(Reply::Status),
         Command::Bans { jail } => bans::bans(&d.jails, jail.as_deref()).map(Reply::Bans),

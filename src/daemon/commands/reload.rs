@@ -4,7 +4,6 @@
 use portcullis_config::Config;
 use portcullis_control::data::ReloadData;
 use portcullis_control::{ErrorBody, ErrorKind};
-use portcullis_sources::wall_clock;
 
 use crate::daemon::{Daemon, build_jails, load_config};
 
@@ -15,11 +14,11 @@ use crate::daemon::{Daemon, build_jails, load_config};
 pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
     let failed = |e: anyhow::Error| ErrorBody::new(ErrorKind::ReloadFailed, format!("{e:#}"));
     let config = load_config(&d.args).map_err(failed)?;
-    let now = wall_clock();
+    let now = d.clock.read();
     let (filters, inits) = build_jails(&config, &d.store, now, Some(&d.jails)).map_err(failed)?;
     let warnings = restart_warnings(&d.config, &config);
     d.stop_sources().await;
-    d.jails.reload(inits, wall_clock());
+    d.jails.reload(inits, d.clock.now());
     d.filters = filters;
     // What only a restart can change stays as it is.
     let mut config = config;

@@ -4,7 +4,9 @@
 use std::sync::atomic::Ordering;
 
 use portcullis_control::ErrorBody;
-use portcullis_control::data::{AlertEntry, BackendStatus, JailStatus, SourceStatus, StatusData};
+use portcullis_control::data::{
+    AlertEntry, BackendStatus, HookStatus, JailStatus, SourceStatus, StatusData,
+};
 use portcullis_core::event::Alert;
 
 use super::selected;
@@ -51,6 +53,15 @@ pub async fn status(d: &Daemon, jail: Option<&str>) -> Result<StatusData, ErrorB
         },
         jails,
         alerts: recent_alerts(d),
+        hooks: {
+            let (stats, waiting) = d.notifier.stats();
+            HookStatus {
+                delivered: stats.delivered.load(Ordering::Relaxed),
+                failed: stats.failed.load(Ordering::Relaxed),
+                dropped: stats.dropped.load(Ordering::Relaxed),
+                waiting: waiting as u64,
+            }
+        },
     })
 }
 

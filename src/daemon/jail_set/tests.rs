@@ -30,6 +30,7 @@ fn jail(name: &str) -> JailInit {
     JailInit {
         config: JailConfig::new(name),
         history: Vec::new(),
+        windows: Vec::new(),
     }
 }
 
@@ -366,6 +367,7 @@ fn a_ban_that_ends_within_its_burst_leaves_no_element() {
         vec![JailInit {
             config: cfg,
             history: Vec::new(),
+            windows: Vec::new(),
         }],
         Vec::new(),
     );
@@ -425,6 +427,7 @@ fn a_manual_ban_of_an_allowlisted_address_needs_force() {
         vec![JailInit {
             config: cfg,
             history: Vec::new(),
+            windows: Vec::new(),
         }],
         Vec::new(),
     );
@@ -473,6 +476,7 @@ fn a_manual_ban_without_length_escalates_on_history() {
         vec![JailInit {
             config: JailConfig::new("sshd"),
             history: vec![(net("192.0.2.30"), at(-3600))],
+            windows: Vec::new(),
         }],
         Vec::new(),
     );
@@ -761,6 +765,7 @@ fn reload_keeps_every_ban() {
             JailInit {
                 config: a,
                 history: Vec::new(),
+                windows: Vec::new(),
             },
             jail("c"),
         ],
@@ -819,4 +824,55 @@ fn reload_keeps_decisions_not_yet_committed() {
         FirewallWork::Apply(vec![add("192.0.2.90", Some(600))])
     );
     assert_eq!(sim.set.orphans(sim.now).count(), 1);
+}
+
+// ---- windows across restarts (issue 10.4) ----
+
+#[test]
+fn a_restart_from_the_stored_windows_bans_at_exactly_maxretry() {
+    // The default jail bans at 5. Two failures in jail 0, one in jail 1; "restart" from
+    // what the set handed out for the store; three more in jail 0: banned at the fifth.
+    let mut sim = Sim::new(&["sshd", "other"]);
+    sim.attempts(0, "198.51.100.1", 2);
+    sim.attempts(1, "198.51.100.1", 1);
+    let stored: Vec<(Box<str>, portcullis_core::jail::WindowState)> = sim.set.poll_window_changes();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|(j, w)| (j.to_string(), w.entries.len()))
+            .collect::<Vec<_>>(),
+        [("sshd".to_string(), 1), ("other".to_string(), 1)],
+        "one entry each (equal times merge)"
+    );
+    assert!(sim.set.poll_window_changes().is_empty(), "drained");
+    let windows_of = |name: &str| -> Vec<_> {
+        stored
+            .iter()
+            .filter(|(j, _)| &**j == name)
+            .map(|(_, w)| w.clone())
+            .collect()
+    };
+    let inits = ["sshd", "other"]
+        .iter()
+        .map(|n| JailInit {
+            windows: windows_of(n),
+            ..jail(n)
+        })
+        .collect();
+    let mut sim2 = Sim::with(inits, Vec::new());
+    sim2.advance(60);
+    sim2.attempts(0, "198.51.100.1", 2);
+    assert!(bans_in(&sim2.commit()).is_empty(), "4 of 5");
+    sim2.attempts(0, "198.51.100.1", 1);
+    assert_eq!(bans_in(&sim2.commit()).len(), 1, "banned at the 5th");
+    // The ban cleared jail 0's window: the store is told to delete it.
+    let changes = sim2.set.poll_window_changes();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(&*changes[0].0, "sshd");
+    assert!(changes[0].1.entries.is_empty());
+    // Jail 1 still counts its restored failure.
+    assert_eq!(
+        sim2.set.engine(1).score("198.51.100.1".parse().unwrap()),
+        Weight::ONE
+    );
 }

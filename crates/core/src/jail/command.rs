@@ -4,6 +4,14 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+/// The longest manual ban that still ends: `u32::MAX` seconds (about 136 years), the
+/// longest element timeout the nft backend writes (nft's JSON carries whole seconds in 32
+/// bits; the kernel itself refuses timeouts of 2^64 ns, about 584 years, and more with
+/// `ERANGE`). A [`Command::Ban`] asking for longer is a permanent ban. (ipset's own limit,
+/// 2147483 s or 24.8 days, is lower: that backend writes longer bans as permanent kernel
+/// elements, which the daemon removes when the ban ends.)
+pub const MAX_BAN_DURATION: Duration = Duration::from_secs(u32::MAX as u64);
+
 /// Something an administrator asks a jail to do (through the control socket or the CLI).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -15,7 +23,8 @@ pub enum Command {
         /// IPv6 becomes IPv4, as for events.
         target: IpNet,
         /// How long; `None` applies the jail's escalation rule (which may give a permanent
-        /// ban once the offender has enough bans in its history).
+        /// ban once the offender has enough bans in its history). Longer than
+        /// [`MAX_BAN_DURATION`]: permanent.
         duration: Option<Duration>,
         /// Ban until an administrator unbans (wins over `duration`).
         permanent: bool,

@@ -36,9 +36,13 @@ pub struct JailConfig {
     /// A success after at least this many failed attempts from the same address raises a
     /// breach alert; `None` disables the alert.
     pub breach_after: Option<u32>,
-    /// After a clean success (not preceded by `breach_after` failures), the address is
-    /// not banned automatically for this long; `None` disables the protection.
+    /// After a clean success of user U (not preceded by `breach_after` failures), the
+    /// address's failures that name U are forgiven for this long, within
+    /// `protect_budget`; `None` disables the protection. See the engine's rules.
     pub protect_after_success: Option<Duration>,
+    /// How many times `maxretry` of forgiven failures one protection absorbs before the
+    /// address is banned anyway (at least 1).
+    pub protect_budget: u32,
     /// Raise an alert for every successful root login.
     pub alert_root_login: bool,
 }
@@ -47,7 +51,8 @@ impl JailConfig {
     /// A jail named `name` with the defaults an sshd jail ships with: 5 attempts in 10 min,
     /// 10 min first ban doubling up to 1 week, permanent at the 3rd ban within 7 days,
     /// loopback allowlisted, /64 banned after 4 of its addresses, breach alert after 3
-    /// failures, 1 day protection after a clean login.
+    /// failures, 1 day protection after a clean login (forgiving at most 3 × maxretry of the
+    /// logged-in users' failures).
     pub fn new(name: impl Into<String>) -> JailConfig {
         const MIN: u64 = 60;
         const DAY: u64 = 24 * 60 * MIN;
@@ -68,6 +73,7 @@ impl JailConfig {
             v6_prefix: 64,
             breach_after: Some(3),
             protect_after_success: Some(Duration::from_secs(DAY)),
+            protect_budget: 3,
             alert_root_login: true,
         }
     }

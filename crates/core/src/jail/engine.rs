@@ -2,13 +2,13 @@
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use super::command::{Command, CommandError};
+use super::command::{Command, CommandError, MAX_BAN_DURATION};
 use super::config::JailConfig;
 use super::escalation::ban_length;
 use super::window::Window;
@@ -28,6 +28,36 @@ pub struct Restored {
     /// active `bans` or not: the engine adds each active ban's `since` if it is missing.
     /// Entries older than the jail's `history` are ignored.
     pub history: Vec<(IpNet, Time)>,
+    /// The windows the store kept (what [`JailEngine::poll_window_changes`] reported
+    /// last), so a restart forgives nothing: counts go on from where they were. Entries
+    /// that left the window meanwhile are dropped at the first call; windows of addresses
+    /// under a restored ban, and empty ones, are ignored.
+    pub windows: Vec<WindowState>,
+}
+
+/// One entry of an address's window: the failures at one event time.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct WindowEntry {
+    /// The event time (held at the engine clock).
+    pub time: Time,
+    /// Weight counted toward `maxretry` (`weight × count`; zero when a login protection
+    /// forgave it).
+    pub weight: Weight,
+    /// Whole failed authentications, for the breach rule.
+    pub attempts: u32,
+}
+
+/// The window of one address as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowState {
+    /// The address.
+    pub addr: IpAddr,
+    /// Its entries within `findtime`, oldest first; empty: the window is gone (a ban or a
+    /// flush cleared it), delete it.
+    pub entries: Vec<WindowEntry>,
+    /// When the newest entry leaves the window (its time + `findtime`): the stored row is
+    /// worthless after that and may be pruned. `Time::EPOCH` for an empty window.
+    pub until: Time,
 }
 
 /// Counters since the engine was created (for `status` and metrics).
@@ -47,8 +77,12 @@ pub struct JailStats {
     pub while_banned: u64,
     /// Times an allowlisted address reached `maxretry` (and was not banned).
     pub allowlisted: u64,
-    /// Times a protected address (recent clean login) reached `maxretry` (and was not banned).
+    /// Failure events forgiven by a login protection (they name a user who logged in
+    /// cleanly from the address; they still count for the breach rule).
     pub protected: u64,
+    /// Bans decided because a protection's budget (`protect_budget × maxretry` of forgiven
+    /// failures) ran out.
+    pub protection_exhausted: u64,
 }
 
 /// What a successful login means by the breach rule (see [`JailEngine::judge_success`]).
@@ -76,6 +110,28 @@ struct ActiveBan {
     /// the breach alert.
     failures: u32,
 }
+
+/// The login protection of one address: who logged in cleanly from it, until when, and
+/// how much of its budget the forgiven failures used.
+#[derive(Clone, Debug)]
+struct Protection {
+    /// The end: `protect_after_success` after the latest clean login.
+    until: Time,
+    /// The users whose clean login started or renewed it, oldest first, at most
+    /// [`MAX_PROTECTED_USERS`] (a new one drops the oldest).
+    users: Vec<Box<str>>,
+    /// Weight of the failures forgiven since it started (renewals keep it).
+    spent: u64,
+}
+
+impl Protection {
+    fn covers(&self, user: Option<&str>) -> bool {
+        user.is_some_and(|u| self.users.iter().any(|p| &**p == u))
+    }
+}
+
+/// Users one address's protection remembers at most.
+pub const MAX_PROTECTED_USERS: usize = 8;
 
 /// How long a new ban lasts.
 #[derive(Copy, Clone, Debug)]
@@ -131,6 +187,13 @@ impl PrefixLengths {
 ///   until `None` (decisions come out in the order they were made, FIFO), then ask
 ///   [`poll_timeout`](Self::poll_timeout) when to call `handle_timeout` next. The daemon
 ///   applies one drained burst as one firewall batch and one store transaction.
+/// - **Window changes** (opt-in, [`track_window_changes`](Self::track_window_changes)):
+///   [`poll_window_changes`](Self::poll_window_changes) hands out the current window of
+///   every address whose window changed since the last call (a failure entered it, a ban or
+///   flush cleared it), so a driver can persist the windows with the source positions in
+///   one transaction and restore them ([`Restored::windows`]): a restart then counts on
+///   exactly. Windows that only age are not reported (their entries' times say when they
+///   expire). Without the opt-in (`scan`) nothing is recorded.
 ///
 /// Every `handle_*` call first expires the bans that are due at `now` (their
 /// `Decision::Unban { reason: Expired }` come out first), so a driver that feeds events
@@ -141,9 +204,12 @@ impl PrefixLengths {
 ///
 /// # Time
 ///
-/// `now` is a wall-clock [`Time`]. The engine clock is the largest `now` seen so far: a `now`
-/// that goes backward (clock step, an older rotated log) is held at the last value, so time
-/// going backward never unbans early and never panics. Bans start at the engine clock.
+/// `now` is a [`Time`] on the driver's clock: the daemon's engine time (the wall time of its
+/// start plus monotonic time since, so a wall-clock step moves nothing; event times are moved
+/// onto it), or, offline, log time as a [`LogClock`](super::LogClock) places it (so one
+/// far-off line cannot freeze it). The engine clock is the largest `now` seen so far: a `now`
+/// that goes backward (an older rotated log) is held at the last value, so time going
+/// backward never unbans early and never panics. Bans start at the engine clock.
 /// Window membership uses each event's own time: an event counts while its time is within
 /// `[clock - findtime, clock]`; an event older than that counts for nothing, and an event
 /// from the future counts as if it happened at the engine clock.
@@ -158,9 +224,24 @@ impl PrefixLengths {
 /// - Ban *n* of a target (n = its bans within `history`, plus one) lasts
 ///   `bantime × factor^(n-1)`, capped at `maxtime`, and is permanent once
 ///   `n >= permanent_after`. Lengths never shrink as n grows.
-/// - Allowlisted addresses and addresses protected by a recent clean login are never banned
-///   automatically, and an aggregate network ban never covers them. A success preceded by
-///   `breach_after` failed attempts within `findtime` is a breach alert and protects nothing.
+/// - Allowlisted addresses are never banned automatically, and an aggregate network ban
+///   never covers them (nor an address under login protection).
+/// - **Login protection is bounded.** A success of user U from A that is not a breach (see
+///   the breach rule: `breach_after` failed attempts within `findtime` before it) starts or
+///   renews A's protection: it lasts `protect_after_success` after A's latest clean login
+///   and remembers the users who logged in (at most [`MAX_PROTECTED_USERS`], oldest dropped;
+///   a success without a user name protects nothing). While it lasts, a failure from A that
+///   *names* one of those users (the admin's typo) is forgiven: it enters the window with
+///   weight zero (its attempts still count for the breach rule) and its weight is charged to
+///   the protection instead. Failures naming another user, or none (an attacker behind the
+///   same NAT, pre-auth probes), are counted as if there were no protection. The forgiven
+///   weight is capped: the failure that brings it to `protect_budget × maxretry` since the
+///   protection started bans A anyway ([`JailStats::protection_exhausted`]). A ban of A ends
+///   its protection; the next clean login after it, or after the protection lapsed, starts
+///   a new one with a fresh budget. So between two bans, an address gets at most
+///   `maxretry` (minus one failure) of weight per `findtime` from unprotected failures and
+///   less than `protect_budget × maxretry` per protection from protected ones. Protection
+///   lives in memory only: a restart ends it (the budget is never renewed by a restart).
 /// - IPv6: when `v6_net_threshold` addresses of one `/v6_prefix` are banned at the same time,
 ///   the network is banned ([`BanReason::Aggregate`], escalating on its own history) and the
 ///   member bans it outlasts are lifted with [`UnbanReason::Superseded`].
@@ -193,8 +274,9 @@ pub struct JailEngine {
     /// can spoof or rent), so the map keeps std's SipHash with a per-process random key:
     /// an unkeyed hash would let them pick colliding addresses and turn each lookup linear.
     tracked: HashMap<IpAddr, Window>,
-    /// Addresses with a recent clean login and when their protection ends.
-    protected: HashMap<IpAddr, Time>,
+    /// Addresses with a recent clean login: their protection. Only addresses that logged in
+    /// successfully get one, so attackers cannot grow it without credentials.
+    protected: HashMap<IpAddr, Protection>,
     /// Ban start times per target within `history` (pruned lazily). Attacker-keyed: SipHash.
     history: HashMap<IpNet, Vec<Time>>,
     /// Active bans by target. Attacker-keyed: SipHash.
@@ -213,6 +295,10 @@ pub struct JailEngine {
     next_sweep: Option<Time>,
     /// Tracked-map size that triggers a sweep (twice the size after the last one).
     sweep_at_len: usize,
+    /// Addresses whose window changed since the last `poll_window_changes`, when the
+    /// driver asked for them (`None`: not recorded). Attacker-keyed: SipHash. Bounded by the
+    /// addresses seen between two polls.
+    changed: Option<HashSet<IpAddr>>,
 }
 
 /// The smallest map size that triggers a size-based sweep.
@@ -240,6 +326,7 @@ impl JailEngine {
             stats: JailStats::default(),
             next_sweep: None,
             sweep_at_len: MIN_SWEEP_LEN,
+            changed: None,
         };
         for (target, since) in restored.history {
             engine
@@ -269,7 +356,25 @@ impl JailEngine {
             starts.sort_unstable();
             starts.dedup();
         }
+        for state in restored.windows {
+            let addr = normalize_addr(state.addr);
+            if state.entries.is_empty() || engine.bans.contains_key(&IpNet::from(addr)) {
+                continue;
+            }
+            let window = engine.tracked.entry(addr).or_default();
+            for e in state.entries {
+                window.insert(e.time, e.weight.0, e.attempts);
+            }
+        }
         engine
+    }
+
+    /// Record which windows change, for [`poll_window_changes`](Self::poll_window_changes)
+    /// (the daemon persists them; `scan` does not ask, and pays nothing).
+    pub fn track_window_changes(&mut self) {
+        if self.changed.is_none() {
+            self.changed = Some(HashSet::new());
+        }
     }
 
     /// Applies a changed config (`reload`) without losing state: windows, bans, history and
@@ -300,6 +405,10 @@ impl JailEngine {
         }
         // Windows are pruned against the new findtime at the next sweep; do it soon.
         self.next_sweep = self.clock;
+        // Their stored expiry depends on findtime: report them all again.
+        if let Some(changed) = &mut self.changed {
+            changed.extend(self.tracked.keys().copied());
+        }
     }
 
     // ---- getters ----
@@ -363,8 +472,15 @@ impl JailEngine {
 
     /// When the protection of `addr` (from a recent clean login) ends, if it is protected.
     pub fn protected_until(&self, addr: IpAddr) -> Option<Time> {
-        let until = *self.protected.get(&normalize_addr(addr))?;
-        (self.clock.is_none_or(|c| until > c)).then_some(until)
+        self.protection(normalize_addr(addr)).map(|p| p.until)
+    }
+
+    /// The weight of failures `addr`'s protection still forgives before it bans anyway
+    /// (`None` when the address is not protected).
+    pub fn protection_left(&self, addr: IpAddr) -> Option<Weight> {
+        let p = self.protection(normalize_addr(addr))?;
+        let left = self.protection_budget().saturating_sub(p.spent);
+        Some(Weight(u32::try_from(left).unwrap_or(u32::MAX)))
     }
 
     /// Counters since the engine was created.
@@ -410,7 +526,8 @@ impl JailEngine {
                 } else {
                     0
                 };
-                self.on_failure(addr, time, event.total_weight().0, attempts);
+                let user = event.user.as_deref();
+                self.on_failure(addr, time, event.total_weight().0, attempts, user);
             }
         }
         if self.tracked.len() >= self.sweep_at_len {
@@ -449,6 +566,7 @@ impl JailEngine {
                 }
                 let length = match (permanent, duration) {
                     (true, _) => Length::Permanent,
+                    (false, Some(d)) if d > MAX_BAN_DURATION => Length::Permanent,
                     (false, Some(d)) => Length::Fixed(d),
                     (false, None) => Length::Escalate,
                 };
@@ -474,7 +592,10 @@ impl JailEngine {
                 Ok(())
             }
             Command::Flush => {
-                self.tracked = HashMap::new();
+                let old = std::mem::take(&mut self.tracked);
+                if let Some(changed) = &mut self.changed {
+                    changed.extend(old.into_keys());
+                }
                 Ok(())
             }
         }
@@ -485,6 +606,51 @@ impl JailEngine {
     /// The next decision, oldest first; `None` when all were taken.
     pub fn poll_decision(&mut self) -> Option<Decision> {
         self.decisions.pop_front()
+    }
+
+    /// The windows that changed since the last call (see
+    /// [`track_window_changes`](Self::track_window_changes)), ascending by address, each as
+    /// it is now (pruned to `findtime`; empty when it is gone). Empty when changes are not
+    /// tracked.
+    pub fn poll_window_changes(&mut self) -> Vec<WindowState> {
+        let Some(changed) = self.changed.as_mut() else {
+            return Vec::new();
+        };
+        if changed.is_empty() {
+            return Vec::new();
+        }
+        let mut addrs: Vec<IpAddr> = changed.drain().collect();
+        shrink_if_sparse_set(changed);
+        addrs.sort_unstable();
+        let cutoff = self.window_cutoff();
+        let findtime = self.config.findtime;
+        addrs
+            .into_iter()
+            .map(|addr| {
+                let entries: Vec<WindowEntry> = match self.tracked.get_mut(&addr) {
+                    Some(w) => {
+                        w.prune(cutoff);
+                        w.entries()
+                            .iter()
+                            .map(|e| WindowEntry {
+                                time: e.time,
+                                weight: Weight(e.weight),
+                                attempts: e.attempts,
+                            })
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
+                let until = entries
+                    .last()
+                    .map_or(Time::EPOCH, |e| e.time.saturating_add(findtime));
+                WindowState {
+                    addr,
+                    entries,
+                    until,
+                }
+            })
+            .collect()
     }
 
     /// When to call `handle_timeout` next: the earliest ban expiry, or the next sweep of
@@ -555,7 +721,7 @@ impl JailEngine {
             !w.is_empty()
         });
         shrink_if_sparse(&mut self.tracked);
-        self.protected.retain(|_, until| *until > clock);
+        self.protected.retain(|_, p| p.until > clock);
         shrink_if_sparse(&mut self.protected);
         let history_cutoff = clock.saturating_sub(self.config.history);
         self.history.retain(|_, starts| {
@@ -575,9 +741,38 @@ impl JailEngine {
         self.sweep_at_len = (2 * self.tracked.len()).max(MIN_SWEEP_LEN);
     }
 
-    fn on_failure(&mut self, addr: IpAddr, time: Time, weight: u32, attempts: u32) {
+    fn on_failure(
+        &mut self,
+        addr: IpAddr,
+        time: Time,
+        weight: u32,
+        attempts: u32,
+        user: Option<&str>,
+    ) {
         let cutoff = self.window_cutoff();
         let counts = time >= cutoff && (weight > 0 || attempts > 0);
+        // Forgiven by a login protection: charged to its budget, weight zero in the window.
+        let mut weight = weight;
+        let mut exhausted: Option<u64> = None;
+        if counts
+            && weight > 0
+            && !self.protected.is_empty()
+            && !self.is_allowlisted(addr)
+            && self.protection(addr).is_some_and(|p| p.covers(user))
+            && covering_ban(&self.bans, &self.lengths, addr, Lengths::All).is_none()
+        {
+            let budget = self.protection_budget();
+            if let Some(p) = self.protected.get_mut(&addr) {
+                p.spent = p.spent.saturating_add(u64::from(weight));
+                if p.spent >= budget {
+                    exhausted = Some(p.spent);
+                } else {
+                    self.stats.protected += 1;
+                    weight = 0;
+                }
+            }
+        }
+        let counts = counts && (weight > 0 || attempts > 0);
         // One map probe on the hot path: an address with a window is never banned by
         // itself (a ban removes the window and banned addresses get none), so only network
         // bans need checking then; only an address without a window needs the host lookup.
@@ -591,6 +786,9 @@ impl JailEngine {
                 let window = o.get_mut();
                 if counts {
                     window.insert(time, weight, attempts);
+                    if let Some(changed) = &mut self.changed {
+                        changed.insert(addr);
+                    }
                 }
                 window.prune(cutoff);
                 (window.sum(), window.attempts_between(cutoff, Time::MAX))
@@ -603,21 +801,31 @@ impl JailEngine {
                 if counts {
                     let window = v.insert(Window::default());
                     window.insert(time, weight, attempts);
+                    if let Some(changed) = &mut self.changed {
+                        changed.insert(addr);
+                    }
                     (window.sum(), window.attempts_between(cutoff, Time::MAX))
                 } else {
                     (0, 0)
                 }
             }
         };
+        if let Some(spent) = exhausted {
+            self.stats.protection_exhausted += 1;
+            let score = Weight(u32::try_from(spent).unwrap_or(u32::MAX));
+            self.ban(
+                IpNet::from(addr),
+                BanReason::Threshold { score },
+                failures,
+                Length::Escalate,
+            );
+            return;
+        }
         if score < u64::from(self.config.maxretry.0) {
             return;
         }
         if self.is_allowlisted(addr) {
             self.stats.allowlisted += 1;
-            return;
-        }
-        if self.protected_until(addr).is_some() {
-            self.stats.protected += 1;
             return;
         }
         let score = Weight(u32::try_from(score).unwrap_or(u32::MAX));
@@ -639,11 +847,32 @@ impl JailEngine {
                 failures: verdict.failures,
                 time: event.time,
             });
-        } else if let Some(protect) = self.config.protect_after_success {
+        } else if let (Some(protect), Some(user)) =
+            (self.config.protect_after_success, event.user.as_deref())
+        {
             let until = time.saturating_add(protect);
-            if covering.is_none() && until > self.clock() {
-                let entry = self.protected.entry(addr).or_insert(until);
-                *entry = (*entry).max(until);
+            let clock = self.clock();
+            if covering.is_none() && until > clock {
+                let p = self.protected.entry(addr).or_insert_with(|| Protection {
+                    until,
+                    users: Vec::new(),
+                    spent: 0,
+                });
+                if p.until <= clock {
+                    // Lapsed (not swept yet): this login starts a new protection.
+                    p.users.clear();
+                    p.spent = 0;
+                }
+                p.until = p.until.max(until);
+                if let Some(i) = p.users.iter().position(|u| **u == *user) {
+                    let u = p.users.remove(i);
+                    p.users.push(u);
+                } else {
+                    if p.users.len() >= MAX_PROTECTED_USERS {
+                        p.users.remove(0);
+                    }
+                    p.users.push(user.into());
+                }
             }
         }
         if self.config.alert_root_login && event.user.as_deref() == Some("root") {
@@ -665,8 +894,14 @@ impl JailEngine {
         };
         self.remove_ban(target);
         if is_host(&target) {
-            // "After a ban, the window of that address is cleared."
-            self.tracked.remove(&target.addr());
+            // "After a ban, the window of that address is cleared", and a ban ends its
+            // protection.
+            if self.tracked.remove(&target.addr()).is_some()
+                && let Some(changed) = &mut self.changed
+            {
+                changed.insert(target.addr());
+            }
+            self.protected.remove(&target.addr());
         }
         self.history.entry(target).or_default().push(since);
         let ban = ActiveBan {
@@ -701,7 +936,7 @@ impl JailEngine {
             || self
                 .protected
                 .iter()
-                .any(|(a, until)| *until > self.clock() && target.contains(a))
+                .any(|(a, p)| p.until > self.clock() && target.contains(a))
         {
             return;
         }
@@ -777,6 +1012,17 @@ impl JailEngine {
             let n = starts.iter().filter(|&&s| s >= cutoff).count();
             u32::try_from(n).unwrap_or(u32::MAX)
         })
+    }
+
+    /// The protection of `addr` (normalised) if it has not ended.
+    fn protection(&self, addr: IpAddr) -> Option<&Protection> {
+        let p = self.protected.get(&addr)?;
+        (self.clock.is_none_or(|c| p.until > c)).then_some(p)
+    }
+
+    /// The weight one protection forgives at most: `protect_budget × maxretry`.
+    fn protection_budget(&self) -> u64 {
+        u64::from(self.config.maxretry.0) * u64::from(self.config.protect_budget.max(1))
     }
 
     fn is_allowlisted(&self, addr: IpAddr) -> bool {
@@ -876,6 +1122,13 @@ pub(crate) fn normalize_net(net: IpNet) -> IpNet {
         return IpNet::V4(n.trunc());
     }
     net
+}
+
+/// [`shrink_if_sparse`] for a set.
+fn shrink_if_sparse_set<K: std::hash::Hash + Eq>(set: &mut HashSet<K>) {
+    if set.capacity() > 4 * set.len() + 1024 {
+        set.shrink_to_fit();
+    }
 }
 
 /// Gives memory back after an attack wave: a map that once held 1M addresses keeps its

@@ -180,8 +180,7 @@ impl Window {
         self.entries.as_slice().is_empty()
     }
 
-    /// The stored entries, oldest first (tests compare them with the reference model).
-    #[cfg(test)]
+    /// The stored entries, oldest first.
     pub(crate) fn entries(&self) -> &[Entry] {
         self.entries.as_slice()
     }

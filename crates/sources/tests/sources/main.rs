@@ -8,4 +8,5 @@ mod journal;
 mod logrotate;
 mod resume;
 mod rotation;
+mod special;
 mod util;

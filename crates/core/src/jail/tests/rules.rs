@@ -6,7 +6,9 @@ use ipnet::IpNet;
 
 use super::sim::*;
 use crate::event::{Alert, BanReason, Decision, EventKind, UnbanReason, Weight};
-use crate::jail::{Command, CommandError, JailConfig, JailEngine, Restored};
+use crate::jail::{
+    Command, CommandError, JailConfig, JailEngine, Restored, WindowEntry, WindowState,
+};
 use crate::time::Time;
 
 /// The shipped defaults with the extras off, so each test turns on what it checks.
@@ -414,6 +416,35 @@ fn manual_ban_lengths_and_replacement() {
 }
 
 #[test]
+fn manual_bans_longer_than_the_kernel_can_time_are_permanent() {
+    let mut sim = Sim::new(plain());
+    let ban = |target: &str, secs: u64| Command::Ban {
+        target: net(target),
+        duration: Some(Duration::from_secs(secs)),
+        permanent: false,
+        force: false,
+    };
+    let max = crate::jail::MAX_BAN_DURATION.as_secs();
+    sim.command(ban("192.0.2.1/32", max)).unwrap();
+    sim.command(ban("192.0.2.2/32", max + 1)).unwrap();
+    sim.command(ban("192.0.2.3/32", u64::MAX)).unwrap();
+    let mut got: Vec<_> = sim
+        .bans()
+        .iter()
+        .map(|(_, b)| (b.target, b.until.map(|u| u.since(b.since).as_secs())))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (net("192.0.2.1/32"), Some(max)),
+            (net("192.0.2.2/32"), None),
+            (net("192.0.2.3/32"), None),
+        ]
+    );
+}
+
+#[test]
 fn unban_unban_all_and_flush() {
     let mut sim = Sim::new(plain());
     assert_eq!(
@@ -471,24 +502,170 @@ fn unban_unban_all_and_flush() {
 }
 
 #[test]
-fn a_clean_login_protects_the_address_for_a_while() {
+fn a_clean_login_forgives_that_users_failures_for_a_while() {
     let mut c = plain();
     c.breach_after = Some(3);
     c.protect_after_success = Some(Duration::from_secs(3600));
+    c.protect_budget = 3;
     let mut sim = Sim::new(c);
     sim.push(attempt("192.0.2.1", at(0)));
     sim.push(success("192.0.2.1", "alice", at(10)));
-    // The admin's script then fails a lot (wrong key, say): no ban while protected.
-    sim.attempts("192.0.2.1", 20, 1, 30);
+    // alice's script then fails (wrong key, say): forgiven, up to the budget.
+    for i in 0..14 {
+        sim.push(attempt_as("192.0.2.1", "alice", at(20 + i)));
+    }
     sim.run_until(at(100));
     assert!(sim.bans().is_empty());
     assert!(sim.alerts().is_empty());
     assert_eq!(sim.engine.protected_until(ip("192.0.2.1")), Some(at(3610)));
-    assert!(sim.engine.stats().protected > 0);
+    assert_eq!(sim.engine.stats().protected, 14);
+    // Forgiven failures weigh nothing in the window (the unprotected first one still does).
+    assert_eq!(sim.engine.score(ip("192.0.2.1")), Weight(1000));
+    assert_eq!(
+        sim.engine.protection_left(ip("192.0.2.1")),
+        Some(Weight(1000))
+    );
     // After the protection ends, the window decides again.
     sim.attempts("192.0.2.1", 3611, 1, 5).drive();
     assert_eq!(sim.bans().len(), 1);
     assert_eq!(sim.bans()[0].0, at(3615));
+}
+
+#[test]
+fn protection_bans_anyway_when_its_budget_is_spent() {
+    // Issue 10: after one clean login, unlimited guessing of that account was allowed for a
+    // day. Now the failure that brings the forgiven weight to 3 × maxretry bans.
+    let mut c = plain();
+    c.protect_after_success = Some(Duration::from_secs(86400));
+    c.protect_budget = 3;
+    let mut sim = Sim::new(c);
+    sim.push(success("192.0.2.1", "alice", at(0)));
+    for i in 0..15 {
+        sim.push(attempt_as("192.0.2.1", "alice", at(10 + 60 * i)));
+    }
+    sim.drive();
+    let bans = sim.bans();
+    assert_eq!(bans.len(), 1, "{bans:?}");
+    assert_eq!(bans[0].0, at(10 + 60 * 14));
+    assert_eq!(
+        bans[0].1.reason,
+        BanReason::Threshold {
+            score: Weight(15_000)
+        }
+    );
+    assert_eq!(sim.engine.stats().protected, 14);
+    assert_eq!(sim.engine.stats().protection_exhausted, 1);
+    // The ban ended the protection.
+    assert_eq!(sim.engine.protected_until(ip("192.0.2.1")), None);
+}
+
+#[test]
+fn protection_never_covers_other_users_or_nameless_failures() {
+    // An attacker behind the admin's NAT: alice logged in cleanly, the attacker guesses
+    // other accounts. Banned at maxretry as if there were no protection.
+    let mut c = plain();
+    c.protect_after_success = Some(Duration::from_secs(86400));
+    let mut sim = Sim::new(c.clone());
+    sim.push(success("192.0.2.1", "alice", at(0)));
+    for (i, user) in ["oracle", "test", "admin", "Alice"].iter().enumerate() {
+        sim.push(attempt_as("192.0.2.1", user, at(10 + i as i64)));
+    }
+    sim.push(attempt("192.0.2.1", at(20)));
+    sim.drive();
+    assert_eq!(sim.bans().len(), 1);
+    assert_eq!(sim.bans()[0].0, at(20));
+    assert_eq!(sim.engine.stats().protected, 0);
+
+    // Forgiven failures of alice do not help other users' failures reach maxretry either
+    // way: four of alice's and four of others' are no ban; the fifth other one is.
+    let mut sim = Sim::new(c);
+    sim.push(success("192.0.2.1", "alice", at(0)));
+    for i in 0..4 {
+        sim.push(attempt_as("192.0.2.1", "alice", at(10 + i)));
+        sim.push(attempt_as("192.0.2.1", "bob", at(20 + i)));
+    }
+    sim.run_until(at(30));
+    assert!(sim.bans().is_empty());
+    assert_eq!(sim.engine.score(ip("192.0.2.1")), Weight(4000));
+    sim.push(attempt_as("192.0.2.1", "bob", at(31))).drive();
+    assert_eq!(sim.bans().len(), 1);
+}
+
+#[test]
+fn forgiven_failures_still_count_for_the_breach_rule() {
+    let mut c = plain();
+    c.breach_after = Some(3);
+    c.protect_after_success = Some(Duration::from_secs(86400));
+    let mut sim = Sim::new(c);
+    sim.push(success("192.0.2.1", "alice", at(0)));
+    for i in 0..3 {
+        sim.push(attempt_as("192.0.2.1", "alice", at(10 + i)));
+    }
+    sim.push(success("192.0.2.1", "alice", at(20)));
+    sim.drive();
+    assert_eq!(
+        sim.alerts(),
+        [Alert::Breach {
+            addr: ip("192.0.2.1"),
+            user: Some("alice".into()),
+            failures: 3,
+            time: at(20)
+        }]
+    );
+}
+
+#[test]
+fn renewals_keep_the_budget_and_a_lapsed_protection_starts_afresh() {
+    let mut c = plain();
+    c.protect_after_success = Some(Duration::from_secs(600));
+    c.protect_budget = 2;
+    let mut sim = Sim::new(c);
+    sim.push(success("192.0.2.1", "alice", at(0)));
+    for i in 0..6 {
+        sim.push(attempt_as("192.0.2.1", "alice", at(10 + i)));
+    }
+    // A renewal (another clean login) extends it but does not refill it.
+    sim.push(success("192.0.2.1", "bob", at(100)));
+    sim.run_until(at(101));
+    assert_eq!(sim.engine.protected_until(ip("192.0.2.1")), Some(at(700)));
+    assert_eq!(
+        sim.engine.protection_left(ip("192.0.2.1")),
+        Some(Weight(4000))
+    );
+    for i in 0..3 {
+        sim.push(attempt_as("192.0.2.1", "bob", at(110 + i)));
+    }
+    sim.run_until(at(200));
+    assert!(sim.bans().is_empty());
+    assert_eq!(
+        sim.engine.protection_left(ip("192.0.2.1")),
+        Some(Weight(1000))
+    );
+    // Lapsed: a new login later starts a new protection with the whole budget.
+    sim.run_until(at(800));
+    assert_eq!(sim.engine.protected_until(ip("192.0.2.1")), None);
+    sim.push(success("192.0.2.1", "alice", at(900)));
+    sim.run_until(at(901));
+    assert_eq!(
+        sim.engine.protection_left(ip("192.0.2.1")),
+        Some(Weight(10_000))
+    );
+}
+
+#[test]
+fn a_protection_remembers_a_bounded_number_of_users() {
+    let mut c = plain();
+    c.protect_after_success = Some(Duration::from_secs(600));
+    let mut sim = Sim::new(c);
+    for u in 0..=crate::jail::MAX_PROTECTED_USERS {
+        sim.push(success("192.0.2.1", &format!("u{u}"), at(u as i64)));
+    }
+    // u0 was dropped: its failures count.
+    for i in 0..5 {
+        sim.push(attempt_as("192.0.2.1", "u0", at(100 + i)));
+    }
+    sim.drive();
+    assert_eq!(sim.bans().len(), 1);
 }
 
 #[test]
@@ -716,6 +893,7 @@ fn restored_bans_cover_expire_and_history_escalates() {
             // Duplicates of an active ban's start are merged.
             (net("192.0.2.1/32"), at(-100)),
         ],
+        windows: Vec::new(),
     };
     let mut sim = Sim::restored(c, restored);
     assert_eq!(sim.engine.ban_count(), 3);
@@ -849,4 +1027,107 @@ fn reconfigure_keeps_state_and_applies_new_rules() {
             net("2001:db8:1:4::1/128"),
         ]
     );
+}
+
+#[test]
+fn window_changes_are_reported_only_when_asked_and_say_the_current_window() {
+    let mut sim = Sim::new(plain());
+    sim.attempts("192.0.2.1", 0, 1, 2).run_until(at(5));
+    assert!(
+        sim.engine.poll_window_changes().is_empty(),
+        "not tracked: nothing"
+    );
+    sim.engine.track_window_changes();
+    sim.attempts("192.0.2.2", 10, 1, 1);
+    sim.attempts("192.0.2.1", 11, 1, 1);
+    sim.run_until(at(20));
+    let changes = sim.engine.poll_window_changes();
+    let entry = |t: i64| WindowEntry {
+        time: at(t),
+        weight: Weight::ONE,
+        attempts: 1,
+    };
+    assert_eq!(
+        changes,
+        [
+            WindowState {
+                addr: ip("192.0.2.1"),
+                entries: vec![entry(0), entry(1), entry(11)],
+                until: at(11 + 600),
+            },
+            WindowState {
+                addr: ip("192.0.2.2"),
+                entries: vec![entry(10)],
+                until: at(10 + 600),
+            },
+        ]
+    );
+    assert!(sim.engine.poll_window_changes().is_empty(), "drained");
+    // Ageing is not a change; a ban clearing the window is; a flush clears them all.
+    sim.run_until(at(605));
+    assert!(sim.engine.poll_window_changes().is_empty());
+    sim.attempts("192.0.2.1", 606, 1, 4).run_until(at(610));
+    assert_eq!(sim.bans().len(), 1);
+    assert_eq!(
+        sim.engine.poll_window_changes(),
+        [WindowState {
+            addr: ip("192.0.2.1"),
+            entries: vec![],
+            until: Time::EPOCH,
+        }]
+    );
+    sim.command(Command::Flush).unwrap();
+    let flushed = sim.engine.poll_window_changes();
+    assert_eq!(flushed.len(), 1);
+    assert_eq!(flushed[0].addr, ip("192.0.2.2"));
+    assert!(flushed[0].entries.is_empty());
+}
+
+#[test]
+fn restored_windows_count_on_exactly() {
+    // Issue 10.4: a restart forgot every window, so each restart gave an attacker maxretry
+    // free tries. Three failures, "restart" (a new engine from what was reported), two more:
+    // banned at exactly the fifth.
+    let mut first = Sim::new(plain());
+    first.engine.track_window_changes();
+    first.attempts("192.0.2.1", 0, 10, 3);
+    first.attempts("192.0.2.9", 0, 10, 1);
+    first.run_until(at(30));
+    let mut windows = first.engine.poll_window_changes();
+    // A window of an address that is banned meanwhile is ignored, an empty one too.
+    windows.push(WindowState {
+        addr: ip("192.0.2.7"),
+        entries: vec![WindowEntry {
+            time: at(25),
+            weight: Weight(4000),
+            attempts: 4,
+        }],
+        until: at(625),
+    });
+    let restored = Restored {
+        bans: vec![crate::event::Ban {
+            target: net("192.0.2.7/32"),
+            jail: "sshd".into(),
+            since: at(26),
+            until: Some(at(100)),
+            ban_no: 1,
+            reason: BanReason::Manual,
+        }],
+        history: Vec::new(),
+        windows,
+    };
+    let mut second = Sim::restored(plain(), restored);
+    second.now = at(300);
+    assert_eq!(second.engine.score(ip("192.0.2.1")), Weight(3000));
+    second.attempts("192.0.2.1", 300, 1, 1).run_until(at(301));
+    assert!(second.bans().is_empty());
+    second.attempts("192.0.2.1", 302, 1, 1).run_until(at(303));
+    assert_eq!(second.bans().len(), 1);
+    assert_eq!(second.bans()[0].0, at(302));
+    // Entries that left the window while "down" count for nothing.
+    second.run_until(at(700));
+    assert_eq!(second.engine.score(ip("192.0.2.9")), Weight::ZERO);
+    // The banned address's stored window was not restored: after its ban, 4 more are no ban.
+    second.attempts("192.0.2.7", 701, 1, 4).run_until(at(710));
+    assert_eq!(second.bans().len(), 1);
 }

@@ -48,6 +48,14 @@ pub(crate) fn attempt(addr: &str, time: Time) -> Event {
     event(EventKind::Attempt, addr, time)
 }
 
+/// A failed attempt naming `user`.
+pub(crate) fn attempt_as(addr: &str, user: &str, time: Time) -> Event {
+    Event {
+        user: Some(user.into()),
+        ..attempt(addr, time)
+    }
+}
+
 pub(crate) fn success(addr: &str, user: &str, time: Time) -> Event {
     Event {
         user: Some(user.into()),
