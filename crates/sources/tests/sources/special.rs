@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use portcullis_sources::{
-    FileTail, OpenError, ReadError, ReadStatus, ReplayReader, SourceId, SourceLine,
+    FileTail, LineSource, OpenError, ReadError, ReadStatus, ReplayReader, SourceId, SourceLine,
 };
 use rustix::fs::Mode;
 
