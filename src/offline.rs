@@ -74,7 +74,11 @@ impl OfflineJail {
         mut handed: impl FnMut(&Event, Option<SuccessVerdict>),
     ) {
         let placed = self.clock.place(ev.time);
-        if let (Some(now), Some(held)) = (placed.released, self.held.take()) {
+        // Take the held event only when the clock releases it: a line the clock does not
+        // believe (dated after the input) releases nothing, and the held event stays held.
+        if let Some(now) = placed.released
+            && let Some(held) = self.held.take()
+        {
             let verdict = self.feed(now, &held);
             handed(&held, verdict);
         }

@@ -216,3 +216,46 @@ fn r10_far_off_lines_do_not_freeze_the_offline_clock() {
         "the bad time is reported: {doc}"
     );
 }
+
+/// Issue 10.5, found by the log clock's property test: the first event of an input waits
+/// for a witness; a line dated after the file's last write arriving right then used to
+/// throw the waiting event away, so a forged 2099 line after each real failure hid it.
+/// Five failures with one such line after the first: banned at the fifth.
+#[test]
+fn r10_a_far_future_line_does_not_drop_the_event_before_it() {
+    use std::process::Command;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let log = tmp.path().join("auth.log");
+    let fail = |s: u32| {
+        format!(
+            "2026-11-20T08:00:0{s}+00:00 h sshd[{s}]: Failed password for root from 198.51.100.5 port {s} ssh2"
+        )
+    };
+    let mut lines = vec![
+        fail(0),
+        "2099-01-01T00:00:00+00:00 h sshd[66]: Failed password for root from 203.0.113.66 port 1 ssh2".to_string(),
+    ];
+    lines.extend((1..=4).map(fail));
+    std::fs::write(&log, lines.join("\n") + "\n").expect("log");
+    let out = Command::new(crate::e2e::daemon::bin())
+        .args(["scan", "--json", "--timezone", "UTC"])
+        .arg(&log)
+        .output()
+        .expect("scan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["totals"]["bad_time"], 1, "{}", doc["totals"]);
+    let bans: Vec<_> = doc["addresses"]
+        .as_array()
+        .expect("addresses")
+        .iter()
+        .filter(|a| a["addr"] == "198.51.100.5")
+        .flat_map(|a| a["bans"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(bans.len(), 1, "{doc}");
+    assert_eq!(bans[0]["since"], "2026-11-20T08:00:04Z");
+}

@@ -332,7 +332,9 @@ mod tests {
         };
         for ev in events {
             let p = c.place(ev.time);
-            if let (Some(now), Some(h)) = (p.released, held.take()) {
+            if let Some(now) = p.released
+                && let Some(h) = held.take()
+            {
                 feed(&mut engine, now, &h);
             }
             match p.this {
