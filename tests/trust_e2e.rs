@@ -142,28 +142,9 @@ fn r10_far_off_lines_do_not_freeze_the_offline_clock() {
     );
     std::fs::write(&log, lines.join("\n") + "\n").expect("log");
 
-    let out = Command::new(crate::e2e::daemon::bin())
-        .args(["scan", "--json", "--timezone", "UTC"])
-        .arg(&log)
-        .output()
-        .expect("scan");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let doc = scan_json(&log);
     assert_eq!(doc["totals"]["bad_time"], 2, "{}", doc["totals"]);
-    let bans_of = |addr: &str| -> Vec<serde_json::Value> {
-        doc["addresses"]
-            .as_array()
-            .expect("addresses")
-            .iter()
-            .filter(|a| a["addr"] == addr)
-            .flat_map(|a| a["bans"].as_array().cloned().unwrap_or_default())
-            .collect()
-    };
-    let bans = bans_of("198.51.100.7");
+    let bans = bans_of(&doc, "198.51.100.7");
     assert_eq!(bans.len(), 1, "the attack after the 2099 line: {doc}");
     assert_eq!(bans[0]["since"], "2026-11-20T08:05:00Z");
     let breaches = doc["breaches"].as_array().expect("breaches");
@@ -223,7 +204,6 @@ fn r10_far_off_lines_do_not_freeze_the_offline_clock() {
 /// Five failures with one such line after the first: banned at the fifth.
 #[test]
 fn r10_a_far_future_line_does_not_drop_the_event_before_it() {
-    use std::process::Command;
     let tmp = tempfile::tempdir().expect("tmp");
     let log = tmp.path().join("auth.log");
     let fail = |s: u32| {
@@ -237,9 +217,18 @@ fn r10_a_far_future_line_does_not_drop_the_event_before_it() {
     ];
     lines.extend((1..=4).map(fail));
     std::fs::write(&log, lines.join("\n") + "\n").expect("log");
-    let out = Command::new(crate::e2e::daemon::bin())
+    let doc = scan_json(&log);
+    assert_eq!(doc["totals"]["bad_time"], 1, "{}", doc["totals"]);
+    let bans = bans_of(&doc, "198.51.100.5");
+    assert_eq!(bans.len(), 1, "{doc}");
+    assert_eq!(bans[0]["since"], "2026-11-20T08:00:04Z");
+}
+
+/// `scan --json --timezone UTC LOG`, which must succeed.
+fn scan_json(log: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(crate::e2e::daemon::bin())
         .args(["scan", "--json", "--timezone", "UTC"])
-        .arg(&log)
+        .arg(log)
         .output()
         .expect("scan");
     assert!(
@@ -247,15 +236,16 @@ fn r10_a_far_future_line_does_not_drop_the_event_before_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(doc["totals"]["bad_time"], 1, "{}", doc["totals"]);
-    let bans: Vec<_> = doc["addresses"]
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// The bans `scan --json` lists for `addr`.
+fn bans_of(doc: &serde_json::Value, addr: &str) -> Vec<serde_json::Value> {
+    doc["addresses"]
         .as_array()
         .expect("addresses")
         .iter()
-        .filter(|a| a["addr"] == "198.51.100.5")
+        .filter(|a| a["addr"] == addr)
         .flat_map(|a| a["bans"].as_array().cloned().unwrap_or_default())
-        .collect();
-    assert_eq!(bans.len(), 1, "{doc}");
-    assert_eq!(bans[0]["since"], "2026-11-20T08:00:04Z");
+        .collect()
 }

@@ -51,19 +51,20 @@ impl Handler for MemoryDaemon {
                     .cloned()
                     .collect(),
             })),
+            // A manual ban in memory: loopback stands for the allowlist.
+            Command::Ban { target, force, .. } if target.0.addr().is_loopback() && !force => {
+                Err(ErrorBody::new(
+                    ErrorKind::Allowlisted,
+                    format!("{target} is allowlisted; use --force"),
+                ))
+            }
             Command::Ban {
                 target,
                 jail,
                 duration,
                 permanent,
-                force,
+                ..
             } => {
-                if target.0.addr().is_loopback() && !force {
-                    return Err(ErrorBody::new(
-                        ErrorKind::Allowlisted,
-                        format!("{target} is allowlisted; use --force"),
-                    ));
-                }
                 let entry = BanEntry {
                     target,
                     jail: jail.unwrap_or_else(|| "manual".into()),
