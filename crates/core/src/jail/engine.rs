@@ -120,8 +120,11 @@ struct Protection {
     /// The users whose clean login started or renewed it, oldest first, at most
     /// [`MAX_PROTECTED_USERS`] (a new one drops the oldest).
     users: Vec<Box<str>>,
-    /// Weight of the failures forgiven since it started (renewals keep it).
+    /// Weight of the failures forgiven in the current budget period (renewals keep it).
     spent: u64,
+    /// When the current budget period began: the protection's start, then once per
+    /// `protect_after_success` (a login never renews the budget; time does).
+    period_start: Time,
 }
 
 impl Protection {
@@ -235,13 +238,16 @@ impl PrefixLengths {
 ///   weight zero (its attempts still count for the breach rule) and its weight is charged to
 ///   the protection instead. Failures naming another user, or none (an attacker behind the
 ///   same NAT, pre-auth probes), are counted as if there were no protection. The forgiven
-///   weight is capped: the failure that brings it to `protect_budget × maxretry` since the
-///   protection started bans A anyway ([`JailStats::protection_exhausted`]). A ban of A ends
-///   its protection; the next clean login after it, or after the protection lapsed, starts
-///   a new one with a fresh budget. So between two bans, an address gets at most
-///   `maxretry` (minus one failure) of weight per `findtime` from unprotected failures and
-///   less than `protect_budget × maxretry` per protection from protected ones. Protection
-///   lives in memory only: a restart ends it (the budget is never renewed by a restart).
+///   weight is capped per period of `protect_after_success` (a day by default), counted from
+///   the protection's start: the failure that brings it to `protect_budget × maxretry`
+///   within one period bans A anyway ([`JailStats::protection_exhausted`]); the budget is
+///   whole again when the next period begins (time renews it, a login never does). A ban of
+///   A ends its protection; the next clean login after it, or after the protection lapsed,
+///   starts a new one. So between two bans, an address gets at most `maxretry` (minus one
+///   failure) of weight per `findtime` from unprotected failures and less than
+///   `protect_budget × maxretry` per period from protected ones, while a user who logs in
+///   daily and mistypes a few times a day is never banned. Protection lives in memory
+///   only: a restart ends it (the budget is never renewed by a restart).
 /// - IPv6: when `v6_net_threshold` addresses of one `/v6_prefix` are banned at the same time,
 ///   the network is banned ([`BanReason::Aggregate`], escalating on its own history) and the
 ///   member bans it outlasts are lifted with [`UnbanReason::Superseded`].
@@ -762,7 +768,15 @@ impl JailEngine {
             && covering_ban(&self.bans, &self.lengths, addr, Lengths::All).is_none()
         {
             let budget = self.protection_budget();
+            let period = self.config.protect_after_success.unwrap_or(Duration::MAX);
+            let clock = self.clock();
             if let Some(p) = self.protected.get_mut(&addr) {
+                if clock >= p.period_start.saturating_add(period) {
+                    // A new period: the budget is whole again (a user who mistypes now and
+                    // then over weeks of daily logins is never banned for it).
+                    p.period_start = clock;
+                    p.spent = 0;
+                }
                 p.spent = p.spent.saturating_add(u64::from(weight));
                 if p.spent >= budget {
                     exhausted = Some(p.spent);
@@ -857,11 +871,13 @@ impl JailEngine {
                     until,
                     users: Vec::new(),
                     spent: 0,
+                    period_start: clock,
                 });
                 if p.until <= clock {
                     // Lapsed (not swept yet): this login starts a new protection.
                     p.users.clear();
                     p.spent = 0;
+                    p.period_start = clock;
                 }
                 p.until = p.until.max(until);
                 if let Some(i) = p.users.iter().position(|u| **u == *user) {

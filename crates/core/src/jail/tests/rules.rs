@@ -560,6 +560,41 @@ fn protection_bans_anyway_when_its_budget_is_spent() {
 }
 
 #[test]
+fn an_admin_who_mistypes_daily_for_weeks_is_never_banned() {
+    // The budget is per period (a day), not for the life of a protection that daily logins
+    // keep renewing: found on the bench corpus, where three admins with hundreds of logins
+    // and a few typos a day were banned on the third day.
+    let mut c = plain();
+    c.protect_after_success = Some(Duration::from_secs(86400));
+    c.protect_budget = 3;
+    let mut sim = Sim::new(c);
+    for day in 0..30 {
+        let t = day * 86400;
+        sim.push(success("192.0.2.1", "alice", at(t)));
+        for i in 0..8 {
+            // Eight typos a day, each more than findtime apart: none reaches maxretry.
+            sim.push(attempt_as("192.0.2.1", "alice", at(t + 100 + 900 * i)));
+        }
+    }
+    sim.drive();
+    assert!(sim.bans().is_empty(), "{:?}", sim.bans());
+    assert_eq!(sim.engine.stats().protected, 240);
+
+    // Within one period the cap still holds, whatever the logins: 15 in a day ban.
+    let mut c = plain();
+    c.protect_after_success = Some(Duration::from_secs(86400));
+    c.protect_budget = 3;
+    let mut sim = Sim::new(c);
+    for i in 0..15 {
+        sim.push(success("192.0.2.1", "alice", at(60 * i)));
+        sim.push(attempt_as("192.0.2.1", "alice", at(60 * i + 30)));
+    }
+    sim.drive();
+    assert_eq!(sim.bans().len(), 1, "{:?}", sim.bans());
+    assert_eq!(sim.bans()[0].0, at(60 * 14 + 30));
+}
+
+#[test]
 fn protection_never_covers_other_users_or_nameless_failures() {
     // An attacker behind the admin's NAT: alice logged in cleanly, the attacker guesses
     // other accounts. Banned at maxretry as if there were no protection.
