@@ -117,10 +117,11 @@ proptest! {
         let mut engine = JailEngine::new(config, Restored::default());
         let mut since: HashMap<IpAddr, Since> = HashMap::new();
         let mut now = EPOCH;
-        let mut clock = EPOCH;
+        // The engine's clock: the largest `now` it was given (it starts at the first one).
+        let mut clock: Option<Time> = None;
         for op in ops {
             now = shift(now, op.step);
-            clock = clock.max(now);
+            let clock = *clock.insert(clock.map_or(now, |c| c.max(now)));
             let addr = ip(ADDRS[op.addr]);
             // Expire what is due first, so "banned before the event" is observable.
             engine.handle_timeout(now);
