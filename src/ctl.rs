@@ -143,6 +143,11 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
                 "jail {}: {} active bans, {} bans since start, {} failed attempts\n",
                 j.name, j.active_bans, j.total_bans, j.attempts
             );
+            let l = &j.lines;
+            s += &format!(
+                "  lines: {} read, {} matched, {} ignored, {} not understood (no known timestamp and header), {} bad\n",
+                l.read, l.matched, l.ignored, l.unparsed, l.bad
+            );
             for src in &j.sources {
                 s += &format!(
                     "  source {}: {} lines, {}{}\n",

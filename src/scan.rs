@@ -96,6 +96,8 @@ struct Totals {
     matched: u64,
     ignored: u64,
     unmatched: u64,
+    /// Of `unmatched`: lines whose prefix (timestamp, header) was not understood.
+    unparsed: u64,
     bad_lines: u64,
     /// Events whose time was not believed (after the file's last write, an unconfirmed
     /// jump, far in the past): they did not move the clock (summed over jails).
@@ -243,12 +245,14 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         totals.matched += st.matched;
         totals.ignored += st.ignored;
         totals.unmatched += st.unmatched;
+        totals.unparsed += st.unparsed;
         totals.bad_lines += st.bad;
     }
     if let Some(par) = &parallel {
         totals.matched += par.stats.matched;
         totals.ignored += par.stats.ignored;
         totals.unmatched += par.stats.unmatched;
+        totals.unparsed += par.stats.unparsed;
         totals.bad_lines += par.stats.bad;
     }
     if let Some(pb) = progress {
@@ -433,10 +437,7 @@ impl Parallel {
             }
             for h in handles {
                 for st in h.join().unwrap_or_default() {
-                    self.stats.matched += st.matched;
-                    self.stats.ignored += st.ignored;
-                    self.stats.unmatched += st.unmatched;
-                    self.stats.bad += st.bad;
+                    self.stats.add(&st);
                 }
             }
             match reader.join() {
@@ -595,6 +596,13 @@ fn write_human(
         totals.bad_lines,
         totals.seconds
     )?;
+    if totals.unparsed > 0 {
+        writeln!(
+            out,
+            "{} lines not understood (no known timestamp and header): see test-filter --print-missed",
+            totals.unparsed
+        )?;
+    }
     if totals.bad_time > 0 {
         writeln!(
             out,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use portcullis_config::JailSpec;
+use portcullis_core::filter::{EventMatcher, Stats};
 use portcullis_core::{Event, EventKind};
 use portcullis_sources::SourceLine;
 
@@ -27,6 +28,15 @@ impl LiveJail {
             matchers: HashMap::new(),
             filter,
         }
+    }
+
+    /// The line counters of all its matchers together.
+    pub fn line_stats(&self) -> Stats {
+        let mut all = Stats::default();
+        for m in self.matchers.values() {
+            all.add(m.stats());
+        }
+        all
     }
 
     /// Match one line from source `source`: `events` gets what it says (cleared first).

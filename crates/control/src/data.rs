@@ -140,8 +140,32 @@ pub struct JailStatus {
     pub total_bans: u64,
     /// Weighted failed attempts seen since start.
     pub attempts: u64,
+    /// What its filter made of the lines it read since start.
+    #[serde(default)]
+    pub lines: LineCounts,
     /// Its log sources.
     pub sources: Vec<SourceStatus>,
+}
+
+/// A filter's line counters (all its sources together).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineCounts {
+    /// Lines (or journal records) read.
+    pub read: u64,
+    /// Lines that gave an event.
+    pub matched: u64,
+    /// Lines a rule matched and an ignore pattern dropped.
+    pub ignored: u64,
+    /// Lines no rule matched, including other programs' lines.
+    pub unmatched: u64,
+    /// Of `unmatched`: lines whose prefix (timestamp and header) was not understood.
+    pub unparsed: u64,
+    /// Lines for the filter that could not be used (too long, bad address, …).
+    pub bad: u64,
+    /// Of `bad`: lines of the line cap or longer.
+    pub oversized: u64,
+    /// Lines without a known timestamp (the read time was used).
+    pub no_timestamp: u64,
 }
 
 /// One log source and where it is.

@@ -99,6 +99,12 @@ impl Civil {
         self.day
     }
 
+    /// The day of the week, 0 for Monday to 6 for Sunday (1970-01-01 was a Thursday).
+    pub fn weekday(&self) -> u8 {
+        // `rem_euclid(7)` is 0..=6, so the cast is lossless.
+        (days_from_civil(self.year, self.month, self.day) + 3).rem_euclid(7) as u8
+    }
+
     /// Seconds since 1970-01-01T00:00:00 of this civil time read as UTC.
     fn utc_seconds(&self) -> i64 {
         days_from_civil(self.year, self.month, self.day) * DAY_SECS

@@ -5,8 +5,12 @@
 //! [`crate::calendar`], which the Fail2Ban templates use too.
 //!
 //! Forms understood (each optionally inside `[…]`):
-//! - syslog `Mmm dd HH:MM:SS` / `Mmm  d HH:MM:SS`, optional `.fraction`; no year: see
-//!   [`YearInference`] for how it is inferred;
+//! - syslog `Mmm dd HH:MM:SS` / `Mmm  d HH:MM:SS` / `Mmm d HH:MM:SS` (one space, one
+//!   digit, as some relays write it), optional `.fraction`; no year: see [`YearInference`]
+//!   for how it is inferred;
+//! - journalctl `short-full` `Www YYYY-MM-DD HH:MM:SS[.f] ZONE` (`UTC`/`GMT` or a numeric
+//!   offset are exact; any other zone name is read as the parser's zone, which is the one
+//!   journalctl printed it in when it runs on this host);
 //! - RFC 3339 / ISO 8601 `YYYY-MM-DD[T ]HH:MM:SS[.,fraction][Z|±HH:MM|±HHMM|±HH]`; without an
 //!   offset the time is local;
 //! - epoch `SSSSSSSSSS[.fraction]` (9–11 digits of seconds), 13 digits of milliseconds or
@@ -109,7 +113,7 @@ fn parse_stamp(b: &[u8]) -> Option<(Stamp, usize)> {
             _ => parse_epoch(b),
         }
     } else if first.is_ascii_alphabetic() {
-        parse_syslog(b)
+        parse_syslog(b).or_else(|| parse_short_full(b))
     } else {
         None
     }
@@ -121,16 +125,20 @@ fn parse_syslog(b: &[u8]) -> Option<(Stamp, usize)> {
     if b.get(3) != Some(&b' ') {
         return None;
     }
-    let day = match (b.get(4)?, b.get(5)?) {
-        (b' ', d) if d.is_ascii_digit() => d - b'0',
-        (d1, d2) if d1.is_ascii_digit() && d2.is_ascii_digit() => (d1 - b'0') * 10 + (d2 - b'0'),
+    // `Mmm dd`, `Mmm  d` (syslog's padding) or `Mmm d` (one space, one digit).
+    let (day, at) = match (b.get(4)?, b.get(5)?) {
+        (b' ', d) if d.is_ascii_digit() => (d - b'0', 6),
+        (d, b' ') if d.is_ascii_digit() => (d - b'0', 5),
+        (d1, d2) if d1.is_ascii_digit() && d2.is_ascii_digit() => {
+            ((d1 - b'0') * 10 + (d2 - b'0'), 6)
+        }
         _ => return None,
     };
-    if b.get(6) != Some(&b' ') {
+    if b.get(at) != Some(&b' ') {
         return None;
     }
-    let (hour, minute, second) = hms(b, 7)?;
-    let (micros, end) = fraction(b, 15);
+    let (hour, minute, second) = hms(b, at + 1)?;
+    let (micros, end) = fraction(b, at + 9);
     // Feb 29 passes here; the year inference checks it again in each candidate year.
     let c = Civil::yearless(month, day, hour, minute, second, micros)?;
     Some((Stamp::Yearless(c), end))
@@ -154,6 +162,65 @@ fn parse_iso(b: &[u8]) -> Option<(Stamp, usize)> {
         (Some(off), end) => Some((Stamp::Offset(c, off), end)),
         (None, end) => Some((Stamp::Local(c), end)),
     }
+}
+
+/// journalctl's `short-full`: `Www YYYY-MM-DD HH:MM:SS[.f] ZONE`. The weekday is checked
+/// against the date's own and the zone must be one (`UTC`, `GMT`, `±HHMM`, or 2–5
+/// capitals), so a line that merely starts with a word and a date is not taken.
+fn parse_short_full(b: &[u8]) -> Option<(Stamp, usize)> {
+    let weekday = weekday_from_abbrev(b.get(..3)?)?;
+    if b.get(3) != Some(&b' ') || !b.get(4).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let (Stamp::Local(c), end) = parse_iso(&b[4..])? else {
+        return None;
+    };
+    if c.weekday() != weekday {
+        return None;
+    }
+    let end = end + 4;
+    if b.get(end) != Some(&b' ') {
+        return None;
+    }
+    let zone = end + 1;
+    let len = b[zone..]
+        .iter()
+        .take(6)
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-'))
+        .count();
+    let name = &b[zone..zone + len];
+    if len == 0 || b.get(zone + len).is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    if name.eq_ignore_ascii_case(b"UTC") || name.eq_ignore_ascii_case(b"GMT") {
+        return Some((Stamp::Offset(c, 0), zone + len));
+    }
+    if matches!(name.first(), Some(b'+' | b'-')) {
+        return match offset(b, zone)? {
+            (Some(off), end) if end == zone + len => Some((Stamp::Offset(c, off), end)),
+            _ => None,
+        };
+    }
+    // A zone abbreviation (CET, CEST, EST, AEDT): 2 to 5 capitals; a host name is not one.
+    if !(2..=5).contains(&len) || !name.iter().all(u8::is_ascii_uppercase) {
+        return None;
+    }
+    Some((Stamp::Local(c), zone + len))
+}
+
+/// `Mon`…`Sun` (any letter case) as 0…6, Monday first.
+fn weekday_from_abbrev(b: &[u8]) -> Option<u8> {
+    let lower = [b.first()? | 0x20, b.get(1)? | 0x20, b.get(2)? | 0x20];
+    Some(match &lower {
+        b"mon" => 0,
+        b"tue" => 1,
+        b"wed" => 2,
+        b"thu" => 3,
+        b"fri" => 4,
+        b"sat" => 5,
+        b"sun" => 6,
+        _ => return None,
+    })
 }
 
 /// `dd/Mmm/YYYY:HH:MM:SS[ ±HHMM]` (Apache and nginx access logs).
@@ -335,6 +402,15 @@ mod tests {
         (Zone::Utc, "Nov  5 08:00:01 host", REF, "2026-11-05T08:00:01Z", Some(16)),
         (Zone::Utc, "Nov 25 08:00:01.250 host", REF, "2026-11-25T08:00:01.25Z", Some(20)),
         (Zone::Utc, "Nov 25 08:00:01", REF, "2026-11-25T08:00:01Z", Some(15)),
+        // One space and one digit (some relays), still a date.
+        (Zone::Utc, "Nov 2 15:40:14 host sshd[1]: x", REF, "2026-11-02T15:40:14Z", Some(15)),
+        (Zone::Utc, "Nov 2 15:40:14.5 host", REF, "2026-11-02T15:40:14.5Z", Some(17)),
+        // journalctl -o short-full: UTC exact, a numeric offset exact, a zone name local.
+        (Zone::Cet, "Mon 2026-11-02 15:40:14 UTC host sshd[1]: x", REF, "2026-11-02T15:40:14Z", Some(28)),
+        (Zone::Cet, "Mon 2026-11-02 15:40:14 CET host", REF, "2026-11-02T14:40:14Z", Some(28)),
+        (Zone::Cet, "Wed 2026-07-01 08:00:01 CEST host", REF, "2026-07-01T06:00:01Z", Some(29)),
+        (Zone::Utc, "Mon 2026-11-02 15:40:14 +0100 host", REF, "2026-11-02T14:40:14Z", Some(30)),
+        (Zone::Utc, "mon 2026-11-02 15:40:14.25 GMT", REF, "2026-11-02T15:40:14.25Z", Some(30)),
         // Syslog in a local zone, winter and summer.
         (Zone::Cet, "Nov 25 08:00:01 h", REF, "2026-11-25T07:00:01Z", None),
         (Zone::Cet, "Jul  1 08:00:01 h", REF, "2026-07-01T06:00:01Z", None),
@@ -436,6 +512,15 @@ mod tests {
             "32/Nov/2026:08:00:01 h",
             // Malformed.
             "Foo 25 10:00:00 h",
+            "Nov 2  15:40:14 h",
+            "Nov 123 15:40:14 h",
+            // short-full with the wrong weekday, no zone, or a zone that is not one.
+            "Tue 2026-11-02 15:40:14 UTC h",
+            "Mon 2026-11-02 15:40:14",
+            "Mon 2026-11-02 15:40:14 host",
+            "Mon 2026-11-02 15:40:14 UTC1 h",
+            "Mon 2026-11-02 15:40:14 +01x h",
+            "Mon 2026-11-02T15:40:14Z UTC h",
             "Nov 25 10:00 h",
             "Nov 25 10:00:001 h",
             "2026-11-25X08:00:01 h",

@@ -686,6 +686,61 @@ fn every_form_with_rfc3339_prefix() {
     }
 }
 
+/// Issue 12.2: every timestamp and header shape a host writes, for every form: syslog with
+/// a one-digit day and one space, `<PRI>` before it, RFC 5424, journalctl `short-full`, and
+/// the Solaris/illumos `[ID n facility.level]` tag. Each reads as the same event at the same
+/// time; a prefix that is not understood is counted `unparsed`, never dropped silently.
+#[test]
+fn every_form_with_every_prefix_shape() {
+    let f = sshd();
+    let shapes: [(&str, &str); 5] = [
+        ("Nov 5 08:00:01 web1 {p}[123]: {m}", "2026-11-05T08:00:01Z"),
+        (
+            "<38>Nov  5 08:00:01 web1 {p}[123]: {m}",
+            "2026-11-05T08:00:01Z",
+        ),
+        (
+            "<38>1 2026-11-05T08:00:01.25Z web1 {p} 123 - - {m}",
+            "2026-11-05T08:00:01.25Z",
+        ),
+        (
+            "Thu 2026-11-05 08:00:01 UTC web1 {p}[123]: {m}",
+            "2026-11-05T08:00:01Z",
+        ),
+        (
+            "Nov  5 08:00:01 web1 {p}[123]: [ID 800047 auth.info] {m}",
+            "2026-11-05T08:00:01Z",
+        ),
+    ];
+    for (shape, at) in shapes {
+        for program in ["sshd", "sshd-session"] {
+            for case in CASES {
+                let mut m =
+                    LineMatcher::new(f.clone(), DateParser::new(jiff::tz::TimeZone::UTC)).unwrap();
+                let line = shape.replace("{p}", program).replace("{m}", case.0);
+                let (o, ev) = feed(&mut m, &line);
+                check(case, o, &ev, &m, &line);
+                if !ev.is_empty() {
+                    assert_eq!(ev[0].time, ts(at), "{line}");
+                }
+                assert_eq!(m.stats().unparsed, 0, "{line}");
+            }
+        }
+    }
+    let mut m = matcher();
+    for line in [
+        "Nov 5  08:00:01 web1 sshd[1]: Failed password for root from 192.0.2.1 port 1 ssh2",
+        "garbage without any header",
+        "",
+        "<38>1 2026-11-05T08:00:01Z web1 - 1 - - Failed password for root from 192.0.2.1 port 1 ssh2",
+    ] {
+        let (o, ev) = feed(&mut m, line);
+        assert!(ev.is_empty(), "{line:?}: {o:?}");
+    }
+    assert_eq!(m.stats().unparsed, 4);
+    assert_eq!(m.stats().unmatched, 4);
+}
+
 #[test]
 fn every_form_as_journal_record() {
     let f = sshd();
@@ -755,7 +810,8 @@ fn other_lines_are_unmatched() {
     }
     let s = m.stats();
     assert_eq!(s.unmatched, (NOT_MATCHED.len() + 5) as u64);
-    assert_eq!(s.other_program, 5);
+    // Lines without a header are not another program's: their prefix is not understood.
+    assert_eq!((s.other_program, s.unparsed), (3, 2));
     assert_eq!(s.matched, 0);
     let mut ev = Vec::new();
     let rec = Record {

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use portcullis_control::ErrorBody;
 use portcullis_control::data::{
-    AlertEntry, BackendStatus, HookStatus, JailStatus, SourceStatus, StatusData,
+    AlertEntry, BackendStatus, HookStatus, JailStatus, LineCounts, SourceStatus, StatusData,
 };
 use portcullis_core::event::Alert;
 
@@ -28,6 +28,7 @@ pub async fn status(d: &Daemon, jail: Option<&str>) -> Result<StatusData, ErrorB
             active_bans: d.jails.engine(idx).ban_count() as u64,
             total_bans: d.jails.total_bans(idx),
             attempts: d.jails.attempts(idx),
+            lines: line_counts(&d.filters[idx].line_stats()),
             sources: d
                 .sources
                 .iter()
@@ -97,4 +98,18 @@ fn recent_alerts(d: &Daemon) -> Vec<AlertEntry> {
             },
         })
         .collect()
+}
+
+/// A filter's counters as `status` shows them.
+fn line_counts(st: &portcullis_core::filter::Stats) -> LineCounts {
+    LineCounts {
+        read: st.lines,
+        matched: st.matched,
+        ignored: st.ignored,
+        unmatched: st.unmatched,
+        unparsed: st.unparsed,
+        bad: st.bad,
+        oversized: st.oversized,
+        no_timestamp: st.no_timestamp,
+    }
 }

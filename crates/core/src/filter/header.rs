@@ -1,4 +1,7 @@
-//! The syslog header after the timestamp: `host program[pid]: message`.
+//! The syslog header around the timestamp: an optional `<PRI>` (and RFC 5424's version)
+//! before it, `host program[pid]: message` (BSD, RFC 3164) or `host app procid msgid sd
+//! message` (RFC 5424) after it, and the Solaris/illumos `[ID n facility.level]` tag at the
+//! start of the message.
 
 /// The parts of a syslog line after its timestamp.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -31,8 +34,144 @@ pub fn parse_header(rest: &[u8]) -> Option<Header<'_>> {
     }
 }
 
+/// Splits a whole log line: its time (`None` when no known timestamp starts it) and its
+/// header (`None` when the prefix is not understood: such lines are counted `unparsed`).
+/// Understands `<PRI>` before BSD lines and RFC 5424 (its nil timestamp `-` included).
+pub fn split_line<'a>(
+    dates: &mut crate::date::DateParser,
+    line: &'a [u8],
+    reference: crate::time::Time,
+) -> (Option<crate::time::Time>, Option<Header<'a>>) {
+    let (body, syntax) = strip_priority(line);
+    let (time, rest) = match dates.parse_prefix(body, reference) {
+        Some((t, n)) => (Some(t), body.get(n..).unwrap_or_default()),
+        None => (None, body),
+    };
+    let header = match syntax {
+        Syntax::Bsd => parse_header(rest),
+        Syntax::Rfc5424 => match (time, rest.strip_prefix(b"- ")) {
+            (Some(_), _) => parse_rfc5424_header(rest),
+            (None, Some(after_nil)) => parse_rfc5424_header(after_nil),
+            (None, None) => None,
+        },
+    };
+    (time, header)
+}
+
+/// Which header follows the timestamp.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    /// `host tag: message` (RFC 3164 and what syslog daemons write to files).
+    Bsd,
+    /// `host app procid msgid structured-data message` (RFC 5424).
+    Rfc5424,
+}
+
+/// Drops a leading `<PRI>` (1–3 digits) and, for RFC 5424, its version `1 `: the rest
+/// starts with the timestamp. Lines without a priority are [`Syntax::Bsd`].
+#[inline]
+pub fn strip_priority(line: &[u8]) -> (&[u8], Syntax) {
+    if line.first() != Some(&b'<') {
+        return (line, Syntax::Bsd);
+    }
+    let digits = line[1..]
+        .iter()
+        .take(4)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if !(1..=3).contains(&digits) || line.get(1 + digits) != Some(&b'>') {
+        return (line, Syntax::Bsd);
+    }
+    let rest = &line[2 + digits..];
+    match rest.strip_prefix(b"1 ") {
+        Some(after) => (after, Syntax::Rfc5424),
+        None => (rest, Syntax::Bsd),
+    }
+}
+
+/// RFC 5424's header after the timestamp: `HOST APP PROCID MSGID SD [MSG]`. A nil (`-`)
+/// APP-NAME has no program: `None`. PROCID is the pid when it is a number. SD is `-` or one
+/// or more `[…]` elements (`\]` and `\"` escaped inside quoted values); a UTF-8 BOM
+/// before the message is dropped.
+pub fn parse_rfc5424_header(rest: &[u8]) -> Option<Header<'_>> {
+    let mut fields = rest.splitn(5, |&c| c == b' ');
+    let (_host, app, procid, _msgid) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    if app.is_empty() || app == b"-" {
+        return None;
+    }
+    let after = fields.next()?;
+    let sd_end = structured_data_end(after)?;
+    let message = match after.get(sd_end) {
+        None => &b""[..],
+        Some(b' ') => &after[sd_end + 1..],
+        Some(_) => return None,
+    };
+    let message = message.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(message);
+    Some(Header {
+        program: app,
+        pid: parse_u32(procid),
+        message: strip_solaris_id(message),
+    })
+}
+
+/// The end of RFC 5424 STRUCTURED-DATA at the start of `b`: `-`, or `[…]` elements.
+fn structured_data_end(b: &[u8]) -> Option<usize> {
+    if b.first() == Some(&b'-') {
+        return Some(1);
+    }
+    let mut i = 0;
+    while b.get(i) == Some(&b'[') {
+        let mut quoted = false;
+        i += 1;
+        loop {
+            match *b.get(i)? {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b']' if !quoted => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    (i > 0).then_some(i)
+}
+
+/// Drops the Solaris/illumos message tag `[ID 800047 auth.info] ` from the start of a
+/// message (it comes before the text sshd wrote).
+#[inline]
+fn strip_solaris_id(message: &[u8]) -> &[u8] {
+    let Some(rest) = message.strip_prefix(b"[ID ") else {
+        return message;
+    };
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || rest.get(digits) != Some(&b' ') {
+        return message;
+    }
+    let tag = &rest[digits + 1..];
+    let Some(close) = tag.iter().take(40).position(|&c| c == b']') else {
+        return message;
+    };
+    let level = &tag[..close];
+    let well_formed = level.contains(&b'.')
+        && level
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'.');
+    match (well_formed, tag.get(close + 1)) {
+        (true, Some(b' ')) => &tag[close + 2..],
+        (true, None) => b"",
+        _ => message,
+    }
+}
+
 #[inline]
 fn split_tag<'a>(tag: &'a [u8], message: &'a [u8]) -> Option<Header<'a>> {
+    let message = strip_solaris_id(message);
     let tag = tag.strip_suffix(b":")?;
     if tag.is_empty() {
         return None;
@@ -95,6 +234,100 @@ mod tests {
         );
         let h = parse_header(b"web1 postfix/smtpd[1]: x").unwrap();
         assert_eq!(h.program, b"postfix/smtpd");
+    }
+
+    #[test]
+    fn priority_and_version() {
+        assert_eq!(
+            strip_priority(b"<34>1 2026-11-02T15:40:14Z h sshd 1 - - m"),
+            (&b"2026-11-02T15:40:14Z h sshd 1 - - m"[..], Syntax::Rfc5424)
+        );
+        assert_eq!(
+            strip_priority(b"<38>Nov  2 15:40:14 h sshd[1]: m"),
+            (&b"Nov  2 15:40:14 h sshd[1]: m"[..], Syntax::Bsd)
+        );
+        for plain in [&b"Nov  2 x"[..], b"<x>1 y", b"<1234>1 y", b"<>1 y", b"<12"] {
+            assert_eq!(strip_priority(plain), (plain, Syntax::Bsd));
+        }
+    }
+
+    #[test]
+    fn rfc5424_headers() {
+        let h = parse_rfc5424_header(b"web1 sshd 1234 - - Failed password for root").unwrap();
+        assert_eq!(
+            (h.program, h.pid, h.message),
+            (&b"sshd"[..], Some(1234), &b"Failed password for root"[..])
+        );
+        let h = parse_rfc5424_header(
+            b"web1 sshd-session - ID47 [ex@32473 a=\"x\\]y\"][b c=\"d\"] \xEF\xBB\xBFhello",
+        )
+        .unwrap();
+        assert_eq!(
+            (h.program, h.pid, h.message),
+            (&b"sshd-session"[..], None, &b"hello"[..])
+        );
+        assert_eq!(
+            parse_rfc5424_header(b"web1 sshd 1 - -").unwrap().message,
+            b""
+        );
+        // No app, too few fields, broken structured data.
+        assert_eq!(parse_rfc5424_header(b"web1 - 1 - - m"), None);
+        assert_eq!(parse_rfc5424_header(b"web1 sshd 1"), None);
+        assert_eq!(parse_rfc5424_header(b"web1 sshd 1 - [a b=\"c] m"), None);
+        assert_eq!(parse_rfc5424_header(b"web1 sshd 1 - x m"), None);
+    }
+
+    #[test]
+    fn whole_lines_of_every_syntax() {
+        let mut dates = crate::date::DateParser::new(jiff::tz::TimeZone::UTC);
+        let reference: crate::time::Time = "2026-11-25T12:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .into();
+        for line in [
+            &b"Nov  2 15:40:14 web1 sshd[7]: Failed password"[..],
+            b"Nov 2 15:40:14 web1 sshd[7]: Failed password",
+            b"<38>Nov  2 15:40:14 web1 sshd[7]: Failed password",
+            b"<38>1 2026-11-02T15:40:14.003Z web1 sshd 7 - - Failed password",
+            b"Mon 2026-11-02 15:40:14 UTC web1 sshd[7]: Failed password",
+            b"Nov  2 15:40:14 web1 sshd[7]: [ID 800047 auth.info] Failed password",
+        ] {
+            let (time, h) = split_line(&mut dates, line, reference);
+            let text = String::from_utf8_lossy(line);
+            assert_eq!(time.map(|t| t.as_secs()), Some(1_793_634_014), "{text}");
+            let h = h.unwrap_or_else(|| panic!("{text}: no header"));
+            assert_eq!(
+                (h.program, h.pid, h.message),
+                (&b"sshd"[..], Some(7), &b"Failed password"[..]),
+                "{text}"
+            );
+        }
+        let (time, h) = split_line(&mut dates, b"<38>1 - web1 sshd 7 - - m", reference);
+        assert_eq!((time, h.map(|h| h.message)), (None, Some(&b"m"[..])));
+        for unparsed in [
+            &b"Nov 2  15:40:14 web1 sshd[7]: m"[..],
+            b"",
+            b"garbage",
+            b"<38>1 garbage",
+        ] {
+            assert_eq!(split_line(&mut dates, unparsed, reference).1, None);
+        }
+    }
+
+    #[test]
+    fn solaris_message_ids() {
+        let h = parse_header(b"host sshd[99]: [ID 800047 auth.info] Failed password").unwrap();
+        assert_eq!(h.message, b"Failed password");
+        // Not the tag: left as it is.
+        for m in [
+            &b"[ID x auth.info] m"[..],
+            b"[ID 1 auth info] m",
+            b"[ID 1 auth.info]m",
+            b"[ID 1 a\"b.c] m",
+        ] {
+            let line = [&b"host sshd[1]: "[..], m].concat();
+            assert_eq!(parse_header(&line).unwrap().message, m);
+        }
     }
 
     #[test]

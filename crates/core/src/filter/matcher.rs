@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use super::coalesce::{Coalescer, Merge};
 use super::compile::{Filter, MessageMatch, Scratch};
-use super::header::{parse_header, parse_u32};
+use super::header::{parse_u32, split_line};
 use super::native::RegexPattern;
 use super::pattern::Pattern;
 use crate::date::DateParser;
@@ -77,8 +77,12 @@ pub struct Stats {
     pub ignored: u64,
     /// Lines no rule matched (including other programs' lines).
     pub unmatched: u64,
-    /// Of `unmatched`: lines of programs the filter does not read, or without a header.
+    /// Of `unmatched`: lines of programs the filter does not read.
     pub other_program: u64,
+    /// Of `unmatched`: lines whose prefix (timestamp and `host program[pid]:` header, or
+    /// RFC 5424's) is not understood, so no program could be told. Counted, never dropped
+    /// silently: `scan` totals, `status`, `test-filter --print-missed`.
+    pub unparsed: u64,
     /// Lines for this filter that could not be used (see [`BadLine`]).
     pub bad: u64,
     /// Of `bad`: lines of [`MAX_LINE`] bytes or more.
@@ -94,6 +98,45 @@ pub struct Stats {
     pub search_errors: u64,
     /// Matches per rule, indexed like [`Filter::rules`].
     pub rule_hits: Vec<u64>,
+}
+
+impl Stats {
+    /// Adds `other`'s counts to these (the matchers of several sources or worker threads).
+    pub fn add(&mut self, other: &Stats) {
+        let Stats {
+            lines,
+            matched,
+            ignored,
+            unmatched,
+            other_program,
+            unparsed,
+            bad,
+            oversized,
+            invalid_utf8,
+            no_timestamp,
+            repeated,
+            search_errors,
+            rule_hits,
+        } = other;
+        self.lines += lines;
+        self.matched += matched;
+        self.ignored += ignored;
+        self.unmatched += unmatched;
+        self.other_program += other_program;
+        self.unparsed += unparsed;
+        self.bad += bad;
+        self.oversized += oversized;
+        self.invalid_utf8 += invalid_utf8;
+        self.no_timestamp += no_timestamp;
+        self.repeated += repeated;
+        self.search_errors += search_errors;
+        if self.rule_hits.len() < rule_hits.len() {
+            self.rule_hits.resize(rule_hits.len(), 0);
+        }
+        for (mine, theirs) in self.rule_hits.iter_mut().zip(rule_hits) {
+            *mine += theirs;
+        }
+    }
 }
 
 /// A journal record as filters see it.
@@ -262,12 +305,11 @@ impl<P: Pattern> UnmergedMatcher<P> {
         // Files written on or copied through Windows end lines with CR LF.
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let capped = &line[..line.len().min(MAX_LINE)];
-        let (time, rest, dated) = match self.dates.parse_prefix(capped, read_time) {
-            Some((t, n)) => (t, capped.get(n..).unwrap_or_default(), true),
-            None => (read_time, capped, false),
-        };
-        let Some(h) = parse_header(rest) else {
-            self.stats.other_program += 1;
+        let (time, header) = split_line(&mut self.dates, capped, read_time);
+        let dated = time.is_some();
+        let time = time.unwrap_or(read_time);
+        let Some(h) = header else {
+            self.stats.unparsed += 1;
             return self.unmatched();
         };
         if !self.filter.wants_program(h.program) {
