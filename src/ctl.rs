@@ -150,10 +150,18 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
             );
             for src in &j.sources {
                 s += &format!(
-                    "  source {}: {} lines, {}{}\n",
+                    "  source {}: {} lines, {}{}{}\n",
                     src.key,
                     src.lines,
                     src.position,
+                    if src.untrusted > 0 {
+                        format!(
+                            ", {} entries not believed (sender not vouched for)",
+                            src.untrusted
+                        )
+                    } else {
+                        String::new()
+                    },
                     src.error
                         .as_deref()
                         .map(|e| format!(" (error: {e})"))

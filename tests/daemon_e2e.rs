@@ -466,13 +466,31 @@ fn r3_journal_file_source_bans_from_real_sshd_lines() {
         write!(
             export,
             "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n\
-             _HOSTNAME=srv\nSYSLOG_IDENTIFIER={ident}\n_PID={pid}\n_SYSTEMD_UNIT=ssh.service\nMESSAGE={msg}\n\n",
+             _HOSTNAME=srv\nSYSLOG_IDENTIFIER={ident}\n_PID={pid}\n_SYSTEMD_UNIT=ssh.service\n\
+             _UID=0\n_COMM={ident}\n_EXE=/usr/sbin/sshd\nMESSAGE={msg}\n\n",
             now_us - 1_000_000 + n,
             n
         )
         .expect("export");
     }
     assert!(n >= 6, "too few sshd lines:\n{}", sshd.log_text());
+    // Issue 10.2: a local user's `logger -t sshd` naming another address, five times, as
+    // journald records it (the user's _UID, logger's _COMM and _EXE, their session's unit).
+    // Before, these banned 203.0.113.66; now they are counted and never matched.
+    for i in 0..5u128 {
+        n += 1;
+        write!(
+            export,
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n\
+             _HOSTNAME=srv\nSYSLOG_IDENTIFIER=sshd\n_PID={}\n_SYSTEMD_UNIT=session-3.scope\n\
+             _UID=1000\n_COMM=logger\n_EXE=/usr/bin/logger\n\
+             MESSAGE=Failed password for root from 203.0.113.66 port 22 ssh2\n\n",
+            now_us - 1_000_000 + n,
+            n,
+            9000 + i
+        )
+        .expect("export");
+    }
     let jdir = tmp.path().join("journal");
     std::fs::create_dir_all(&jdir).expect("jdir");
     let export_path = tmp.path().join("sshd.export");
@@ -482,7 +500,8 @@ fn r3_journal_file_source_bans_from_real_sshd_lines() {
         .arg(jdir.join("sshd.journal"))
         .arg(&export_path));
     let cfg = format!(
-        "[jail.sshd]\nsources = [{{ journal = {{ matches = [\"_SYSTEMD_UNIT=ssh.service\"], directory = \"{}\" }} }}]\nmaxretry = 3\n",
+        // The default matches (SYSLOG_IDENTIFIER=sshd, sshd-session): what the forger aims at.
+        "[jail.sshd]\nsources = [{{ journal = {{ directory = \"{}\" }} }}]\nmaxretry = 3\n",
         jdir.display()
     );
     let daemon = Daemon::start(&pair.server, &tmp.path().join("pc"), &cfg);
@@ -496,6 +515,14 @@ fn r3_journal_file_source_bans_from_real_sshd_lines() {
         .unwrap_or("")
         .to_string();
     assert!(key.starts_with("journal:"), "{status}");
+    assert_eq!(
+        status["jails"][0]["sources"][0]["untrusted"], 5,
+        "the forged entries are counted: {status}"
+    );
+    assert!(
+        ban_of(&daemon.bans(), "203.0.113.66").is_none(),
+        "a user's logger got an address banned"
+    );
 }
 
 /// A key login from the attacker's address after its failed passwords.

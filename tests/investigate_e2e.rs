@@ -521,7 +521,8 @@ fn r4_journal_source_gives_the_same_findings() {
         export += &format!(
             "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n\
              _BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=srv\n\
-             SYSLOG_IDENTIFIER=sshd\n_PID={}\nMESSAGE={msg}\n\n",
+             SYSLOG_IDENTIFIER=sshd\n_PID={}\n_UID=0\n_COMM=sshd\n_EXE=/usr/sbin/sshd\n\
+             MESSAGE={msg}\n\n",
             base_us + i as i64 * 1_000_000,
             i + 1,
             500 + i

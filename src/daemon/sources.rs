@@ -9,11 +9,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use portcullis_config::{JournalSpec, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SourceSpec};
+use portcullis_config::{
+    JournalSenders, JournalSpec, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SourceSpec,
+};
 use portcullis_sources::{
     FilePosition, FileTail, FileTailOptions, JournalLocation, JournalOptions, JournalSource,
-    JournalStart, LineSource, Position, ReadStatus, SourceId, SourceLine, StartAt, StopHandle,
-    parse_journal_matches,
+    JournalStart, JournalTrust, LineSource, Position, ReadStatus, SourceId, SourceLine, StartAt,
+    StopHandle, parse_journal_matches,
 };
 use portcullis_store::{SourcePosition, Store};
 use tokio::sync::mpsc;
@@ -43,6 +45,9 @@ pub enum SourceKey {
         directory: Option<PathBuf>,
         /// `--file`.
         file: Option<PathBuf>,
+        /// Whose entries are believed (not part of the stored key: trust does not move
+        /// the position).
+        senders: JournalSenders,
     },
 }
 
@@ -55,6 +60,7 @@ impl SourceKey {
                 matches,
                 directory,
                 file,
+                ..
             } => {
                 let mut k = format!("journal:{}", matches.join(" "));
                 if let Some(d) = directory {
@@ -99,6 +105,7 @@ fn journal_key(j: &JournalSpec) -> SourceKey {
         matches,
         directory: j.directory.clone(),
         file: j.file.clone(),
+        senders: j.senders,
     }
 }
 
@@ -125,6 +132,8 @@ pub struct RunningSource {
     pub dirty: bool,
     /// Lines read since start.
     pub lines: Arc<AtomicU64>,
+    /// Entries read and not delivered: their sender is not vouched for (journal only).
+    pub untrusted: Arc<AtomicU64>,
     /// The last read error, until the source delivers lines again.
     pub error: Arc<Mutex<Option<String>>>,
     stop: Option<StopHandle>,
@@ -142,6 +151,7 @@ impl RunningSource {
     ) -> RunningSource {
         let stored = store.load_position(&key.store_key()).ok().flatten();
         let lines = Arc::new(AtomicU64::new(0));
+        let untrusted = Arc::new(AtomicU64::new(0));
         let error = Arc::new(Mutex::new(None));
         let mut src = RunningSource {
             key: key.clone(),
@@ -149,6 +159,7 @@ impl RunningSource {
             position: None,
             dirty: false,
             lines: lines.clone(),
+            untrusted: untrusted.clone(),
             error: error.clone(),
             stop: None,
             thread: None,
@@ -165,7 +176,7 @@ impl RunningSource {
                 let name = format!("source-{idx}");
                 let spawned = std::thread::Builder::new()
                     .name(name)
-                    .spawn(move || read_loop(idx, reader, tx, &lines, &error));
+                    .spawn(move || read_loop(idx, reader, tx, &lines, &untrusted, &error));
                 match spawned {
                     Ok(t) => src.thread = Some(t),
                     Err(e) => src.set_error(format!("cannot start reader thread: {e}")),
@@ -262,6 +273,7 @@ fn open(
             matches,
             directory,
             file,
+            senders,
         } => {
             let matches = parse_journal_matches(&matches.join(" ")).context("journal matches")?;
             let location = match (directory, file) {
@@ -280,6 +292,13 @@ fn open(
                 location,
                 matches,
                 start,
+                trust: JournalTrust {
+                    senders: match senders {
+                        JournalSenders::Root => portcullis_sources::JournalSenders::Root,
+                        JournalSenders::System => portcullis_sources::JournalSenders::System,
+                        JournalSenders::Any => portcullis_sources::JournalSenders::Any,
+                    },
+                },
                 ..JournalOptions::default()
             };
             Ok(Box::new(
@@ -294,11 +313,13 @@ fn read_loop(
     mut reader: Box<dyn LineSource>,
     tx: mpsc::Sender<Batch>,
     count: &AtomicU64,
+    untrusted: &AtomicU64,
     error: &Mutex<Option<String>>,
 ) {
     let mut buf: Vec<SourceLine> = Vec::with_capacity(BATCH);
     loop {
         let status = reader.read_batch(&mut buf, BATCH, Duration::from_secs(1));
+        untrusted.store(reader.untrusted(), Ordering::Relaxed);
         if !buf.is_empty() {
             count.fetch_add(buf.len() as u64, Ordering::Relaxed);
             let lines = std::mem::replace(&mut buf, Vec::with_capacity(BATCH));

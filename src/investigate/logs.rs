@@ -334,10 +334,18 @@ impl Reader<'_> {
         }
         self.finish(&source);
         self.scan.lines += lines;
+        let untrusted = journal.stats().untrusted;
         self.scan.sources.push(SourceSummary {
             name: source.to_string(),
             lines,
-            error: None,
+            // Not an error of the journal, but the admin must see it: someone wrote
+            // entries that claim to be sshd's.
+            error: (untrusted > 0).then(|| {
+                format!(
+                    "{untrusted} entries claim to be sshd's but journald does not vouch for \
+                     their sender (a user's logger?): not counted"
+                )
+            }),
         });
         Ok(())
     }

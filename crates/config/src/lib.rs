@@ -16,9 +16,9 @@ use std::path::Path;
 
 pub use error::ConfigError;
 pub use model::{
-    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location,
-    LogLevel, NotifyEvent, NotifySettings, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SourceSpec,
-    Verdict,
+    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSenders,
+    JournalSpec, Location, LogLevel, NotifyEvent, NotifySettings, SSHD_JOURNAL_MATCHES,
+    SSHD_LOG_FILES, SourceSpec, Verdict,
 };
 
 use load::{Layer, Resolver};

@@ -475,6 +475,7 @@ impl Resolver {
                 matches: j.matches.iter().map(|m| m.0.clone()).collect(),
                 directory: j.directory.as_ref().map(|p| self.path(p, layer)),
                 file: j.file.as_ref().map(|p| self.path(p, layer)),
+                senders: j.senders,
             }),
         }
     }

@@ -126,6 +126,22 @@ pub struct JournalSpec {
     pub directory: Option<PathBuf>,
     /// Read this one journal file (tests).
     pub file: Option<PathBuf>,
+    /// Whose entries to believe, by the sender's `_UID` as journald recorded it; entries
+    /// claiming to be sshd's must come from root's sshd whatever this says (unless `any`).
+    pub senders: JournalSenders,
+}
+
+/// `senders` of a journal source: who may write the entries it believes.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalSenders {
+    /// `_UID=0` only.
+    Root,
+    /// System accounts (`_UID` below 1000): no login user's `logger`.
+    #[default]
+    System,
+    /// No check, for journals whose trusted fields were lost (say why in a comment).
+    Any,
 }
 
 /// Log files the daemon tries, in order, for an sshd jail whose source is `auto` and whose

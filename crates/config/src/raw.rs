@@ -183,6 +183,8 @@ pub(crate) struct RawJournal {
     pub matches: Vec<JournalMatch>,
     pub directory: Option<String>,
     pub file: Option<String>,
+    #[serde(default)]
+    pub senders: crate::model::JournalSenders,
 }
 
 const DURATION_EXPECTED: &str =

@@ -145,6 +145,7 @@ maxretry = 10
                 ],
                 directory: Some("/etc/pc/j".into()),
                 file: None,
+                senders: Default::default(),
             }),
             SourceSpec::Auto,
         ]

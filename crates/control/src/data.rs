@@ -177,6 +177,10 @@ pub struct SourceStatus {
     pub position: String,
     /// Lines read since start.
     pub lines: u64,
+    /// Journal entries read and not believed (their sender is not vouched for, e.g. a
+    /// user's `logger -t sshd`): never matched.
+    #[serde(default)]
+    pub untrusted: u64,
     /// The last error (not a regular file, permission, journalctl failing), until the
     /// source delivers lines again.
     #[serde(default, skip_serializing_if = "Option::is_none")]

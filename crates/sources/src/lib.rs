@@ -21,7 +21,8 @@ pub use error::{MatchError, OpenError, ReadError};
 pub use journal::export::{ExportEntry, ExportParser, ExportStats};
 pub use journal::matches::{check_match_tokens, parse_journal_matches};
 pub use journal::{
-    JournalLocation, JournalOptions, JournalSource, JournalStart, JournalStats, journal_fields,
+    JournalLocation, JournalOptions, JournalSenders, JournalSource, JournalStart, JournalStats,
+    JournalTrust, SSHD_PROGRAMS, Untrusted, journal_fields,
 };
 pub use line::{
     FilePosition, JournalFields, LineSource, MAX_LINE, Position, ReadStatus, SourceId, SourceLine,

@@ -137,6 +137,11 @@ pub trait LineSource: Send {
     ) -> Result<ReadStatus, ReadError>;
     /// A handle that makes a blocked or later `read_batch` return [`ReadStatus::Stopped`].
     fn stop_handle(&self) -> StopHandle;
+    /// Entries read but not delivered because nothing vouches for their sender (the
+    /// journal's [`JournalTrust`](crate::JournalTrust)); a file cannot tell, so 0.
+    fn untrusted(&self) -> u64 {
+        0
+    }
 }
 
 /// The wall clock as a [`Time`]; this crate may read clocks, the core may not.

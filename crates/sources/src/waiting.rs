@@ -23,6 +23,10 @@ pub trait WaitingSource: Send {
     /// Wait at most `left` (never zero) for input, or do the work that brings it (a rescan,
     /// a restart); the loop then takes what is ready again.
     fn wait_for_input(&mut self, left: Duration) -> Result<(), ReadError>;
+    /// See [`LineSource::untrusted`].
+    fn untrusted(&self) -> u64 {
+        0
+    }
 }
 
 /// The batch: returns as soon as a step appended lines (or `max` is 0), `Finished` when the
@@ -54,6 +58,10 @@ impl<S: WaitingSource> LineSource for S {
             }
             self.wait_for_input(left)?;
         }
+    }
+
+    fn untrusted(&self) -> u64 {
+        WaitingSource::untrusted(self)
     }
 
     fn stop_handle(&self) -> StopHandle {

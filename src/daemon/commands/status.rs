@@ -37,6 +37,7 @@ pub async fn status(d: &Daemon, jail: Option<&str>) -> Result<StatusData, ErrorB
                     key: s.key.store_key(),
                     position: s.describe_position(),
                     lines: s.lines.load(Ordering::Relaxed),
+                    untrusted: s.untrusted.load(Ordering::Relaxed),
                     error: s.error.lock().ok().and_then(|g| g.clone()),
                 })
                 .collect(),

@@ -7,6 +7,7 @@
 
 pub mod export;
 pub mod matches;
+pub mod trust;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::AsFd;
@@ -23,6 +24,7 @@ use crate::line::{JournalFields, MAX_LINE, Position, SourceId, SourceLine, wall_
 use crate::stop::StopHandle;
 use crate::waiting::WaitingSource;
 use export::{ExportEntry, ExportParser};
+pub use trust::{JournalSenders, JournalTrust, SSHD_PROGRAMS, Untrusted};
 
 /// Which journal files journalctl reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,6 +68,9 @@ pub struct JournalOptions {
     pub min_backoff: Duration,
     /// Longest restart delay.
     pub max_backoff: Duration,
+    /// Which entries to believe (see [`JournalTrust`]); the others are counted
+    /// ([`JournalStats::untrusted`]) and never delivered.
+    pub trust: JournalTrust,
 }
 
 impl Default for JournalOptions {
@@ -78,6 +83,7 @@ impl Default for JournalOptions {
             start: JournalStart::End,
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            trust: JournalTrust::default(),
         }
     }
 }
@@ -95,6 +101,9 @@ pub struct JournalStats {
     pub resyncs: u64,
     /// Messages cut to [`MAX_LINE`].
     pub cut_lines: u64,
+    /// Entries not delivered because journald did not vouch for their sender
+    /// ([`JournalTrust`]): a user's `logger -t sshd`, for one.
+    pub untrusted: u64,
 }
 
 struct Running {
@@ -319,6 +328,23 @@ impl JournalSource {
             Some(c) => c,
             None => Arc::from(""),
         };
+        if let Err(why) = self.options.trust.check(&entry) {
+            self.stats.untrusted += 1;
+            // Powers of two: a flood of forged entries cannot flood the daemon's own log.
+            if self.stats.untrusted.is_power_of_two() {
+                tracing::warn!(
+                    untrusted = self.stats.untrusted,
+                    reason = ?why,
+                    identifier = %String::from_utf8_lossy(entry.get("SYSLOG_IDENTIFIER").unwrap_or_default()),
+                    uid = %String::from_utf8_lossy(entry.get("_UID").unwrap_or(b"?")),
+                    comm = %String::from_utf8_lossy(entry.get("_COMM").unwrap_or(b"?")),
+                    "journal entry not believed: journald does not vouch for its sender (not delivered to filters)"
+                );
+            }
+            // Still advance: a restart need not read it again.
+            self.cursor = Some(cursor);
+            return;
+        }
         let fields = journal_fields(&entry);
         let max = MAX_LINE;
         let cut = message.len() > max;
@@ -372,6 +398,10 @@ impl Drop for JournalSource {
 impl WaitingSource for JournalSource {
     fn stop(&self) -> &StopHandle {
         &self.stop
+    }
+
+    fn untrusted(&self) -> u64 {
+        self.stats.untrusted
     }
 
     fn on_stop(&mut self) {

@@ -32,6 +32,9 @@ fn tools_present() -> bool {
 }
 
 struct Entry {
+    /// The sender as journald saw it: `(_UID, _COMM, _EXE)`; `None` for the service's own
+    /// daemon (root, comm and exe named after the identifier).
+    sender: Option<(u32, &'static str, &'static str)>,
     unit: &'static str,
     ident: &'static str,
     pid: u32,
@@ -44,11 +47,17 @@ fn export(entries: &[Entry], seq: u64) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let ts = BASE_US + e.at * 1_000_000;
+        let daemon_exe = format!("/usr/sbin/{}", e.ident);
+        let (uid, comm, exe) = match e.sender {
+            Some((uid, comm, exe)) => (uid, comm, exe),
+            None => (0, e.ident, daemon_exe.as_str()),
+        };
         out.extend_from_slice(
             format!(
                 "__REALTIME_TIMESTAMP={ts}\n__MONOTONIC_TIMESTAMP={}\n\
                  _BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=h1\n\
-                 _SYSTEMD_UNIT={}\nSYSLOG_IDENTIFIER={}\n_PID={}\n",
+                 _SYSTEMD_UNIT={}\nSYSLOG_IDENTIFIER={}\n_PID={}\n\
+                 _UID={uid}\n_COMM={comm}\n_EXE={exe}\n",
                 seq + i as u64 + 1,
                 e.unit,
                 e.ident,
@@ -93,6 +102,7 @@ fn make_journal(work: &Path, target: &Path, entries: &[Entry], seq: u64) {
 
 fn sample() -> Vec<Entry> {
     let e = |unit, ident, pid, msg: &[u8], at| Entry {
+        sender: None,
         unit,
         ident,
         pid,
@@ -297,6 +307,7 @@ fn follow_survives_journalctl_death_and_sees_new_files() {
     assert!(none.is_empty(), "replayed after restart: {}", none.len());
     let later = vec![
         Entry {
+            sender: None,
             unit: "ssh.service",
             ident: "sshd",
             pid: 500,
@@ -304,6 +315,7 @@ fn follow_survives_journalctl_death_and_sees_new_files() {
             at: 20,
         },
         Entry {
+            sender: None,
             unit: "cron.service",
             ident: "CRON",
             pid: 501,
@@ -346,6 +358,7 @@ fn follow_from_end_skips_existing_entries() {
         JournalSource::spawn(SourceId(1), options(&dir, true, JournalStart::End)).unwrap();
     assert!(read_until(&mut src, 1, Duration::from_millis(800)).is_empty());
     let later = vec![Entry {
+        sender: None,
         unit: "ssh.service",
         ident: "sshd",
         pid: 600,
@@ -409,6 +422,7 @@ fn rejected_cursor_falls_back_to_following_from_the_end() {
     assert_eq!(exits, 1);
     assert!(out.is_empty());
     let later = vec![Entry {
+        sender: None,
         unit: "ssh.service",
         ident: "sshd",
         pid: 700,
@@ -419,4 +433,69 @@ fn rejected_cursor_falls_back_to_following_from_the_end() {
     let new = read_until(&mut src, 1, Duration::from_secs(10));
     assert_eq!(new.len(), 1);
     assert_eq!(new[0].journal.as_ref().unwrap().pid, Some(700));
+}
+
+/// Issue 10.2: `SYSLOG_IDENTIFIER` is the sender's word. A local user's `logger -t sshd`
+/// (and a copy of logger renamed `sshd`, and root's logger) write entries that claim to be
+/// sshd's; in a real journal file their trusted fields (`_UID`, `_COMM`, `_EXE`,
+/// `_SYSTEMD_UNIT`) are the logger's. None of them is delivered; each is counted. sshd's
+/// own entries, under the sshd matches an admin would configure, still are.
+#[test]
+fn a_users_logger_is_never_taken_for_sshd() {
+    if !tools_present() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("journal");
+    std::fs::create_dir(&dir).unwrap();
+    let forged = |sender, unit, at| Entry {
+        sender: Some(sender),
+        unit,
+        ident: "sshd",
+        pid: 4242,
+        message: b"Failed password for root from 203.0.113.66 port 22 ssh2".to_vec(),
+        at,
+    };
+    let real = |ident, at| Entry {
+        sender: None,
+        unit: "ssh.service",
+        ident,
+        pid: 77,
+        message: b"Failed password for root from 198.51.100.7 port 22 ssh2".to_vec(),
+        at,
+    };
+    let entries = vec![
+        real("sshd", 1),
+        forged((1000, "logger", "/usr/bin/logger"), "session-3.scope", 2),
+        forged((1000, "sshd", "/home/eve/sshd"), "session-3.scope", 3),
+        forged((33, "logger", "/usr/bin/logger"), "apache2.service", 4),
+        forged((0, "logger", "/usr/bin/logger"), "cron.service", 5),
+        real("sshd-session", 6),
+    ];
+    make_journal(work.path(), &dir.join("a.journal"), &entries, 0);
+    let o = JournalOptions {
+        location: JournalLocation::Directory(dir.clone()),
+        matches: parse_journal_matches("SYSLOG_IDENTIFIER=sshd SYSLOG_IDENTIFIER=sshd-session")
+            .unwrap(),
+        follow: false,
+        start: JournalStart::Beginning,
+        ..JournalOptions::default()
+    };
+    let mut src = JournalSource::spawn(SourceId(1), o).unwrap();
+    let lines = read_all(&mut src, 10);
+    let text: Vec<String> = lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    assert!(text.iter().all(|t| t.contains("198.51.100.7")), "{text:?}");
+    assert_eq!(src.stats().untrusted, 4);
+    // Checked against the journal itself: the forged entries are there, as the logger's.
+    let out = Command::new("journalctl")
+        .arg(format!("--directory={}", dir.display()))
+        .args(["-o", "export", "SYSLOG_IDENTIFIER=sshd", "_UID=1000"])
+        .output()
+        .unwrap();
+    let export = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(export.matches("203.0.113.66").count(), 2, "{export}");
 }

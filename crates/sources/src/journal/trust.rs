@@ -1,0 +1,201 @@
+//! Which journal entries to believe: journald vouches for the sender (`_UID`, `_COMM`,
+//! `_EXE`, `_SYSTEMD_UNIT` come from the kernel's view of the sending process; a sender
+//! cannot set fields that start with `_`), never for what the sender says about itself
+//! (`SYSLOG_IDENTIFIER`, `SYSLOG_PID`, `MESSAGE`). Any local user can run
+//! `logger -t sshd "Failed password for root from X …"`: only the trusted fields tell that
+//! entry from sshd's own.
+
+use super::export::ExportEntry;
+
+/// The OpenSSH programs that write sshd's log messages (9.8+ splits sshd into `sshd`,
+/// `sshd-session` and `sshd-auth`).
+pub const SSHD_PROGRAMS: &[&str] = &["sshd", "sshd-session", "sshd-auth"];
+
+/// Who may send the entries a journal source delivers.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum JournalSenders {
+    /// Root only (`_UID=0`).
+    Root,
+    /// System accounts: `_UID` below 1000 (Debian's `UID_MIN`), so no login user.
+    #[default]
+    System,
+    /// Anyone: no check (journals whose trusted fields were lost, e.g. rewritten by a
+    /// relay). Stated in the configuration, never a default.
+    Any,
+}
+
+/// The rule a journal source applies to each entry.
+///
+/// 1. The sender's `_UID` must be allowed by [`JournalSenders`] (an entry without `_UID`
+///    is not vouched for and fails unless senders are [`JournalSenders::Any`]).
+/// 2. An entry that claims to be sshd's (`SYSLOG_IDENTIFIER` one of [`SSHD_PROGRAMS`])
+///    must come from root, from a process that is one of those programs: its `_COMM` or the
+///    file name of its `_EXE`. (`_COMM` alone is not proof: a process may rename itself;
+///    root and the name together are.) Unless senders are [`JournalSenders::Any`].
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct JournalTrust {
+    /// Who may send entries at all.
+    pub senders: JournalSenders,
+}
+
+/// Why an entry was not believed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Untrusted {
+    /// No `_UID`: journald did not vouch for the sender.
+    NoSender,
+    /// A sender the rule does not allow (a login user's `logger`).
+    Sender(u32),
+    /// It claims to be sshd's but was not sent by root's sshd.
+    NotSshd,
+}
+
+/// The first UID of login users on Debian (`UID_MIN` in `/etc/login.defs`).
+const FIRST_LOGIN_UID: u32 = 1000;
+
+impl JournalTrust {
+    /// Whether `entry` is believed, and why not.
+    pub fn check(&self, entry: &ExportEntry) -> Result<(), Untrusted> {
+        if self.senders == JournalSenders::Any {
+            return Ok(());
+        }
+        let uid = entry
+            .get("_UID")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or(Untrusted::NoSender)?;
+        let allowed = match self.senders {
+            JournalSenders::Root => uid == 0,
+            JournalSenders::System => uid < FIRST_LOGIN_UID,
+            JournalSenders::Any => true,
+        };
+        if !allowed {
+            return Err(Untrusted::Sender(uid));
+        }
+        let claims_sshd = entry
+            .get("SYSLOG_IDENTIFIER")
+            .is_some_and(is_sshd_program);
+        if claims_sshd && !(uid == 0 && sent_by_sshd(entry)) {
+            return Err(Untrusted::NotSshd);
+        }
+        Ok(())
+    }
+}
+
+fn is_sshd_program(name: &[u8]) -> bool {
+    SSHD_PROGRAMS.iter().any(|p| p.as_bytes() == name)
+}
+
+/// `_COMM` or the file name of `_EXE` is one of [`SSHD_PROGRAMS`].
+fn sent_by_sshd(entry: &ExportEntry) -> bool {
+    let comm = entry.get("_COMM").is_some_and(is_sshd_program);
+    let exe = entry.get("_EXE").is_some_and(|exe| {
+        let name = exe.rsplit(|&c| c == b'/').next().unwrap_or(exe);
+        is_sshd_program(name)
+    });
+    comm || exe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fields: &[(&str, &str)]) -> ExportEntry {
+        ExportEntry {
+            fields: fields
+                .iter()
+                .map(|(k, v)| (Box::from(*k), v.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+
+    const SSHD: &[(&str, &str)] = &[
+        ("SYSLOG_IDENTIFIER", "sshd-session"),
+        ("_UID", "0"),
+        ("_COMM", "sshd-session"),
+        ("_EXE", "/usr/lib/openssh/sshd-session"),
+        ("_SYSTEMD_UNIT", "ssh.service"),
+    ];
+
+    #[test]
+    fn sshd_itself_is_believed() {
+        let t = JournalTrust::default();
+        assert_eq!(t.check(&entry(SSHD)), Ok(()));
+        // Older OpenSSH: one binary; a renamed process of the binary still counts by _EXE.
+        let e = entry(&[
+            ("SYSLOG_IDENTIFIER", "sshd"),
+            ("_UID", "0"),
+            ("_COMM", "sshd"),
+            ("_EXE", "/usr/sbin/sshd"),
+        ]);
+        assert_eq!(t.check(&e), Ok(()));
+        let e = entry(&[
+            ("SYSLOG_IDENTIFIER", "sshd"),
+            ("_UID", "0"),
+            ("_COMM", "sshd: root [priv]"),
+            ("_EXE", "/usr/sbin/sshd"),
+        ]);
+        assert_eq!(t.check(&e), Ok(()));
+    }
+
+    #[test]
+    fn a_users_logger_is_not_sshd() {
+        let t = JournalTrust::default();
+        let logger = entry(&[
+            ("SYSLOG_IDENTIFIER", "sshd"),
+            ("_UID", "1000"),
+            ("_COMM", "logger"),
+            ("_EXE", "/usr/bin/logger"),
+            ("_SYSTEMD_UNIT", "session-3.scope"),
+        ]);
+        assert_eq!(t.check(&logger), Err(Untrusted::Sender(1000)));
+        // A copy of logger named sshd, run by the user: _COMM says sshd, _UID does not.
+        let renamed = entry(&[
+            ("SYSLOG_IDENTIFIER", "sshd"),
+            ("_UID", "1000"),
+            ("_COMM", "sshd"),
+            ("_EXE", "/home/eve/sshd"),
+        ]);
+        assert_eq!(t.check(&renamed), Err(Untrusted::Sender(1000)));
+        // A system account (a web application's www-data) is not sshd either.
+        let www = entry(&[
+            ("SYSLOG_IDENTIFIER", "sshd"),
+            ("_UID", "33"),
+            ("_COMM", "logger"),
+        ]);
+        assert_eq!(t.check(&www), Err(Untrusted::NotSshd));
+        // Root's logger claiming sshd: not sent by sshd.
+        let root_logger = entry(&[
+            ("SYSLOG_IDENTIFIER", "sshd"),
+            ("_UID", "0"),
+            ("_COMM", "logger"),
+            ("_EXE", "/usr/bin/logger"),
+        ]);
+        assert_eq!(t.check(&root_logger), Err(Untrusted::NotSshd));
+        // No trusted fields at all (a forged export stream, a relay): not vouched for.
+        let bare = entry(&[("SYSLOG_IDENTIFIER", "sshd")]);
+        assert_eq!(t.check(&bare), Err(Untrusted::NoSender));
+    }
+
+    #[test]
+    fn other_services_need_a_system_sender_and_any_turns_checks_off() {
+        let dovecot = |uid: &str| {
+            entry(&[
+                ("SYSLOG_IDENTIFIER", "dovecot"),
+                ("_UID", uid),
+                ("_COMM", "log"),
+            ])
+        };
+        let system = JournalTrust::default();
+        assert_eq!(system.check(&dovecot("0")), Ok(()));
+        assert_eq!(system.check(&dovecot("108")), Ok(()));
+        assert_eq!(system.check(&dovecot("1000")), Err(Untrusted::Sender(1000)));
+        let root = JournalTrust {
+            senders: JournalSenders::Root,
+        };
+        assert_eq!(root.check(&dovecot("108")), Err(Untrusted::Sender(108)));
+        let any = JournalTrust {
+            senders: JournalSenders::Any,
+        };
+        assert_eq!(any.check(&entry(&[("SYSLOG_IDENTIFIER", "sshd")])), Ok(()));
+    }
+}
