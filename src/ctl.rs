@@ -145,8 +145,8 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
             );
             let l = &j.lines;
             s += &format!(
-                "  lines: {} read, {} matched, {} ignored, {} not understood (no known timestamp and header), {} bad\n",
-                l.read, l.matched, l.ignored, l.unparsed, l.bad
+                "  lines: {} read, {} matched, {} ignored, {} not understood (no known timestamp and header), {} bad, {} cut by their writer\n",
+                l.read, l.matched, l.ignored, l.unparsed, l.bad, l.cut
             );
             for src in &j.sources {
                 s += &format!(

@@ -99,6 +99,9 @@ struct Totals {
     /// Of `unmatched`: lines whose prefix (timestamp, header) was not understood.
     unparsed: u64,
     bad_lines: u64,
+    /// Messages their writer cut (sshd's 500 bytes; see core's `filter::cut`): only an
+    /// address no client text can precede was taken from them.
+    cut: u64,
     /// Events whose time was not believed (after the file's last write, an unconfirmed
     /// jump, far in the past): they did not move the clock (summed over jails).
     bad_time: u64,
@@ -247,6 +250,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         totals.unmatched += st.unmatched;
         totals.unparsed += st.unparsed;
         totals.bad_lines += st.bad;
+        totals.cut += st.cut;
     }
     if let Some(par) = &parallel {
         totals.matched += par.stats.matched;
@@ -254,6 +258,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         totals.unmatched += par.stats.unmatched;
         totals.unparsed += par.stats.unparsed;
         totals.bad_lines += par.stats.bad;
+        totals.cut += par.stats.cut;
     }
     if let Some(pb) = progress {
         pb.finish_and_clear();
@@ -596,6 +601,13 @@ fn write_human(
         totals.bad_lines,
         totals.seconds
     )?;
+    if totals.cut > 0 {
+        writeln!(
+            out,
+            "{} messages cut by their writer (sshd: 500 bytes): an address after client-chosen text was not taken from them",
+            totals.cut
+        )?;
+    }
     if totals.unparsed > 0 {
         writeln!(
             out,

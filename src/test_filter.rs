@@ -142,6 +142,9 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
         handle(a.log.as_bytes(), &mut out)?;
     }
     let errors = matcher.stats().search_errors;
+    // Lines whose prefix was not understood are among the missed (--print-missed shows
+    // them); messages their writer cut gave only addresses no client text can precede.
+    let (unparsed, cut) = (matcher.stats().unparsed, matcher.stats().cut);
     let elapsed = started.elapsed();
     if a.json {
         let v = serde_json::json!({
@@ -151,6 +154,8 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
             "missed": counts.missed,
             "ignored": counts.ignored,
             "errors": errors,
+            "unparsed": unparsed,
+            "cut": cut,
             "regex_hits": names.iter().zip(&counts.hits).map(|(n, h)| serde_json::json!({"regex": n, "hits": h})).collect::<Vec<_>>(),
             "seconds": elapsed.as_secs_f64(),
         });
@@ -162,6 +167,12 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
             "Matched: {}   Missed: {}   Ignored: {}   Errors: {}",
             counts.matched, counts.missed, counts.ignored, errors
         )?;
+        if unparsed + cut > 0 {
+            writeln!(
+                out,
+                "Not understood (no known timestamp and header; among the missed): {unparsed}   Cut by their writer: {cut}"
+            )?;
+        }
         writeln!(out, "Hits per regex:")?;
         for (i, (n, h)) in names.iter().zip(&counts.hits).enumerate() {
             writeln!(out, "  #{i:<3} {h:>9}  {}", n.escape_debug())?;

@@ -166,6 +166,10 @@ pub struct LineCounts {
     pub oversized: u64,
     /// Lines without a known timestamp (the read time was used).
     pub no_timestamp: u64,
+    /// Messages their writer cut (sshd: 500 bytes): only an address no client-chosen text
+    /// can precede was taken from them.
+    #[serde(default)]
+    pub cut: u64,
 }
 
 /// One log source and where it is.

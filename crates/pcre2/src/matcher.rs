@@ -3,8 +3,10 @@
 
 use std::borrow::Cow;
 
+use portcullis_core::date::DateParser;
 use portcullis_core::event::normalize_addr;
-use portcullis_core::filter::{BadLine, EventMatcher, LineOutcome, MAX_LINE, Record, Stats};
+use portcullis_core::filter::header::split_line;
+use portcullis_core::filter::{BadLine, EventMatcher, LineOutcome, MAX_LINE, Record, Stats, cut};
 use portcullis_core::{Event, EventKind, Time, Weight};
 
 use crate::filter::{BuildError, Fail2BanFilter, FilterOptions, LineResult};
@@ -28,6 +30,9 @@ pub struct Fail2BanMatcher {
     rule_names: Vec<String>,
     /// The last such error not yet taken by the caller (for its warning).
     last_error: Option<SearchError>,
+    /// Core's line splitter's dates, only to find a line's writer and message and so
+    /// whether its writer cut it (see `portcullis_core::filter::cut`).
+    cut_dates: DateParser,
 }
 
 impl Fail2BanMatcher {
@@ -58,6 +63,7 @@ impl Fail2BanMatcher {
             stats,
             rule_names,
             last_error: None,
+            cut_dates: DateParser::new(jiff::tz::TimeZone::UTC),
         }
     }
 
@@ -97,6 +103,34 @@ impl Fail2BanMatcher {
         self.stats.oversized += 1;
         self.stats.bad += 1;
         LineOutcome::Bad(BadLine::Oversized)
+    }
+
+    /// [`events`](Self::events), but a message its writer cut gives none: a Fail2Ban regex
+    /// does not say where client-chosen text stands, so no address in a cut message is
+    /// trusted (the line still went through the filter, so multi-line state stays whole).
+    fn events_unless_cut(
+        &mut self,
+        cut: bool,
+        result: LineResult,
+        fallback: Time,
+        out: &mut Vec<Event>,
+    ) -> LineOutcome {
+        if !cut {
+            return self.events(result, fallback, out);
+        }
+        self.stats.cut += 1;
+        let mut dropped = Vec::new();
+        match self.events(result, fallback, &mut dropped) {
+            LineOutcome::Matched { rule } => {
+                self.stats.matched -= 1;
+                if let Some(h) = self.stats.rule_hits.get_mut(usize::from(rule)) {
+                    *h -= 1;
+                }
+                self.stats.bad += 1;
+                LineOutcome::Bad(BadLine::Cut { rule })
+            }
+            other => other,
+        }
     }
 
     fn events(&mut self, result: LineResult, fallback: Time, out: &mut Vec<Event>) -> LineOutcome {
@@ -177,9 +211,13 @@ impl EventMatcher for Fail2BanMatcher {
         if line.len() >= MAX_LINE {
             return self.oversized();
         }
+        let cut = match split_line(&mut self.cut_dates, line, reference).1 {
+            Some(h) => cut::is_cut(Some(h.program), h.message.len(), Some(line.len())),
+            None => line.len() >= cut::SYSLOG_LINE_CUT,
+        };
         let text = self.decode(line);
         let result = self.filter.process_line(&text, reference);
-        self.events(result, reference, out)
+        self.events_unless_cut(cut, result, reference, out)
     }
 
     /// The record rendered as Fail2Ban's systemd backend renders it (`IDENT[PID]: MESSAGE`);
@@ -189,10 +227,11 @@ impl EventMatcher for Fail2BanMatcher {
         if record.message.len() >= MAX_LINE {
             return self.oversized();
         }
+        let cut = cut::is_cut(record.program, record.message.len(), None);
         let rendered = record.syslog_line();
         let text = self.decode(&rendered);
         let result = self.filter.process_message(&text, record.time);
-        self.events(result, record.time, out)
+        self.events_unless_cut(cut, result, record.time, out)
     }
 
     fn stats(&self) -> &Stats {
@@ -218,6 +257,49 @@ mod tests {
             ..FilterOptions::default()
         };
         Fail2BanMatcher::new(&options, "test", jiff::tz::TimeZone::UTC, 2026).expect("compiles")
+    }
+
+    /// Issue 10.1: a Fail2Ban regex cannot say where client text stands, so a message sshd
+    /// cut at 500 bytes names nobody, as a line and as a journal record; one that fits
+    /// still does.
+    #[test]
+    fn an_sshd_message_cut_at_500_bytes_names_nobody() {
+        let mut m = utc_matcher(&[
+            r"^\s*\S+ sshd\[\d+\]: Connection closed by invalid user .* <HOST> port \d+ \[preauth\]$",
+            r"^sshd(?:-session)?\[\d+\]: Connection closed by invalid user .* <HOST> port \d+ \[preauth\]$",
+        ]);
+        let read = Time::from_secs(1_795_000_000);
+        let tail = " 203.0.113.66 port 22 [preauth]";
+        let head = "Connection closed by invalid user ";
+        let user = "a".repeat(500 - head.len() - tail.len());
+        let msg = format!("{head}{user}{tail}");
+        assert_eq!(msg.len(), 500);
+        let mut out = Vec::new();
+        let line = format!("2026-11-17T10:00:00+00:00 srv sshd[7]: {msg}");
+        let o = m.feed_line(line.as_bytes(), read, &mut out);
+        assert!(matches!(o, LineOutcome::Bad(BadLine::Cut { .. })), "{o:?}");
+        let rec = Record {
+            time: read,
+            program: Some(b"sshd-session"),
+            pid: Some(7),
+            message: msg.as_bytes(),
+        };
+        assert!(matches!(
+            m.feed_record(&rec, &mut out),
+            LineOutcome::Bad(BadLine::Cut { .. })
+        ));
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!((m.stats().cut, m.stats().matched, m.stats().bad), (2, 0, 2));
+        // One byte shorter: whole, and counted.
+        let line = format!(
+            "2026-11-17T10:00:00+00:00 srv sshd[7]: {head}{}{tail}",
+            &user[1..]
+        );
+        assert!(matches!(
+            m.feed_line(line.as_bytes(), read, &mut out),
+            LineOutcome::Matched { .. }
+        ));
+        assert_eq!(out.len(), 1);
     }
 
     #[test]

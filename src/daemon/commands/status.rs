@@ -112,5 +112,6 @@ fn line_counts(st: &portcullis_core::filter::Stats) -> LineCounts {
         bad: st.bad,
         oversized: st.oversized,
         no_timestamp: st.no_timestamp,
+        cut: st.cut,
     }
 }

@@ -157,6 +157,11 @@ pub struct Rule<P: Pattern = RegexPattern> {
     pub merge: Merge,
     /// The compiled regex.
     pub pattern: P,
+    /// Whether its address can be trusted in a cut message (see [`super::cut`]): no
+    /// client-chosen text can come before it.
+    pub cut_safe: bool,
+    /// Tried only on cut messages: a form of another rule whose tail the cut took.
+    pub only_cut: bool,
     host: usize,
     user: Option<usize>,
     method: Option<usize>,
@@ -182,8 +187,62 @@ impl<P: Pattern> Rule<P> {
             user: pattern.capture_index("user"),
             method: pattern.capture_index("method"),
             pattern,
+            cut_safe: false,
+            only_cut: false,
             host,
         })
+    }
+
+    /// States whether the address is trusted in cut messages (see [`cut_safe`]).
+    pub fn with_cut_safe(mut self, safe: bool) -> Rule<P> {
+        self.cut_safe = safe;
+        self
+    }
+}
+
+/// Whether no client-chosen text can come before `<HOST>` in the rule `source`: the
+/// address is a top-level item of the pattern and nothing before it is a `user` group or a
+/// repetition that can match a space (`.*`, `[^:]*`, …). Space-free fields (`\S*`,
+/// `[0-9]+`) cannot hold a forged ` ADDR port N`; single characters cannot either.
+pub fn cut_safe(rule: &str, source: &str) -> Result<bool, CompileError> {
+    let (expanded, _) = expand_tags(rule, source, false)?;
+    let hir = super::native::parser()
+        .parse(&expanded)
+        .map_err(|e| CompileError::Regex {
+            rule: rule.into(),
+            regex: regex::Error::Syntax(e.to_string()),
+        })?;
+    let HirKind::Concat(items) = hir.kind() else {
+        return Ok(false);
+    };
+    let is_host =
+        |h: &Hir| matches!(h.kind(), HirKind::Capture(c) if c.name.as_deref() == Some("host"));
+    let Some(at) = items.iter().position(is_host) else {
+        return Ok(false);
+    };
+    Ok(!items[..at].iter().any(admits_client_text))
+}
+
+/// Whether `hir` can match client-chosen text that holds a space.
+fn admits_client_text(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Capture(c) => c.name.as_deref() == Some("user") || admits_client_text(&c.sub),
+        HirKind::Repetition(r) => {
+            let spaced = match r.sub.kind() {
+                HirKind::Class(regex_syntax::hir::Class::Unicode(c)) => c
+                    .ranges()
+                    .iter()
+                    .any(|r| r.start() <= ' ' && ' ' <= r.end()),
+                HirKind::Class(regex_syntax::hir::Class::Bytes(c)) => c
+                    .ranges()
+                    .iter()
+                    .any(|r| r.start() <= b' ' && b' ' <= r.end()),
+                _ => false,
+            };
+            spaced || admits_client_text(&r.sub)
+        }
+        HirKind::Concat(subs) | HirKind::Alternation(subs) => subs.iter().any(admits_client_text),
+        HirKind::Literal(_) | HirKind::Class(_) | HirKind::Empty | HirKind::Look(_) => false,
     }
 }
 
@@ -310,9 +369,12 @@ impl<P: Pattern> Filter<P> {
 
     /// Match one message (the text after `program[pid]: `): the first rule that matches,
     /// unless an ignore pattern matches too.
+    /// `cut`: the message may have lost its tail (see [`super::cut`]); rules written for
+    /// cut messages only (`only_cut`) are tried then, and only then.
     pub fn match_message(
         &self,
         message: &str,
+        cut: bool,
         scratch: &mut Scratch<P>,
     ) -> Result<MessageMatch, P::Error> {
         let bytes = message.as_bytes();
@@ -320,6 +382,9 @@ impl<P: Pattern> Filter<P> {
         let (lo, hi) = (self.first[b] as usize, self.first[b + 1] as usize);
         for &i in &self.dispatch[lo..hi] {
             let rule = &self.rules[usize::from(i)];
+            if rule.only_cut && !cut {
+                continue;
+            }
             if let Some(ps) = rule.pattern.anchored_prefixes()
                 && !ps.iter().any(|p| bytes.starts_with(p))
             {
@@ -412,6 +477,10 @@ impl Filter<RegexPattern> {
             let pattern = compile_native(id, r.regex.get_ref(), true)
                 .and_then(|p| Rule::new(id, kind, weight, merge, p))
                 .map_err(|e| err(r.regex.span(), format!("rule[{n}].regex"), e))?;
+            let computed = cut_safe(id, r.regex.get_ref())
+                .map_err(|e| err(r.regex.span(), format!("rule[{n}].regex"), e))?;
+            let mut pattern = pattern.with_cut_safe(r.cut_safe.unwrap_or(computed));
+            pattern.only_cut = r.only_cut;
             rules.push(pattern);
         }
         let mut ignores = Vec::with_capacity(spec.ignores.len());
@@ -924,6 +993,7 @@ mod tests {
         let m = f
             .match_message(
                 "Failed password for root from 192.0.2.1 port 22 ssh2",
+                false,
                 &mut scratch,
             )
             .unwrap();
@@ -935,11 +1005,12 @@ mod tests {
         let b = usize::from(b'z');
         assert_eq!(f.first[b], f.first[b + 1]);
         assert_eq!(
-            f.match_message("zzz from 192.0.2.1", &mut scratch).unwrap(),
+            f.match_message("zzz from 192.0.2.1", false, &mut scratch)
+                .unwrap(),
             MessageMatch::None
         );
         assert_eq!(
-            f.match_message("", &mut scratch).unwrap(),
+            f.match_message("", false, &mut scratch).unwrap(),
             MessageMatch::None
         );
     }

@@ -62,6 +62,12 @@ pub enum BadLine {
     },
     /// `message repeated N times` with N zero or not a number.
     BadRepeatCount,
+    /// Rule `rule` matched a message its writer cut (see [`super::cut`]), at an address
+    /// client-chosen text may have written: no event.
+    Cut {
+        /// Index of the rule that matched.
+        rule: u16,
+    },
     /// The regex engine failed (e.g. a backtracking limit).
     EngineError,
 }
@@ -93,6 +99,10 @@ pub struct Stats {
     pub no_timestamp: u64,
     /// Matched `message repeated N times` lines.
     pub repeated: u64,
+    /// Messages at or past their writer's cut (or file lines at the syslog daemon's), whose
+    /// tail may be lost (see [`super::cut`]); the ones a rule matched at an untrusted
+    /// address are also `bad`.
+    pub cut: u64,
     /// Lines on which a regex search failed (e.g. a backtracking limit); the line still went
     /// through the other patterns.
     pub search_errors: u64,
@@ -115,6 +125,7 @@ impl Stats {
             invalid_utf8,
             no_timestamp,
             repeated,
+            cut,
             search_errors,
             rule_hits,
         } = other;
@@ -129,6 +140,7 @@ impl Stats {
         self.invalid_utf8 += invalid_utf8;
         self.no_timestamp += no_timestamp;
         self.repeated += repeated;
+        self.cut += cut;
         self.search_errors += search_errors;
         if self.rule_hits.len() < rule_hits.len() {
             self.rule_hits.resize(rule_hits.len(), 0);
@@ -323,7 +335,8 @@ impl<P: Pattern> UnmergedMatcher<P> {
             self.stats.oversized += 1;
             return self.bad(BadLine::Oversized);
         }
-        self.message(time, h.pid, h.message, out)
+        let program = Some(h.program);
+        self.message(time, h.pid, h.message, (program, Some(line.len())), out)
     }
 
     /// See [`EventMatcher::feed_record`]; the events come out unmerged.
@@ -339,14 +352,23 @@ impl<P: Pattern> UnmergedMatcher<P> {
             self.stats.oversized += 1;
             return self.bad(BadLine::Oversized);
         }
-        self.message(record.time, record.pid, record.message, out)
+        self.message(
+            record.time,
+            record.pid,
+            record.message,
+            (record.program, None),
+            out,
+        )
     }
 
+    /// `writer`: the program and, for a file line, the whole line's length (see
+    /// [`super::cut`]).
     fn message(
         &mut self,
         time: Time,
         pid: Option<u32>,
         raw: &[u8],
+        writer: (Option<&[u8]>, Option<usize>),
         out: &mut Vec<Unmerged>,
     ) -> LineOutcome {
         let text: Cow<'_, str> = match std::str::from_utf8(raw) {
@@ -369,7 +391,11 @@ impl<P: Pattern> UnmergedMatcher<P> {
                 None => {}
             }
         }
-        let m = match self.filter.match_message(message, &mut self.scratch) {
+        let cut = super::cut::is_cut(writer.0, message.len(), writer.1);
+        if cut {
+            self.stats.cut += 1;
+        }
+        let m = match self.filter.match_message(message, cut, &mut self.scratch) {
             Ok(MessageMatch::Matched(m)) => m,
             Ok(MessageMatch::Ignored(rule)) => {
                 self.stats.ignored += 1;
@@ -381,6 +407,11 @@ impl<P: Pattern> UnmergedMatcher<P> {
                 return self.bad(BadLine::EngineError);
             }
         };
+        // A cut message: only an address no client text can precede, with the rule's own
+        // text after it (the cut did not fall inside it), names anyone.
+        if cut && !(self.filter.rules()[usize::from(m.rule)].cut_safe && m.host.1 < message.len()) {
+            return self.bad(BadLine::Cut { rule: m.rule });
+        }
         // Spans come from a byte-oriented engine: slice with `get` (never panics).
         let Some(addr) = message.get(m.host.0..m.host.1).and_then(parse_addr) else {
             return self.bad(BadLine::InvalidAddress { rule: m.rule });

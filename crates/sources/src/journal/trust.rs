@@ -71,9 +71,7 @@ impl JournalTrust {
         if !allowed {
             return Err(Untrusted::Sender(uid));
         }
-        let claims_sshd = entry
-            .get("SYSLOG_IDENTIFIER")
-            .is_some_and(is_sshd_program);
+        let claims_sshd = entry.get("SYSLOG_IDENTIFIER").is_some_and(is_sshd_program);
         if claims_sshd && !(uid == 0 && sent_by_sshd(entry)) {
             return Err(Untrusted::NotSshd);
         }
