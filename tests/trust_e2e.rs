@@ -249,3 +249,138 @@ fn bans_of(doc: &serde_json::Value, addr: &str) -> Vec<serde_json::Value> {
         .flat_map(|a| a["bans"].as_array().cloned().unwrap_or_default())
         .collect()
 }
+
+/// The paramiko client of [`r10_cut_messages_never_ban_the_forged_address`]: one TCP
+/// connection per user name (hex on argv, so any byte goes), a failed password, then close.
+const PARAMIKO_CLIENT: &str = r#"
+import socket, sys, paramiko
+host = sys.argv[1]
+for hexname in sys.argv[2:]:
+    user = bytes.fromhex(hexname).decode("latin-1")
+    s = socket.create_connection((host, 22), timeout=10)
+    t = paramiko.Transport(s)
+    try:
+        t.start_client(timeout=10)
+        try:
+            t.auth_password(user, "wrong-password")
+        except paramiko.AuthenticationException:
+            pass
+        except paramiko.SSHException:
+            pass
+    finally:
+        t.close()
+        s.close()
+"#;
+
+/// Issue 10.1 with the real sshd: user names long enough that sshd's 500-byte cut would fall
+/// right after a forged ` 203.0.113.66 port 22 [preauth]` at their end (plain, and padded
+/// with control bytes that sshd vis-encodes to four or five characters each), sent by
+/// paramiko (`ssh` refuses such names). Whatever sshd writes, 203.0.113.66 is never counted
+/// (by `scan` on sshd's own log) nor banned (by the daemon following it); the real client's
+/// failures are all counted.
+#[test]
+fn r10_cut_messages_never_ban_the_forged_address() {
+    if !require_root_and(&["ip", "nft", "sshd"]) {
+        return;
+    }
+    // Debian's python3 and its python3-paramiko (a python3 earlier on PATH may lack it).
+    const PYTHON: &str = "/usr/bin/python3";
+    let has_paramiko = std::process::Command::new(PYTHON)
+        .args(["-c", "import paramiko"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !crate::e2e::require(
+        "python3-paramiko (apt-get install python3-paramiko)",
+        has_paramiko,
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pair = Pair::new();
+    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), false);
+    let cfg = format!(
+        "[jail.sshd]\nsources = [{{ file = \"{}\" }}]\nmaxretry = 1000\nfindtime = \"10m\"\n\
+         bantime = \"10m\"\npermanent_after = false\n",
+        sshd.log.display()
+    );
+    let daemon = Daemon::start(&pair.server, &tmp.path().join("pc"), &cfg);
+    const FORGED_TAIL: &str = " 203.0.113.66 port 22 [preauth]";
+    // `Connection closed by invalid user ` + name: the cut at 500 lands right after the
+    // forged tail when the (encoded) name is 466 bytes.
+    let head = "Connection closed by invalid user ".len();
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    for (ctl, encoded) in [(0usize, 1usize), (20, 4), (20, 5), (80, 4), (80, 5)] {
+        for delta in [0isize, 1] {
+            let target = (500 - head) as isize - FORGED_TAIL.len() as isize + delta;
+            let plain = target - (ctl * encoded) as isize;
+            let mut n = vec![1u8; ctl];
+            n.extend(std::iter::repeat_n(b'a', plain.max(1) as usize));
+            n.extend_from_slice(FORGED_TAIL.as_bytes());
+            names.push(n);
+        }
+    }
+    let hex: Vec<String> = names
+        .iter()
+        .map(|n| n.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    let out = pair
+        .attacker
+        .command(PYTHON)
+        .args(["-c", PARAMIKO_CLIENT, SERVER4])
+        .args(&hex)
+        .output()
+        .expect("paramiko");
+    assert!(
+        out.status.success(),
+        "paramiko: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let log = sshd.log_text();
+    assert!(
+        log.contains("\\001"),
+        "sshd never logged the encoded names:\n{log}"
+    );
+    // sshd caps most names it logs (`%.100s`); vis-encoded control bytes still take some
+    // lines to the cut. Every form is proven in core (tests/cut_messages.rs).
+    for l in log
+        .lines()
+        .filter(|l| l.split_once("]: ").is_some_and(|(_, m)| m.len() >= 500))
+    {
+        eprintln!("cut by sshd: {l}");
+    }
+    let longest = log
+        .lines()
+        .filter_map(|l| l.split_once("]: "))
+        .map(|(_, m)| m.len())
+        .max()
+        .unwrap_or(0);
+    eprintln!("longest message sshd wrote: {longest} bytes");
+    // Every password failure counts for the real client.
+    let want = names.len() as u64;
+    daemon.wait_for("every failure counted", 20, |d| attempts_counted(d) >= want);
+    assert!(
+        banned(&daemon, "203.0.113.66").is_none(),
+        "forged address banned"
+    );
+    if longest >= 500 {
+        let status = daemon.status();
+        assert!(
+            status["jails"][0]["lines"]["cut"].as_u64().unwrap_or(0) > 0,
+            "{status}"
+        );
+    }
+    // And offline, on sshd's own log: the forged address is never even counted.
+    let doc = scan_json(&sshd.log);
+    let addrs = doc["addresses"].as_array().expect("addresses");
+    assert!(
+        addrs.iter().all(|a| a["addr"] != "203.0.113.66"),
+        "scan counted the forged address: {}",
+        doc["totals"]
+    );
+    let real = addrs
+        .iter()
+        .find(|a| a["addr"] == ATTACKER4)
+        .expect("the real client");
+    assert_eq!(real["attempts"].as_f64(), Some(want as f64), "{real}");
+}
