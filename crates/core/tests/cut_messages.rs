@@ -197,3 +197,136 @@ proptest! {
         }
     }
 }
+
+/// A valid user's certificate: sshd writes the real address before the key ID, which the
+/// client chooses whole (any length, `:` and spaces included; control bytes vis-encoded,
+/// four characters each, by the monitor). Key IDs that end in a forged tail — the rest of
+/// the strict rule (`(serial 0) CA …`), an address with the text rules put after one — at
+/// every full length from 400 to 600 bytes, plain and vis-encoded, as a line and as a
+/// journal record: a line sshd cut is exactly one attempt, of the real address; a whole one
+/// too, unless its key ID holds `:` (then the strict rule's pin is gone and it names
+/// nobody); none ever names the forged address. (Before: every cut line named nobody — the
+/// rule for them was computed unsafe — and so would a key ID ending right at the cut in a
+/// forged `(serial 0) CA ED25519 SHA256:x`, which the strict rule matched.)
+#[test]
+fn certificate_key_ids_never_hide_or_move_the_real_address() {
+    const REAL: &str = "192.0.2.160";
+    let head = format!(
+        "Failed publickey for bob from {REAL} port 7200 ssh2: ED25519-CERT SHA256:{} ID ",
+        "r".repeat(43)
+    );
+    let tail = format!(" (serial 0) CA ED25519 SHA256:{}", "c".repeat(43));
+    let forged_tails = [
+        String::new(),
+        format!(" (serial 0) CA ED25519 SHA256:{}", "f".repeat(43)),
+        format!(" from {FORGED} port 22 ssh2"),
+        format!(" for invalid user x from {FORGED} port 22 ssh2"),
+        format!(" {FORGED} port 22 [preauth]"),
+        format!(" from {FORGED}"),
+    ];
+    let mut m = matcher();
+    let (mut pid, mut cut) = (5000, 0);
+    for forged in &forged_tails {
+        for total in 400..=600usize {
+            let Some(n) = total.checked_sub(head.len() + forged.len() + tail.len()) else {
+                continue;
+            };
+            for style in 0..2 {
+                let full = format!("{head}{}{forged}{tail}", pad(n, style));
+                let msg = &full[..full.len().min(CUT)];
+                cut += usize::from(msg.len() >= CUT);
+                pid += 2;
+                let events = events_of(&mut m, msg, pid);
+                let whole_with_colon = msg.len() < CUT && forged.contains(':');
+                if !whole_with_colon {
+                    assert_eq!(events.len(), 2, "one per form: {msg:?}");
+                }
+                for e in &events {
+                    assert_eq!(e.addr, REAL.parse::<IpAddr>().unwrap(), "{msg:?}");
+                    assert_eq!(e.user.as_deref(), Some("bob"), "{msg:?}");
+                    assert_eq!(e.kind, portcullis_core::EventKind::Attempt, "{msg:?}");
+                }
+            }
+        }
+    }
+    assert!(cut > 1000, "{cut} cut lines");
+}
+
+/// The same long key ID on a successful login: the success (which the breach rule and the
+/// login protection need) is still the real address's.
+#[test]
+fn a_cut_success_still_names_the_real_address() {
+    let msg = format!(
+        "Accepted publickey for bob from 192.0.2.161 port 7201 ssh2: ED25519-CERT SHA256:{} ID {}",
+        "r".repeat(43),
+        "k".repeat(600)
+    );
+    let msg = &msg[..CUT];
+    let mut m = matcher();
+    let events = events_of(&mut m, msg, 11);
+    assert_eq!(events.len(), 2, "{events:?}");
+    for e in &events {
+        assert_eq!(e.kind, portcullis_core::EventKind::Success);
+        assert_eq!(e.addr, "192.0.2.161".parse::<IpAddr>().unwrap());
+    }
+    assert_eq!(m.stats().cut, 2);
+}
+
+/// The cut-safety computation: only literal text and digits before the address. A
+/// space-free field is refused too: `\S+` matches the first word of a client's text, and the
+/// forged rest lines up with the rule. (Before, only a `user` group or a field admitting a
+/// space was refused, and the banner rule below named 203.0.113.66.)
+#[test]
+fn only_literals_and_digits_before_the_address_are_cut_safe() {
+    let safe = |re: &str| filter::cut_safe("r", re).expect("compiles");
+    assert!(safe(r"^Disconnected from <HOST> port <PORT> \[preauth\]$"));
+    assert!(safe(
+        r"^drop connection #[0-9]+ from \[<HOST>\]:<PORT> on .*$"
+    ));
+    assert!(safe(
+        r"^(?:error: )?Connection (?:closed|reset) by <HOST>.*$"
+    ));
+    assert!(!safe(r"^Invalid user <USER> from <HOST>$"));
+    assert!(!safe(
+        r"^Invalid user (?P<user>\S+) from <HOST>(?: port <PORT>)?$"
+    ));
+    assert!(!safe(
+        r"^Bad protocol version identification '\S+' from <HOST> port <PORT>$"
+    ));
+    assert!(!safe(r"^x.y from <HOST>$"));
+
+    // And the matcher: a client banner `x…x' from 203.0.113.66 port 22 …`, cut by sshd right
+    // after `port 22`, gives nothing; a whole message still names its address.
+    let f = Filter::from_toml(
+        r#"[filter]
+programs = ["sshd", "sshd-session"]
+[[rule]]
+id = "bad-version"
+kind = "probe"
+weight = 0.5
+regex = '''^Bad protocol version identification '\S+' from <HOST> port <PORT>$'''
+"#,
+        "test",
+    )
+    .expect("filter");
+    let mut m = LineMatcher::new(f, DateParser::new(jiff::tz::TimeZone::UTC)).expect("matcher");
+    let head = "Bad protocol version identification '";
+    let forged = format!("' from {FORGED} port 22");
+    let banner = format!(
+        "{}{forged} and more",
+        "x".repeat(CUT - head.len() - forged.len())
+    );
+    let full = format!("{head}{banner}' from 192.0.2.9 port 4000");
+    let attack = &full[..CUT];
+    assert!(attack.ends_with(&forged), "{attack}");
+    assert!(events_of(&mut m, attack, 3).is_empty());
+    let whole = format!("{head}SSH-1.0-x' from 192.0.2.9 port 4000");
+    let events = events_of(&mut m, &whole, 5);
+    assert_eq!(events.len(), 2, "{whole}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.addr == "192.0.2.9".parse::<IpAddr>().unwrap())
+    );
+    assert_eq!(m.stats().cut, 2);
+}

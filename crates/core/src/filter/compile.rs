@@ -201,9 +201,10 @@ impl<P: Pattern> Rule<P> {
 }
 
 /// Whether no client-chosen text can come before `<HOST>` in the rule `source`: the
-/// address is a top-level item of the pattern and nothing before it is a `user` group or a
-/// repetition that can match a space (`.*`, `[^:]*`, …). Space-free fields (`\S*`,
-/// `[0-9]+`) cannot hold a forged ` ADDR port N`; single characters cannot either.
+/// address is a top-level item of the pattern and nothing before it can match more than
+/// sshd's own text — no `user` group and no field but digits (see [`admits_client_text`]).
+/// A rule whose earlier fields are sshd's own although the regex cannot show it (a valid
+/// account's name) states `cut_safe = true` in its filter, with the reason.
 pub fn cut_safe(rule: &str, source: &str) -> Result<bool, CompileError> {
     let (expanded, _) = expand_tags(rule, source, false)?;
     let hir = super::native::parser()
@@ -223,26 +224,26 @@ pub fn cut_safe(rule: &str, source: &str) -> Result<bool, CompileError> {
     Ok(!items[..at].iter().any(admits_client_text))
 }
 
-/// Whether `hir` can match client-chosen text that holds a space.
+/// Whether `hir` can match text the client chose: a `user` group, or any class that admits
+/// more than digits (`\S+`, `[^:]*`, `.`, …). A space-free field is not enough: it matches
+/// the first word of a client's text that holds spaces, and the forged rest (` from
+/// 203.0.113.66 port 22`) then lines up with the rule's own text. What this leaves before an
+/// address is sshd's own text: literals, and digits (its counters, as in `drop connection
+/// #12 from`).
 fn admits_client_text(hir: &Hir) -> bool {
+    use regex_syntax::hir::Class;
     match hir.kind() {
         HirKind::Capture(c) => c.name.as_deref() == Some("user") || admits_client_text(&c.sub),
-        HirKind::Repetition(r) => {
-            let spaced = match r.sub.kind() {
-                HirKind::Class(regex_syntax::hir::Class::Unicode(c)) => c
-                    .ranges()
-                    .iter()
-                    .any(|r| r.start() <= ' ' && ' ' <= r.end()),
-                HirKind::Class(regex_syntax::hir::Class::Bytes(c)) => c
-                    .ranges()
-                    .iter()
-                    .any(|r| r.start() <= b' ' && b' ' <= r.end()),
-                _ => false,
-            };
-            spaced || admits_client_text(&r.sub)
+        HirKind::Class(Class::Unicode(c)) => {
+            c.ranges().iter().any(|r| r.start() < '0' || r.end() > '9')
         }
+        HirKind::Class(Class::Bytes(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| r.start() < b'0' || r.end() > b'9'),
+        HirKind::Repetition(r) => admits_client_text(&r.sub),
         HirKind::Concat(subs) | HirKind::Alternation(subs) => subs.iter().any(admits_client_text),
-        HirKind::Literal(_) | HirKind::Class(_) | HirKind::Empty | HirKind::Look(_) => false,
+        HirKind::Literal(_) | HirKind::Empty | HirKind::Look(_) => false,
     }
 }
 
@@ -268,6 +269,10 @@ pub enum MessageMatch {
     Ignored(u16),
     /// A rule matched.
     Matched(RuleMatch),
+    /// The message is cut (see [`super::cut`]) and the rules that matched it (the first one's
+    /// index held) took their address where client-chosen text may stand, or where the cut
+    /// fell: no rule matched it at a trusted one.
+    Untrusted(u16),
 }
 
 /// Reusable per-caller match storage (one capture set per rule), so matching allocates
@@ -369,8 +374,14 @@ impl<P: Pattern> Filter<P> {
 
     /// Match one message (the text after `program[pid]: `): the first rule that matches,
     /// unless an ignore pattern matches too.
-    /// `cut`: the message may have lost its tail (see [`super::cut`]); rules written for
-    /// cut messages only (`only_cut`) are tried then, and only then.
+    ///
+    /// `cut`: the message may have lost its tail (see [`super::cut`]). Then a rule's match
+    /// counts only if the rule is `cut_safe` and its own text follows the address inside
+    /// the message (the cut did not fall in it); a match that does not is passed over, so a
+    /// later rule that does still gets the message (the client must not be able to hide a
+    /// trusted form behind an untrusted one, e.g. by ending a certificate's key ID with a
+    /// forged `(serial 0) CA …`). Rules written for cut messages only (`only_cut`) are
+    /// tried then, and only then.
     pub fn match_message(
         &self,
         message: &str,
@@ -380,6 +391,7 @@ impl<P: Pattern> Filter<P> {
         let bytes = message.as_bytes();
         let b = usize::from(bytes.first().copied().unwrap_or(0));
         let (lo, hi) = (self.first[b] as usize, self.first[b + 1] as usize);
+        let mut untrusted = None;
         for &i in &self.dispatch[lo..hi] {
             let rule = &self.rules[usize::from(i)];
             if rule.only_cut && !cut {
@@ -402,6 +414,10 @@ impl<P: Pattern> Filter<P> {
             let Some(host) = caps.get(rule.host) else {
                 continue;
             };
+            if cut && !(rule.cut_safe && host.1 < message.len()) {
+                untrusted.get_or_insert(i);
+                continue;
+            }
             return Ok(MessageMatch::Matched(RuleMatch {
                 rule: i,
                 host,
@@ -409,7 +425,7 @@ impl<P: Pattern> Filter<P> {
                 method: rule.method.and_then(|m| caps.get(m)),
             }));
         }
-        Ok(MessageMatch::None)
+        Ok(untrusted.map_or(MessageMatch::None, MessageMatch::Untrusted))
     }
 }
 

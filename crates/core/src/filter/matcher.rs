@@ -402,16 +402,13 @@ impl<P: Pattern> UnmergedMatcher<P> {
                 return LineOutcome::Ignored { rule };
             }
             Ok(MessageMatch::None) => return self.unmatched(),
+            // A cut message names only an address no client text can precede.
+            Ok(MessageMatch::Untrusted(rule)) => return self.bad(BadLine::Cut { rule }),
             Err(_) => {
                 self.stats.search_errors += 1;
                 return self.bad(BadLine::EngineError);
             }
         };
-        // A cut message: only an address no client text can precede, with the rule's own
-        // text after it (the cut did not fall inside it), names anyone.
-        if cut && !(self.filter.rules()[usize::from(m.rule)].cut_safe && m.host.1 < message.len()) {
-            return self.bad(BadLine::Cut { rule: m.rule });
-        }
         // Spans come from a byte-oriented engine: slice with `get` (never panics).
         let Some(addr) = message.get(m.host.0..m.host.1).and_then(parse_addr) else {
             return self.bad(BadLine::InvalidAddress { rule: m.rule });

@@ -64,8 +64,9 @@ pub struct RuleSpec {
     /// The regex, with tags `<HOST>`/`<ADDR>`, `<USER>`, `<PORT>`; anchored with `^…$`.
     pub regex: Spanned<String>,
     /// Whether the address is trusted in a message its writer cut (see
-    /// [`cut`](super::cut)); by default computed from the regex (no user name or other
-    /// space-admitting field before `<HOST>`). Set it only with the reason in a comment.
+    /// [`cut`](super::cut)); by default computed from the regex (nothing before `<HOST>`
+    /// but literal text and digits: no `user` group, no other field). Set it only with the
+    /// reason in a comment.
     #[serde(default)]
     pub cut_safe: Option<bool>,
     /// Try this rule only on messages whose writer cut them: the cut form of another rule
