@@ -250,84 +250,59 @@ fn bans_of(doc: &serde_json::Value, addr: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The paramiko client of [`r10_cut_messages_never_ban_the_forged_address`]: one TCP
-/// connection per user name (hex on argv, so any byte goes), a failed password, then close.
+/// The paramiko client of the cut-message tests (`ssh` refuses control bytes in user names):
+/// one TCP connection per attempt, which fails, then closes. `password HEXNAME…`: a password
+/// for each user name (hex, so any byte goes); `cert USER KEY CERT…`: the key with each
+/// certificate in turn. Any other failure (a refused connection) ends it with an error.
 const PARAMIKO_CLIENT: &str = r#"
 import socket, sys, paramiko
-host = sys.argv[1]
-for hexname in sys.argv[2:]:
-    user = bytes.fromhex(hexname).decode("latin-1")
+host, mode = sys.argv[1], sys.argv[2]
+def attempt(auth):
     s = socket.create_connection((host, 22), timeout=10)
     t = paramiko.Transport(s)
     try:
         t.start_client(timeout=10)
         try:
-            t.auth_password(user, "wrong-password")
+            auth(t)
+            sys.exit("authentication succeeded")
         except paramiko.AuthenticationException:
-            pass
-        except paramiko.SSHException:
             pass
     finally:
         t.close()
         s.close()
+if mode == "password":
+    for hexname in sys.argv[3:]:
+        user = bytes.fromhex(hexname).decode("latin-1")
+        attempt(lambda t: t.auth_password(user, "wrong-password"))
+else:
+    user, key_file = sys.argv[3], sys.argv[4]
+    for cert in sys.argv[5:]:
+        key = paramiko.Ed25519Key.from_private_key_file(key_file)
+        key.load_certificate(cert)
+        attempt(lambda t: t.auth_publickey(user, key))
 "#;
 
-/// Issue 10.1 with the real sshd: user names long enough that sshd's 500-byte cut would fall
-/// right after a forged ` 203.0.113.66 port 22 [preauth]` at their end (plain, and padded
-/// with control bytes that sshd vis-encodes to four or five characters each), sent by
-/// paramiko (`ssh` refuses such names). Whatever sshd writes, 203.0.113.66 is never counted
-/// (by `scan` on sshd's own log) nor banned (by the daemon following it); the real client's
-/// failures are all counted.
-#[test]
-fn r10_cut_messages_never_ban_the_forged_address() {
-    if !require_root_and(&["ip", "nft", "sshd"]) {
-        return;
-    }
-    // Debian's python3 and its python3-paramiko (a python3 earlier on PATH may lack it).
+/// The forged address of the cut-message tests.
+const FORGED: &str = "203.0.113.66";
+
+/// Debian's python3 with its python3-paramiko (a python3 earlier on `PATH` may lack it), or
+/// `None` after the loud skip (a failure under `CI=true`).
+fn paramiko() -> Option<&'static str> {
     const PYTHON: &str = "/usr/bin/python3";
-    let has_paramiko = std::process::Command::new(PYTHON)
+    let ok = std::process::Command::new(PYTHON)
         .args(["-c", "import paramiko"])
         .status()
         .is_ok_and(|s| s.success());
-    if !crate::e2e::require(
-        "python3-paramiko (apt-get install python3-paramiko)",
-        has_paramiko,
-    ) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let pair = Pair::new();
-    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), false);
-    let cfg = format!(
-        "[jail.sshd]\nsources = [{{ file = \"{}\" }}]\nmaxretry = 1000\nfindtime = \"10m\"\n\
-         bantime = \"10m\"\npermanent_after = false\n",
-        sshd.log.display()
-    );
-    let daemon = Daemon::start(&pair.server, &tmp.path().join("pc"), &cfg);
-    const FORGED_TAIL: &str = " 203.0.113.66 port 22 [preauth]";
-    // `Connection closed by invalid user ` + name: the cut at 500 lands right after the
-    // forged tail when the (encoded) name is 466 bytes.
-    let head = "Connection closed by invalid user ".len();
-    let mut names: Vec<Vec<u8>> = Vec::new();
-    for (ctl, encoded) in [(0usize, 1usize), (20, 4), (20, 5), (80, 4), (80, 5)] {
-        for delta in [0isize, 1] {
-            let target = (500 - head) as isize - FORGED_TAIL.len() as isize + delta;
-            let plain = target - (ctl * encoded) as isize;
-            let mut n = vec![1u8; ctl];
-            n.extend(std::iter::repeat_n(b'a', plain.max(1) as usize));
-            n.extend_from_slice(FORGED_TAIL.as_bytes());
-            names.push(n);
-        }
-    }
-    let hex: Vec<String> = names
-        .iter()
-        .map(|n| n.iter().map(|b| format!("{b:02x}")).collect())
-        .collect();
+    crate::e2e::require("python3-paramiko (apt-get install python3-paramiko)", ok).then_some(PYTHON)
+}
+
+/// Run [`PARAMIKO_CLIENT`] in the attacker's namespace; every attempt must reach sshd.
+fn paramiko_run(pair: &Pair, python: &str, args: &[std::ffi::OsString]) {
     let out = pair
         .attacker
-        .command(PYTHON)
+        .command(python)
         .args(["-c", PARAMIKO_CLIENT, SERVER4])
-        .args(&hex)
+        .args(args)
         .output()
         .expect("paramiko");
     assert!(
@@ -335,46 +310,51 @@ fn r10_cut_messages_never_ban_the_forged_address() {
         "paramiko: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let log = sshd.log_text();
-    assert!(
-        log.contains("\\001"),
-        "sshd never logged the encoded names:\n{log}"
+}
+
+/// A daemon following sshd's log that decides bans at 3 weighted failures and leaves the
+/// kernel alone (backend `none`): the real client is banned early while the attack goes on,
+/// and a forged address that a few cut lines counted would be banned too.
+fn cut_lab_daemon(pair: &Pair, sshd: &Sshd, dir: &std::path::Path) -> Daemon {
+    let cfg = format!(
+        "[firewall]\nbackend = \"none\"\n[jail.sshd]\nsources = [{{ file = \"{}\" }}]\n\
+         maxretry = 3\nfindtime = \"10m\"\nbantime = \"10m\"\npermanent_after = false\n",
+        sshd.log.display()
     );
-    // sshd caps most names it logs (`%.100s`); vis-encoded control bytes still take some
-    // lines to the cut. Every form is proven in core (tests/cut_messages.rs).
-    for l in log
-        .lines()
-        .filter(|l| l.split_once("]: ").is_some_and(|(_, m)| m.len() >= 500))
-    {
-        eprintln!("cut by sshd: {l}");
-    }
-    let longest = log
-        .lines()
-        .filter_map(|l| l.split_once("]: "))
-        .map(|(_, m)| m.len())
-        .max()
-        .unwrap_or(0);
-    eprintln!("longest message sshd wrote: {longest} bytes");
-    // Every password failure counts for the real client.
-    let want = names.len() as u64;
-    daemon.wait_for("every failure counted", 20, |d| attempts_counted(d) >= want);
+    Daemon::start(&pair.server, dir, &cfg)
+}
+
+/// sshd's messages (after `sshd[pid]: `) that start with `head`.
+fn messages<'a>(log: &'a str, head: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    log.lines()
+        .filter_map(|l| l.split_once("]: ").map(|(_, m)| m))
+        .filter(move |m| m.starts_with(head))
+}
+
+/// What the daemon and `scan` must agree on after a cut-message attack: the client's `n`
+/// failed attempts are all counted and banned, as the real address's; the forged address
+/// is never counted nor banned; the cut lines are counted.
+fn assert_only_the_real_address(daemon: &Daemon, sshd: &Sshd, n: u64) {
+    daemon.wait_for(&format!("{n} attempts counted"), 30, |d| {
+        attempts_counted(d) >= n
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(attempts_counted(daemon), n, "attempts counted");
+    assert!(banned(daemon, ATTACKER4).is_some(), "{:?}", daemon.bans());
     assert!(
-        banned(&daemon, "203.0.113.66").is_none(),
-        "forged address banned"
+        banned(daemon, FORGED).is_none(),
+        "forged address banned: {:?}",
+        daemon.bans()
     );
-    if longest >= 500 {
-        let status = daemon.status();
-        assert!(
-            status["jails"][0]["lines"]["cut"].as_u64().unwrap_or(0) > 0,
-            "{status}"
-        );
-    }
-    // And offline, on sshd's own log: the forged address is never even counted.
+    let status = daemon.status();
+    assert!(
+        status["jails"][0]["lines"]["cut"].as_u64().unwrap_or(0) > 0,
+        "{status}"
+    );
     let doc = scan_json(&sshd.log);
     let addrs = doc["addresses"].as_array().expect("addresses");
     assert!(
-        addrs.iter().all(|a| a["addr"] != "203.0.113.66"),
+        addrs.iter().all(|a| a["addr"] != FORGED),
         "scan counted the forged address: {}",
         doc["totals"]
     );
@@ -382,5 +362,178 @@ fn r10_cut_messages_never_ban_the_forged_address() {
         .iter()
         .find(|a| a["addr"] == ATTACKER4)
         .expect("the real client");
-    assert_eq!(real["attempts"].as_f64(), Some(want as f64), "{real}");
+    assert_eq!(real["attempts"].as_f64(), Some(n as f64), "{real}");
+    assert!(!bans_of(&doc, ATTACKER4).is_empty(), "{real}");
+    assert!(
+        doc["totals"]["cut"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        doc["totals"]
+    );
+}
+
+/// Issue 10.1 with the real sshd: unknown user names that end in a forged
+/// ` 203.0.113.66 port 22 [preauth]`, sent by paramiko, one connection and one failed
+/// password each. sshd writes `Connection closed by invalid user NAME ADDR port P
+/// [preauth]` from the pre-auth child, so a control byte in NAME arrives encoded twice
+/// (`\\001`, five characters), and sshd caps the name (with `invalid user `) before
+/// encoding. Every name of `c` control bytes and `435 − 5c` letters (c = 0..=87) puts the
+/// cut right after the forged tail wherever the cap lets it (sshd 9.2: c ≥ 70, 18 lines);
+/// a few more put it one or two bytes to either side. Whatever sshd writes, the forged
+/// address is never counted (scan on sshd's log) nor banned (the daemon following it: on
+/// the code before, 18 cut lines × 0.2 banned it), and the real client's every failure is.
+#[test]
+fn r10_cut_user_names_never_ban_the_forged_address() {
+    if !require_root_and(&["ip", "sshd"]) {
+        return;
+    }
+    let Some(python) = paramiko() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pair = Pair::new();
+    let sshd = Sshd::start(&pair.server, &tmp.path().join("sshd"), false);
+    let daemon = cut_lab_daemon(&pair, &sshd, &tmp.path().join("pc"));
+    let head = "Connection closed by invalid user ";
+    let tail = format!(" {FORGED} port 22 [preauth]");
+    let room = 500 - head.len() - tail.len();
+    let name = |ctl: usize, letters: usize| {
+        let mut n = vec![1u8; ctl];
+        n.extend(std::iter::repeat_n(b'a', letters));
+        n.extend_from_slice(tail.as_bytes());
+        n
+    };
+    let mut names: Vec<Vec<u8>> = (0..=room / 5).map(|c| name(c, room - 5 * c)).collect();
+    for c in [70, 80, 87] {
+        for letters in [room - 5 * c + 1, room - 5 * c + 2] {
+            names.push(name(c, letters));
+        }
+        for short in [1, 2] {
+            if let Some(letters) = (room - 5 * c).checked_sub(short) {
+                names.push(name(c, letters));
+            }
+        }
+    }
+    let hex: Vec<std::ffi::OsString> = names
+        .iter()
+        .map(|n| {
+            n.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into()
+        })
+        .collect();
+    let mut args = vec!["password".into()];
+    args.extend(hex);
+    paramiko_run(&pair, python, &args);
+
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let log = sshd.log_text();
+    // The attack reached sshd's cut: lines of exactly 500 bytes that end in the forged tail.
+    let forged_at_cut = messages(&log, head)
+        .filter(|m| m.len() == 500 && m.ends_with(&tail))
+        .count();
+    eprintln!(
+        "{} names; sshd cut {forged_at_cut} lines right after the forged tail",
+        names.len()
+    );
+    assert!(
+        forged_at_cut >= 15,
+        "sshd did not cut where expected:\n{log}"
+    );
+    assert_only_the_real_address(&daemon, &sshd, names.len() as u64);
+}
+
+/// Issue 10.1, certificates: a valid user (root) offers user certificates whose key IDs
+/// (made with `ssh-keygen -s`, from an untrusted CA) are long enough that sshd's cut falls
+/// right after a forged tail in them: the rest of the strict rule's tail (`(serial 0) CA
+/// ED25519 SHA256:…`, which used to hide the attempt), ` from 203.0.113.66 port 22 ssh2`,
+/// ` 203.0.113.66 port 22 [preauth]`, or nothing; plain, and with control bytes (`\001`,
+/// four characters: the monitor logs this line). sshd logs `Failed publickey for root from
+/// ADDR port P ssh2: ED25519-CERT SHA256:… ID KEYID…` at VERBOSE only (hence the level), cut
+/// at 500 bytes. Each one counts for the real client, none for the forged address.
+#[test]
+fn r10_cut_certificate_key_ids_never_ban_the_forged_address() {
+    use std::os::unix::ffi::OsStringExt;
+    if !require_root_and(&["ip", "sshd", "ssh-keygen"]) {
+        return;
+    }
+    let Some(python) = paramiko() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pair = Pair::new();
+    let sshd = Sshd::start_with(
+        &pair.server,
+        &tmp.path().join("sshd"),
+        false,
+        "LogLevel VERBOSE\n",
+    );
+    let daemon = cut_lab_daemon(&pair, &sshd, &tmp.path().join("pc"));
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir_all(&keys).expect("keys");
+    for k in ["ca", "user"] {
+        crate::e2e::run(
+            std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(keys.join(k)),
+        );
+    }
+    // `Failed publickey for root from 192.0.2.2 port PPPPP ssh2: ED25519-CERT SHA256:<43>
+    // ID `: the client's ephemeral port has five digits.
+    let head = format!(
+        "Failed publickey for root from {ATTACKER4} port 12345 ssh2: ED25519-CERT SHA256:{} ID ",
+        "x".repeat(43)
+    );
+    let room = 500 - head.len();
+    let tails = [
+        format!(" (serial 0) CA ED25519 SHA256:{}", "f".repeat(43)),
+        format!(" from {FORGED} port 22 ssh2"),
+        format!(" {FORGED} port 22 [preauth]"),
+        String::new(),
+    ];
+    let mut ids: Vec<Vec<u8>> = Vec::new();
+    for tail in &tails {
+        for (ctl, extra) in [(0, 0), (0, 1), (0, 2), (20, 0), (60, 0)] {
+            let letters = room - tail.len() - 4 * ctl + extra;
+            let mut id = vec![1u8; ctl];
+            id.extend(std::iter::repeat_n(b'k', letters));
+            id.extend_from_slice(tail.as_bytes());
+            ids.push(id);
+        }
+    }
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "cert".into(),
+        "root".into(),
+        keys.join("user").into_os_string(),
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        let public = keys.join(format!("c{i}.pub"));
+        std::fs::copy(keys.join("user.pub"), &public).expect("copy key");
+        crate::e2e::run(
+            std::process::Command::new("ssh-keygen")
+                .args(["-q", "-s"])
+                .arg(keys.join("ca"))
+                .arg("-I")
+                .arg(std::ffi::OsString::from_vec(id.clone()))
+                .args(["-n", "root", "-z", &i.to_string()])
+                .arg(&public),
+        );
+        args.push(keys.join(format!("c{i}-cert.pub")).into_os_string());
+    }
+    paramiko_run(&pair, python, &args);
+
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let log = sshd.log_text();
+    let lines: Vec<&str> = messages(&log, "Failed publickey for root from ").collect();
+    assert_eq!(lines.len(), ids.len(), "one line per certificate:\n{log}");
+    for tail in tails.iter().filter(|t| !t.is_empty()) {
+        assert!(
+            lines
+                .iter()
+                .any(|m| m.len() == 500 && m.ends_with(tail.as_str())),
+            "no line cut right after {tail:?}:\n{log}"
+        );
+    }
+    assert!(lines.iter().any(|m| m.contains("\\001")), "{log}");
+    assert_only_the_real_address(&daemon, &sshd, ids.len() as u64);
 }

@@ -57,6 +57,13 @@ impl SshdLab {
 impl Sshd {
     /// Start sshd in `ns`, listening on 192.0.2.1:22 and [2001:db8::1]:22.
     pub fn start(ns: &Netns, dir: &Path, use_pam: bool) -> Sshd {
+        Sshd::start_with(ns, dir, use_pam, "")
+    }
+
+    /// [`start`](Self::start) with `first` (whole `sshd_config` lines) ahead of the usual
+    /// configuration: sshd takes the first value of a keyword, so `LogLevel VERBOSE` there
+    /// wins.
+    pub fn start_with(ns: &Netns, dir: &Path, use_pam: bool, first: &str) -> Sshd {
         fs::create_dir_all(dir).expect("dir");
         fs::create_dir_all("/run/sshd").expect("/run/sshd");
         let hostkey = dir.join("hostkey");
@@ -73,7 +80,7 @@ impl Sshd {
         fs::write(
             &cfg,
             format!(
-                "Port 22\nListenAddress {SERVER4}\nListenAddress {SERVER6}\nHostKey {}\nPidFile {}\n\
+                "{first}Port 22\nListenAddress {SERVER4}\nListenAddress {SERVER6}\nHostKey {}\nPidFile {}\n\
                  PermitRootLogin yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
                  UsePAM {}\nAuthorizedKeysFile {}\nStrictModes no\nSyslogFacility AUTH\nLogLevel INFO\n\
                  MaxAuthTries 6\nMaxStartups 200:30:400\nLoginGraceTime 20\nUseDNS no\n",
