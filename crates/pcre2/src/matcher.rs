@@ -213,7 +213,7 @@ impl EventMatcher for Fail2BanMatcher {
         }
         let cut = match split_line(&mut self.cut_dates, line, reference).1 {
             Some(h) => cut::is_cut(Some(h.program), h.message.len(), Some(line.len())),
-            None => line.len() >= cut::SYSLOG_LINE_CUT,
+            None => cut::is_cut(None, line.len(), Some(line.len())),
         };
         let text = self.decode(line);
         let result = self.filter.process_line(&text, reference);
