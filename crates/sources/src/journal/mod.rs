@@ -338,7 +338,7 @@ impl JournalSource {
                     identifier = %String::from_utf8_lossy(entry.get("SYSLOG_IDENTIFIER").unwrap_or_default()),
                     uid = %String::from_utf8_lossy(entry.get("_UID").unwrap_or(b"?")),
                     comm = %String::from_utf8_lossy(entry.get("_COMM").unwrap_or(b"?")),
-                    "journal entry not believed: journald does not vouch for its sender (not delivered to filters)"
+                    "journal entry not believed (see reason; not delivered to filters)"
                 );
             }
             // Still advance: a restart need not read it again.

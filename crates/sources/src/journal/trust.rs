@@ -32,6 +32,12 @@ pub enum JournalSenders {
 ///    must come from root, from a process that is one of those programs: its `_COMM` or the
 ///    file name of its `_EXE`. (`_COMM` alone is not proof: a process may rename itself;
 ///    root and the name together are.) Unless senders are [`JournalSenders::Any`].
+/// 3. And not through an output stream (`_TRANSPORT=stdout`: sshd run with `-e`, logging to
+///    stderr). There sshd escapes only what would upset a terminal (`VIS_SAFE`): a newline
+///    in a user name goes out raw, journald starts a new entry at it, and the client writes
+///    that entry whole (`Failed password for root from 203.0.113.66 …`, sent as sshd).
+///    Through syslog(3) (`_TRANSPORT=syslog`, what sshd does without `-e`) every control
+///    byte is escaped.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct JournalTrust {
     /// Who may send entries at all.
@@ -47,6 +53,9 @@ pub enum Untrusted {
     Sender(u32),
     /// It claims to be sshd's but was not sent by root's sshd.
     NotSshd,
+    /// sshd's, but from its output stream (`sshd -e`), where the client decides where an
+    /// entry starts.
+    Stream,
 }
 
 /// The first UID of login users on Debian (`UID_MIN` in `/etc/login.defs`).
@@ -74,6 +83,9 @@ impl JournalTrust {
         let claims_sshd = entry.get("SYSLOG_IDENTIFIER").is_some_and(is_sshd_program);
         if claims_sshd && !(uid == 0 && sent_by_sshd(entry)) {
             return Err(Untrusted::NotSshd);
+        }
+        if claims_sshd && entry.get("_TRANSPORT") == Some(b"stdout") {
+            return Err(Untrusted::Stream);
         }
         Ok(())
     }
@@ -172,6 +184,29 @@ mod tests {
         // No trusted fields at all (a forged export stream, a relay): not vouched for.
         let bare = entry(&[("SYSLOG_IDENTIFIER", "sshd")]);
         assert_eq!(t.check(&bare), Err(Untrusted::NoSender));
+    }
+
+    /// `sshd -D -e` (OpenSSH 9.2, in a network namespace) for the user name
+    /// `x\nFailed password for root from 203.0.113.66 port 22 ssh2\ny` wrote
+    /// `Failed password for invalid user x`, then that line raw, then `y from 192.0.2.2 port
+    /// 52670 ssh2\r`: journald makes each an entry, all with sshd's trusted fields.
+    #[test]
+    fn sshds_output_stream_is_not_believed() {
+        let t = JournalTrust::default();
+        let mut fields = SSHD.to_vec();
+        fields.push(("_TRANSPORT", "syslog"));
+        assert_eq!(t.check(&entry(&fields)), Ok(()));
+        fields.pop();
+        fields.push(("_TRANSPORT", "stdout"));
+        assert_eq!(t.check(&entry(&fields)), Err(Untrusted::Stream));
+        // Another service's stream keeps the sender rule only.
+        let app = entry(&[
+            ("SYSLOG_IDENTIFIER", "myapp"),
+            ("_UID", "108"),
+            ("_COMM", "myapp"),
+            ("_TRANSPORT", "stdout"),
+        ]);
+        assert_eq!(t.check(&app), Ok(()));
     }
 
     #[test]

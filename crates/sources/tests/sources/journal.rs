@@ -35,6 +35,9 @@ struct Entry {
     /// The sender as journald saw it: `(_UID, _COMM, _EXE)`; `None` for the service's own
     /// daemon (root, comm and exe named after the identifier).
     sender: Option<(u32, &'static str, &'static str)>,
+    /// How it reached journald (`_TRANSPORT`): `syslog` for sshd's syslog(3), `stdout` for
+    /// a service's output stream.
+    transport: &'static str,
     unit: &'static str,
     ident: &'static str,
     pid: u32,
@@ -57,11 +60,12 @@ fn export(entries: &[Entry], seq: u64) -> Vec<u8> {
                 "__REALTIME_TIMESTAMP={ts}\n__MONOTONIC_TIMESTAMP={}\n\
                  _BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=h1\n\
                  _SYSTEMD_UNIT={}\nSYSLOG_IDENTIFIER={}\n_PID={}\n\
-                 _UID={uid}\n_COMM={comm}\n_EXE={exe}\n",
+                 _UID={uid}\n_COMM={comm}\n_EXE={exe}\n_TRANSPORT={}\n",
                 seq + i as u64 + 1,
                 e.unit,
                 e.ident,
-                e.pid
+                e.pid,
+                e.transport
             )
             .as_bytes(),
         );
@@ -103,6 +107,7 @@ fn make_journal(work: &Path, target: &Path, entries: &[Entry], seq: u64) {
 fn sample() -> Vec<Entry> {
     let e = |unit, ident, pid, msg: &[u8], at| Entry {
         sender: None,
+        transport: "syslog",
         unit,
         ident,
         pid,
@@ -308,6 +313,7 @@ fn follow_survives_journalctl_death_and_sees_new_files() {
     let later = vec![
         Entry {
             sender: None,
+            transport: "syslog",
             unit: "ssh.service",
             ident: "sshd",
             pid: 500,
@@ -316,6 +322,7 @@ fn follow_survives_journalctl_death_and_sees_new_files() {
         },
         Entry {
             sender: None,
+            transport: "syslog",
             unit: "cron.service",
             ident: "CRON",
             pid: 501,
@@ -359,6 +366,7 @@ fn follow_from_end_skips_existing_entries() {
     assert!(read_until(&mut src, 1, Duration::from_millis(800)).is_empty());
     let later = vec![Entry {
         sender: None,
+        transport: "syslog",
         unit: "ssh.service",
         ident: "sshd",
         pid: 600,
@@ -423,6 +431,7 @@ fn rejected_cursor_falls_back_to_following_from_the_end() {
     assert!(out.is_empty());
     let later = vec![Entry {
         sender: None,
+        transport: "syslog",
         unit: "ssh.service",
         ident: "sshd",
         pid: 700,
@@ -450,6 +459,7 @@ fn a_users_logger_is_never_taken_for_sshd() {
     std::fs::create_dir(&dir).unwrap();
     let forged = |sender, unit, at| Entry {
         sender: Some(sender),
+        transport: "syslog",
         unit,
         ident: "sshd",
         pid: 4242,
@@ -458,6 +468,7 @@ fn a_users_logger_is_never_taken_for_sshd() {
     };
     let real = |ident, at| Entry {
         sender: None,
+        transport: "syslog",
         unit: "ssh.service",
         ident,
         pid: 77,
@@ -498,4 +509,68 @@ fn a_users_logger_is_never_taken_for_sshd() {
         .unwrap();
     let export = String::from_utf8_lossy(&out.stdout);
     assert_eq!(export.matches("203.0.113.66").count(), 2, "{export}");
+}
+
+/// `sshd -e` logs to stderr, which systemd hands to journald as a stream: there sshd leaves
+/// newlines in a client's text raw (`VIS_SAFE`), so a user name
+/// `x\nFailed password for root from 203.0.113.66 port 22 ssh2\ny` becomes three entries —
+/// the middle one entirely the client's — each with sshd's own trusted fields (what OpenSSH
+/// 9.2 wrote, run that way in a network namespace). None is delivered; each is counted;
+/// sshd's syslog(3) entries still are delivered.
+#[test]
+fn sshds_output_stream_is_never_believed() {
+    if !tools_present() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("journal");
+    std::fs::create_dir(&dir).unwrap();
+    let sshd = |transport, message: &str, at| Entry {
+        sender: None,
+        transport,
+        unit: "ssh.service",
+        ident: "sshd",
+        pid: 91,
+        message: message.as_bytes().to_vec(),
+        at,
+    };
+    let entries = vec![
+        sshd(
+            "syslog",
+            "Failed password for root from 198.51.100.7 port 22 ssh2",
+            1,
+        ),
+        sshd("stdout", "Failed password for invalid user x", 2),
+        sshd(
+            "stdout",
+            "Failed password for root from 203.0.113.66 port 22 ssh2",
+            2,
+        ),
+        sshd("stdout", "y from 192.0.2.2 port 52670 ssh2\r", 2),
+    ];
+    make_journal(work.path(), &dir.join("a.journal"), &entries, 0);
+    let o = JournalOptions {
+        location: JournalLocation::Directory(dir.clone()),
+        matches: parse_journal_matches("_SYSTEMD_UNIT=ssh.service").unwrap(),
+        follow: false,
+        start: JournalStart::Beginning,
+        ..JournalOptions::default()
+    };
+    let mut src = JournalSource::spawn(SourceId(1), o).unwrap();
+    let lines = read_all(&mut src, 10);
+    let text: Vec<String> = lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+        .collect();
+    assert_eq!(text.len(), 1, "{text:?}");
+    assert!(text[0].contains("198.51.100.7"), "{text:?}");
+    assert_eq!(src.stats().untrusted, 3);
+    // The journal holds them, as sshd's stream.
+    let out = Command::new("journalctl")
+        .arg(format!("--directory={}", dir.display()))
+        .args(["-o", "export", "_TRANSPORT=stdout", "_COMM=sshd", "_UID=0"])
+        .output()
+        .unwrap();
+    let export = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(export.matches("203.0.113.66").count(), 1, "{export}");
 }
