@@ -390,17 +390,32 @@ impl Daemon {
         for s in &self.sources {
             s.request_stop();
         }
-        let mut sources = std::mem::take(&mut self.sources);
-        let joined = tokio::task::spawn_blocking(move || {
-            for s in &mut sources {
-                s.join();
+        // The sources stay in place (their positions advance with the drained batches);
+        // only their threads are joined.
+        let threads: Vec<_> = self
+            .sources
+            .iter_mut()
+            .filter_map(|s| s.take_thread())
+            .collect();
+        let mut join = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                if t.join().is_err() {
+                    tracing::error!("a source thread panicked");
+                }
             }
-            sources
-        })
-        .await;
-        match joined {
-            Ok(s) => self.sources = s,
-            Err(e) => tracing::error!("source thread panicked: {e}"),
+        });
+        // Drain while joining: a reader blocked on the full channel only sees its stop once
+        // its batch is taken (joining first waited for it forever). The lines are processed
+        // as usual (each reader sends at most the batch it holds), so nothing is lost and
+        // banning goes on during a reload.
+        let joined = loop {
+            tokio::select! {
+                joined = &mut join => break joined,
+                Some(batch) = self.lines_rx.recv() => self.process_batch(batch),
+            }
+        };
+        if let Err(e) = joined {
+            tracing::error!("joining the source threads failed: {e}");
         }
         while let Ok(batch) = self.lines_rx.try_recv() {
             self.process_batch(batch);
@@ -593,6 +608,15 @@ impl Daemon {
     async fn stop(&mut self) {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         self.notifier.stop();
+        // Requests already queued get an answer, new ones are refused at once: the socket's
+        // shutdown waits for the requests in hand, which wait for this loop.
+        self.control_rx.close();
+        while let Ok(req) = self.control_rx.try_recv() {
+            let _ = req.reply.send(Err(ErrorBody::new(
+                ErrorKind::Busy,
+                "the daemon is shutting down",
+            )));
+        }
         if let Some(c) = self.control.take() {
             c.shutdown().await;
         }
