@@ -135,3 +135,77 @@ fn i11_reload_and_sigterm_during_a_backlog_never_hang() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(attempts(&daemon), rest, "lines counted twice or lost");
 }
+
+/// Issue 11.3: a corrupt state database made the daemon fail at every start, unprotected.
+/// Now it is moved aside, a fresh one is created, and the bans the kernel set still holds
+/// (with their remaining time) are taken back: the server stays protected and says so.
+#[test]
+fn i11_a_corrupt_database_is_moved_aside_and_the_bans_rebuilt_from_the_kernel() {
+    if !require_root_and(&["ip", "nft"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("corrupt");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    let cfg = format!(
+        "[jail.sshd]\nsources = [{{ file = \"{}\" }}]\n",
+        log.display()
+    );
+    let mut daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    for args in [
+        &["ban", "203.0.113.5", "--permanent"][..],
+        &["ban", "198.51.100.5", "--for", "1h"],
+    ] {
+        let out = daemon.ctl(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    daemon.kill9();
+    let db = tmp.path().join("pc/state/state.db");
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    }
+    std::fs::write(&db, vec![0xA5u8; 64 * 1024]).expect("garbage");
+    daemon.restart();
+    let bans = daemon.bans();
+    let find = |t: &str| bans.iter().find(|b| b["target"] == t).cloned();
+    let permanent = find("203.0.113.5").unwrap_or_else(|| panic!("{bans:?}\n{}", daemon.log()));
+    assert!(permanent["until"].is_null(), "{permanent}");
+    let timed = find("198.51.100.5").unwrap_or_else(|| panic!("{bans:?}"));
+    let left = timed["until"].as_i64().expect("until") - timed["since"].as_i64().expect("since");
+    assert!(
+        (3500..=3600).contains(&left),
+        "remaining time kept: {timed}"
+    );
+    let aside: Vec<_> = std::fs::read_dir(tmp.path().join("pc/state"))
+        .expect("state dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.db.corrupt-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "the broken database is kept aside");
+    assert!(
+        daemon.log().contains("THE STATE DATABASE WAS UNREADABLE"),
+        "said loudly"
+    );
+    let set = ns.exec(&["nft", "list", "set", "inet", "portcullis", "addr4"]);
+    assert!(
+        set.contains("203.0.113.5") && set.contains("198.51.100.5"),
+        "{set}"
+    );
+    // The fresh database holds them: one more restart, nothing lost.
+    daemon.stop();
+    daemon.restart();
+    let bans = daemon.bans();
+    assert!(
+        bans.iter().any(|b| b["target"] == "203.0.113.5"),
+        "{bans:?}"
+    );
+}

@@ -33,7 +33,7 @@ use anyhow::{Context, Result};
 use ipnet::IpNet;
 use portcullis_config::{Backend, Config};
 use portcullis_control::{ErrorBody, ErrorKind, ServerConfig};
-use portcullis_core::event::{Alert, UnbanReason};
+use portcullis_core::event::{Alert, Ban, BanReason, UnbanReason};
 use portcullis_core::jail::WindowState;
 use portcullis_core::{Decision, Event, Time};
 use portcullis_firewall::{Change, Firewall, FirewallConfig, timeout_at};
@@ -229,8 +229,7 @@ impl Daemon {
         let now = reading.engine;
         let state_dir = &config.daemon.state_dir;
         state_dir::prepare(state_dir)?;
-        let store =
-            Store::open(state_dir.join("state.db")).context("cannot open the state database")?;
+        let (mut store, recovered) = open_store(&state_dir.join("state.db"), now)?;
 
         let firewall = if args.dry_run || config.firewall.backend == Backend::None {
             Firewall::dry_run()
@@ -258,9 +257,14 @@ impl Daemon {
         };
         // Read once (100k rows take ~0.2 s): the engines are restored from it, and the rest
         // are bans of jails no longer configured.
-        let stored = store
-            .active_bans(now)
-            .context("cannot read the bans from the state database")?;
+        let stored = match &recovered {
+            None => store
+                .active_bans(now)
+                .context("cannot read the bans from the state database")?,
+            // The old database is unreadable: what the kernel still holds is what protects
+            // the server now. It is written to the fresh store before anything else.
+            Some(aside) => rebuild_from_kernel(&firewall, &mut store, aside, now).await,
+        };
         let (filters, inits) = build_jails(&config, &store, reading, None)?;
         let jails = JailSet::new(inits, stored, now);
 
@@ -630,6 +634,92 @@ impl Daemon {
         }
         tracing::info!("portcullis stopped");
     }
+}
+
+/// The jail name of bans rebuilt from the kernel after the database was lost (the kernel
+/// does not say which jail decided them).
+const RECOVERED_JAIL: &str = "recovered";
+
+/// Open the state database. One that is corrupt or not ours is moved aside
+/// (`state.db.corrupt-<unix time>`, with its `-wal`/`-shm`) and a fresh one created, so the
+/// daemon starts protecting instead of failing at every restart; the second value says
+/// where the old one went. A newer portcullis' database, or one we may not read, is an
+/// error (moving it would lose data a downgrade could still use).
+fn open_store(path: &Path, now: Time) -> Result<(Store, Option<PathBuf>)> {
+    let broken = match Store::open(path) {
+        Ok(store) => match store.active_bans(now) {
+            Ok(_) => return Ok((store, None)),
+            Err(e) if e.is_unusable_file() => e,
+            Err(e) => return Err(e).context("cannot read the bans from the state database"),
+        },
+        Err(e) if e.is_unusable_file() => e,
+        Err(e) => return Err(e).context("cannot open the state database"),
+    };
+    let stamp = jiff::Timestamp::now().as_second();
+    let aside = path.with_file_name(format!("state.db.corrupt-{stamp}"));
+    for (from, to) in [("", ""), ("-wal", "-wal"), ("-shm", "-shm")] {
+        let from = PathBuf::from(format!("{}{from}", path.display()));
+        let to = PathBuf::from(format!("{}{to}", aside.display()));
+        if from.exists() {
+            std::fs::rename(&from, &to).with_context(|| {
+                format!(
+                    "cannot move the broken state database {} aside",
+                    from.display()
+                )
+            })?;
+        }
+    }
+    tracing::error!(
+        error = %chain(&broken),
+        moved_to = %aside.display(),
+        "THE STATE DATABASE WAS UNREADABLE: moved aside; starting with a fresh one, rebuilt from the kernel's ban sets"
+    );
+    let store = Store::open(path).context("cannot create a fresh state database")?;
+    Ok((store, Some(aside)))
+}
+
+/// The bans the kernel sets still hold (with their remaining time), written to the fresh
+/// store as bans of [`RECOVERED_JAIL`], after the database was moved to `aside`.
+async fn rebuild_from_kernel(
+    firewall: &Firewall,
+    store: &mut Store,
+    aside: &Path,
+    now: Time,
+) -> Vec<Ban> {
+    let listed = match firewall.list().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(
+                "cannot list the kernel's ban sets to rebuild the state ({}); starting with none",
+                chain(&e)
+            );
+            Vec::new()
+        }
+    };
+    let bans: Vec<Ban> = listed
+        .into_iter()
+        .map(|(target, left)| Ban {
+            target,
+            jail: RECOVERED_JAIL.into(),
+            since: now,
+            until: left.map(|d| now.saturating_add(d)),
+            ban_no: 1,
+            reason: BanReason::Restored,
+        })
+        .collect();
+    let decisions: Vec<Decision> = bans.iter().cloned().map(Decision::Ban).collect();
+    if let Err(e) = store.apply(&decisions, now) {
+        tracing::error!(
+            "cannot write the rebuilt bans to the fresh state database: {}",
+            chain(&e)
+        );
+    }
+    tracing::warn!(
+        bans = bans.len(),
+        old_database = %aside.display(),
+        "state rebuilt from the kernel: these bans keep their remaining time (history and windows of the old database are lost)"
+    );
+    bans
 }
 
 /// The last state of each (jail, address) of `windows`, in their order: what a retry must
