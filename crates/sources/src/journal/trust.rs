@@ -74,10 +74,9 @@ const SSHD_DIRS: &[&str] = &[
 
 /// `_EXE` is one of [`SSHD_PROGRAMS`] in one of [`SSHD_DIRS`].
 fn is_installed_sshd(exe: &[u8]) -> bool {
-    SSHD_DIRS.iter().any(|d| {
-        exe.strip_prefix(d.as_bytes())
-            .is_some_and(|name| is_sshd_program(name))
-    })
+    SSHD_DIRS
+        .iter()
+        .any(|d| exe.strip_prefix(d.as_bytes()).is_some_and(is_sshd_program))
 }
 
 /// The first UID of login users on Debian (`UID_MIN` in `/etc/login.defs`).
