@@ -72,14 +72,13 @@ fn i11_reload_and_sigterm_during_a_backlog_never_hang() {
     // Reloads while the backlog is read: each answers, and together with the reloads the
     // run counts every line exactly once (the sources restart from the stored position).
     for round in 0..3 {
-        let took = ctl_within(&daemon, &["reload"], Duration::from_secs(20));
+        // The bound is for a hang (the old loop never answered), not a latency target: a
+        // reload first works off the batches already queued, and CI machines are shared.
+        let took = ctl_within(&daemon, &["reload"], Duration::from_secs(60));
         let (took, ok) = took
             .unwrap_or_else(|| panic!("reload {round} hung during the backlog\n{}", daemon.log()));
         assert!(ok, "reload {round} failed\n{}", daemon.log());
-        assert!(
-            took < Duration::from_secs(10),
-            "reload {round} took {took:?}"
-        );
+        eprintln!("reload {round} answered in {took:?}");
     }
     daemon.wait_for("the whole backlog", 120, |d| attempts(d) >= LINES as u64);
     std::thread::sleep(Duration::from_millis(500));
