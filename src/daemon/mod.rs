@@ -389,8 +389,12 @@ impl Daemon {
             .collect();
     }
 
-    /// Stop every source thread and process what they already sent, so positions are exact.
-    async fn stop_sources(&mut self) {
+    /// Stop every source thread. `process`: what they already sent is matched and counted
+    /// (a reload: banning goes on); otherwise it is dropped unprocessed (shutdown: fast
+    /// under any backlog, and nothing is lost, since a source's position only advances
+    /// with the lines processed, so the next start reads them again). Positions are exact
+    /// either way.
+    async fn stop_sources(&mut self, process: bool) {
         for s in &self.sources {
             s.request_stop();
         }
@@ -415,14 +419,16 @@ impl Daemon {
         let joined = loop {
             tokio::select! {
                 joined = &mut join => break joined,
-                Some(batch) = self.lines_rx.recv() => self.process_batch(batch),
+                Some(batch) = self.lines_rx.recv() => if process { self.process_batch(batch) },
             }
         };
         if let Err(e) = joined {
             tracing::error!("joining the source threads failed: {e}");
         }
         while let Ok(batch) = self.lines_rx.try_recv() {
-            self.process_batch(batch);
+            if process {
+                self.process_batch(batch);
+            }
         }
         self.commit(true).await;
     }
@@ -624,7 +630,7 @@ impl Daemon {
         if let Some(c) = self.control.take() {
             c.shutdown().await;
         }
-        self.stop_sources().await;
+        self.stop_sources(false).await;
         if let Err(e) = self
             .firewall
             .teardown(self.config.firewall.flush_on_stop)
