@@ -24,10 +24,19 @@ fn jail_config(log: &std::path::Path, extra: &str) -> String {
 
 /// Failed password logins from the attacker until its TCP connection is refused; returns
 /// how many connections were accepted before that.
-fn attack_until_blocked(pair: &Pair, addr: &str, max: usize) -> usize {
+/// Failed password logins until the attacker is refused; how many got through. Each one is
+/// waited for until the daemon counted it (a loaded machine must not let the attacker run
+/// ahead of the daemon's reading: the test is about the count, not the race).
+fn attack_until_blocked(pair: &Pair, daemon: &Daemon, addr: &str, max: usize) -> usize {
+    let before = attempts_counted(daemon);
     for i in 0..max {
         if !password_attempt(&pair.attacker, addr, "root", "wrong-password") {
             return i;
+        }
+        let want = before + i as u64 + 1;
+        let t0 = Instant::now();
+        while attempts_counted(daemon) < want && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
     panic!("the attacker was never blocked after {max} attempts");
@@ -68,7 +77,7 @@ fn r3_sshd_bruteforce_banned_expires_escalates_permanent_survives_kill9() {
     );
 
     // Ban 1: after maxretry (3) failures the next connection fails, at most one later.
-    let accepted = attack_until_blocked(&pair, SERVER4, 8);
+    let accepted = attack_until_blocked(&pair, &daemon, SERVER4, 8);
     assert!(
         accepted <= 4,
         "blocked only after {accepted} accepted connections"
@@ -82,7 +91,7 @@ fn r3_sshd_bruteforce_banned_expires_escalates_permanent_survives_kill9() {
     assert!(waited <= Duration::from_secs(8), "ban 1 lasted {waited:?}");
 
     // Ban 2 is twice as long.
-    let accepted = attack_until_blocked(&pair, SERVER4, 8);
+    let accepted = attack_until_blocked(&pair, &daemon, SERVER4, 8);
     assert!(accepted <= 4);
     let bans = daemon.bans();
     let b = ban_of(&bans, ATTACKER4).expect("ban 2");
@@ -91,7 +100,7 @@ fn r3_sshd_bruteforce_banned_expires_escalates_permanent_survives_kill9() {
     wait_connectable(&pair, SERVER4, 20);
 
     // Ban 3 is permanent.
-    attack_until_blocked(&pair, SERVER4, 8);
+    attack_until_blocked(&pair, &daemon, SERVER4, 8);
     let bans = daemon.bans();
     let b = ban_of(&bans, ATTACKER4).expect("ban 3");
     assert_eq!(b["ban_no"], 3);
@@ -206,7 +215,7 @@ fn r3_ipset_backend_ban_expiry_and_permanent_unban() {
     );
     let status = daemon.status();
     assert_eq!(status["backend"]["name"], "ipset", "{status}");
-    let accepted = attack_until_blocked(&pair, SERVER4, 8);
+    let accepted = attack_until_blocked(&pair, &daemon, SERVER4, 8);
     assert!(accepted <= 4);
     let list = pair.server.exec(&["ipset", "list"]);
     assert!(list.contains(ATTACKER4), "{list}");

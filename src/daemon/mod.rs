@@ -33,7 +33,7 @@ use anyhow::{Context, Result};
 use ipnet::IpNet;
 use portcullis_config::{Backend, Config};
 use portcullis_control::{ErrorBody, ErrorKind, ServerConfig};
-use portcullis_core::event::{Alert, UnbanReason};
+use portcullis_core::event::{Alert, Ban, BanReason, UnbanReason};
 use portcullis_core::jail::WindowState;
 use portcullis_core::{Decision, Event, Time};
 use portcullis_firewall::{Change, Firewall, FirewallConfig, timeout_at};
@@ -229,8 +229,7 @@ impl Daemon {
         let now = reading.engine;
         let state_dir = &config.daemon.state_dir;
         state_dir::prepare(state_dir)?;
-        let store =
-            Store::open(state_dir.join("state.db")).context("cannot open the state database")?;
+        let (mut store, recovered) = open_store(&state_dir.join("state.db"), now)?;
 
         let firewall = if args.dry_run || config.firewall.backend == Backend::None {
             Firewall::dry_run()
@@ -258,9 +257,14 @@ impl Daemon {
         };
         // Read once (100k rows take ~0.2 s): the engines are restored from it, and the rest
         // are bans of jails no longer configured.
-        let stored = store
-            .active_bans(now)
-            .context("cannot read the bans from the state database")?;
+        let stored = match &recovered {
+            None => store
+                .active_bans(now)
+                .context("cannot read the bans from the state database")?,
+            // The old database is unreadable: what the kernel still holds is what protects
+            // the server now. It is written to the fresh store before anything else.
+            Some(aside) => rebuild_from_kernel(&firewall, &mut store, aside, now).await,
+        };
         let (filters, inits) = build_jails(&config, &store, reading, None)?;
         let jails = JailSet::new(inits, stored, now);
 
@@ -385,25 +389,46 @@ impl Daemon {
             .collect();
     }
 
-    /// Stop every source thread and process what they already sent, so positions are exact.
-    async fn stop_sources(&mut self) {
+    /// Stop every source thread. `process`: what they already sent is matched and counted
+    /// (a reload: banning goes on); otherwise it is dropped unprocessed (shutdown: fast
+    /// under any backlog, and nothing is lost, since a source's position only advances
+    /// with the lines processed, so the next start reads them again). Positions are exact
+    /// either way.
+    async fn stop_sources(&mut self, process: bool) {
         for s in &self.sources {
             s.request_stop();
         }
-        let mut sources = std::mem::take(&mut self.sources);
-        let joined = tokio::task::spawn_blocking(move || {
-            for s in &mut sources {
-                s.join();
+        // The sources stay in place (their positions advance with the drained batches);
+        // only their threads are joined.
+        let threads: Vec<_> = self
+            .sources
+            .iter_mut()
+            .filter_map(|s| s.take_thread())
+            .collect();
+        let mut join = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                if t.join().is_err() {
+                    tracing::error!("a source thread panicked");
+                }
             }
-            sources
-        })
-        .await;
-        match joined {
-            Ok(s) => self.sources = s,
-            Err(e) => tracing::error!("source thread panicked: {e}"),
+        });
+        // Drain while joining: a reader blocked on the full channel only sees its stop once
+        // its batch is taken (joining first waited for it forever). The lines are processed
+        // as usual (each reader sends at most the batch it holds), so nothing is lost and
+        // banning goes on during a reload.
+        let joined = loop {
+            tokio::select! {
+                joined = &mut join => break joined,
+                Some(batch) = self.lines_rx.recv() => if process { self.process_batch(batch) },
+            }
+        };
+        if let Err(e) = joined {
+            tracing::error!("joining the source threads failed: {e}");
         }
         while let Ok(batch) = self.lines_rx.try_recv() {
-            self.process_batch(batch);
+            if process {
+                self.process_batch(batch);
+            }
         }
         self.commit(true).await;
     }
@@ -593,10 +618,19 @@ impl Daemon {
     async fn stop(&mut self) {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         self.notifier.stop();
+        // Requests already queued get an answer, new ones are refused at once: the socket's
+        // shutdown waits for the requests in hand, which wait for this loop.
+        self.control_rx.close();
+        while let Ok(req) = self.control_rx.try_recv() {
+            let _ = req.reply.send(Err(ErrorBody::new(
+                ErrorKind::Busy,
+                "the daemon is shutting down",
+            )));
+        }
         if let Some(c) = self.control.take() {
             c.shutdown().await;
         }
-        self.stop_sources().await;
+        self.stop_sources(false).await;
         if let Err(e) = self
             .firewall
             .teardown(self.config.firewall.flush_on_stop)
@@ -606,6 +640,92 @@ impl Daemon {
         }
         tracing::info!("portcullis stopped");
     }
+}
+
+/// The jail name of bans rebuilt from the kernel after the database was lost (the kernel
+/// does not say which jail decided them).
+const RECOVERED_JAIL: &str = "recovered";
+
+/// Open the state database. One that is corrupt or not ours is moved aside
+/// (`state.db.corrupt-<unix time>`, with its `-wal`/`-shm`) and a fresh one created, so the
+/// daemon starts protecting instead of failing at every restart; the second value says
+/// where the old one went. A newer portcullis' database, or one we may not read, is an
+/// error (moving it would lose data a downgrade could still use).
+fn open_store(path: &Path, now: Time) -> Result<(Store, Option<PathBuf>)> {
+    let broken = match Store::open(path) {
+        Ok(store) => match store.active_bans(now) {
+            Ok(_) => return Ok((store, None)),
+            Err(e) if e.is_unusable_file() => e,
+            Err(e) => return Err(e).context("cannot read the bans from the state database"),
+        },
+        Err(e) if e.is_unusable_file() => e,
+        Err(e) => return Err(e).context("cannot open the state database"),
+    };
+    let stamp = jiff::Timestamp::now().as_second();
+    let aside = path.with_file_name(format!("state.db.corrupt-{stamp}"));
+    for (from, to) in [("", ""), ("-wal", "-wal"), ("-shm", "-shm")] {
+        let from = PathBuf::from(format!("{}{from}", path.display()));
+        let to = PathBuf::from(format!("{}{to}", aside.display()));
+        if from.exists() {
+            std::fs::rename(&from, &to).with_context(|| {
+                format!(
+                    "cannot move the broken state database {} aside",
+                    from.display()
+                )
+            })?;
+        }
+    }
+    tracing::error!(
+        error = %chain(&broken),
+        moved_to = %aside.display(),
+        "THE STATE DATABASE WAS UNREADABLE: moved aside; starting with a fresh one, rebuilt from the kernel's ban sets"
+    );
+    let store = Store::open(path).context("cannot create a fresh state database")?;
+    Ok((store, Some(aside)))
+}
+
+/// The bans the kernel sets still hold (with their remaining time), written to the fresh
+/// store as bans of [`RECOVERED_JAIL`], after the database was moved to `aside`.
+async fn rebuild_from_kernel(
+    firewall: &Firewall,
+    store: &mut Store,
+    aside: &Path,
+    now: Time,
+) -> Vec<Ban> {
+    let listed = match firewall.list().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(
+                "cannot list the kernel's ban sets to rebuild the state ({}); starting with none",
+                chain(&e)
+            );
+            Vec::new()
+        }
+    };
+    let bans: Vec<Ban> = listed
+        .into_iter()
+        .map(|(target, left)| Ban {
+            target,
+            jail: RECOVERED_JAIL.into(),
+            since: now,
+            until: left.map(|d| now.saturating_add(d)),
+            ban_no: 1,
+            reason: BanReason::Restored,
+        })
+        .collect();
+    let decisions: Vec<Decision> = bans.iter().cloned().map(Decision::Ban).collect();
+    if let Err(e) = store.apply(&decisions, now) {
+        tracing::error!(
+            "cannot write the rebuilt bans to the fresh state database: {}",
+            chain(&e)
+        );
+    }
+    tracing::warn!(
+        bans = bans.len(),
+        old_database = %aside.display(),
+        "state rebuilt from the kernel: these bans keep their remaining time (history and windows of the old database are lost)"
+    );
+    bans
 }
 
 /// The last state of each (jail, address) of `windows`, in their order: what a retry must

@@ -203,11 +203,9 @@ impl RunningSource {
         }
     }
 
-    /// Wait for the reader thread after [`request_stop`](Self::request_stop).
-    pub fn join(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    /// The reader thread, for the caller to join after [`request_stop`](Self::request_stop).
+    pub fn take_thread(&mut self) -> Option<JoinHandle<()>> {
+        self.thread.take()
     }
 
     /// The position as the store keeps it, if one is known.

@@ -66,3 +66,24 @@ impl<T> Context<T> for Result<T, rusqlite::Error> {
         self.map_err(|source| StoreError::Sqlite { op, source })
     }
 }
+
+impl StoreError {
+    /// Whether the file itself is not a usable portcullis database — corrupt, not SQLite,
+    /// or another program's — as opposed to a problem of access, space or version. Such a
+    /// file can be moved aside and replaced by a fresh database.
+    pub fn is_unusable_file(&self) -> bool {
+        let corrupt = |s: &rusqlite::Error| {
+            matches!(
+                s.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+            )
+        };
+        match self {
+            StoreError::Foreign { .. } => true,
+            StoreError::Open { source, .. } | StoreError::Migrate { source, .. } => corrupt(source),
+            other => std::error::Error::source(other)
+                .and_then(|s| s.downcast_ref::<rusqlite::Error>())
+                .is_some_and(corrupt),
+        }
+    }
+}

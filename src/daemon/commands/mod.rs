@@ -42,7 +42,7 @@ pub(super) async fn handle(d: &mut Daemon, command: Command) -> Result<Reply, Er
 async fn run(d: &mut Daemon, command: Command, now: Time) -> Result<Reply, ErrorBody> {
     match command {
         Command::Status { jail } => status::status(d, jail.as_deref()).await.map(Reply::Status),
-        Command::Bans { jail } => bans::bans(&d.jails, jail.as_deref()).map(Reply::Bans),
+        Command::Bans { jail } => bans::bans(&d.jails, jail.as_deref(), now).map(Reply::Bans),
         Command::Ban {
             target,
             jail,

@@ -17,7 +17,7 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
     let now = d.clock.read();
     let (filters, inits) = build_jails(&config, &d.store, now, Some(&d.jails)).map_err(failed)?;
     let warnings = restart_warnings(&d.config, &config);
-    d.stop_sources().await;
+    d.stop_sources(true).await;
     d.jails.reload(inits, d.clock.now());
     d.filters = filters;
     // What only a restart can change stays as it is.

@@ -143,7 +143,7 @@ impl Sim {
 
     /// (jail, target) of the bans `bans` lists.
     fn listed(&self, jail: Option<&str>) -> Vec<(String, String)> {
-        bans::bans(&self.set, jail)
+        bans::bans(&self.set, jail, self.now)
             .expect("bans")
             .bans
             .into_iter()
@@ -604,10 +604,18 @@ fn bans_of_jails_no_longer_configured_stay_in_force_until_lifted() {
             (net("203.0.113.10"), None),
         ]
     );
-    // `bans` lists the configured jails' bans, restored into their engines.
+    // `bans` lists every ban in force: the configured jails' (restored into their engines)
+    // and the orphans, so the admin sees all the kernel enforces.
     assert_eq!(
         sim.listed(None),
-        vec![("sshd".into(), "203.0.113.10".into())]
+        vec![
+            ("sshd".into(), "203.0.113.10".into()),
+            ("old".into(), "203.0.113.9".into())
+        ]
+    );
+    assert_eq!(
+        sim.listed(Some("old")),
+        vec![("old".into(), "203.0.113.9".into())]
     );
     assert_eq!(
         sim.set.poll_commit(sim.now),
@@ -777,7 +785,13 @@ fn reload_keeps_every_ban() {
         None,
         "a reload decides nothing"
     );
-    assert_eq!(sim.listed(None), vec![("a".into(), "192.0.2.80".into())]);
+    assert_eq!(
+        sim.listed(None),
+        vec![
+            ("a".into(), "192.0.2.80".into()),
+            ("b".into(), "192.0.2.81".into())
+        ]
+    );
     assert_eq!(sim.set.total_bans(0), 1, "a kept its engine and counters");
     // b's ban stays in force (store and kernel) as an orphan.
     assert_eq!(

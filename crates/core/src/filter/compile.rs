@@ -213,15 +213,22 @@ pub fn cut_safe(rule: &str, source: &str) -> Result<bool, CompileError> {
             rule: rule.into(),
             regex: regex::Error::Syntax(e.to_string()),
         })?;
-    let HirKind::Concat(items) = hir.kind() else {
-        return Ok(false);
-    };
-    let is_host =
-        |h: &Hir| matches!(h.kind(), HirKind::Capture(c) if c.name.as_deref() == Some("host"));
-    let Some(at) = items.iter().position(is_host) else {
+    let Some((items, at)) = top_level_host(&hir) else {
         return Ok(false);
     };
     Ok(!items[..at].iter().any(admits_client_text))
+}
+
+/// The pattern's top-level items and the index of the `host` group among them, when the
+/// address is a top-level item (not inside a group or an alternation).
+fn top_level_host(hir: &Hir) -> Option<(&[Hir], usize)> {
+    let HirKind::Concat(items) = hir.kind() else {
+        return None;
+    };
+    let is_host =
+        |h: &Hir| matches!(h.kind(), HirKind::Capture(c) if c.name.as_deref() == Some("host"));
+    let at = items.iter().position(is_host)?;
+    Some((items, at))
 }
 
 /// Whether `hir` can match text the client chose: a `user` group, or any class that admits
@@ -581,12 +588,7 @@ fn fast_path(
     hir: &Hir,
     full: &RegexPattern,
 ) -> Result<Option<FastPath>, CompileError> {
-    let HirKind::Concat(items) = hir.kind() else {
-        return Ok(None);
-    };
-    let is_host =
-        |h: &Hir| matches!(h.kind(), HirKind::Capture(c) if c.name.as_deref() == Some("host"));
-    let Some(at) = items.iter().position(is_host) else {
+    let Some((items, at)) = top_level_host(hir) else {
         return Ok(None);
     };
     let before = Hir::concat(items[..at].to_vec());

@@ -104,6 +104,9 @@ pub struct JournalStats {
     /// Entries not delivered because journald did not vouch for their sender
     /// ([`JournalTrust`]): a user's `logger -t sshd`, for one.
     pub untrusted: u64,
+    /// Entries of sshd's own binary run by a non-root user (a session's logout notices),
+    /// not delivered and not forgeries ([`Untrusted::UserSshd`]).
+    pub user_sshd: u64,
 }
 
 struct Running {
@@ -329,6 +332,12 @@ impl JournalSource {
             None => Arc::from(""),
         };
         if let Err(why) = self.options.trust.check(&entry) {
+            if !why.is_forgery() {
+                // sshd's own post-login process (a logout notice): not ours to count.
+                self.stats.user_sshd += 1;
+                self.cursor = Some(cursor);
+                return;
+            }
             self.stats.untrusted += 1;
             // Powers of two: a flood of forged entries cannot flood the daemon's own log.
             if self.stats.untrusted.is_power_of_two() {

@@ -53,9 +53,39 @@ pub enum Untrusted {
     Sender(u32),
     /// It claims to be sshd's but was not sent by root's sshd.
     NotSshd,
+    /// sshd's own installed binary run by this non-root user: the post-login process of a
+    /// user's session (it logs that session's disconnect under the user's `_UID`) or a
+    /// user's own sshd. Not a forgery — never counted as one nor warned about — and never an
+    /// attack line on the system's sshd.
+    UserSshd(u32),
     /// sshd's, but from its output stream (`sshd -e`), where the client decides where an
     /// entry starts.
     Stream,
+}
+
+impl Untrusted {
+    /// Whether this says someone wrote what they are not (counted `untrusted`, warned).
+    pub fn is_forgery(self) -> bool {
+        !matches!(self, Untrusted::UserSshd(_))
+    }
+}
+
+/// Directories OpenSSH's programs are installed in; only root can write there, and
+/// journald records the resolved path of `_EXE` (a symlink's name never shows).
+const SSHD_DIRS: &[&str] = &[
+    "/usr/sbin/",
+    "/usr/bin/",
+    "/sbin/",
+    "/usr/lib/openssh/",
+    "/usr/libexec/openssh/",
+    "/usr/libexec/",
+];
+
+/// `_EXE` is one of [`SSHD_PROGRAMS`] in one of [`SSHD_DIRS`].
+fn is_installed_sshd(exe: &[u8]) -> bool {
+    SSHD_DIRS
+        .iter()
+        .any(|d| exe.strip_prefix(d.as_bytes()).is_some_and(is_sshd_program))
 }
 
 /// The first UID of login users on Debian (`UID_MIN` in `/etc/login.defs`).
@@ -72,6 +102,9 @@ impl JournalTrust {
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.parse::<u32>().ok())
             .ok_or(Untrusted::NoSender)?;
+        if uid != 0 && entry.get("_EXE").is_some_and(is_installed_sshd) {
+            return Err(Untrusted::UserSshd(uid));
+        }
         let allowed = match self.senders {
             JournalSenders::Root => uid == 0,
             JournalSenders::System => uid < FIRST_LOGIN_UID,
@@ -207,6 +240,28 @@ mod tests {
             ("_TRANSPORT", "stdout"),
         ]);
         assert_eq!(t.check(&app), Ok(()));
+    }
+
+    #[test]
+    fn a_sessions_own_sshd_process_is_told_apart_from_a_forgery() {
+        let t = JournalTrust::default();
+        let session = entry(&[
+            ("SYSLOG_IDENTIFIER", "sshd"),
+            ("_UID", "1000"),
+            ("_COMM", "sshd"),
+            ("_EXE", "/usr/sbin/sshd"),
+        ]);
+        assert_eq!(t.check(&session), Err(Untrusted::UserSshd(1000)));
+        assert!(!Untrusted::UserSshd(1000).is_forgery());
+        // The same name from the user's home is a forgery.
+        let copy = entry(&[
+            ("SYSLOG_IDENTIFIER", "sshd"),
+            ("_UID", "1000"),
+            ("_COMM", "sshd"),
+            ("_EXE", "/home/eve/bin/sshd"),
+        ]);
+        assert_eq!(t.check(&copy), Err(Untrusted::Sender(1000)));
+        assert!(Untrusted::Sender(1000).is_forgery());
     }
 
     #[test]
