@@ -193,6 +193,35 @@ fn read_until(src: &mut JournalSource, n: usize, limit: Duration) -> Vec<SourceL
     all
 }
 
+/// Everything a fresh, non-following source on `dir` under `matches` delivers (as text), and
+/// the source (for its counters).
+fn deliver(dir: &Path, matches: &str) -> (Vec<String>, JournalSource) {
+    let o = JournalOptions {
+        location: JournalLocation::Directory(dir.to_path_buf()),
+        matches: parse_journal_matches(matches).unwrap(),
+        follow: false,
+        start: JournalStart::Beginning,
+        ..JournalOptions::default()
+    };
+    let mut src = JournalSource::spawn(SourceId(1), o).unwrap();
+    let text = read_all(&mut src, 10)
+        .iter()
+        .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+        .collect();
+    (text, src)
+}
+
+/// `journalctl -o export` of `dir` under `matches`, to check what the journal itself holds.
+fn journal_export(dir: &Path, matches: &[&str]) -> String {
+    let out = Command::new("journalctl")
+        .arg(format!("--directory={}", dir.display()))
+        .args(["-o", "export"])
+        .args(matches)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn cursor(l: &SourceLine) -> String {
     match &l.position {
         Position::Journal(c) => c.to_string(),
@@ -484,30 +513,15 @@ fn a_users_logger_is_never_taken_for_sshd() {
         real("sshd-session", 6),
     ];
     make_journal(work.path(), &dir.join("a.journal"), &entries, 0);
-    let o = JournalOptions {
-        location: JournalLocation::Directory(dir.clone()),
-        matches: parse_journal_matches("SYSLOG_IDENTIFIER=sshd SYSLOG_IDENTIFIER=sshd-session")
-            .unwrap(),
-        follow: false,
-        start: JournalStart::Beginning,
-        ..JournalOptions::default()
-    };
-    let mut src = JournalSource::spawn(SourceId(1), o).unwrap();
-    let lines = read_all(&mut src, 10);
-    let text: Vec<String> = lines
-        .iter()
-        .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
-        .collect();
-    assert_eq!(lines.len(), 2, "{text:?}");
+    let (text, src) = deliver(
+        &dir,
+        "SYSLOG_IDENTIFIER=sshd SYSLOG_IDENTIFIER=sshd-session",
+    );
+    assert_eq!(text.len(), 2, "{text:?}");
     assert!(text.iter().all(|t| t.contains("198.51.100.7")), "{text:?}");
     assert_eq!(src.stats().untrusted, 4);
     // Checked against the journal itself: the forged entries are there, as the logger's.
-    let out = Command::new("journalctl")
-        .arg(format!("--directory={}", dir.display()))
-        .args(["-o", "export", "SYSLOG_IDENTIFIER=sshd", "_UID=1000"])
-        .output()
-        .unwrap();
-    let export = String::from_utf8_lossy(&out.stdout);
+    let export = journal_export(&dir, &["SYSLOG_IDENTIFIER=sshd", "_UID=1000"]);
     assert_eq!(export.matches("203.0.113.66").count(), 2, "{export}");
 }
 
@@ -549,28 +563,11 @@ fn sshds_output_stream_is_never_believed() {
         sshd("stdout", "y from 192.0.2.2 port 52670 ssh2\r", 2),
     ];
     make_journal(work.path(), &dir.join("a.journal"), &entries, 0);
-    let o = JournalOptions {
-        location: JournalLocation::Directory(dir.clone()),
-        matches: parse_journal_matches("_SYSTEMD_UNIT=ssh.service").unwrap(),
-        follow: false,
-        start: JournalStart::Beginning,
-        ..JournalOptions::default()
-    };
-    let mut src = JournalSource::spawn(SourceId(1), o).unwrap();
-    let lines = read_all(&mut src, 10);
-    let text: Vec<String> = lines
-        .iter()
-        .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
-        .collect();
+    let (text, src) = deliver(&dir, "_SYSTEMD_UNIT=ssh.service");
     assert_eq!(text.len(), 1, "{text:?}");
     assert!(text[0].contains("198.51.100.7"), "{text:?}");
     assert_eq!(src.stats().untrusted, 3);
     // The journal holds them, as sshd's stream.
-    let out = Command::new("journalctl")
-        .arg(format!("--directory={}", dir.display()))
-        .args(["-o", "export", "_TRANSPORT=stdout", "_COMM=sshd", "_UID=0"])
-        .output()
-        .unwrap();
-    let export = String::from_utf8_lossy(&out.stdout);
+    let export = journal_export(&dir, &["_TRANSPORT=stdout", "_COMM=sshd", "_UID=0"]);
     assert_eq!(export.matches("203.0.113.66").count(), 1, "{export}");
 }
