@@ -106,11 +106,18 @@ impl<S: ClockSource> DaemonClock<S> {
 }
 
 impl Reading {
-    /// engine − wall, in microseconds (zero until the wall clock steps).
+    /// engine − wall, in microseconds, rounded to whole seconds: zero until the wall clock
+    /// steps. Read raw, the two clocks differ by a few microseconds from one reading to the
+    /// next, and a failure and the success after it, logged in the same second and read in
+    /// two batches, could land in the wrong order (no breach found). Log times have whole
+    /// seconds; steps are seconds or more.
     fn offset(&self) -> i64 {
-        self.engine
+        let raw = self
+            .engine
             .as_micros()
-            .saturating_sub(self.wall.as_micros())
+            .saturating_sub(self.wall.as_micros());
+        let second = 1_000_000;
+        raw.saturating_add(raw.signum() * second / 2) / second * second
     }
 
     /// A wall time (a log line's, a stored one) on engine time.
@@ -214,6 +221,25 @@ pub mod tests {
         fn mono(&self) -> Duration {
             Duration::from_micros(self.mono.get())
         }
+    }
+
+    #[test]
+    fn microsecond_jitter_between_readings_moves_no_log_time() {
+        let r = |engine: i64, wall: i64| Reading {
+            engine: Time::from_micros(engine),
+            wall: Time::from_micros(wall),
+        };
+        let line = Time::from_secs(1_800_000_000);
+        for jitter in [-3, -1, 0, 1, 2, 499_999] {
+            let now = r(1_900_000_000_000_000 + jitter, 1_900_000_000_000_000);
+            assert_eq!(now.engine_of(line), line, "jitter {jitter} µs");
+        }
+        // A real step is kept, to the second.
+        let stepped = r(1_900_000_000_000_000, 1_900_000_000_000_000 - 3_600_000_002);
+        assert_eq!(
+            stepped.engine_of(line),
+            line.saturating_add(Duration::from_secs(3600))
+        );
     }
 
     #[test]

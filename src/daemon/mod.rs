@@ -460,8 +460,10 @@ impl Daemon {
                 }
                 Some(batch) = self.lines_rx.recv() => {
                     self.process_batch(batch);
-                    // Take whatever else is already queued: one commit for the burst.
-                    for _ in 0..64 {
+                    // Take more of what is already queued: one commit for the burst. Bounded
+                    // so a signal or a control request waits for at most this much work
+                    // (8 batches of 4096 lines) under any backlog.
+                    for _ in 0..BURST_BATCHES {
                         match self.lines_rx.try_recv() {
                             Ok(b) => self.process_batch(b),
                             Err(_) => break,
@@ -641,6 +643,10 @@ impl Daemon {
         tracing::info!("portcullis stopped");
     }
 }
+
+/// Batches the loop takes after the first before it commits and looks at signals and
+/// control requests again.
+const BURST_BATCHES: usize = 7;
 
 /// The jail name of bans rebuilt from the kernel after the database was lost (the kernel
 /// does not say which jail decided them).

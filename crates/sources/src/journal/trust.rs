@@ -28,7 +28,8 @@ pub enum JournalSenders {
 ///
 /// 1. The sender's `_UID` must be allowed by [`JournalSenders`] (an entry without `_UID`
 ///    is not vouched for and fails unless senders are [`JournalSenders::Any`]).
-/// 2. An entry that claims to be sshd's (`SYSLOG_IDENTIFIER` one of [`SSHD_PROGRAMS`])
+/// 2. An entry that claims to be sshd's (`SYSLOG_IDENTIFIER`, `_COMM` or `_EXE` one of
+///    [`SSHD_PROGRAMS`])
 ///    must come from root, from a process that is one of those programs: its `_COMM` or the
 ///    file name of its `_EXE`. (`_COMM` alone is not proof: a process may rename itself;
 ///    root and the name together are.) Unless senders are [`JournalSenders::Any`].
@@ -113,7 +114,11 @@ impl JournalTrust {
         if !allowed {
             return Err(Untrusted::Sender(uid));
         }
-        let claims_sshd = entry.get("SYSLOG_IDENTIFIER").is_some_and(is_sshd_program);
+        // Looks like sshd's by what it says (the identifier) or by its process name (a
+        // symlink named sshd, prctl): Fail2Ban's journalmatch selects `_COMM=sshd`, and its
+        // regexes take any tag, so either must be root's sshd.
+        let claims_sshd =
+            entry.get("SYSLOG_IDENTIFIER").is_some_and(is_sshd_program) || sent_by_sshd(entry);
         if claims_sshd && !(uid == 0 && sent_by_sshd(entry)) {
             return Err(Untrusted::NotSshd);
         }
@@ -240,6 +245,21 @@ mod tests {
             ("_TRANSPORT", "stdout"),
         ]);
         assert_eq!(t.check(&app), Ok(()));
+    }
+
+    #[test]
+    fn a_process_named_sshd_is_sshd_only_if_it_is_roots() {
+        let t = JournalTrust::default();
+        // www-data runs logger through a symlink named sshd: _COMM says sshd, the
+        // identifier is its own. Fail2Ban's `_COMM=sshd` journalmatch would select it.
+        let www = entry(&[
+            ("SYSLOG_IDENTIFIER", "www-data"),
+            ("_UID", "33"),
+            ("_COMM", "sshd"),
+            ("_EXE", "/usr/bin/logger"),
+            ("_SYSTEMD_UNIT", "apache2.service"),
+        ]);
+        assert_eq!(t.check(&www), Err(Untrusted::NotSshd));
     }
 
     #[test]
