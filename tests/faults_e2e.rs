@@ -208,3 +208,257 @@ fn i11_a_corrupt_database_is_moved_aside_and_the_bans_rebuilt_from_the_kernel() 
         "{bans:?}"
     );
 }
+
+/// `Threads` and `VmRSS` (KiB) of process `pid`, from /proc/PID/status.
+fn threads_and_rss(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("Threads:"), field("VmRSS:"))
+}
+
+/// Whether the kernel set of the daemon's namespace holds `addr`.
+fn in_kernel_set(ns: &Netns, addr: &str) -> bool {
+    let family = if addr.contains(':') { "addr6" } else { "addr4" };
+    ns.exec(&["nft", "list", "set", "inet", "portcullis", family])
+        .contains(addr)
+}
+
+/// Ban `targets` through one pipelined control connection: every request is written before
+/// any answer is read (the server handles them one by one); all must succeed.
+fn ban_pipelined(socket: &Path, targets: &[String]) {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    let lines: String = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "{{\"v\":1,\"id\":{},\"cmd\":\"ban\",\"target\":\"{t}\",\"duration\":86400}}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let feeder = std::thread::spawn(move || writer.write_all(lines.as_bytes()));
+    let mut reader = BufReader::new(stream);
+    for t in targets {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("ban answer");
+        assert!(line.contains("\"ok\":true"), "ban {t}: {line}");
+    }
+    feeder.join().expect("feeder").expect("requests written");
+}
+
+/// Issue 11.6: 1000 concurrent control clients — a quarter asking `status` as fast as they
+/// are answered, a quarter connecting and never sending, a quarter asking for the 5000-ban
+/// `bans` list and never reading it, a quarter sending half a request and stalling — while
+/// an attacker's failures are appended to the followed log. The attacker is banned in the
+/// kernel within a bounded time, a fresh `portcullis status` answers within a few seconds,
+/// the daemon's threads and memory stay bounded, and after the clients go away everything
+/// is served as before.
+#[test]
+fn i11_a_thousand_control_clients_and_slow_ones_never_stop_the_daemon() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    if !require_root_and(&["ip", "nft"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("ctlflood");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    let cfg = format!(
+        "[jail.sshd]\nmaxretry = 3\nsources = [{{ file = \"{}\" }}]\n",
+        log.display()
+    );
+    let daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    let pid = daemon.pid().expect("pid");
+
+    // 5000 bans, so a `bans` answer is large (~0.6 MB: far more than a socket buffer).
+    let mut targets: Vec<String> = (1..=254)
+        .flat_map(|h| [format!("198.51.100.{h}"), format!("203.0.113.{h}")])
+        .collect();
+    let v6 = 5000 - targets.len();
+    targets.extend((1..=v6).map(|i| format!("2001:db8:5::{i:x}")));
+    let t0 = Instant::now();
+    ban_pipelined(&daemon.socket, &targets);
+    eprintln!("5000 bans through the control socket in {:?}", t0.elapsed());
+    let (threads0, rss0) = threads_and_rss(pid);
+    eprintln!("before the flood: {threads0} threads, {rss0} KiB RSS");
+
+    // The flood. Connections of the four kinds are opened in turn, so whatever the server
+    // admits first is a mix of them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (answered, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut held: Vec<UnixStream> = Vec::new();
+    let mut askers = Vec::new();
+    for i in 0..1000 {
+        match i % 4 {
+            0 => {
+                let (socket, stop) = (daemon.socket.clone(), stop.clone());
+                let (answered, refused) = (answered.clone(), refused.clone());
+                askers.push(std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(mut c) = portcullis_control::Client::connect_with_timeout(
+                            &socket,
+                            Duration::from_secs(10),
+                        ) else {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_millis(100));
+                            continue;
+                        };
+                        match c.request(portcullis_control::Command::Status { jail: None }) {
+                            Ok(r) if r.result.is_ok() => {
+                                answered.fetch_add(1, Ordering::Relaxed);
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            _ => {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                                std::thread::sleep(Duration::from_millis(100));
+                            }
+                        }
+                    }
+                }));
+            }
+            kind => {
+                let Ok(mut s) = UnixStream::connect(&daemon.socket) else {
+                    continue;
+                };
+                let _ = match kind {
+                    1 => Ok(()),
+                    2 => s.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"bans\"}\n"),
+                    _ => s.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"sta"),
+                };
+                held.push(s);
+            }
+        }
+    }
+    eprintln!("flood open: {} held connections, {} askers", held.len(), askers.len());
+
+    // The attack, during the flood.
+    let attacker = "192.0.2.66";
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string();
+    let failures: String = (0..5)
+        .map(|i| {
+            format!(
+                "{now} srv sshd[{}]: Failed password for root from {attacker} port 4242 ssh2\n",
+                7000 + i
+            )
+        })
+        .collect();
+    let t_attack = Instant::now();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| f.write_all(failures.as_bytes()))
+        .expect("append");
+    let mut peak = (threads0, rss0);
+    let ban_took = loop {
+        if in_kernel_set(&ns, attacker) {
+            break t_attack.elapsed();
+        }
+        let (t, r) = threads_and_rss(pid);
+        peak = (peak.0.max(t), peak.1.max(r));
+        assert!(
+            t_attack.elapsed() < Duration::from_secs(10),
+            "the attacker was not banned within 10 s of the flood\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("attacker banned in the kernel {ban_took:?} after its failures");
+
+    // A fresh CLI status during the flood (the slow clients are all still connected).
+    let status = ctl_within(&daemon, &["status"], Duration::from_secs(10));
+    let (status_took, ok) = status.unwrap_or_else(|| {
+        panic!("portcullis status hung during the flood\n{}", daemon.log())
+    });
+    eprintln!("portcullis status during the flood: {status_took:?}, success {ok}");
+    assert!(
+        ok && status_took < Duration::from_secs(5),
+        "portcullis status during the flood: {status_took:?}, success {ok}"
+    );
+    // Let the flood run on a while: the clients keep at it, the daemon must not grow.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let (t, r) = threads_and_rss(pid);
+        peak = (peak.0.max(t), peak.1.max(r));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "during the flood: peak {} threads, {} KiB RSS; {} status answers, {} refused",
+        peak.0,
+        peak.1,
+        answered.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed)
+    );
+    assert!(
+        answered.load(Ordering::Relaxed) > 0,
+        "no asker was ever answered"
+    );
+    assert!(
+        peak.0 <= threads0 + 8,
+        "the daemon's threads grew from {threads0} to {}",
+        peak.0
+    );
+    assert!(
+        peak.1 <= rss0 + 200 * 1024,
+        "the daemon's memory grew from {rss0} KiB to {} KiB",
+        peak.1
+    );
+
+    // The slow clients were closed by the daemon, not left to hang: every held connection
+    // reads end-of-file (after whatever answer it got) within the daemon's timeouts.
+    stop.store(true, Ordering::Relaxed);
+    for a in askers {
+        a.join().expect("asker");
+    }
+    let t_close = Instant::now();
+    let mut buf = vec![0u8; 1 << 16];
+    for mut s in held.drain(..) {
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) => panic!(
+                    "a slow client was not closed by the daemon within {:?}: {e}",
+                    t_close.elapsed()
+                ),
+            }
+        }
+    }
+    eprintln!("every slow client closed {:?} after the flood", t_close.elapsed());
+
+    // Everything still served: status, the full list, a new attacker banned.
+    let bans = daemon.bans();
+    assert_eq!(bans.len(), 5001, "5000 manual bans and the attacker");
+    let second = "192.0.2.67";
+    let failures = failures.replace(attacker, second);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| f.write_all(failures.as_bytes()))
+        .expect("append");
+    daemon.wait_for("the second attacker banned", 10, |_| {
+        in_kernel_set(&ns, second)
+    });
+    let (threads1, rss1) = threads_and_rss(pid);
+    eprintln!("after the flood: {threads1} threads, {rss1} KiB RSS");
+    assert!(daemon.status()["jails"][0]["active_bans"].as_u64() >= Some(5002));
+}
