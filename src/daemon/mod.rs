@@ -56,6 +56,10 @@ use sources::{Batch, RunningSource, SourceKey};
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
 /// How often history is pruned and the database tidied.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(300);
+/// How long `status` reuses the firewall's health: listing the kernel sets takes the loop
+/// ~10 ms per thousand elements, so a crowd of clients asking `status` would otherwise keep
+/// the loop listing instead of banning. Any firewall success or failure renews it at once.
+const HEALTH_MAX_AGE: Duration = Duration::from_secs(2);
 /// How long an unhealthy firewall waits before the bans in force are re-applied to it.
 const FIREWALL_RETRY: Duration = Duration::from_secs(30);
 
@@ -145,6 +149,8 @@ struct Daemon {
     /// (shown by `status`, reported to the client whose change it hit).
     firewall_error: Option<String>,
     firewall_failed_at: Option<Instant>,
+    /// The firewall's health as `status` last listed it, and when (see [`HEALTH_MAX_AGE`]).
+    health: Option<(Instant, portcullis_firewall::Health)>,
     lines_tx: mpsc::Sender<Batch>,
     lines_rx: mpsc::Receiver<Batch>,
     control_rx: mpsc::Receiver<ControlRequest>,
@@ -281,6 +287,7 @@ impl Daemon {
             firewall,
             firewall_error: None,
             firewall_failed_at: None,
+            health: None,
             lines_tx,
             lines_rx,
             control_rx,
@@ -343,12 +350,14 @@ impl Daemon {
     }
 
     fn firewall_ok(&mut self) {
+        self.health = None;
         self.firewall_error = None;
         self.firewall_failed_at = None;
     }
 
     fn firewall_failed(&mut self, msg: String) {
         tracing::error!("firewall: {msg}");
+        self.health = None;
         self.firewall_error = Some(msg);
         self.firewall_failed_at = Some(Instant::now());
     }
@@ -456,19 +465,19 @@ impl Daemon {
                 }
                 Some(req) = self.control_rx.recv() => {
                     let reply = commands::handle(self, req.command).await;
+                    // Handed to the client's connection task, which writes it: the loop
+                    // never waits on a client's socket.
                     let _ = req.reply.send(reply);
+                    // Lines already queued go next, before another request: a crowd of
+                    // clients cannot starve banning (control comes first in this select).
+                    self.take_queued_batches(BURST_BATCHES + 1);
                 }
                 Some(batch) = self.lines_rx.recv() => {
                     self.process_batch(batch);
                     // Take more of what is already queued: one commit for the burst. Bounded
                     // so a signal or a control request waits for at most this much work
                     // (8 batches of 4096 lines) under any backlog.
-                    for _ in 0..BURST_BATCHES {
-                        match self.lines_rx.try_recv() {
-                            Ok(b) => self.process_batch(b),
-                            Err(_) => break,
-                        }
-                    }
+                    self.take_queued_batches(BURST_BATCHES);
                 }
                 _ = sleep_for(wait) => self.jails.handle_timeout(self.clock.now()),
                 _ = position_tick.tick() => {
@@ -490,6 +499,16 @@ impl Daemon {
             self.commit(false).await;
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// Process up to `max` line batches that are already queued (without waiting).
+    fn take_queued_batches(&mut self, max: usize) {
+        for _ in 0..max {
+            match self.lines_rx.try_recv() {
+                Ok(b) => self.process_batch(b),
+                Err(_) => break,
+            }
+        }
     }
 
     /// Run one batch of lines through the filters of the jails that read its source, and

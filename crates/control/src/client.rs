@@ -3,13 +3,45 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::protocol::{Command, ErrorKind, MAX_RESPONSE_LINE, Request, Response, decode_response};
 
 /// How long [`Client::request`] waits for an answer by default. A `flush` of 100k bans
 /// takes about a second; a minute leaves ample room without hanging a script forever.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long [`Client::request`] keeps trying while the daemon answers `busy` (every
+/// connection slot holds a request it is working on): a moment of overload should not fail
+/// an operator's command, a daemon that stays overloaded is reported.
+pub const BUSY_RETRY: Duration = Duration::from_secs(5);
+
+/// Open the socket at `path` with `timeout` for reads and writes.
+fn open(path: &Path, timeout: Duration) -> Result<UnixStream, ClientError> {
+    let stream = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e) => {
+            let path = path.to_owned();
+            return Err(match e.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                    ClientError::NotRunning { path, source: e }
+                }
+                io::ErrorKind::PermissionDenied => ClientError::PermissionDenied {
+                    path,
+                    detail: e.to_string(),
+                },
+                _ => ClientError::Connect { path, source: e },
+            });
+        }
+    };
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(ClientError::Io)?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(ClientError::Io)?;
+    Ok(stream)
+}
 
 /// Why talking to the daemon failed. The CLI maps these to messages and exit codes.
 #[derive(Debug, thiserror::Error)]
@@ -80,28 +112,8 @@ impl Client {
         timeout: Duration,
     ) -> Result<Client, ClientError> {
         let path = path.as_ref().to_owned();
-        let stream = match UnixStream::connect(&path) {
-            Ok(s) => s,
-            Err(e) => {
-                return Err(match e.kind() {
-                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-                        ClientError::NotRunning { path, source: e }
-                    }
-                    io::ErrorKind::PermissionDenied => ClientError::PermissionDenied {
-                        path,
-                        detail: e.to_string(),
-                    },
-                    _ => ClientError::Connect { path, source: e },
-                });
-            }
-        };
         let timeout = timeout.max(Duration::from_millis(1));
-        stream
-            .set_read_timeout(Some(timeout))
-            .map_err(ClientError::Io)?;
-        stream
-            .set_write_timeout(Some(timeout))
-            .map_err(ClientError::Io)?;
+        let stream = open(&path, timeout)?;
         Ok(Client {
             reader: BufReader::new(stream),
             path,
@@ -112,11 +124,33 @@ impl Client {
 
     /// Send `command` and wait for its response. Error responses from the daemon come back
     /// as `Ok(response)` with `result: Err(..)`, except `permission_denied`, which becomes
-    /// [`ClientError::PermissionDenied`].
+    /// [`ClientError::PermissionDenied`]. A connection the server turned away as `busy` (it
+    /// read nothing of the request) is opened again and the request sent again, with
+    /// backoff, for up to [`BUSY_RETRY`]; after that the `busy` answer is returned.
     pub fn request(&mut self, command: Command) -> Result<Response, ClientError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let response = self.request_once(&command)?;
+            let busy = response.id == 0
+                && matches!(&response.result, Err(e) if e.kind == ErrorKind::Busy);
+            if !busy || started.elapsed() + pause > BUSY_RETRY {
+                return Ok(response);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(250));
+            self.reader = BufReader::new(open(&self.path, self.timeout)?);
+        }
+    }
+
+    fn request_once(&mut self, command: &Command) -> Result<Response, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        let line = Request { id, command }.to_line();
+        let line = Request {
+            id,
+            command: command.clone(),
+        }
+        .to_line();
         // If the daemon refused us it has already written its answer and closed; the write
         // may then fail with EPIPE, but the answer is still there to read.
         let write_err = self.reader.get_mut().write_all(&line).err();

@@ -14,11 +14,14 @@ mod protocol;
 mod server;
 mod socket;
 
-pub use client::{Client, ClientError, DEFAULT_TIMEOUT};
+pub use client::{BUSY_RETRY, Client, ClientError, DEFAULT_TIMEOUT};
 pub use protocol::{
     Command, DecodeError, ErrorBody, ErrorKind, MAX_REQUEST_LINE, MAX_RESPONSE_LINE,
     PROTOCOL_VERSION, Request, Response, ResponseDecodeError, Target, decode_request,
     decode_response,
 };
-pub use server::{AccessPolicy, Handler, Peer, ServerConfig, serve};
+pub use server::{
+    AccessPolicy, CLIENT_GRACE, Handler, MAX_CONNECTIONS, Peer, READ_TIMEOUT, ServerConfig, WRITE_TIMEOUT,
+    serve,
+};
 pub use socket::{BindError, bind_socket};

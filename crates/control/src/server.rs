@@ -1,5 +1,13 @@
 //! The control server: accept, check peer credentials, read bounded request lines, call the
 //! daemon's [`Handler`], write responses.
+//!
+//! A flood of clients, or clients that stall, cannot take the socket away from the operator
+//! nor reach the daemon's loop: at most [`MAX_CONNECTIONS`] are served at once, each read and
+//! each write has a deadline, and when every slot is taken a connection that has kept the
+//! server waiting on its client for [`CLIENT_GRACE`] (idle, half a request, an answer it does
+//! not read) is closed to make room. Only when every slot holds a request the daemon is
+//! working on is a new connection answered `busy` and closed: nothing ever queues without
+//! bound. The loop hands its answer over and never touches a socket.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,7 +15,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, watch};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::data::Reply;
@@ -61,17 +73,49 @@ impl AccessPolicy {
     }
 }
 
+/// Connections served at once. Each costs a task, a socket and its buffers (up to one whole
+/// answer: a `bans` list of 100k bans is ~13 MB), so this bounds the server's memory and
+/// file descriptors (well under systemd's default soft limit of 1024); the CLI holds one
+/// connection per command, so 64 is far more than operators and scripts use.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long a connection may keep the server waiting on its client (no complete request
+/// line yet, or an answer it does not read) before, when every slot is taken, a new
+/// connection gets its slot. Long enough for any client that writes its request at once (the
+/// CLI does), short enough that a crowd of stalled clients never locks the operator out.
+pub const CLIENT_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a connection may sit without completing a request line before it is answered
+/// `timeout` and closed (when no new connection needed its slot before).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long writing one answer may take before the connection is closed: a client that does
+/// not read holds the answer's memory and a slot at most this long. 100k bans (~13 MB) are
+/// read by the CLI in well under a second.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an answer still being written may take once the server stops (SIGTERM must
+/// end the daemon within seconds, whatever its clients do).
+const STOP_WRITE_GRACE: Duration = Duration::from_secs(1);
+
+/// How often the server logs how many connections it refused or closed to make room (one
+/// warning per connection would let a flood of clients flood the log too).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Limits of the server.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Who may connect.
     pub access: AccessPolicy,
-    /// Connections served at once; more are answered `busy` and closed, so a stuck or
-    /// malicious client cannot exhaust tasks or file descriptors.
+    /// Connections served at once ([`MAX_CONNECTIONS`]).
     pub max_connections: usize,
-    /// How long a connection may sit without completing a request line (and how long a
-    /// response write may take) before it is closed.
+    /// How long a connection may wait on its client before a new one may take its slot
+    /// ([`CLIENT_GRACE`]).
+    pub client_grace: Duration,
+    /// How long a connection may sit without completing a request line ([`READ_TIMEOUT`]).
     pub read_timeout: Duration,
+    /// How long writing one answer may take ([`WRITE_TIMEOUT`]).
+    pub write_timeout: Duration,
     /// Longest request line accepted.
     pub max_line: usize,
 }
@@ -80,10 +124,151 @@ impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             access: AccessPolicy::default(),
-            max_connections: 16,
-            read_timeout: Duration::from_secs(30),
+            max_connections: MAX_CONNECTIONS,
+            client_grace: CLIENT_GRACE,
+            read_timeout: READ_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
             max_line: MAX_REQUEST_LINE,
         }
+    }
+}
+
+/// A served connection's place in the [`Slots`].
+struct Slot {
+    /// Milliseconds after [`Slots::epoch`] since which the connection waits on its client,
+    /// or [`ON_DAEMON`] while the daemon works on its request.
+    waiting_since: AtomicU64,
+    /// Told when a new connection took this slot.
+    evicted: Notify,
+}
+
+/// [`Slot::waiting_since`] of a connection whose request the daemon is working on: such a
+/// connection keeps its slot.
+const ON_DAEMON: u64 = u64::MAX;
+
+/// The served connections, oldest first.
+struct Slots {
+    max: usize,
+    grace: Duration,
+    epoch: Instant,
+    held: Mutex<Vec<Arc<Slot>>>,
+}
+
+/// How a slot was found for a new connection.
+enum Admission {
+    Free,
+    /// The connection that waited longest on its client was told to close.
+    Evicted,
+}
+
+impl Slots {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(ON_DAEMON - 1)
+    }
+
+    /// A slot for a new connection, if one is free or held by a connection that has waited
+    /// on its client for the grace time; `None` when every slot is in use.
+    fn admit(self: &Arc<Self>) -> Option<(SlotGuard, Admission)> {
+        let now = self.now();
+        let grace = u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX);
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mut admission = Admission::Free;
+        if held.len() >= self.max {
+            let (i, _) = held
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.waiting_since.load(Ordering::Relaxed)))
+                .filter(|&(_, since)| since != ON_DAEMON && now.saturating_sub(since) >= grace)
+                .min_by_key(|&(_, since)| since)?;
+            held.remove(i).evicted.notify_one();
+            admission = Admission::Evicted;
+        }
+        let slot = Arc::new(Slot {
+            waiting_since: AtomicU64::new(now),
+            evicted: Notify::new(),
+        });
+        held.push(slot.clone());
+        Some((
+            SlotGuard {
+                slots: self.clone(),
+                slot,
+            },
+            admission,
+        ))
+    }
+}
+
+/// A connection's slot: given back when the connection ends.
+struct SlotGuard {
+    slots: Arc<Slots>,
+    slot: Arc<Slot>,
+}
+
+impl SlotGuard {
+    fn on_client(&self) {
+        self.slot
+            .waiting_since
+            .store(self.slots.now(), Ordering::Relaxed);
+    }
+
+    fn on_daemon(&self) {
+        self.slot.waiting_since.store(ON_DAEMON, Ordering::Relaxed);
+    }
+
+    /// Completes when a new connection took this slot.
+    async fn evicted(&self) {
+        self.slot.evicted.notified().await;
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = held.iter().position(|s| Arc::ptr_eq(s, &self.slot)) {
+            held.remove(i);
+        }
+    }
+}
+
+/// Counts refused and evicted connections, logged at most every [`REFUSAL_LOG_INTERVAL`].
+#[derive(Default)]
+struct RefusalLog {
+    refused: u64,
+    evicted: u64,
+    since: Option<Instant>,
+}
+
+impl RefusalLog {
+    fn note(&mut self, evicted: bool) {
+        if evicted {
+            self.evicted += 1;
+        } else {
+            self.refused += 1;
+        }
+        match self.since {
+            None => {
+                // The first of a burst is logged at once.
+                self.flush();
+                self.since = Some(Instant::now());
+            }
+            Some(t) if t.elapsed() >= REFUSAL_LOG_INTERVAL => {
+                self.flush();
+                self.since = Some(Instant::now());
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.refused + self.evicted > 0 {
+            tracing::warn!(
+                refused_busy = self.refused,
+                closed_to_make_room = self.evicted,
+                "control connections over the limit"
+            );
+        }
+        self.refused = 0;
+        self.evicted = 0;
     }
 }
 
@@ -97,9 +282,15 @@ pub async fn serve<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) {
     let config = Arc::new(config);
-    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let slots = Arc::new(Slots {
+        max: config.max_connections.max(1),
+        grace: config.client_grace,
+        epoch: Instant::now(),
+        held: Mutex::new(Vec::new()),
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let mut refusals = RefusalLog::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -107,17 +298,19 @@ pub async fn serve<H: Handler>(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    let Some((slot, admission)) = slots.admit() else {
                         // A fresh socket's send buffer is empty: this small write never blocks.
                         let line = Response::err(0, ErrorKind::Busy, "too many control connections; try again").to_line();
                         let _ = stream.try_write(&line);
-                        tracing::warn!("control connection refused: limit reached");
+                        refusals.note(false);
                         continue;
                     };
+                    if let Admission::Evicted = admission {
+                        refusals.note(true);
+                    }
                     let (handler, config, stop_rx) = (handler.clone(), config.clone(), stop_rx.clone());
                     tasks.spawn(async move {
-                        serve_connection(stream, &*handler, &config, stop_rx).await;
-                        drop(permit);
+                        serve_connection(stream, &*handler, &config, &slot, stop_rx).await;
                     });
                 }
                 Err(e) => {
@@ -127,15 +320,28 @@ pub async fn serve<H: Handler>(
             },
         }
     }
+    refusals.flush();
     drop(listener);
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+}
+
+/// The line written to a connection closed to make room for a new one (if its socket
+/// takes it; one that does not read may not see it).
+fn evicted_line() -> Vec<u8> {
+    Response::err(
+        0,
+        ErrorKind::Busy,
+        "closed: the server needed this idle connection's slot",
+    )
+    .to_line()
 }
 
 async fn serve_connection<H: Handler>(
     stream: UnixStream,
     handler: &H,
     config: &ServerConfig,
+    slot: &SlotGuard,
     mut stop: watch::Receiver<bool>,
 ) {
     let peer = match stream.peer_cred() {
@@ -162,15 +368,20 @@ async fn serve_connection<H: Handler>(
             peer.uid
         );
         let line = Response::err(0, ErrorKind::PermissionDenied, msg).to_line();
-        let _ = tokio::time::timeout(config.read_timeout, write.write_all(&line)).await;
+        let _ = tokio::time::timeout(config.write_timeout, write.write_all(&line)).await;
         return;
     }
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     loop {
+        slot.on_client();
         let read = tokio::select! {
             r = tokio::time::timeout(config.read_timeout, read_line(&mut reader, &mut line, config.max_line)) => r,
-            _ = stop.wait_for(|stopping| *stopping) => return,
+            () = stopped(&mut stop) => return,
+            () = slot.evicted() => {
+                let _ = write.try_write(&evicted_line());
+                return;
+            }
         };
         let response = match read {
             Err(_elapsed) => {
@@ -199,7 +410,11 @@ async fn serve_connection<H: Handler>(
                         cmd = req.command.name(),
                         "control request"
                     );
-                    match handler.handle(peer, req.command).await {
+                    // The request is the daemon's now: this connection keeps its slot.
+                    slot.on_daemon();
+                    let reply = handler.handle(peer, req.command).await;
+                    slot.on_client();
+                    match reply {
                         Ok(reply) => match serde_json::to_value(&reply) {
                             Ok(data) => Response::ok(req.id, data),
                             Err(e) => Response::err(
@@ -216,12 +431,35 @@ async fn serve_connection<H: Handler>(
                 }
             },
         };
-        match tokio::time::timeout(config.read_timeout, write.write_all(&response.to_line())).await
-        {
+        let bytes = response.to_line();
+        drop(response);
+        // The answer goes out from this task, never from the daemon's loop: a client that
+        // does not read holds its slot (until a new connection needs it) and the answer's
+        // memory for at most the write timeout.
+        let answer = tokio::time::timeout(config.write_timeout, write.write_all(&bytes));
+        tokio::pin!(answer);
+        let written = tokio::select! {
+            biased;
+            w = &mut answer => w,
+            () = slot.evicted() => return,
+            // Stopping: the answer gets a last moment, so the daemon's exit is not held up
+            // by a client that does not read.
+            () = stopped(&mut stop) => match tokio::time::timeout(STOP_WRITE_GRACE, &mut answer).await {
+                Ok(w) => w,
+                Err(_) => return,
+            },
+        };
+        match written {
             Ok(Ok(())) => {}
             _ => return,
         }
     }
+}
+
+/// Completes once the server stops.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // An error means the server is gone: stopped too.
+    let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
 enum LineRead {

@@ -2,6 +2,7 @@
 //! attempts and sources.
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use portcullis_control::ErrorBody;
 use portcullis_control::data::{
@@ -10,16 +11,25 @@ use portcullis_control::data::{
 use portcullis_core::event::Alert;
 
 use super::selected;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, HEALTH_MAX_AGE};
 use crate::text::chain;
 
 /// How many alerts `status` shows, newest first.
 const ALERTS: usize = 20;
 
-/// The daemon's state as `status` shows it (asks the firewall for its health).
-pub async fn status(d: &Daemon, jail: Option<&str>) -> Result<StatusData, ErrorBody> {
+/// The daemon's state as `status` shows it (the firewall's health is listed at most once
+/// per [`HEALTH_MAX_AGE`]).
+pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, ErrorBody> {
     let jails = selected(&d.jails, jail)?;
-    let health = d.firewall.health().await;
+    let health = match &d.health {
+        Some((at, h)) if at.elapsed() < HEALTH_MAX_AGE => h.clone(),
+        _ => {
+            let h = d.firewall.health().await;
+            d.health = Some((Instant::now(), h.clone()));
+            h
+        }
+    };
+    let d = &*d;
     let error = d.firewall_error.clone().or(health.last_error.clone());
     let jails = jails
         .into_iter()
