@@ -245,18 +245,24 @@ impl RefusalLog {
         } else {
             self.refused += 1;
         }
-        match self.since {
-            None => {
-                // The first of a burst is logged at once.
-                self.flush();
-                self.since = Some(Instant::now());
-            }
-            Some(t) if t.elapsed() >= REFUSAL_LOG_INTERVAL => {
-                self.flush();
-                self.since = Some(Instant::now());
-            }
-            Some(_) => {}
+        if self.since.is_none() {
+            // The first of a burst is logged at once, the rest as a count per interval.
+            self.flush();
+            self.since = Some(Instant::now());
         }
+    }
+
+    /// When the counts gathered since the last warning are due, if a burst is open.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        self.since
+            .map(|t| tokio::time::Instant::from_std(t + REFUSAL_LOG_INTERVAL))
+    }
+
+    /// Log what was gathered; a quiet interval ends the burst.
+    fn tick(&mut self) {
+        let quiet = self.refused + self.evicted == 0;
+        self.flush();
+        self.since = if quiet { None } else { Some(Instant::now()) };
     }
 
     fn flush(&mut self) {
@@ -296,6 +302,7 @@ pub async fn serve<H: Handler>(
         tokio::select! {
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            () = sleep_until(refusals.due()) => refusals.tick(),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let Some((slot, admission)) = slots.admit() else {
@@ -453,6 +460,14 @@ async fn serve_connection<H: Handler>(
             Ok(Ok(())) => {}
             _ => return,
         }
+    }
+}
+
+/// Sleep until `at`, forever when `None`.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

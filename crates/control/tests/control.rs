@@ -7,9 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portcullis_control::data::{
     BanData, BanEntry, BansData, FlushData, ReloadData, Reply, StatusData, UnbanData,
@@ -27,10 +27,16 @@ struct MemoryDaemon {
     bans: Mutex<Vec<BanEntry>>,
     reload_broken: AtomicBool,
     peers: Mutex<Vec<Peer>>,
+    /// Milliseconds every request takes (a daemon busy with it).
+    delay_ms: AtomicU64,
 }
 
 impl Handler for MemoryDaemon {
     async fn handle(&self, peer: Peer, command: Command) -> Result<Reply, ErrorBody> {
+        let delay = self.delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         self.peers.lock().unwrap().push(peer);
         let mut bans = self.bans.lock().unwrap();
         match command {
@@ -700,4 +706,116 @@ fn client_times_out_and_rejects_garbage_answers() {
         "{e:?}"
     );
     fake.join().unwrap();
+}
+
+/// Every slot taken by connections that keep the server waiting (one idle, one with half a
+/// request): past the grace time a new client gets the slot of the one that waited longest,
+/// which is told `busy` and closed; nothing queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_give_their_slots_to_new_ones() {
+    let config = ServerConfig {
+        max_connections: 2,
+        client_grace: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let server = TestServer::start(config);
+    let path = server.path.clone();
+    blocking(move || {
+        let (_idle, mut idle_r) = raw(&path);
+        std::thread::sleep(Duration::from_millis(50));
+        let (mut half, mut half_r) = raw(&path);
+        half.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"sta").unwrap();
+        // Within the grace time the stalled ones keep their slots: busy at once.
+        let (_w, mut r) = raw(&path);
+        assert_eq!(read_json(&mut r)["error"]["kind"], "busy");
+        std::thread::sleep(Duration::from_millis(300));
+        // Past it, a new client is served; the oldest stalled connection made room.
+        let (mut w, mut r) = raw(&path);
+        w.write_all(b"{\"v\":1,\"id\":7,\"cmd\":\"status\"}\n")
+            .unwrap();
+        let v = read_json(&mut r);
+        assert_eq!((v["id"].as_u64(), v["ok"].as_bool()), (Some(7), Some(true)));
+        let v = read_json(&mut idle_r);
+        assert_eq!(v["error"]["kind"], "busy", "{v}");
+        let mut rest = String::new();
+        assert_eq!(idle_r.read_line(&mut rest).unwrap(), 0, "closed");
+        // The next one takes the half request's slot.
+        assert_serves(&path);
+        let v = read_json(&mut half_r);
+        assert_eq!(v["error"]["kind"], "busy", "{v}");
+    })
+    .await;
+    server.shutdown().await;
+}
+
+/// A connection whose request the daemon is working on keeps its slot, however long that
+/// takes: the new client is refused `busy`, and the CLI's client retries until it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_the_daemon_keep_their_slots_and_the_client_retries_busy() {
+    let config = ServerConfig {
+        max_connections: 1,
+        client_grace: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let server = TestServer::start(config);
+    server.daemon.delay_ms.store(800, Ordering::Relaxed);
+    let path = server.path.clone();
+    blocking(move || {
+        let (mut w, mut r) = raw(&path);
+        w.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"status\"}\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let (_w2, mut r2) = raw(&path);
+        assert_eq!(read_json(&mut r2)["error"]["kind"], "busy");
+        // The client is refused too, and tries again until the slot is free.
+        let t0 = Instant::now();
+        let mut c = Client::connect(&path).unwrap();
+        let reply = c.request(Command::Status { jail: None }).unwrap();
+        assert!(reply.result.is_ok(), "{:?}", reply.result);
+        assert!(t0.elapsed() >= Duration::from_millis(400), "{:?}", t0.elapsed());
+        // The first request was answered, not dropped.
+        assert_eq!(read_json(&mut r)["ok"], true);
+    })
+    .await;
+    server.shutdown().await;
+}
+
+/// An answer the client never reads (a `bans` list far larger than a socket buffer) is
+/// given up after the write timeout: the connection is closed and its slot free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_nobody_reads_is_given_up_after_the_write_timeout() {
+    let config = ServerConfig {
+        max_connections: 1,
+        // No eviction here: only the write timeout can free the slot.
+        client_grace: Duration::from_secs(3600),
+        write_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let server = TestServer::start(config);
+    {
+        let mut bans = server.daemon.bans.lock().unwrap();
+        for i in 0..20_000u32 {
+            bans.push(BanEntry {
+                target: target(&format!("2001:db8::{i:x}")),
+                jail: "sshd".into(),
+                since: 0,
+                until: None,
+                ban_no: 1,
+                reason: "manual".into(),
+            });
+        }
+    }
+    let path = server.path.clone();
+    blocking(move || {
+        let (mut w, _never_read) = raw(&path);
+        w.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"bans\"}\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let (_w2, mut r2) = raw(&path);
+        assert_eq!(read_json(&mut r2)["error"]["kind"], "busy", "slot held");
+        std::thread::sleep(Duration::from_millis(500));
+        assert_serves(&path);
+    })
+    .await;
+    server.shutdown().await;
 }
