@@ -371,7 +371,11 @@ fn i11_a_thousand_control_clients_and_slow_ones_never_stop_the_daemon() {
             }
         }
     }
-    eprintln!("flood open: {} held connections, {} askers", held.len(), askers.len());
+    eprintln!(
+        "flood open: {} held connections, {} askers",
+        held.len(),
+        askers.len()
+    );
 
     // The attack, during the flood.
     let attacker = "192.0.2.66";
@@ -407,26 +411,52 @@ fn i11_a_thousand_control_clients_and_slow_ones_never_stop_the_daemon() {
 
     // A fresh CLI status during the flood (the slow clients are all still connected).
     let status = ctl_within(&daemon, &["status"], Duration::from_secs(10));
-    let (status_took, ok) = status.unwrap_or_else(|| {
-        panic!("portcullis status hung during the flood\n{}", daemon.log())
-    });
+    let (status_took, ok) = status
+        .unwrap_or_else(|| panic!("portcullis status hung during the flood\n{}", daemon.log()));
     eprintln!("portcullis status during the flood: {status_took:?}, success {ok}");
-    for l in daemon.log().lines().filter(|l| l.contains("over the limit")) {
+    // The same over the socket, without starting a process on the loaded machine.
+    let t0 = Instant::now();
+    let direct = portcullis_control::Client::connect(&daemon.socket)
+        .and_then(|mut c| c.request(portcullis_control::Command::Status { jail: None }));
+    let direct_took = t0.elapsed();
+    eprintln!("status over the socket during the flood: {direct_took:?}");
+    assert!(
+        direct.as_ref().is_ok_and(|r| r.result.is_ok()) && direct_took < Duration::from_secs(5),
+        "status over the socket during the flood: {direct_took:?}: {direct:?}"
+    );
+    for l in daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("over the limit"))
+    {
         eprintln!("  daemon: {l}");
     }
     assert!(
         ok && status_took < Duration::from_secs(5),
         "portcullis status during the flood: {status_took:?}, success {ok}"
     );
-    // Let the flood run on a while: the clients keep at it, the daemon must not grow.
+    // Let the flood run on a while: the clients keep at it, the daemon must not grow, and
+    // the CLI keeps being answered.
+    let mut cli = vec![status_took];
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
         let (t, r) = threads_and_rss(pid);
         peak = (peak.0.max(t), peak.1.max(r));
         std::thread::sleep(Duration::from_millis(100));
+        let (took, ok) = ctl_within(&daemon, &["status"], Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("portcullis status hung during the flood"));
+        assert!(
+            ok && took < Duration::from_secs(5),
+            "portcullis status during the flood: {took:?}, success {ok}"
+        );
+        cli.push(took);
     }
+    cli.sort();
     eprintln!(
-        "during the flood: peak {} threads, {} KiB RSS; {} status answers, {} refused",
+        "during the flood: {} CLI status: median {:?}, max {:?}; peak {} threads, {} KiB RSS; {} status answers to the askers, {} refused",
+        cli.len(),
+        cli[cli.len() / 2],
+        cli[cli.len() - 1],
         peak.0,
         peak.1,
         answered.load(Ordering::Relaxed),
@@ -471,7 +501,10 @@ fn i11_a_thousand_control_clients_and_slow_ones_never_stop_the_daemon() {
             }
         }
     }
-    eprintln!("every slow client closed {:?} after the flood", t_close.elapsed());
+    eprintln!(
+        "every slow client closed {:?} after the flood",
+        t_close.elapsed()
+    );
 
     // Everything still served: status, the full list, a new attacker banned.
     let bans = daemon.bans();

@@ -132,13 +132,13 @@ impl Client {
         let mut pause = Duration::from_millis(10);
         loop {
             let response = self.request_once(&command)?;
-            let busy = response.id == 0
-                && matches!(&response.result, Err(e) if e.kind == ErrorKind::Busy);
+            let busy =
+                response.id == 0 && matches!(&response.result, Err(e) if e.kind == ErrorKind::Busy);
             if !busy || started.elapsed() + pause > BUSY_RETRY {
                 return Ok(response);
             }
             std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(250));
+            pause = (pause * 2).min(Duration::from_millis(100));
             self.reader = BufReader::new(open(&self.path, self.timeout)?);
         }
     }

@@ -21,7 +21,7 @@ pub use protocol::{
     decode_response,
 };
 pub use server::{
-    AccessPolicy, CLIENT_GRACE, Handler, MAX_CONNECTIONS, Peer, READ_TIMEOUT, ServerConfig, WRITE_TIMEOUT,
-    serve,
+    AccessPolicy, CLIENT_GRACE, Handler, MAX_CONNECTIONS, Peer, READ_TIMEOUT, ServerConfig,
+    WRITE_TIMEOUT, serve,
 };
 pub use socket::{BindError, bind_socket};

@@ -7,17 +7,18 @@
 //! server waiting on its client for [`CLIENT_GRACE`] (idle, half a request, an answer it does
 //! not read) is closed to make room. Only when every slot holds a request the daemon is
 //! working on is a new connection answered `busy` and closed: nothing ever queues without
-//! bound. The loop hands its answer over and never touches a socket.
+//! bound. A connection that got its answer and sent nothing since is the first to go, at
+//! once: it has had its turn. The loop hands its answer over and never touches a socket.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -81,9 +82,11 @@ pub const MAX_CONNECTIONS: usize = 64;
 
 /// How long a connection may keep the server waiting on its client (no complete request
 /// line yet, or an answer it does not read) before, when every slot is taken, a new
-/// connection gets its slot. Long enough for any client that writes its request at once (the
-/// CLI does), short enough that a crowd of stalled clients never locks the operator out.
-pub const CLIENT_GRACE: Duration = Duration::from_secs(1);
+/// connection gets its slot (one idle after its answer gives way at once). Long enough for a
+/// client that writes its request as it connects (the CLI does; one that is slower is told
+/// `busy` and the CLI's client tries again), short enough that a crowd of stalled clients
+/// never locks the operator out.
+pub const CLIENT_GRACE: Duration = Duration::from_millis(250);
 
 /// How long a connection may sit without completing a request line before it is answered
 /// `timeout` and closed (when no new connection needed its slot before).
@@ -146,6 +149,10 @@ struct Slot {
 /// connection keeps its slot.
 const ON_DAEMON: u64 = u64::MAX;
 
+/// [`Slot::waiting_since`] of a connection that got its answer and sent nothing since: it
+/// has had its turn, so it is the first to make room (no grace).
+const ANSWERED: u64 = 0;
+
 /// The served connections, oldest first.
 struct Slots {
     max: usize,
@@ -162,12 +169,15 @@ enum Admission {
 }
 
 impl Slots {
+    /// Milliseconds since the epoch, never [`ANSWERED`] nor [`ON_DAEMON`].
     fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(ON_DAEMON - 1)
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(ON_DAEMON - 2)
+            .saturating_add(1)
     }
 
-    /// A slot for a new connection, if one is free or held by a connection that has waited
-    /// on its client for the grace time; `None` when every slot is in use.
+    /// A slot for a new connection, if one is free or held by a connection that waits on
+    /// its client after its answer, or for the grace time; `None` when every slot is in use.
     fn admit(self: &Arc<Self>) -> Option<(SlotGuard, Admission)> {
         let now = self.now();
         let grace = u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX);
@@ -178,7 +188,9 @@ impl Slots {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| (i, s.waiting_since.load(Ordering::Relaxed)))
-                .filter(|&(_, since)| since != ON_DAEMON && now.saturating_sub(since) >= grace)
+                .filter(|&(_, since)| {
+                    since == ANSWERED || (since != ON_DAEMON && now.saturating_sub(since) >= grace)
+                })
                 .min_by_key(|&(_, since)| since)?;
             held.remove(i).evicted.notify_one();
             admission = Admission::Evicted;
@@ -209,6 +221,10 @@ impl SlotGuard {
         self.slot
             .waiting_since
             .store(self.slots.now(), Ordering::Relaxed);
+    }
+
+    fn answered(&self) {
+        self.slot.waiting_since.store(ANSWERED, Ordering::Relaxed);
     }
 
     fn on_daemon(&self) {
@@ -381,7 +397,6 @@ async fn serve_connection<H: Handler>(
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     loop {
-        slot.on_client();
         let read = tokio::select! {
             r = tokio::time::timeout(config.read_timeout, read_line(&mut reader, &mut line, config.max_line)) => r,
             () = stopped(&mut stop) => return,
@@ -457,7 +472,7 @@ async fn serve_connection<H: Handler>(
             },
         };
         match written {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => slot.answered(),
             _ => return,
         }
     }

@@ -396,11 +396,8 @@ async fn idle_connections_time_out_and_the_limit_answers_busy() {
     let server = TestServer::start(config);
     let path = server.path.clone();
     blocking(move || {
-        // Hold the only slot with a served connection.
+        // Hold the only slot with a fresh connection (within the grace time).
         let (mut w, mut r) = raw(&path);
-        w.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"status\"}\n")
-            .unwrap();
-        assert_eq!(read_json(&mut r)["ok"], true);
         let (_w2, mut r2) = raw(&path);
         let v = read_json(&mut r2);
         assert_eq!(v["error"]["kind"], "busy");
@@ -413,6 +410,13 @@ async fn idle_connections_time_out_and_the_limit_answers_busy() {
             0,
             "connection should be closed"
         );
+        // A connection that got its answer gives its slot to a new one at once.
+        let (mut w, mut r) = raw(&path);
+        w.write_all(b"{\"v\":1,\"id\":1,\"cmd\":\"status\"}\n")
+            .unwrap();
+        assert_eq!(read_json(&mut r)["ok"], true);
+        assert_serves(&path);
+        assert_eq!(read_json(&mut r)["error"]["kind"], "busy");
         // The slot is free again.
         assert_serves(&path);
     })
@@ -739,10 +743,18 @@ async fn stalled_clients_give_their_slots_to_new_ones() {
         assert_eq!(v["error"]["kind"], "busy", "{v}");
         let mut rest = String::new();
         assert_eq!(idle_r.read_line(&mut rest).unwrap(), 0, "closed");
-        // The next one takes the half request's slot.
+        // The next one takes the slot of the client that had its answer (it had its turn),
+        // before that of the half request.
         assert_serves(&path);
-        let v = read_json(&mut half_r);
+        let v = read_json(&mut r);
         assert_eq!(v["error"]["kind"], "busy", "{v}");
+        half_r
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut rest = String::new();
+        assert!(half_r.read_line(&mut rest).is_err(), "still open: {rest:?}");
+        drop(half);
     })
     .await;
     server.shutdown().await;
@@ -772,7 +784,11 @@ async fn requests_in_the_daemon_keep_their_slots_and_the_client_retries_busy() {
         let mut c = Client::connect(&path).unwrap();
         let reply = c.request(Command::Status { jail: None }).unwrap();
         assert!(reply.result.is_ok(), "{:?}", reply.result);
-        assert!(t0.elapsed() >= Duration::from_millis(400), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            t0.elapsed()
+        );
         // The first request was answered, not dropped.
         assert_eq!(read_json(&mut r)["ok"], true);
     })

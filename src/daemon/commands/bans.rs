@@ -28,6 +28,8 @@ pub fn bans(set: &JailSet, jail: Option<&str>, now: Time) -> Result<BansData, Er
         .map(|b| ban_entry(&b))
         .chain(orphans())
         .collect();
-    bans.sort_by_key(|b| (b.since, b.target.to_string()));
+    // Keyed once per ban (formatting the address per comparison made a list of 5000 bans
+    // cost the loop tens of milliseconds).
+    bans.sort_by_cached_key(|b| (b.since, b.target.to_string()));
     Ok(BansData { bans })
 }
