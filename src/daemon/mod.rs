@@ -23,8 +23,8 @@ mod jails;
 mod notify;
 mod sources;
 mod state_dir;
+mod unsaved;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -51,6 +51,7 @@ use jail_set::{FirewallWork, JailInit, JailSet};
 use jails::LiveJail;
 use notify::Notifier;
 use sources::{Batch, RunningSource, SourceKey};
+use unsaved::Unsaved;
 
 /// How often source positions are written when no decision forces a write.
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
@@ -156,8 +157,8 @@ struct Daemon {
     last_positions: Instant,
     /// Reused buffer for one line's events.
     events: Vec<Event>,
-    /// Window changes a failed store write did not save: they go with the next positions.
-    unsaved_windows: Vec<(Box<str>, WindowState)>,
+    /// Decisions and window changes the store has not made durable yet (it is failing).
+    unsaved: Unsaved,
 }
 
 /// The jails of `config` as the daemon runs them: each one's filter, and what the
@@ -290,7 +291,7 @@ impl Daemon {
             clock,
             last_positions: Instant::now(),
             events: Vec::new(),
-            unsaved_windows: Vec::new(),
+            unsaved: Unsaved::default(),
         };
         daemon
             .firewall
@@ -356,6 +357,15 @@ impl Daemon {
     /// The answer to a client whose change was recorded: an error while the firewall is
     /// failing.
     fn firewall_result(&self) -> Result<(), ErrorBody> {
+        if let Some(f) = self.unsaved.failure() {
+            return Err(ErrorBody::new(
+                ErrorKind::Internal,
+                format!(
+                    "in force, but not yet written to the state database: {} (kept in memory, retried until it is written)",
+                    f.error
+                ),
+            ));
+        }
         match &self.firewall_error {
             Some(e) => Err(ErrorBody::new(
                 ErrorKind::Internal,
@@ -530,7 +540,20 @@ impl Daemon {
             .map(|d| now.decision_to_wall(d))
             .collect();
         let positions_due = force_positions || self.last_positions.elapsed() >= POSITION_INTERVAL;
-        let (positions, windows) = if positions_due || !work.decisions.is_empty() {
+        let write_due = positions_due || !decisions.is_empty() || !self.unsaved.is_empty();
+        if write_due && self.unsaved.may_write(Instant::now()) {
+            // Positions and the windows of the lines before them go with every decision not
+            // yet durable, in one transaction (see `unsaved`).
+            let windows: Vec<(Box<str>, WindowState)> = self
+                .jails
+                .poll_window_changes()
+                .into_iter()
+                .map(|(j, mut w)| {
+                    now.window_to_wall(&mut w);
+                    (j, w)
+                })
+                .collect();
+            self.unsaved.push(decisions.clone(), windows);
             let positions: Vec<(String, portcullis_store::SourcePosition)> = self
                 .sources
                 .iter_mut()
@@ -540,39 +563,55 @@ impl Daemon {
                     s.stored_position().map(|p| (s.key.store_key(), p))
                 })
                 .collect();
-            let mut windows = std::mem::take(&mut self.unsaved_windows);
-            windows.extend(
-                self.jails
-                    .poll_window_changes()
-                    .into_iter()
-                    .map(|(j, mut w)| {
-                        now.window_to_wall(&mut w);
-                        (j, w)
-                    }),
-            );
-            (positions, windows)
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        if work.is_empty() && positions.is_empty() && windows.is_empty() {
-            return;
-        }
-        if !decisions.is_empty() || !positions.is_empty() || !windows.is_empty() {
-            if let Err(e) = self
-                .store
-                .apply_burst(&decisions, &positions, &windows, now.wall)
-            {
-                tracing::error!("cannot write decisions to the store: {}", chain(&e));
-                // Positions and windows go again with the next write, together.
-                for s in &mut self.sources {
-                    let key = s.key.store_key();
-                    if positions.iter().any(|(k, _)| *k == key) {
-                        s.dirty = true;
+            if !self.unsaved.is_empty() || !positions.is_empty() {
+                let (pending, windows) = self.unsaved.pending();
+                match self
+                    .store
+                    .apply_burst(pending, &positions, windows, now.wall)
+                {
+                    Ok(()) => {
+                        let written = pending.len();
+                        if let Some(outage) = self.unsaved.written() {
+                            tracing::warn!(
+                                decisions = written,
+                                after_secs = outage.since.elapsed().as_secs(),
+                                failed_writes = outage.attempts,
+                                "the state database is writable again: every decision kept in memory is written"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        let error = chain(&e);
+                        // The positions go again with the next write, with the decisions.
+                        for s in &mut self.sources {
+                            let key = s.key.store_key();
+                            if positions.iter().any(|(k, _)| *k == key) {
+                                s.dirty = true;
+                            }
+                        }
+                        let kept = self.unsaved.decision_count();
+                        if self.unsaved.failed(error.clone(), Instant::now()) {
+                            tracing::error!(
+                                decisions_kept = kept,
+                                "cannot write to the state database: {error}; the decisions stay in force (memory and kernel) and are retried with backoff; source positions are held until they are written"
+                            );
+                        } else {
+                            tracing::warn!(
+                                decisions_kept = kept,
+                                "the state database still fails: {error}"
+                            );
+                        }
                     }
                 }
-                self.unsaved_windows = latest_windows(windows);
             }
             self.last_positions = Instant::now();
+        } else {
+            // Not written now (the store is failing and its retry is not due): queued in
+            // order. Windows stay in the set until positions are written with them.
+            self.unsaved.push(decisions.clone(), Vec::new());
+        }
+        if work.is_empty() {
+            return;
         }
         self.apply_firewall(work.firewall).await;
         for d in &decisions {
@@ -732,21 +771,6 @@ async fn rebuild_from_kernel(
         "state rebuilt from the kernel: these bans keep their remaining time (history and windows of the old database are lost)"
     );
     bans
-}
-
-/// The last state of each (jail, address) of `windows`, in their order: what a retry must
-/// write (an earlier state of the same window is superseded).
-fn latest_windows(windows: Vec<(Box<str>, WindowState)>) -> Vec<(Box<str>, WindowState)> {
-    let mut last: HashMap<(Box<str>, std::net::IpAddr), usize> = HashMap::new();
-    for (i, (jail, w)) in windows.iter().enumerate() {
-        last.insert((jail.clone(), w.addr), i);
-    }
-    windows
-        .into_iter()
-        .enumerate()
-        .filter(|(i, (jail, w))| last.get(&(jail.clone(), w.addr)) == Some(i))
-        .map(|(_, x)| x)
-        .collect()
 }
 
 fn log_decision(d: &Decision) {

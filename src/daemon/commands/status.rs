@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use portcullis_control::ErrorBody;
 use portcullis_control::data::{
     AlertEntry, BackendStatus, HookStatus, JailStatus, LineCounts, SourceStatus, StatusData,
+    StoreStatus,
 };
 use portcullis_core::event::Alert;
 
@@ -63,6 +64,19 @@ pub async fn status(d: &Daemon, jail: Option<&str>) -> Result<StatusData, ErrorB
                 dropped: stats.dropped.load(Ordering::Relaxed),
                 waiting: waiting as u64,
             }
+        },
+        store: match d.unsaved.failure() {
+            None => StoreStatus {
+                healthy: true,
+                ..StoreStatus::default()
+            },
+            Some(f) => StoreStatus {
+                healthy: false,
+                error: Some(f.error.clone()),
+                failing_secs: f.since.elapsed().as_secs(),
+                failed_writes: f.attempts,
+                unsaved_decisions: d.unsaved.decision_count() as u64,
+            },
         },
     })
 }
