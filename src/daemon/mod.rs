@@ -36,7 +36,9 @@ use portcullis_control::{ErrorBody, ErrorKind, ServerConfig};
 use portcullis_core::event::{Alert, Ban, BanReason, UnbanReason};
 use portcullis_core::jail::WindowState;
 use portcullis_core::{Decision, Event, Time};
-use portcullis_firewall::{Change, Firewall, FirewallConfig, timeout_at};
+use portcullis_firewall::{
+    Change, ElementCounts, Firewall, FirewallConfig, KernelEvent, KernelWatch, timeout_at,
+};
 use portcullis_sources::wall_clock;
 use portcullis_store::Store;
 use tokio::signal::unix::{SignalKind, signal};
@@ -57,8 +59,13 @@ use unsaved::Unsaved;
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
 /// How often history is pruned and the database tidied.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(300);
-/// How long an unhealthy firewall waits before the bans in force are re-applied to it.
-const FIREWALL_RETRY: Duration = Duration::from_secs(30);
+/// The first and the longest wait before a failing firewall is set up again and the bans in
+/// force are re-applied to it (doubling in between).
+const FIREWALL_RETRY_FIRST: Duration = Duration::from_secs(1);
+const FIREWALL_RETRY_LAST: Duration = Duration::from_secs(30);
+/// A ban ending within this is not expected in the kernel any more (its element may have
+/// timed out a moment before the engine's expiry).
+const EXPIRY_SLACK: Duration = Duration::from_secs(2);
 
 /// Entry point of `portcullis run`.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
@@ -146,6 +153,10 @@ struct Daemon {
     /// (shown by `status`, reported to the client whose change it hit).
     firewall_error: Option<String>,
     firewall_failed_at: Option<Instant>,
+    /// Firewall failures in a row (the retry backs off with them).
+    firewall_failures: u32,
+    /// Reports of changes others make to our part of the kernel (`None`: dry run).
+    kernel_watch: Option<KernelWatch>,
     lines_tx: mpsc::Sender<Batch>,
     lines_rx: mpsc::Receiver<Batch>,
     control_rx: mpsc::Receiver<ControlRequest>,
@@ -282,6 +293,8 @@ impl Daemon {
             firewall,
             firewall_error: None,
             firewall_failed_at: None,
+            firewall_failures: 0,
+            kernel_watch: None,
             lines_tx,
             lines_rx,
             control_rx,
@@ -293,6 +306,8 @@ impl Daemon {
             events: Vec::new(),
             unsaved: Unsaved::default(),
         };
+        // Watching first: a flush between the setup and the watch's start is seen too.
+        daemon.kernel_watch = daemon.firewall.watch();
         daemon
             .firewall
             .setup()
@@ -344,14 +359,104 @@ impl Daemon {
     }
 
     fn firewall_ok(&mut self) {
+        if self.firewall_failures > 0 {
+            tracing::warn!(
+                failures = self.firewall_failures,
+                "the firewall works again: the bans in force are in the kernel"
+            );
+        }
         self.firewall_error = None;
         self.firewall_failed_at = None;
+        self.firewall_failures = 0;
     }
 
     fn firewall_failed(&mut self, msg: String) {
         tracing::error!("firewall: {msg}");
         self.firewall_error = Some(msg);
         self.firewall_failed_at = Some(Instant::now());
+        self.firewall_failures = self.firewall_failures.saturating_add(1);
+    }
+
+    /// Whether a failing firewall is due to be set up again: 1 s after the first failure,
+    /// doubling to 30 s.
+    fn firewall_retry_due(&self) -> bool {
+        let wait = FIREWALL_RETRY_FIRST
+            .saturating_mul(1 << self.firewall_failures.saturating_sub(1).min(5))
+            .min(FIREWALL_RETRY_LAST);
+        self.firewall_failed_at.is_some_and(|t| t.elapsed() >= wait)
+    }
+
+    /// Set our table (or sets and rules) up again and put every ban in force back: after a
+    /// failure, or when the watch saw them go.
+    async fn heal_firewall(&mut self) {
+        let t0 = Instant::now();
+        if let Err(e) = self.firewall.setup().await {
+            self.firewall_failed(format!("setup: {}", chain(&e)));
+            return;
+        }
+        self.reconcile_firewall().await;
+        if self.firewall_error.is_none() {
+            tracing::info!(took_ms = t0.elapsed().as_millis() as u64, "firewall healed");
+        }
+    }
+
+    /// What the kernel watch saw (see `portcullis_firewall::KernelWatch`).
+    async fn kernel_changed(&mut self, event: KernelEvent) {
+        let now = self.clock.now();
+        match event {
+            KernelEvent::Broken(what) => {
+                tracing::warn!(
+                    "the kernel lost our {what} (nft flush ruleset, a firewall restart or another tool): setting up again and re-applying every ban"
+                );
+                self.heal_firewall().await;
+            }
+            KernelEvent::Unsure(why) => {
+                tracing::warn!(
+                    "firewall watch: {why}; reconciling the kernel with the bans in force"
+                );
+                self.heal_firewall().await;
+            }
+            KernelEvent::Removed(targets) => {
+                // Our own unbans are not in force any more; what is, someone else deleted
+                // (or our reconcile's flush, whose refill this repeats harmlessly).
+                let changes: Vec<Change> = targets
+                    .into_iter()
+                    .filter_map(|target| {
+                        let until = self.jails.longest_ban(target, now)?;
+                        let timeout = timeout_at(until, now);
+                        (timeout.is_none_or(|t| t > EXPIRY_SLACK))
+                            .then_some(Change::Add { target, timeout })
+                    })
+                    .collect();
+                if changes.is_empty() {
+                    return;
+                }
+                tracing::warn!(
+                    bans = changes.len(),
+                    "bans in force were deleted from the kernel sets: adding them back"
+                );
+                match self.firewall.apply(&changes).await {
+                    Ok(_) => self.firewall_ok(),
+                    Err(e) => self.firewall_failed(format!("re-adding: {}", chain(&e))),
+                }
+            }
+            KernelEvent::Counts(kernel) => {
+                let mut expected = ElementCounts::default();
+                for (target, until) in self.jails.in_force(now) {
+                    if until.is_none_or(|u| u.since(now) > EXPIRY_SLACK) {
+                        expected.count(&target);
+                    }
+                }
+                if !kernel.covers(&expected) {
+                    tracing::warn!(
+                        ?kernel,
+                        ?expected,
+                        "the kernel sets hold fewer bans than are in force (flushed by another tool?): re-applying every ban"
+                    );
+                    self.heal_firewall().await;
+                }
+            }
+        }
     }
 
     /// The answer to a client whose change was recorded: an error while the firewall is
@@ -370,8 +475,8 @@ impl Daemon {
             Some(e) => Err(ErrorBody::new(
                 ErrorKind::Internal,
                 format!(
-                    "recorded in the store, but the firewall failed: {e} (retried every {}s)",
-                    FIREWALL_RETRY.as_secs()
+                    "recorded in the store, but the firewall failed: {e} (retried with backoff, at most every {}s)",
+                    FIREWALL_RETRY_LAST.as_secs()
                 ),
             )),
             None => Ok(()),
@@ -482,15 +587,14 @@ impl Daemon {
                 }
                 _ = sleep_for(wait) => self.jails.handle_timeout(self.clock.now()),
                 _ = position_tick.tick() => {
-                    if self.firewall_failed_at.is_some_and(|t| t.elapsed() >= FIREWALL_RETRY) {
-                        // Someone may have deleted our table: set it up again, then put the
-                        // bans in force back.
-                        if let Err(e) = self.firewall.setup().await {
-                            self.firewall_failed(format!("setup: {}", chain(&e)));
-                        } else {
-                            self.reconcile_firewall().await;
-                        }
+                    if self.firewall_retry_due() {
+                        // Someone may have deleted our table, or a batch failed halfway: set
+                        // it up again, then put the bans in force back.
+                        self.heal_firewall().await;
                     }
+                }
+                Some(event) = next_kernel_event(&mut self.kernel_watch) => {
+                    self.kernel_changed(event).await;
                 }
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -806,6 +910,14 @@ fn log_decision(d: &Decision) {
         Decision::Alert(Alert::RootLogin { addr, time }) => {
             tracing::warn!(%addr, %time, "root login");
         }
+    }
+}
+
+/// The watch's next report; never, without a watch.
+async fn next_kernel_event(watch: &mut Option<KernelWatch>) -> Option<KernelEvent> {
+    match watch {
+        Some(w) => w.recv().await,
+        None => std::future::pending().await,
     }
 }
 

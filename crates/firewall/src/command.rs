@@ -94,6 +94,16 @@ impl Runner {
         Runner { prefix, timeout }
     }
 
+    /// `program args` behind the prefix, in the C locale, and its description for errors.
+    pub fn command(&self, program: &Path, args: &[&str]) -> (Command, String) {
+        let mut words: Vec<OsString> = self.prefix.iter().map(OsString::from).collect();
+        words.push(program.as_os_str().to_owned());
+        words.extend(args.iter().map(OsString::from));
+        let mut cmd = Command::new(&words[0]);
+        cmd.args(&words[1..]).env("LC_ALL", "C");
+        (cmd, describe(&words))
+    }
+
     /// Run `program args…`, feeding `stdin`, and return its result even if it exited
     /// unsuccessfully. Errors only when it could not run or timed out.
     pub async fn run(
@@ -102,21 +112,15 @@ impl Runner {
         args: &[&str],
         stdin: Option<Vec<u8>>,
     ) -> Result<Finished, CommandError> {
-        let mut words: Vec<OsString> = self.prefix.iter().map(OsString::from).collect();
-        words.push(program.as_os_str().to_owned());
-        words.extend(args.iter().map(OsString::from));
-        let command = describe(&words);
-        let mut cmd = Command::new(&words[0]);
-        cmd.args(&words[1..])
-            .env("LC_ALL", "C")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let (mut cmd, command) = self.command(program, args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|source| CommandError::Spawn {
             command: command.clone(),
             source,

@@ -1,0 +1,405 @@
+//! Noticing, within a second, that someone else changed our part of the kernel ruleset: an
+//! `nft flush ruleset`, `systemctl restart nftables`, another tool deleting our table, a
+//! rule or an element, `ipset flush`, `iptables -F`.
+//!
+//! nftables reports every change: a [`KernelWatch`] follows `nft monitor destroy` (deletions
+//! only, so our own ban storms cost it nothing) on a task of its own. A deleted table,
+//! chain, rule or set makes it check our structure (our chains' rules naming our four sets;
+//! no element is listed) and report [`KernelEvent::Broken`] only when it is really gone —
+//! our own `setup` deletes and re-adds chains inside one transaction and leaves them whole,
+//! so healing never feeds itself. A deleted element is reported as [`KernelEvent::Removed`]:
+//! the daemon re-adds those still in force (its own unbans are not). When the monitor dies
+//! or cannot start, changes may have been missed: [`KernelEvent::Unsure`], and a restart
+//! with backoff.
+//!
+//! ipset has no monitor: every [`PROBE_INTERVAL`] the watch reads the sets' headers
+//! (`ipset list -t`: names and counts, no elements) and `iptables -S`/`ip6tables -S` of the
+//! hooked chains, and reports a missing set or rule as `Broken` and the counts as
+//! [`KernelEvent::Counts`] (a set holding fewer elements than the bans in force was
+//! flushed).
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::change::{ElementCounts, SetKind};
+use crate::command::Runner;
+use crate::config::{FirewallConfig, Verdict};
+use crate::error::CommandError;
+use crate::nft::error_chain;
+
+/// How often the ipset watch reads the sets' headers and the rules.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long the nft watch gathers deletions before it reports them (one check for the
+/// many lines of one `nft flush ruleset`).
+const SETTLE: Duration = Duration::from_millis(20);
+/// The first and the longest wait before the monitor is started again.
+const RESTART_FIRST: Duration = Duration::from_millis(250);
+const RESTART_LAST: Duration = Duration::from_secs(30);
+
+/// What the watch saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelEvent {
+    /// Our table, a chain, a rule or a set is missing: set up again, re-apply every ban.
+    Broken(String),
+    /// These elements were deleted from our sets (by anyone, the daemon's own unbans too):
+    /// re-add those still in force.
+    Removed(Vec<IpNet>),
+    /// Changes may have been missed (the monitor died or did not start): reconcile.
+    Unsure(String),
+    /// The elements our sets hold now (ipset).
+    Counts(ElementCounts),
+}
+
+/// A task watching the kernel side; its events arrive through [`KernelWatch::recv`].
+/// Dropping it stops the task (and kills its monitor process).
+#[derive(Debug)]
+pub struct KernelWatch {
+    rx: mpsc::Receiver<KernelEvent>,
+    task: JoinHandle<()>,
+}
+
+impl KernelWatch {
+    /// Watch nftables table `inet <config.table>`.
+    pub fn nft(config: FirewallConfig) -> KernelWatch {
+        Self::spawn(|tx| nft_watch(config, tx))
+    }
+
+    /// Watch the ipset sets and iptables rules of `config`.
+    pub fn ipset(config: FirewallConfig) -> KernelWatch {
+        Self::spawn(|tx| ipset_watch(config, tx))
+    }
+
+    fn spawn<F, Fut>(f: F) -> KernelWatch
+    where
+        F: FnOnce(mpsc::Sender<KernelEvent>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(64);
+        KernelWatch {
+            rx,
+            task: tokio::spawn(f(tx)),
+        }
+    }
+
+    /// The next event (cancel-safe); `None` once the task ended.
+    pub async fn recv(&mut self) -> Option<KernelEvent> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for KernelWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One line of `nft monitor destroy` as far as it concerns table `inet <table>`.
+#[derive(Debug, PartialEq, Eq)]
+enum Deleted {
+    /// The table, a chain, a rule or a set.
+    Structure,
+    /// Elements of one of our sets.
+    Elements(Vec<IpNet>),
+}
+
+/// Read a monitor line: `delete element inet T addr4 { 192.0.2.1 timeout 1h expires … }`,
+/// `delete rule inet T input handle 3`, `delete table inet T`, … Lines of other tables,
+/// generation notes (`# new generation …`) and anything unknown are `None`.
+fn parse_deleted(line: &str, table: &str) -> Option<Deleted> {
+    let mut words = line.split_whitespace();
+    if words.next()? != "delete" {
+        return None;
+    }
+    let object = words.next()?;
+    if words.next()? != "inet" || words.next()? != table {
+        return None;
+    }
+    match object {
+        "table" | "chain" | "rule" | "set" => Some(Deleted::Structure),
+        "element" => {
+            let set = words.next()?;
+            if !SetKind::ALL.iter().any(|k| k.nft_name() == set) {
+                return None;
+            }
+            let inner = line.split_once('{')?.1;
+            let inner = inner.rsplit_once('}').map_or(inner, |(a, _)| a);
+            let targets = inner
+                .split(',')
+                .filter_map(|e| e.split_whitespace().next())
+                .filter_map(|w| {
+                    w.parse::<IpNet>()
+                        .ok()
+                        .or_else(|| w.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+                })
+                .collect();
+            Some(Deleted::Elements(targets))
+        }
+        _ => None,
+    }
+}
+
+/// What of our structure is missing, if anything: each hooked chain must hold a rule per
+/// set (a rule naming a set proves the set exists; no element is listed). A chain nft cannot
+/// list counts as missing, whatever the reason: the setup that follows says why if it fails.
+async fn nft_missing(runner: &Runner, config: &FirewallConfig) -> Option<String> {
+    let mut chains = vec!["input"];
+    if config.hook_forward {
+        chains.push("forward");
+    }
+    for chain in chains {
+        match runner
+            .output(
+                &config.nft,
+                &["list", "chain", "inet", &config.table, chain],
+                None,
+            )
+            .await
+        {
+            Ok(text) => {
+                let text = String::from_utf8_lossy(&text);
+                for kind in SetKind::ALL {
+                    if !text.contains(&format!("@{}", kind.nft_name())) {
+                        return Some(format!(
+                            "the rule of set {} in chain inet {} {chain}",
+                            kind.nft_name(),
+                            config.table
+                        ));
+                    }
+                }
+            }
+            Err(e) => {
+                return Some(format!(
+                    "chain inet {} {chain} ({})",
+                    config.table,
+                    error_chain(&e)
+                ));
+            }
+        }
+    }
+    None
+}
+
+async fn nft_watch(config: FirewallConfig, tx: mpsc::Sender<KernelEvent>) {
+    let runner = Runner::new(config.command_prefix.clone(), config.command_timeout);
+    let mut wait = RESTART_FIRST;
+    loop {
+        let (mut cmd, described) = runner.command(&config.nft, &["monitor", "destroy"]);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let why = match cmd.spawn() {
+            Ok(child) => follow_monitor(child, &runner, &config, &tx, &mut wait).await,
+            Err(e) => format!("cannot start {described}: {e}"),
+        };
+        if tx.is_closed() {
+            return;
+        }
+        if tx
+            .send(KernelEvent::Unsure(format!("{why}; restarted in {wait:?}")))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RESTART_LAST);
+    }
+}
+
+/// Follow one monitor process until it ends; returns why it ended.
+async fn follow_monitor(
+    mut child: Child,
+    runner: &Runner,
+    config: &FirewallConfig,
+    tx: &mpsc::Sender<KernelEvent>,
+    wait: &mut Duration,
+) -> String {
+    let Some(out) = child.stdout.take() else {
+        return "nft monitor has no output".into();
+    };
+    let mut lines = BufReader::new(out).lines();
+    let mut structure = false;
+    let mut removed: Vec<IpNet> = Vec::new();
+    loop {
+        // Gather what arrives within SETTLE of the first line, then report it.
+        let next = if structure || !removed.is_empty() {
+            tokio::time::timeout(SETTLE, lines.next_line()).await.ok()
+        } else {
+            Some(lines.next_line().await)
+        };
+        match next {
+            Some(Ok(Some(line))) => {
+                // The monitor works: the next failure starts the backoff afresh.
+                *wait = RESTART_FIRST;
+                match parse_deleted(&line, &config.table) {
+                    Some(Deleted::Structure) => structure = true,
+                    Some(Deleted::Elements(t)) => removed.extend(t),
+                    None => {}
+                }
+            }
+            Some(Ok(None)) => {
+                let status = child.wait().await;
+                return format!("nft monitor ended ({status:?})");
+            }
+            Some(Err(e)) => return format!("cannot read nft monitor: {e}"),
+            None => {
+                if std::mem::take(&mut structure)
+                    && let Some(what) = nft_missing(runner, config).await
+                    && tx.send(KernelEvent::Broken(what)).await.is_err()
+                {
+                    return "stopped".into();
+                }
+                if !removed.is_empty()
+                    && tx
+                        .send(KernelEvent::Removed(std::mem::take(&mut removed)))
+                        .await
+                        .is_err()
+                {
+                    return "stopped".into();
+                }
+            }
+        }
+    }
+}
+
+/// The sets' element counts and what is missing, from `ipset list -t` and `iptables -S`.
+async fn ipset_check(
+    runner: &Runner,
+    config: &FirewallConfig,
+) -> Result<(ElementCounts, Option<String>), CommandError> {
+    let name = |kind: SetKind| crate::ipset::set_name(&config.table, kind);
+    let headers = runner.output(&config.ipset, &["list", "-t"], None).await?;
+    let headers = String::from_utf8_lossy(&headers);
+    let mut counts = ElementCounts::default();
+    let mut missing = None;
+    for kind in SetKind::ALL {
+        match set_entries(&headers, &name(kind)) {
+            Some(n) => *counts.get_mut(kind) = n,
+            None => {
+                missing.get_or_insert_with(|| format!("ipset set {}", name(kind)));
+            }
+        }
+    }
+    let verdict = match config.verdict {
+        Verdict::Drop => "DROP",
+        Verdict::Reject => "REJECT",
+    };
+    let mut chains = vec!["INPUT"];
+    if config.hook_forward {
+        chains.push("FORWARD");
+    }
+    for (tool, kinds) in [
+        (&config.iptables, [SetKind::Addr4, SetKind::Net4]),
+        (&config.ip6tables, [SetKind::Addr6, SetKind::Net6]),
+    ] {
+        for chain in &chains {
+            let rules = runner.output(tool, &["-w", "-S", chain], None).await?;
+            let rules = String::from_utf8_lossy(&rules);
+            for kind in kinds {
+                let rule = format!("--match-set {} src -j {verdict}", name(kind));
+                if !rules.lines().any(|l| l.contains(&rule)) {
+                    missing.get_or_insert_with(|| format!("the {chain} rule {rule}"));
+                }
+            }
+        }
+    }
+    Ok((counts, missing))
+}
+
+/// `Number of entries` of set `name` in `ipset list -t` output.
+fn set_entries(headers: &str, name: &str) -> Option<usize> {
+    let mut in_set = false;
+    for line in headers.lines() {
+        if let Some(n) = line.strip_prefix("Name: ") {
+            in_set = n.trim() == name;
+        } else if in_set && let Some(n) = line.strip_prefix("Number of entries: ") {
+            return n.trim().parse().ok();
+        }
+    }
+    None
+}
+
+async fn ipset_watch(config: FirewallConfig, tx: mpsc::Sender<KernelEvent>) {
+    let runner = Runner::new(config.command_prefix.clone(), config.command_timeout);
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let event = match ipset_check(&runner, &config).await {
+            Ok((_, Some(missing))) => KernelEvent::Broken(missing),
+            Ok((counts, None)) => {
+                failing = false;
+                KernelEvent::Counts(counts)
+            }
+            // Said once per outage; the daemon's own calls report the failure too.
+            Err(e) if !failing => {
+                failing = true;
+                KernelEvent::Unsure(format!("cannot read the sets: {}", error_chain(&e)))
+            }
+            Err(_) => continue,
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_lines_are_read() {
+        let t = "portcullis";
+        assert_eq!(
+            parse_deleted(
+                "delete element inet portcullis addr4 { 192.0.2.1 timeout 1h expires 59m59s488ms }",
+                t
+            ),
+            Some(Deleted::Elements(vec!["192.0.2.1/32".parse().unwrap()]))
+        );
+        assert_eq!(
+            parse_deleted(
+                "delete element inet portcullis net6 { 2001:db8::/64, 2001:db8:1::/48 timeout 1d }",
+                t
+            ),
+            Some(Deleted::Elements(vec![
+                "2001:db8::/64".parse().unwrap(),
+                "2001:db8:1::/48".parse().unwrap()
+            ]))
+        );
+        for s in [
+            "delete rule inet portcullis input handle 3",
+            "delete set inet portcullis addr4",
+            "delete chain inet portcullis input",
+            "delete table inet portcullis",
+        ] {
+            assert_eq!(parse_deleted(s, t), Some(Deleted::Structure), "{s}");
+        }
+        for s in [
+            "# new generation 8 by process 27147 (nft)",
+            "delete table inet other",
+            "delete table ip portcullis",
+            "delete element inet portcullis other { 192.0.2.1 }",
+            "add element inet portcullis addr4 { 192.0.2.1 }",
+            "",
+        ] {
+            assert_eq!(parse_deleted(s, t), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn ipset_headers_are_read() {
+        let text = "Name: portcullis4\nType: hash:ip\nRevision: 4\nHeader: family inet hashsize 1024 maxelem 65536 timeout 0\nSize in memory: 200\nReferences: 1\nNumber of entries: 7\nName: portcullis6\nType: hash:ip\nNumber of entries: 0\n";
+        assert_eq!(set_entries(text, "portcullis4"), Some(7));
+        assert_eq!(set_entries(text, "portcullis6"), Some(0));
+        assert_eq!(set_entries(text, "portcullis-net4"), None);
+    }
+}
