@@ -210,10 +210,10 @@ fn i11_a_corrupt_database_is_moved_aside_and_the_bans_rebuilt_from_the_kernel() 
 }
 
 /// A tmpfs mounted for one test, unmounted (lazily) even when the test fails.
-struct Tmpfs(std::path::PathBuf);
+pub(crate) struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
+    pub(crate) fn mount(dir: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(dir).expect("mount point");
         let st = Command::new("mount")
             .args([
@@ -231,7 +231,7 @@ impl Tmpfs {
     }
 
     /// Fill it: a file grows until the file system refuses (ENOSPC).
-    fn fill(&self) -> std::path::PathBuf {
+    pub(crate) fn fill(&self) -> std::path::PathBuf {
         use std::io::Write;
         let path = self.0.join("filler");
         let mut f = std::fs::File::create(&path).expect("filler");
@@ -253,7 +253,7 @@ impl Drop for Tmpfs {
 }
 
 /// Append `per` failed-password lines, dated now, for each address of `addrs`.
-fn append_failures(log: &Path, addrs: &[String], per: usize) {
+pub(crate) fn append_failures(log: &Path, addrs: &[String], per: usize) {
     use std::io::Write;
     let now = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%S+00:00")
@@ -275,7 +275,7 @@ fn append_failures(log: &Path, addrs: &[String], per: usize) {
 }
 
 /// The bans a state database holds now, read from the file (not from the daemon).
-fn stored_bans(db: &Path) -> Vec<String> {
+pub(crate) fn stored_bans(db: &Path) -> Vec<String> {
     let store = portcullis_store::Store::open_read_only(db).expect("open the state database");
     let now = portcullis_core::Time::from_secs(jiff::Timestamp::now().as_second());
     let mut v: Vec<String> = store
@@ -424,7 +424,7 @@ fn i11_a_full_disk_loses_no_ban_and_holds_the_positions() {
 }
 
 /// Wait until `check` holds, polling every 20 ms: how long it took, or `None` after `limit`.
-fn time_until(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+pub(crate) fn time_until(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
         if check() {
