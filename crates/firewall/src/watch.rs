@@ -12,6 +12,11 @@
 //! or cannot start, changes may have been missed: [`KernelEvent::Unsure`], and a restart
 //! with backoff.
 //!
+//! The monitor is not enough alone: it loses events without a word when one transaction
+//! deletes more than its netlink buffer holds (an `nft flush ruleset` with 100k elements
+//! printed nothing), so the structure is also checked every [`PROBE_INTERVAL`] — two
+//! `nft list chain`, no elements. A broken structure is reported once until seen whole again.
+//!
 //! ipset has no monitor: every [`PROBE_INTERVAL`] the watch reads the sets' headers
 //! (`ipset list -t`: names and counts, no elements) and `iptables -S`/`ip6tables -S` of the
 //! hooked chains, and reports a missing set or rule as `Broken` and the counts as
@@ -193,6 +198,7 @@ async fn nft_watch(config: FirewallConfig, tx: mpsc::Sender<KernelEvent>) {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true);
+        die_with_parent(&mut cmd);
         let why = match cmd.spawn() {
             Ok(child) => follow_monitor(child, &runner, &config, &tx, &mut wait).await,
             Err(e) => format!("cannot start {described}: {e}"),
@@ -212,7 +218,49 @@ async fn nft_watch(config: FirewallConfig, tx: mpsc::Sender<KernelEvent>) {
     }
 }
 
-/// Follow one monitor process until it ends; returns why it ended.
+/// Reports a broken structure once per outage: the daemon heals it; until the structure is
+/// seen whole again, more checks that find it missing say nothing (no heal queued behind
+/// the heal in progress).
+#[derive(Debug, Default)]
+struct Outage {
+    reported: bool,
+}
+
+impl Outage {
+    /// What to send for a check that found `missing`.
+    fn seen(&mut self, missing: Option<String>) -> Option<KernelEvent> {
+        match missing {
+            None => {
+                self.reported = false;
+                None
+            }
+            Some(_) if self.reported => None,
+            Some(what) => {
+                self.reported = true;
+                Some(KernelEvent::Broken(what))
+            }
+        }
+    }
+}
+
+/// Make the child get SIGKILL when the daemon dies: `kill_on_drop` covers a clean stop, this
+/// a `kill -9` (an orphaned `nft monitor` in a quiet namespace never writes, so it would
+/// never learn its reader is gone).
+fn die_with_parent(cmd: &mut tokio::process::Command) {
+    // SAFETY: the hook runs in the forked child before exec and only calls prctl(2), which
+    // is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// Follow one monitor process until it ends; returns why it ended. Our structure is also
+/// checked every [`PROBE_INTERVAL`] (two `nft list chain`, no elements): nft's monitor
+/// drops events without a word when a transaction deletes more than its netlink buffer
+/// holds (measured: an `nft flush ruleset` with 100k elements printed nothing).
 async fn follow_monitor(
     mut child: Child,
     runner: &Runner,
@@ -226,12 +274,31 @@ async fn follow_monitor(
     let mut lines = BufReader::new(out).lines();
     let mut structure = false;
     let mut removed: Vec<IpNet> = Vec::new();
+    let mut outage = Outage::default();
+    // The first check after one interval: at start the daemon's setup runs meanwhile.
+    let mut probe =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROBE_INTERVAL, PROBE_INTERVAL);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Gather what arrives within SETTLE of the first line, then report it.
-        let next = if structure || !removed.is_empty() {
-            tokio::time::timeout(SETTLE, lines.next_line()).await.ok()
-        } else {
-            Some(lines.next_line().await)
+        let gathering = structure || !removed.is_empty();
+        let read = async {
+            if gathering {
+                tokio::time::timeout(SETTLE, lines.next_line()).await.ok()
+            } else {
+                Some(lines.next_line().await)
+            }
+        };
+        let next = tokio::select! {
+            r = read => r,
+            _ = probe.tick() => {
+                if let Some(event) = outage.seen(nft_missing(runner, config).await)
+                    && tx.send(event).await.is_err()
+                {
+                    return "stopped".into();
+                }
+                continue;
+            }
         };
         match next {
             Some(Ok(Some(line))) => {
@@ -250,8 +317,8 @@ async fn follow_monitor(
             Some(Err(e)) => return format!("cannot read nft monitor: {e}"),
             None => {
                 if std::mem::take(&mut structure)
-                    && let Some(what) = nft_missing(runner, config).await
-                    && tx.send(KernelEvent::Broken(what)).await.is_err()
+                    && let Some(event) = outage.seen(nft_missing(runner, config).await)
+                    && tx.send(event).await.is_err()
                 {
                     return "stopped".into();
                 }
@@ -327,15 +394,21 @@ fn set_entries(headers: &str, name: &str) -> Option<usize> {
 
 async fn ipset_watch(config: FirewallConfig, tx: mpsc::Sender<KernelEvent>) {
     let runner = Runner::new(config.command_prefix.clone(), config.command_timeout);
-    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROBE_INTERVAL, PROBE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let mut outage = Outage::default();
     loop {
         tick.tick().await;
         let event = match ipset_check(&runner, &config).await {
-            Ok((_, Some(missing))) => KernelEvent::Broken(missing),
+            Ok((_, Some(missing))) => match outage.seen(Some(missing)) {
+                Some(e) => e,
+                None => continue,
+            },
             Ok((counts, None)) => {
                 failing = false;
+                outage.seen(None);
                 KernelEvent::Counts(counts)
             }
             // Said once per outage; the daemon's own calls report the failure too.
@@ -393,6 +466,19 @@ mod tests {
         ] {
             assert_eq!(parse_deleted(s, t), None, "{s}");
         }
+    }
+
+    #[test]
+    fn a_broken_structure_is_reported_once_until_seen_whole() {
+        let mut o = Outage::default();
+        assert_eq!(o.seen(None), None);
+        assert_eq!(
+            o.seen(Some("table".into())),
+            Some(KernelEvent::Broken("table".into()))
+        );
+        assert_eq!(o.seen(Some("table".into())), None, "the heal is under way");
+        assert_eq!(o.seen(None), None);
+        assert!(o.seen(Some("rule".into())).is_some(), "a new outage");
     }
 
     #[test]
