@@ -14,7 +14,7 @@ Fail2Ban has no such recovery: after a flush its bans stay gone until each jail 
 
 usage: sudo bench/kernel_heal.py [--count 100000] [--rounds 5] [--bin target/release/portcullis]
 """
-import argparse, ipaddress, json, os, sys, time
+import argparse, datetime, ipaddress, json, os, re, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemonlib import Bench, load_line, need_root
@@ -34,8 +34,41 @@ base = ipaddress.IPv4Address("198.18.0.0")
 addrs = [str(base + 1 + i) for i in range(args.count)]
 results = {"count": args.count, "load": load_line(), "rounds": []}
 print(results["load"])
+def logged_at(b, after, text):
+    """Wall time of the daemon's first log line containing `text` after `after`."""
+    with open(os.path.join(b.dir, "daemon.log")) as f:
+        for line in f:
+            if text not in line:
+                continue
+            m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z", line)
+            if not m:
+                continue
+            t = datetime.datetime.fromisoformat(m.group(1)).replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            if t > after:
+                return t
+    return None
+
+
+def healed_at(b, after):
+    """Wall time of the daemon's first "firewall healed" log line after `after`: the heal's nft
+    transaction has committed by then (the line is written after nft exited successfully)."""
+    with open(os.path.join(b.dir, "daemon.log")) as f:
+        for line in f:
+            if "firewall healed" not in line:
+                continue
+            m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z", line)
+            if not m:
+                continue
+            t = datetime.datetime.fromisoformat(m.group(1)).replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            if t > after:
+                return t
+    return None
+
+
 with Bench(args.bin, 'maxretry = 3\nfindtime = "10m"\nbantime = "1h"\nbantime_factor = 1.0\n'
-           'v6_net_threshold = false\n') as b:
+           'v6_net_threshold = false\n', log_level="info") as b:
     b.start()
     stamp = time.strftime("%b %e %H:%M:%S")
     data = "".join(
@@ -56,21 +89,30 @@ with Bench(args.bin, 'maxretry = 3\nfindtime = "10m"\nbantime = "1h"\nbantime_fa
     print(f"{args.count} bans in the kernel; flushing the ruleset {args.rounds} times")
     time.sleep(1.0)
     for r in range(args.rounds):
+        t_wall = time.time()
         out = b.nft("flush", "ruleset")
         t0 = time.perf_counter()
         if out.returncode != 0:
             sys.exit(f"nft flush ruleset failed: {out.stderr}")
-        back = None
-        while time.perf_counter() - t0 < args.timeout:
-            if b.has_element("addr4", addrs[-1]) and b.has_element("addr4", addrs[0]):
-                back = time.perf_counter() - t0
-                break
-            time.sleep(0.01)
+        # Reading the daemon's log costs nothing; polling nft would (at 100k elements one
+        # `nft get element` takes ~0.4 s of CPU on this 2-core machine, slowing the heal).
+        healed = None
+        while healed is None and time.perf_counter() - t0 < args.timeout:
+            time.sleep(0.02)
+            healed = healed_at(b, t_wall)
+        back = time.perf_counter() - t0 if (b.has_element("addr4", addrs[-1])
+                                            and b.has_element("addr4", addrs[0])) else None
         n = b.set_count("addr4")
-        ok = back is not None and n >= args.count
-        results["rounds"].append({"secs": back and round(back, 3), "elements": n})
-        print(f"round {r}: all {n} back after {back if back is None else round(back, 3)} s "
-              f"[{'MET (<= 1 s)' if ok and back <= 1.0 else 'MISSED'}]")
+        secs = healed and round(healed - t_wall, 3)
+        noticed = logged_at(b, t_wall, "the kernel lost our")
+        noticed = noticed and round(noticed - t_wall, 3)
+        ok = back is not None and n >= args.count and secs is not None
+        results["rounds"].append({"secs": secs, "noticed_s": noticed,
+                                  "elements": n})
+        print(f"round {r}: noticed after {noticed} s, the heal's transaction committed {secs} s after "
+              f"the flush (daemon log); "
+              f"then checked: first and last present, {n} elements "
+              f"[{'MET (<= 1 s)' if ok and secs <= 1.0 else 'MISSED'}]")
         if not ok:
             results["error"] = True
         time.sleep(1.0)

@@ -440,6 +440,33 @@ impl Daemon {
                     Err(e) => self.firewall_failed(format!("re-adding: {}", chain(&e))),
                 }
             }
+            KernelEvent::NetsRemoved => {
+                // Which ranges went is not decoded: add back every network in force (an
+                // element already there stays as it is).
+                let changes: Vec<Change> = self
+                    .jails
+                    .in_force(now)
+                    .into_iter()
+                    .filter(|(t, _)| {
+                        !matches!(
+                            (t.addr(), t.prefix_len()),
+                            (std::net::IpAddr::V4(_), 32) | (std::net::IpAddr::V6(_), 128)
+                        )
+                    })
+                    .filter_map(|(target, until)| {
+                        let timeout = timeout_at(until, now);
+                        (timeout.is_none_or(|t| t > EXPIRY_SLACK))
+                            .then_some(Change::Add { target, timeout })
+                    })
+                    .collect();
+                if changes.is_empty() {
+                    return;
+                }
+                match self.firewall.apply(&changes).await {
+                    Ok(_) => self.firewall_ok(),
+                    Err(e) => self.firewall_failed(format!("re-adding networks: {}", chain(&e))),
+                }
+            }
             KernelEvent::Counts(kernel) => {
                 let mut expected = ElementCounts::default();
                 for (target, until) in self.jails.in_force(now) {

@@ -133,7 +133,7 @@ impl Firewall {
     /// [`KernelWatch`]); `None` for the dry run. Needs a tokio runtime.
     pub fn watch(&self) -> Option<KernelWatch> {
         match self {
-            Firewall::Nft(b) => Some(KernelWatch::nft(b.config().clone())),
+            Firewall::Nft(b) => Some(b.watch()),
             Firewall::Ipset(b) => Some(KernelWatch::ipset(b.config().clone())),
             Firewall::DryRun(_) => None,
         }

@@ -17,6 +17,7 @@ mod dry_run;
 mod error;
 mod firewall;
 mod ipset;
+mod netlink;
 mod nft;
 mod watch;
 

@@ -31,6 +31,7 @@ use crate::config::{FirewallConfig, Verdict};
 use crate::error::{
     ApplyError, CommandError, ConfigError, ListError, ReconcileError, SetupError, TeardownError,
 };
+use crate::watch::KernelWatch;
 
 /// The longest element timeout we hand to nft (JSON carries whole seconds as u32).
 const MAX_TIMEOUT_SECS: u64 = u32::MAX as u64;
@@ -53,6 +54,11 @@ impl NftBackend {
     /// The configuration in use.
     pub fn config(&self) -> &FirewallConfig {
         &self.tools.config
+    }
+
+    /// A watch on our table (see [`KernelWatch`]).
+    pub fn watch(&self) -> KernelWatch {
+        KernelWatch::nft(self.tools.config.clone(), self.tools.runner.own.clone())
     }
 
     /// The last error of setup/apply/reconcile/teardown, if the last such call failed.
@@ -121,6 +127,7 @@ impl NftBackend {
         let mut plan = Plan::reconcile(&HashMap::new(), desired);
         plan.drop_net_overlaps(&HashMap::new());
         let (script, made_permanent) = self.refill_script(&plan);
+        self.tools.runner.own.begin();
         let r = self
             .tools
             .runner
@@ -129,12 +136,12 @@ impl NftBackend {
                 &["-f", "-"],
                 Some(script.into_bytes()),
             )
-            .await
-            .map(|_| ())
-            .map_err(|source| ApplyError::Command {
-                changes: plan.add.len(),
-                source,
-            });
+            .await;
+        self.tools.runner.own.end();
+        let r = r.map(|_| ()).map_err(|source| ApplyError::Command {
+            changes: plan.add.len(),
+            source,
+        });
         self.tools.note(r.as_ref().err());
         r?;
         // `removed` is 0: the plan is made against nothing (the sets are flushed).
