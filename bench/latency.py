@@ -140,4 +140,6 @@ finally:
                 p.wait(5)
             except Exception:
                 p.kill()
+    if os.environ.get("PCBENCH_KEEP"):
+        print(open(os.path.join(d, "daemon.log")).read()[-3000:], file=sys.stderr)
     subprocess.run(["ip", "netns", "del", ns])

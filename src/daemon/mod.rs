@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ipnet::IpNet;
-use portcullis_config::{Backend, Config};
+use portcullis_config::{Backend, Config, JailSpec};
 use portcullis_control::{ErrorBody, ErrorKind, ServerConfig};
 use portcullis_core::event::{Alert, Ban, BanReason, UnbanReason};
 use portcullis_core::jail::WindowState;
@@ -45,7 +45,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::cli::RunArgs;
-use crate::filters::{resolve_filter, time_zone};
+use crate::filters::{CompiledFilter, resolve_filter, time_zone};
 use crate::text::chain;
 use clock::{DaemonClock, Reading, SystemClock};
 use control::{ControlRequest, ControlSocket};
@@ -172,16 +172,9 @@ struct Daemon {
     unsaved: Unsaved,
 }
 
-/// The jails of `config` as the daemon runs them: each one's filter, and what the
-/// [`JailSet`] needs of it. The host's own addresses join every allowlist. The store's
-/// history and windows (wall time) are read for the jails `running` does not have yet, and
-/// moved onto engine time.
-fn build_jails(
-    config: &Config,
-    store: &Store,
-    now: Reading,
-    running: Option<&JailSet>,
-) -> Result<(Vec<LiveJail>, Vec<JailInit>)> {
+/// Each jail of `config` with its compiled filter; the host's own addresses join every
+/// allowlist. Touches no daemon state (a reload runs it off the loop, which keeps banning).
+fn compile_jails(config: &Config) -> Result<Vec<(JailSpec, CompiledFilter)>> {
     let tz = time_zone(None, config)?;
     let own: Vec<IpNet> = match portcullis_host::own_addresses() {
         Ok(addrs) => addrs.into_iter().map(IpNet::from).collect(),
@@ -193,8 +186,7 @@ fn build_jails(
             Vec::new()
         }
     };
-    let mut filters = Vec::new();
-    let mut inits = Vec::new();
+    let mut jails = Vec::new();
     for spec in &config.jails {
         let mut spec = spec.clone();
         for a in &own {
@@ -203,6 +195,23 @@ fn build_jails(
             }
         }
         let filter = resolve_filter(&spec, &config.daemon.filter_dir, &tz)?;
+        jails.push((spec, filter));
+    }
+    Ok(jails)
+}
+
+/// The jails as the daemon runs them: each one's filter, and what the [`JailSet`] needs of
+/// it. The store's history and windows (wall time) are read for the jails `running` does
+/// not have yet, and moved onto engine time.
+fn live_jails(
+    compiled: Vec<(JailSpec, CompiledFilter)>,
+    store: &Store,
+    now: Reading,
+    running: Option<&JailSet>,
+) -> Result<(Vec<LiveJail>, Vec<JailInit>)> {
+    let mut filters = Vec::new();
+    let mut inits = Vec::new();
+    for (spec, filter) in compiled {
         // A running jail keeps its own history and windows.
         let (history, windows) = match running.and_then(|r| r.index_of(&spec.name)) {
             Some(_) => (Vec::new(), Vec::new()),
@@ -231,6 +240,21 @@ fn build_jails(
         filters.push(LiveJail::new(spec, filter));
     }
     Ok((filters, inits))
+}
+
+/// The sources the jails read, each with the jails it feeds, in first-use order.
+fn source_keys(filters: &[LiveJail]) -> Vec<(SourceKey, Vec<usize>)> {
+    let mut keys: Vec<(SourceKey, Vec<usize>)> = Vec::new();
+    for (j, jail) in filters.iter().enumerate() {
+        for spec in &jail.spec.sources {
+            let key = sources::resolve(spec);
+            match keys.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, js)) => js.push(j),
+                None => keys.push((key, vec![j])),
+            }
+        }
+    }
+    keys
 }
 
 impl Daemon {
@@ -277,7 +301,7 @@ impl Daemon {
             // the server now. It is written to the fresh store before anything else.
             Some(aside) => rebuild_from_kernel(&firewall, &mut store, aside, now).await,
         };
-        let (filters, inits) = build_jails(&config, &store, reading, None)?;
+        let (filters, inits) = live_jails(compile_jails(&config)?, &store, reading, None)?;
         let jails = JailSet::new(inits, stored, now);
 
         let notifier = Notifier::start(&config.notify);
@@ -511,17 +535,7 @@ impl Daemon {
     }
 
     fn start_sources(&mut self) {
-        let mut keys: Vec<(SourceKey, Vec<usize>)> = Vec::new();
-        for (j, jail) in self.filters.iter().enumerate() {
-            for spec in &jail.spec.sources {
-                let key = sources::resolve(spec);
-                match keys.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, js)) => js.push(j),
-                    None => keys.push((key, vec![j])),
-                }
-            }
-        }
-        self.sources = keys
+        self.sources = source_keys(&self.filters)
             .into_iter()
             .enumerate()
             .map(|(i, (key, jails))| {
