@@ -117,6 +117,15 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
+        if !d.store.healthy {
+            s += &format!(
+                "state database: FAILING for {}s ({} failed writes): {}; {} decisions in force but not yet durable\n",
+                d.store.failing_secs,
+                d.store.failed_writes,
+                d.store.error.as_deref().unwrap_or("?"),
+                d.store.unsaved_decisions
+            );
+        }
         let h = &d.hooks;
         if h.delivered + h.failed + h.dropped + h.waiting > 0 {
             s += &format!(

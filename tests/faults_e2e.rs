@@ -209,6 +209,375 @@ fn i11_a_corrupt_database_is_moved_aside_and_the_bans_rebuilt_from_the_kernel() 
     );
 }
 
+/// A tmpfs mounted for one test, unmounted (lazily) even when the test fails.
+pub(crate) struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    pub(crate) fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount tmpfs on {}", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Fill it: a file grows until the file system refuses (ENOSPC).
+    pub(crate) fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let block = vec![0x5Au8; 4096];
+        loop {
+            if let Err(e) = f.write_all(&block).and_then(|_| f.sync_all()) {
+                assert_eq!(e.raw_os_error(), Some(28), "filled until ENOSPC: {e}");
+                break;
+            }
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Append `per` failed-password lines, dated now, for each address of `addrs`.
+pub(crate) fn append_failures(log: &Path, addrs: &[String], per: usize) {
+    use std::io::Write;
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string();
+    let mut text = String::new();
+    for (i, a) in addrs.iter().enumerate() {
+        for k in 0..per {
+            text += &format!(
+                "{now} srv sshd[{}]: Failed password for root from {a} port 4242 ssh2\n",
+                20_000 + i * per + k
+            );
+        }
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .expect("append");
+    f.write_all(text.as_bytes()).expect("append");
+}
+
+/// The bans a state database holds now, read from the file (not from the daemon).
+pub(crate) fn stored_bans(db: &Path) -> Vec<String> {
+    let store = portcullis_store::Store::open_read_only(db).expect("open the state database");
+    let now = portcullis_core::Time::from_secs(jiff::Timestamp::now().as_second());
+    let mut v: Vec<String> = store
+        .bans_in_force(now)
+        .expect("bans")
+        .into_iter()
+        .map(|b| b.target.addr().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Issue 11.2: a failed commit (here: the state directory's file system full) lost the
+/// decisions from the store while the positions went on to be written later, so a restart
+/// forgot those bans. Now the decisions stay in force (kernel and memory), the positions are
+/// held, the failure is in `status` and the log with SQLite's text, a `kill -9` and a restart
+/// on the still-full disk lose nothing (the lines are read again), and when space returns
+/// everything is written, in order.
+#[test]
+fn i11_a_full_disk_loses_no_ban_and_holds_the_positions() {
+    if !require_root_and(&["ip", "nft", "mount"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("diskfull");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    let state = tmp.path().join("pc/state");
+    let tmpfs = Tmpfs::mount(&state, "4m");
+    let cfg = format!(
+        "[jail.sshd]\nmaxretry = 3\nsources = [{{ file = \"{}\" }}]\n",
+        log.display()
+    );
+    let mut daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    let db = state.join("state.db");
+    let kernel = |ns: &Netns| ns.exec(&["nft", "list", "set", "inet", "portcullis", "addr4"]);
+
+    // Healthy: a first attacker is banned and durable.
+    append_failures(&log, &["192.0.2.7".to_string()], 3);
+    daemon.wait_for("the first ban", 20, |d| d.bans().len() == 1);
+    daemon.wait_for("the first ban written", 10, |_| {
+        stored_bans(&db) == ["192.0.2.7"]
+    });
+    let healthy = daemon.status();
+    assert_eq!(healthy["store"]["healthy"], true, "{healthy}");
+    let offset_before = log.metadata().expect("log").len();
+
+    // The disk fills; 500 attackers come.
+    let filler = tmpfs.fill();
+    let attackers: Vec<String> = (0..500)
+        .map(|i| format!("{}.{}", ["198.51.100", "203.0.113"][i / 250], 1 + i % 250))
+        .collect();
+    append_failures(&log, &attackers, 3);
+    daemon.wait_for("every attacker banned in the kernel", 60, |d| {
+        d.bans().len() == 501
+    });
+    let set = kernel(&ns);
+    assert!(
+        attackers.iter().all(|a| set.contains(a.as_str())),
+        "kernel set misses attackers:\n{set}"
+    );
+    daemon.wait_for("the store failure in status", 20, |d| {
+        d.status()["store"]["healthy"] == false
+    });
+    let st = daemon.status();
+    let error = st["store"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("full"),
+        "SQLite's text in status: {st}\n{}",
+        daemon.log()
+    );
+    assert!(
+        st["store"]["unsaved_decisions"].as_u64().unwrap_or(0) >= 500,
+        "{st}"
+    );
+    assert!(
+        daemon.log().contains("cannot write to the state database"),
+        "logged"
+    );
+    let human = daemon.ctl(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains("state database: FAILING"),
+        "{}",
+        String::from_utf8_lossy(&human.stdout)
+    );
+    // Nothing of the outage reached the file, and the position did not move past it.
+    assert_eq!(stored_bans(&db), ["192.0.2.7"]);
+    let position = portcullis_store::Store::open_read_only(&db)
+        .expect("store")
+        .load_position(&format!("file:{}", log.display()))
+        .expect("position");
+    let Some(portcullis_store::SourcePosition::File { offset, .. }) = position else {
+        panic!("no stored position: {position:?}");
+    };
+    assert!(
+        offset <= offset_before,
+        "the position advanced past undurable decisions: {offset} > {offset_before}"
+    );
+
+    // kill -9 in the outage, and a restart on the still-full disk: the kernel keeps
+    // protecting, and the lines after the stored position are read again.
+    daemon.kill9();
+    daemon.restart();
+    daemon.wait_for("the attackers decided again", 60, |d| d.bans().len() >= 501);
+    let set = kernel(&ns);
+    assert!(
+        attackers.iter().all(|a| set.contains(a.as_str())),
+        "bans lost across kill -9 on a full disk:\n{set}"
+    );
+
+    // A manual ban is in force, and the admin hears it is not yet durable.
+    let out = daemon.ctl(&["ban", "192.0.2.99", "--for", "1h"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not yet written"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(kernel(&ns).contains("192.0.2.99"));
+    // Space returns: everything is written.
+    std::fs::remove_file(&filler).expect("free the space");
+    daemon.wait_for("the store healthy again", 30, |d| {
+        d.status()["store"]["healthy"] == true
+    });
+    let mut want: Vec<String> = attackers.clone();
+    want.push("192.0.2.7".into());
+    want.push("192.0.2.99".into());
+    want.sort();
+    daemon.wait_for("every ban durable", 10, |_| stored_bans(&db) == want);
+    assert!(
+        daemon.log().contains("writable again"),
+        "the recovery is logged"
+    );
+    // And a restart from the file alone has them all.
+    daemon.kill9();
+    daemon.restart();
+    assert_eq!(daemon.bans().len(), 502);
+    if std::env::var_os("KEEP_LOG").is_some() {
+        eprintln!("{}", daemon.log());
+    }
+    drop(daemon);
+    drop(tmpfs);
+}
+
+/// Wait until `check` holds, polling every 20 ms: how long it took, or `None` after `limit`.
+pub(crate) fn time_until(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if check() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Issue 11.4: after `nft flush ruleset` (or `systemctl restart nftables`, or another tool
+/// deleting our rules or elements) the server stayed unprotected until the next restart,
+/// or at best the 30 s firewall retry after a failed change. Now the daemon follows
+/// `nft monitor` and re-applies every ban in force within a second; its own unbans stay
+/// out.
+#[test]
+fn i11_the_nft_ruleset_heals_after_a_flush_or_another_tool() {
+    if !require_root_and(&["ip", "nft"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("nftheal");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    let cfg = format!(
+        "[jail.sshd]\nmaxretry = 3\nsources = [{{ file = \"{}\" }}]\n",
+        log.display()
+    );
+    let daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    let attackers: Vec<String> = (0..400)
+        .map(|i| format!("{}.{}", ["198.51.100", "203.0.113"][i / 200], 1 + i % 200))
+        .collect();
+    append_failures(&log, &attackers, 3);
+    for args in [
+        &["ban", "192.0.2.50", "--permanent"][..],
+        &["ban", "2001:db8:7::/48", "--for", "1h"],
+    ] {
+        let out = daemon.ctl(args);
+        assert!(out.status.success(), "{args:?}");
+    }
+    daemon.wait_for("every ban", 30, |d| d.bans().len() == 402);
+    let set = |name: &str| ns.exec(&["nft", "list", "set", "inet", "portcullis", name]);
+    let whole = || {
+        ns.exec_succeeds(&["nft", "list", "chain", "inet", "portcullis", "input"])
+            && {
+                let a = set("addr4");
+                a.contains("192.0.2.50") && attackers.iter().all(|x| a.contains(x.as_str()))
+            }
+            && set("net6").contains("2001:db8:7::/48")
+            && ns
+                .exec(&["nft", "list", "chain", "inet", "portcullis", "input"])
+                .contains("@addr4")
+    };
+    assert!(whole(), "before any fault");
+
+    let faults: [(&str, &[&str]); 5] = [
+        ("nft flush ruleset", &["nft", "flush", "ruleset"]),
+        (
+            "nft delete table",
+            &["nft", "delete", "table", "inet", "portcullis"],
+        ),
+        (
+            "nft flush table (rules gone, sets kept)",
+            &["nft", "flush", "table", "inet", "portcullis"],
+        ),
+        (
+            "nft flush set",
+            &["nft", "flush", "set", "inet", "portcullis", "addr4"],
+        ),
+        (
+            "nft delete element",
+            &[
+                "nft",
+                "delete",
+                "element",
+                "inet",
+                "portcullis",
+                "addr4",
+                "{ 192.0.2.50 }",
+            ],
+        ),
+    ];
+    for (what, argv) in faults {
+        assert!(ns.exec_succeeds(argv), "{what}");
+        let took = time_until(Duration::from_secs(10), whole)
+            .unwrap_or_else(|| panic!("not healed after {what}\n{}", daemon.log()));
+        eprintln!("{what}: every ban back in {took:?}");
+        // The bound is for "noticed at once" (the old daemon never noticed, or after 30 s);
+        // the 1 s target is measured by bench/kernel-heal.
+        assert!(took < Duration::from_secs(5), "{what}: {took:?}");
+    }
+    // The daemon's own unban stays out: deleting an element is not always an attack.
+    let out = daemon.ctl(&["unban", "192.0.2.50"]);
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!set("addr4").contains("192.0.2.50 "), "an unban came back");
+    assert!(!set("addr4").contains("192.0.2.50,"), "an unban came back");
+    assert!(daemon.log().contains("setting up again"), "said why");
+}
+
+/// Issue 11.4, ipset + iptables: there is no monitor; the daemon reads the sets' headers and
+/// the rules twice a second and heals an `ipset flush`, an `iptables -F` and a destroyed set.
+#[test]
+fn i11_ipset_and_iptables_heal_after_a_flush() {
+    if !require_root_and(&["ip", "ipset", "iptables", "ip6tables"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("ipsetheal");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    let cfg = format!(
+        "[firewall]\nbackend = \"ipset\"\n[jail.sshd]\nmaxretry = 3\nsources = [{{ file = \"{}\" }}]\n",
+        log.display()
+    );
+    let daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    let attackers: Vec<String> = (0..100).map(|i| format!("198.51.100.{}", 1 + i)).collect();
+    append_failures(&log, &attackers, 3);
+    daemon.wait_for("every ban", 30, |d| d.bans().len() == 100);
+    let out = |argv: &[&str]| {
+        let o = ns.command(argv[0]).args(&argv[1..]).output().expect("run");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let whole = || {
+        // Either may be missing right after a fault: no panic, just "not yet".
+        let list = out(&["ipset", "list", "portcullis4"]);
+        let rules = out(&["iptables", "-S", "INPUT"]);
+        attackers.iter().all(|a| list.contains(a.as_str()))
+            && rules.contains("--match-set portcullis4 src -j DROP")
+    };
+    assert!(whole(), "before any fault");
+    let faults: [(&str, &[&[&str]]); 3] = [
+        ("ipset flush", &[&["ipset", "flush", "portcullis4"]]),
+        ("iptables -F INPUT", &[&["iptables", "-F", "INPUT"]]),
+        (
+            "iptables -F and ipset destroy",
+            &[
+                &["iptables", "-F", "INPUT"],
+                &["ipset", "destroy", "portcullis4"],
+            ],
+        ),
+    ];
+    for (what, steps) in faults {
+        for argv in steps {
+            assert!(ns.exec_succeeds(argv), "{what}: {argv:?}");
+        }
+        let took = time_until(Duration::from_secs(10), whole)
+            .unwrap_or_else(|| panic!("not healed after {what}\n{}", daemon.log()));
+        eprintln!("{what}: every ban back in {took:?}");
+        assert!(took < Duration::from_secs(5), "{what}: {took:?}");
+    }
+}
+
 /// `Threads` and `VmRSS` (KiB) of process `pid`, from /proc/PID/status.
 fn threads_and_rss(pid: u32) -> (u64, u64) {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");

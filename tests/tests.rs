@@ -4,6 +4,7 @@ mod breach_rule;
 mod daemon_e2e;
 mod e2e;
 mod fail2ban_e2e;
+mod fault_storms;
 mod faults_e2e;
 mod investigate_e2e;
 mod system_e2e;

@@ -23,27 +23,29 @@ mod jails;
 mod notify;
 mod sources;
 mod state_dir;
+mod unsaved;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ipnet::IpNet;
-use portcullis_config::{Backend, Config};
+use portcullis_config::{Backend, Config, JailSpec};
 use portcullis_control::{ErrorBody, ErrorKind, ServerConfig};
 use portcullis_core::event::{Alert, Ban, BanReason, UnbanReason};
 use portcullis_core::jail::WindowState;
 use portcullis_core::{Decision, Event, Time};
-use portcullis_firewall::{Change, Firewall, FirewallConfig, timeout_at};
+use portcullis_firewall::{
+    Change, ElementCounts, Firewall, FirewallConfig, KernelEvent, KernelWatch, timeout_at,
+};
 use portcullis_sources::wall_clock;
 use portcullis_store::Store;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::cli::RunArgs;
-use crate::filters::{resolve_filter, time_zone};
+use crate::filters::{CompiledFilter, resolve_filter, time_zone};
 use crate::text::chain;
 use clock::{DaemonClock, Reading, SystemClock};
 use control::{ControlRequest, ControlSocket};
@@ -51,6 +53,7 @@ use jail_set::{FirewallWork, JailInit, JailSet};
 use jails::LiveJail;
 use notify::Notifier;
 use sources::{Batch, RunningSource, SourceKey};
+use unsaved::Unsaved;
 
 /// How often source positions are written when no decision forces a write.
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
@@ -60,8 +63,13 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(300);
 /// ~10 ms per thousand elements, so a crowd of clients asking `status` would otherwise keep
 /// the loop listing instead of banning. Any firewall success or failure renews it at once.
 const HEALTH_MAX_AGE: Duration = Duration::from_secs(2);
-/// How long an unhealthy firewall waits before the bans in force are re-applied to it.
-const FIREWALL_RETRY: Duration = Duration::from_secs(30);
+/// The first and the longest wait before a failing firewall is set up again and the bans in
+/// force are re-applied to it (doubling in between).
+const FIREWALL_RETRY_FIRST: Duration = Duration::from_secs(1);
+const FIREWALL_RETRY_LAST: Duration = Duration::from_secs(30);
+/// A ban ending within this is not expected in the kernel any more (its element may have
+/// timed out a moment before the engine's expiry).
+const EXPIRY_SLACK: Duration = Duration::from_secs(2);
 
 /// Entry point of `portcullis run`.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
@@ -151,6 +159,10 @@ struct Daemon {
     firewall_failed_at: Option<Instant>,
     /// The firewall's health as `status` last listed it, and when (see [`HEALTH_MAX_AGE`]).
     health: Option<(Instant, portcullis_firewall::Health)>,
+    /// Firewall failures in a row (the retry backs off with them).
+    firewall_failures: u32,
+    /// Reports of changes others make to our part of the kernel (`None`: dry run).
+    kernel_watch: Option<KernelWatch>,
     lines_tx: mpsc::Sender<Batch>,
     lines_rx: mpsc::Receiver<Batch>,
     control_rx: mpsc::Receiver<ControlRequest>,
@@ -162,20 +174,13 @@ struct Daemon {
     last_positions: Instant,
     /// Reused buffer for one line's events.
     events: Vec<Event>,
-    /// Window changes a failed store write did not save: they go with the next positions.
-    unsaved_windows: Vec<(Box<str>, WindowState)>,
+    /// Decisions and window changes the store has not made durable yet (it is failing).
+    unsaved: Unsaved,
 }
 
-/// The jails of `config` as the daemon runs them: each one's filter, and what the
-/// [`JailSet`] needs of it. The host's own addresses join every allowlist. The store's
-/// history and windows (wall time) are read for the jails `running` does not have yet, and
-/// moved onto engine time.
-fn build_jails(
-    config: &Config,
-    store: &Store,
-    now: Reading,
-    running: Option<&JailSet>,
-) -> Result<(Vec<LiveJail>, Vec<JailInit>)> {
+/// Each jail of `config` with its compiled filter; the host's own addresses join every
+/// allowlist. Touches no daemon state (a reload runs it off the loop, which keeps banning).
+fn compile_jails(config: &Config) -> Result<Vec<(JailSpec, CompiledFilter)>> {
     let tz = time_zone(None, config)?;
     let own: Vec<IpNet> = match portcullis_host::own_addresses() {
         Ok(addrs) => addrs.into_iter().map(IpNet::from).collect(),
@@ -187,8 +192,7 @@ fn build_jails(
             Vec::new()
         }
     };
-    let mut filters = Vec::new();
-    let mut inits = Vec::new();
+    let mut jails = Vec::new();
     for spec in &config.jails {
         let mut spec = spec.clone();
         for a in &own {
@@ -197,6 +201,23 @@ fn build_jails(
             }
         }
         let filter = resolve_filter(&spec, &config.daemon.filter_dir, &tz)?;
+        jails.push((spec, filter));
+    }
+    Ok(jails)
+}
+
+/// The jails as the daemon runs them: each one's filter, and what the [`JailSet`] needs of
+/// it. The store's history and windows (wall time) are read for the jails `running` does
+/// not have yet, and moved onto engine time.
+fn live_jails(
+    compiled: Vec<(JailSpec, CompiledFilter)>,
+    store: &Store,
+    now: Reading,
+    running: Option<&JailSet>,
+) -> Result<(Vec<LiveJail>, Vec<JailInit>)> {
+    let mut filters = Vec::new();
+    let mut inits = Vec::new();
+    for (spec, filter) in compiled {
         // A running jail keeps its own history and windows.
         let (history, windows) = match running.and_then(|r| r.index_of(&spec.name)) {
             Some(_) => (Vec::new(), Vec::new()),
@@ -225,6 +246,21 @@ fn build_jails(
         filters.push(LiveJail::new(spec, filter));
     }
     Ok((filters, inits))
+}
+
+/// The sources the jails read, each with the jails it feeds, in first-use order.
+fn source_keys(filters: &[LiveJail]) -> Vec<(SourceKey, Vec<usize>)> {
+    let mut keys: Vec<(SourceKey, Vec<usize>)> = Vec::new();
+    for (j, jail) in filters.iter().enumerate() {
+        for spec in &jail.spec.sources {
+            let key = sources::resolve(spec);
+            match keys.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, js)) => js.push(j),
+                None => keys.push((key, vec![j])),
+            }
+        }
+    }
+    keys
 }
 
 impl Daemon {
@@ -271,7 +307,7 @@ impl Daemon {
             // the server now. It is written to the fresh store before anything else.
             Some(aside) => rebuild_from_kernel(&firewall, &mut store, aside, now).await,
         };
-        let (filters, inits) = build_jails(&config, &store, reading, None)?;
+        let (filters, inits) = live_jails(compile_jails(&config)?, &store, reading, None)?;
         let jails = JailSet::new(inits, stored, now);
 
         let notifier = Notifier::start(&config.notify);
@@ -288,6 +324,8 @@ impl Daemon {
             firewall_error: None,
             firewall_failed_at: None,
             health: None,
+            firewall_failures: 0,
+            kernel_watch: None,
             lines_tx,
             lines_rx,
             control_rx,
@@ -297,8 +335,10 @@ impl Daemon {
             clock,
             last_positions: Instant::now(),
             events: Vec::new(),
-            unsaved_windows: Vec::new(),
+            unsaved: Unsaved::default(),
         };
+        // Watching first: a flush between the setup and the watch's start is seen too.
+        daemon.kernel_watch = daemon.firewall.watch();
         daemon
             .firewall
             .setup()
@@ -351,8 +391,15 @@ impl Daemon {
 
     fn firewall_ok(&mut self) {
         self.health = None;
+        if self.firewall_failures > 0 {
+            tracing::warn!(
+                failures = self.firewall_failures,
+                "the firewall works again: the bans in force are in the kernel"
+            );
+        }
         self.firewall_error = None;
         self.firewall_failed_at = None;
+        self.firewall_failures = 0;
     }
 
     fn firewall_failed(&mut self, msg: String) {
@@ -360,17 +407,136 @@ impl Daemon {
         self.health = None;
         self.firewall_error = Some(msg);
         self.firewall_failed_at = Some(Instant::now());
+        self.firewall_failures = self.firewall_failures.saturating_add(1);
+    }
+
+    /// Whether a failing firewall is due to be set up again: 1 s after the first failure,
+    /// doubling to 30 s.
+    fn firewall_retry_due(&self) -> bool {
+        let wait = FIREWALL_RETRY_FIRST
+            .saturating_mul(1 << self.firewall_failures.saturating_sub(1).min(5))
+            .min(FIREWALL_RETRY_LAST);
+        self.firewall_failed_at.is_some_and(|t| t.elapsed() >= wait)
+    }
+
+    /// Set our table (or sets and rules) up again and put every ban in force back: after a
+    /// failure, or when the watch saw them go.
+    async fn heal_firewall(&mut self) {
+        let t0 = Instant::now();
+        if let Err(e) = self.firewall.setup().await {
+            self.firewall_failed(format!("setup: {}", chain(&e)));
+            return;
+        }
+        self.reconcile_firewall().await;
+        if self.firewall_error.is_none() {
+            tracing::info!(took_ms = t0.elapsed().as_millis() as u64, "firewall healed");
+        }
+    }
+
+    /// What the kernel watch saw (see `portcullis_firewall::KernelWatch`).
+    async fn kernel_changed(&mut self, event: KernelEvent) {
+        let now = self.clock.now();
+        match event {
+            KernelEvent::Broken(what) => {
+                tracing::warn!(
+                    "the kernel lost our {what} (nft flush ruleset, a firewall restart or another tool): setting up again and re-applying every ban"
+                );
+                self.heal_firewall().await;
+            }
+            KernelEvent::Unsure(why) => {
+                tracing::warn!(
+                    "firewall watch: {why}; reconciling the kernel with the bans in force"
+                );
+                self.heal_firewall().await;
+            }
+            KernelEvent::Removed(targets) => {
+                // Our own unbans are not in force any more; what is, someone else deleted
+                // (or our reconcile's flush, whose refill this repeats harmlessly).
+                let changes: Vec<Change> = targets
+                    .into_iter()
+                    .filter_map(|target| {
+                        let until = self.jails.longest_ban(target, now)?;
+                        let timeout = timeout_at(until, now);
+                        (timeout.is_none_or(|t| t > EXPIRY_SLACK))
+                            .then_some(Change::Add { target, timeout })
+                    })
+                    .collect();
+                if changes.is_empty() {
+                    return;
+                }
+                tracing::warn!(
+                    bans = changes.len(),
+                    "bans in force were deleted from the kernel sets: adding them back"
+                );
+                match self.firewall.apply(&changes).await {
+                    Ok(_) => self.firewall_ok(),
+                    Err(e) => self.firewall_failed(format!("re-adding: {}", chain(&e))),
+                }
+            }
+            KernelEvent::NetsRemoved => {
+                // Which ranges went is not decoded: add back every network in force (an
+                // element already there stays as it is).
+                let changes: Vec<Change> = self
+                    .jails
+                    .in_force(now)
+                    .into_iter()
+                    .filter(|(t, _)| {
+                        !matches!(
+                            (t.addr(), t.prefix_len()),
+                            (std::net::IpAddr::V4(_), 32) | (std::net::IpAddr::V6(_), 128)
+                        )
+                    })
+                    .filter_map(|(target, until)| {
+                        let timeout = timeout_at(until, now);
+                        (timeout.is_none_or(|t| t > EXPIRY_SLACK))
+                            .then_some(Change::Add { target, timeout })
+                    })
+                    .collect();
+                if changes.is_empty() {
+                    return;
+                }
+                match self.firewall.apply(&changes).await {
+                    Ok(_) => self.firewall_ok(),
+                    Err(e) => self.firewall_failed(format!("re-adding networks: {}", chain(&e))),
+                }
+            }
+            KernelEvent::Counts(kernel) => {
+                let mut expected = ElementCounts::default();
+                for (target, until) in self.jails.in_force(now) {
+                    if until.is_none_or(|u| u.since(now) > EXPIRY_SLACK) {
+                        expected.count(&target);
+                    }
+                }
+                if !kernel.covers(&expected) {
+                    tracing::warn!(
+                        ?kernel,
+                        ?expected,
+                        "the kernel sets hold fewer bans than are in force (flushed by another tool?): re-applying every ban"
+                    );
+                    self.heal_firewall().await;
+                }
+            }
+        }
     }
 
     /// The answer to a client whose change was recorded: an error while the firewall is
     /// failing.
     fn firewall_result(&self) -> Result<(), ErrorBody> {
+        if let Some(f) = self.unsaved.failure() {
+            return Err(ErrorBody::new(
+                ErrorKind::Internal,
+                format!(
+                    "in force, but not yet written to the state database: {} (kept in memory, retried until it is written)",
+                    f.error
+                ),
+            ));
+        }
         match &self.firewall_error {
             Some(e) => Err(ErrorBody::new(
                 ErrorKind::Internal,
                 format!(
-                    "recorded in the store, but the firewall failed: {e} (retried every {}s)",
-                    FIREWALL_RETRY.as_secs()
+                    "recorded in the store, but the firewall failed: {e} (retried with backoff, at most every {}s)",
+                    FIREWALL_RETRY_LAST.as_secs()
                 ),
             )),
             None => Ok(()),
@@ -378,17 +544,7 @@ impl Daemon {
     }
 
     fn start_sources(&mut self) {
-        let mut keys: Vec<(SourceKey, Vec<usize>)> = Vec::new();
-        for (j, jail) in self.filters.iter().enumerate() {
-            for spec in &jail.spec.sources {
-                let key = sources::resolve(spec);
-                match keys.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, js)) => js.push(j),
-                    None => keys.push((key, vec![j])),
-                }
-            }
-        }
-        self.sources = keys
+        self.sources = source_keys(&self.filters)
             .into_iter()
             .enumerate()
             .map(|(i, (key, jails))| {
@@ -481,15 +637,14 @@ impl Daemon {
                 }
                 _ = sleep_for(wait) => self.jails.handle_timeout(self.clock.now()),
                 _ = position_tick.tick() => {
-                    if self.firewall_failed_at.is_some_and(|t| t.elapsed() >= FIREWALL_RETRY) {
-                        // Someone may have deleted our table: set it up again, then put the
-                        // bans in force back.
-                        if let Err(e) = self.firewall.setup().await {
-                            self.firewall_failed(format!("setup: {}", chain(&e)));
-                        } else {
-                            self.reconcile_firewall().await;
-                        }
+                    if self.firewall_retry_due() {
+                        // Someone may have deleted our table, or a batch failed halfway: set
+                        // it up again, then put the bans in force back.
+                        self.heal_firewall().await;
                     }
+                }
+                Some(event) = next_kernel_event(&mut self.kernel_watch) => {
+                    self.kernel_changed(event).await;
                 }
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -549,7 +704,20 @@ impl Daemon {
             .map(|d| now.decision_to_wall(d))
             .collect();
         let positions_due = force_positions || self.last_positions.elapsed() >= POSITION_INTERVAL;
-        let (positions, windows) = if positions_due || !work.decisions.is_empty() {
+        let write_due = positions_due || !decisions.is_empty() || !self.unsaved.is_empty();
+        if write_due && self.unsaved.may_write(Instant::now()) {
+            // Positions and the windows of the lines before them go with every decision not
+            // yet durable, in one transaction (see `unsaved`).
+            let windows: Vec<(Box<str>, WindowState)> = self
+                .jails
+                .poll_window_changes()
+                .into_iter()
+                .map(|(j, mut w)| {
+                    now.window_to_wall(&mut w);
+                    (j, w)
+                })
+                .collect();
+            self.unsaved.push(decisions.clone(), windows);
             let positions: Vec<(String, portcullis_store::SourcePosition)> = self
                 .sources
                 .iter_mut()
@@ -559,39 +727,55 @@ impl Daemon {
                     s.stored_position().map(|p| (s.key.store_key(), p))
                 })
                 .collect();
-            let mut windows = std::mem::take(&mut self.unsaved_windows);
-            windows.extend(
-                self.jails
-                    .poll_window_changes()
-                    .into_iter()
-                    .map(|(j, mut w)| {
-                        now.window_to_wall(&mut w);
-                        (j, w)
-                    }),
-            );
-            (positions, windows)
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        if work.is_empty() && positions.is_empty() && windows.is_empty() {
-            return;
-        }
-        if !decisions.is_empty() || !positions.is_empty() || !windows.is_empty() {
-            if let Err(e) = self
-                .store
-                .apply_burst(&decisions, &positions, &windows, now.wall)
-            {
-                tracing::error!("cannot write decisions to the store: {}", chain(&e));
-                // Positions and windows go again with the next write, together.
-                for s in &mut self.sources {
-                    let key = s.key.store_key();
-                    if positions.iter().any(|(k, _)| *k == key) {
-                        s.dirty = true;
+            if !self.unsaved.is_empty() || !positions.is_empty() {
+                let (pending, windows) = self.unsaved.pending();
+                match self
+                    .store
+                    .apply_burst(pending, &positions, windows, now.wall)
+                {
+                    Ok(()) => {
+                        let written = pending.len();
+                        if let Some(outage) = self.unsaved.written() {
+                            tracing::warn!(
+                                decisions = written,
+                                after_secs = outage.since.elapsed().as_secs(),
+                                failed_writes = outage.attempts,
+                                "the state database is writable again: every decision kept in memory is written"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        let error = chain(&e);
+                        // The positions go again with the next write, with the decisions.
+                        for s in &mut self.sources {
+                            let key = s.key.store_key();
+                            if positions.iter().any(|(k, _)| *k == key) {
+                                s.dirty = true;
+                            }
+                        }
+                        let kept = self.unsaved.decision_count();
+                        if self.unsaved.failed(error.clone(), Instant::now()) {
+                            tracing::error!(
+                                decisions_kept = kept,
+                                "cannot write to the state database: {error}; the decisions stay in force (memory and kernel) and are retried with backoff; source positions are held until they are written"
+                            );
+                        } else {
+                            tracing::warn!(
+                                decisions_kept = kept,
+                                "the state database still fails: {error}"
+                            );
+                        }
                     }
                 }
-                self.unsaved_windows = latest_windows(windows);
             }
             self.last_positions = Instant::now();
+        } else {
+            // Not written now (the store is failing and its retry is not due): queued in
+            // order. Windows stay in the set until positions are written with them.
+            self.unsaved.push(decisions.clone(), Vec::new());
+        }
+        if work.is_empty() {
+            return;
         }
         self.apply_firewall(work.firewall).await;
         for d in &decisions {
@@ -753,21 +937,6 @@ async fn rebuild_from_kernel(
     bans
 }
 
-/// The last state of each (jail, address) of `windows`, in their order: what a retry must
-/// write (an earlier state of the same window is superseded).
-fn latest_windows(windows: Vec<(Box<str>, WindowState)>) -> Vec<(Box<str>, WindowState)> {
-    let mut last: HashMap<(Box<str>, std::net::IpAddr), usize> = HashMap::new();
-    for (i, (jail, w)) in windows.iter().enumerate() {
-        last.insert((jail.clone(), w.addr), i);
-    }
-    windows
-        .into_iter()
-        .enumerate()
-        .filter(|(i, (jail, w))| last.get(&(jail.clone(), w.addr)) == Some(i))
-        .map(|(_, x)| x)
-        .collect()
-}
-
 fn log_decision(d: &Decision) {
     match d {
         Decision::Ban(b) => match b.until {
@@ -801,6 +970,14 @@ fn log_decision(d: &Decision) {
         Decision::Alert(Alert::RootLogin { addr, time }) => {
             tracing::warn!(%addr, %time, "root login");
         }
+    }
+}
+
+/// The watch's next report; never, without a watch.
+async fn next_kernel_event(watch: &mut Option<KernelWatch>) -> Option<KernelEvent> {
+    match watch {
+        Some(w) => w.recv().await,
+        None => std::future::pending().await,
     }
 }
 

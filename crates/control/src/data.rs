@@ -85,6 +85,28 @@ pub struct StatusData {
     /// The notification hooks' counters.
     #[serde(default)]
     pub hooks: HookStatus,
+    /// Whether the state database takes writes.
+    #[serde(default)]
+    pub store: StoreStatus,
+}
+
+/// Health of the state database.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStatus {
+    /// Whether the last write succeeded.
+    pub healthy: bool,
+    /// The last write's error with its causes (SQLite's text), while it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Seconds since the first failed write of the outage.
+    #[serde(default)]
+    pub failing_secs: u64,
+    /// Failed writes in the outage.
+    #[serde(default)]
+    pub failed_writes: u32,
+    /// Decisions in force but not yet durable (written when the store recovers, in order).
+    #[serde(default)]
+    pub unsaved_decisions: u64,
 }
 
 /// Counters of the notification hook runs (one run per event and hook) since start.

@@ -169,14 +169,31 @@ impl ElementCounts {
     pub fn of(elements: &[(IpNet, Option<Duration>)]) -> ElementCounts {
         let mut c = ElementCounts::default();
         for (t, _) in elements {
-            match SetKind::of(t) {
-                SetKind::Addr4 => c.addr4 += 1,
-                SetKind::Addr6 => c.addr6 += 1,
-                SetKind::Net4 => c.net4 += 1,
-                SetKind::Net6 => c.net6 += 1,
-            }
+            c.count(t);
         }
         c
+    }
+
+    /// Count one more target.
+    pub fn count(&mut self, target: &IpNet) {
+        *self.get_mut(SetKind::of(target)) += 1;
+    }
+
+    /// Whether every set holds at least as many elements as `other`'s.
+    pub fn covers(&self, other: &ElementCounts) -> bool {
+        self.addr4 >= other.addr4
+            && self.addr6 >= other.addr6
+            && self.net4 >= other.net4
+            && self.net6 >= other.net6
+    }
+
+    pub(crate) fn get_mut(&mut self, kind: SetKind) -> &mut usize {
+        match kind {
+            SetKind::Addr4 => &mut self.addr4,
+            SetKind::Addr6 => &mut self.addr6,
+            SetKind::Net4 => &mut self.net4,
+            SetKind::Net6 => &mut self.net6,
+        }
     }
 
     /// All elements.

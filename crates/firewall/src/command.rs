@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -14,6 +15,7 @@ use tokio::process::Command;
 use crate::config::FirewallConfig;
 use crate::error::{CommandError, ConfigError};
 use crate::nft::error_chain;
+use crate::watch::OwnWork;
 
 /// How much of a tool's stderr we keep in an error.
 const STDERR_KEEP: usize = 2000;
@@ -60,6 +62,8 @@ pub(crate) struct Runner {
     prefix: Vec<String>,
     /// Kill and report a tool that runs longer than this.
     timeout: Duration,
+    /// The processes it started, for the kernel watch to tell our changes from others'.
+    pub own: Arc<OwnWork>,
 }
 
 /// What a tool that ran to completion produced.
@@ -91,7 +95,21 @@ impl Finished {
 
 impl Runner {
     pub fn new(prefix: Vec<String>, timeout: Duration) -> Runner {
-        Runner { prefix, timeout }
+        Runner {
+            prefix,
+            timeout,
+            own: Arc::default(),
+        }
+    }
+
+    /// `program args` behind the prefix, in the C locale, and its description for errors.
+    pub fn command(&self, program: &Path, args: &[&str]) -> (Command, String) {
+        let mut words: Vec<OsString> = self.prefix.iter().map(OsString::from).collect();
+        words.push(program.as_os_str().to_owned());
+        words.extend(args.iter().map(OsString::from));
+        let mut cmd = Command::new(&words[0]);
+        cmd.args(&words[1..]).env("LC_ALL", "C");
+        (cmd, describe(&words))
     }
 
     /// Run `program args…`, feeding `stdin`, and return its result even if it exited
@@ -102,25 +120,22 @@ impl Runner {
         args: &[&str],
         stdin: Option<Vec<u8>>,
     ) -> Result<Finished, CommandError> {
-        let mut words: Vec<OsString> = self.prefix.iter().map(OsString::from).collect();
-        words.push(program.as_os_str().to_owned());
-        words.extend(args.iter().map(OsString::from));
-        let command = describe(&words);
-        let mut cmd = Command::new(&words[0]);
-        cmd.args(&words[1..])
-            .env("LC_ALL", "C")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let (mut cmd, command) = self.command(program, args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|source| CommandError::Spawn {
             command: command.clone(),
             source,
         })?;
+        if let Some(pid) = child.id() {
+            self.own.started(pid);
+        }
         let pipe = child.stdin.take();
         let feed = async move {
             if let (Some(mut pipe), Some(data)) = (pipe, stdin) {

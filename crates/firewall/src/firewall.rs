@@ -13,6 +13,7 @@ use crate::error::{
 };
 use crate::ipset::IpsetBackend;
 use crate::nft::{NftBackend, error_chain};
+use crate::watch::KernelWatch;
 
 /// The kernel firewall portcullis drives. One variant per engine; every operation takes
 /// a whole batch so the caller never pays one process per ban.
@@ -125,6 +126,16 @@ impl Firewall {
                 b.teardown(flush);
                 Ok(())
             }
+        }
+    }
+
+    /// A watch that reports changes others make to our part of the kernel (see
+    /// [`KernelWatch`]); `None` for the dry run. Needs a tokio runtime.
+    pub fn watch(&self) -> Option<KernelWatch> {
+        match self {
+            Firewall::Nft(b) => Some(b.watch()),
+            Firewall::Ipset(b) => Some(KernelWatch::ipset(b.config().clone())),
+            Firewall::DryRun(_) => None,
         }
     }
 

@@ -55,13 +55,7 @@ impl IpsetBackend {
 
     /// The ipset name for a set kind.
     pub(crate) fn set_name(&self, kind: SetKind) -> String {
-        let t = &self.tools.config.table;
-        match kind {
-            SetKind::Addr4 => format!("{t}4"),
-            SetKind::Addr6 => format!("{t}6"),
-            SetKind::Net4 => format!("{t}-net4"),
-            SetKind::Net6 => format!("{t}-net6"),
-        }
+        set_name(&self.tools.config.table, kind)
     }
 
     /// Whether `ipset list -n` and `iptables -w -S INPUT` work (used by detection).
@@ -362,6 +356,16 @@ impl IpsetBackend {
 }
 
 /// An ipset element: the bare address for /32 and /128, `net/len` otherwise.
+/// The ipset name of our set `kind` for table name `t`.
+pub(crate) fn set_name(t: &str, kind: SetKind) -> String {
+    match kind {
+        SetKind::Addr4 => format!("{t}4"),
+        SetKind::Addr6 => format!("{t}6"),
+        SetKind::Net4 => format!("{t}-net4"),
+        SetKind::Net6 => format!("{t}-net6"),
+    }
+}
+
 fn element(target: &IpNet) -> String {
     if SetKind::of(target).is_net() {
         target.to_string()

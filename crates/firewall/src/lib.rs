@@ -6,7 +6,8 @@
 //! timeouts that expire by themselves, and [`Firewall::reconcile`] makes the kernel agree
 //! with the store at start. Only our own table (or our own sets and rules) is touched;
 //! tools run without a shell, with a timeout, and their arguments are our names and
-//! formatted addresses, never log text.
+//! formatted addresses, never log text. A [`KernelWatch`] notices within a second when
+//! someone else deletes our table, rules, sets or elements, so the daemon can heal them.
 #![deny(missing_docs)]
 
 mod change;
@@ -16,7 +17,9 @@ mod dry_run;
 mod error;
 mod firewall;
 mod ipset;
+mod netlink;
 mod nft;
+mod watch;
 
 pub use change::{ApplyReport, Change, ElementCounts, RejectReason, Rejected, timeout_at};
 pub use config::{FirewallConfig, Verdict};
@@ -28,3 +31,4 @@ pub use error::{
 pub use firewall::{Firewall, Health};
 pub use ipset::IpsetBackend;
 pub use nft::NftBackend;
+pub use watch::{KernelEvent, KernelWatch, PROBE_INTERVAL};

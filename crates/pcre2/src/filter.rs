@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
@@ -166,9 +167,9 @@ struct F2bRegex {
     /// The pattern as written, with tags (for display).
     source: String,
     /// Named groups by index (shared names: every match hands them out).
-    names: Vec<(usize, Rc<str>)>,
+    names: Vec<(usize, Arc<str>)>,
     /// `alt_NAME[_N]` groups: (group name, field it stands in for), sorted.
-    alts: Vec<(Rc<str>, Rc<str>)>,
+    alts: Vec<(Arc<str>, Arc<str>)>,
     skiplines: Vec<usize>,
     /// Capture buffer reused by every search of this pattern (no allocation per line).
     caps: Spans,
@@ -180,13 +181,13 @@ impl F2bRegex {
     fn new(src: &str, dns: UseDns, opts: PatternOptions) -> Result<F2bRegex, CompileError> {
         let expanded = python_to_pcre2(&expand_tags(src, dns));
         let pattern = RegexPattern::with_options(&expanded, opts)?;
-        let names: Vec<(usize, Rc<str>)> = pattern
+        let names: Vec<(usize, Arc<str>)> = pattern
             .capture_names()
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| n.as_deref().map(|n| (i, Rc::from(n))))
+            .filter_map(|(i, n)| n.as_deref().map(|n| (i, Arc::from(n))))
             .collect();
-        let mut alts: Vec<(Rc<str>, Rc<str>)> = names
+        let mut alts: Vec<(Arc<str>, Arc<str>)> = names
             .iter()
             .filter_map(|(_, n)| {
                 let rest = n.strip_prefix("alt_")?;
@@ -194,7 +195,8 @@ impl F2bRegex {
                     Some((b, d)) if !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()) => b,
                     _ => rest,
                 };
-                (!base.is_empty()).then(|| (Rc::clone(n), Rc::from(crate::tags::field_name(base))))
+                (!base.is_empty())
+                    .then(|| (Arc::clone(n), Arc::from(crate::tags::field_name(base))))
             })
             .collect();
         alts.sort();
@@ -222,14 +224,14 @@ impl F2bRegex {
 
     /// The named groups of the last successful search of `buf`, `None` for those that
     /// did not take part.
-    fn groups(&self, buf: &str) -> Vec<(Rc<str>, Option<String>)> {
+    fn groups(&self, buf: &str) -> Vec<(Arc<str>, Option<String>)> {
         let caps = &self.caps;
-        let mut g: Vec<(Rc<str>, Option<String>)> = self
+        let mut g: Vec<(Arc<str>, Option<String>)> = self
             .names
             .iter()
             .map(|(i, n)| {
                 (
-                    Rc::clone(n),
+                    Arc::clone(n),
                     caps.get(*i).map(|(a, b)| buf[a..b].to_owned()),
                 )
             })
@@ -242,7 +244,7 @@ impl F2bRegex {
             match g.iter_mut().find(|(x, _)| x == n) {
                 Some((_, cur)) if cur.as_deref().is_some_and(|c| !c.is_empty()) => {}
                 Some((_, cur)) => *cur = Some(v),
-                None => g.push((Rc::clone(n), Some(v))),
+                None => g.push((Arc::clone(n), Some(v))),
             }
         }
         g
@@ -684,7 +686,7 @@ impl Fail2BanFilter {
             }
         }
 
-        let mut pre: Vec<(Rc<str>, Option<String>)> = Vec::new();
+        let mut pre: Vec<(Arc<str>, Option<String>)> = Vec::new();
         if let Some(p) = &mut self.prefregex {
             let b = buf.clone().unwrap_or_default();
             if !Self::search(p, &b, &mut errors) {

@@ -5,28 +5,69 @@ use portcullis_config::Config;
 use portcullis_control::data::ReloadData;
 use portcullis_control::{ErrorBody, ErrorKind};
 
-use crate::daemon::{Daemon, build_jails, load_config};
+use crate::daemon::{Daemon, compile_jails, live_jails, load_config, source_keys};
 
-/// Load and compile the new configuration first (an error changes nothing), then stop the
-/// sources (their lines so far go through the old filters and are committed), hand the new
-/// jails to the [`JailSet`](crate::daemon::jail_set::JailSet) (which keeps every ban) and
-/// start the sources of the new configuration.
+/// Load and compile the new configuration first, off the loop (an error changes nothing;
+/// meanwhile the lines keep being matched, counted and committed: banning never pauses for
+/// a reload), then hand the new jails to the
+/// [`JailSet`](crate::daemon::jail_set::JailSet) (which keeps every ban). Sources that stay
+/// the same keep running (their threads, positions and queued lines untouched); only when
+/// the set of sources changes are they stopped (their lines so far go through the old
+/// filters and are committed) and started again.
 pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
     let failed = |e: anyhow::Error| ErrorBody::new(ErrorKind::ReloadFailed, format!("{e:#}"));
-    let config = load_config(&d.args).map_err(failed)?;
+    let t0 = std::time::Instant::now();
+    let args = d.args.clone();
+    let mut work = tokio::task::spawn_blocking(move || {
+        let config = load_config(&args)?;
+        let compiled = compile_jails(&config)?;
+        anyhow::Ok((config, compiled))
+    });
+    let prepared = loop {
+        tokio::select! {
+            biased;
+            r = &mut work => break r,
+            Some(batch) = d.lines_rx.recv() => {
+                d.process_batch(batch);
+                d.commit(false).await;
+            }
+        }
+    };
+    let (config, compiled) = prepared
+        .map_err(|e| failed(anyhow::Error::new(e).context("the reload task failed")))?
+        .map_err(failed)?;
+    let compiled_in = t0.elapsed();
     let now = d.clock.read();
-    let (filters, inits) = build_jails(&config, &d.store, now, Some(&d.jails)).map_err(failed)?;
+    let (filters, inits) = live_jails(compiled, &d.store, now, Some(&d.jails)).map_err(failed)?;
     let warnings = restart_warnings(&d.config, &config);
-    d.stop_sources(true).await;
+    let keys = source_keys(&filters);
+    let same_sources =
+        keys.len() == d.sources.len() && keys.iter().zip(&d.sources).all(|((k, _), s)| *k == s.key);
+    if !same_sources {
+        d.stop_sources(true).await;
+    }
     d.jails.reload(inits, d.clock.now());
     d.filters = filters;
+    if same_sources {
+        for ((_, jails), s) in keys.into_iter().zip(&mut d.sources) {
+            s.jails = jails;
+        }
+    }
     // What only a restart can change stays as it is.
     let mut config = config;
     config.daemon.socket = d.config.daemon.socket.clone();
     config.daemon.state_dir = d.config.daemon.state_dir.clone();
     config.firewall = d.config.firewall.clone();
     d.config = config;
-    d.start_sources();
+    if !same_sources {
+        d.start_sources();
+    }
+    tracing::info!(
+        compile_ms = compiled_in.as_millis() as u64,
+        swap_ms = (t0.elapsed() - compiled_in).as_millis() as u64,
+        sources_restarted = !same_sources,
+        "configuration reloaded"
+    );
     Ok(ReloadData {
         jails: d.jails.names().map(str::to_string).collect(),
         warnings,

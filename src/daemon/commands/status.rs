@@ -7,6 +7,7 @@ use std::time::Instant;
 use portcullis_control::ErrorBody;
 use portcullis_control::data::{
     AlertEntry, BackendStatus, HookStatus, JailStatus, LineCounts, SourceStatus, StatusData,
+    StoreStatus,
 };
 use portcullis_core::event::Alert;
 
@@ -73,6 +74,19 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
                 dropped: stats.dropped.load(Ordering::Relaxed),
                 waiting: waiting as u64,
             }
+        },
+        store: match d.unsaved.failure() {
+            None => StoreStatus {
+                healthy: true,
+                ..StoreStatus::default()
+            },
+            Some(f) => StoreStatus {
+                healthy: false,
+                error: Some(f.error.clone()),
+                failing_secs: f.since.elapsed().as_secs(),
+                failed_writes: f.attempts,
+                unsaved_decisions: d.unsaved.decision_count() as u64,
+            },
         },
     })
 }
