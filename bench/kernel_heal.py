@@ -53,19 +53,7 @@ def logged_at(b, after, text):
 def healed_at(b, after):
     """Wall time of the daemon's first "firewall healed" log line after `after`: the heal's nft
     transaction has committed by then (the line is written after nft exited successfully)."""
-    with open(os.path.join(b.dir, "daemon.log")) as f:
-        for line in f:
-            if "firewall healed" not in line:
-                continue
-            m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z", line)
-            if not m:
-                continue
-            t = datetime.datetime.fromisoformat(m.group(1)).replace(
-                tzinfo=datetime.timezone.utc).timestamp()
-            if t > after:
-                return t
-    return None
-
+    return logged_at(b, after, "firewall healed")
 
 with Bench(args.bin, 'maxretry = 3\nfindtime = "10m"\nbantime = "1h"\nbantime_factor = 1.0\n'
            'v6_net_threshold = false\n', log_level="info") as b:

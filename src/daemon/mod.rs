@@ -433,6 +433,27 @@ impl Daemon {
         }
     }
 
+    /// Put `bans` (target, end) back into the kernel, but those about to end.
+    async fn add_back(&mut self, bans: Vec<(IpNet, Option<Time>)>, what: &str) {
+        let now = self.clock.now();
+        let changes: Vec<Change> = bans
+            .into_iter()
+            .filter_map(|(target, until)| {
+                let timeout = timeout_at(until, now);
+                (timeout.is_none_or(|t| t > EXPIRY_SLACK))
+                    .then_some(Change::Add { target, timeout })
+            })
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        tracing::warn!(bans = changes.len(), "{what}: adding them back");
+        match self.firewall.apply(&changes).await {
+            Ok(_) => self.firewall_ok(),
+            Err(e) => self.firewall_failed(format!("adding back: {}", chain(&e))),
+        }
+    }
+
     /// What the kernel watch saw (see `portcullis_firewall::KernelWatch`).
     async fn kernel_changed(&mut self, event: KernelEvent) {
         let now = self.clock.now();
@@ -450,55 +471,25 @@ impl Daemon {
                 self.heal_firewall().await;
             }
             KernelEvent::Removed(targets) => {
-                // Our own unbans are not in force any more; what is, someone else deleted
-                // (or our reconcile's flush, whose refill this repeats harmlessly).
-                let changes: Vec<Change> = targets
+                // Our own unbans are not in force any more; what is, someone else deleted.
+                let bans: Vec<(IpNet, Option<Time>)> = targets
                     .into_iter()
-                    .filter_map(|target| {
-                        let until = self.jails.longest_ban(target, now)?;
-                        let timeout = timeout_at(until, now);
-                        (timeout.is_none_or(|t| t > EXPIRY_SLACK))
-                            .then_some(Change::Add { target, timeout })
-                    })
+                    .filter_map(|t| Some((t, self.jails.longest_ban(t, now)?)))
                     .collect();
-                if changes.is_empty() {
-                    return;
-                }
-                tracing::warn!(
-                    bans = changes.len(),
-                    "bans in force were deleted from the kernel sets: adding them back"
-                );
-                match self.firewall.apply(&changes).await {
-                    Ok(_) => self.firewall_ok(),
-                    Err(e) => self.firewall_failed(format!("re-adding: {}", chain(&e))),
-                }
+                self.add_back(bans, "bans in force were deleted from the kernel sets")
+                    .await;
             }
             KernelEvent::NetsRemoved => {
                 // Which ranges went is not decoded: add back every network in force (an
                 // element already there stays as it is).
-                let changes: Vec<Change> = self
+                let nets: Vec<(IpNet, Option<Time>)> = self
                     .jails
                     .in_force(now)
                     .into_iter()
-                    .filter(|(t, _)| {
-                        !matches!(
-                            (t.addr(), t.prefix_len()),
-                            (std::net::IpAddr::V4(_), 32) | (std::net::IpAddr::V6(_), 128)
-                        )
-                    })
-                    .filter_map(|(target, until)| {
-                        let timeout = timeout_at(until, now);
-                        (timeout.is_none_or(|t| t > EXPIRY_SLACK))
-                            .then_some(Change::Add { target, timeout })
-                    })
+                    .filter(|(t, _)| t.prefix_len() < t.max_prefix_len())
                     .collect();
-                if changes.is_empty() {
-                    return;
-                }
-                match self.firewall.apply(&changes).await {
-                    Ok(_) => self.firewall_ok(),
-                    Err(e) => self.firewall_failed(format!("re-adding networks: {}", chain(&e))),
-                }
+                self.add_back(nets, "network bans were deleted from the kernel sets")
+                    .await;
             }
             KernelEvent::Counts(kernel) => {
                 let mut expected = ElementCounts::default();
