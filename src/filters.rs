@@ -41,6 +41,11 @@ impl CompiledFilter {
         }
     }
 
+    /// Whether it is a Fail2Ban filter (on the pcre2 engine).
+    pub fn is_fail2ban(&self) -> bool {
+        matches!(self.engine, Compiled::Fail2Ban(_))
+    }
+
     /// The rules as `test-filter` lists them: a native rule's id, a Fail2Ban failregex as
     /// written.
     pub fn rule_texts(&self) -> Vec<String> {

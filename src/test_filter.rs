@@ -1,5 +1,12 @@
 //! `portcullis test-filter FILTER LOG|LINE`: the `fail2ban-regex` equivalent for native
 //! filters (built-in name or `.toml`) and Fail2Ban filters (`.conf` path or `filter.d` name).
+//!
+//! Lines are counted as fail2ban-regex counts them: **matched** — the line gave a failure;
+//! **ignored** — a regex matched but the line gives none (a Fail2Ban `<F-NOFAIL>` match, or
+//! an `ignoreregex`; fail2ban-regex counts a line with any `nofail` match as ignored, so does
+//! this; for a native filter, a rule whose events weigh nothing: logins, info lines);
+//! **missed** — nothing matched. For a Fail2Ban filter the three numbers equal
+//! fail2ban-regex's on the same file (`tests/fail2ban_e2e.rs` checks it).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,6 +15,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use clap::Args;
 use portcullis_config::FilterRef;
+use portcullis_core::EventKind;
 use portcullis_core::filter::{BadLine, EventMatcher, LineOutcome};
 use portcullis_pcre2::filter_path;
 use portcullis_sources::{ReplayReader, SourceId};
@@ -46,6 +54,8 @@ struct Counts {
     missed: u64,
     ignored: u64,
     hits: Vec<u64>,
+    /// Failures per address, for `--json`.
+    addresses: std::collections::HashMap<std::net::IpAddr, u64>,
 }
 
 /// The filter `a.filter` names, resolved as a jail's filter is: a built-in name or `.toml`
@@ -84,6 +94,7 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
         &tz,
     )?;
     let names = filter.rule_texts();
+    let f2b = filter.is_fail2ban();
     let mut matcher = filter.matcher();
     let mut counts = Counts {
         hits: vec![0; names.len()],
@@ -97,16 +108,31 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
     let mut handle = |line: &[u8], out: &mut dyn Write| -> Result<()> {
         counts.lines += 1;
         events.clear();
-        let hit = match matcher.feed_line(line, read_time, &mut events) {
-            LineOutcome::Matched { rule } | LineOutcome::Bad(BadLine::InvalidAddress { rule }) => {
+        let outcome = matcher.feed_line(line, read_time, &mut events);
+        // A line that matched but gives no failure is ignored, as fail2ban-regex has it (a
+        // nofail match wins even beside a failure on the same line, as there).
+        let fails = |e: &&portcullis_core::Event| e.weight > portcullis_core::Weight::ZERO;
+        let nofail = events.iter().any(|e| e.kind == EventKind::Info);
+        let hit = match outcome {
+            LineOutcome::Matched { rule }
+                if !(nofail && f2b) && events.iter().any(|e| fails(&e)) =>
+            {
                 Some(usize::from(rule))
             }
-            LineOutcome::Ignored { .. } => {
+            LineOutcome::Bad(BadLine::InvalidAddress { rule }) => Some(usize::from(rule)),
+            LineOutcome::Matched { .. } | LineOutcome::Ignored { .. } => {
+                counts.ignored += 1;
+                return Ok(());
+            }
+            LineOutcome::Unmatched if nofail => {
                 counts.ignored += 1;
                 return Ok(());
             }
             _ => None,
         };
+        for e in events.iter().filter(fails) {
+            *counts.addresses.entry(e.addr).or_default() += u64::from(e.count.max(1));
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(i) = hit {
             counts.matched += 1;
@@ -147,6 +173,12 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
     let (unparsed, cut) = (matcher.stats().unparsed, matcher.stats().cut);
     let elapsed = started.elapsed();
     if a.json {
+        let mut by_count: Vec<_> = counts.addresses.iter().collect();
+        by_count.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
+        let addresses: Vec<_> = by_count
+            .into_iter()
+            .map(|(addr, n)| serde_json::json!({"addr": addr.to_string(), "failures": n}))
+            .collect();
         let v = serde_json::json!({
             "filter": a.filter,
             "lines": counts.lines,
@@ -156,17 +188,18 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
             "errors": errors,
             "unparsed": unparsed,
             "cut": cut,
+            "addresses": addresses,
             "regex_hits": names.iter().zip(&counts.hits).map(|(n, h)| serde_json::json!({"regex": n, "hits": h})).collect::<Vec<_>>(),
             "seconds": elapsed.as_secs_f64(),
         });
         writeln!(out, "{v}")?;
     } else {
-        writeln!(out, "Lines: {}", counts.lines)?;
         writeln!(
             out,
-            "Matched: {}   Missed: {}   Ignored: {}   Errors: {}",
-            counts.matched, counts.missed, counts.ignored, errors
+            "Lines: {} lines, {} ignored, {} matched, {} missed   Errors: {}",
+            counts.lines, counts.ignored, counts.matched, counts.missed, errors
         )?;
+        writeln!(out, "Addresses with failures: {}", counts.addresses.len())?;
         if unparsed + cut > 0 {
             writeln!(
                 out,

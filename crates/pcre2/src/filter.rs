@@ -156,6 +156,9 @@ pub struct LineResult {
     pub failures: Vec<Failure>,
     /// Index of an ignoreregex that dropped a match.
     pub ignored: Option<usize>,
+    /// Index of the first failregex that matched, whatever came of it (a failure, a
+    /// `nofail` or pending multi-line match, a match an ignoreregex dropped).
+    pub matched: Option<usize>,
     /// Searches that failed (match limit); the line still went through the other patterns.
     pub errors: Vec<SearchError>,
 }
@@ -724,6 +727,7 @@ impl Fail2BanFilter {
             if !Self::search(r, &b, &mut errors) {
                 continue;
             }
+            out.matched.get_or_insert(idx);
             let groups = r.groups(&b);
             let caps = &r.caps;
             let skipped: Vec<String> = r

@@ -137,6 +137,7 @@ impl Fail2BanMatcher {
         let LineResult {
             failures,
             ignored,
+            matched,
             mut errors,
         } = result;
         let searches_failed = !errors.is_empty();
@@ -189,9 +190,12 @@ impl Fail2BanMatcher {
             self.stats.bad += 1;
             return LineOutcome::Bad(BadLine::InvalidAddress { rule });
         }
-        if ignored.is_some() {
+        // A failregex matched but gave no failure (an ignoreregex dropped it, a `nofail` or
+        // pending multi-line match): fail2ban-regex counts such a line as ignored.
+        if ignored.is_some() || matched.is_some() {
             self.stats.ignored += 1;
-            return LineOutcome::Ignored { rule: 0 };
+            let rule = matched.and_then(|m| u16::try_from(m).ok()).unwrap_or(0);
+            return LineOutcome::Ignored { rule };
         }
         if searches_failed {
             self.stats.bad += 1;
@@ -334,7 +338,11 @@ mod tests {
             read,
             &mut out,
         );
-        assert_eq!(outcome, LineOutcome::Unmatched, "no failure on this line");
+        // A nofail match: no failure, and ignored (as fail2ban-regex counts it).
+        assert!(
+            matches!(outcome, LineOutcome::Ignored { .. }),
+            "no failure on this line: {outcome:?}"
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].kind, EventKind::Info);
         assert_eq!(out[0].total_weight(), Weight::ZERO);
@@ -343,7 +351,10 @@ mod tests {
         m.feed_line(b"2026-11-17 10:00:02 srv auth: hello", read, &mut out);
         assert!(out.is_empty());
         let st = m.stats();
-        assert_eq!((st.lines, st.matched, st.unmatched), (3, 1, 2));
+        assert_eq!(
+            (st.lines, st.matched, st.ignored, st.unmatched),
+            (3, 1, 1, 1)
+        );
         assert_eq!(st.rule_hits, [1, 0]);
         assert_eq!(m.rule_name(1), "failregex[1]");
         assert_eq!(m.rule_name(7), "?");
