@@ -571,3 +571,100 @@ fn sshds_output_stream_is_never_believed() {
     let export = journal_export(&dir, &["_TRANSPORT=stdout", "_COMM=sshd", "_UID=0"]);
     assert_eq!(export.matches("203.0.113.66").count(), 1, "{export}");
 }
+
+/// Issue 11.5: journalctl SIGKILLed again and again while journal files keep arriving. Each
+/// death is reported once (the daemon logs it as a warning), the child is restarted after
+/// the cursor of the last delivered entry with backoff, every restart is counted, and every
+/// entry is delivered exactly once.
+#[test]
+fn i11_journalctl_killed_repeatedly_while_entries_arrive_delivers_each_once() {
+    let Some((work, dir)) = setup() else { return };
+    const FILES: u64 = 12;
+    const PER_FILE: u64 = 25;
+    const KILLS: u32 = 6;
+    let (work_path, dir_path) = (work.path().to_path_buf(), dir.clone());
+    let writer = std::thread::spawn(move || {
+        for k in 0..FILES {
+            let entries: Vec<Entry> = (0..PER_FILE)
+                .map(|i| {
+                    let n = k * PER_FILE + i;
+                    Entry {
+                        sender: None,
+                        transport: "syslog",
+                        unit: "ssh.service",
+                        ident: "sshd",
+                        pid: 1000 + n as u32,
+                        message: format!("entry {n}").into_bytes(),
+                        at: 100 + n as i64,
+                    }
+                })
+                .collect();
+            let target = dir_path.join(format!("w{k}.journal"));
+            make_journal(&work_path, &target, &entries, 1000 * (k + 1));
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    let mut src =
+        JournalSource::spawn(SourceId(1), options(&dir, true, JournalStart::Beginning)).unwrap();
+    let total = 5 + (FILES * PER_FILE) as usize;
+    let mut lines: Vec<SourceLine> = Vec::new();
+    let (mut kills, mut exits) = (0u32, 0u32);
+    let mut killed_pid = None;
+    let mut next_kill = Instant::now() + Duration::from_millis(200);
+    let end = Instant::now() + Duration::from_secs(30);
+    while lines.len() < total || kills < KILLS || !writer.is_finished() {
+        if Instant::now() >= end {
+            let got: std::collections::HashSet<Vec<u8>> =
+                lines.iter().map(|l| l.bytes.clone()).collect();
+            let missing: Vec<u64> = (0..FILES * PER_FILE)
+                .filter(|n| !got.contains(format!("entry {n}").as_bytes()))
+                .collect();
+            panic!(
+                "{} of {total} entries, {kills} kills, {exits} exits; missing {missing:?}; \
+                 journalctl {:?}",
+                lines.len(),
+                src.command_args()
+            );
+        }
+        match src.read_batch(&mut lines, 7, Duration::from_millis(50)) {
+            Ok(st) => assert_eq!(st, ReadStatus::Live),
+            Err(portcullis_sources::ReadError::JournalExit { .. }) => exits += 1,
+            Err(e) => panic!("{e}"),
+        }
+        if kills < KILLS
+            && Instant::now() >= next_kill
+            && let Some(pid) = src.child_pid()
+            && Some(pid) != killed_pid
+        {
+            let killed = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            killed_pid = Some(pid);
+            kills += 1;
+            next_kill = Instant::now() + Duration::from_millis(300);
+        }
+    }
+    writer.join().unwrap();
+    // Anything still coming would be a duplicate.
+    let extra = read_until(&mut src, 1, Duration::from_millis(800));
+    assert!(extra.is_empty(), "read twice: {}", extra.len());
+    let mut seen = std::collections::HashMap::<Vec<u8>, u32>::new();
+    for l in &lines {
+        *seen.entry(l.bytes.clone()).or_default() += 1;
+    }
+    let twice: Vec<_> = seen
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(m, _)| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    for n in 0..FILES * PER_FILE {
+        let m = format!("entry {n}").into_bytes();
+        assert!(seen.contains_key(&m), "entry {n} lost");
+    }
+    assert_eq!(lines.len(), total);
+    assert_eq!(exits, KILLS, "each death reported once");
+    assert_eq!(src.stats().restarts, u64::from(KILLS));
+}
