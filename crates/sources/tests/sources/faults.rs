@@ -30,7 +30,10 @@ fn no_poll() -> FileTailOptions {
 /// A tail on `log` woken only by its watches: no poll, and each `read_batch` waits an hour
 /// (a read_batch that returns on its timeout looks at the path again).
 fn follow(log: &Path) -> Running {
-    Running::start_waiting(FileTail::open(SourceId(1), log, None, no_poll()).unwrap(), HOUR)
+    Running::start_waiting(
+        FileTail::open(SourceId(1), log, None, no_poll()).unwrap(),
+        HOUR,
+    )
 }
 
 /// Append `line N` for `N` in `from..to`; the file is closed again (a read-only remount
