@@ -28,12 +28,13 @@ fn no_poll() -> FileTailOptions {
 }
 
 /// A tail on `log` woken only by its watches: no poll, and each `read_batch` waits an hour
-/// (a read_batch that returns on its timeout looks at the path again).
+/// (a read_batch that returns on its timeout looks at the path again). Returns once it
+/// read `line 99`, the last line of the file the tests start with.
 fn follow(log: &Path) -> Running {
-    Running::start_waiting(
-        FileTail::open(SourceId(1), log, None, no_poll()).unwrap(),
-        HOUR,
-    )
+    let tail = FileTail::open(SourceId(1), log, None, no_poll()).unwrap();
+    let run = Running::start_waiting(tail, HOUR);
+    run.wait_seen(99, WAIT);
+    run
 }
 
 /// Append `line N` for `N` in `from..to`; the file is closed again (a read-only remount
@@ -58,6 +59,26 @@ fn append_in_pieces(run: &Running, path: &Path, next: &mut u64) {
     }
 }
 
+/// `dir/auth.log` (directories created) with the first 100 lines, followed ([`follow`]).
+fn follow_in(dir: &Path) -> (PathBuf, Running) {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = dir.join("auth.log");
+    append(&log, 0, 100);
+    let run = follow(&log);
+    (log, run)
+}
+
+/// The last lines written in pieces, then every line checked: each arrived exactly once (the
+/// reader thread panics on a read error, which `stop` reports), and the tail stands at the
+/// end of the file the path names now.
+fn finish(run: Running, log: &Path, mut next: u64) -> FileTail {
+    append_in_pieces(&run, log, &mut next);
+    let (tail, lines) = run.stop();
+    assert_exactly_once(&lines, next);
+    assert_at_end_of(&tail, log);
+    tail
+}
+
 /// The tail's position is the end of the file the path names now.
 fn assert_at_end_of(tail: &FileTail, path: &Path) {
     let m = std::fs::metadata(path).unwrap();
@@ -73,11 +94,7 @@ fn assert_at_end_of(tail: &FileTail, path: &Path) {
 fn i11_a_log_directory_removed_and_created_again_is_watched_again() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
-    std::fs::create_dir(&dir).unwrap();
-    let log = dir.join("auth.log");
-    append(&log, 0, 100);
-    let run = follow(&log);
-    run.wait_seen(99, WAIT);
+    let (log, run) = follow_in(&dir);
     let mut next = 100;
     for _ in 0..3 {
         // Lines the tail may not have read yet when the directory goes: they are in the
@@ -92,9 +109,7 @@ fn i11_a_log_directory_removed_and_created_again_is_watched_again() {
         run.wait_seen(next - 1, WAIT);
         append_in_pieces(&run, &log, &mut next);
     }
-    let (tail, lines) = run.stop();
-    assert_exactly_once(&lines, next);
-    assert_at_end_of(&tail, &log);
+    let tail = finish(run, &log, next);
     assert_eq!(tail.stats().rotations, 3);
 }
 
@@ -104,21 +119,13 @@ fn i11_a_log_directory_removed_and_created_again_is_watched_again() {
 fn i11_a_log_directory_renamed_away_and_created_again_is_watched_again() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
-    std::fs::create_dir(&dir).unwrap();
-    let log = dir.join("auth.log");
-    append(&log, 0, 100);
-    let run = follow(&log);
-    run.wait_seen(99, WAIT);
+    let (log, run) = follow_in(&dir);
     append(&log, 100, 150);
     std::fs::rename(&dir, tmp.path().join("log.old")).unwrap();
     std::fs::create_dir(&dir).unwrap();
     append(&log, 150, 200);
     run.wait_seen(199, WAIT);
-    let mut next = 200;
-    append_in_pieces(&run, &log, &mut next);
-    let (tail, lines) = run.stop();
-    assert_exactly_once(&lines, next);
-    assert_at_end_of(&tail, &log);
+    finish(run, &log, 200);
 }
 
 /// The whole tree above the file goes (`rm -rf a`, then `mkdir -p a/b`): the tail waits on
@@ -128,11 +135,7 @@ fn i11_a_removed_directory_tree_is_watched_again_as_it_reappears() {
     let tmp = tempfile::tempdir().unwrap();
     let top = tmp.path().join("a");
     let dir = top.join("b");
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("auth.log");
-    append(&log, 0, 100);
-    let run = follow(&log);
-    run.wait_seen(99, WAIT);
+    let (log, run) = follow_in(&dir);
     std::fs::remove_dir_all(&top).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     std::fs::create_dir(&top).unwrap();
@@ -140,16 +143,7 @@ fn i11_a_removed_directory_tree_is_watched_again_as_it_reappears() {
     std::fs::create_dir(&dir).unwrap();
     append(&log, 100, 150);
     run.wait_seen(149, WAIT);
-    let mut next = 150;
-    append_in_pieces(&run, &log, &mut next);
-    let (tail, lines) = run.stop();
-    assert_exactly_once(&lines, next);
-    assert_at_end_of(&tail, &log);
-}
-
-/// Root and mount(8) for the tmpfs tests: skipped loudly, or a failure under `CI=true`.
-fn can_mount() -> bool {
-    portcullis_testkit::require_root_and(&["mount", "umount"])
+    finish(run, &log, 150);
 }
 
 fn mount(args: &[&str], at: &Path) {
@@ -164,30 +158,47 @@ fn is_mount_point(at: &Path) -> bool {
         .any(|l| l.split(' ').nth(4).is_some_and(|m| m == at))
 }
 
-/// A small tmpfs at a directory; every mount stacked there is lazily unmounted on drop,
-/// also when the test fails.
-struct Tmpfs(PathBuf);
+/// A small tmpfs on a directory of its own, holding `auth.log` with `line 0 … line 99`.
+/// Every mount stacked there is lazily unmounted on drop, also when the test fails, before
+/// the temporary directory goes.
+struct Tmpfs {
+    mnt: PathBuf,
+    log: PathBuf,
+    _tmp: tempfile::TempDir,
+}
 
 impl Tmpfs {
-    fn at(dir: &Path) -> Tmpfs {
-        let guard = Tmpfs(dir.to_path_buf());
-        guard.mount_fresh();
-        guard
+    /// `None` (after saying so, or failing under `CI=true`) without root and mount(8).
+    fn with_log() -> Option<Tmpfs> {
+        if !portcullis_testkit::require_root_and(&["mount", "umount"]) {
+            return None;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mnt = tmp.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let fs = Tmpfs {
+            log: mnt.join("auth.log"),
+            mnt,
+            _tmp: tmp,
+        };
+        fs.mount_fresh();
+        append(&fs.log, 0, 100);
+        Some(fs)
     }
 
     /// Mount another, empty tmpfs over the same place.
     fn mount_fresh(&self) {
-        mount(&["-t", "tmpfs", "-o", "size=4m", "tmpfs"], &self.0);
+        mount(&["-t", "tmpfs", "-o", "size=4m", "tmpfs"], &self.mnt);
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         for _ in 0..8 {
-            if !is_mount_point(&self.0) {
+            if !is_mount_point(&self.mnt) {
                 return;
             }
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
         }
     }
 }
@@ -198,18 +209,10 @@ impl Drop for Tmpfs {
 /// directory.
 #[test]
 fn i11_a_file_system_replaced_under_the_log_is_followed_on_the_new_one() {
-    if !can_mount() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let mnt = tmp.path().join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    let fs = Tmpfs::at(&mnt);
-    let log = mnt.join("auth.log");
-    append(&log, 0, 100);
+    let Some(fs) = Tmpfs::with_log() else { return };
+    let (mnt, log) = (fs.mnt.clone(), fs.log.clone());
     let old_dev = std::fs::metadata(&log).unwrap().dev();
     let run = follow(&log);
-    run.wait_seen(99, WAIT);
     // Readable through the tail's open file after the unmount: must not be lost.
     append(&log, 100, 150);
     portcullis_testkit::run(Command::new("umount").arg("-l").arg(&mnt));
@@ -217,29 +220,16 @@ fn i11_a_file_system_replaced_under_the_log_is_followed_on_the_new_one() {
     append(&log, 150, 200);
     assert_ne!(std::fs::metadata(&log).unwrap().dev(), old_dev);
     run.wait_seen(199, WAIT);
-    let mut next = 200;
-    append_in_pieces(&run, &log, &mut next);
-    let (tail, lines) = run.stop();
-    assert_exactly_once(&lines, next);
-    assert_at_end_of(&tail, &log);
-    drop(fs);
+    finish(run, &log, 200);
 }
 
 /// `mount -o remount,ro` and back to rw: the file stays readable, nothing is reported,
 /// lost or read twice, and writes after the remount are still seen through inotify.
 #[test]
 fn i11_a_read_only_remount_and_back_loses_nothing() {
-    if !can_mount() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let mnt = tmp.path().join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    let fs = Tmpfs::at(&mnt);
-    let log = mnt.join("auth.log");
-    append(&log, 0, 100);
+    let Some(fs) = Tmpfs::with_log() else { return };
+    let (mnt, log) = (fs.mnt.clone(), fs.log.clone());
     let run = follow(&log);
-    run.wait_seen(99, WAIT);
     append(&log, 100, 150);
     mount(&["-o", "remount,ro"], &mnt);
     run.wait_seen(149, WAIT);
@@ -249,11 +239,5 @@ fn i11_a_read_only_remount_and_back_loses_nothing() {
     );
     std::thread::sleep(Duration::from_millis(300));
     mount(&["-o", "remount,rw"], &mnt);
-    let mut next = 150;
-    append_in_pieces(&run, &log, &mut next);
-    // The reader thread panics on a read error: stop() would report it.
-    let (tail, lines) = run.stop();
-    assert_exactly_once(&lines, next);
-    assert_at_end_of(&tail, &log);
-    drop(fs);
+    finish(run, &log, 150);
 }
