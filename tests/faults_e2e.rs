@@ -892,3 +892,78 @@ fn i11_a_thousand_control_clients_and_slow_ones_never_stop_the_daemon() {
     eprintln!("after the flood: {threads1} threads, {rss1} KiB RSS");
     assert_eq!(active(&daemon), 5002);
 }
+
+/// A failed password from `addr`, dated now, as sshd writes it to auth.log.
+fn failed_password(addr: &str, pid: u32) -> String {
+    let now = jiff::tz::TimeZone::system()
+        .to_datetime(jiff::Timestamp::now())
+        .strftime("%b %e %H:%M:%S");
+    format!("{now} srv sshd[{pid}]: Failed password for root from {addr} port 4242 ssh2\n")
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("append");
+}
+
+/// Issue 11.5: the log directory is removed (`rm -rf`) and created again with a new file
+/// holding an attacker's lines. The daemon reads the old file to its end (nothing lost),
+/// follows the new one from 0 (nothing counted twice), bans the attacker, warns once, and
+/// `status` shows the source healthy.
+#[test]
+fn i11_a_log_directory_removed_and_created_again_keeps_banning() {
+    if !require_root_and(&["ip", "nft"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("logdir");
+    let dir = tmp.path().join("log");
+    std::fs::create_dir(&dir).expect("dir");
+    let log = dir.join("auth.log");
+    let early: String = (0..3)
+        .map(|i| failed_password("198.51.100.7", 100 + i))
+        .collect();
+    append(&log, &early);
+    let cfg = format!(
+        "[jail.sshd]\nmaxretry = 5\nsources = [{{ file = \"{}\" }}]\n",
+        log.display()
+    );
+    let daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    let attempts = |d: &Daemon| d.status()["jails"][0]["attempts"].as_u64().unwrap_or(0);
+    daemon.wait_for("the first 3 attempts", 20, |d| attempts(d) == 3);
+    // One more line, then the directory goes before the daemon may have read it: it is in
+    // the deleted file the daemon holds open.
+    append(&log, &failed_password("198.51.100.7", 103));
+    std::fs::remove_dir_all(&dir).expect("rm -rf");
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::create_dir(&dir).expect("mkdir");
+    let attack: String = (0..5)
+        .map(|i| failed_password("203.0.113.9", 200 + i))
+        .collect();
+    append(&log, &attack);
+    daemon.wait_for("the attacker in the new file banned", 20, |d| {
+        d.bans().iter().any(|b| b["target"] == "203.0.113.9")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(attempts(&daemon), 9, "lines lost or counted twice");
+    assert!(
+        !daemon.bans().iter().any(|b| b["target"] == "198.51.100.7"),
+        "4 attempts are not a ban"
+    );
+    let source = daemon.status()["jails"][0]["sources"][0].clone();
+    assert!(source["error"].is_null(), "source unhealthy: {source}");
+    assert_eq!(source["lines"], 9, "{source}");
+    let set = ns.exec(&["nft", "list", "set", "inet", "portcullis", "addr4"]);
+    assert!(set.contains("203.0.113.9"), "{set}");
+    let log_text = daemon.log();
+    assert_eq!(
+        log_text.matches("log directory removed").count(),
+        1,
+        "one warning per incident\n{log_text}"
+    );
+}

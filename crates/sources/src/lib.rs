@@ -16,6 +16,7 @@ mod split;
 mod stop;
 mod tail;
 mod waiting;
+mod watch;
 
 pub use error::{MatchError, OpenError, ReadError};
 pub use journal::export::{ExportEntry, ExportParser, ExportStats};

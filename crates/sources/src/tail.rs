@@ -1,9 +1,12 @@
 //! Following one log file across rotation, truncation and restarts.
 //!
 //! The tail watches the file's directory with inotify (any event there wakes it) and also
-//! wakes every `poll_interval` (NFS, inotify queue overflow, writes to unlinked files). On
-//! each wake it reads the current file to EOF, then compares the path's inode with the one it
-//! reads:
+//! wakes every `poll_interval` (NFS, inotify queue overflow, writes to unlinked files). The
+//! watch stays on the directory the path names (`watch.rs`): when the directory is removed
+//! and created again, renamed away, or another file system is mounted over it, the tail
+//! warns once, keeps reading the file it has open to its end and moves on to the new one
+//! from 0, as for a rotation. On each wake it reads the current file to EOF, then compares
+//! the path's inode (and device) with the one it reads:
 //! - same inode, but smaller than our offset or a different first line: truncated
 //!   (copytruncate). The copy (`name.1`, recognised by its first-line hash) is read from our
 //!   offset to its end, then the file from 0.
@@ -42,9 +45,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use flate2::bufread::MultiGzDecoder;
-use inotify::{Inotify, WatchDescriptor, WatchMask};
 use portcullis_core::time::Time;
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::error::{OpenError, ReadError};
 use crate::line::{FilePosition, MAX_LINE, Position, SourceId, SourceLine, wall_clock};
@@ -52,6 +53,7 @@ use crate::regular::open_regular;
 use crate::split::LineSplitter;
 use crate::stop::StopHandle;
 use crate::waiting::WaitingSource;
+use crate::watch::DirWatcher;
 
 /// Bytes of the first line that the first-line hash covers.
 const HASH_CAP: usize = 1024;
@@ -286,11 +288,10 @@ pub struct FileTail {
     retired: Vec<Retired>,
     /// Position of the last line delivered from a current file.
     last_position: Option<FilePosition>,
-    inotify: Inotify,
-    dir_watch: Option<WatchDescriptor>,
+    /// The inotify watch on the directory the path names now (`watch.rs`).
+    watcher: DirWatcher,
     stop: StopHandle,
     buf: Vec<u8>,
-    event_buf: Vec<u8>,
     next_tick: Instant,
     /// The last open error of the path (its message), so it is reported once rather than on
     /// every wake.
@@ -337,7 +338,7 @@ impl FileTail {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let inotify = Inotify::init().map_err(OpenError::Inotify)?;
+        let watcher = DirWatcher::new(dir.clone()).map_err(OpenError::Inotify)?;
         let stop = StopHandle::new().map_err(OpenError::StopEvent)?;
         let mut tail = FileTail {
             id,
@@ -350,15 +351,12 @@ impl FileTail {
             queue: VecDeque::new(),
             retired: Vec::new(),
             last_position: None,
-            inotify,
-            dir_watch: None,
+            watcher,
             stop,
-            event_buf: vec![0; 16 * 1024],
             next_tick: Instant::now(),
             open_error: None,
             stats: TailStats::default(),
         };
-        tail.watch_dir();
         match resume {
             Some(pos) => tail.resume_from(pos)?,
             None => tail.start_fresh()?,
@@ -394,58 +392,9 @@ impl FileTail {
         }
     }
 
-    fn watch_dir(&mut self) {
-        let mask = WatchMask::MODIFY
-            | WatchMask::CREATE
-            | WatchMask::MOVED_TO
-            | WatchMask::MOVED_FROM
-            | WatchMask::DELETE
-            | WatchMask::ATTRIB;
-        match self.inotify.watches().add(&self.dir, mask) {
-            Ok(wd) => self.dir_watch = Some(wd),
-            Err(e) => {
-                tracing::debug!(dir = %self.dir.display(), error = %e,
-                    "cannot watch directory; relying on the poll fallback");
-                self.dir_watch = None;
-            }
-        }
-    }
-
-    /// Sleep until an inotify event, the stop event or `dur`.
+    /// Sleep until an inotify event, a mount table change, the stop event or `dur`.
     fn wait(&mut self, dur: Duration) -> Result<(), ReadError> {
-        let ts = Timespec::try_from(dur).unwrap_or(Timespec {
-            tv_sec: 1,
-            tv_nsec: 0,
-        });
-        let stop = self.stop.clone();
-        let mut fds = [
-            PollFd::new(&self.inotify, PollFlags::IN),
-            PollFd::from_borrowed_fd(stop.fd(), PollFlags::IN),
-        ];
-        match poll(&mut fds, Some(&ts)) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => return Ok(()),
-            Err(e) => return Err(ReadError::Wait(e.into())),
-        }
-        if fds[0].revents().is_empty() {
-            return Ok(());
-        }
-        loop {
-            match self.inotify.read_events(&mut self.event_buf) {
-                Ok(events) => {
-                    for ev in events {
-                        if ev.mask.contains(inotify::EventMask::IGNORED)
-                            && self.dir_watch.as_ref() == Some(&ev.wd)
-                        {
-                            self.dir_watch = None;
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ReadError::Wait(e)),
-            }
-        }
+        self.watcher.wait(self.stop.fd(), dur)
     }
 
     fn start_fresh(&mut self) -> Result<(), OpenError> {
@@ -910,9 +859,7 @@ impl WaitingSource for FileTail {
         let now = Instant::now();
         if now >= self.next_tick {
             self.next_tick = now + self.options.poll_interval;
-            if self.dir_watch.is_none() {
-                self.watch_dir();
-            }
+            self.watcher.check();
             return Ok(());
         }
         self.wait(left.min(self.next_tick - now))

@@ -1,9 +1,13 @@
 //! Following the systemd journal through a `journalctl -o export` child process.
 //!
 //! The child's stdout is parsed with [`ExportParser`]; each entry with a `MESSAGE` becomes a
-//! line whose position is its `__CURSOR`. If the child dies while following, it is restarted
-//! after the cursor of the last *delivered* entry (entries parsed but not yet delivered are
-//! dropped and read again), with exponential backoff.
+//! line whose position is its `__CURSOR`. If the child dies while following (killed, OOM,
+//! journald restarted), its exit is returned once as [`ReadError::JournalExit`] (the daemon
+//! logs it as a warning and shows it in `status`), and it is restarted after the cursor of
+//! the last *delivered* entry (entries parsed but not yet delivered are dropped and read
+//! again), with exponential backoff; restarts are counted ([`JournalStats::restarts`]). A
+//! restart after a cursor passes `--no-tail`: `--follow` alone implies `--lines=10`, which
+//! also cuts what follows the cursor, and would drop all but ten entries of a backlog.
 
 pub mod export;
 pub mod matches;
@@ -213,8 +217,16 @@ impl JournalSource {
         if o.follow {
             args.push("--follow".into());
         }
+        // `--follow` alone means `--lines=10`, which also cuts what follows a cursor: after
+        // a restart or a resume, only ten entries of a backlog would be read (journalctl
+        // 252). `--no-tail` undoes it.
         match (&self.cursor, &o.start) {
-            (Some(c), _) => args.push(format!("--after-cursor={c}")),
+            (Some(c), _) => {
+                args.push(format!("--after-cursor={c}"));
+                if o.follow {
+                    args.push("--no-tail".into());
+                }
+            }
             (None, JournalStart::Beginning) => {
                 if o.follow {
                     args.push("--no-tail".into());

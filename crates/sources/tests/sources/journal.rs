@@ -571,3 +571,158 @@ fn sshds_output_stream_is_never_believed() {
     let export = journal_export(&dir, &["_TRANSPORT=stdout", "_COMM=sshd", "_UID=0"]);
     assert_eq!(export.matches("203.0.113.66").count(), 1, "{export}");
 }
+
+/// Issue 11.5: journalctl SIGKILLed again and again while journal files keep arriving (half
+/// the time after being stopped for a while, so entries pile up behind the cursor). Each
+/// death is reported once (the daemon logs it as a warning), the child is restarted after
+/// the cursor of the last delivered entry with backoff, every restart is counted, and every
+/// entry is delivered exactly once.
+#[test]
+fn i11_journalctl_killed_repeatedly_while_entries_arrive_delivers_each_once() {
+    let Some((work, dir)) = setup() else { return };
+    const FILES: u64 = 12;
+    const PER_FILE: u64 = 25;
+    const KILLS: u32 = 6;
+    let (work_path, dir_path) = (work.path().to_path_buf(), dir.clone());
+    let writer = std::thread::spawn(move || {
+        for k in 0..FILES {
+            let entries: Vec<Entry> = (0..PER_FILE)
+                .map(|i| {
+                    let n = k * PER_FILE + i;
+                    Entry {
+                        sender: None,
+                        transport: "syslog",
+                        unit: "ssh.service",
+                        ident: "sshd",
+                        pid: 1000 + n as u32,
+                        message: format!("entry {n}").into_bytes(),
+                        at: 100 + n as i64,
+                    }
+                })
+                .collect();
+            let target = dir_path.join(format!("w{k}.journal"));
+            make_journal(&work_path, &target, &entries, 1000 * (k + 1));
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    let mut src =
+        JournalSource::spawn(SourceId(1), options(&dir, true, JournalStart::Beginning)).unwrap();
+    let total = 5 + (FILES * PER_FILE) as usize;
+    let mut lines: Vec<SourceLine> = Vec::new();
+    let (mut kills, mut exits) = (0u32, 0u32);
+    let mut killed_pid = None;
+    let mut next_kill = Instant::now() + Duration::from_millis(200);
+    let end = Instant::now() + Duration::from_secs(30);
+    while lines.len() < total || kills < KILLS || exits < kills || !writer.is_finished() {
+        if Instant::now() >= end {
+            let got: std::collections::HashSet<Vec<u8>> =
+                lines.iter().map(|l| l.bytes.clone()).collect();
+            let missing: Vec<u64> = (0..FILES * PER_FILE)
+                .filter(|n| !got.contains(format!("entry {n}").as_bytes()))
+                .collect();
+            panic!(
+                "{} of {total} entries, {kills} kills, {exits} exits; missing {missing:?}; \
+                 journalctl {:?}",
+                lines.len(),
+                src.command_args()
+            );
+        }
+        match src.read_batch(&mut lines, 7, Duration::from_millis(50)) {
+            Ok(st) => assert_eq!(st, ReadStatus::Live),
+            Err(portcullis_sources::ReadError::JournalExit { .. }) => exits += 1,
+            Err(e) => panic!("{e}"),
+        }
+        if kills < KILLS
+            && Instant::now() >= next_kill
+            && let Some(pid) = src.child_pid()
+            && Some(pid) != killed_pid
+        {
+            // Stopped first while files keep arriving, so the restarted journalctl has a
+            // backlog of more than ten entries after the cursor to catch up on.
+            let signal = |sig: &str| {
+                let sent = Command::new("kill")
+                    .args([sig, &pid.to_string()])
+                    .status()
+                    .unwrap();
+                assert!(sent.success());
+            };
+            if kills % 2 == 0 {
+                signal("-STOP");
+                std::thread::sleep(Duration::from_millis(400));
+            }
+            signal("-9");
+            killed_pid = Some(pid);
+            kills += 1;
+            next_kill = Instant::now() + Duration::from_millis(300);
+        }
+    }
+    writer.join().unwrap();
+    // Anything still coming would be a duplicate.
+    let extra = read_until(&mut src, 1, Duration::from_millis(800));
+    assert!(extra.is_empty(), "read twice: {}", extra.len());
+    let mut seen = std::collections::HashMap::<Vec<u8>, u32>::new();
+    for l in &lines {
+        *seen.entry(l.bytes.clone()).or_default() += 1;
+    }
+    let twice: Vec<_> = seen
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(m, _)| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    for n in 0..FILES * PER_FILE {
+        let m = format!("entry {n}").into_bytes();
+        assert!(seen.contains_key(&m), "entry {n} lost");
+    }
+    assert_eq!(lines.len(), total);
+    assert_eq!(exits, KILLS, "each death reported once");
+    assert_eq!(src.stats().restarts, u64::from(KILLS));
+}
+
+/// Issue 11.5: following from a stored cursor (a daemon restart, or journalctl restarted)
+/// reads the whole backlog after it. `journalctl --follow` alone implies `--lines=10`, which
+/// also cut what follows `--after-cursor`: all but ten entries of a backlog were lost.
+#[test]
+fn i11_following_from_a_cursor_reads_the_whole_backlog() {
+    if !tools_present() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("journal");
+    std::fs::create_dir(&dir).unwrap();
+    let entries: Vec<Entry> = (0..40)
+        .map(|n| Entry {
+            sender: None,
+            transport: "syslog",
+            unit: "ssh.service",
+            ident: "sshd",
+            pid: 2000 + n,
+            message: format!("entry {n}").into_bytes(),
+            at: i64::from(n),
+        })
+        .collect();
+    make_journal(work.path(), &dir.join("a.journal"), &entries, 0);
+    let (all, _) = deliver(&dir, "_SYSTEMD_UNIT=ssh.service");
+    assert_eq!(all.len(), 40);
+    let mut first =
+        JournalSource::spawn(SourceId(1), options(&dir, false, JournalStart::Beginning)).unwrap();
+    let mut got = Vec::new();
+    let _ = first
+        .read_batch(&mut got, 5, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(got.len(), 5);
+    drop(first);
+    let mut src = JournalSource::spawn(
+        SourceId(1),
+        options(&dir, true, JournalStart::AfterCursor(cursor(&got[4]))),
+    )
+    .unwrap();
+    let rest = read_until(&mut src, 35, Duration::from_secs(10));
+    let text: Vec<String> = rest
+        .iter()
+        .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+        .collect();
+    let want: Vec<String> = (5..40).map(|n| format!("entry {n}")).collect();
+    assert_eq!(text, want);
+    assert!(read_until(&mut src, 1, Duration::from_millis(500)).is_empty());
+}

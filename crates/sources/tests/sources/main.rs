@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod edge;
+mod faults;
 mod journal;
 mod logrotate;
 mod resume;

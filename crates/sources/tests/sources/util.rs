@@ -34,7 +34,13 @@ pub fn line_number(l: &SourceLine) -> Option<u64> {
 }
 
 impl Running {
-    pub fn start(mut tail: FileTail) -> Running {
+    pub fn start(tail: FileTail) -> Running {
+        Running::start_waiting(tail, Duration::from_millis(200))
+    }
+
+    /// Like [`Running::start`], each `read_batch` waiting up to `wait`: with a long wait and
+    /// a long poll interval the tail is woken only by its watches (and the stop event).
+    pub fn start_waiting(mut tail: FileTail, wait: Duration) -> Running {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::new(AtomicU64::new(0));
         let stop = tail.stop_handle();
@@ -43,7 +49,7 @@ impl Running {
             let mut batch = Vec::new();
             loop {
                 batch.clear();
-                match tail.read_batch(&mut batch, 4096, Duration::from_millis(200)) {
+                match tail.read_batch(&mut batch, 4096, wait) {
                     Ok(ReadStatus::Stopped) => return tail,
                     Ok(_) => {}
                     Err(e) => panic!("read_batch: {e}"),
