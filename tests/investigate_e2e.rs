@@ -382,9 +382,9 @@ fn r4_hostile_user_names_are_escaped_in_text_json_and_html() {
         text.contains("\\x1b[2J\\x1b]0;owned\\x07<script>"),
         "{text}"
     );
-    // The jail bans at the fifth weighted failure (four passwords and five 0.2 probes); the
-    // fifth password comes after the ban, which the jail's breach rule does not count.
-    assert!(text.contains("success after 4 failures"), "{text}");
+    // Each connection (`Invalid user` + `Failed password for invalid user`) is one attempt:
+    // five failures before the success.
+    assert!(text.contains("success after 5 failures"), "{text}");
     let page = String::from_utf8(page).expect("utf-8");
     assert!(
         !page.contains("<script>") && !page.contains("<img"),

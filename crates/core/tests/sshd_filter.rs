@@ -299,8 +299,8 @@ const CASES: &[Case] = &[
     (
         "Failed none for invalid user admin from 192.0.2.1 port 5555 ssh2",
         "failed-none-invalid-user",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("admin"),
         None,
@@ -308,8 +308,8 @@ const CASES: &[Case] = &[
     (
         "Failed none for root from 192.0.2.1 port 5555 ssh2",
         "failed-none",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("root"),
         None,
@@ -317,8 +317,8 @@ const CASES: &[Case] = &[
     (
         "Invalid user admin from 192.0.2.1 port 5555",
         "invalid-user",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("admin"),
         None,
@@ -326,8 +326,8 @@ const CASES: &[Case] = &[
     (
         "Invalid user admin from 192.0.2.1",
         "invalid-user",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("admin"),
         None,
@@ -335,8 +335,8 @@ const CASES: &[Case] = &[
     (
         "Invalid user  from 192.0.2.1 port 5555",
         "invalid-user",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some(""),
         None,
@@ -344,8 +344,8 @@ const CASES: &[Case] = &[
     (
         "User root from 192.0.2.1 not allowed because not listed in AllowUsers",
         "user-not-allowed",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("root"),
         None,
@@ -353,8 +353,8 @@ const CASES: &[Case] = &[
     (
         "User bob from 192.0.2.1 not allowed because none of user's groups are listed in AllowGroups",
         "user-not-allowed",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("bob"),
         None,
@@ -371,8 +371,8 @@ const CASES: &[Case] = &[
     (
         "Connection closed by authenticating user root 192.0.2.1 port 5555 [preauth]",
         "connection-closed-user-preauth",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("root"),
         None,
@@ -380,8 +380,8 @@ const CASES: &[Case] = &[
     (
         "Connection closed by invalid user admin 192.0.2.1 port 5555 [preauth]",
         "connection-closed-user-preauth",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("admin"),
         None,
@@ -416,8 +416,8 @@ const CASES: &[Case] = &[
     (
         "Connection reset by invalid user admin 192.0.2.1 port 5555 [preauth]",
         "connection-closed-user-preauth",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("admin"),
         None,
@@ -434,8 +434,8 @@ const CASES: &[Case] = &[
     (
         "Disconnected from authenticating user root 192.0.2.1 port 5555 [preauth]",
         "disconnected-user-preauth",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("root"),
         None,
@@ -443,8 +443,8 @@ const CASES: &[Case] = &[
     (
         "Disconnected from invalid user admin 192.0.2.1 port 5555 [preauth]",
         "disconnected-user-preauth",
-        P,
-        200,
+        A,
+        1000,
         "192.0.2.1",
         Some("admin"),
         None,
@@ -617,8 +617,8 @@ const CASES: &[Case] = &[
     (
         "Invalid user admin from 2001:db8:0:0:0:0:0:1 port 22",
         "invalid-user",
-        P,
-        200,
+        A,
+        1000,
         "2001:db8::1",
         Some("admin"),
         None,
@@ -996,7 +996,7 @@ fn message_repeated_counts_n_more() {
         "Nov 25 08:00:09 web1 sshd[7]: message repeated 2 times: [ Invalid user admin from 192.0.2.1 port 5]",
     );
     assert!(matches!(o, LineOutcome::Matched { .. }));
-    assert_eq!((ev[0].kind, ev[0].count), (EventKind::Probe, 2));
+    assert_eq!((ev[0].kind, ev[0].count), (EventKind::Attempt, 2));
 }
 
 #[test]

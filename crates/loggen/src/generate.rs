@@ -241,11 +241,41 @@ struct Job {
     next: usize,
     /// Lines still to write.
     left: u64,
+    /// A line of this connection counted (as the filter keeps it per connection).
+    counted: bool,
+    /// A line naming a user counted this connection's first attempt: its first failed
+    /// try counts no more.
+    credit: bool,
     /// Log time (µs) at which the job wrote the first line of an attempt whose `Failed …`
     /// line is still to come. sshd writes those lines within its PAM delay (2–3 s), and the
     /// filter merges them only within a short window, so the scheduler finishes such a
     /// group first once it is [`GROUP_URGENT_US`] old.
     group_since: Option<i64>,
+}
+
+impl Job {
+    /// The counting rule per connection, written down independently of the filter: a
+    /// connection that names a user before authentication counts one attempt even if it
+    /// makes no failed try (a user-name scanner on a key-only server), and never more than
+    /// its failed tries otherwise. So a pre-auth line naming a user is an attempt when it is
+    /// the connection's first counted line and nothing after that; the first failed try
+    /// after such a line is already counted; `message repeated` lines count as they are.
+    fn per_connection(&mut self, step: Step, mut t: Tally) -> Tally {
+        let user_line = t.names_user && t.probes > 0 && t.attempts == 0;
+        if user_line {
+            t.probes = 0;
+            t.attempts = u32::from(!self.counted);
+            self.credit |= !self.counted;
+            self.counted = true;
+        } else if t.attempts > 0 || t.failure_line {
+            if t.attempts > 0 && !matches!(step, Step::Repeated(_)) && self.credit {
+                t.attempts -= 1;
+                self.credit = false;
+            }
+            self.counted = true;
+        }
+        t
+    }
 }
 
 /// Per-address running truth.
@@ -807,6 +837,8 @@ impl<'c, W: Write> Model<'c, W> {
             next: 0,
             left,
             group_since: None,
+            counted: false,
+            credit: false,
         });
     }
 
@@ -865,6 +897,8 @@ impl<'c, W: Write> Model<'c, W> {
             &self.fingerprints,
             self.cfg.start,
         );
+        let tally = self.jobs[i].per_connection(step, tally);
+        let job = &self.jobs[i];
         let prog = line_prog(job, step).0;
         let (addr, user, role) = (job.addr, job.user, job.role);
         self.jobs[i].left -= 1;

@@ -46,6 +46,10 @@ fn recount(log: &str) -> BTreeMap<String, Count> {
     let mut pam_open: HashMap<String, (String, i64)> = HashMap::new();
     // pid -> time of day of the first line of an open attempt group
     let mut group_open: HashMap<String, i64> = HashMap::new();
+    // (pid, address) -> (a line counted, a user line's credit, time of day of the last
+    // line): the per-connection rule (a connection that names a user counts one attempt
+    // at least; its first failed try after such a line is that attempt).
+    let mut conns: HashMap<(String, String), (bool, bool, i64)> = HashMap::new();
     for line in log.lines() {
         let now = time_of_day(line);
         let (_, rest) = line.split_once(" gate ").unwrap();
@@ -149,6 +153,15 @@ fn recount(log: &str) -> BTreeMap<String, Count> {
             }
             if let Some(r) = msg.strip_prefix("pam_unix(sshd:auth): authentication failure;") {
                 let a = r.split("rhost=").nth(1).unwrap().split(' ').next().unwrap();
+                // A precursor: the connection has counted something.
+                let st = conns
+                    .entry((tag.to_owned(), a.to_owned()))
+                    .or_insert((false, false, now));
+                if (now - st.2).rem_euclid(86_400) > 120 {
+                    *st = (false, false, now);
+                }
+                st.0 = true;
+                st.2 = now;
                 let prev = pam_open.insert(tag.to_owned(), (a.to_owned(), now));
                 assert!(
                     prev.is_none(),
@@ -174,6 +187,34 @@ fn recount(log: &str) -> BTreeMap<String, Count> {
                 );
             }
             continue;
+        };
+        let st = conns
+            .entry((tag.to_owned(), addr.clone()))
+            .or_insert((false, false, now));
+        if (now - st.2).rem_euclid(86_400) > 120 {
+            *st = (false, false, now);
+        }
+        st.2 = now;
+        let user_line = probes > 0 && user.is_some() && attempts == 0;
+        let (attempts, probes) = if user_line && times == 1 {
+            let n = u64::from(!st.0);
+            st.1 |= !st.0;
+            st.0 = true;
+            (n, 0)
+        } else if user_line {
+            // `message repeated` counts as it is.
+            st.0 = true;
+            (times, 0)
+        } else if attempts > 0 {
+            let mut a = attempts;
+            if times == 1 && st.1 {
+                a -= 1;
+                st.1 = false;
+            }
+            st.0 = true;
+            (a, probes)
+        } else {
+            (attempts, probes)
         };
         let c = per.entry(addr).or_default();
         c.attempts += attempts;

@@ -1,28 +1,36 @@
-//! Exact attempt counting: several lines that log one authentication attempt count once.
+//! Exact attempt counting: several lines that log one authentication attempt count once,
+//! and a connection that tried a user name counts at least one attempt.
 //!
 //! sshd often logs one failed try on two or three lines from the same process:
 //! `pam_unix(sshd:auth): authentication failure; … rhost=IP`, then (keyboard-interactive)
 //! `error: PAM: Authentication failure for U from IP`, then `Failed password|
-//! keyboard-interactive/pam for U from IP port P ssh2`. Each rule has a merge role:
+//! keyboard-interactive/pam for U from IP port P ssh2`. And a connection that only tries a
+//! name (a user-name scanner on a key-only server) logs `Invalid user U from IP port P` and
+//! `Connection closed by invalid user U IP port P [preauth]`, or for an existing user just
+//! `Connection closed by authenticating user U IP port P [preauth]`. Each rule has a merge
+//! role, applied per connection, keyed by (sshd pid, address):
 //!
-//! - **precursor** (pam_unix, `error: PAM:`): if an attempt is already *pending* for the
-//!   key, the line counts 0; otherwise it counts 1 and marks the key pending.
-//! - **closer** (`Failed <method>`): if the key is pending, the line counts 0 and clears
-//!   it; otherwise it counts 1.
+//! - **precursor** (pam_unix, `error: PAM:`): if an attempt is already *pending* on the
+//!   connection, the line counts 0; otherwise it opens one (pending) and counts 1 — or 0
+//!   when a user line already counted this connection's first attempt (*credit*).
+//! - **closer** (`Failed <method>`): if an attempt is pending, 0 and it closes; else, with
+//!   credit, 0 and the credit is used; else 1.
+//! - **user** (`Invalid user`, `User U … not allowed`, `Failed none`, pre-auth closes naming
+//!   a user): 1 if the connection has counted nothing yet (and it leaves the credit), else 0.
+//!   So `Invalid user` + `Failed password for invalid user` = 1 and + a second `Failed
+//!   password` = 2, a name tried on a key-only server = 1, and the closing line after three
+//!   failed passwords = 0: one attempt per connection at least, never one per line.
 //! - **none**: counts 1.
 //!
-//! The key is (sshd pid, address), or the address alone when the line has no pid. So
-//! pam_unix + `error: PAM` + `Failed keyboard-interactive/pam` = 1, pam_unix + `Failed
-//! password` = 1, and a lone `Failed password` = 1. Lines that count 0 are still emitted as
-//! events (kind unchanged, `count` 0) so their user names are kept. `message repeated N
+//! Lines without a pid are keyed by the address alone. Lines that count 0 are still emitted
+//! as events (kind unchanged, `count` 0) so their user names are kept. `message repeated N
 //! times: [ X ]` lines bypass the coalescer and count N (rsyslog wrote the first X on its
 //! own line, and N more are folded into this one).
 //!
-//! Memory is bounded: a pending mark expires after [`PENDING_TTL`] of log time (sshd
-//! usually closes an attempt within its PAM delay, about 2–3 s, but a slow PAM stack such as
-//! LDAP can take longer, and no attempt outlives sshd's default `LoginGraceTime` of 120 s,
-//! so that is the bound), and at most [`MAX_PENDING`] marks
-//! are kept, oldest dropped first. A dropped mark can only make a closer count 1 again
+//! Memory is bounded: a connection's state expires [`PENDING_TTL`] of log time after its
+//! last line (no attempt outlives sshd's default `LoginGraceTime` of 120 s; a slow PAM stack
+//! such as LDAP can take long, but not longer), and at most [`MAX_PENDING`] connections are
+//! kept, oldest dropped first. A dropped state can only make a line count 1 again
 //! (over-count by one), never hide an attempt.
 
 use std::collections::{HashMap, VecDeque};
@@ -31,9 +39,9 @@ use std::time::Duration;
 
 use crate::time::Time;
 
-/// How long a precursor waits for its closer, in log time.
+/// How long a connection's state is kept after its last line, in log time.
 pub const PENDING_TTL: Duration = Duration::from_secs(120);
-/// Most pending marks kept at once.
+/// Most connections kept at once.
 pub const MAX_PENDING: usize = 16 * 1024;
 
 /// The merge role of a rule (see the module docs).
@@ -46,20 +54,34 @@ pub enum Merge {
     Precursor,
     /// Closes an attempt.
     Closer,
+    /// Names a user before authentication: the connection's attempt if it makes no other.
+    User,
 }
 
 type Key = (Option<u32>, IpAddr);
 
-/// Pending precursor marks, keyed by (pid, address).
+/// What is known of one connection.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct Conn {
+    /// Log time of its last line.
+    seen: Time,
+    /// An attempt is open: its closer counts 0.
+    pending: bool,
+    /// A user line counted the connection's first attempt: the next real one counts 0.
+    credit: bool,
+    /// Something counted on this connection: user lines count 0.
+    counted: bool,
+}
+
+/// Per-connection merge state, keyed by (pid, address).
 ///
 /// The map uses std's `HashMap` (SipHash with a per-process random key) because the
 /// addresses are chosen by attackers: a fixed hash would let them force collisions.
 #[derive(Debug, Default)]
 pub struct Coalescer {
-    /// Key → log time the attempt was opened.
-    pending: HashMap<Key, Time>,
-    /// Insertion order, for expiry and the size cap; entries whose map time differs are
-    /// stale and skipped.
+    conns: HashMap<Key, Conn>,
+    /// Touch order, for expiry and the size cap; entries whose map time differs are stale
+    /// and skipped.
     order: VecDeque<(Key, Time)>,
 }
 
@@ -76,35 +98,51 @@ impl Coalescer {
         }
         self.expire(time);
         let key = (pid, addr);
-        let pending = match self.pending.get(&key) {
-            Some(&t) => time.since(t) <= PENDING_TTL || time < t,
-            None => false,
-        };
-        match (merge, pending) {
-            (Merge::Precursor, true) => 0,
-            (Merge::Precursor, false) => {
-                self.pending.insert(key, time);
-                self.order.push_back((key, time));
-                self.trim();
-                1
+        let mut c = self
+            .conns
+            .get(&key)
+            .copied()
+            .filter(|c| time.since(c.seen) <= PENDING_TTL || time < c.seen)
+            .unwrap_or_default();
+        let n = match merge {
+            Merge::Precursor if c.pending => 0,
+            Merge::Precursor => {
+                c.pending = true;
+                u32::from(!std::mem::take(&mut c.credit))
             }
-            (Merge::Closer, true) => {
-                self.pending.remove(&key);
+            Merge::Closer if c.pending => {
+                c.pending = false;
                 0
             }
-            (Merge::Closer, false) => 1,
-            (Merge::None, _) => 1,
-        }
+            Merge::Closer => u32::from(!std::mem::take(&mut c.credit)),
+            Merge::User if c.counted => 0,
+            Merge::User => {
+                c.credit = true;
+                1
+            }
+            Merge::None => 1,
+        };
+        c.counted = true;
+        c.seen = c.seen.max(time);
+        self.conns.insert(key, c);
+        self.order.push_back((key, c.seen));
+        self.trim();
+        n
     }
 
-    /// Pending marks held now.
+    /// Connections held now.
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.conns.len()
     }
 
-    /// Whether nothing is pending.
+    /// Whether no connection is held.
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.conns.is_empty()
+    }
+
+    /// Whether an attempt is open on any connection.
+    pub fn any_pending(&self) -> bool {
+        self.conns.values().any(|c| c.pending)
     }
 
     fn expire(&mut self, now: Time) {
@@ -113,19 +151,19 @@ impl Coalescer {
                 break;
             }
             self.order.pop_front();
-            if self.pending.get(&key) == Some(&t) {
-                self.pending.remove(&key);
+            if self.conns.get(&key).map(|c| c.seen) == Some(t) {
+                self.conns.remove(&key);
             }
         }
     }
 
     fn trim(&mut self) {
-        while self.pending.len() > MAX_PENDING || self.order.len() > 2 * MAX_PENDING {
+        while self.conns.len() > MAX_PENDING || self.order.len() > 2 * MAX_PENDING {
             let Some((key, t)) = self.order.pop_front() else {
                 break;
             };
-            if self.pending.get(&key) == Some(&t) {
-                self.pending.remove(&key);
+            if self.conns.get(&key).map(|c| c.seen) == Some(t) {
+                self.conns.remove(&key);
             }
         }
     }
@@ -148,7 +186,7 @@ mod tests {
         // Next attempt on the same connection counts again.
         assert_eq!(c.count(Merge::Precursor, Some(7), a("192.0.2.1"), t), 1);
         assert_eq!(c.count(Merge::Closer, Some(7), a("192.0.2.1"), t), 0);
-        assert!(c.is_empty());
+        assert!(!c.any_pending());
     }
 
     #[test]
@@ -191,7 +229,45 @@ mod tests {
             c.count(Merge::Closer, Some(7), a("192.0.2.1"), Time::from_secs(221)),
             1
         );
-        assert!(c.is_empty());
+        assert!(!c.any_pending());
+    }
+
+    #[test]
+    fn a_connection_that_tried_a_name_counts_one_attempt() {
+        let t = Time::from_secs(100);
+        let ip = a("192.0.2.1");
+        // Key-only server: a user-name scanner's connection.
+        let mut c = Coalescer::new();
+        let n = c.count(Merge::User, Some(7), ip, t) + c.count(Merge::User, Some(7), ip, t);
+        assert_eq!(n, 1, "Invalid user + Connection closed by invalid user");
+        // Password server: Invalid user + Failed password for invalid user = 1, a second
+        // password = 2, the closing line 0.
+        let mut c = Coalescer::new();
+        let n: u32 = [Merge::User, Merge::Closer, Merge::Closer, Merge::User]
+            .into_iter()
+            .map(|m| c.count(m, Some(8), ip, t))
+            .sum();
+        assert_eq!(n, 2);
+        // With PAM lines: Invalid user, pam_unix, Failed password = 1.
+        let mut c = Coalescer::new();
+        let n: u32 = [Merge::User, Merge::Precursor, Merge::Closer]
+            .into_iter()
+            .map(|m| c.count(m, Some(9), ip, t))
+            .sum();
+        assert_eq!(n, 1);
+        // An existing user's failures, then the close naming them: only the failures.
+        let mut c = Coalescer::new();
+        let n: u32 = [Merge::Closer, Merge::Closer, Merge::Closer, Merge::User]
+            .into_iter()
+            .map(|m| c.count(m, Some(10), ip, t))
+            .sum();
+        assert_eq!(n, 3);
+        // Each connection counts on its own.
+        let mut c = Coalescer::new();
+        let n: u32 = (0..5)
+            .map(|pid| c.count(Merge::User, Some(pid), ip, t))
+            .sum();
+        assert_eq!(n, 5);
     }
 
     #[test]

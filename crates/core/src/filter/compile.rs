@@ -496,6 +496,7 @@ impl Filter<RegexPattern> {
                 MergeSpec::None => Merge::None,
                 MergeSpec::Precursor => Merge::Precursor,
                 MergeSpec::Closer => Merge::Closer,
+                MergeSpec::User => Merge::User,
             };
             let pattern = compile_native(id, r.regex.get_ref(), true)
                 .and_then(|p| Rule::new(id, kind, weight, merge, p))

@@ -108,4 +108,7 @@ pub enum MergeSpec {
     Precursor,
     /// The line that closes an attempt (`Failed password`).
     Closer,
+    /// A pre-auth line that names a user (`Invalid user`, `Connection closed by
+    /// authenticating user … [preauth]`): the connection's attempt when it makes no other.
+    User,
 }
