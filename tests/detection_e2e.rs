@@ -68,9 +68,7 @@ fn i12_a_user_name_scanner_on_a_key_only_server_is_banned_after_maxretry_connect
     let attempts = |d: &Daemon| d.status()["jails"][0]["attempts"].as_u64().unwrap_or(0);
     for (n, user) in ["admin", "root"].iter().enumerate() {
         assert!(try_name(&pair, user), "connection {} refused", n + 1);
-        daemon.wait_for("the connection counted", 20, |d| {
-            attempts(d) > n as u64
-        });
+        daemon.wait_for("the connection counted", 20, |d| attempts(d) > n as u64);
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
             attempts(&daemon),
