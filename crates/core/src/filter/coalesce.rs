@@ -22,7 +22,9 @@
 //!   failed passwords = 0: one attempt per connection at least, never one per line.
 //! - **none**: counts 1.
 //!
-//! Lines without a pid are keyed by the address alone. Lines that count 0 are still emitted
+//! Lines without a pid are keyed by the address alone. OpenSSH 10 runs pre-auth in
+//! `sshd-auth`, a process of its own: should it log a connection's user line under another
+//! pid than the connection's close, the connection counts twice (over by one, never under). Lines that count 0 are still emitted
 //! as events (kind unchanged, `count` 0) so their user names are kept. `message repeated N
 //! times: [ X ]` lines bypass the coalescer and count N (rsyslog wrote the first X on its
 //! own line, and N more are folded into this one).
