@@ -540,6 +540,7 @@ fn window(addr: &str, times: &[i64], findtime: i64) -> WindowState {
                 attempts: u32::from(t % 2 == 0),
             })
             .collect(),
+        slow: Vec::new(),
         until: Time::from_secs(times.last().copied().unwrap_or(0) + findtime),
     }
 }
@@ -582,6 +583,7 @@ fn windows_round_trip_replace_delete_and_prune() {
     let gone = WindowState {
         addr: "2001:db8::7".parse().unwrap(),
         entries: Vec::new(),
+        slow: Vec::new(),
         until: Time::EPOCH,
     };
     store
