@@ -230,6 +230,15 @@ impl PrefixLengths {
 ///   reaches `maxretry`; the window is then cleared. Failures from an address already
 ///   covered by a ban (its own, or a network's) are ignored and counted in
 ///   [`JailStats::while_banned`].
+/// - **Slow signals** (see `slow.rs`). A failure's weight also enters the address's long
+///   window (`long_window`, bucketed per `slow_findtime / 48`, exact at that granularity);
+///   reaching `slow_maxretry` bans with [`BanReason::SlowThreshold`]. A failure naming a
+///   user adds the name's keyed hash to the address's distinct names within `findtime`
+///   (at most `max_users` kept); reaching `max_users` bans with [`BanReason::UserNames`].
+///   The short window's `Threshold` wins when both are reached at once. A forgiven failure
+///   (login protection) adds nothing to either, a ban or a flush clears both, the allowlist
+///   is never banned by them. The long window is reported with the window changes
+///   ([`WindowState::slow`]) and restored; the names are memory only.
 /// - Ban *n* of a target (n = its bans within `history`, plus one) lasts
 ///   `bantime × factor^(n-1)`, capped at `maxtime`, and is permanent once
 ///   `n >= permanent_after`. Lengths never shrink as n grows.
@@ -275,6 +284,8 @@ impl PrefixLengths {
 /// `findtime`. Addresses whose window is empty are dropped by a sweep that runs every
 /// `findtime` of engine time and whenever the map doubled since the last sweep, so state is
 /// bounded by the addresses seen within about two `findtime`s, whatever the driver does.
+/// With slow signals, each address that failed within `slow_findtime` also keeps at most
+/// 50 buckets and `max_users` name hashes, swept the same way.
 #[derive(Debug)]
 pub struct JailEngine {
     config: JailConfig,
