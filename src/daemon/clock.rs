@@ -149,10 +149,10 @@ impl Reading {
 
     /// A window's times moved by `f`.
     fn window_with(w: &mut WindowState, f: impl Fn(Time) -> Time) {
-        for e in &mut w.entries {
+        for e in w.entries.iter_mut().chain(w.slow.iter_mut()) {
             e.time = f(e.time);
         }
-        if !w.entries.is_empty() {
+        if !w.entries.is_empty() || !w.slow.is_empty() {
             w.until = f(w.until);
         }
     }

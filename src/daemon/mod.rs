@@ -932,10 +932,10 @@ fn log_decision(d: &Decision) {
     match d {
         Decision::Ban(b) => match b.until {
             None => {
-                tracing::warn!(jail = %b.jail, target = %b.target, ban_no = b.ban_no, "PERMANENT ban")
+                tracing::warn!(jail = %b.jail, target = %b.target, ban_no = b.ban_no, reason = b.reason.kind(), "PERMANENT ban")
             }
             Some(u) => {
-                tracing::info!(jail = %b.jail, target = %b.target, ban_no = b.ban_no, secs = u.since(b.since).as_secs(), "ban")
+                tracing::info!(jail = %b.jail, target = %b.target, ban_no = b.ban_no, reason = b.reason.kind(), secs = u.since(b.since).as_secs(), "ban")
             }
         },
         Decision::Unban {

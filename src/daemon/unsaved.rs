@@ -157,6 +157,7 @@ mod tests {
         let w = WindowState {
             addr: addr.parse().unwrap(),
             entries: Vec::new(),
+            slow: Vec::new(),
             until: Time::from_secs(until),
         };
         ("sshd".into(), w)

@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
+use portcullis_core::Weight;
 use portcullis_core::jail::JailConfig;
 use toml::Spanned;
 
@@ -359,6 +360,77 @@ impl Resolver {
         }
         if let Some((v, _)) = pick!(alert_root_login) {
             c.alert_root_login = v.value;
+        }
+        if let Some((v, _)) = pick!(max_users) {
+            c.max_users = v.value.0;
+        }
+        // The long window: slow_maxretry = false switches it off; either key alone keeps the
+        // other's default (20 attempts, 1 day).
+        let slow_maxretry = pick!(slow_maxretry);
+        let slow_findtime = pick!(slow_findtime);
+        let (default_max, default_findtime) = c.long_window.unwrap_or((
+            Weight(20 * Weight::ONE.0),
+            std::time::Duration::from_secs(86_400),
+        ));
+        c.long_window = match &slow_maxretry {
+            Some((v, _)) => v.value.0,
+            None => Some(default_max),
+        }
+        .map(|max| {
+            let findtime = slow_findtime
+                .as_ref()
+                .map_or(default_findtime, |(v, _)| v.value.0);
+            (max, findtime)
+        });
+        if let Some((max, findtime)) = c.long_window {
+            // A long window is longer and larger than the short one, or it is not "slow":
+            // blame the slow key written (else the jail).
+            let blame = |which: &Option<(&Located<_>, String)>| match which {
+                Some((l, key)) => (l.at.clone(), key.clone()),
+                None => (at.clone(), format!("jail.{name}")),
+            };
+            if findtime <= c.findtime {
+                let (loc, key) = match &slow_findtime {
+                    Some((l, key)) => (l.at.clone(), key.clone()),
+                    None => blame(&slow_maxretry),
+                };
+                return Err(self.error(
+                    &loc,
+                    &key,
+                    format!(
+                        "slow_findtime ({}) must be longer than findtime ({}): the long window \
+                         counts slow attacks the short one misses (slow_maxretry = false \
+                         switches it off)",
+                        secs(findtime),
+                        secs(c.findtime)
+                    ),
+                ));
+            }
+            let embedded = |which: &Option<(&Located<_>, String)>| {
+                which.as_ref().is_none_or(|(l, _)| {
+                    self.layers
+                        .get(l.at.layer)
+                        .is_some_and(|layer| layer.origin == EMBEDDED_ORIGIN)
+                })
+            };
+            if max <= c.maxretry && embedded(&slow_maxretry) {
+                // The shipped 20 under a maxretry the user raised to 20 or more: the long
+                // window would ban first, so it is off for this jail (set slow_maxretry to
+                // keep one).
+                c.long_window = None;
+            } else if max <= c.maxretry {
+                let (loc, key) = blame(&slow_maxretry);
+                return Err(self.error(
+                    &loc,
+                    &key,
+                    format!(
+                        "slow_maxretry ({max}) must be larger than maxretry ({}): otherwise the \
+                         long window bans before the short one can (slow_maxretry = false \
+                         switches it off)",
+                        c.maxretry
+                    ),
+                ));
+            }
         }
         if c.bantime > c.maxtime {
             // Point at the one written last (the more specific one on a tie): that is the

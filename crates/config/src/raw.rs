@@ -117,6 +117,9 @@ layered!(RawJail, Jail {
     protect_after_success: DurationOrFalse,
     protect_budget: ProtectBudget,
     alert_root_login: bool,
+    slow_maxretry: AttemptsOrFalse,
+    slow_findtime: PositiveDuration,
+    max_users: MaxUsers,
 });
 
 /// One whole file.
@@ -137,6 +140,17 @@ pub(crate) struct Attempts(pub Weight);
 /// A duration longer than zero: `"10m"`, `"1h30m"` or whole seconds.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct PositiveDuration(pub Duration);
+
+/// `slow_maxretry`: a positive number of attempts, or `false` (no long window).
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct AttemptsOrFalse(pub Option<Weight>);
+
+/// `max_users`: 2 to [`MAX_USERS`] distinct user names, or `false`.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct MaxUsers(pub Option<u32>);
+
+/// The largest `max_users`: the engine keeps up to this many name hashes per address.
+pub(crate) const MAX_USERS: u32 = 64;
 
 /// A positive duration, or `false` to switch the feature off.
 #[derive(Copy, Clone, Debug)]
@@ -287,6 +301,67 @@ impl<'de> Deserialize<'de> for CountOrFalse {
                 match u32::try_from(v) {
                     Ok(n) if n > 0 => Ok(CountOrFalse(Some(n))),
                     _ => Err(E::custom(format!("{EXPECTED}, got {v}"))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for AttemptsOrFalse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const EXPECTED: &str = "expected a positive number of attempts, or false";
+        impl Visitor<'_> for V {
+            type Value = AttemptsOrFalse;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a positive number of attempts, or false")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                if v {
+                    Err(E::custom(EXPECTED))
+                } else {
+                    Ok(AttemptsOrFalse(None))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                match Weight::from_attempts(v) {
+                    Some(w) if w > Weight::ZERO => Ok(AttemptsOrFalse(Some(w))),
+                    _ => Err(E::custom(format!("{EXPECTED} (at most 4000000), got {v}"))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxUsers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = MaxUsers;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a whole number from 2 to {MAX_USERS}, or false")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                if v {
+                    Err(E::custom(format!(
+                        "expected a whole number from 2 to {MAX_USERS}, or false"
+                    )))
+                } else {
+                    Ok(MaxUsers(None))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                match u32::try_from(v) {
+                    Ok(n) if (2..=MAX_USERS).contains(&n) => Ok(MaxUsers(Some(n))),
+                    _ => Err(E::custom(format!(
+                        "expected a whole number from 2 to {MAX_USERS} (distinct user names \
+                         within findtime), or false, got {v}"
+                    ))),
                 }
             }
         }

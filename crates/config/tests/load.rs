@@ -32,8 +32,9 @@ fn embedded_default_protects_sshd() {
     let sshd = c.jail("sshd").unwrap();
     assert_eq!(sshd.filter, FilterRef::Named("sshd".into()));
     assert_eq!(sshd.sources, vec![SourceSpec::Auto]);
-    // The embedded [defaults] spell out JailConfig::new's values.
+    // The embedded [defaults] spell out JailConfig::new's values (the slow signals on).
     assert_eq!(sshd.config, JailConfig::new("sshd"));
+    assert!(sshd.config.long_window.is_some() && sshd.config.max_users.is_some());
     assert_eq!(c.firewall.backend, Backend::Auto);
     assert_eq!(c.firewall.verdict, Verdict::Drop);
     assert_eq!(c.firewall.table, "portcullis");
@@ -82,6 +83,9 @@ breach_after = false
 protect_after_success = false
 protect_budget = 7
 alert_root_login = false
+slow_maxretry = 12.5
+slow_findtime = "3d"
+max_users = 9
 
 [jail.sshd]
 sources = [
@@ -132,6 +136,11 @@ maxretry = 10
     assert_eq!(j.protect_budget, 7);
     assert!(!j.alert_root_login);
     assert_eq!(
+        j.long_window,
+        Some((Weight(12_500), Duration::from_secs(3 * 86_400)))
+    );
+    assert_eq!(j.max_users, Some(9));
+    assert_eq!(
         sshd.sources,
         vec![
             SourceSpec::File {
@@ -160,7 +169,7 @@ maxretry = 10
         web.filter,
         FilterRef::File(PathBuf::from("/etc/pc/./web-filter.toml"))
     );
-    assert_eq!(web.filter_at.line, 41);
+    assert_eq!(web.filter_at.line, 44);
     assert_eq!(web.filter_at.key, "jail.web.filter");
     assert_eq!(web.sources, vec![SourceSpec::Auto]);
 }
@@ -359,6 +368,36 @@ fn bad_values_name_line_and_key() {
             2,
             "jail.sshd.protect_budget",
             "1 to 1000",
+        ),
+        (
+            "[jail.sshd]\nmax_users = 1\n",
+            2,
+            "jail.sshd.max_users",
+            "2 to 64",
+        ),
+        (
+            "[defaults]\nmax_users = true\n",
+            2,
+            "defaults.max_users",
+            "or false",
+        ),
+        (
+            "[jail.sshd]\nslow_maxretry = -1\n",
+            2,
+            "jail.sshd.slow_maxretry",
+            "positive number of attempts, or false",
+        ),
+        (
+            "[jail.sshd]\nfindtime = \"1h\"\n\nslow_findtime = \"30m\"\n",
+            4,
+            "jail.sshd.slow_findtime",
+            "must be longer than findtime",
+        ),
+        (
+            "[defaults]\nslow_maxretry = 4\n",
+            2,
+            "defaults.slow_maxretry",
+            "must be larger than maxretry",
         ),
         (
             "[jail.sshd]\nallowlist = [\n  \"192.0.2.0/24\",\n  \"10.0.0.300\",\n]\n",

@@ -242,6 +242,17 @@ pub enum BanReason {
         /// Weighted attempts in the window when the ban was decided.
         score: Weight,
     },
+    /// The weighted attempts in the long window (slow brute force) reached
+    /// `slow_maxretry`.
+    SlowThreshold {
+        /// Weighted attempts in the long window when the ban was decided.
+        score: Weight,
+    },
+    /// The address failed with `max_users` distinct user names within `findtime`.
+    UserNames {
+        /// Distinct user names counted when the ban was decided.
+        users: u32,
+    },
     /// Enough addresses of one IPv6 network were banned that the network itself is.
     Aggregate {
         /// How many member addresses were banned.
@@ -251,6 +262,21 @@ pub enum BanReason {
     Manual,
     /// Restored from the store at start.
     Restored,
+}
+
+impl BanReason {
+    /// The reason's short name as `bans` and the log show it: `threshold`, `slow`
+    /// (the long window), `users` (distinct user names), `aggregate`, `manual`, `restored`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BanReason::Threshold { .. } => "threshold",
+            BanReason::SlowThreshold { .. } => "slow",
+            BanReason::UserNames { .. } => "users",
+            BanReason::Aggregate { .. } => "aggregate",
+            BanReason::Manual => "manual",
+            BanReason::Restored => "restored",
+        }
+    }
 }
 
 /// One ban: what, since when, until when, and which ban of this offender it is.

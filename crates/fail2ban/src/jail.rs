@@ -654,6 +654,10 @@ impl JailReader<'_> {
         // jail bans exactly as Fail2Ban would.
         config.v6_net_threshold = None;
         config.protect_after_success = None;
+        // Nor the slow signals (long window, distinct user names): Fail2Ban has neither, so
+        // an imported jail leaves them unset; add slow_maxretry/max_users by hand to get them.
+        config.long_window = None;
+        config.max_users = None;
         config.allowlist = self.allowlist(options, report)?;
 
         let ignorecommand = match self.get("ignorecommand")? {

@@ -77,6 +77,7 @@ fn windows(n: u64) -> Vec<(&'static str, WindowState)> {
                 WindowState {
                     addr: net.addr(),
                     entries: vec![entry(1_000), entry(1_002)],
+                    slow: Vec::new(),
                     until: Time::from_secs(1_602),
                 },
             )

@@ -11,6 +11,8 @@ use portcullis_core::jail::WindowEntry;
 pub(crate) fn reason_to_row(reason: &BanReason) -> (&'static str, i64) {
     match reason {
         BanReason::Threshold { score } => ("threshold", i64::from(score.0)),
+        BanReason::SlowThreshold { score } => ("slow", i64::from(score.0)),
+        BanReason::UserNames { users } => ("users", i64::from(*users)),
         BanReason::Aggregate { members } => ("aggregate", i64::from(*members)),
         BanReason::Manual => ("manual", 0),
         BanReason::Restored => ("restored", 0),
@@ -25,6 +27,10 @@ pub(crate) fn reason_from_row(name: &str, value: i64) -> BanReason {
         "threshold" => BanReason::Threshold {
             score: Weight(value),
         },
+        "slow" => BanReason::SlowThreshold {
+            score: Weight(value),
+        },
+        "users" => BanReason::UserNames { users: value },
         "aggregate" => BanReason::Aggregate { members: value },
         "manual" => BanReason::Manual,
         _ => BanReason::Restored,

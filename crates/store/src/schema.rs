@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::StoreError;
 
 /// The schema version this build writes. Files with a larger `user_version` are refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// `PRAGMA application_id` of a portcullis state file: ASCII "PCLS".
 pub(crate) const APPLICATION_ID: i64 = 0x5043_4c53;
@@ -90,8 +90,15 @@ CREATE TABLE windows (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 3: the long window of each row (issue 12: slow brute force), `slow` in the same
+/// 16-byte records as `entries` (time = the bucket's start, attempts 0). Rows written by
+/// version 2 read as an empty long window.
+const V3: &str = r#"
+ALTER TABLE windows ADD COLUMN slow BLOB NOT NULL DEFAULT x'';
+"#;
+
 /// `MIGRATIONS[i]` migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 

@@ -326,8 +326,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT addr, entries, until_us FROM windows WHERE jail = ?1 AND until_us > ?2
-                 ORDER BY addr",
+                "SELECT addr, entries, until_us, slow FROM windows
+                 WHERE jail = ?1 AND until_us > ?2 ORDER BY addr",
             )
             .op(OP)?;
         let rows = stmt
@@ -336,16 +336,22 @@ impl Store {
                     r.get::<_, String>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
                 ))
             })
             .op(OP)?;
         let mut out = Vec::new();
         for row in rows {
-            let (addr, blob, until) = row.op(OP)?;
-            match (addr.parse(), window_from_blob(&blob)) {
-                (Ok(addr), Some(entries)) => out.push(WindowState {
+            let (addr, blob, until, slow_blob) = row.op(OP)?;
+            match (
+                addr.parse(),
+                window_from_blob(&blob),
+                window_from_blob(&slow_blob),
+            ) {
+                (Ok(addr), Some(entries), Some(slow)) => out.push(WindowState {
                     addr,
                     entries,
+                    slow,
                     until: Time::from_micros(until),
                 }),
                 _ => tracing::warn!(%addr, jail, "skipping unreadable window row"),
@@ -725,8 +731,8 @@ fn write_windows<J: AsRef<str>>(
     }
     let mut upsert = conn
         .prepare_cached(
-            "INSERT OR REPLACE INTO windows (jail, addr, entries, until_us)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO windows (jail, addr, entries, until_us, slow)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .op(OP)?;
     let mut delete = conn
@@ -734,18 +740,26 @@ fn write_windows<J: AsRef<str>>(
         .op(OP)?;
     let mut addr = String::new();
     let mut blob = Vec::new();
+    let mut slow_blob = Vec::new();
     for (jail, w) in windows {
         {
             use std::fmt::Write;
             addr.clear();
             let _ = write!(addr, "{}", w.addr);
         }
-        if w.entries.is_empty() {
+        if w.entries.is_empty() && w.slow.is_empty() {
             delete.execute(params![jail.as_ref(), addr]).op(OP)?;
         } else {
             window_to_blob(&w.entries, &mut blob);
+            window_to_blob(&w.slow, &mut slow_blob);
             upsert
-                .execute(params![jail.as_ref(), addr, blob, w.until.as_micros()])
+                .execute(params![
+                    jail.as_ref(),
+                    addr,
+                    blob,
+                    w.until.as_micros(),
+                    slow_blob
+                ])
                 .op(OP)?;
         }
     }

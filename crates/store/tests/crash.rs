@@ -74,6 +74,7 @@ fn crash_writer_child() {
                     attempts: 1,
                 })
                 .collect(),
+            slow: Vec::new(),
             until: Time::from_secs(1 << 40),
         };
         store

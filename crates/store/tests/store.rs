@@ -427,7 +427,7 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     let (_dir, path) = tmp();
     Store::open(&path).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("PRAGMA user_version = 3; CREATE TABLE from_the_future (x);")
+    conn.execute_batch("PRAGMA user_version = 4; CREATE TABLE from_the_future (x);")
         .unwrap();
     drop(conn);
     let err = Store::open(&path).unwrap_err();
@@ -435,20 +435,20 @@ fn a_newer_schema_is_refused_and_left_untouched() {
         StoreError::TooNew {
             found, supported, ..
         } => {
-            assert_eq!((*found, *supported), (3, SCHEMA_VERSION));
+            assert_eq!((*found, *supported), (4, SCHEMA_VERSION));
         }
         other => panic!("expected TooNew, got {other:?}"),
     }
     let msg = err.to_string();
     assert!(
-        msg.contains("schema version 3") && msg.contains("newer"),
+        msg.contains("schema version 4") && msg.contains("newer"),
         "{msg}"
     );
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 3);
+    assert_eq!(v, 4);
 }
 
 #[test]
@@ -540,6 +540,7 @@ fn window(addr: &str, times: &[i64], findtime: i64) -> WindowState {
                 attempts: u32::from(t % 2 == 0),
             })
             .collect(),
+        slow: Vec::new(),
         until: Time::from_secs(times.last().copied().unwrap_or(0) + findtime),
     }
 }
@@ -549,7 +550,20 @@ fn windows_round_trip_replace_delete_and_prune() {
     let (_dir, path) = tmp();
     let mut store = Store::open(&path).unwrap();
     let a = window("198.51.100.1", &[100, 101, 150], 600);
-    let b = window("2001:db8::7", &[120], 600);
+    let mut b = window("2001:db8::7", &[120], 600);
+    // A long window's buckets ride in their own column.
+    b.slow = vec![
+        WindowEntry {
+            time: Time::from_secs(0),
+            weight: Weight(3000),
+            attempts: 0,
+        },
+        WindowEntry {
+            time: Time::from_secs(100),
+            weight: Weight(1000),
+            attempts: 0,
+        },
+    ];
     let other = window("198.51.100.1", &[130], 60);
     store
         .apply_burst::<&str, &str>(
@@ -582,6 +596,7 @@ fn windows_round_trip_replace_delete_and_prune() {
     let gone = WindowState {
         addr: "2001:db8::7".parse().unwrap(),
         entries: Vec::new(),
+        slow: Vec::new(),
         until: Time::EPOCH,
     };
     store
@@ -632,7 +647,26 @@ fn a_version_1_file_migrates_to_windows_and_keeps_its_bans() {
         .unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));
     assert_eq!(store.active_bans(Time::from_secs(20)).unwrap().len(), 1);
     assert!(store.windows("sshd", Time::EPOCH).unwrap().is_empty());
+}
+
+#[test]
+fn a_version_2_window_row_reads_with_an_empty_long_window() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let a = window("198.51.100.1", &[100, 101], 600);
+    store
+        .apply_burst::<&str, &str>(&[], &[], &[("sshd", a.clone())], Time::from_secs(110))
+        .unwrap();
+    drop(store);
+    // The file version 2 wrote: no slow column.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE windows DROP COLUMN slow; PRAGMA user_version = 2;")
+        .unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));
+    assert_eq!(store.windows("sshd", Time::from_secs(110)).unwrap(), [a]);
 }

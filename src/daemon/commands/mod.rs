@@ -18,7 +18,7 @@ pub(super) use reload::reload;
 use portcullis_control::data::{BanEntry, Reply};
 use portcullis_control::{Command, ErrorBody, ErrorKind, Target};
 use portcullis_core::Time;
-use portcullis_core::event::{Ban, BanReason};
+use portcullis_core::event::Ban;
 use portcullis_core::jail::CommandError;
 
 use super::Daemon;
@@ -111,12 +111,6 @@ fn ban_entry(b: &Ban) -> BanEntry {
         since: b.since.as_secs(),
         until: b.until.map(Time::as_secs),
         ban_no: b.ban_no,
-        reason: match b.reason {
-            BanReason::Threshold { .. } => "threshold",
-            BanReason::Aggregate { .. } => "aggregate",
-            BanReason::Manual => "manual",
-            BanReason::Restored => "restored",
-        }
-        .to_string(),
+        reason: b.reason.kind().to_string(),
     }
 }

@@ -45,6 +45,15 @@ pub struct JailConfig {
     pub protect_budget: u32,
     /// Raise an alert for every successful root login.
     pub alert_root_login: bool,
+    /// The long window for slow brute force: `(slow_maxretry, slow_findtime)`. Weighted
+    /// attempts within `slow_findtime` (counted per bucket of `slow_findtime / 48`) that
+    /// reaching bans the address; `None` disables it. Meant to be longer and larger than
+    /// `(maxretry, findtime)`.
+    pub long_window: Option<(Weight, Duration)>,
+    /// Distinct user names one address failed with within `findtime` that ban it on
+    /// reaching this many (user enumeration with failures that weigh less than one
+    /// attempt); `None` disables it. Names a login protection covers do not count.
+    pub max_users: Option<u32>,
 }
 
 impl JailConfig {
@@ -52,7 +61,8 @@ impl JailConfig {
     /// 10 min first ban doubling up to 1 week, permanent at the 3rd ban within 7 days,
     /// loopback allowlisted, /64 banned after 4 of its addresses, breach alert after 3
     /// failures, 1 day protection after a clean login (forgiving at most 3 × maxretry of the
-    /// logged-in users' failures).
+    /// logged-in users' failures), 20 attempts in 1 day for slow brute force, 5 distinct
+    /// user names within findtime for enumeration.
     pub fn new(name: impl Into<String>) -> JailConfig {
         const MIN: u64 = 60;
         const DAY: u64 = 24 * 60 * MIN;
@@ -75,6 +85,8 @@ impl JailConfig {
             protect_after_success: Some(Duration::from_secs(DAY)),
             protect_budget: 3,
             alert_root_login: true,
+            long_window: Some((Weight(20 * Weight::ONE.0), Duration::from_secs(DAY))),
+            max_users: Some(5),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use super::command::{Command, CommandError, MAX_BAN_DURATION};
 use super::config::JailConfig;
 use super::escalation::ban_length;
+use super::slow::{SlowSignals, bucket_width};
 use super::window::Window;
 use crate::event::{
     Alert, Ban, BanReason, Decision, Event, EventKind, UnbanReason, Weight, normalize_addr,
@@ -52,11 +54,15 @@ pub struct WindowEntry {
 pub struct WindowState {
     /// The address.
     pub addr: IpAddr,
-    /// Its entries within `findtime`, oldest first; empty: the window is gone (a ban or a
-    /// flush cleared it), delete it.
+    /// Its entries within `findtime`, oldest first; empty here and in `slow`: the window is
+    /// gone (a ban or a flush cleared it), delete it.
     pub entries: Vec<WindowEntry>,
-    /// When the newest entry leaves the window (its time + `findtime`): the stored row is
-    /// worthless after that and may be pruned. `Time::EPOCH` for an empty window.
+    /// The long window's buckets (slow brute force), oldest first: `time` is the bucket's
+    /// start, `attempts` is 0. Empty when the jail has no long window.
+    pub slow: Vec<WindowEntry>,
+    /// When the newest entry or bucket leaves its window (its time + `findtime`, a bucket's
+    /// start + one bucket + `slow_findtime`): the stored row is worthless after that and
+    /// may be pruned. `Time::EPOCH` for an empty window.
     pub until: Time,
 }
 
@@ -224,6 +230,15 @@ impl PrefixLengths {
 ///   reaches `maxretry`; the window is then cleared. Failures from an address already
 ///   covered by a ban (its own, or a network's) are ignored and counted in
 ///   [`JailStats::while_banned`].
+/// - **Slow signals** (see `slow.rs`). A failure's weight also enters the address's long
+///   window (`long_window`, bucketed per `slow_findtime / 48`, exact at that granularity);
+///   reaching `slow_maxretry` bans with [`BanReason::SlowThreshold`]. A failure naming a
+///   user adds the name's keyed hash to the address's distinct names within `findtime`
+///   (at most `max_users` kept); reaching `max_users` bans with [`BanReason::UserNames`].
+///   The short window's `Threshold` wins when both are reached at once. A forgiven failure
+///   (login protection) adds nothing to either, a ban or a flush clears both, the allowlist
+///   is never banned by them. The long window is reported with the window changes
+///   ([`WindowState::slow`]) and restored; the names are memory only.
 /// - Ban *n* of a target (n = its bans within `history`, plus one) lasts
 ///   `bantime × factor^(n-1)`, capped at `maxtime`, and is permanent once
 ///   `n >= permanent_after`. Lengths never shrink as n grows.
@@ -269,6 +284,8 @@ impl PrefixLengths {
 /// `findtime`. Addresses whose window is empty are dropped by a sweep that runs every
 /// `findtime` of engine time and whenever the map doubled since the last sweep, so state is
 /// bounded by the addresses seen within about two `findtime`s, whatever the driver does.
+/// With slow signals, each address that failed within `slow_findtime` also keeps at most
+/// 50 buckets and `max_users` name hashes, swept the same way.
 #[derive(Debug)]
 pub struct JailEngine {
     config: JailConfig,
@@ -280,6 +297,13 @@ pub struct JailEngine {
     /// can spoof or rent), so the map keeps std's SipHash with a per-process random key:
     /// an unkeyed hash would let them pick colliding addresses and turn each lookup linear.
     tracked: HashMap<IpAddr, Window>,
+    /// The slow signals per address (long window, distinct user names), when the jail has
+    /// either. Attacker-keyed: SipHash. Bounded per address (see [`SlowSignals`]) and
+    /// swept like `tracked`, so it holds the addresses that failed within `slow_findtime`.
+    slow: HashMap<IpAddr, SlowSignals>,
+    /// The key user names are hashed with (random per engine): the engine keeps hashes of
+    /// the attacker's text, never the text, and no one can pick names that collide.
+    user_key: RandomState,
     /// Addresses with a recent clean login: their protection. Only addresses that logged in
     /// successfully get one, so attackers cannot grow it without credentials.
     protected: HashMap<IpAddr, Protection>,
@@ -319,6 +343,8 @@ impl JailEngine {
             config,
             clock: None,
             tracked: HashMap::new(),
+            slow: HashMap::new(),
+            user_key: RandomState::new(),
             protected: HashMap::new(),
             history: HashMap::new(),
             bans: HashMap::new(),
@@ -362,14 +388,26 @@ impl JailEngine {
             starts.sort_unstable();
             starts.dedup();
         }
+        let long_on = engine.config.long_window.is_some();
         for state in restored.windows {
             let addr = normalize_addr(state.addr);
-            if state.entries.is_empty() || engine.bans.contains_key(&IpNet::from(addr)) {
+            if engine.bans.contains_key(&IpNet::from(addr)) {
                 continue;
             }
-            let window = engine.tracked.entry(addr).or_default();
-            for e in state.entries {
-                window.insert(e.time, e.weight.0, e.attempts);
+            if !state.entries.is_empty() {
+                let window = engine.tracked.entry(addr).or_default();
+                for e in state.entries {
+                    window.insert(e.time, e.weight.0, e.attempts);
+                }
+            }
+            if long_on && !state.slow.is_empty() {
+                // Bucket starts as stored: a driver that moved them between clocks moved
+                // each by the same offset, so a failure still counts for slow_findtime
+                // plus at most one bucket.
+                let long = &mut engine.slow.entry(addr).or_default().long;
+                for b in state.slow {
+                    long.insert_at(b.time, b.weight.0);
+                }
             }
         }
         engine
@@ -414,6 +452,7 @@ impl JailEngine {
         // Their stored expiry depends on findtime: report them all again.
         if let Some(changed) = &mut self.changed {
             changed.extend(self.tracked.keys().copied());
+            changed.extend(self.slow.keys().copied());
         }
     }
 
@@ -468,6 +507,28 @@ impl JailEngine {
             .get(&normalize_addr(addr))
             .map_or(0, |w| w.sum_since(cutoff));
         Weight(u32::try_from(sum).unwrap_or(u32::MAX))
+    }
+
+    /// The weighted failures of `addr` in the long window (slow brute force), at bucket
+    /// granularity; zero when the jail has none.
+    pub fn long_score(&self, addr: IpAddr) -> Weight {
+        let Some((_, findtime)) = self.config.long_window else {
+            return Weight::ZERO;
+        };
+        let cutoff = self.clock().saturating_sub(findtime);
+        let sum = self
+            .slow
+            .get(&normalize_addr(addr))
+            .map_or(0, |s| s.long.sum_since(cutoff, bucket_width(findtime)));
+        Weight(u32::try_from(sum).unwrap_or(u32::MAX))
+    }
+
+    /// How many distinct user names `addr` failed with that the engine still holds (those
+    /// within `findtime` as of the last failure or sweep, at most `max_users`).
+    pub fn distinct_users(&self, addr: IpAddr) -> usize {
+        self.slow
+            .get(&normalize_addr(addr))
+            .map_or(0, |s| s.users.len())
     }
 
     /// Bans of `target` within `history` before now: the next ban of it is number
@@ -536,7 +597,7 @@ impl JailEngine {
                 self.on_failure(addr, time, event.total_weight().0, attempts, user);
             }
         }
-        if self.tracked.len() >= self.sweep_at_len {
+        if self.tracked.len().max(self.slow.len()) >= self.sweep_at_len {
             self.sweep();
         }
         // A ban of zero length (bantime 0) ends where it starts.
@@ -599,8 +660,10 @@ impl JailEngine {
             }
             Command::Flush => {
                 let old = std::mem::take(&mut self.tracked);
+                let old_slow = std::mem::take(&mut self.slow);
                 if let Some(changed) = &mut self.changed {
                     changed.extend(old.into_keys());
+                    changed.extend(old_slow.into_keys());
                 }
                 Ok(())
             }
@@ -630,9 +693,25 @@ impl JailEngine {
         addrs.sort_unstable();
         let cutoff = self.window_cutoff();
         let findtime = self.config.findtime;
+        let long = self.long_cutoff();
         addrs
             .into_iter()
             .map(|addr| {
+                let slow: Vec<WindowEntry> = match (self.slow.get_mut(&addr), long) {
+                    (Some(s), Some((long_cutoff, width))) => {
+                        s.long.prune(long_cutoff, width);
+                        s.long
+                            .buckets()
+                            .iter()
+                            .map(|&(time, weight)| WindowEntry {
+                                time,
+                                weight: Weight(weight),
+                                attempts: 0,
+                            })
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                };
                 let entries: Vec<WindowEntry> = match self.tracked.get_mut(&addr) {
                     Some(w) => {
                         w.prune(cutoff);
@@ -650,10 +729,20 @@ impl JailEngine {
                 let until = entries
                     .last()
                     .map_or(Time::EPOCH, |e| e.time.saturating_add(findtime));
+                let slow_until = match (slow.last(), self.config.long_window) {
+                    (Some(b), Some((_, long_findtime))) => b
+                        .time
+                        .saturating_add(long_findtime)
+                        .saturating_add(Duration::from_micros(
+                            u64::try_from(bucket_width(long_findtime)).unwrap_or(0),
+                        )),
+                    _ => Time::EPOCH,
+                };
                 WindowState {
                     addr,
                     entries,
-                    until,
+                    slow,
+                    until: until.max(slow_until),
                 }
             })
             .collect()
@@ -664,9 +753,9 @@ impl JailEngine {
     /// May be earlier than needed (a lifted ban's deadline is dropped lazily).
     pub fn poll_timeout(&self) -> Option<Time> {
         let expiry = self.expiries.peek().map(|Reverse((t, _))| *t);
-        let sweep = self
-            .next_sweep
-            .filter(|_| !self.tracked.is_empty() || !self.protected.is_empty());
+        let sweep = self.next_sweep.filter(|_| {
+            !self.tracked.is_empty() || !self.slow.is_empty() || !self.protected.is_empty()
+        });
         match (expiry, sweep) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -701,6 +790,15 @@ impl JailEngine {
         self.clock().saturating_sub(self.config.findtime)
     }
 
+    /// The long window's cutoff and bucket width, when the jail has one.
+    fn long_cutoff(&self) -> Option<(Time, i64)> {
+        let (_, findtime) = self.config.long_window?;
+        Some((
+            self.clock().saturating_sub(findtime),
+            bucket_width(findtime),
+        ))
+    }
+
     fn expire_due(&mut self, clock: Time) {
         while let Some(&Reverse((until, target))) = self.expiries.peek() {
             if until > clock {
@@ -727,6 +825,21 @@ impl JailEngine {
             !w.is_empty()
         });
         shrink_if_sparse(&mut self.tracked);
+        let long = self.long_cutoff();
+        let users_on = self.config.max_users.is_some();
+        self.slow.retain(|_, s| {
+            match long {
+                Some((long_cutoff, width)) => s.long.prune(long_cutoff, width),
+                None => s.long = Default::default(),
+            }
+            if users_on {
+                s.users.prune(cutoff);
+            } else {
+                s.users = Default::default();
+            }
+            !s.is_empty()
+        });
+        shrink_if_sparse(&mut self.slow);
         self.protected.retain(|_, p| p.until > clock);
         shrink_if_sparse(&mut self.protected);
         let history_cutoff = clock.saturating_sub(self.config.history);
@@ -744,7 +857,7 @@ impl JailEngine {
             self.expiries.shrink_to_fit();
         }
         self.next_sweep = Some(clock.saturating_add(self.sweep_interval()));
-        self.sweep_at_len = (2 * self.tracked.len()).max(MIN_SWEEP_LEN);
+        self.sweep_at_len = (2 * self.tracked.len().max(self.slow.len())).max(MIN_SWEEP_LEN);
     }
 
     fn on_failure(
@@ -759,6 +872,7 @@ impl JailEngine {
         let counts = time >= cutoff && (weight > 0 || attempts > 0);
         // Forgiven by a login protection: charged to its budget, weight zero in the window.
         let mut weight = weight;
+        let mut forgiven = false;
         let mut exhausted: Option<u64> = None;
         if counts
             && weight > 0
@@ -783,6 +897,7 @@ impl JailEngine {
                 } else {
                     self.stats.protected += 1;
                     weight = 0;
+                    forgiven = true;
                 }
             }
         }
@@ -824,6 +939,9 @@ impl JailEngine {
                 }
             }
         };
+        // The slow signals, after the ban checks above (a banned address gets none). A
+        // forgiven failure adds nothing to them, as to the short window.
+        let (long_score, users) = self.slow_signals(addr, time, weight, user, forgiven);
         if let Some(spent) = exhausted {
             self.stats.protection_exhausted += 1;
             let score = Weight(u32::try_from(spent).unwrap_or(u32::MAX));
@@ -835,20 +953,88 @@ impl JailEngine {
             );
             return;
         }
-        if score < u64::from(self.config.maxretry.0) {
+        let as_weight = |w: u64| Weight(u32::try_from(w).unwrap_or(u32::MAX));
+        let reason = if score >= u64::from(self.config.maxretry.0) {
+            BanReason::Threshold {
+                score: as_weight(score),
+            }
+        } else if let Some(((limit, _), long)) = self.config.long_window.zip(long_score)
+            && long >= u64::from(limit.0)
+        {
+            BanReason::SlowThreshold {
+                score: as_weight(long),
+            }
+        } else if let (Some(limit), Some(users)) = (self.config.max_users, users)
+            && users >= limit.max(1)
+        {
+            BanReason::UserNames { users }
+        } else {
             return;
-        }
+        };
         if self.is_allowlisted(addr) {
             self.stats.allowlisted += 1;
             return;
         }
-        let score = Weight(u32::try_from(score).unwrap_or(u32::MAX));
-        self.ban(
-            IpNet::from(addr),
-            BanReason::Threshold { score },
-            failures,
-            Length::Escalate,
-        );
+        self.ban(IpNet::from(addr), reason, failures, Length::Escalate);
+    }
+
+    /// Counts a failure of `addr` into its slow signals: its weight into the long window
+    /// (if its time is within `slow_findtime`), its user name (hashed) into the distinct
+    /// names (if within `findtime`, named, and not `forgiven`). Returns the long window's
+    /// sum and the number of distinct names, each `None` when the jail does not have it.
+    fn slow_signals(
+        &mut self,
+        addr: IpAddr,
+        time: Time,
+        weight: u32,
+        user: Option<&str>,
+        forgiven: bool,
+    ) -> (Option<u64>, Option<u32>) {
+        let long = self.long_cutoff();
+        let max_users = self.config.max_users;
+        if long.is_none() && max_users.is_none() {
+            return (None, None);
+        }
+        let cutoff = self.window_cutoff();
+        let add_long = long.filter(|&(c, _)| weight > 0 && time >= c);
+        let add_user = match (max_users, user) {
+            (Some(_), Some(u)) if !forgiven && time >= cutoff => Some(self.user_key.hash_one(u)),
+            _ => None,
+        };
+        if add_long.is_none() && add_user.is_none() {
+            // Nothing new: report what is there (pruned), without creating state.
+            return match self.slow.get_mut(&addr) {
+                Some(s) => {
+                    if let Some((c, width)) = long {
+                        s.long.prune(c, width);
+                    }
+                    s.users.prune(cutoff);
+                    (
+                        long.map(|_| s.long.sum()),
+                        max_users.map(|_| u32::try_from(s.users.len()).unwrap_or(u32::MAX)),
+                    )
+                }
+                None => (long.map(|_| 0), max_users.map(|_| 0)),
+            };
+        }
+        let s = self.slow.entry(addr).or_default();
+        if let Some((c, width)) = long {
+            if add_long.is_some() {
+                s.long.insert(time, weight, width);
+            }
+            s.long.prune(c, width);
+        }
+        s.users.prune(cutoff);
+        if let (Some(hash), Some(cap)) = (add_user, max_users) {
+            s.users.insert(hash, time, cap as usize);
+        }
+        let users = u32::try_from(s.users.len()).unwrap_or(u32::MAX);
+        if let Some(changed) = &mut self.changed
+            && add_long.is_some()
+        {
+            changed.insert(addr);
+        }
+        (long.map(|_| s.long.sum()), max_users.map(|_| users))
     }
 
     fn on_success(&mut self, addr: IpAddr, time: Time, event: &Event) {
@@ -912,7 +1098,9 @@ impl JailEngine {
         if is_host(&target) {
             // "After a ban, the window of that address is cleared", and a ban ends its
             // protection.
-            if self.tracked.remove(&target.addr()).is_some()
+            let had_window = self.tracked.remove(&target.addr()).is_some();
+            let had_slow = self.slow.remove(&target.addr()).is_some();
+            if (had_window || had_slow)
                 && let Some(changed) = &mut self.changed
             {
                 changed.insert(target.addr());
@@ -1082,6 +1270,18 @@ impl JailEngine {
     #[cfg(test)]
     pub(crate) fn window(&self, addr: IpAddr) -> Option<&Window> {
         self.tracked.get(&addr)
+    }
+
+    /// Test access to an address's slow signals.
+    #[cfg(test)]
+    pub(crate) fn slow_of(&self, addr: IpAddr) -> Option<&SlowSignals> {
+        self.slow.get(&addr)
+    }
+
+    /// Test access to the addresses with slow signals.
+    #[cfg(test)]
+    pub(crate) fn slow_addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.slow.keys().copied()
     }
 }
 

@@ -19,6 +19,7 @@ pub use engine::{
 };
 
 mod escalation;
+mod slow;
 mod window;
 
 mod log_clock;

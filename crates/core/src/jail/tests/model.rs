@@ -79,6 +79,9 @@ fn config() -> impl Strategy<Value = JailConfig> {
         .prop_map(
             |(maxretry, findtime, bantime, factor, maxtime, permanent_after, history)| {
                 let mut c = JailConfig::new("model");
+                // The slow signals have their own tests (slow.rs).
+                c.long_window = None;
+                c.max_users = None;
                 c.maxretry = Weight(maxretry);
                 c.findtime = Duration::from_secs(findtime);
                 c.bantime = Duration::from_secs(bantime);
@@ -295,6 +298,9 @@ proptest! {
         permanent_after in prop::option::of(0u32..10),
     ) {
         let mut c = JailConfig::new("t");
+        // The slow signals have their own tests (slow.rs).
+        c.long_window = None;
+        c.max_users = None;
         c.bantime = Duration::from_millis(bantime);
         c.maxtime = Duration::from_millis(maxtime);
         c.factor = factor;
@@ -349,6 +355,9 @@ proptest! {
         ops in prop::collection::vec((0usize..12, 0u8..6, -5000i64..3000, any::<bool>()), 1..300),
     ) {
         let mut c = JailConfig::new("allow");
+        // The slow signals have their own tests (slow.rs).
+        c.long_window = None;
+        c.max_users = None;
         c.maxretry = Weight(2000);
         c.v6_net_threshold = Some(2);
         c.protect_after_success = Some(Duration::from_secs(300));

@@ -25,6 +25,8 @@ fn plain() -> JailConfig {
     c.breach_after = None;
     c.protect_after_success = None;
     c.alert_root_login = false;
+    c.long_window = None;
+    c.max_users = None;
     c
 }
 
@@ -1088,11 +1090,13 @@ fn window_changes_are_reported_only_when_asked_and_say_the_current_window() {
             WindowState {
                 addr: ip("192.0.2.1"),
                 entries: vec![entry(0), entry(1), entry(11)],
+                slow: Vec::new(),
                 until: at(11 + 600),
             },
             WindowState {
                 addr: ip("192.0.2.2"),
                 entries: vec![entry(10)],
+                slow: Vec::new(),
                 until: at(10 + 600),
             },
         ]
@@ -1108,6 +1112,7 @@ fn window_changes_are_reported_only_when_asked_and_say_the_current_window() {
         [WindowState {
             addr: ip("192.0.2.1"),
             entries: vec![],
+            slow: Vec::new(),
             until: Time::EPOCH,
         }]
     );
@@ -1137,6 +1142,7 @@ fn restored_windows_count_on_exactly() {
             weight: Weight(4000),
             attempts: 4,
         }],
+        slow: Vec::new(),
         until: at(625),
     });
     let restored = Restored {
