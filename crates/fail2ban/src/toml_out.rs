@@ -140,6 +140,21 @@ impl Import {
             );
             let _ = writeln!(out, "v6_net_threshold = false");
             let _ = writeln!(out, "protect_after_success = false");
+            // Fail2Ban has neither signal: the import leaves them off, and says so here so
+            // the written file loads into the same jails.
+            let _ = match c.long_window {
+                None => writeln!(out, "slow_maxretry = false"),
+                Some((w, d)) => writeln!(
+                    out,
+                    "slow_maxretry = {}\nslow_findtime = {}",
+                    w.as_attempts(),
+                    d.as_secs()
+                ),
+            };
+            let _ = match c.max_users {
+                None => writeln!(out, "max_users = false"),
+                Some(n) => writeln!(out, "max_users = {n}"),
+            };
             let _ = writeln!(out);
         }
         if !self.config.disabled_jails.is_empty() {
