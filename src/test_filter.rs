@@ -124,10 +124,6 @@ pub fn run(a: &TestFilterArgs) -> Result<std::process::ExitCode> {
                 counts.ignored += 1;
                 return Ok(());
             }
-            LineOutcome::Unmatched if nofail => {
-                counts.ignored += 1;
-                return Ok(());
-            }
             _ => None,
         };
         for e in events.iter().filter(fails) {

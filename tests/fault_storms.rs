@@ -14,6 +14,7 @@ use crate::e2e::daemon::Daemon;
 use crate::e2e::netns::Netns;
 use crate::e2e::require_root_and;
 use crate::faults_e2e::time_until;
+use portcullis_testkit::Xorshift;
 
 /// A jail that bans at 4 failures in 10 minutes, IPv6 addresses one by one.
 fn config(log: &Path) -> String {
@@ -92,18 +93,6 @@ fn daemon_bans(d: &Daemon) -> BTreeSet<String> {
                 .to_string()
         })
         .collect()
-}
-
-/// A small deterministic generator (xorshift): "random" kill moments, the same every run.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// `kill -9` at random moments while 5000 attackers (4 failures each: banned) and 5000

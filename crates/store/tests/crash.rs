@@ -94,15 +94,7 @@ fn crash_writer_child() {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+use portcullis_testkit::Xorshift as Rng;
 
 #[test]
 fn kill_9_at_random_moments_leaves_a_committed_prefix() {

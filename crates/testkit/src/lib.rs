@@ -12,7 +12,9 @@
 mod command;
 pub mod netns;
 mod prereq;
+mod rng;
 
 pub use command::run;
 pub use netns::{ATTACKER4, ATTACKER6, Listener, Netns, Pair, SERVER4, SERVER6};
 pub use prereq::{require, require_root_and, which};
+pub use rng::Xorshift;
