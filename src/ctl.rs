@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use portcullis_control::data::{
-    BanData, BanEntry, BansData, FlushData, ReloadData, StatusData, UnbanData,
+    BanData, BanEntry, BansData, FlushData, JailStatus, ReloadData, StatusData, UnbanData,
 };
 use portcullis_control::{Client, ClientError, Command, Response, Target};
 
@@ -99,6 +99,46 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
         }
     );
     answer(&args.ctl, r, |d: &StatusData| {
+        match (&args.jail, d.jails.as_slice()) {
+            (Some(_), [j]) => fail2ban_tree(j),
+            _ => overview(d),
+        }
+    })
+}
+
+/// `status JAIL` in the layout of `fail2ban-client status JAIL`, so scripts that scrape it
+/// work with the program's name swapped (`--json` is the documented interface).
+fn fail2ban_tree(j: &JailStatus) -> String {
+    let (files, journals): (Vec<&str>, Vec<&str>) = {
+        let keys = j.sources.iter().map(|s| s.key.as_str());
+        let files = keys
+            .clone()
+            .filter_map(|k| k.strip_prefix("file:"))
+            .collect();
+        let journals = keys.filter_map(|k| k.strip_prefix("journal:")).collect();
+        (files, journals)
+    };
+    let mut s = format!("Status for the jail: {}\n|- Filter\n", j.name);
+    s += &format!("|  |- Currently failed:\t{}\n", j.failing);
+    s += &format!("|  |- Total failed:\t{}\n", j.attempts);
+    match (files.is_empty(), journals.is_empty()) {
+        (false, false) => {
+            s += &format!("|  |- File list:\t{}\n", files.join(" "));
+            s += &format!("|  `- Journal matches:\t{}\n", journals.join(" + "));
+        }
+        (true, false) => s += &format!("|  `- Journal matches:\t{}\n", journals.join(" + ")),
+        _ => s += &format!("|  `- File list:\t{}\n", files.join(" ")),
+    }
+    s += "`- Actions\n";
+    s += &format!("   |- Currently banned:\t{}\n", j.active_bans);
+    s += &format!("   |- Total banned:\t{}\n", j.total_bans);
+    s += &format!("   `- Banned IP list:\t{}\n", j.banned.join(" "));
+    s
+}
+
+/// `status`: the daemon, its firewall and store, alerts, and every jail.
+fn overview(d: &StatusData) -> String {
+    {
         let mut s = format!(
             "portcullis {} (pid {}), up {}s{}\nfirewall: {} {}{}\n",
             d.version,
@@ -179,7 +219,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode> {
             }
         }
         s
-    })
+    }
 }
 
 fn ban_line(b: &BanEntry) -> String {

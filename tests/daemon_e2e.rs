@@ -644,3 +644,105 @@ fn r4_daemon_raises_breach_alert_to_exec_hook_and_webhook() {
     // A breach is not a ban: the address logged in.
     assert!(ban_of(&daemon.bans(), ATTACKER4).is_none());
 }
+
+/// Issue 14 item 5: `status JAIL` prints what `fail2ban-client status JAIL` prints, byte for
+/// byte as Fail2Ban's own beautifier lays out the same numbers (run at test time from the
+/// installed package), so scripts that scrape it only swap the program's name; `--json`
+/// carries the same numbers (`failing`, `attempts`, `banned`).
+#[test]
+fn i14_status_jail_reads_like_fail2ban_client_status() {
+    if !require_root_and(&["ip", "nft"]) {
+        return;
+    }
+    let beautifier =
+        std::path::Path::new("/usr/lib/python3/dist-packages/fail2ban/client/beautifier.py");
+    if !beautifier.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} missing (install fail2ban)",
+            beautifier.display()
+        );
+        eprintln!(
+            "SKIPPED: {} missing (install fail2ban)",
+            beautifier.display()
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("f2bstat");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    // Logs as JSON lines too (daemon.log_format), for log shippers.
+    let body = format!("log_format = \"json\"\n{}", jail_config(&log, ""));
+    let daemon = Daemon::start(&ns, &tmp.path().join("pc"), &body);
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string();
+    let mut f = OpenOptions::new().append(true).open(&log).expect("open");
+    for (pid, ip) in [
+        (1, "198.51.100.7"),
+        (2, "198.51.100.7"),
+        (3, "198.51.100.7"),
+        (4, "198.51.100.8"),
+    ] {
+        writeln!(
+            f,
+            "{now} srv sshd[{pid}]: Failed password for root from {ip} port 2{pid} ssh2"
+        )
+        .expect("write");
+    }
+    drop(f);
+    daemon.wait_for("4 attempts and a ban", 20, |d| {
+        d.status()["jails"][0]["attempts"].as_u64() == Some(4) && d.bans().len() == 1
+    });
+    let out = daemon.ctl(&["status", "sshd"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = String::from_utf8(out.stdout).expect("utf-8");
+    let script = format!(
+        "from fail2ban.client.beautifier import Beautifier\n\
+         b = Beautifier(); b.setInputCmd(['status', 'sshd'])\n\
+         print(b.beautify([('Filter', [('Currently failed', 1), ('Total failed', 4), ('File list', [{log:?}])]),\n\
+         ('Actions', [('Currently banned', 1), ('Total banned', 1), ('Banned IP list', ['198.51.100.7'])])]))\n",
+        log = log.display().to_string()
+    );
+    let f2b = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(
+        f2b.status.success(),
+        "{}",
+        String::from_utf8_lossy(&f2b.stderr)
+    );
+    assert_eq!(ours, String::from_utf8(f2b.stdout).expect("utf-8"));
+    // A script's usual scrape.
+    let banned = ours
+        .lines()
+        .find_map(|l| l.strip_prefix("   `- Banned IP list:\t"))
+        .expect("Banned IP list line");
+    assert_eq!(banned, "198.51.100.7");
+    let j = &daemon.status()["jails"][0];
+    assert_eq!(
+        (j["failing"].as_u64(), j["attempts"].as_u64()),
+        (Some(1), Some(4))
+    );
+    let st = daemon.ctl(&["status", "sshd", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).expect("json");
+    assert_eq!(v["jails"][0]["banned"], serde_json::json!(["198.51.100.7"]));
+    let records: Vec<serde_json::Value> = daemon
+        .log()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["message"] == "portcullis started" && r["level"] == "INFO"),
+        "{records:?}"
+    );
+    assert!(records.iter().all(|r| r["timestamp"].is_string()));
+}

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ipnet::IpNet;
-use portcullis_config::{Backend, Config, JailSpec};
+use portcullis_config::{Backend, Config, JailSpec, LogFormat};
 use portcullis_control::{ErrorBody, ErrorKind, ServerConfig};
 use portcullis_core::event::{Alert, Ban, BanReason, UnbanReason};
 use portcullis_core::jail::WindowState;
@@ -118,8 +118,8 @@ fn load_config(args: &RunArgs) -> Result<Config> {
     }
     Ok(config)
 }
-/// journald when started by systemd (it sets JOURNAL_STREAM), stderr otherwise; the level
-/// from `RUST_LOG` or the configuration.
+/// journald when started by systemd (it sets JOURNAL_STREAM), stderr otherwise (as text or
+/// JSON lines, `daemon.log_format`); the level from `RUST_LOG` or the configuration.
 fn init_logging(config: &Config) {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -129,9 +129,18 @@ fn init_logging(config: &Config) {
         .then(|| tracing_journald::layer().ok())
         .flatten();
     let registry = tracing_subscriber::registry().with(filter);
-    let _ = match journald {
-        Some(layer) => registry.with(layer).try_init(),
-        None => registry
+    let _ = match (journald, config.daemon.log_format) {
+        (Some(layer), _) => registry.with(layer).try_init(),
+        (None, LogFormat::Json) => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+            )
+            .try_init(),
+        (None, LogFormat::Text) => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)

@@ -17,7 +17,7 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSenders,
-    JournalSpec, Location, LogLevel, NotifyEvent, NotifySettings, SSHD_JOURNAL_MATCHES,
+    JournalSpec, Location, LogFormat, LogLevel, NotifyEvent, NotifySettings, SSHD_JOURNAL_MATCHES,
     SSHD_LOG_FILES, SourceSpec, Verdict,
 };
 

@@ -17,7 +17,7 @@ use crate::error::ConfigError;
 const MAX_NOTIFY_QUEUE: u32 = 1_000_000;
 use crate::model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location,
-    LogLevel, NotifyEvent, NotifySettings, SourceSpec, Verdict,
+    LogFormat, LogLevel, NotifyEvent, NotifySettings, SourceSpec, Verdict,
 };
 use crate::raw::{Daemon, Firewall, Jail, Loc, Located, Notify, RawFile, RawFilter, RawSource};
 use crate::{
@@ -205,6 +205,7 @@ impl Resolver {
             state_dir: self.path_or(&d.state_dir, DEFAULT_STATE_DIR),
             socket: self.path_or(&d.socket, DEFAULT_SOCKET),
             log_level: value_or(&d.log_level, &None, LogLevel::Info),
+            log_format: value_or(&d.log_format, &None, LogFormat::Text),
             timezone: d.timezone.as_ref().map(|t| t.value.clone()),
             filter_dir: self.path_or(&d.filter_dir, DEFAULT_FILTER_DIR),
         })

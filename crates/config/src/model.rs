@@ -162,11 +162,25 @@ pub struct DaemonSettings {
     pub socket: PathBuf,
     /// Log verbosity.
     pub log_level: LogLevel,
+    /// How log records are written when not sent to journald.
+    pub log_format: LogFormat,
     /// IANA zone for zone-less log timestamps (checked to exist at load); `None` means the
     /// system zone.
     pub timezone: Option<String>,
     /// Directory of user filter files (see [`FilterRef::Named`]).
     pub filter_dir: PathBuf,
+}
+
+/// How the daemon writes its log records on stderr (`daemon.log_format`); under systemd
+/// they go to journald with structured fields either way.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per record (the default).
+    #[default]
+    Text,
+    /// One JSON object per line (time, level, message, fields), for log shippers.
+    Json,
 }
 
 /// Log verbosity (`daemon.log_level`).

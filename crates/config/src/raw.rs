@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
-use crate::model::{Backend, LogLevel, NotifyEvent, Verdict};
+use crate::model::{Backend, LogFormat, LogLevel, NotifyEvent, Verdict};
 
 /// Where a merged value came from: the file's index in the layer list and its byte span.
 #[derive(Clone, Debug)]
@@ -70,6 +70,7 @@ layered!(
         state_dir: String,
         socket: String,
         log_level: LogLevel,
+        log_format: LogFormat,
         timezone: String,
         filter_dir: String,
     }

@@ -46,6 +46,7 @@ fn embedded_default_protects_sshd() {
         PathBuf::from("/run/portcullis/control.sock")
     );
     assert_eq!(c.daemon.log_level, LogLevel::Info);
+    assert_eq!(c.daemon.log_format, portcullis_config::LogFormat::Text);
     assert_eq!(c.daemon.timezone, None);
     assert_eq!(c.files, vec!["<embedded default>".to_string()]);
 }
@@ -464,6 +465,12 @@ fn bad_values_name_line_and_key() {
             2,
             "daemon.log_level",
             "loud",
+        ),
+        (
+            "[daemon]\nlog_format = \"xml\"\n",
+            2,
+            "daemon.log_format",
+            "xml",
         ),
         (
             "[defaults]\nfilter = \"sshd\"\n",

@@ -162,6 +162,13 @@ pub struct JailStatus {
     pub total_bans: u64,
     /// Weighted failed attempts seen since start.
     pub attempts: u64,
+    /// Addresses with failures in their window now (Fail2Ban's "Currently failed").
+    #[serde(default)]
+    pub failing: u64,
+    /// The targets of the bans in force, when `status JAIL` asked for this jail alone
+    /// (Fail2Ban's "Banned IP list"); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned: Vec<String>,
     /// What its filter made of the lines it read since start.
     #[serde(default)]
     pub lines: LineCounts,

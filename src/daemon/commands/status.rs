@@ -39,6 +39,19 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
             active_bans: d.jails.engine(idx).ban_count() as u64,
             total_bans: d.jails.total_bans(idx),
             attempts: d.jails.attempts(idx),
+            failing: d.jails.engine(idx).tracked_addresses() as u64,
+            banned: if jail.is_some() {
+                let mut targets: Vec<_> = d
+                    .jails
+                    .engine(idx)
+                    .active_bans()
+                    .map(|b| b.target)
+                    .collect();
+                targets.sort();
+                targets.iter().map(|t| host_or_net(*t)).collect()
+            } else {
+                Vec::new()
+            },
             lines: line_counts(&d.filters[idx].line_stats()),
             sources: d
                 .sources
@@ -89,6 +102,15 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
             },
         },
     })
+}
+
+/// An address alone when the target is one host (as Fail2Ban lists them), else the network.
+fn host_or_net(t: ipnet::IpNet) -> String {
+    if t.prefix_len() == t.max_prefix_len() {
+        t.addr().to_string()
+    } else {
+        t.to_string()
+    }
 }
 
 fn recent_alerts(d: &Daemon) -> Vec<AlertEntry> {
