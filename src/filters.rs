@@ -134,6 +134,13 @@ impl EventMatcher for Matcher {
         }
     }
 
+    fn finish(&mut self, out: &mut Vec<Event>) {
+        match self {
+            Matcher::Native(m) => m.finish(out),
+            Matcher::Fail2Ban(m) => m.finish(out),
+        }
+    }
+
     fn rule_name(&self, rule: u16) -> &str {
         match self {
             Matcher::Native(m) => EventMatcher::rule_name(&**m, rule),

@@ -92,6 +92,13 @@ impl OfflineJail {
         }
     }
 
+    /// The end of the input for the matcher: the events it still holds back (a connection's
+    /// tentative try that no later line settled) go to `out`, to be handled like a line's.
+    /// Call before [`finish`](Self::finish).
+    pub fn finish_matching(&mut self, out: &mut Vec<Event>) {
+        self.matcher.finish(out);
+    }
+
     /// The end of the input: the engine takes the event still held, if any.
     pub fn finish(&mut self, mut handed: impl FnMut(&Event, Option<SuccessVerdict>)) {
         if let (Some(now), Some(held)) = (self.clock.finish(), self.held.take()) {

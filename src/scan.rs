@@ -241,6 +241,16 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         }
     }
     for (j, jail) in jails.iter_mut().enumerate() {
+        // Tries the matcher held for their connection's outcome, which no line settled.
+        events.clear();
+        match parallel.as_mut() {
+            Some(par) => par.mergers[j].finish(&mut events),
+            None => jail.finish_matching(&mut events),
+        }
+        for ev in &events {
+            addrs.entry(ev.addr).or_default().observe(ev, &hasher);
+            jail.handle_event(ev, |_, _| {});
+        }
         jail.finish(|_, _| {});
         drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
         totals.bad_time += jail.bad_time().total();
@@ -430,14 +440,17 @@ impl Parallel {
                 }
                 (lines, result)
             });
+            let mut settled = Vec::new();
             for k in 0.. {
                 let Ok(events) = from_workers[k % from_workers.len()].recv() else {
                     break;
                 };
                 for (j, u) in events {
                     let j = usize::from(j);
-                    let ev = self.mergers[j].settle(u);
-                    on_event(j, &ev);
+                    self.mergers[j].settle(u, &mut settled);
+                    for ev in settled.drain(..) {
+                        on_event(j, &ev);
+                    }
                 }
             }
             for h in handles {

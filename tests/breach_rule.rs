@@ -141,3 +141,49 @@ fn r9_failures_outside_the_window_are_no_breach_in_either() {
     assert_eq!(scanned, want);
     assert_eq!(investigate_breaches(&log, tmp.path()), want);
 }
+
+/// Issue 12 item 3: tries a login on the same connection retracts are no failures, so no
+/// "success after failures": a pam_unix + SSSD stack where pam_unix fails first on every
+/// login, and a git user whose agent offers keys before the accepted one. A real failure
+/// before a login still is one. (Before: carol's pam_unix lines and git's keys counted, and
+/// three logins were reported as breaches: carol's with 3 and 4 failures, git's with 5.)
+#[test]
+fn i12_tries_a_login_retracts_are_no_breach_in_either() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let log = tmp.path().join("auth.log");
+    let pam = |pid: u32, t: &str, ip: &str| {
+        format!(
+            "2026-11-20T08:{t}+00:00 h sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user=carol"
+        )
+    };
+    let mut lines = Vec::new();
+    // carol logs in four times; each time pam_unix fails before SSSD says yes.
+    for (pid, t) in [(10, "00:01"), (11, "01:01"), (12, "02:01"), (13, "03:01")] {
+        lines.push(pam(pid, t, "203.0.113.7"));
+        lines.push(format!(
+            "2026-11-20T08:{t}+00:00 h sshd[{pid}]: Accepted password for carol from 203.0.113.7 port 1 ssh2"
+        ));
+    }
+    // git offers five keys, the sixth is accepted.
+    for _ in 0..5 {
+        lines.push("2026-11-20T08:05:01+00:00 h sshd[20]: Failed publickey for git from 198.51.100.9 port 2 ssh2: ED25519 SHA256:AbCdEf0123".to_string());
+    }
+    lines.push("2026-11-20T08:05:02+00:00 h sshd[20]: Accepted publickey for git from 198.51.100.9 port 2 ssh2: ED25519 SHA256:ZzYyXx9876".to_string());
+    // eve fails three passwords, then pam_unix fails and SSSD lets her in: 3 failures.
+    for _ in 0..3 {
+        lines.push(pam(30, "06:01", "192.0.2.44"));
+        lines.push("2026-11-20T08:06:03+00:00 h sshd[30]: Failed password for carol from 192.0.2.44 port 3 ssh2".to_string());
+    }
+    lines.push(pam(30, "06:05", "192.0.2.44"));
+    lines.push("2026-11-20T08:06:05+00:00 h sshd[30]: Accepted password for carol from 192.0.2.44 port 3 ssh2".to_string());
+    std::fs::write(&log, lines.join("\n") + "\n").expect("log");
+    let want: BTreeSet<Breach> = [(
+        "192.0.2.44".to_string(),
+        "carol".to_string(),
+        3,
+        "2026-11-20T08:06:05Z".to_string(),
+    )]
+    .into();
+    assert_eq!(scan_breaches(&log), want);
+    assert_eq!(investigate_breaches(&log, tmp.path()), want);
+}

@@ -210,6 +210,11 @@ impl Reader<'_> {
 
     /// The end of the input: the event the log clock still holds, if any.
     fn finish(&mut self, source: &Arc<str>) {
+        self.events.clear();
+        self.runner.finish_matching(&mut self.events);
+        if !self.events.is_empty() {
+            self.take_events(source);
+        }
         let (query, names, scan) = (self.query, &mut self.names, &mut self.scan);
         self.runner
             .finish(|e, verdict| observe(query, names, scan, source, e, verdict));

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use portcullis_core::date::DateParser;
-use portcullis_core::filter::{self, BadLine, Filter, LineMatcher, LineOutcome, Record};
+use portcullis_core::filter::{self, BadLine, Filter, LineMatcher, LineOutcome, Merge, Record};
 use portcullis_core::{Event, EventKind, Time, Weight};
 
 fn sshd() -> Filter {
@@ -89,7 +89,7 @@ const CASES: &[Case] = &[
     ),
     (
         "Failed publickey for git from 192.0.2.1 port 4242 ssh2: RSA SHA256:abcDEF+/0123",
-        "failed-auth",
+        "failed-auth-key",
         A,
         1000,
         "192.0.2.1",
@@ -498,8 +498,8 @@ const CASES: &[Case] = &[
     (
         "error: maximum authentication attempts exceeded for root from 192.0.2.1 port 5555 ssh2 [preauth]",
         "max-auth-exceeded",
-        I,
-        0,
+        A,
+        1000,
         "192.0.2.1",
         Some("root"),
         None,
@@ -507,8 +507,8 @@ const CASES: &[Case] = &[
     (
         "error: maximum authentication attempts exceeded for invalid user admin from 192.0.2.1 port 5555 ssh2 [preauth]",
         "max-auth-exceeded-invalid-user",
-        I,
-        0,
+        A,
+        1000,
         "192.0.2.1",
         Some("admin"),
         None,
@@ -516,8 +516,8 @@ const CASES: &[Case] = &[
     (
         "Disconnecting invalid user admin 192.0.2.1 port 5555: Too many authentication failures [preauth]",
         "too-many-auth-failures-user",
-        I,
-        0,
+        A,
+        1000,
         "192.0.2.1",
         Some("admin"),
         None,
@@ -525,8 +525,8 @@ const CASES: &[Case] = &[
     (
         "Disconnecting authenticating user root 192.0.2.1 port 5555: Too many authentication failures [preauth]",
         "too-many-auth-failures-user",
-        I,
-        0,
+        A,
+        1000,
         "192.0.2.1",
         Some("root"),
         None,
@@ -646,7 +646,11 @@ fn check(case: &Case, o: LineOutcome, events: &[Event], m: &LineMatcher, what: &
     assert_eq!(e.addr, ip(addr), "{what}: {msg}");
     assert_eq!(e.kind, kind, "{what}: {msg}");
     assert_eq!(e.weight, Weight(weight), "{what}: {msg}");
-    assert_eq!(e.count, 1, "{what}: {msg}");
+    // A tentative try (pam_unix, a valid user's key) counts when its connection's outcome
+    // is known, not on its own line.
+    let rule = &m.filter().rules()[usize::from(e.rule)];
+    let count = u32::from(rule.merge != Merge::Tentative);
+    assert_eq!(e.count, count, "{what}: {msg}");
     assert_eq!(e.user.as_deref(), user, "{what}: {msg}");
     assert_eq!(e.method.as_deref(), method, "{what}: {msg}");
     assert_eq!(e.pid, Some(123), "{what}: {msg}");
@@ -988,7 +992,14 @@ fn message_repeated_counts_n_more() {
     assert_eq!(m.stats().repeated, 1);
     // Bypasses the coalescer: a pending pam mark does not swallow it.
     let pam = "Nov 25 08:00:01 web1 sshd[7]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=root";
-    let ev = feed_all(&mut matcher(), &[pam, rep]);
+    let mut m = matcher();
+    let mut ev = feed_all(&mut m, &[pam, rep]);
+    assert_eq!(
+        total(&ev),
+        4,
+        "the pam line is held for its connection's outcome"
+    );
+    m.finish(&mut ev);
     assert_eq!(total(&ev), 5);
     // Works for any rule.
     let (o, ev) = feed(
@@ -1158,6 +1169,9 @@ fn fail2ban_sample_log_never_invents_addresses() {
     };
     let mut m = matcher();
     let mut matched = 0;
+    // (pid, address, rule) of the tentative tries held so far: a later line may release
+    // one (its connection expired without an outcome), carrying that earlier line's address.
+    let mut held = std::collections::HashSet::new();
     for line in text.split(|&b| b == b'\n') {
         if line.starts_with(b"#") {
             continue;
@@ -1168,10 +1182,14 @@ fn fail2ban_sample_log_never_invents_addresses() {
         for e in &ev {
             matched += 1;
             let a = e.addr.to_string();
+            let released = e.count == 1 && held.contains(&(e.pid, e.addr, e.rule));
             assert!(
-                s.contains(&a) || s.contains(&format!("::ffff:{a}")),
+                released || s.contains(&a) || s.contains(&format!("::ffff:{a}")),
                 "{a} not in {s}"
             );
+            if m.filter().rules()[usize::from(e.rule)].merge == Merge::Tentative {
+                held.insert((e.pid, e.addr, e.rule));
+            }
         }
     }
     assert!(matched >= 50, "only {matched} events from {path}");
@@ -1235,4 +1253,149 @@ mod mutations {
             prop_assert_eq!(s.lines, s.matched + s.ignored + s.unmatched + s.bad);
         }
     }
+}
+
+/// Issue 12 item 3: a try that a login on the same connection may still follow is held
+/// until the connection's outcome. pam_unix failing before an LDAP/SSSD module lets the user
+/// in, or a git user's keys offered before the accepted one, are no failed attempts; a real
+/// failure is never retracted and counts on its own line, without waiting.
+#[test]
+fn a_login_on_the_connection_retracts_its_tentative_tries() {
+    let l = |pid: u32, t: &str, msg: &str| format!("Nov 25 08:{t} web1 sshd[{pid}]: {msg}");
+    let pam = |pid, t| {
+        l(
+            pid,
+            t,
+            "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1  user=carol",
+        )
+    };
+    let key = |pid, t, u: &str| {
+        l(
+            pid,
+            t,
+            &format!(
+                "Failed publickey for {u} from 192.0.2.1 port 22 ssh2: ED25519 SHA256:AbCdEf0123"
+            ),
+        )
+    };
+    let pw = |pid, t| {
+        l(
+            pid,
+            t,
+            "Failed password for carol from 192.0.2.1 port 22 ssh2",
+        )
+    };
+    let ok_pw = |pid, t| {
+        l(
+            pid,
+            t,
+            "Accepted password for carol from 192.0.2.1 port 22 ssh2",
+        )
+    };
+    let ok_key = |pid, t, u: &str| {
+        l(
+            pid,
+            t,
+            &format!(
+                "Accepted publickey for {u} from 192.0.2.1 port 22 ssh2: ED25519 SHA256:ZzYyXx9876"
+            ),
+        )
+    };
+    let run = |lines: &[String]| -> (Vec<Event>, u32) {
+        let mut m = matcher();
+        let mut ev = Vec::new();
+        for line in lines {
+            m.feed_line(line.as_bytes(), read_time(), &mut ev);
+        }
+        let before = total(&ev);
+        m.finish(&mut ev);
+        (ev, before)
+    };
+
+    // pam_unix fails, SSSD lets carol in: nothing failed.
+    let (ev, _) = run(&[pam(7, "00:01"), ok_pw(7, "00:01")]);
+    assert_eq!(total(&ev), 0, "{ev:?}");
+    // A git user's agent offers three keys before the accepted one: nothing failed.
+    let (ev, _) = run(&[
+        key(7, "00:01", "git"),
+        key(7, "00:01", "git"),
+        key(7, "00:01", "git"),
+        ok_key(7, "00:02", "git"),
+    ]);
+    assert_eq!(total(&ev), 0, "{ev:?}");
+    // The same keys and no login: the connection's one attempt, counted by the close line
+    // that names the user, before the end of the input.
+    let closed = l(
+        7,
+        "00:03",
+        "Connection closed by authenticating user git 192.0.2.1 port 22 [preauth]",
+    );
+    let (ev, before) = run(&[
+        key(7, "00:01", "git"),
+        key(7, "00:01", "git"),
+        key(7, "00:01", "git"),
+        closed.clone(),
+    ]);
+    assert_eq!((before, total(&ev)), (1, 1), "{ev:?}");
+    // A key scanner for root: MaxAuthTries keys, then sshd gives up: one attempt.
+    let max = l(
+        7,
+        "00:02",
+        "error: maximum authentication attempts exceeded for root from 192.0.2.1 port 22 ssh2 [preauth]",
+    );
+    let mut lines: Vec<String> = (0..6).map(|_| key(7, "00:01", "root")).collect();
+    lines.push(max);
+    let (ev, before) = run(&lines);
+    assert_eq!((before, total(&ev)), (1, 1), "{ev:?}");
+    // pam_unix then the real `Failed password`: one attempt, on the Failed line itself.
+    let (ev, _) = run(&[pam(7, "00:01"), pw(7, "00:03")]);
+    assert_eq!(
+        ev.iter().map(|e| e.count).collect::<Vec<_>>(),
+        [0, 1],
+        "counted on sshd's own failure line, not later"
+    );
+    // A real failure before the login stays a failure: typo, then in.
+    let (ev, _) = run(&[
+        pam(7, "00:01"),
+        pw(7, "00:03"),
+        pam(7, "00:05"),
+        ok_pw(7, "00:05"),
+    ]);
+    assert_eq!(total(&ev), 1, "{ev:?}");
+    // A login on another connection of the same address retracts nothing.
+    let (ev, before) = run(&[pam(7, "00:01"), ok_pw(8, "00:01")]);
+    assert_eq!((before, total(&ev)), (0, 1), "{ev:?}");
+    // A try whose connection logs nothing more is one attempt: at the end of the input, or
+    // once its connection's state expires in log time (120 s), before the later line.
+    let (ev, before) = run(&[key(7, "00:01", "root")]);
+    assert_eq!((before, total(&ev)), (0, 1), "{ev:?}");
+    let later = l(
+        9,
+        "03:00",
+        "Failed password for root from 198.51.100.2 port 22 ssh2",
+    );
+    let (ev, before) = run(&[key(7, "00:01", "root"), later]);
+    assert_eq!(before, 2, "{ev:?}");
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.addr.to_string(), e.count))
+            .collect::<Vec<_>>(),
+        [
+            ("192.0.2.1".to_string(), 0),
+            ("192.0.2.1".to_string(), 1),
+            ("198.51.100.2".to_string(), 1)
+        ]
+    );
+    assert_eq!(
+        ev[1].time,
+        ts("2026-11-25T08:00:01Z"),
+        "released at its own time"
+    );
+    // An invalid user's key always fails: counted at once.
+    let (ev, before) = run(&[l(
+        7,
+        "00:01",
+        "Failed publickey for invalid user git from 192.0.2.1 port 22 ssh2: ED25519 SHA256:AbCdEf0123",
+    )]);
+    assert_eq!((before, total(&ev)), (1, 1), "{ev:?}");
 }

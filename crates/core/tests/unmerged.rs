@@ -43,7 +43,8 @@ fn forked_halves_merged_in_order_count_like_one_matcher() {
     for l in LINES {
         whole.feed_line(l.as_bytes(), read_time(), &mut expected);
     }
-    assert_eq!(counts(&expected), [1, 1, 1, 0, 3, 0, 1]);
+    // pam_unix lines are tentative (0): the Failed line of their connection counts.
+    assert_eq!(counts(&expected), [1, 0, 0, 1, 3, 1, 1]);
 
     let template = matcher();
     let (mut a, mut b) = (
@@ -59,11 +60,10 @@ fn forked_halves_merged_in_order_count_like_one_matcher() {
         a.feed_line(l.as_bytes(), read_time(), &mut first);
     }
     let mut merger = AttemptMerger::new();
-    let got: Vec<Event> = first
-        .into_iter()
-        .chain(second)
-        .map(|u| merger.settle(u))
-        .collect();
+    let mut got: Vec<Event> = Vec::new();
+    for u in first.into_iter().chain(second) {
+        merger.settle(u, &mut got);
+    }
     assert_eq!(got, expected);
     assert_eq!(a.stats().matched + b.stats().matched, whole.stats().matched);
 }

@@ -140,16 +140,25 @@ enum Step {
     UnableKex,
     UnableHostKey,
     Timeout,
-    ClosedBy { user: bool },
-    ResetBy { user: bool },
+    ClosedBy {
+        user: bool,
+    },
+    ResetBy {
+        user: bool,
+    },
     ReceivedBye,
-    DisconnectedFrom { user: bool },
+    DisconnectedFrom {
+        user: bool,
+    },
     // attempts and their companion lines
     PamCheckPass,
     PamAuthFailure,
     PamErrorAuth,
     FailedPassword,
     FailedKbdInt,
+    /// A key of a legitimate user's agent that is not the accepted one (a try the login on
+    /// the same connection retracts).
+    FailedPublickey,
     Repeated(u8),
     MaxAttempts,
     TooMany,
@@ -721,6 +730,14 @@ impl<'c, W: Write> Model<'c, W> {
         if password && rng.chance(0.15) {
             // A typo first: one honest failed attempt.
             steps.extend([Step::PamAuthFailure, Step::FailedPassword]);
+        } else if password && rng.chance(0.2) {
+            // pam_unix fails before an LDAP/SSSD module lets the user in: no attempt.
+            steps.push(Step::PamAuthFailure);
+        } else if !password && rng.chance(0.2) {
+            // The agent offers other keys first: no attempt.
+            for _ in 0..rng.range(1, 4) {
+                steps.push(Step::FailedPublickey);
+            }
         }
         steps.push(if password {
             Step::AcceptedPassword
@@ -879,7 +896,9 @@ impl<'c, W: Write> Model<'c, W> {
                 let job = &mut self.jobs[i];
                 job.group_since.get_or_insert(self.now_us);
             }
-            Step::FailedPassword | Step::FailedKbdInt => self.jobs[i].group_since = None,
+            Step::FailedPassword | Step::FailedKbdInt | Step::AcceptedPassword => {
+                self.jobs[i].group_since = None
+            }
             _ => {}
         }
         if let Step::Repeated(_) = step {
@@ -1283,6 +1302,21 @@ fn render(
                 attempts: n,
                 names_user: true,
                 failure_line: true,
+                ..Tally::default()
+            };
+        }
+        Step::FailedPublickey => {
+            put(b, "Failed publickey for ");
+            put(b, user);
+            from_ssh2(b, addr, port);
+            put(b, ": ED25519 SHA256:");
+            // Another legitimate user's key: not this one's.
+            let legit = (job.addr as usize).saturating_sub(addrs.len() - LEGIT.len());
+            let other = fingerprints.get((legit + 1) % fingerprints.len().max(1));
+            put(b, other.map_or("", String::as_str));
+            // A try the login on this connection retracts: names the user, counts nothing.
+            t = Tally {
+                names_user: true,
                 ..Tally::default()
             };
         }

@@ -137,7 +137,26 @@ fn recount(log: &str) -> BTreeMap<String, Count> {
                 .or_else(|| r.strip_prefix("invalid user "))
                 .map(|x| x[..x.rfind(&format!(" {a} port ")).unwrap()].to_owned());
             (a, u, 0, times, false)
+        } else if let Some(r) = msg.strip_prefix("Failed publickey for ") {
+            // A key before the accepted one: retracted by the login, counts nothing.
+            let (u, tail) = r.rsplit_once(" from ").unwrap();
+            (
+                addr_before_port(tail).to_owned(),
+                Some(u.to_owned()),
+                0,
+                0,
+                false,
+            )
         } else if let Some(r) = msg.strip_prefix("Accepted ") {
+            // A login retracts the connection's tentative pam_unix failure.
+            if let Some((open, _)) = pam_open.remove(tag) {
+                group_open.remove(tag);
+                assert_eq!(
+                    open,
+                    addr_before_port(r),
+                    "pam line and login disagree: {line}"
+                );
+            }
             let (_, r) = r.split_once(" for ").unwrap();
             let (u, tail) = r.rsplit_once(" from ").unwrap();
             (
@@ -153,14 +172,14 @@ fn recount(log: &str) -> BTreeMap<String, Count> {
             }
             if let Some(r) = msg.strip_prefix("pam_unix(sshd:auth): authentication failure;") {
                 let a = r.split("rhost=").nth(1).unwrap().split(' ').next().unwrap();
-                // A precursor: the connection has counted something.
+                // Tentative: counts nothing until its connection's outcome (the Failed line
+                // that follows is the attempt; a login retracts it).
                 let st = conns
                     .entry((tag.to_owned(), a.to_owned()))
                     .or_insert((false, false, now));
                 if (now - st.2).rem_euclid(86_400) > 120 {
                     *st = (false, false, now);
                 }
-                st.0 = true;
                 st.2 = now;
                 let prev = pam_open.insert(tag.to_owned(), (a.to_owned(), now));
                 assert!(
@@ -224,7 +243,7 @@ fn recount(log: &str) -> BTreeMap<String, Count> {
     }
     assert!(
         pam_open.is_empty(),
-        "pam lines never followed by Failed: {pam_open:?}"
+        "pam lines never followed by Failed or Accepted: {pam_open:?}"
     );
     per
 }

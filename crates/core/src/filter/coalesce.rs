@@ -20,6 +20,17 @@
 //!   So `Invalid user` + `Failed password for invalid user` = 1 and + a second `Failed
 //!   password` = 2, a name tried on a key-only server = 1, and the closing line after three
 //!   failed passwords = 0: one attempt per connection at least, never one per line.
+//! - **tentative** (`pam_unix(sshd:auth): authentication failure`, a valid user's `Failed
+//!   publickey|hostbased`): a try that may still end in a login on the same connection —
+//!   a pam_unix failure before an LDAP/SSSD module lets the user in, a key offered before
+//!   the one that is accepted. It counts 0 and is *held*: a success on the connection
+//!   retracts it; any other line of the connection settles it by the rules above (a later
+//!   `Failed password` or `error: PAM:` is the attempt, a pre-auth close naming the user
+//!   counts the connection's one attempt). A held try whose connection logs nothing more
+//!   is released as one attempt when its state expires ([`PENDING_TTL`]) or at the end of
+//!   the input ([`Coalescer::finish`]). No real failure waits: `Failed password`, `error:
+//!   PAM:`, an invalid user's key count on their own line as before; only the lines that
+//!   cannot yet tell a failure from a login's first step do.
 //! - **none**: counts 1.
 //!
 //! Lines without a pid are keyed by the address alone. OpenSSH 10 runs pre-auth in
@@ -39,6 +50,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::event::Event;
 use crate::time::Time;
 
 /// How long a connection's state is kept after its last line, in log time.
@@ -58,6 +70,9 @@ pub enum Merge {
     Closer,
     /// Names a user before authentication: the connection's attempt if it makes no other.
     User,
+    /// A try a success on the same connection retracts: held until the connection's
+    /// outcome.
+    Tentative,
 }
 
 type Key = (Option<u32>, IpAddr);
@@ -73,6 +88,8 @@ struct Conn {
     credit: bool,
     /// Something counted on this connection: user lines count 0.
     counted: bool,
+    /// A tentative try waits for the connection's outcome (its event is in `held`).
+    held: bool,
 }
 
 /// Per-connection merge state, keyed by (pid, address).
@@ -85,6 +102,11 @@ pub struct Coalescer {
     /// Touch order, for expiry and the size cap; entries whose map time differs are stale
     /// and skipped.
     order: VecDeque<(Key, Time)>,
+    /// The last tentative event of each connection with `held` set.
+    held: HashMap<Key, Event>,
+    /// Held tries whose connection expired before its outcome: one attempt each, to be
+    /// taken by [`Coalescer::take_released`].
+    released: Vec<Event>,
 }
 
 impl Coalescer {
@@ -100,12 +122,27 @@ impl Coalescer {
         }
         self.expire(time);
         let key = (pid, addr);
-        let mut c = self
-            .conns
-            .get(&key)
-            .copied()
-            .filter(|c| time.since(c.seen) <= PENDING_TTL || time < c.seen)
-            .unwrap_or_default();
+        let mut c = match self.conns.get(&key).copied() {
+            Some(c) if time.since(c.seen) <= PENDING_TTL || time < c.seen => c,
+            Some(c) => {
+                // Stale (not swept yet): a new connection on a reused pid.
+                self.settle_held(key, c);
+                Conn::default()
+            }
+            None => Conn::default(),
+        };
+        if merge == Merge::Tentative {
+            c.held = true;
+            c.seen = c.seen.max(time);
+            self.conns.insert(key, c);
+            self.order.push_back((key, c.seen));
+            self.trim();
+            return 0;
+        }
+        if std::mem::take(&mut c.held) {
+            // The connection went on: this line settles the held try (below).
+            self.held.remove(&key);
+        }
         let n = match merge {
             Merge::Precursor if c.pending => 0,
             Merge::Precursor => {
@@ -122,7 +159,7 @@ impl Coalescer {
                 c.credit = true;
                 1
             }
-            Merge::None => 1,
+            Merge::None | Merge::Tentative => 1,
         };
         c.counted = true;
         c.seen = c.seen.max(time);
@@ -130,6 +167,62 @@ impl Coalescer {
         self.order.push_back((key, c.seen));
         self.trim();
         n
+    }
+
+    /// Keeps `event` (a tentative try just counted 0 by [`Coalescer::count`]) until its
+    /// connection's outcome.
+    pub fn hold(&mut self, event: &Event) {
+        let key = (event.pid, event.addr);
+        if self.conns.get(&key).is_some_and(|c| c.held) {
+            self.held.insert(key, event.clone());
+        }
+    }
+
+    /// A success on the connection: its held try was a step of the login, not a failure.
+    pub fn retract(&mut self, pid: Option<u32>, addr: IpAddr) {
+        let key = (pid, addr);
+        if let Some(c) = self.conns.get_mut(&key)
+            && std::mem::take(&mut c.held)
+        {
+            self.held.remove(&key);
+        }
+    }
+
+    /// Moves the held tries released since the last call (their connection expired before
+    /// an outcome) to `out`, one attempt each, oldest first.
+    pub fn take_released(&mut self, out: &mut Vec<Event>) {
+        out.append(&mut self.released);
+    }
+
+    /// End of the input: every held try is released as one attempt (no line can settle it
+    /// any more).
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        let mut held: Vec<(Key, Conn)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.held)
+            .map(|(k, c)| (*k, *c))
+            .collect();
+        held.sort_by_key(|(_, c)| c.seen);
+        for (key, c) in held {
+            self.settle_held(key, c);
+            if let Some(c) = self.conns.get_mut(&key) {
+                c.held = false;
+            }
+        }
+        self.take_released(out);
+    }
+
+    /// A connection leaves with `c` as its state: a held try of a connection that counted
+    /// nothing is its one attempt.
+    fn settle_held(&mut self, key: Key, c: Conn) {
+        let Some(mut event) = self.held.remove(&key) else {
+            return;
+        };
+        if c.held && !c.counted {
+            event.count = 1;
+            self.released.push(event);
+        }
     }
 
     /// Connections held now.
@@ -153,9 +246,16 @@ impl Coalescer {
                 break;
             }
             self.order.pop_front();
-            if self.conns.get(&key).map(|c| c.seen) == Some(t) {
-                self.conns.remove(&key);
-            }
+            self.leave(key, t);
+        }
+    }
+
+    /// Drops connection `key` if `t` is its last touch.
+    fn leave(&mut self, key: Key, t: Time) {
+        if self.conns.get(&key).map(|c| c.seen) == Some(t)
+            && let Some(c) = self.conns.remove(&key)
+        {
+            self.settle_held(key, c);
         }
     }
 
@@ -164,9 +264,7 @@ impl Coalescer {
             let Some((key, t)) = self.order.pop_front() else {
                 break;
             };
-            if self.conns.get(&key).map(|c| c.seen) == Some(t) {
-                self.conns.remove(&key);
-            }
+            self.leave(key, t);
         }
     }
 }

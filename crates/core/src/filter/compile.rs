@@ -497,6 +497,7 @@ impl Filter<RegexPattern> {
                 MergeSpec::Precursor => Merge::Precursor,
                 MergeSpec::Closer => Merge::Closer,
                 MergeSpec::User => Merge::User,
+                MergeSpec::Tentative => Merge::Tentative,
             };
             let pattern = compile_native(id, r.regex.get_ref(), true)
                 .and_then(|p| Rule::new(id, kind, weight, merge, p))
@@ -1016,10 +1017,10 @@ mod tests {
                 &mut scratch,
             )
             .unwrap();
-        assert!(matches!(
-            m,
-            MessageMatch::Matched(RuleMatch { rule: 1, .. })
-        ));
+        let MessageMatch::Matched(RuleMatch { rule, .. }) = m else {
+            panic!("no match: {m:?}");
+        };
+        assert_eq!(&*f.rules()[usize::from(rule)].id, "failed-auth");
         // Messages starting with a byte no rule starts with reach no rule.
         let b = usize::from(b'z');
         assert_eq!(f.first[b], f.first[b + 1]);

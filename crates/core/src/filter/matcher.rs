@@ -14,7 +14,7 @@ use super::header::{parse_u32, split_line};
 use super::native::RegexPattern;
 use super::pattern::Pattern;
 use crate::date::DateParser;
-use crate::event::{Event, parse_addr};
+use crate::event::{Event, EventKind, parse_addr};
 use crate::time::Time;
 
 /// The one long-line cap. Readers keep at most this many bytes of a line (the rest up to the
@@ -205,6 +205,14 @@ pub trait EventMatcher {
     /// The name of rule `rule` (as in [`Event::rule`]) for `--explain` and hit counts; `"?"`
     /// for an index the filter does not have.
     fn rule_name(&self, rule: u16) -> &str;
+
+    /// End of the input (`scan`, `test-filter`): events the matcher still holds back (a
+    /// connection's tentative try waiting for its outcome) are appended to `out`. A daemon's
+    /// source never ends, so it never calls this: held tries are released by later lines'
+    /// log time instead.
+    fn finish(&mut self, out: &mut Vec<Event>) {
+        let _ = out;
+    }
 }
 
 /// An event whose attempt count is not settled yet: the output of [`UnmergedMatcher`], to
@@ -234,9 +242,11 @@ impl AttemptMerger {
         }
     }
 
-    /// The event with its count: N for `message repeated N times`, else 1 or 0 (0: another
-    /// line of the same attempt already counted it).
-    pub fn settle(&mut self, u: Unmerged) -> Event {
+    /// Pushes the event with its count to `out`: N for `message repeated N times`, else 1
+    /// or 0 (0: another line of the same attempt already counted it, or a tentative try
+    /// held until its connection's outcome). Before it, any held tries this line's log time
+    /// released (their connection expired without an outcome), one attempt each.
+    pub fn settle(&mut self, u: Unmerged, out: &mut Vec<Event>) {
         let Unmerged {
             mut event,
             repeat,
@@ -248,7 +258,19 @@ impl AttemptMerger {
                 .coalescer
                 .count(merge, event.pid, event.addr, event.time),
         };
-        event
+        if event.kind == EventKind::Success {
+            self.coalescer.retract(event.pid, event.addr);
+        } else if merge == Merge::Tentative && repeat.is_none() {
+            self.coalescer.hold(&event);
+        }
+        self.coalescer.take_released(out);
+        out.push(event);
+    }
+
+    /// End of the input: pushes every held try to `out` as one attempt (see
+    /// [`Coalescer::finish`]).
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        self.coalescer.finish(out);
     }
 }
 
@@ -522,8 +544,13 @@ impl<P: Pattern> LineMatcher<P> {
 
     fn settle(&mut self, out: &mut Vec<Event>) {
         for u in self.pending.drain(..) {
-            out.push(self.merger.settle(u));
+            self.merger.settle(u, out);
         }
+    }
+
+    /// See [`EventMatcher::finish`].
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        self.merger.finish(out);
     }
 }
 
@@ -538,6 +565,10 @@ impl<P: Pattern> EventMatcher for LineMatcher<P> {
 
     fn stats(&self) -> &Stats {
         LineMatcher::stats(self)
+    }
+
+    fn finish(&mut self, out: &mut Vec<Event>) {
+        LineMatcher::finish(self, out);
     }
 
     fn rule_name(&self, rule: u16) -> &str {

@@ -111,4 +111,7 @@ pub enum MergeSpec {
     /// A pre-auth line that names a user (`Invalid user`, `Connection closed by
     /// authenticating user … [preauth]`): the connection's attempt when it makes no other.
     User,
+    /// A try a success on the same connection retracts (pam_unix's failure before another
+    /// PAM module's success, a valid user's key offered before the accepted one).
+    Tentative,
 }
