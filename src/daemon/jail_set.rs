@@ -253,6 +253,29 @@ impl JailSet {
         out
     }
 
+    /// How many targets of each kind [`in_force`](Self::in_force) holds, without building
+    /// it: one pass over the bans, a set only when several jails (or orphans) could ban the
+    /// same target. For `status`, which must not list the kernel.
+    pub fn in_force_counts(&self, now: Time) -> portcullis_firewall::ElementCounts {
+        let mut counts = portcullis_firewall::ElementCounts::default();
+        let engines = self.jails.iter().flat_map(|j| j.engine.active_bans());
+        let mut bans = engines
+            .chain(self.orphans(now).cloned())
+            .filter(|b| in_force(b, now));
+        let shared = self.jails.len() > 1 || !self.orphans.is_empty();
+        if shared {
+            let mut seen = HashSet::new();
+            for b in bans {
+                if seen.insert(b.target) {
+                    counts.count(&b.target);
+                }
+            }
+        } else {
+            bans.by_ref().for_each(|b| counts.count(&b.target));
+        }
+        counts
+    }
+
     /// The longest end among all bans of exactly `target` at `now`: `None` when nothing bans
     /// it, `Some(None)` when a ban is permanent.
     pub fn longest_ban(&self, target: IpNet, now: Time) -> Option<Option<Time>> {

@@ -139,8 +139,38 @@ impl Firewall {
         }
     }
 
-    /// A short status for `portcullis status`: engine, element counts (read from the
-    /// kernel now), and the last error.
+    /// The firewall's health at a cost that does not grow with the sets (for `status`):
+    /// nftables: our table, sets and rules are there (a terse listing, no element fetched)
+    /// and the counts are `in_force`, what the daemon put there; ipset: the counts the
+    /// kernel's set headers give, and the rules are there. The counts are `None` when our
+    /// structure is missing (the kernel watch heals it).
+    pub async fn check(&self, in_force: ElementCounts) -> Health {
+        let (counts, check_error) = match self {
+            Firewall::Nft(b) => match b.missing().await {
+                None => (Some(in_force), None),
+                Some(m) => (None, Some(format!("missing from the kernel: {m}"))),
+            },
+            Firewall::Ipset(b) => match b.check().await {
+                Ok((counts, None)) => (Some(counts), None),
+                Ok((_, Some(m))) => (None, Some(format!("missing from the kernel: {m}"))),
+                Err(e) => (None, Some(error_chain(&e))),
+            },
+            Firewall::DryRun(_) => (Some(in_force), None),
+        };
+        let last_error = match self {
+            Firewall::Nft(b) => b.last_error().map(str::to_owned),
+            Firewall::Ipset(b) => b.last_error().map(str::to_owned),
+            Firewall::DryRun(_) => None,
+        };
+        Health {
+            backend: self.backend_name(),
+            counts,
+            last_error: last_error.or(check_error),
+        }
+    }
+
+    /// A full status for diagnostics: engine, element counts read from the kernel now (a
+    /// listing of every element), and the last error.
     pub async fn health(&self) -> Health {
         let (counts, list_error) = match self.list().await {
             Ok(v) => (Some(ElementCounts::of(&v)), None),

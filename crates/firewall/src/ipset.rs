@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use crate::change::{ApplyReport, Change, Plan, SetKind, timeout_secs};
+use crate::change::{ApplyReport, Change, ElementCounts, Plan, SetKind, timeout_secs};
 use crate::command::Tools;
 use crate::config::{FirewallConfig, Verdict};
 use crate::error::{
@@ -46,6 +46,12 @@ impl IpsetBackend {
     /// The configuration in use.
     pub fn config(&self) -> &FirewallConfig {
         &self.tools.config
+    }
+
+    /// The sets' element counts from their headers (`ipset list -t`, no element fetched) and
+    /// what of the sets and iptables rules is missing, if anything.
+    pub async fn check(&self) -> Result<(ElementCounts, Option<String>), CommandError> {
+        crate::watch::ipset_check(&self.tools.runner, &self.tools.config).await
     }
 
     /// The last error of setup/apply/reconcile/teardown, if the last such call failed.

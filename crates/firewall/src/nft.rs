@@ -61,6 +61,12 @@ impl NftBackend {
         KernelWatch::nft(self.tools.config.clone(), self.tools.runner.own.clone())
     }
 
+    /// What of our table, sets and rules is missing, from a terse listing that fetches no
+    /// element (milliseconds at any set size); `None` when all is there.
+    pub async fn missing(&self) -> Option<String> {
+        crate::watch::nft_missing(&self.tools.runner, &self.tools.config).await
+    }
+
     /// The last error of setup/apply/reconcile/teardown, if the last such call failed.
     pub fn last_error(&self) -> Option<&str> {
         self.tools.last_error()

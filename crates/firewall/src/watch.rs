@@ -167,7 +167,7 @@ fn parse_deleted(line: &str, table: &str) -> Option<Deleted> {
 /// rules name the sets takes 0.6 s: nft loads the sets' elements for it). Each hooked chain
 /// must hold a rule per set. A listing that fails counts as missing: the setup that follows
 /// says why if it fails too.
-async fn nft_missing(runner: &Runner, config: &FirewallConfig) -> Option<String> {
+pub(crate) async fn nft_missing(runner: &Runner, config: &FirewallConfig) -> Option<String> {
     match runner
         .output(&config.nft, &["-t", "list", "ruleset"], None)
         .await
@@ -541,7 +541,7 @@ async fn follow_monitor(
 }
 
 /// The sets' element counts and what is missing, from `ipset list -t` and `iptables -S`.
-async fn ipset_check(
+pub(crate) async fn ipset_check(
     runner: &Runner,
     config: &FirewallConfig,
 ) -> Result<(ElementCounts, Option<String>), CommandError> {

@@ -25,7 +25,8 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
     let health = match &d.health {
         Some((at, h)) if at.elapsed() < HEALTH_MAX_AGE => h.clone(),
         _ => {
-            let h = d.firewall.health().await;
+            let in_force = d.jails.in_force_counts(d.clock.now());
+            let h = d.firewall.check(in_force).await;
             d.health = Some((Instant::now(), h.clone()));
             h
         }
