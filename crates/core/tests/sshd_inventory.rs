@@ -187,7 +187,6 @@ fn agrees(e: &Entry, o: LineOutcome, events: &[Event]) -> bool {
 }
 
 #[test]
-#[ignore = "issue 12: today's sshd.toml misses or misweighs many inventory forms; run with --ignored to list them"]
 fn filter_matches_inventory() {
     let f = sshd();
     let inv = inventory();
