@@ -95,6 +95,12 @@ pub struct BansArgs {
     /// Only this jail.
     #[arg(long)]
     pub jail: Option<String>,
+    /// Only bans within this network (ADDR or ADDR/PREFIX), e.g. 203.0.113.0/24.
+    #[arg(long)]
+    pub net: Option<String>,
+    /// At most this many, oldest first (the human view says how many more there are).
+    #[arg(long)]
+    pub limit: Option<u64>,
     #[command(flatten)]
     pub ctl: CtlArgs,
 }

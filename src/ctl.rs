@@ -248,14 +248,27 @@ pub fn bans(args: &BansArgs) -> Result<ExitCode> {
     let r = request!(
         &args.ctl,
         Command::Bans {
-            jail: args.jail.clone()
+            jail: args.jail.clone(),
+            net: match args.net.as_deref().map(Target::parse).transpose() {
+                Ok(net) => net,
+                Err(e) => {
+                    eprintln!("portcullis: --net: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            },
+            limit: args.limit,
         }
     );
     answer(&args.ctl, r, |d: &BansData| {
         if d.bans.is_empty() {
             return "no active bans\n".to_string();
         }
-        d.bans.iter().map(ban_line).collect()
+        let mut s: String = d.bans.iter().map(ban_line).collect();
+        let more = d.total.saturating_sub(d.bans.len() as u64);
+        if more > 0 {
+            s += &format!("... and {more} more ({} in all)\n", d.total);
+        }
+        s
     })
 }
 

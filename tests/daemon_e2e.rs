@@ -745,4 +745,53 @@ fn i14_status_jail_reads_like_fail2ban_client_status() {
         "{records:?}"
     );
     assert!(records.iter().all(|r| r["timestamp"].is_string()));
+
+    // Issue 13 item 2: `bans` pages and filters; `total` says how many matched.
+    for i in 1..=5 {
+        let out = daemon.ctl(&["ban", &format!("203.0.113.{i}"), "--permanent"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let page = |args: &[&str]| -> serde_json::Value {
+        let mut a = vec!["bans", "--json"];
+        a.extend_from_slice(args);
+        let out = daemon.ctl(&a);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let all = page(&[]);
+    assert_eq!(all["total"], 6);
+    let targets = |v: &serde_json::Value| -> Vec<String> {
+        v["bans"]
+            .as_array()
+            .expect("bans")
+            .iter()
+            .map(|b| b["target"].as_str().expect("target").to_string())
+            .collect()
+    };
+    let every = targets(&all);
+    let first2 = page(&["--limit", "2"]);
+    assert_eq!(
+        (first2["total"].as_u64(), targets(&first2)),
+        (Some(6), every[..2].to_vec())
+    );
+    let net = page(&["--net", "203.0.113.0/30"]);
+    assert_eq!(net["total"], 3, "203.0.113.1-3: {net}");
+    assert!(targets(&net).iter().all(|t| t.starts_with("203.0.113.")));
+    let none = page(&["--net", "192.0.2.0/24", "--jail", "sshd"]);
+    assert_eq!((none["total"].as_u64(), targets(&none).len()), (Some(0), 0));
+    let human = daemon.ctl(&["bans", "--limit", "1"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("... and 5 more (6 in all)"), "{text}");
+    assert_eq!(
+        daemon.ctl(&["bans", "--net", "nonsense"]).status.code(),
+        Some(2)
+    );
 }

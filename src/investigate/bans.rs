@@ -112,7 +112,11 @@ fn from_daemon(socket: &Path) -> Result<Vec<ActiveBan>, String> {
     let mut client = Client::connect_with_timeout(socket, Duration::from_secs(3))
         .map_err(|e| format!("daemon: {}", chain(&e)))?;
     let response = client
-        .request(Command::Bans { jail: None })
+        .request(Command::Bans {
+            jail: None,
+            net: None,
+            limit: None,
+        })
         .map_err(|e| format!("daemon: {}", chain(&e)))?;
     let data: BansData = response
         .data_as()

@@ -25,8 +25,11 @@ pub struct BanEntry {
 /// `data` of `bans`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BansData {
-    /// Active bans, oldest first.
+    /// Active bans, oldest first (the first `limit` of them when one was given).
     pub bans: Vec<BanEntry>,
+    /// How many bans matched the request's jail and network, before its limit.
+    #[serde(default)]
+    pub total: u64,
 }
 
 /// `data` of `ban`.

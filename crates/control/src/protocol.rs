@@ -45,11 +45,17 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         jail: Option<String>,
     },
-    /// List active bans (`portcullis bans [--jail J]`).
+    /// List active bans (`portcullis bans [--jail J] [--net N] [--limit K]`).
     Bans {
         /// Only this jail.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         jail: Option<String>,
+        /// Only bans whose target lies within this network (or is it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        net: Option<Target>,
+        /// At most this many, oldest first (the reply's `total` says how many matched).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
     },
     /// Ban an address or network by hand.
     Ban {
@@ -111,7 +117,7 @@ impl Command {
     pub fn validate(&self) -> Result<(), String> {
         let jail = match self {
             Command::Status { jail }
-            | Command::Bans { jail }
+            | Command::Bans { jail, .. }
             | Command::Flush { jail }
             | Command::Ban { jail, .. }
             | Command::Unban { jail, .. } => jail.as_deref(),
@@ -520,7 +526,11 @@ mod tests {
             Command::Status {
                 jail: Some("sshd".into()),
             },
-            Command::Bans { jail: None },
+            Command::Bans {
+                jail: None,
+                net: None,
+                limit: None,
+            },
             Command::Ban {
                 target: Target::parse("192.0.2.1").unwrap(),
                 jail: Some("sshd".into()),

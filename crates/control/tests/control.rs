@@ -50,13 +50,17 @@ impl Handler for MemoryDaemon {
                 }],
                 ..Default::default()
             })),
-            Command::Bans { jail } => Ok(Reply::Bans(BansData {
-                bans: bans
+            Command::Bans { jail, .. } => {
+                let bans: Vec<_> = bans
                     .iter()
                     .filter(|b| jail.as_ref().is_none_or(|j| *j == b.jail))
                     .cloned()
-                    .collect(),
-            })),
+                    .collect();
+                Ok(Reply::Bans(BansData {
+                    total: bans.len() as u64,
+                    bans,
+                }))
+            }
             // A manual ban in memory: loopback stands for the allowlist.
             Command::Ban { target, force, .. } if target.0.addr().is_loopback() && !force => {
                 Err(ErrorBody::new(
@@ -242,7 +246,11 @@ async fn round_trip_of_every_command() {
         assert!(c.request(forced).unwrap().result.is_ok());
 
         let bans: BansData = c
-            .request(Command::Bans { jail: None })
+            .request(Command::Bans {
+                jail: None,
+                net: None,
+                limit: None,
+            })
             .unwrap()
             .data_as()
             .unwrap();
@@ -250,6 +258,8 @@ async fn round_trip_of_every_command() {
         let sshd: BansData = c
             .request(Command::Bans {
                 jail: Some("sshd".into()),
+                net: None,
+                limit: None,
             })
             .unwrap()
             .data_as()

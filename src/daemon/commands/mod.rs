@@ -42,7 +42,9 @@ pub(super) async fn handle(d: &mut Daemon, command: Command) -> Result<Reply, Er
 async fn run(d: &mut Daemon, command: Command, now: Time) -> Result<Reply, ErrorBody> {
     match command {
         Command::Status { jail } => status::status(d, jail.as_deref()).await.map(Reply::Status),
-        Command::Bans { jail } => bans::bans(&d.jails, jail.as_deref(), now).map(Reply::Bans),
+        Command::Bans { jail, net, limit } => {
+            bans::bans(&d.jails, jail.as_deref(), net.map(|t| t.0), limit, now).map(Reply::Bans)
+        }
         Command::Ban {
             target,
             jail,

@@ -143,7 +143,7 @@ impl Sim {
 
     /// (jail, target) of the bans `bans` lists.
     fn listed(&self, jail: Option<&str>) -> Vec<(String, String)> {
-        bans::bans(&self.set, jail, self.now)
+        bans::bans(&self.set, jail, None, None, self.now)
             .expect("bans")
             .bans
             .into_iter()
@@ -605,12 +605,12 @@ fn bans_of_jails_no_longer_configured_stay_in_force_until_lifted() {
         ]
     );
     // `bans` lists every ban in force: the configured jails' (restored into their engines)
-    // and the orphans, so the admin sees all the kernel enforces.
+    // and the orphans, so the admin sees all the kernel enforces (same start: by address).
     assert_eq!(
         sim.listed(None),
         vec![
-            ("sshd".into(), "203.0.113.10".into()),
-            ("old".into(), "203.0.113.9".into())
+            ("old".into(), "203.0.113.9".into()),
+            ("sshd".into(), "203.0.113.10".into())
         ]
     );
     assert_eq!(
