@@ -115,16 +115,22 @@ with Bench(args.bin, f'maxretry = {args.maxretry}\nfindtime = "10m"\nbantime = "
         ts = time.perf_counter()
         st = b.status()
         t_status = time.perf_counter() - ts
+        ts = time.perf_counter()
+        page = json.loads(b.ctl("bans", "--limit", "100", "--json").stdout)
+        t_page = time.perf_counter() - ts
+        page = page.get("data", page)
+        assert len(page["bans"]) == 100 and page["total"] == args.count, page["total"]
         bans = sum(j["active_bans"] for j in st["jails"])
         key = "restart_intact" if case == "kernel intact" else "restart_flushed"
         results[key] = {"secs_to_ready": round(t_ready, 3),
                         "status_secs": round(t_status, 3),
+                        "bans_limit_100_secs": round(t_page, 3),
                         "daemon_cpu_s": round(cpu, 3),
                         "kernel_elements": n, "engine_bans": bans, "first_present": first_ok}
         worst = t_ready
         line = f"restart ({case}): "
         line += (f"READY=1 (store applied to the kernel, socket up) after {t_ready:.3f} s "
-                 f"(daemon+nft CPU {cpu:.2f} s; `status` then took {t_status:.2f} s); "
+                 f"(daemon+nft CPU {cpu:.2f} s; `status` then took {t_status:.3f} s, `bans --limit 100` {t_page:.3f} s); "
                  f"{n} elements, "
                  f"{bans} bans in the engine  [{verdict(worst)}]")
         print(line)

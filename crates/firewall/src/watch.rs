@@ -423,25 +423,32 @@ async fn nft_watch(config: FirewallConfig, tx: mpsc::Sender<KernelEvent>) {
     }
 }
 
-/// Reports a broken structure once per outage: the daemon heals it; until the structure is
-/// seen whole again, more checks that find it missing say nothing (no heal queued behind
-/// the heal in progress).
+/// Reports a broken structure once per outage: the daemon heals it; while it stays missing,
+/// more checks say nothing for [`REPORT_AGAIN`] (no heal queued behind the heal in
+/// progress), then report it again. A heal takes milliseconds, so a structure still missing
+/// that long after a report was broken again (a second fault between the heal and the next
+/// check, which a "once until seen whole" rule never reported: the CI run that found it had
+/// `iptables -F` + `ipset destroy` land 10 ms after the previous heal) or the heal failed.
 #[derive(Debug, Default)]
 struct Outage {
-    reported: bool,
+    reported: Option<tokio::time::Instant>,
 }
+
+/// How long a reported outage stays quiet before it is reported again.
+const REPORT_AGAIN: Duration = Duration::from_secs(2);
 
 impl Outage {
     /// What to send for a check that found `missing`.
     fn seen(&mut self, missing: Option<String>) -> Option<KernelEvent> {
+        let now = tokio::time::Instant::now();
         match missing {
             None => {
-                self.reported = false;
+                self.reported = None;
                 None
             }
-            Some(_) if self.reported => None,
+            Some(_) if self.reported.is_some_and(|at| now - at < REPORT_AGAIN) => None,
             Some(what) => {
-                self.reported = true;
+                self.reported = Some(now);
                 Some(KernelEvent::Broken(what))
             }
         }
@@ -632,6 +639,29 @@ async fn ipset_watch(config: FirewallConfig, tx: mpsc::Sender<KernelEvent>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A structure broken again right after a heal (before a check saw it whole) is reported
+    /// again: before, it never was, and the second fault was never healed.
+    #[test]
+    fn an_outage_is_reported_again_while_it_lasts() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut o = Outage::default();
+            let broken = || Some("ipset set portcullis4".to_string());
+            assert!(matches!(o.seen(broken()), Some(KernelEvent::Broken(_))));
+            // The heal is in progress: the next checks stay quiet.
+            assert!(o.seen(broken()).is_none());
+            tokio::time::sleep(REPORT_AGAIN + Duration::from_millis(50)).await;
+            // Still (or again) missing long after the report: said again.
+            assert!(matches!(o.seen(broken()), Some(KernelEvent::Broken(_))));
+            // Seen whole: the next loss is a new outage, reported at once.
+            assert!(o.seen(None).is_none());
+            assert!(matches!(o.seen(broken()), Some(KernelEvent::Broken(_))));
+        });
+    }
 
     #[test]
     fn monitor_lines_are_read() {
