@@ -139,6 +139,15 @@ impl Firewall {
         }
     }
 
+    /// The last failed setup/apply/reconcile/teardown, if the last such call failed.
+    fn last_error(&self) -> Option<String> {
+        match self {
+            Firewall::Nft(b) => b.last_error().map(str::to_owned),
+            Firewall::Ipset(b) => b.last_error().map(str::to_owned),
+            Firewall::DryRun(_) => None,
+        }
+    }
+
     /// The firewall's health at a cost that does not grow with the sets (for `status`):
     /// nftables: our table, sets and rules are there (a terse listing, no element fetched)
     /// and the counts are `in_force`, what the daemon put there; ipset: the counts the
@@ -157,11 +166,7 @@ impl Firewall {
             },
             Firewall::DryRun(_) => (Some(in_force), None),
         };
-        let last_error = match self {
-            Firewall::Nft(b) => b.last_error().map(str::to_owned),
-            Firewall::Ipset(b) => b.last_error().map(str::to_owned),
-            Firewall::DryRun(_) => None,
-        };
+        let last_error = self.last_error();
         Health {
             backend: self.backend_name(),
             counts,
@@ -176,11 +181,7 @@ impl Firewall {
             Ok(v) => (Some(ElementCounts::of(&v)), None),
             Err(e) => (None, Some(error_chain(&e))),
         };
-        let last_error = match self {
-            Firewall::Nft(b) => b.last_error().map(str::to_owned),
-            Firewall::Ipset(b) => b.last_error().map(str::to_owned),
-            Firewall::DryRun(_) => None,
-        };
+        let last_error = self.last_error();
         Health {
             backend: self.backend_name(),
             counts,
