@@ -686,7 +686,7 @@ fn bad_fail2ban_filter_tables_name_file_line_and_key() {
 /// One line turns on a built-in service jail: the filter of its name, `auto` sources that
 /// mean the service's own log file and journal unit.
 fn service_jail(name: &str, log_file: &str, journal: &[&str]) {
-    let c = Config::embedded_default().unwrap();
+    let c = Config::embedded_default().expect("embedded default");
     assert!(c.jail(name).is_none(), "{name} is off by default");
     let c = Config::from_str_named(&format!("[jail.{name}]\nenabled = true\n"), "user.toml")
         .unwrap_or_else(|e| panic!("{name}: {e}"));

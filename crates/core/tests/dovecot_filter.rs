@@ -88,10 +88,10 @@ fn every_form() {
     ];
     for (msg, kind, w, addr) in cases {
         let line = format!("{P}{msg}");
-        assert_eq!(one(&line), (*kind, *w, addr.parse().unwrap()), "{line}");
+        assert_eq!(one(&line), (*kind, *w, addr.parse().expect("address")), "{line}");
     }
     let pam = "Nov 25 08:00:01 mail auth: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=rhost=192.0.2.66 rhost=192.0.2.8  user=root";
-    assert_eq!(one(pam), (a, 1000, "192.0.2.8".parse().unwrap()));
+    assert_eq!(one(pam), (a, 1000, "192.0.2.8".parse().expect("address")));
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn hostile_user_names_never_yield_their_address() {
         let e = events(line);
         assert!(
             e.iter()
-                .all(|e| e.addr != "203.0.113.66".parse::<IpAddr>().unwrap()),
+                .all(|e| e.addr != "203.0.113.66".parse::<IpAddr>().expect("address")),
             "{line}: {e:?}"
         );
         assert_eq!(e.len(), 1, "{line}: {e:?}");

@@ -12,7 +12,7 @@ use portcullis_pcre2::{Fail2BanFilter, Failure, Value, load_filter, normalize};
 use serde_json::Value as Json;
 
 mod common;
-use common::{CONFIG, LOGS, TEST_NOW, cet, filter_file};
+use common::{LOGS, TEST_NOW, cet, filter_file};
 
 /// One filter variant (a `filterOptions` entry).
 struct Variant {
