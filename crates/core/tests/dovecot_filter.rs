@@ -88,7 +88,11 @@ fn every_form() {
     ];
     for (msg, kind, w, addr) in cases {
         let line = format!("{P}{msg}");
-        assert_eq!(one(&line), (*kind, *w, addr.parse().expect("address")), "{line}");
+        assert_eq!(
+            one(&line),
+            (*kind, *w, addr.parse().expect("address")),
+            "{line}"
+        );
     }
     let pam = "Nov 25 08:00:01 mail auth: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=rhost=192.0.2.66 rhost=192.0.2.8  user=root";
     assert_eq!(one(pam), (a, 1000, "192.0.2.8".parse().expect("address")));
