@@ -173,13 +173,26 @@ pub const SSHD_SOURCES: ServiceSources = ServiceSources {
 };
 
 /// The default sources of each built-in filter other than sshd, by filter name.
-pub const SERVICE_SOURCES: &[(&str, ServiceSources)] = &[(
-    "dovecot",
-    ServiceSources {
-        log_files: &["/var/log/mail.log", "/var/log/maillog"],
-        journal_matches: &["_SYSTEMD_UNIT=dovecot.service"],
-    },
-)];
+pub const SERVICE_SOURCES: &[(&str, ServiceSources)] = &[
+    (
+        "dovecot",
+        ServiceSources {
+            log_files: &["/var/log/mail.log", "/var/log/maillog"],
+            journal_matches: &["_SYSTEMD_UNIT=dovecot.service"],
+        },
+    ),
+    (
+        "postfix-sasl",
+        ServiceSources {
+            log_files: &["/var/log/mail.log", "/var/log/maillog"],
+            // Debian runs Postfix as postfix@-.service (postfix.service is a wrapper).
+            journal_matches: &[
+                "_SYSTEMD_UNIT=postfix@-.service",
+                "_SYSTEMD_UNIT=postfix.service",
+            ],
+        },
+    ),
+];
 
 /// The default sources of a jail's filter: its service's ([`SERVICE_SOURCES`]) for a
 /// built-in name, sshd's for any other filter (a user filter names no service).

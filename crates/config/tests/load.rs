@@ -210,6 +210,7 @@ fn a_jail_can_be_disabled_by_a_later_file() {
     // The built-in service jails the embedded default leaves off are listed too.
     assert!(c.disabled_jails.contains(&"sshd".to_string()));
     assert!(c.disabled_jails.contains(&"dovecot".to_string()));
+    assert!(c.disabled_jails.contains(&"postfix-sasl".to_string()));
 }
 
 #[test]
@@ -706,5 +707,17 @@ fn one_line_enables_dovecot() {
         "dovecot",
         "/var/log/mail.log",
         &["_SYSTEMD_UNIT=dovecot.service"],
+    );
+}
+
+#[test]
+fn one_line_enables_postfix_sasl() {
+    service_jail(
+        "postfix-sasl",
+        "/var/log/mail.log",
+        &[
+            "_SYSTEMD_UNIT=postfix@-.service",
+            "_SYSTEMD_UNIT=postfix.service",
+        ],
     );
 }

@@ -81,12 +81,24 @@ fn cross_check(
     kinds: &[EventKind],
     differences: &[(&str, &[&str], &str)],
 ) -> Option<(usize, usize)> {
+    cross_check_named(name, name, args, kinds, differences)
+}
+
+/// [`cross_check`] of Fail2Ban's filter `name` (and its sample) against the built-in
+/// filter `native`.
+fn cross_check_named(
+    name: &str,
+    native: &str,
+    args: &[(&str, &str)],
+    kinds: &[EventKind],
+    differences: &[(&str, &[&str], &str)],
+) -> Option<(usize, usize)> {
     if !common::corpus_present() {
         return None;
     }
     let lines = sample_lines(name);
     let theirs = fail2ban_flags(name, args, &lines);
-    let ours = native_flags(name, kinds, &lines);
+    let ours = native_flags(native, kinds, &lines);
     let mut problems = Vec::new();
     let mut used = vec![false; differences.len()];
     for (line, want) in &theirs {
@@ -170,4 +182,27 @@ fn dovecot_attempts_match_fail2ban_normal_mode() {
 #[test]
 fn dovecot_attempts_and_probes_match_fail2ban_aggressive_mode() {
     cross_check("dovecot", &[("mode", "aggressive")], COUNTED, DOVECOT_DIFFS);
+}
+
+// ---------------------------------------------------------------- postfix-sasl
+
+/// Fail2Ban's postfix filter in mode = auth (what its postfix-sasl jail uses) reads
+/// Fail2Ban's postfix sample. Differences: a multi-instance Postfix (`postfix-incoming/`)
+/// names its own syslog programs; the built-in filter lists the default instance's, a
+/// second instance needs a filter copy with its names.
+const POSTFIX_SASL_DIFFS: &[(&str, &[&str], &str)] = &[(
+    "postfix-incoming/smtpd[10752]: warning: unknown[1.1.1.1]: SASL",
+    &[],
+    "second instance's program name",
+)];
+
+#[test]
+fn postfix_sasl_matches_fail2ban_postfix_auth_mode() {
+    cross_check_named(
+        "postfix",
+        "postfix-sasl",
+        &[("mode", "auth")],
+        ATTEMPT,
+        POSTFIX_SASL_DIFFS,
+    );
 }

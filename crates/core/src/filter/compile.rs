@@ -793,12 +793,13 @@ pub fn builtin(name: &str) -> Option<&'static str> {
     match name {
         "sshd" => Some(include_str!("../../filters/sshd.toml")),
         "dovecot" => Some(include_str!("../../filters/dovecot.toml")),
+        "postfix-sasl" => Some(include_str!("../../filters/postfix-sasl.toml")),
         _ => None,
     }
 }
 
 /// Names accepted by [`builtin`].
-pub const BUILTIN_NAMES: &[&str] = &["sshd", "dovecot"];
+pub const BUILTIN_NAMES: &[&str] = &["sshd", "dovecot", "postfix-sasl"];
 
 #[cfg(test)]
 mod tests {
