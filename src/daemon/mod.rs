@@ -262,7 +262,8 @@ fn source_keys(filters: &[LiveJail]) -> Vec<(SourceKey, Vec<usize>)> {
     let mut keys: Vec<(SourceKey, Vec<usize>)> = Vec::new();
     for (j, jail) in filters.iter().enumerate() {
         for spec in &jail.spec.sources {
-            let key = sources::resolve(spec);
+            let key =
+                sources::resolve(spec, &portcullis_config::service_sources(&jail.spec.filter));
             match keys.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, js)) => js.push(j),
                 None => keys.push((key, vec![j])),

@@ -9,9 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use portcullis_config::{
-    JournalSenders, JournalSpec, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SourceSpec,
-};
+use portcullis_config::{JournalSenders, JournalSpec, ServiceSources, SourceSpec};
 use portcullis_sources::{
     FilePosition, FileTail, FileTailOptions, JournalLocation, JournalOptions, JournalSource,
     JournalStart, JournalTrust, LineSource, Position, ReadStatus, SourceId, SourceLine, StartAt,
@@ -75,29 +73,37 @@ impl SourceKey {
     }
 }
 
-/// Make a configured source concrete: `auto` becomes the journal when it holds sshd entries,
-/// else the first existing sshd log file (or the first candidate, waited for).
-pub fn resolve(spec: &SourceSpec) -> SourceKey {
+/// Make a configured source concrete for a jail whose service logs to `service`: `auto`
+/// becomes the journal when it holds the service's entries, else the first existing log
+/// file of the service (or the first candidate, waited for).
+pub fn resolve(spec: &SourceSpec, service: &ServiceSources) -> SourceKey {
     match spec {
         SourceSpec::File { path } => SourceKey::File(path.clone()),
-        SourceSpec::Journal(j) => journal_key(j),
+        SourceSpec::Journal(j) => journal_key(j, service),
         SourceSpec::Auto => {
-            if journal_has_sshd() {
-                journal_key(&JournalSpec::default())
+            if journal_has(service) {
+                journal_key(&JournalSpec::default(), service)
             } else {
-                let path = SSHD_LOG_FILES
+                let path = service
+                    .log_files
                     .iter()
                     .find(|p| Path::new(p).exists())
-                    .unwrap_or(&SSHD_LOG_FILES[0]);
+                    .or(service.log_files.first())
+                    .copied()
+                    .unwrap_or_default();
                 SourceKey::File(PathBuf::from(path))
             }
         }
     }
 }
 
-fn journal_key(j: &JournalSpec) -> SourceKey {
+fn journal_key(j: &JournalSpec, service: &ServiceSources) -> SourceKey {
     let matches = if j.matches.is_empty() {
-        SSHD_JOURNAL_MATCHES.iter().map(|s| s.to_string()).collect()
+        service
+            .journal_matches
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
         j.matches.clone()
     };
@@ -109,11 +115,15 @@ fn journal_key(j: &JournalSpec) -> SourceKey {
     }
 }
 
-/// Whether the system journal holds any sshd entry (`journalctl -n 1`), i.e. sshd logs there.
-fn journal_has_sshd() -> bool {
+/// Whether the system journal holds any entry of the service (`journalctl -n 1`), i.e. it
+/// logs there. A service without journal matches (it writes its own files) never does.
+fn journal_has(service: &ServiceSources) -> bool {
+    if service.journal_matches.is_empty() {
+        return false;
+    }
     let mut cmd = Process::new("journalctl");
     cmd.args(["-q", "--no-pager", "-n", "1", "-o", "cat"])
-        .args(SSHD_JOURNAL_MATCHES);
+        .args(service.journal_matches);
     match cmd.output() {
         Ok(out) => out.status.success() && !out.stdout.is_empty(),
         Err(_) => false,

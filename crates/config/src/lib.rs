@@ -17,8 +17,9 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSenders,
-    JournalSpec, Location, LogFormat, LogLevel, NotifyEvent, NotifySettings, SSHD_JOURNAL_MATCHES,
-    SSHD_LOG_FILES, SourceSpec, Verdict,
+    JournalSpec, Location, LogFormat, LogLevel, NotifyEvent, NotifySettings, SERVICE_SOURCES,
+    SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SSHD_SOURCES, ServiceSources, SourceSpec, Verdict,
+    service_sources,
 };
 
 use load::{Layer, Resolver};

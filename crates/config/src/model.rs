@@ -104,8 +104,8 @@ impl FilterRef {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceSpec {
     /// Let the daemon choose: the journal when it holds entries of the filter's service,
-    /// else the service's usual log file (for sshd: [`SSHD_LOG_FILES`], first that exists;
-    /// journal matches [`SSHD_JOURNAL_MATCHES`]).
+    /// else the service's usual log file (see [`service_sources`]; for sshd:
+    /// [`SSHD_LOG_FILES`], first that exists; journal matches [`SSHD_JOURNAL_MATCHES`]).
     Auto,
     /// A log file followed by name (rotation-aware).
     File {
@@ -120,7 +120,7 @@ pub enum SourceSpec {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JournalSpec {
     /// journalctl matches (`FIELD=value`, or `+` between groups); empty means the filter's
-    /// default matches (for sshd: [`SSHD_JOURNAL_MATCHES`]).
+    /// default matches (see [`service_sources`]; for sshd: [`SSHD_JOURNAL_MATCHES`]).
     pub matches: Vec<String>,
     /// Read this journal directory instead of the system journal (containers, tests).
     pub directory: Option<PathBuf>,
@@ -152,6 +152,59 @@ pub const SSHD_LOG_FILES: &[&str] = &["/var/log/auth.log", "/var/log/secure"];
 /// (same field, so journalctl ORs them).
 pub const SSHD_JOURNAL_MATCHES: &[&str] =
     &["SYSLOG_IDENTIFIER=sshd", "SYSLOG_IDENTIFIER=sshd-session"];
+
+/// Where a service usually logs: what `auto` (and a journal source without matches) means
+/// for a jail of that service's built-in filter.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSources {
+    /// Log files tried in order when the journal holds none of the service's entries
+    /// (Debian/Ubuntu first); the first that exists, else the first (waited for).
+    pub log_files: &'static [&'static str],
+    /// journalctl matches of the service's entries, by fields journald records itself
+    /// where the service runs as a unit (`_SYSTEMD_UNIT`), never text a sender chooses
+    /// alone.
+    pub journal_matches: &'static [&'static str],
+}
+
+/// sshd's sources: [`SSHD_LOG_FILES`], [`SSHD_JOURNAL_MATCHES`].
+pub const SSHD_SOURCES: ServiceSources = ServiceSources {
+    log_files: SSHD_LOG_FILES,
+    journal_matches: SSHD_JOURNAL_MATCHES,
+};
+
+/// The default sources of each built-in filter other than sshd, by filter name.
+pub const SERVICE_SOURCES: &[(&str, ServiceSources)] = &[
+    (
+        "dovecot",
+        ServiceSources {
+            log_files: &["/var/log/mail.log", "/var/log/maillog"],
+            journal_matches: &["_SYSTEMD_UNIT=dovecot.service"],
+        },
+    ),
+    (
+        "postfix-sasl",
+        ServiceSources {
+            log_files: &["/var/log/mail.log", "/var/log/maillog"],
+            // Debian runs Postfix as postfix@-.service (postfix.service is a wrapper).
+            journal_matches: &[
+                "_SYSTEMD_UNIT=postfix@-.service",
+                "_SYSTEMD_UNIT=postfix.service",
+            ],
+        },
+    ),
+];
+
+/// The default sources of a jail's filter: its service's ([`SERVICE_SOURCES`]) for a
+/// built-in name, sshd's for any other filter (a user filter names no service).
+pub fn service_sources(filter: &FilterRef) -> ServiceSources {
+    match filter {
+        FilterRef::Named(name) => SERVICE_SOURCES
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(SSHD_SOURCES, |(_, s)| *s),
+        _ => SSHD_SOURCES,
+    }
+}
 
 /// Paths and process-wide settings (`[daemon]`).
 #[derive(Clone, Debug, PartialEq, Eq)]

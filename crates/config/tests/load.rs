@@ -208,7 +208,10 @@ fn later_layers_override_per_key_and_per_jail() {
 fn a_jail_can_be_disabled_by_a_later_file() {
     let c = Config::from_texts(&[("[jail.sshd]\nenabled = false\n", "conf.d/off.toml")]).unwrap();
     assert!(c.jails.is_empty());
-    assert_eq!(c.disabled_jails, vec!["sshd".to_string()]);
+    // The built-in service jails the embedded default leaves off are listed too.
+    assert!(c.disabled_jails.contains(&"sshd".to_string()));
+    assert!(c.disabled_jails.contains(&"dovecot".to_string()));
+    assert!(c.disabled_jails.contains(&"postfix-sasl".to_string()));
 }
 
 #[test]
@@ -686,4 +689,42 @@ fn bad_fail2ban_filter_tables_name_file_line_and_key() {
         assert_eq!(got_key.as_deref(), Some(key), "{text}: {message}");
         assert!(message.contains(needle), "{text}: {message}");
     }
+}
+
+/// One line turns on a built-in service jail: the filter of its name, `auto` sources that
+/// mean the service's own log file and journal unit.
+fn service_jail(name: &str, log_file: &str, journal: &[&str]) {
+    let c = Config::embedded_default().expect("embedded default");
+    assert!(c.jail(name).is_none(), "{name} is off by default");
+    let c = Config::from_str_named(&format!("[jail.{name}]\nenabled = true\n"), "user.toml")
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let j = c.jail(name).unwrap_or_else(|| panic!("{name} not loaded"));
+    assert_eq!(j.filter, FilterRef::Named(name.into()));
+    assert!(portcullis_core::filter::builtin(name).is_some(), "{name}");
+    assert_eq!(j.sources, vec![SourceSpec::Auto]);
+    let s = portcullis_config::service_sources(&j.filter);
+    assert_eq!(s.log_files[0], log_file, "{name}");
+    assert_eq!(s.journal_matches, journal, "{name}");
+    assert_eq!(c.jails.len(), 2, "{name}: sshd and {name}");
+}
+
+#[test]
+fn one_line_enables_dovecot() {
+    service_jail(
+        "dovecot",
+        "/var/log/mail.log",
+        &["_SYSTEMD_UNIT=dovecot.service"],
+    );
+}
+
+#[test]
+fn one_line_enables_postfix_sasl() {
+    service_jail(
+        "postfix-sasl",
+        "/var/log/mail.log",
+        &[
+            "_SYSTEMD_UNIT=postfix@-.service",
+            "_SYSTEMD_UNIT=postfix.service",
+        ],
+    );
 }

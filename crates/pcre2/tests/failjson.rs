@@ -5,21 +5,14 @@
 //! test suite's CET/CEST zone, "now" = 2005-08-14 12:00 CEST), user, users, attempts.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use portcullis_core::Time;
 use portcullis_pcre2::{Fail2BanFilter, Failure, Value, load_filter, normalize};
 use serde_json::Value as Json;
 
-const LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
-const TEST_CONFIG: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/config";
-const CONFIG: &str = "/etc/fail2ban";
-/// Fail2Ban's test "now": Sun Aug 14 12:00:00 CEST 2005.
-const TEST_NOW: Time = Time::from_secs(1_124_013_600);
-
-fn cet() -> jiff::tz::TimeZone {
-    jiff::tz::TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0").expect("posix zone")
-}
+mod common;
+use common::{LOGS, TEST_NOW, cet, filter_file};
 
 /// One filter variant (a `filterOptions` entry).
 struct Variant {
@@ -49,19 +42,6 @@ fn eval(expr: &str, name: &str, opts: &HashMap<String, String>) -> bool {
         panic!("unsupported constraint {expr:?}");
     };
     (value.as_deref() == Some(rhs)) == eq
-}
-
-fn filter_file(name: &str) -> PathBuf {
-    let own = Path::new(CONFIG)
-        .join("filter.d")
-        .join(format!("{name}.conf"));
-    if own.is_file() {
-        own
-    } else {
-        Path::new(TEST_CONFIG)
-            .join("filter.d")
-            .join(format!("{name}.conf"))
-    }
 }
 
 fn build(name: &str, opts: &HashMap<String, String>) -> Fail2BanFilter {
@@ -313,10 +293,7 @@ fn run_corpus(name: &str) -> (usize, Vec<String>) {
 }
 
 fn corpus_test(name: &str) {
-    if !Path::new(LOGS).is_dir() || !Path::new(CONFIG).join("filter.d").is_dir() {
-        let msg = "FAIL2BAN CORPUS MISSING: install the Debian fail2ban package to run the failJSON tests";
-        eprintln!("{msg}");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    if !common::corpus_present() {
         return;
     }
     let (passed, failures) = run_corpus(name);

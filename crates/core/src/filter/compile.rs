@@ -792,12 +792,14 @@ fn key_path(text: &str, offset: usize) -> String {
 pub fn builtin(name: &str) -> Option<&'static str> {
     match name {
         "sshd" => Some(include_str!("../../filters/sshd.toml")),
+        "dovecot" => Some(include_str!("../../filters/dovecot.toml")),
+        "postfix-sasl" => Some(include_str!("../../filters/postfix-sasl.toml")),
         _ => None,
     }
 }
 
 /// Names accepted by [`builtin`].
-pub const BUILTIN_NAMES: &[&str] = &["sshd"];
+pub const BUILTIN_NAMES: &[&str] = &["sshd", "dovecot", "postfix-sasl"];
 
 #[cfg(test)]
 mod tests {
@@ -823,7 +825,8 @@ mod tests {
         assert_eq!(&*f.programs()[1], "sshd-session");
         assert!(builtin("nope").is_none());
         for name in BUILTIN_NAMES {
-            assert!(builtin(name).is_some());
+            let text = builtin(name).unwrap();
+            Filter::from_toml(text, &format!("builtin:{name}")).unwrap();
         }
     }
 
