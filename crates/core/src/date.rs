@@ -109,11 +109,14 @@ fn parse_stamp(b: &[u8]) -> Option<(Stamp, usize)> {
     if first.is_ascii_digit() {
         match (b.get(2), b.get(4)) {
             (_, Some(b'-')) => parse_iso(b),
+            (_, Some(b'/')) => parse_slashed(b),
             (Some(b'/'), _) => parse_clf(b),
             _ => parse_epoch(b),
         }
     } else if first.is_ascii_alphabetic() {
-        parse_syslog(b).or_else(|| parse_short_full(b))
+        parse_syslog(b)
+            .or_else(|| parse_short_full(b))
+            .or_else(|| parse_asctime(b))
     } else {
         None
     }
@@ -206,6 +209,45 @@ fn parse_short_full(b: &[u8]) -> Option<(Stamp, usize)> {
         return None;
     }
     Some((Stamp::Local(c), zone + len))
+}
+
+/// C's `asctime`/`ctime`: `Www Mmm dd HH:MM:SS[.f] YYYY` (vsftpd's own log, Apache's error
+/// log in brackets), the day padded with a space or not. The weekday is checked against
+/// the date's own.
+fn parse_asctime(b: &[u8]) -> Option<(Stamp, usize)> {
+    let weekday = weekday_from_abbrev(b.get(..3)?)?;
+    if b.get(3) != Some(&b' ') {
+        return None;
+    }
+    let (Stamp::Yearless(c), end) = parse_syslog(&b[4..])? else {
+        return None;
+    };
+    let end = end + 4;
+    if b.get(end) != Some(&b' ') {
+        return None;
+    }
+    let year = digits(b, end + 1, 4)?;
+    if b.get(end + 5).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let c = c.with_year(i64::from(year))?;
+    if c.weekday() != weekday {
+        return None;
+    }
+    Some((Stamp::Local(c), end + 5))
+}
+
+/// `YYYY/MM/DD HH:MM:SS` (nginx's error log), local time.
+fn parse_slashed(b: &[u8]) -> Option<(Stamp, usize)> {
+    let year = digits(b, 0, 4)?;
+    if b.get(4) != Some(&b'/') || b.get(7) != Some(&b'/') || b.get(10) != Some(&b' ') {
+        return None;
+    }
+    let month = digits(b, 5, 2)?;
+    let day = digits(b, 8, 2)?;
+    let hms = hms(b, 11)?;
+    let (micros, end) = fraction(b, 19);
+    Some((Stamp::Local(civil(year, month, day, hms, micros)?), end))
 }
 
 /// `Mon`…`Sun` (any letter case) as 0…6, Monday first.
@@ -451,6 +493,14 @@ mod tests {
         (Zone::Utc, "[1764057601.25] x", REF, "2025-11-25T08:00:01.25Z", None),
         (Zone::Utc, "[25/Nov/2026:08:00:01 +0100] \"GET /\"", REF, "2026-11-25T07:00:01Z", Some(29)),
         (Zone::Utc, "25/Nov/2026:08:00:01 -0200 x", REF, "2026-11-25T10:00:01Z", None),
+        // asctime (vsftpd; Apache's error log in brackets, with microseconds): local time,
+        // the year its own, the day padded or not.
+        (Zone::Cet, "Wed Nov 25 08:00:01 2026 [pid 1] x", REF, "2026-11-25T07:00:01Z", Some(25)),
+        (Zone::Utc, "Thu Nov  5 08:00:01 2026 x", REF, "2026-11-05T08:00:01Z", Some(25)),
+        (Zone::Utc, "Fri Jan 19 12:20:33 2007 x", REF, "2007-01-19T12:20:33Z", None),
+        (Zone::Utc, "[Wed Nov 25 08:00:01.123456 2026] [core:error]", REF, "2026-11-25T08:00:01.123456Z", Some(34)),
+        // nginx's error log.
+        (Zone::Cet, "2026/11/25 08:00:01 [error] 1#1: x", REF, "2026-11-25T07:00:01Z", Some(20)),
         // DST 2026-03-29: 02:00 CET becomes 03:00 CEST. In the gap, the compatible rule moves
         // the time forward by the gap (02:30 CET).
         (Zone::Cet, "2026-03-29 01:59:59 x", REF, "2026-03-29T00:59:59Z", None),
@@ -521,6 +571,12 @@ mod tests {
             "Mon 2026-11-02 15:40:14 UTC1 h",
             "Mon 2026-11-02 15:40:14 +01x h",
             "Mon 2026-11-02T15:40:14Z UTC h",
+            // asctime with the wrong weekday, a short year or none; nginx's with a bad day.
+            "Thu Nov 25 08:00:01 2026 x",
+            "Wed Nov 25 08:00:01 26 x",
+            "Wed Nov 25 08:00:01 20261 x",
+            "2026/11/31 08:00:01 x",
+            "2026/11/25T08:00:01 x",
             "Nov 25 10:00 h",
             "Nov 25 10:00:001 h",
             "2026-11-25X08:00:01 h",

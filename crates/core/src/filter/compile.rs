@@ -8,7 +8,7 @@ use regex_syntax::hir::{Hir, HirKind};
 use super::coalesce::Merge;
 use super::native::{FastPath, RegexPattern};
 use super::pattern::{Captures, Pattern};
-use super::spec::{FilterSpec, KindSpec, MergeSpec};
+use super::spec::{FilterSpec, KindSpec, MergeSpec, ShapeSpec};
 use crate::event::{EventKind, Weight};
 
 /// What `<HOST>` and `<ADDR>` expand to: IPv4, IPv6 (with an optional `%zone`, and the
@@ -112,6 +112,9 @@ pub enum CompileError {
     /// More rules than an event can name.
     #[error("too many rules (at most 65535)")]
     TooManyRules,
+    /// `shapes = []`: the filter would read no line.
+    #[error("shapes is empty: name at least one of \"syslog\", \"plain\", \"access\"")]
+    NoShapes,
 }
 
 /// A filter file that could not be used: where (file, line, key) and why.
@@ -290,6 +293,26 @@ pub struct Scratch<P: Pattern = RegexPattern> {
     ignores: Vec<P::Captures>,
 }
 
+/// Which line shapes a filter reads from files (see [`ShapeSpec`](super::spec::ShapeSpec)).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Shapes {
+    /// `TIME host program[pid]: message`.
+    pub syslog: bool,
+    /// `TIME message`.
+    pub plain: bool,
+    /// `ADDR - USER [TIME] "REQUEST" ...`.
+    pub access: bool,
+}
+
+impl Shapes {
+    /// Syslog lines only (the default).
+    pub const SYSLOG: Shapes = Shapes {
+        syslog: true,
+        plain: false,
+        access: false,
+    };
+}
+
 /// A compiled filter: which programs it reads, its rules and its ignore patterns.
 ///
 /// Lines are dispatched on their first byte to the rules whose literal prefix can match,
@@ -298,6 +321,7 @@ pub struct Scratch<P: Pattern = RegexPattern> {
 pub struct Filter<P: Pattern = RegexPattern> {
     description: Option<Box<str>>,
     programs: Box<[Box<str>]>,
+    shapes: Shapes,
     rules: Box<[Rule<P>]>,
     ignores: Box<[P]>,
     /// `dispatch[first[b]..first[b+1]]` are the rules (in file order) that can match a
@@ -335,11 +359,23 @@ impl<P: Pattern> Filter<P> {
         Ok(Filter {
             description: description.map(Into::into),
             programs: programs.iter().map(|&p| p.into()).collect(),
+            shapes: Shapes::SYSLOG,
             rules: rules.into(),
             ignores: ignores.into(),
             first,
             dispatch: dispatch.into(),
         })
+    }
+
+    /// The same filter reading lines of `shapes`.
+    pub fn with_shapes(mut self, shapes: Shapes) -> Filter<P> {
+        self.shapes = shapes;
+        self
+    }
+
+    /// Which line shapes it reads.
+    pub fn shapes(&self) -> Shapes {
+        self.shapes
     }
 
     /// The `[filter] description`.
@@ -516,12 +552,31 @@ impl Filter<RegexPattern> {
             ignores.push(p);
         }
         let programs: Vec<&str> = spec.filter.programs.iter().map(String::as_str).collect();
+        let shapes = match &spec.filter.shapes {
+            None => Shapes::SYSLOG,
+            Some(list) if list.get_ref().is_empty() => {
+                return Err(err(
+                    list.span(),
+                    "filter.shapes".into(),
+                    CompileError::NoShapes,
+                ));
+            }
+            Some(list) => {
+                let has = |s: ShapeSpec| list.get_ref().contains(&s);
+                Shapes {
+                    syslog: has(ShapeSpec::Syslog),
+                    plain: has(ShapeSpec::Plain),
+                    access: has(ShapeSpec::Access),
+                }
+            }
+        };
         Filter::new(
             spec.filter.description.as_deref(),
             &programs,
             rules,
             ignores,
         )
+        .map(|f| f.with_shapes(shapes))
         .map_err(|e| err(0..0, "rule".into(), e))
     }
 }
@@ -712,6 +767,9 @@ fn host_positions(hir: &Hir, before: &dyn Fn() -> bool, found: &mut Vec<bool>) {
 fn ends_with_literal(hir: &Hir, before: &dyn Fn() -> bool) -> bool {
     match hir.kind() {
         HirKind::Literal(l) => !l.0.is_empty() || before(),
+        // The start of the message: nothing a client wrote precedes it (access logs
+        // begin with the client's address, `^<HOST> `).
+        HirKind::Look(regex_syntax::hir::Look::Start) => true,
         HirKind::Empty | HirKind::Look(_) => before(),
         HirKind::Class(_) => false,
         HirKind::Capture(c) => ends_with_literal(&c.sub, before),
@@ -793,13 +851,29 @@ pub fn builtin(name: &str) -> Option<&'static str> {
     match name {
         "sshd" => Some(include_str!("../../filters/sshd.toml")),
         "dovecot" => Some(include_str!("../../filters/dovecot.toml")),
+        "nginx-http-auth" => Some(include_str!("../../filters/nginx-http-auth.toml")),
+        "nginx-botsearch" => Some(include_str!("../../filters/nginx-botsearch.toml")),
+        "apache-auth" => Some(include_str!("../../filters/apache-auth.toml")),
+        "apache-badbots" => Some(include_str!("../../filters/apache-badbots.toml")),
+        "vsftpd" => Some(include_str!("../../filters/vsftpd.toml")),
+        "proftpd" => Some(include_str!("../../filters/proftpd.toml")),
         "postfix-sasl" => Some(include_str!("../../filters/postfix-sasl.toml")),
         _ => None,
     }
 }
 
 /// Names accepted by [`builtin`].
-pub const BUILTIN_NAMES: &[&str] = &["sshd", "dovecot", "postfix-sasl"];
+pub const BUILTIN_NAMES: &[&str] = &[
+    "sshd",
+    "dovecot",
+    "postfix-sasl",
+    "nginx-http-auth",
+    "nginx-botsearch",
+    "apache-auth",
+    "apache-badbots",
+    "vsftpd",
+    "proftpd",
+];
 
 #[cfg(test)]
 mod tests {
@@ -928,12 +1002,11 @@ mod tests {
     #[test]
     fn host_must_follow_fixed_text() {
         for re in [
-            r"^<HOST>$",
+            r"^.?<HOST>$",
             r"^(?P<user>.*)<HOST>$",
             r"^Failed <USER><HOST> port$",
             r"^from \S+<HOST>$",
             r"^from (?:x|.)<HOST>$",
-            r"^(?:from )?<HOST>$",
             r"^from [ab]<HOST>$",
         ] {
             assert!(
@@ -941,8 +1014,11 @@ mod tests {
                 "{re}"
             );
         }
-        // Accepted: every path to the address ends in literal text.
+        // Accepted: every path to the address ends in literal text or the message's
+        // start.
         for re in [
+            r"^<HOST> - <USER> \[x\]$",
+            r"^(?:from )?<HOST>$",
             r"^from <HOST>$",
             r"^by (?:(?:invalid|authenticating) user <USER> )?<HOST> port <PORT>$",
             r"^x(?:ab|cd)?<HOST>$",

@@ -42,6 +42,17 @@ pub fn split_line<'a>(
     line: &'a [u8],
     reference: crate::time::Time,
 ) -> (Option<crate::time::Time>, Option<Header<'a>>) {
+    let (time, _, header) = split_line_rest(dates, line, reference);
+    (time, header)
+}
+
+/// [`split_line`], and the text after the timestamp (the whole line when it has none):
+/// the message of a `TIME message` line (a service's own log file).
+pub fn split_line_rest<'a>(
+    dates: &mut crate::date::DateParser,
+    line: &'a [u8],
+    reference: crate::time::Time,
+) -> (Option<crate::time::Time>, &'a [u8], Option<Header<'a>>) {
     let (body, syntax) = strip_priority(line);
     let (time, rest) = match dates.parse_prefix(body, reference) {
         Some((t, n)) => (Some(t), body.get(n..).unwrap_or_default()),
@@ -55,7 +66,30 @@ pub fn split_line<'a>(
             (None, None) => None,
         },
     };
-    (time, header)
+    (time, rest, header)
+}
+
+/// The time of a web server access log line (Common/Combined Log Format, nginx's and
+/// Apache's default): the bracketed date `[25/Nov/2026:08:00:01 +0000]` that ends right
+/// before the first `] "`, i.e. before the quoted request. Fields before it are the
+/// client's address, the identd name (`-`) and the HTTP user, which the client chooses;
+/// but neither server lets that user hold a `"` (both escape it) nor a `:` (Basic
+/// credentials split at the first one), and the date holds both a `:` and, after it, `] "`,
+/// so no user name can fake it. `None` when the line has no such date.
+pub fn access_time(
+    dates: &mut crate::date::DateParser,
+    line: &[u8],
+    reference: crate::time::Time,
+) -> Option<crate::time::Time> {
+    /// `dd/Mmm/YYYY:HH:MM:SS ±hhmm`.
+    const CLF_LEN: usize = 26;
+    let end = memchr::memmem::find(line, b"] \"")?;
+    let open = end.checked_sub(CLF_LEN + 1)?;
+    if line[open] != b'[' {
+        return None;
+    }
+    let (time, n) = dates.parse_prefix(&line[open..], reference)?;
+    (n >= CLF_LEN + 2).then_some(time)
 }
 
 /// Which header follows the timestamp.
@@ -169,12 +203,40 @@ fn strip_solaris_id(message: &[u8]) -> &[u8] {
     }
 }
 
+/// ProFTPD's syslog-style log file (its `SystemLog`) writes `proftpd[PID] server (...)`:
+/// the tag has no colon. Only that program and a numeric pid are taken so: any other
+/// colon-less word stays unparsed.
+const COLONLESS_TAGS: &[&[u8]] = &[b"proftpd"];
+
+/// `tag` is `program[pid]:`, `program(id):` (Dovecot's own log file: `auth-worker(22401):`,
+/// `auth-worker(default):`), `program:`, or one of [`COLONLESS_TAGS`] with `[pid]` and no
+/// colon.
 #[inline]
 fn split_tag<'a>(tag: &'a [u8], message: &'a [u8]) -> Option<Header<'a>> {
     let message = strip_solaris_id(message);
-    let tag = tag.strip_suffix(b":")?;
+    let Some(tag) = tag.strip_suffix(b":") else {
+        let inner = tag.strip_suffix(b"]")?;
+        let open = memchr::memrchr(b'[', inner)?;
+        let pid = parse_u32(&inner[open + 1..])?;
+        let program = &inner[..open];
+        return COLONLESS_TAGS.contains(&program).then_some(Header {
+            program,
+            pid: Some(pid),
+            message,
+        });
+    };
     if tag.is_empty() {
         return None;
+    }
+    if let Some(inner) = tag.strip_suffix(b")")
+        && let Some(open) = memchr::memchr(b'(', inner)
+        && open > 0
+    {
+        return Some(Header {
+            program: &inner[..open],
+            pid: parse_u32(&inner[open + 1..]),
+            message,
+        });
     }
     if let Some(inner) = tag.strip_suffix(b"]") {
         let open = memchr::memrchr(b'[', inner)?;
@@ -328,6 +390,34 @@ mod tests {
             let line = [&b"host sshd[1]: "[..], m].concat();
             assert_eq!(parse_header(&line).unwrap().message, m);
         }
+    }
+
+    #[test]
+    fn proftpd_and_dovecot_own_tags() {
+        let h = parse_header(b"ftp1 proftpd[123] ftp1.example (x[192.0.2.1]): USER a").unwrap();
+        assert_eq!(
+            (h.program, h.pid, h.message),
+            (
+                &b"proftpd"[..],
+                Some(123),
+                &b"ftp1.example (x[192.0.2.1]): USER a"[..]
+            )
+        );
+        let h = parse_header(b"auth-worker(22401): Info: sql(a,192.0.2.1): x").unwrap();
+        assert_eq!(
+            (h.program, h.pid, h.message),
+            (
+                &b"auth-worker"[..],
+                Some(22401),
+                &b"Info: sql(a,192.0.2.1): x"[..]
+            )
+        );
+        let h = parse_header(b"auth-worker(default): Info: x").unwrap();
+        assert_eq!((h.program, h.pid), (&b"auth-worker"[..], None));
+        // Colon-less tags of other programs, or without a numeric pid, are no header.
+        assert_eq!(parse_header(b"host sshd[1] Failed password"), None);
+        assert_eq!(parse_header(b"host proftpd[x] m"), None);
+        assert_eq!(parse_header(b"host proftpd m"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use super::coalesce::{Coalescer, Merge};
 use super::compile::{Filter, MessageMatch, Scratch};
-use super::header::{parse_u32, split_line};
+use super::header::{access_time, parse_u32, split_line_rest};
 use super::native::RegexPattern;
 use super::pattern::Pattern;
 use crate::date::DateParser;
@@ -339,17 +339,31 @@ impl<P: Pattern> UnmergedMatcher<P> {
         // Files written on or copied through Windows end lines with CR LF.
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let capped = &line[..line.len().min(MAX_LINE)];
-        let (time, header) = split_line(&mut self.dates, capped, read_time);
+        let shapes = self.filter.shapes();
+        let (time, rest, header) = split_line_rest(&mut self.dates, capped, read_time);
+        // A syslog line of a program the filter reads; else, for a filter of a service's
+        // own files, the text after the timestamp, or an access log line as a whole.
+        let (time, pid, message, program) = match header {
+            Some(h) if shapes.syslog && self.filter.wants_program(h.program) => {
+                (time, h.pid, h.message, Some(h.program))
+            }
+            _ if shapes.plain && time.is_some() => (time, None, rest, None),
+            _ if shapes.access
+                && let Some(t) = access_time(&mut self.dates, capped, read_time) =>
+            {
+                (Some(t), None, capped, None)
+            }
+            Some(_) if shapes.syslog => {
+                self.stats.other_program += 1;
+                return self.unmatched();
+            }
+            _ => {
+                self.stats.unparsed += 1;
+                return self.unmatched();
+            }
+        };
         let dated = time.is_some();
         let time = time.unwrap_or(read_time);
-        let Some(h) = header else {
-            self.stats.unparsed += 1;
-            return self.unmatched();
-        };
-        if !self.filter.wants_program(h.program) {
-            self.stats.other_program += 1;
-            return self.unmatched();
-        }
         if !dated {
             self.stats.no_timestamp += 1;
         }
@@ -357,8 +371,7 @@ impl<P: Pattern> UnmergedMatcher<P> {
             self.stats.oversized += 1;
             return self.bad(BadLine::Oversized);
         }
-        let program = Some(h.program);
-        self.message(time, h.pid, h.message, (program, Some(line.len())), out)
+        self.message(time, pid, message, (program, Some(line.len())), out)
     }
 
     /// See [`EventMatcher::feed_record`]; the events come out unmerged.

@@ -25,7 +25,7 @@ pub mod spec;
 pub use coalesce::{Coalescer, Merge};
 pub use compile::{
     BUILTIN_NAMES, CompileError, Filter, FilterError, FilterErrorKind, HOST_REGEX, MessageMatch,
-    PORT_REGEX, Rule, RuleMatch, Scratch, USER_REGEX, builtin, compile_native, cut_safe,
+    PORT_REGEX, Rule, RuleMatch, Scratch, Shapes, USER_REGEX, builtin, compile_native, cut_safe,
 };
 pub use matcher::{
     AttemptMerger, BadLine, EventMatcher, LineMatcher, LineOutcome, MAX_LINE, Record, Stats,

@@ -191,8 +191,13 @@ impl Pattern for RegexPattern {
     ) -> Result<bool, Infallible> {
         if let (Some(fp), Some(locs), 0) = (&self.fast, caps.fast.as_mut(), at)
             && fp.fast.captures_read(locs, line.as_bytes()).is_some()
-            && let Some((host_start, _)) = locs.get(fp.host)
+            && let Some((host_start, host_end)) = locs.get(fp.host)
             && fp.only_place(line, host_start)
+            // The one class can swallow what follows an address (`127.0.0.1:51395` of
+            // `[client 127.0.0.1:51395]`): then the full pattern finds where it ends.
+            && line
+                .get(host_start..host_end)
+                .is_some_and(|h| h.parse::<std::net::IpAddr>().is_ok())
         {
             caps.from_fast = true;
             return Ok(true);

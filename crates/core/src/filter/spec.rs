@@ -45,6 +45,26 @@ pub struct FilterSection {
     /// cost almost nothing.
     #[serde(default)]
     pub programs: Vec<String>,
+    /// Which line shapes the filter reads from files (default `["syslog"]`); see
+    /// [`ShapeSpec`]. Journal records are always messages with a program.
+    #[serde(default)]
+    pub shapes: Option<Spanned<Vec<ShapeSpec>>>,
+}
+
+/// The shape of a log file's lines.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShapeSpec {
+    /// `TIME host program[pid]: message` (BSD or RFC 5424 syslog); `programs` applies.
+    Syslog,
+    /// `TIME message`: a service's own log file (vsftpd's `Wed Nov 25 08:00:01 2026 [pid
+    /// 1] ...`, nginx's and Apache's error logs). The message is what follows the
+    /// timestamp; there is no program to check, so it is read only from the files the jail
+    /// names.
+    Plain,
+    /// A web server access log (`ADDR - USER [25/Nov/2026:08:00:01 +0000] "GET / ..."`):
+    /// the message is the whole line, its time the bracketed date before the request.
+    Access,
 }
 
 /// One `[[rule]]`.
