@@ -192,6 +192,50 @@ pub const SERVICE_SOURCES: &[(&str, ServiceSources)] = &[
             ],
         },
     ),
+    // The web and FTP servers write their own files (nginx and Apache also log their
+    // start-up to the journal, which would hide the files from `auto`): files only.
+    (
+        "nginx-http-auth",
+        ServiceSources {
+            log_files: &["/var/log/nginx/error.log"],
+            journal_matches: &[],
+        },
+    ),
+    (
+        "nginx-botsearch",
+        ServiceSources {
+            log_files: &["/var/log/nginx/error.log"],
+            journal_matches: &[],
+        },
+    ),
+    (
+        "apache-auth",
+        ServiceSources {
+            log_files: &["/var/log/apache2/error.log", "/var/log/httpd/error_log"],
+            journal_matches: &[],
+        },
+    ),
+    (
+        "apache-badbots",
+        ServiceSources {
+            log_files: &["/var/log/apache2/access.log", "/var/log/httpd/access_log"],
+            journal_matches: &[],
+        },
+    ),
+    (
+        "vsftpd",
+        ServiceSources {
+            log_files: &["/var/log/vsftpd.log"],
+            journal_matches: &[],
+        },
+    ),
+    (
+        "proftpd",
+        ServiceSources {
+            log_files: &["/var/log/proftpd/proftpd.log"],
+            journal_matches: &[],
+        },
+    ),
 ];
 
 /// The default sources of a jail's filter: its service's ([`SERVICE_SOURCES`]) for a

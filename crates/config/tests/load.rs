@@ -728,3 +728,29 @@ fn one_line_enables_postfix_sasl() {
         ],
     );
 }
+
+#[test]
+fn one_line_enables_each_web_and_ftp_jail() {
+    for (name, file) in [
+        ("nginx-http-auth", "/var/log/nginx/error.log"),
+        ("nginx-botsearch", "/var/log/nginx/error.log"),
+        ("apache-auth", "/var/log/apache2/error.log"),
+        ("apache-badbots", "/var/log/apache2/access.log"),
+        ("vsftpd", "/var/log/vsftpd.log"),
+        ("proftpd", "/var/log/proftpd/proftpd.log"),
+    ] {
+        service_jail(name, file, &[]);
+    }
+    // Their defaults: bots are banned sooner than password guessers.
+    let c = Config::from_str_named(
+        "[jail.nginx-botsearch]\nenabled = true\n[jail.apache-badbots]\nenabled = true\n",
+        "user.toml",
+    )
+    .expect("loads");
+    let bots = c.jail("nginx-botsearch").expect("jail");
+    let agents = c.jail("apache-badbots").expect("jail");
+    assert_eq!(
+        (bots.config.maxretry, agents.config.maxretry),
+        (Weight(2000), Weight(1000))
+    );
+}
