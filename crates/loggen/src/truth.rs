@@ -1,6 +1,6 @@
 //! Ground truth: what a correct sshd filter must report for a generated log.
 //!
-//! Counting table (shared with the filter engine, documented in ARCHITECTURE.md):
+//! Counting table (shared with the filter engine, documented in docs/counting.md):
 //! - `attempts`: real failed authentication tries, one per try however many lines log it
 //!   (`pam_unix … authentication failure` + `Failed password` = 1; pam_unix + `error: PAM:
 //!   Authentication failure` + `Failed keyboard-interactive/pam` = 1; `message repeated N
