@@ -31,6 +31,9 @@ pub enum Command {
     Reload(CtlArgs),
     /// Remove every ban (of one jail, with --jail) from the firewall and the store.
     Flush(FlushArgs),
+    /// A live dashboard of the running daemon: attempts per second, failing addresses and
+    /// networks, bans with time left, breach alerts, sources; keys ban and unban.
+    Top(TopArgs),
     /// What is going on, and did anyone get in? Connections, sessions, logins, attackers,
     /// findings (exit 1 when something is alarming); with ADDR, everything about one address.
     Investigate(Box<InvestigateArgs>),
@@ -80,6 +83,16 @@ pub struct RunArgs {
     /// firewall in another network namespace.
     #[arg(long, value_name = "WORDS", allow_hyphen_values = true)]
     pub firewall_prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Control socket of the daemon.
+    #[arg(long, env = "PORTCULLIS_SOCKET", default_value = portcullis_config::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Seconds between polls of the daemon.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval: u64,
 }
 
 #[derive(Debug, Args)]

@@ -34,7 +34,7 @@ fn send(ctl: &CtlArgs, command: Command) -> Result<Result<Response, ExitCode>> {
     }
 }
 
-fn client_error(e: &ClientError) -> ExitCode {
+pub(crate) fn client_error(e: &ClientError) -> ExitCode {
     eprintln!("portcullis: {e}");
     match e {
         ClientError::NotRunning { .. } => ExitCode::from(EXIT_NOT_RUNNING),

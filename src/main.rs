@@ -16,6 +16,7 @@ mod scan;
 mod tally;
 mod test_filter;
 mod text;
+mod top;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Unban(args) => ctl::unban(&args),
         cli::Command::Reload(args) => ctl::reload(&args),
         cli::Command::Flush(args) => ctl::flush(&args),
+        cli::Command::Top(args) => top::run(&args),
         cli::Command::TestFilter(args) => test_filter::run(&args),
         cli::Command::Investigate(args) => investigate::run(&args),
         cli::Command::ImportFail2ban(args) => fail2ban_cmd::run(&args),

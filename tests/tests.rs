@@ -10,5 +10,6 @@ mod faults_e2e;
 mod investigate_e2e;
 mod system_e2e;
 mod systemd_e2e;
+mod top_e2e;
 mod trust_e2e;
 mod web_e2e;

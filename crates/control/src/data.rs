@@ -223,6 +223,80 @@ pub struct SourceStatus {
     pub error: Option<String>,
 }
 
+/// `data` of `activity`: what `portcullis top` shows, every list bounded by the request's
+/// limit (each with the number there was before it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityData {
+    /// The daemon's wall time, Unix seconds: bans' time left is counted from it.
+    pub now: i64,
+    /// Whole failed attempts handed to the jails since start (all jails): a counter that
+    /// only grows, which the client turns into attempts per second.
+    pub attempts: u64,
+    /// Bans decided since start (all jails).
+    pub bans_decided: u64,
+    /// The heaviest failing addresses, heaviest first.
+    pub failing: Vec<FailingEntry>,
+    /// How many (jail, address) pairs have failures in their window now.
+    pub failing_total: u64,
+    /// The networks (/24 for IPv4, /64 for IPv6) with two or more failing addresses,
+    /// heaviest first.
+    pub networks: Vec<NetworkEntry>,
+    /// The newest active bans, newest first.
+    pub bans: Vec<BanEntry>,
+    /// How many bans are active (all jails, orphans included).
+    pub bans_total: u64,
+    /// Recent alerts (breach, root login), newest first.
+    pub alerts: Vec<AlertEntry>,
+    /// Every log source with its health and how far behind it reads.
+    pub sources: Vec<SourceActivity>,
+}
+
+/// One address with failures in a jail's window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailingEntry {
+    /// The jail counting it.
+    pub jail: String,
+    /// The address.
+    pub addr: std::net::IpAddr,
+    /// Its weighted failures within `findtime`, in thousandths of an attempt (a full
+    /// attempt is 1000; `maxretry = 5` bans at 5000).
+    pub weight: u64,
+    /// The jail's ban threshold in the same unit (`maxretry` × 1000).
+    pub threshold: u64,
+}
+
+/// One network and its failing addresses in a jail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkEntry {
+    /// The jail counting them.
+    pub jail: String,
+    /// The /24 or /64.
+    pub net: Target,
+    /// How many of its addresses are failing.
+    pub addresses: u64,
+    /// Their weights summed, thousandths of an attempt.
+    pub weight: u64,
+}
+
+/// One log source for `activity`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceActivity {
+    /// The file path or journal match.
+    pub key: String,
+    /// The jails it feeds.
+    pub jails: Vec<String>,
+    /// Lines read since start.
+    pub lines: u64,
+    /// For a file: bytes written to it that the daemon has not read yet (the file's size
+    /// past the position of the last line processed); `None` for the journal or before
+    /// the first line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<u64>,
+    /// The last error, until the source delivers lines again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// A successful answer, typed; serialised as the bare data object (no tag), since the client
 /// knows which command it sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -240,4 +314,6 @@ pub enum Reply {
     Reload(ReloadData),
     /// For `flush`.
     Flush(FlushData),
+    /// For `activity`.
+    Activity(ActivityData),
 }

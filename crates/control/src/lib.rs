@@ -16,9 +16,9 @@ mod socket;
 
 pub use client::{BUSY_RETRY, Client, ClientError, DEFAULT_TIMEOUT};
 pub use protocol::{
-    Command, DecodeError, ErrorBody, ErrorKind, MAX_REQUEST_LINE, MAX_RESPONSE_LINE,
-    PROTOCOL_VERSION, Request, Response, ResponseDecodeError, Target, decode_request,
-    decode_response,
+    Command, DEFAULT_ACTIVITY_LIMIT, DecodeError, ErrorBody, ErrorKind, MAX_ACTIVITY_LIMIT,
+    MAX_REQUEST_LINE, MAX_RESPONSE_LINE, PROTOCOL_VERSION, Request, Response, ResponseDecodeError,
+    Target, decode_request, decode_response,
 };
 pub use server::{
     AccessPolicy, CLIENT_GRACE, Handler, MAX_CONNECTIONS, Peer, READ_TIMEOUT, ServerConfig,

@@ -23,6 +23,13 @@ pub const MAX_REQUEST_LINE: usize = 64 * 1024;
 /// Longest response line the client reads: a `bans` answer with 100k+ bans is tens of MiB.
 pub const MAX_RESPONSE_LINE: usize = 256 * 1024 * 1024;
 
+/// How many entries per list an `activity` answer has when the request gives no limit.
+pub const DEFAULT_ACTIVITY_LIMIT: u64 = 20;
+
+/// The most entries per list an `activity` answer has, whatever the request asks: the
+/// answer to a once-a-second poll stays small however many addresses fail.
+pub const MAX_ACTIVITY_LIMIT: u64 = 200;
+
 /// Longest jail name accepted in a request.
 const MAX_JAIL_NAME: usize = 128;
 
@@ -86,6 +93,14 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "is_false")]
         all: bool,
     },
+    /// What is going on now, for `portcullis top`: attempt counters, the heaviest failing
+    /// addresses and networks, the newest bans, alerts and sources. Every list is bounded.
+    Activity {
+        /// At most this many entries per list (the daemon caps it at
+        /// [`MAX_ACTIVITY_LIMIT`]; absent: [`DEFAULT_ACTIVITY_LIMIT`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+    },
     /// Re-read the configuration; on error the old one stays in force.
     Reload,
     /// Remove every ban from the firewall and the store (in one jail, when given).
@@ -108,6 +123,7 @@ impl Command {
             Command::Bans { .. } => "bans",
             Command::Ban { .. } => "ban",
             Command::Unban { .. } => "unban",
+            Command::Activity { .. } => "activity",
             Command::Reload => "reload",
             Command::Flush { .. } => "flush",
         }
@@ -121,7 +137,7 @@ impl Command {
             | Command::Flush { jail }
             | Command::Ban { jail, .. }
             | Command::Unban { jail, .. } => jail.as_deref(),
-            Command::Reload => None,
+            Command::Reload | Command::Activity { .. } => None,
         };
         if let Some(jail) = jail
             && (jail.is_empty() || jail.len() > MAX_JAIL_NAME)
@@ -557,6 +573,8 @@ mod tests {
             },
             Command::Reload,
             Command::Flush { jail: None },
+            Command::Activity { limit: None },
+            Command::Activity { limit: Some(50) },
         ];
         for (i, command) in cmds.into_iter().enumerate() {
             let r = Request {

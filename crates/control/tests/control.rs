@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portcullis_control::data::{
-    BanData, BanEntry, BansData, FlushData, ReloadData, Reply, StatusData, UnbanData,
+    ActivityData, BanData, BanEntry, BansData, FlushData, ReloadData, Reply, StatusData, UnbanData,
 };
 use portcullis_control::{
     AccessPolicy, BindError, Client, ClientError, Command, ErrorBody, ErrorKind, Handler, Peer,
@@ -116,6 +116,11 @@ impl Handler for MemoryDaemon {
                     }))
                 }
             }
+            Command::Activity { .. } => Ok(Reply::Activity(ActivityData {
+                bans_total: bans.len() as u64,
+                bans: bans.clone(),
+                ..ActivityData::default()
+            })),
             Command::Flush { .. } => {
                 let n = bans.len() as u64;
                 bans.clear();

@@ -6,6 +6,7 @@
 //! once it is durable and the kernel was asked. `status` and `reload` read the world
 //! (firewall health, sources, configuration files) and so take the daemon itself.
 
+pub(super) mod activity;
 pub(super) mod ban;
 pub(super) mod bans;
 pub(super) mod flush;
@@ -34,6 +35,10 @@ pub(super) async fn handle(d: &mut Daemon, command: Command) -> Result<Reply, Er
         Reply::Bans(data) => data.bans.iter_mut().for_each(|e| r.entry_to_wall(e)),
         Reply::Ban(data) => r.entry_to_wall(&mut data.ban),
         Reply::Unban(data) => data.removed.iter_mut().for_each(|e| r.entry_to_wall(e)),
+        Reply::Activity(data) => {
+            data.now = r.wall_of(Time::from_secs(data.now)).as_secs();
+            data.bans.iter_mut().for_each(|e| r.entry_to_wall(e));
+        }
         _ => {}
     }
     Ok(reply)
@@ -72,6 +77,7 @@ async fn run(d: &mut Daemon, command: Command, now: Time) -> Result<Reply, Error
             settle(d, done).await.map(Reply::Flush)
         }
         Command::Reload => reload::reload(d).await.map(Reply::Reload),
+        Command::Activity { limit } => activity::activity(d, limit).await.map(Reply::Activity),
     }
 }
 

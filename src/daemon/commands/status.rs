@@ -114,7 +114,7 @@ fn host_or_net(t: ipnet::IpNet) -> String {
     }
 }
 
-fn recent_alerts(d: &Daemon) -> Vec<AlertEntry> {
+pub(super) fn recent_alerts(d: &Daemon) -> Vec<AlertEntry> {
     let alerts = match d.store.recent_alerts(ALERTS) {
         Ok(a) => a,
         Err(e) => {

@@ -13,7 +13,7 @@ use portcullis_core::{Decision, Event, EventKind, Time, Weight};
 use portcullis_firewall::Change;
 
 use super::{Commit, FirewallChange, FirewallWork, JailInit, JailSet};
-use crate::daemon::commands::{ban, bans, flush, unban};
+use crate::daemon::commands::{activity, ban, bans, flush, unban};
 
 /// 2027-01-15T08:00:00Z: an arbitrary fixed start.
 const T0: i64 = 1_800_000_000;
@@ -889,4 +889,80 @@ fn a_restart_from_the_stored_windows_bans_at_exactly_maxretry() {
         sim2.set.engine(1).score("198.51.100.1".parse().unwrap()),
         Weight::ONE
     );
+}
+
+#[test]
+fn activity_sends_the_heaviest_failing_addresses_networks_and_newest_bans_bounded() {
+    let mut sim = Sim::with(
+        vec![jail("sshd"), jail("web")],
+        vec![stored("gone", "203.0.113.0/24", Some(5000))],
+    );
+    sim.advance(10);
+    for (addr, n) in [
+        ("192.0.2.1", 3),
+        ("192.0.2.2", 1),
+        ("192.0.2.3", 2),
+        ("2001:db8::1", 1),
+        ("2001:db8::2", 2),
+        ("203.0.113.5", 5), // banned at its fifth: no longer failing
+    ] {
+        sim.attempts(0, addr, n);
+    }
+    sim.attempts(1, "198.51.100.9", 4);
+    sim.advance(10);
+    sim.ban("198.51.100.50", Some("sshd"), Some(600));
+    sim.commit();
+
+    let a = activity::snapshot(&sim.set, sim.now, 3);
+    assert_eq!(a.now, at(20).as_secs());
+    assert_eq!(a.attempts, 14 + 4);
+    assert_eq!(a.bans_decided, 2, "the threshold ban and the manual one");
+    assert_eq!(a.failing_total, 6);
+    let failing: Vec<_> = a
+        .failing
+        .iter()
+        .map(|f| (f.jail.as_str(), f.addr.to_string(), f.weight, f.threshold))
+        .collect();
+    assert_eq!(
+        failing,
+        vec![
+            ("web", "198.51.100.9".to_string(), 4000, 5000),
+            ("sshd", "192.0.2.1".to_string(), 3000, 5000),
+            // A tie goes to the lower address.
+            ("sshd", "192.0.2.3".to_string(), 2000, 5000),
+        ]
+    );
+    let networks: Vec<_> = a
+        .networks
+        .iter()
+        .map(|n| (n.jail.as_str(), n.net.to_string(), n.addresses, n.weight))
+        .collect();
+    assert_eq!(
+        networks,
+        vec![
+            ("sshd", "192.0.2.0/24".to_string(), 3, 6000),
+            ("sshd", "2001:db8::/64".to_string(), 2, 3000),
+        ],
+        "a network with one failing address is not listed"
+    );
+    assert_eq!(a.bans_total, 3);
+    let bans: Vec<_> = a.bans.iter().map(|b| b.target.to_string()).collect();
+    assert_eq!(bans, vec!["198.51.100.50", "203.0.113.5", "203.0.113.0/24"]);
+
+    // A smaller limit keeps the first entries and the totals.
+    let a = activity::snapshot(&sim.set, sim.now, 1);
+    assert_eq!((a.failing.len(), a.networks.len(), a.bans.len()), (1, 1, 1));
+    assert_eq!((a.failing_total, a.bans_total), (6, 3));
+    assert_eq!(a.bans[0].target.to_string(), "198.51.100.50");
+    let a = activity::snapshot(&sim.set, sim.now, 0);
+    assert!(a.failing.is_empty() && a.bans.is_empty() && a.networks.is_empty());
+
+    // Once the orphan's ban and the manual one end, they are not listed.
+    sim.advance(5000);
+    sim.timeout();
+    let a = activity::snapshot(&sim.set, sim.now, 10);
+    let bans: Vec<_> = a.bans.iter().map(|b| b.target.to_string()).collect();
+    assert_eq!(bans, Vec::<String>::new(), "every ban has ended: {bans:?}");
+    assert_eq!(a.bans_total, 0);
+    assert_eq!(a.failing_total, 0, "findtime passed");
 }

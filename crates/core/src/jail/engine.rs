@@ -499,6 +499,19 @@ impl JailEngine {
         self.tracked.len()
     }
 
+    /// Every address with weighted failures within `[clock - findtime, clock]` now, with
+    /// that weight (what [`score`](Self::score) gives), in no particular order. Lazy and
+    /// allocation-free: a caller that shows the heaviest few (`portcullis top`) keeps a
+    /// bounded selection instead of copying the map. Addresses whose window holds only
+    /// forgiven (zero-weight) failures are left out.
+    pub fn failing(&self) -> impl Iterator<Item = (IpAddr, Weight)> + '_ {
+        let cutoff = self.window_cutoff();
+        self.tracked.iter().filter_map(move |(addr, w)| {
+            let sum = w.sum_since(cutoff);
+            (sum > 0).then(|| (*addr, Weight(u32::try_from(sum).unwrap_or(u32::MAX))))
+        })
+    }
+
     /// The weighted failures of `addr` within `[clock - findtime, clock]`.
     pub fn score(&self, addr: IpAddr) -> Weight {
         let cutoff = self.window_cutoff();

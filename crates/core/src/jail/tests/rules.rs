@@ -1172,3 +1172,25 @@ fn restored_windows_count_on_exactly() {
     second.attempts("192.0.2.7", 701, 1, 4).run_until(at(710));
     assert_eq!(second.bans().len(), 1);
 }
+
+#[test]
+fn failing_lists_the_addresses_with_weight_in_the_window_and_not_the_banned_or_expired() {
+    let mut sim = Sim::new(plain());
+    sim.attempts("192.0.2.1", 0, 10, 2);
+    sim.attempts("192.0.2.2", 0, 10, 5); // banned at its fifth: no longer failing
+    sim.attempts("198.51.100.9", 100, 10, 3);
+    sim.run_until(at(130));
+    let mut failing: Vec<_> = sim.engine.failing().collect();
+    failing.sort();
+    assert_eq!(
+        failing,
+        vec![
+            (ip("192.0.2.1"), Weight(2000)),
+            (ip("198.51.100.9"), Weight(3000))
+        ]
+    );
+    // findtime (10 min) after the first two, only the third address is left.
+    sim.run_until(at(660));
+    let failing: Vec<_> = sim.engine.failing().collect();
+    assert_eq!(failing, vec![(ip("198.51.100.9"), Weight(3000))]);
+}
