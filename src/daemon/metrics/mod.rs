@@ -521,9 +521,10 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> Result<(), std:
         "portcullis_events",
         "Events this jail's filter produced, by kind (attempt, probe, success, info)",
         s.jails.iter().flat_map(|j| {
-            KINDS.iter().zip(j.events).map(|(k, n)| {
-                (vec![("jail", j.name.as_str()), ("kind", k.as_str())], n)
-            })
+            KINDS
+                .iter()
+                .zip(j.events)
+                .map(|(k, n)| (vec![("jail", j.name.as_str()), ("kind", k.as_str())], n))
         }),
     )?;
     counter(

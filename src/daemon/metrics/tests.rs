@@ -91,7 +91,10 @@ fn the_fail2ban_exporter_names_and_labels_are_there() {
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
-    assert!(!text.contains("# EOF"), "Prometheus text format, not OpenMetrics");
+    assert!(
+        !text.contains("# EOF"),
+        "Prometheus text format, not OpenMetrics"
+    );
 }
 
 #[test]
@@ -147,7 +150,9 @@ fn promtool_accepts_the_encoding() {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("promtool is missing (Debian package prometheus)");
         }
-        eprintln!("SKIPPED promtool_accepts_the_encoding: promtool is not installed (apt install prometheus)");
+        eprintln!(
+            "SKIPPED promtool_accepts_the_encoding: promtool is not installed (apt install prometheus)"
+        );
         return;
     };
     assert!(out.status.success());
@@ -193,7 +198,11 @@ pub fn promtool_check(text: &str) -> String {
     let out = child.wait_with_output().expect("promtool finishes");
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s += &String::from_utf8_lossy(&out.stderr);
-    if out.status.success() { String::new() } else { s }
+    if out.status.success() {
+        String::new()
+    } else {
+        s
+    }
 }
 
 #[test]
@@ -232,18 +241,30 @@ async fn the_responder_answers_over_tcp_and_refuses_the_rest() {
 
     let ok = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-    assert!(ok.contains("Content-Type: text/plain; version=0.0.4"), "{ok}");
-    assert!(ok.contains("f2b_jail_banned_current{jail=\"sshd\"} 2\n"), "{ok}");
+    assert!(
+        ok.contains("Content-Type: text/plain; version=0.0.4"),
+        "{ok}"
+    );
+    assert!(
+        ok.contains("f2b_jail_banned_current{jail=\"sshd\"} 2\n"),
+        "{ok}"
+    );
 
     // A new snapshot is what the next scrape shows.
     let mut s = sample();
     s.jails[0].banned_current = 9;
     tx.send_replace(Arc::new(s));
     let ok = exchange(addr, b"GET /metrics HTTP/1.0\r\n\r\n").await;
-    assert!(ok.contains("f2b_jail_banned_current{jail=\"sshd\"} 9\n"), "{ok}");
+    assert!(
+        ok.contains("f2b_jail_banned_current{jail=\"sshd\"} 9\n"),
+        "{ok}"
+    );
 
     let head = exchange(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
     let nf = exchange(addr, b"GET /admin HTTP/1.1\r\n\r\n").await;
     assert!(nf.starts_with("HTTP/1.1 404 "), "{nf}");
     let post = exchange(addr, b"POST /metrics HTTP/1.1\r\n\r\n").await;
