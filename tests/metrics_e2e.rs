@@ -181,3 +181,47 @@ fn metrics_are_off_by_default_and_a_real_scrape_sees_an_attack_banned() {
         "status {st} vs metrics"
     );
 }
+
+/// The fault: the metrics port is taken. The daemon says so and protects without metrics.
+#[test]
+fn a_taken_metrics_port_is_logged_and_the_daemon_protects_without_metrics() {
+    if !crate::e2e::require_root_and(&["ip", "nft"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pair = crate::e2e::netns::Pair::new();
+    let _taken = pair
+        .server
+        .listen("127.0.0.1:9191".parse().expect("address"));
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    let config = format!(
+        "[jail.sshd]\nsources = [{{ file = \"{}\" }}]\nmaxretry = 2\n\
+         [metrics]\nenabled = true\nlisten = \"127.0.0.1:9191\"\n",
+        log.display()
+    );
+    let daemon = Daemon::start(&pair.server, &tmp.path().join("pc"), &config);
+    daemon.wait_for("the metrics error in the log", 10, |d| {
+        d.log()
+            .contains("no metrics: metrics: cannot listen on 127.0.0.1:9191")
+    });
+    // Still banning.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("log");
+    // Now, in the local zone (the daemon's zone for syslog dates).
+    let stamp = crate::e2e::run(std::process::Command::new("date").arg("+%b %e %H:%M:%S"));
+    let stamp = stamp.trim_end();
+    for pid in [100, 101] {
+        use std::io::Write;
+        writeln!(
+            f,
+            "{stamp} srv sshd[{pid}]: Failed password for root from 203.0.113.9 port 4000 ssh2"
+        )
+        .expect("write");
+    }
+    daemon.wait_for("the ban", 10, |d| {
+        d.bans().iter().any(|b| b["target"] == "203.0.113.9")
+    });
+}

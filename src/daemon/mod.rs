@@ -376,8 +376,10 @@ impl Daemon {
             // Metrics are not protection: a port already taken is an error in the log, and
             // the daemon protects without them.
             match metrics::Metrics::start(&daemon.config.metrics.listen) {
-                Ok(m) => {
+                Ok(mut m) => {
                     tracing::info!(listen = %m.local(), "metrics served at /metrics");
+                    // The first scrape already shows the jails and the bans restored.
+                    m.publish(metrics::Snapshot::of(&daemon));
                     daemon.metrics = Some(m);
                 }
                 Err(e) => tracing::error!("no metrics: {e:#}"),

@@ -251,7 +251,7 @@ impl Metrics {
         let server = MetricsServer::start(listen, Arc::new(registry(rx)))?;
         Ok(Metrics {
             tx,
-            last: Instant::now() - PUBLISH_INTERVAL,
+            last: Instant::now(),
             server,
         })
     }
