@@ -89,7 +89,8 @@ fn line_with<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
     screen.lines().find(|l| l.contains(needle))
 }
 
-/// SGR sequences that set a colour (30-37, 38;…, 39, 40-49, 90-107), anywhere in `text`.
+/// SGR sequences that set a colour (30-38, 40-48, 90-107), anywhere in `text`. 39 and 49
+/// (back to the terminal's default colours) set none; tmux writes them after every reset.
 fn colour_codes(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     for seq in text.split("\x1b[").skip(1) {
@@ -100,7 +101,7 @@ fn colour_codes(text: &str) -> Vec<String> {
         }
         let colour = params
             .split(';')
-            .any(|p| matches!(p.parse::<u32>(), Ok(30..=49 | 90..=107)));
+            .any(|p| matches!(p.parse::<u32>(), Ok(30..=38 | 40..=48 | 90..=107)));
         if colour {
             found.push(format!("ESC[{params}m"));
         }
@@ -119,7 +120,7 @@ fn top_command(socket: &Path, no_colour: bool) -> String {
 }
 
 #[test]
-fn top_shows_the_attack_unbans_with_u_and_refuses_allowlisted_bans_without_colour() {
+fn top_shows_the_attack_and_a_breach_unbans_with_u_and_refuses_allowlisted_bans_without_colour() {
     let Some(SshdLab { sshd, pair, tmp }) =
         SshdLab::start(&["nft", "sshpass", "ssh", "tmux"], false)
     else {
@@ -127,7 +128,7 @@ fn top_shows_the_attack_unbans_with_u_and_refuses_allowlisted_bans_without_colou
     };
     let config = format!(
         "[jail.sshd]\nsources = [{{ file = \"{}\" }}]\nfindtime = \"10m\"\nmaxretry = 3\n\
-         bantime = \"1h\"\nallowlist = [\"{ATTACKER6}\"]\n",
+         bantime = \"1h\"\nbreach_after = 2\nallowlist = [\"{ATTACKER6}\"]\n",
         sshd.log.display()
     );
     let daemon = Daemon::start(&pair.server, &tmp.path().join("pc"), &config);
@@ -143,6 +144,27 @@ fn top_shows_the_attack_unbans_with_u_and_refuses_allowlisted_bans_without_colou
         line_with(s, ATTACKER4).is_some_and(|l| l.contains("2.0/3.0"))
     });
     assert!(screen.contains("attempts/s"), "{screen}");
+    // The source: healthy, read to its end, named by its path (its tail, when long).
+    let source = line_with(&screen, "lines lag").unwrap_or_default();
+    assert!(
+        source.contains(" ok ") && source.contains("lag 0B") && source.contains("sshd/auth.log"),
+        "{screen}"
+    );
+    assert!(screen.contains("sources (1)"), "{screen}");
+
+    // A root login with the key after those failures: a breach alert on the screen.
+    let login = sshd
+        .key_client(&pair.attacker)
+        .arg(format!("root@{SERVER4}"))
+        .arg("true")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("ssh");
+    assert!(login.success(), "key login failed:\n{}", sshd.log_text());
+    let screen = tmux.wait_for("the breach alert", 30, |s| {
+        line_with(s, &format!("breach {ATTACKER4} as root after 2 failures")).is_some()
+    });
+    assert!(!screen.contains("breach alerts (0)"), "{screen}");
 
     // Until it is refused: it moves to the bans pane, with its time left.
     let t0 = Instant::now();

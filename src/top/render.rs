@@ -27,30 +27,35 @@ const HELP: &[(&str, &str)] = &[
 ];
 
 /// Draw `app` over `area` of `buf`.
+///
+/// At 80×24: header 1, sparkline 2, failing and bans share what is left (3 and 2 rows at
+/// least), networks | sources 5, breach alerts 3–4 (full width: their lines are long),
+/// status 1. A taller terminal gives the alerts up to 5 rows and the tables the rest.
 pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
-    let [header, spark, failing, bans, bottom, status] = Layout::vertical([
+    let empty = ActivityData::default();
+    let data = app.data.as_ref().unwrap_or(&empty);
+    let most_alerts = if area.height >= 30 { 5 } else { 2 };
+    let alert_rows = u16::try_from(data.alerts.len().clamp(1, most_alerts)).unwrap_or(1);
+    let [header, spark, failing, bans, bottom, alerts, status] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(3),
-        Constraint::Min(7),
-        Constraint::Min(6),
-        Constraint::Length(6),
+        Constraint::Length(2),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+        Constraint::Length(5),
+        Constraint::Length(alert_rows + 2),
         Constraint::Length(1),
     ])
     .areas(area);
-    let [networks, right] =
+    let [networks, sources] =
         Layout::horizontal([Constraint::Length(38), Constraint::Fill(1)]).areas(bottom);
-    let [alerts, sources] =
-        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
     let paint = Paint { colour: app.colour };
     draw_header(app, &paint, header, buf);
     draw_rates(app, &paint, spark, buf);
-    let empty = ActivityData::default();
-    let data = app.data.as_ref().unwrap_or(&empty);
     draw_failing(app, data, &paint, failing, buf);
-    draw_networks(data, &paint, networks, buf);
     draw_bans(app, data, &paint, bans, buf);
-    draw_alerts(data, &paint, alerts, buf);
+    draw_networks(data, &paint, networks, buf);
     draw_sources(data, &paint, sources, buf);
+    draw_alerts(data, &paint, alerts, buf);
     draw_status(app, &paint, status, buf);
     if app.mode == Mode::Help {
         draw_help(&paint, area, buf);
@@ -103,24 +108,26 @@ fn draw_header(app: &App, paint: &Paint, area: Rect, buf: &mut Buffer) {
             d.attempts, d.bans_total, d.bans_decided, d.failing_total
         )));
     }
-    if let Some(e) = &app.link_error {
-        spans.push(Span::styled(
-            format!("  NO ANSWER: {}", escape_terminal(e)),
-            paint.bad(),
-        ));
+    if app.link_error.is_some() {
+        // Why is on the status line, which has the room.
+        spans.push(Span::styled("  NO ANSWER", paint.bad()));
     }
     Paragraph::new(Line::from(spans)).render(area, buf);
 }
 
 fn draw_rates(app: &App, paint: &Paint, area: Rect, buf: &mut Buffer) {
-    let width = usize::from(area.width.saturating_sub(2));
+    let width = usize::from(area.width);
     let rates: Vec<u64> = app.rates().collect();
     let shown = &rates[rates.len().saturating_sub(width)..];
     let now = shown.last().copied().unwrap_or(0);
     let peak = shown.iter().copied().max().unwrap_or(0);
     let title = format!(" attempts/s: {now} now, {peak} peak in {}s ", shown.len());
     Sparkline::default()
-        .block(paint.block(title))
+        .block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(Span::styled(title, paint.title())),
+        )
         .style(paint.fg(Color::Yellow))
         .data(shown)
         .render(area, buf);
@@ -325,18 +332,26 @@ fn draw_sources(d: &ActivityData, paint: &Paint, area: Rect, buf: &mut Buffer) {
         .iter()
         .map(|s| {
             let key = s.key.strip_prefix("file:").unwrap_or(&s.key);
-            let health = match &s.error {
-                Some(e) => Span::styled(format!(" ERROR {}", escape_terminal(e)), paint.bad()),
-                None => Span::styled(" ok", paint.good()),
-            };
+            let width = usize::from(area.width.saturating_sub(2));
+            let key = escape_terminal(key);
+            if let Some(e) = &s.error {
+                // The file name, then as much of the error as fits (cut by the pane).
+                return Line::from(vec![
+                    Span::styled(" ERROR ", paint.bad()),
+                    Span::raw(tail(&key, SHORT_PATH)),
+                    Span::styled(format!(" {}", escape_terminal(e)), paint.bad()),
+                ]);
+            }
             let lag = s
                 .lag_bytes
                 .map(|b| format!(" lag {b}B"))
                 .unwrap_or_default();
+            let counts = format!(" ok {} lines{lag} ", s.lines);
+            let room = width.saturating_sub(counts.chars().count());
             Line::from(vec![
-                health,
-                Span::raw(format!(" {} lines{lag} ", s.lines)),
-                Span::raw(escape_terminal(key).into_owned()),
+                Span::styled(" ok", paint.good()),
+                Span::raw(counts[3..].to_string()),
+                Span::raw(tail(&key, room)),
             ])
         })
         .collect();
@@ -357,11 +372,28 @@ fn draw_sources(d: &ActivityData, paint: &Paint, area: Rect, buf: &mut Buffer) {
         .render(area, buf);
 }
 
+/// How much of a failing source's path is shown before its error.
+const SHORT_PATH: usize = 18;
+
+/// `text` cut to its last `room` characters behind `…` when longer (a path's file name is
+/// what tells sources apart).
+fn tail(text: &str, room: usize) -> String {
+    let len = text.chars().count();
+    if len <= room {
+        return text.to_string();
+    }
+    let keep = room.saturating_sub(1);
+    let mut out = String::from("…");
+    out.extend(text.chars().skip(len - keep));
+    out
+}
+
 fn draw_status(app: &App, paint: &Paint, area: Rect, buf: &mut Buffer) {
-    let line = match (&app.mode, &app.status) {
-        (Mode::ConfirmBan(_), Some(s)) => Line::styled(s.clone(), paint.bad()),
-        (_, Some(s)) => Line::raw(escape_terminal(s).into_owned()),
-        (_, None) => Line::raw("Tab pane  ↑↓ select  b ban  u unban  ? help  q quit"),
+    let line = match (&app.mode, &app.link_error, &app.status) {
+        (Mode::ConfirmBan(_), _, Some(s)) => Line::styled(s.clone(), paint.bad()),
+        (_, Some(e), _) => Line::styled(format!("NO ANSWER: {}", escape_terminal(e)), paint.bad()),
+        (_, None, Some(s)) => Line::raw(escape_terminal(s).into_owned()),
+        (_, None, None) => Line::raw("Tab pane  ↑↓ select  b ban  u unban  ? help  q quit"),
     };
     Paragraph::new(line).render(area, buf);
 }
@@ -504,6 +536,8 @@ mod tests {
     fn every_pane_fits_in_80_by_24() {
         let buf = render(&app(false));
         let screen = text(&buf);
+        // Shown with --nocapture, to look at.
+        println!("{screen}");
         for want in [
             "portcullis top",
             "attempts/s: 34 now",
@@ -525,6 +559,26 @@ mod tests {
         }
         // The selection marker is on the first failing address.
         assert!(screen.contains(">203.0.113.77"), "{screen}");
+    }
+
+    #[test]
+    fn a_long_source_path_keeps_its_file_name_and_errors_show() {
+        let mut a = app(false);
+        let d = a.data.as_mut().expect("data");
+        d.sources.push(SourceActivity {
+            key: "file:/srv/containers/very-long-name/rootfs/var/log/nginx/error.log".into(),
+            jails: vec!["nginx-http-auth".into()],
+            lines: 7,
+            lag_bytes: None,
+            error: Some("cannot open: Permission denied".into()),
+        });
+        let screen = text(&render(&a));
+        assert!(
+            screen.contains("ERROR …g/nginx/error.log cannot open"),
+            "{screen}"
+        );
+        assert_eq!(tail("abcdef", 4), "…def");
+        assert_eq!(tail("abc", 4), "abc");
     }
 
     #[test]
