@@ -189,6 +189,12 @@ fn top_shows_the_attack_and_a_breach_unbans_with_u_and_refuses_allowlisted_bans_
     tmux.wait_for("the unban reported", 20, |s| {
         s.contains(&format!("unbanned {ATTACKER4} (sshd)"))
     });
+    // It stays listed below the active bans as lifted (recent bans).
+    tmux.wait_for("the lifted ban listed", 10, |s| {
+        s.lines()
+            .any(|l| l.contains(ATTACKER4) && l.contains("lifted"))
+            && s.contains("(0 active, 1 ended)")
+    });
     daemon.wait_for("the ban gone from bans --json", 10, |d| {
         !d.bans().iter().any(|b| b["target"] == ATTACKER4)
     });

@@ -5,11 +5,34 @@
 use std::collections::VecDeque;
 
 use portcullis_control::Target;
-use portcullis_control::data::ActivityData;
+use portcullis_control::data::{ActivityData, BanEntry};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// How many seconds of attempts per second are kept (the sparkline shows what fits).
 pub const RATE_HISTORY: usize = 240;
+
+/// How many bans that ended while `top` watched are kept below the active ones.
+pub const RECENT_ENDED: usize = 10;
+
+/// How a ban seen active at the last poll ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Its time was up.
+    Expired,
+    /// It went before its time: an unban, a flush, a reload that dropped its jail.
+    Lifted,
+}
+
+/// A ban that ended while `top` watched, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndedBan {
+    /// The ban as it was last listed.
+    pub ban: BanEntry,
+    /// How it ended.
+    pub how: Ended,
+    /// The daemon time of the first poll that no longer listed it.
+    pub seen_gone: i64,
+}
 
 /// The panes that have a selection.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -57,6 +80,8 @@ pub struct App {
     pub data: Option<ActivityData>,
     /// Why the last poll failed, until one succeeds again.
     pub link_error: Option<String>,
+    /// Bans that ended while watched, newest first, at most [`RECENT_ENDED`].
+    pub ended: VecDeque<EndedBan>,
     /// Attempts per second, oldest first, at most [`RATE_HISTORY`].
     rates: VecDeque<u64>,
     /// The daemon time and attempt counter of the last answer, for the rate.
@@ -82,6 +107,7 @@ impl App {
         App {
             data: None,
             link_error: None,
+            ended: VecDeque::new(),
             rates: VecDeque::new(),
             last_count: None,
             focus: Pane::Failing,
@@ -121,6 +147,7 @@ impl App {
         {
             self.last_count = Some((data.now, data.attempts));
         }
+        self.note_ended(&data);
         self.data = Some(data);
         self.link_error = None;
         for pane in [Pane::Failing, Pane::Bans] {
@@ -132,6 +159,37 @@ impl App {
             *row = (*row).min(targets.len().saturating_sub(1));
             *target = targets.get(*row).copied();
         }
+    }
+
+    /// The bans of the last answer that `data` no longer lists. Only when both answers list
+    /// every active ban (no more than the request's limit): a ban that merely fell off a cut
+    /// list has not ended.
+    fn note_ended(&mut self, data: &ActivityData) {
+        let Some(old) = &self.data else { return };
+        let complete = |d: &ActivityData| d.bans.len() as u64 >= d.bans_total;
+        if !complete(old) || !complete(data) {
+            return;
+        }
+        let same = |a: &BanEntry, b: &BanEntry| {
+            a.target == b.target && a.jail == b.jail && a.since == b.since
+        };
+        for gone in old
+            .bans
+            .iter()
+            .rev()
+            .filter(|b| !data.bans.iter().any(|n| same(b, n)))
+        {
+            let how = match gone.until {
+                Some(u) if u <= data.now => Ended::Expired,
+                _ => Ended::Lifted,
+            };
+            self.ended.push_front(EndedBan {
+                ban: gone.clone(),
+                how,
+                seen_gone: data.now,
+            });
+        }
+        self.ended.truncate(RECENT_ENDED);
     }
 
     /// A poll failed (daemon gone, timeout): keep the last answer on screen, say why.
@@ -174,7 +232,12 @@ impl App {
                 .iter()
                 .map(|f| Target(ipnet::IpNet::from(f.addr)))
                 .collect(),
-            Pane::Bans => d.bans.iter().map(|b| b.target).collect(),
+            Pane::Bans => d
+                .bans
+                .iter()
+                .chain(self.ended.iter().map(|e| &e.ban))
+                .map(|b| b.target)
+                .collect(),
         }
     }
 
@@ -302,6 +365,57 @@ mod tests {
     }
 
     #[test]
+    fn bans_that_leave_a_complete_list_are_kept_as_expired_or_lifted() {
+        let mut app = App::new(false);
+        let mut d = data(100, 0);
+        d.bans.push(ban("198.51.100.8"));
+        d.bans_total = 2;
+        app.on_activity(d);
+        // .7 lifted before its time (until 1600), .8 still there.
+        let mut d = data(101, 0);
+        d.bans = vec![ban("198.51.100.8")];
+        d.bans_total = 1;
+        app.on_activity(d);
+        assert_eq!(app.ended.len(), 1);
+        assert_eq!(
+            app.ended[0].ban.target,
+            Target::parse("198.51.100.7").expect("t")
+        );
+        assert_eq!(app.ended[0].how, Ended::Lifted);
+        assert_eq!(app.ended[0].seen_gone, 101);
+        // .8 goes at its end time: expired, listed first.
+        let mut d = data(1600, 0);
+        d.bans.clear();
+        app.on_activity(d);
+        assert_eq!(app.ended[0].how, Ended::Expired);
+        assert_eq!(app.ended[1].how, Ended::Lifted);
+        // Ended bans can be selected (b bans them again); the selection followed .7.
+        app.on_key(KeyEvent::from(KeyCode::Tab));
+        assert_eq!(app.selected_target(), Target::parse("198.51.100.7").ok());
+        app.on_key(key('k'));
+        assert_eq!(app.selected_target(), Target::parse("198.51.100.8").ok());
+        // A cut list (more active than listed): a ban missing from it has not ended.
+        let mut app = App::new(false);
+        let mut d = data(100, 0);
+        d.bans_total = 5;
+        app.on_activity(d);
+        let mut d = data(101, 0);
+        d.bans = vec![ban("198.51.100.9")];
+        d.bans_total = 5;
+        app.on_activity(d);
+        assert!(app.ended.is_empty());
+        // At most RECENT_ENDED are kept.
+        let mut app = App::new(false);
+        for i in 0..(RECENT_ENDED as i64 + 5) {
+            let mut d = data(100 + 2 * i, 0);
+            d.bans = vec![ban(&format!("203.0.113.{i}"))];
+            d.bans_total = 1;
+            app.on_activity(d);
+        }
+        assert_eq!(app.ended.len(), RECENT_ENDED);
+    }
+
+    #[test]
     fn selection_moves_and_follows_its_target_across_polls() {
         let mut app = App::new(false);
         app.on_activity(data(100, 0));
@@ -317,9 +431,11 @@ mod tests {
         assert_eq!(app.selected_target(), Target::parse("192.0.2.2").ok());
         app.on_key(KeyEvent::from(KeyCode::Tab));
         assert_eq!(app.selected_target(), Target::parse("198.51.100.7").ok());
-        // The selected ban is gone: the selection stays in range.
+        // The selected ban is gone from a list that was cut (more active than listed): the
+        // selection stays in range.
         let mut d = data(102, 0);
         d.bans.clear();
+        d.bans_total = 3;
         app.on_activity(d);
         assert_eq!(app.selected_target(), None);
         assert_eq!(app.on_key(key('u')), None);

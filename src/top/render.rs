@@ -13,7 +13,7 @@ use ratatui::widgets::{
     Wrap,
 };
 
-use super::app::{App, Mode, Pane};
+use super::app::{App, Ended, Mode, Pane};
 use crate::text::escape_terminal;
 
 /// The keys, as the help shows them.
@@ -250,26 +250,40 @@ fn time_left(b: &BanEntry, now: i64) -> String {
 }
 
 fn draw_bans(app: &App, d: &ActivityData, paint: &Paint, area: Rect, buf: &mut Buffer) {
-    let rows = d
-        .bans
-        .iter()
-        .map(|b| {
-            Row::new(vec![
-                b.target.to_string(),
-                b.jail.clone(),
-                time_left(b, d.now),
-                format!("{} ago", duration(d.now - b.since)),
-                format!("#{} {}", b.ban_no, b.reason),
-            ])
-        })
-        .collect();
+    let row = |b: &BanEntry, left: String| {
+        vec![
+            b.target.to_string(),
+            b.jail.clone(),
+            left,
+            format!("{} ago", duration(d.now - b.since)),
+            format!("#{} {}", b.ban_no, b.reason),
+        ]
+    };
+    let active = d.bans.iter().map(|b| Row::new(row(b, time_left(b, d.now))));
+    // Bans that ended while watched, below the active ones, dimmed (no colour needed).
+    let ended = app.ended.iter().map(|e| {
+        let how = match e.how {
+            Ended::Expired => "expired",
+            Ended::Lifted => "lifted",
+        };
+        Row::new(row(&e.ban, how.into())).style(Style::default().add_modifier(Modifier::DIM))
+    });
+    let rows = active.chain(ended).collect();
+    let ended_count = if app.ended.is_empty() {
+        String::new()
+    } else {
+        format!(", {} ended", app.ended.len())
+    };
     let title = focus_title(
         app,
         Pane::Bans,
-        format!(" bans, newest first ({} active) ", d.bans_total),
+        format!(
+            " bans, newest first ({} active{ended_count}) ",
+            d.bans_total
+        ),
     );
-    let selected =
-        (app.focus == Pane::Bans && !d.bans.is_empty()).then(|| app.selected_row(Pane::Bans));
+    let selected = (app.focus == Pane::Bans && !(d.bans.is_empty() && app.ended.is_empty()))
+        .then(|| app.selected_row(Pane::Bans));
     table(
         rows,
         &[
@@ -579,6 +593,23 @@ mod tests {
         );
         assert_eq!(tail("abcdef", 4), "…def");
         assert_eq!(tail("abc", 4), "abc");
+    }
+
+    #[test]
+    fn an_ended_ban_is_listed_below_the_active_ones() {
+        let mut a = app(false);
+        let mut d = sample();
+        let gone = d.bans.remove(0);
+        d.bans_total = 1;
+        d.now += 1;
+        a.on_activity(d);
+        let screen = text(&render(&a));
+        assert!(screen.contains("(1 active, 1 ended)"), "{screen}");
+        let row = screen
+            .lines()
+            .find(|l| l.contains(&gone.target.to_string()))
+            .unwrap_or_default();
+        assert!(row.contains("lifted"), "{screen}");
     }
 
     #[test]
