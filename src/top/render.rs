@@ -138,22 +138,24 @@ fn attempts(weight: u64) -> String {
     format!("{}.{}", weight / 1000, weight % 1000 / 100)
 }
 
+/// A table with its header row, in `block`, marking the row a [`place`] selects.
 fn table<'a>(
     rows: Vec<Row<'a>>,
     widths: &[Constraint],
     header: &[&'a str],
     block: Block<'a>,
     paint: &Paint,
-    selected: Option<usize>,
-    area: Rect,
-    buf: &mut Buffer,
-) {
-    let table = Table::new(rows, widths.to_vec())
+) -> Table<'a> {
+    Table::new(rows, widths.to_vec())
         .header(Row::new(header.to_vec()).style(Style::default().add_modifier(Modifier::BOLD)))
         .block(block)
         .column_spacing(1)
         .row_highlight_style(paint.selected())
-        .highlight_symbol(">");
+        .highlight_symbol(">")
+}
+
+/// Draw `table` over `area` with row `selected` marked.
+fn place(table: Table<'_>, selected: Option<usize>, area: Rect, buf: &mut Buffer) {
     let mut state = TableState::default().with_selected(selected);
     StatefulWidget::render(table, area, buf, &mut state);
 }
@@ -187,7 +189,7 @@ fn draw_failing(app: &App, d: &ActivityData, paint: &Paint, area: Rect, buf: &mu
     );
     let selected = (app.focus == Pane::Failing && !d.failing.is_empty())
         .then(|| app.selected_row(Pane::Failing));
-    table(
+    let table = table(
         rows,
         &[
             Constraint::Fill(1),
@@ -197,10 +199,8 @@ fn draw_failing(app: &App, d: &ActivityData, paint: &Paint, area: Rect, buf: &mu
         &["address", "jail", "attempts"],
         paint.block(title),
         paint,
-        selected,
-        area,
-        buf,
     );
+    place(table, selected, area, buf);
 }
 
 fn draw_networks(d: &ActivityData, paint: &Paint, area: Rect, buf: &mut Buffer) {
@@ -215,7 +215,7 @@ fn draw_networks(d: &ActivityData, paint: &Paint, area: Rect, buf: &mut Buffer) 
             ])
         })
         .collect();
-    table(
+    let table = table(
         rows,
         &[
             Constraint::Fill(1),
@@ -225,10 +225,8 @@ fn draw_networks(d: &ActivityData, paint: &Paint, area: Rect, buf: &mut Buffer) 
         &["network", "addrs", "tries"],
         paint.block(" networks ".into()),
         paint,
-        None,
-        area,
-        buf,
     );
+    place(table, None, area, buf);
 }
 
 /// Seconds as `1h02m`, `4m05s`, `12s`.
@@ -284,7 +282,7 @@ fn draw_bans(app: &App, d: &ActivityData, paint: &Paint, area: Rect, buf: &mut B
     );
     let selected = (app.focus == Pane::Bans && !(d.bans.is_empty() && app.ended.is_empty()))
         .then(|| app.selected_row(Pane::Bans));
-    table(
+    let table = table(
         rows,
         &[
             Constraint::Fill(1),
@@ -296,10 +294,8 @@ fn draw_bans(app: &App, d: &ActivityData, paint: &Paint, area: Rect, buf: &mut B
         &["target", "jail", "left", "since", "ban"],
         paint.block(title),
         paint,
-        selected,
-        area,
-        buf,
     );
+    place(table, selected, area, buf);
 }
 
 fn alert_line(a: &AlertEntry, now: i64) -> String {

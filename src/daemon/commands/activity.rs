@@ -80,8 +80,8 @@ pub fn snapshot(set: &JailSet, now: Time, keep: usize) -> ActivityData {
         ..ActivityData::default()
     };
     // Min-heaps of size `keep`: the lightest (then the highest address) leaves first.
-    let mut failing: BinaryHeap<Reverse<(u64, Reverse<(IpAddr, usize)>)>> = BinaryHeap::new();
-    let mut networks: BinaryHeap<Reverse<(u64, u64, Reverse<(IpNet, usize)>)>> = BinaryHeap::new();
+    let mut failing: Largest<FailingKey> = BinaryHeap::new();
+    let mut networks: Largest<NetworkKey> = BinaryHeap::new();
     for idx in 0..set.len() {
         data.attempts = data.attempts.saturating_add(set.attempts(idx));
         data.bans_decided = data.bans_decided.saturating_add(set.total_bans(idx));
@@ -126,7 +126,7 @@ pub fn snapshot(set: &JailSet, now: Time, keep: usize) -> ActivityData {
         })
         .collect();
     // The newest bans: latest start first, then target.
-    let mut newest: BinaryHeap<Reverse<Keyed<(Time, Reverse<IpNet>), Ban>>> = BinaryHeap::new();
+    let mut newest: Largest<BanKey> = BinaryHeap::new();
     let engines = (0..set.len()).flat_map(|i| set.engine(i).active_bans());
     for ban in engines.chain(set.orphans(now).cloned()) {
         if ban.until.is_some_and(|u| u <= now) {
@@ -144,6 +144,18 @@ pub fn snapshot(set: &JailSet, now: Time, keep: usize) -> ActivityData {
     data.bans = newest.iter().map(|Keyed(_, b)| ban_entry(b)).collect();
     data
 }
+
+/// A min-heap that [`push_bounded`] keeps at the largest items seen.
+type Largest<T> = BinaryHeap<Reverse<T>>;
+
+/// A failing address's order: weight, then the lower address (and jail index) first.
+type FailingKey = (u64, Reverse<(IpAddr, usize)>);
+
+/// A network's order: weight, then addresses, then the lower network (and jail index).
+type NetworkKey = (u64, u64, Reverse<(IpNet, usize)>);
+
+/// A ban ordered by start, then the lower target.
+type BanKey = Keyed<(Time, Reverse<IpNet>), Ban>;
 
 /// A value ordered by its key alone.
 struct Keyed<K, V>(K, V);
@@ -169,7 +181,7 @@ impl<K: Ord, V> Ord for Keyed<K, V> {
 }
 
 /// Push onto a min-heap holding the `keep` largest items seen.
-fn push_bounded<T: Ord>(heap: &mut BinaryHeap<Reverse<T>>, keep: usize, item: Reverse<T>) {
+fn push_bounded<T: Ord>(heap: &mut Largest<T>, keep: usize, item: Reverse<T>) {
     if keep == 0 {
         return;
     }
