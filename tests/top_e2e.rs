@@ -122,7 +122,7 @@ fn top_command(socket: &Path, no_colour: bool) -> String {
 #[test]
 fn top_shows_the_attack_and_a_breach_unbans_with_u_and_refuses_allowlisted_bans_without_colour() {
     let Some(SshdLab { sshd, pair, tmp }) =
-        SshdLab::start(&["nft", "sshpass", "ssh", "tmux"], false)
+        SshdLab::start(&["nft", "sshpass", "ssh", "tmux", "setpriv"], false)
     else {
         return;
     };
@@ -133,6 +133,22 @@ fn top_shows_the_attack_and_a_breach_unbans_with_u_and_refuses_allowlisted_bans_
     );
     let daemon = Daemon::start(&pair.server, &tmp.path().join("pc"), &config);
     daemon.wait_for("the control socket", 20, |d| d.socket.exists());
+    // The socket is root's: a non-root top is refused like `status` (exit 4), before it
+    // takes the terminal.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin())
+        .args(["top", "--socket"])
+        .arg(&daemon.socket)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("setpriv");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tmux = Tmux::start("top", &top_command(&daemon.socket, true));
     tmux.wait_for("the dashboard", 20, |s| s.contains("portcullis top"));
 
