@@ -18,6 +18,7 @@ mod error;
 mod firewall;
 mod ipset;
 mod netlink;
+mod nfnl;
 mod nft;
 mod watch;
 

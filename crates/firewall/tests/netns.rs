@@ -14,13 +14,16 @@ use support::{ATTACKER4, ATTACKER6, Lab, Netns, SERVER4, SERVER6};
 
 #[derive(Copy, Clone, Debug)]
 enum Kind {
+    /// nftables, elements over netlink.
     Nft,
+    /// nftables, everything through the `nft` CLI (the fallback).
+    NftCli,
     Ipset,
 }
 
 fn tools(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Nft => &["nft"],
+        Kind::Nft | Kind::NftCli => &["nft"],
         Kind::Ipset => &["ipset", "iptables", "ip6tables"],
     }
 }
@@ -29,6 +32,11 @@ fn firewall(kind: Kind, ns: &Netns) -> Firewall {
     let config = support::config(ns);
     match kind {
         Kind::Nft => Firewall::nft(config).unwrap(),
+        Kind::NftCli => Firewall::nft(portcullis_firewall::FirewallConfig {
+            netlink: false,
+            ..config
+        })
+        .unwrap(),
         Kind::Ipset => Firewall::ipset(config).unwrap(),
     }
 }
@@ -88,6 +96,10 @@ async fn ban_blocks_then_expires(kind: Kind, attacker: &str, server: &str) {
     assert!(!listed(&fw).await.contains_key(&host(attacker)));
 }
 
+#[tokio::test]
+async fn nft_cli_ban_blocks_then_expires_v4() {
+    ban_blocks_then_expires(Kind::NftCli, ATTACKER4, SERVER4).await;
+}
 #[tokio::test]
 async fn nft_ban_blocks_then_expires_v4() {
     ban_blocks_then_expires(Kind::Nft, ATTACKER4, SERVER4).await;
@@ -164,6 +176,10 @@ async fn permanent_then_removed(kind: Kind) {
 }
 
 #[tokio::test]
+async fn nft_cli_permanent_then_removed() {
+    permanent_then_removed(Kind::NftCli).await;
+}
+#[tokio::test]
 async fn nft_permanent_then_removed() {
     permanent_then_removed(Kind::Nft).await;
 }
@@ -207,6 +223,10 @@ async fn network_bans(kind: Kind) {
     assert!(listed(&fw).await.is_empty());
 }
 
+#[tokio::test]
+async fn nft_cli_network_bans() {
+    network_bans(Kind::NftCli).await;
+}
 #[tokio::test]
 async fn nft_network_bans() {
     network_bans(Kind::Nft).await;
@@ -293,14 +313,14 @@ async fn reconcile(kind: Kind) {
 
     let again = fw.reconcile(&desired).await.unwrap();
     match kind {
-        // ipset diffs against a listing: nothing left to do.
-        Kind::Ipset => assert_eq!(
+        // ipset and nft over netlink diff against a listing: nothing left to do.
+        Kind::Ipset | Kind::Nft => assert_eq!(
             (again.added, again.removed, again.transactions),
             (0, 0, 0),
             "{again:?}"
         ),
-        // nft rewrites the sets in one transaction instead of listing them.
-        Kind::Nft => assert_eq!((again.added, again.transactions), (desired.len(), 1)),
+        // The nft CLI rewrites the sets in one transaction instead of listing them.
+        Kind::NftCli => assert_eq!((again.added, again.transactions), (desired.len(), 1)),
     }
     // One listing, compared with the first one modulo the seconds that passed (two listings
     // taken a moment apart can straddle a second).
@@ -314,6 +334,10 @@ async fn reconcile(kind: Kind) {
     assert_eq!(listed(&fw).await.len(), desired.len());
 }
 
+#[tokio::test]
+async fn nft_cli_reconcile() {
+    reconcile(Kind::NftCli).await;
+}
 #[tokio::test]
 async fn nft_reconcile() {
     reconcile(Kind::Nft).await;
@@ -423,6 +447,11 @@ async fn reject_refuses(kind: Kind) {
     config.verdict = Verdict::Reject;
     let mut fw = match kind {
         Kind::Nft => Firewall::nft(config).unwrap(),
+        Kind::NftCli => Firewall::nft(portcullis_firewall::FirewallConfig {
+            netlink: false,
+            ..config
+        })
+        .unwrap(),
         Kind::Ipset => Firewall::ipset(config).unwrap(),
     };
     fw.setup().await.unwrap();
@@ -589,6 +618,10 @@ async fn hundred_thousand_in_one_batch(kind: Kind) {
 }
 
 #[tokio::test]
+async fn nft_cli_hundred_thousand_in_one_batch() {
+    hundred_thousand_in_one_batch(Kind::NftCli).await;
+}
+#[tokio::test]
 async fn nft_hundred_thousand_in_one_batch() {
     hundred_thousand_in_one_batch(Kind::Nft).await;
 }
@@ -633,7 +666,7 @@ async fn long_bans(kind: Kind) {
         .unwrap();
     let remaining = listed(&fw).await[&host("192.0.2.30")];
     match kind {
-        Kind::Nft => {
+        Kind::Nft | Kind::NftCli => {
             assert_eq!(report.made_permanent, 0);
             assert!(remaining.is_some_and(|r| r > ten_years - Duration::from_secs(5)));
         }
@@ -650,6 +683,10 @@ async fn long_bans(kind: Kind) {
     );
 }
 
+#[tokio::test]
+async fn nft_cli_long_bans() {
+    long_bans(Kind::NftCli).await;
+}
 #[tokio::test]
 async fn nft_long_bans() {
     long_bans(Kind::Nft).await;
@@ -703,6 +740,11 @@ async fn forward_hook_blocks_routed_traffic(kind: Kind) {
     config.hook_forward = true;
     let mut fw = match kind {
         Kind::Nft => Firewall::nft(config).unwrap(),
+        Kind::NftCli => Firewall::nft(portcullis_firewall::FirewallConfig {
+            netlink: false,
+            ..config
+        })
+        .unwrap(),
         Kind::Ipset => Firewall::ipset(config).unwrap(),
     };
     fw.setup().await.unwrap();
