@@ -92,7 +92,11 @@ impl NfEvents {
 /// short-lived thread enters the namespace, makes it and ends.
 pub(crate) fn socket_in(netns: Option<&Path>) -> io::Result<OwnedFd> {
     let Some(path) = netns else {
-        return Ok(socket(AddressFamily::NETLINK, SocketType::RAW, Some(NETFILTER))?);
+        return Ok(socket(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            Some(NETFILTER),
+        )?);
     };
     let file = std::fs::File::open(path)?;
     std::thread::scope(|s| {
@@ -101,7 +105,11 @@ pub(crate) fn socket_in(netns: Option<&Path>) -> io::Result<OwnedFd> {
                 std::os::fd::AsFd::as_fd(&file),
                 Some(rustix::thread::LinkNameSpaceType::Network),
             )?;
-            Ok(socket(AddressFamily::NETLINK, SocketType::RAW, Some(NETFILTER))?)
+            Ok(socket(
+                AddressFamily::NETLINK,
+                SocketType::RAW,
+                Some(NETFILTER),
+            )?)
         })
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))

@@ -144,16 +144,14 @@ impl NfTables {
         while at < messages.len() {
             let mut size = 0;
             let mut end = at;
-            while end < messages.len() && (end == at || size + messages[end].len() <= BATCH_BYTES)
-            {
+            while end < messages.len() && (end == at || size + messages[end].len() <= BATCH_BYTES) {
                 size += messages[end].len();
                 end += 1;
             }
-            self.batch(&messages[at..end])
-                .map_err(|e| match e {
-                    WriteError::Refused { errno, .. } => WriteError::Refused { errno, committed },
-                    other => other,
-                })?;
+            self.batch(&messages[at..end]).map_err(|e| match e {
+                WriteError::Refused { errno, .. } => WriteError::Refused { errno, committed },
+                other => other,
+            })?;
             committed += 1;
             at = end;
         }
@@ -254,7 +252,12 @@ impl NfTables {
         attr(&mut m, LIST_SET, &cstr(set));
         finish(&mut m);
         m[8..12].copy_from_slice(&seq.to_ne_bytes());
-        sendto(&self.fd, &m, SendFlags::empty(), &SocketAddrNetlink::new(0, 0))?;
+        sendto(
+            &self.fd,
+            &m,
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )?;
         let mut out = Vec::new();
         let mut interrupted = false;
         loop {
@@ -401,7 +404,11 @@ fn decode(kind: SetKind, mut raws: Vec<RawElem>) -> (Vec<(IpNet, Option<Duration
         let size: u128 = match next {
             Some(n) if n > start => n - start,
             None if r.open || next.is_none() => {
-                let top = if bits == 128 { u128::MAX } else { u128::from(u32::MAX) };
+                let top = if bits == 128 {
+                    u128::MAX
+                } else {
+                    u128::from(u32::MAX)
+                };
                 match (top - start).checked_add(1) {
                     Some(s) => s,
                     None => {
@@ -452,7 +459,13 @@ pub(crate) fn plan_messages(table: &str, plan: &Plan) -> (Vec<Vec<u8>>, usize) {
         }
         let units = targets.iter().map(|t| element(t, None));
         let zero = zero_end(kind, targets.iter().copied(), &mut zero_end_sent);
-        set_messages(&mut messages, table, kind, MSG_NEWSETELEM, zero.into_iter().chain(units));
+        set_messages(
+            &mut messages,
+            table,
+            kind,
+            MSG_NEWSETELEM,
+            zero.into_iter().chain(units),
+        );
         let units = targets.iter().map(|t| element(t, None));
         set_messages(&mut messages, table, kind, MSG_DELSETELEM, units);
     }
@@ -477,7 +490,13 @@ pub(crate) fn plan_messages(table: &str, plan: &Plan) -> (Vec<Vec<u8>>, usize) {
             };
             element(t, ms)
         });
-        set_messages(&mut messages, table, kind, MSG_NEWSETELEM, zero.into_iter().chain(units));
+        set_messages(
+            &mut messages,
+            table,
+            kind,
+            MSG_NEWSETELEM,
+            zero.into_iter().chain(units),
+        );
     }
     (messages, made_permanent)
 }
@@ -489,7 +508,9 @@ fn zero_end<'a>(
     mut targets: impl Iterator<Item = &'a IpNet>,
     sent: &mut HashSet<SetKind>,
 ) -> Option<Vec<u8>> {
-    if !kind.is_net() || sent.contains(&kind) || targets.any(|t| key_value(&key(&t.network())) == Some(0))
+    if !kind.is_net()
+        || sent.contains(&kind)
+        || targets.any(|t| key_value(&key(&t.network())) == Some(0))
     {
         return None;
     }
@@ -521,11 +542,19 @@ fn element(target: &IpNet, timeout_ms: Option<u64>) -> Vec<u8> {
     }
     let is_net = SetKind::of(target).is_net();
     // The first address after the network, unless it reaches the top.
-    let after = key(&target.broadcast()).iter().rev().fold((Vec::new(), true), |(mut v, carry), &byte| {
-        let (sum, next) = if carry { byte.overflowing_add(1) } else { (byte, false) };
-        v.push(sum);
-        (v, next)
-    });
+    let after =
+        key(&target.broadcast())
+            .iter()
+            .rev()
+            .fold((Vec::new(), true), |(mut v, carry), &byte| {
+                let (sum, next) = if carry {
+                    byte.overflowing_add(1)
+                } else {
+                    (byte, false)
+                };
+                v.push(sum);
+                (v, next)
+            });
     let (mut after, overflow) = after;
     after.reverse();
     if is_net && overflow {
@@ -709,7 +738,10 @@ mod tests {
             ..Plan::default()
         };
         let (a, _) = decode(SetKind::Addr6, written(&plan, SetKind::Addr6));
-        assert_eq!(a, vec![(net("2001:db8::1/128"), Some(Duration::from_secs(60)))]);
+        assert_eq!(
+            a,
+            vec![(net("2001:db8::1/128"), Some(Duration::from_secs(60)))]
+        );
         let (n, foreign) = decode(SetKind::Net6, written(&plan, SetKind::Net6));
         assert_eq!((n, foreign), (vec![(net("2001:db8:1::/48"), None)], 0));
     }
@@ -734,7 +766,11 @@ mod tests {
     fn removals_are_added_then_deleted_and_messages_stay_small() {
         let plan = Plan {
             remove: (0..20_000u32)
-                .map(|i| IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(0xc000_0000 + i))))
+                .map(|i| {
+                    IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
+                        0xc000_0000 + i,
+                    )))
+                })
                 .collect(),
             ..Plan::default()
         };

@@ -108,12 +108,12 @@ impl NftBackend {
     /// from `nft -j list table`.
     pub async fn list(&self) -> Result<Vec<(IpNet, Option<Duration>)>, ListError> {
         match self.netlink_list().await {
-            Some(Ok((elements, _))) => Ok(elements),
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "netlink listing failed; asking nft");
+            Ok(Ok((elements, _))) => Ok(elements),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "netlink listing failed; asking nft");
                 self.cli_list().await
             }
-            None => self.cli_list().await,
+            Err(_) => self.cli_list().await,
         }
     }
 
@@ -151,17 +151,24 @@ impl NftBackend {
         let r = self.reconcile_netlink(desired, started).await;
         self.tools.runner.own.end();
         match r {
-            Some(r) => r,
-            None => self.refill(desired).await,
+            Ok(r) => r,
+            Err(why) => {
+                let mut r = self.refill(desired).await;
+                if let Ok(report) = &mut r {
+                    report.netlink_fallback = why;
+                }
+                r
+            }
         }
     }
 
-    /// The netlink reconcile; `None` when it does not apply (see [`NftBackend::reconcile`]).
+    /// The netlink reconcile; `Err` when it does not apply (see [`NftBackend::reconcile`]),
+    /// with why when that is a fault to report.
     async fn reconcile_netlink(
         &mut self,
         desired: &[(IpNet, Option<Duration>)],
         started: Instant,
-    ) -> Option<Result<ApplyReport, ReconcileError>> {
+    ) -> Result<Result<ApplyReport, ReconcileError>, Option<String>> {
         let current = match self.netlink_list().await? {
             Ok((elements, 0)) => elements,
             Ok((_, foreign)) => {
@@ -169,11 +176,11 @@ impl NftBackend {
                     foreign,
                     "our sets hold elements we did not write: flushing and refilling them"
                 );
-                return None;
+                return Err(None);
             }
             Err(e) => {
-                tracing::debug!(error = %e, "netlink listing failed; refilling through nft");
-                return None;
+                tracing::warn!(error = %e, "netlink listing failed; refilling through nft");
+                return Err(Some(error_chain(&e)));
             }
         };
         let current: HashMap<IpNet, Option<Duration>> = current.into_iter().collect();
@@ -182,7 +189,7 @@ impl NftBackend {
         let changes = plan.add.len() + plan.remove.len();
         let r = self.apply_plan(plan, changes, started).await;
         self.tools.note(r.as_ref().err());
-        Some(r.map_err(ReconcileError::from))
+        Ok(r.map_err(ReconcileError::from))
     }
 
     /// Make the kernel sets hold exactly `desired` through `nft`, in one transaction: each
@@ -255,25 +262,34 @@ impl NftBackend {
         }
         let mut transactions = 1;
         let made_permanent;
+        let fallback;
         let first = match self.netlink_write(&plan).await {
-            Some((Ok(n), permanent)) => {
+            Ok((Ok(n), permanent)) => {
                 return Ok(plan.into_report(n, permanent, started));
             }
-            Some((Err(WriteError::Refused { errno, committed }), permanent)) => {
+            Ok((Err(WriteError::Refused { errno, committed }), permanent)) => {
                 // The kernel refused part of the plan (an absent set, an element that
                 // expired meanwhile, an overlapping network): fall back to nft, exactly,
                 // from a fresh listing, below. `committed` batches went in before.
+                let e = std::io::Error::from_raw_os_error(errno);
+                tracing::warn!(error = %e, committed, "the kernel refused a netlink element batch; retrying through nft from a fresh listing");
+                fallback = Some(format!("the kernel refused a netlink element batch: {e}"));
                 made_permanent = permanent;
                 transactions += committed;
                 Err(CommandError::Netlink {
                     operation: "element batch".into(),
-                    source: std::io::Error::from_raw_os_error(errno),
+                    source: e,
                 })
             }
             other => {
-                if let Some((Err(WriteError::Transport(e)), _)) = other {
-                    tracing::warn!(error = %e, "netlink element batch failed; using nft");
-                }
+                fallback = match other {
+                    Ok((Err(WriteError::Transport(e)), _)) => {
+                        tracing::warn!(error = %e, "netlink element batch failed; using nft");
+                        Some(format!("netlink element batch failed: {e}"))
+                    }
+                    Err(why) => why,
+                    Ok(_) => None,
+                };
                 let (doc, permanent) = self.batch_document(&plan);
                 made_permanent = permanent;
                 self.run_document(&doc).await
@@ -294,20 +310,24 @@ impl NftBackend {
                     .map_err(|source| ApplyError::Command { changes, source })?;
             }
         }
-        Ok(plan.into_report(transactions, made_permanent, started))
+        let mut report = plan.into_report(transactions, made_permanent, started);
+        report.netlink_fallback = fallback;
+        Ok(report)
     }
 
     /// Run `f` on the netlink socket on a blocking thread, after noting that thread as ours
     /// for the kernel watch (a transaction's generation note carries the id of the thread
-    /// that sent it). `None` when netlink is not configured or the socket cannot be opened
-    /// (said once; the caller uses `nft`). The socket is kept when `keep` says so.
+    /// that sent it). The socket is kept when `keep` says so. `Err(None)`: netlink is not
+    /// configured; `Err(Some(why))`: the socket cannot be opened (no permission, no
+    /// nf_tables netlink in this kernel) or its thread failed (said in the log; the caller
+    /// uses `nft` and reports why).
     async fn with_netlink<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut NfTables) -> T + Send + 'static,
         keep: impl FnOnce(&T) -> bool + Send + 'static,
-    ) -> Option<T> {
+    ) -> Result<T, Option<String>> {
         if !self.tools.config.uses_netlink() {
-            return None;
+            return Err(None);
         }
         let held = self.netlink.lock().ok().and_then(|mut s| s.take());
         let socket = match held {
@@ -319,7 +339,7 @@ impl NftBackend {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot open a netlink socket; using nft");
-                    return None;
+                    return Err(Some(format!("cannot open a netlink socket: {e}")));
                 }
             },
         };
@@ -337,19 +357,23 @@ impl NftBackend {
                 if let Ok(mut held) = self.netlink.lock() {
                     *held = socket;
                 }
-                Some(out)
+                Ok(out)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the netlink thread failed; using nft");
-                None
+                Err(Some(format!("the netlink thread failed: {e}")))
             }
         }
     }
 
-    /// The plan over netlink, and how many bans went in as permanent; `None`: use nft.
-    async fn netlink_write(&mut self, plan: &Plan) -> Option<(Result<u32, WriteError>, usize)> {
+    /// The plan over netlink, and how many bans went in as permanent; `Err`: use nft (see
+    /// [`NftBackend::with_netlink`]).
+    async fn netlink_write(
+        &mut self,
+        plan: &Plan,
+    ) -> Result<(Result<u32, WriteError>, usize), Option<String>> {
         if !self.tools.config.uses_netlink() {
-            return None;
+            return Err(None);
         }
         let (messages, made_permanent) = plan_messages(&self.tools.config.table, plan);
         self.tools.runner.own.begin();
@@ -364,22 +388,23 @@ impl NftBackend {
     }
 
     /// Our four sets over netlink, and how many of their elements are not ours to read;
-    /// `None`: netlink is not in use.
+    /// `Err`: netlink is not in use (see [`NftBackend::with_netlink`]).
+    #[allow(clippy::type_complexity)]
     async fn netlink_list(
         &self,
-    ) -> Option<Result<(Vec<(IpNet, Option<Duration>)>, usize), CommandError>> {
+    ) -> Result<Result<(Vec<(IpNet, Option<Duration>)>, usize), CommandError>, Option<String>> {
         let table = self.tools.config.table.clone();
         self.with_netlink(
             move |s| {
                 let mut all = Vec::new();
                 let mut foreign = 0;
                 for kind in SetKind::ALL {
-                    let (elements, f) = s.list(&table, kind).map_err(|source| {
-                        CommandError::Netlink {
-                            operation: format!("listing of set {}", kind.nft_name()),
-                            source,
-                        }
-                    })?;
+                    let (elements, f) =
+                        s.list(&table, kind)
+                            .map_err(|source| CommandError::Netlink {
+                                operation: format!("listing of set {}", kind.nft_name()),
+                                source,
+                            })?;
                     all.extend(elements);
                     foreign += f;
                 }

@@ -331,6 +331,9 @@ async fn reconcile(kind: Kind) {
     fw.setup().await.unwrap();
     let report = fw.reconcile(&desired).await.unwrap();
     assert_eq!(report.added, desired.len());
+    // Over netlink as through nft: one transaction.
+    assert_eq!(report.transactions, 1, "{report:?}");
+    assert_eq!(report.netlink_fallback, None);
     assert_eq!(listed(&fw).await.len(), desired.len());
 }
 
@@ -609,6 +612,7 @@ async fn hundred_thousand_in_one_batch(kind: Kind) {
         .collect();
     let report = fw.apply(&changes).await.unwrap();
     assert_eq!((report.added, report.transactions), (n as usize, 1));
+    assert_eq!(report.netlink_fallback, None);
     let l = fw.list().await.unwrap();
     assert_eq!(l.len(), n as usize);
     let want: std::collections::HashSet<IpNet> = changes.iter().map(Change::target).collect();
@@ -764,4 +768,93 @@ async fn nft_forward_hook_blocks_routed_traffic() {
 #[tokio::test]
 async fn ipset_forward_hook_blocks_routed_traffic() {
     forward_hook_blocks_routed_traffic(Kind::Ipset).await;
+}
+
+/// The table deleted behind our back: the netlink batch is refused by the kernel, the exact
+/// retry through nft fails too, and apply says why (the daemon counts it and sets the
+/// firewall up again). Setup plus a reconcile of the bans in force puts back everything,
+/// the ban that failed included, over netlink.
+#[tokio::test]
+async fn nft_netlink_batch_refused_then_healed() {
+    if !support::can_run(tools(Kind::Nft)) {
+        return;
+    }
+    let lab = Lab::new();
+    let ns = &lab.pair.server;
+    let mut fw = firewall(Kind::Nft, ns);
+    fw.setup().await.unwrap();
+    let hour = Some(Duration::from_secs(3600));
+    let first = [
+        host("203.0.113.7"),
+        net("198.51.100.0/24"),
+        host("2001:db8::7"),
+    ];
+    let changes: Vec<Change> = first.iter().map(|t| add(*t, hour)).collect();
+    let report = fw.apply(&changes).await.unwrap();
+    assert_eq!((report.transactions, report.netlink_fallback), (1, None));
+
+    ns.exec(&["nft", "delete", "table", "inet", "portcullis"]);
+    let err = fw
+        .apply(&[add(host(ATTACKER4), hour)])
+        .await
+        .expect_err("a ban into a deleted table cannot succeed");
+    let mut chain = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        chain += &format!(": {c}");
+        cause = c.source();
+    }
+    assert!(
+        chain.contains("No such file or directory"),
+        "the cause is kept: {chain}"
+    );
+    assert!(lab.connects(SERVER4), "no table, no filtering");
+
+    fw.setup().await.unwrap();
+    let mut desired: Vec<(IpNet, Option<Duration>)> = first.iter().map(|t| (*t, hour)).collect();
+    desired.push((host(ATTACKER4), hour));
+    let report = fw.reconcile(&desired).await.unwrap();
+    assert_eq!(
+        (report.added, report.transactions, report.netlink_fallback),
+        (desired.len(), 1, None)
+    );
+    let l = listed(&fw).await;
+    assert_eq!(l.len(), desired.len(), "{l:?}");
+    assert!(desired.iter().all(|(t, _)| l.contains_key(t)));
+    assert!(lab.connect(SERVER4).is_err(), "the healed ban blocks");
+}
+
+/// No usable netlink socket (here: the namespace file is missing; in life EPERM or a kernel
+/// without nf_tables netlink): every operation goes through nft, the bans are in the
+/// kernel, and each report says netlink was not used and why (the daemon logs and counts
+/// it).
+#[tokio::test]
+async fn nft_without_netlink_falls_back_to_the_cli() {
+    if !support::can_run(tools(Kind::Nft)) {
+        return;
+    }
+    let lab = Lab::new();
+    let config = portcullis_firewall::FirewallConfig {
+        netns: Some("/nonexistent/portcullis-test-netns".into()),
+        ..support::config(&lab.pair.server)
+    };
+    let mut fw = Firewall::nft(config).unwrap();
+    fw.setup().await.unwrap();
+    let report = fw
+        .apply(&[add(host(ATTACKER4), Some(Duration::from_secs(600)))])
+        .await
+        .unwrap();
+    assert_eq!((report.added, report.transactions), (1, 1));
+    let why = report.netlink_fallback.expect("the fallback is reported");
+    assert!(why.contains("cannot open a netlink socket"), "{why}");
+    assert!(lab.connect(SERVER4).is_err(), "banned through nft");
+    let desired = vec![
+        (host(ATTACKER4), Some(Duration::from_secs(600))),
+        (net("198.51.100.0/24"), None),
+    ];
+    let report = fw.reconcile(&desired).await.unwrap();
+    assert!(report.netlink_fallback.is_some(), "{report:?}");
+    let l = listed(&fw).await;
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert_eq!(l[&net("198.51.100.0/24")], None);
 }
