@@ -78,8 +78,11 @@ const OPEN_INTERVAL_UDATA: [u8; 6] = [1, 4, 1, 0, 0, 0];
 pub(crate) const MESSAGE_ELEMENTS_BYTES: usize = 60_000;
 /// Bytes per batch (one `sendmsg`, one transaction).
 pub(crate) const BATCH_BYTES: usize = 8 << 20;
-/// Send and receive buffers asked for (forced: we run as root).
-const SOCKET_BUFFER: usize = 16 << 20;
+/// The largest refill sent as one transaction (flush and refill of all four sets, atomic):
+/// 1M IPv6 addresses are about 40 MB.
+pub(crate) const REFILL_BYTES: usize = 48 << 20;
+/// Send and receive buffers asked for (forced: we run as root): a refill fits.
+const SOCKET_BUFFER: usize = 64 << 20;
 /// The longest element timeout written, as through `nft`'s JSON (whole seconds as u32).
 pub(crate) const MAX_TIMEOUT_SECS: u64 = u32::MAX as u64;
 
@@ -156,6 +159,12 @@ impl NfTables {
             at = end;
         }
         Ok(committed)
+    }
+
+    /// `messages` as one transaction, whatever their size (the caller keeps it within
+    /// [`REFILL_BYTES`]).
+    pub(crate) fn transact_one(&mut self, messages: &[Vec<u8>]) -> Result<(), WriteError> {
+        self.batch(messages)
     }
 
     /// One transaction.
@@ -499,6 +508,21 @@ pub(crate) fn plan_messages(table: &str, plan: &Plan) -> (Vec<Vec<u8>>, usize) {
         );
     }
     (messages, made_permanent)
+}
+
+/// Messages that empty each of our four sets (`NFT_MSG_DELSETELEM` without an element
+/// list flushes the set), to go first in a refill's transaction.
+pub(crate) fn flush_messages(table: &str) -> Vec<Vec<u8>> {
+    SetKind::ALL
+        .iter()
+        .map(|kind| {
+            let mut m = header(MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK);
+            attr(&mut m, LIST_TABLE, &cstr(table));
+            attr(&mut m, LIST_SET, &cstr(kind.nft_name()));
+            finish(&mut m);
+            m
+        })
+        .collect()
 }
 
 /// The end element at address zero `nft` adds to an interval set, once per set and batch

@@ -33,7 +33,16 @@ use crate::error::{
 };
 use crate::watch::KernelWatch;
 
-use crate::nfnl::{MAX_TIMEOUT_SECS, NfTables, WriteError, plan_messages};
+use crate::nfnl::{
+    MAX_TIMEOUT_SECS, NfTables, REFILL_BYTES, WriteError, flush_messages, plan_messages,
+};
+
+/// Up to this many bans in force, a reconcile over netlink lists the sets and sends only
+/// the difference; above it, one transaction flushes and refills them. The kernel's dump
+/// of a hash set restarts its walk for every message it fills, so listing grows faster
+/// than linearly (measured: 30k elements 0.12 s, 100k 1.2 s), while the refill is linear
+/// (100k: about 0.2 s of CPU).
+const DIFF_LIMIT: usize = 20_000;
 
 /// The nftables engine. Owns table `inet <table>` and nothing else.
 #[derive(Debug)]
@@ -169,6 +178,9 @@ impl NftBackend {
         desired: &[(IpNet, Option<Duration>)],
         started: Instant,
     ) -> Result<Result<ApplyReport, ReconcileError>, Option<String>> {
+        if desired.len() > DIFF_LIMIT {
+            return self.netlink_refill(desired, started).await;
+        }
         let current = match self.netlink_list().await? {
             Ok((elements, 0)) => elements,
             Ok((_, foreign)) => {
@@ -190,6 +202,53 @@ impl NftBackend {
         let r = self.apply_plan(plan, changes, started).await;
         self.tools.note(r.as_ref().err());
         Ok(r.map_err(ReconcileError::from))
+    }
+
+    /// The sets flushed and refilled with `desired` in one netlink transaction (atomic:
+    /// packets never see a half-done state); `Err` when it does not fit in one or netlink
+    /// fails (the caller refills through nft).
+    async fn netlink_refill(
+        &mut self,
+        desired: &[(IpNet, Option<Duration>)],
+        started: Instant,
+    ) -> Result<Result<ApplyReport, ReconcileError>, Option<String>> {
+        if !self.tools.config.uses_netlink() {
+            return Err(None);
+        }
+        let mut plan = Plan::reconcile(&HashMap::new(), desired);
+        plan.drop_net_overlaps(&HashMap::new());
+        let table = &self.tools.config.table;
+        let (adds, made_permanent) = plan_messages(table, &plan);
+        let mut messages = flush_messages(table);
+        messages.extend(adds);
+        if messages.iter().map(Vec::len).sum::<usize>() > REFILL_BYTES {
+            tracing::info!(
+                bans = desired.len(),
+                "too many bans for one netlink transaction: refilling through nft"
+            );
+            return Err(None);
+        }
+        let r = self
+            .with_netlink(
+                move |s| s.transact_one(&messages),
+                |r| !matches!(r, Err(WriteError::Transport(_))),
+            )
+            .await?;
+        match r {
+            Ok(()) => {
+                self.tools.note::<ReconcileError>(None);
+                Ok(Ok(plan.into_report(1, made_permanent, started)))
+            }
+            Err(WriteError::Refused { errno, .. }) => {
+                let e = std::io::Error::from_raw_os_error(errno);
+                tracing::warn!(error = %e, "the kernel refused the netlink refill; refilling through nft");
+                Err(Some(format!("the kernel refused the netlink refill: {e}")))
+            }
+            Err(WriteError::Transport(e)) => {
+                tracing::warn!(error = %e, "the netlink refill failed; refilling through nft");
+                Err(Some(format!("the netlink refill failed: {e}")))
+            }
+        }
     }
 
     /// Make the kernel sets hold exactly `desired` through `nft`, in one transaction: each
