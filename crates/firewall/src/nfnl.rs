@@ -86,6 +86,10 @@ const SOCKET_BUFFER: usize = 64 << 20;
 /// The longest element timeout written, as through `nft`'s JSON (whole seconds as u32).
 pub(crate) const MAX_TIMEOUT_SECS: u64 = u32::MAX as u64;
 
+/// Elements read back with their remaining time (`None` = permanent), and how many were
+/// not ours to read.
+pub(crate) type Listing = (Vec<(IpNet, Option<Duration>)>, usize);
+
 /// A batch the kernel did not take whole.
 #[derive(Debug)]
 pub(crate) enum WriteError {
@@ -237,11 +241,7 @@ impl NfTables {
 
     /// Every element of `set` (of kind `kind`) in table `inet <table>`, and how many
     /// elements were not ours to read (ranges that are not networks).
-    pub(crate) fn list(
-        &mut self,
-        table: &str,
-        kind: SetKind,
-    ) -> io::Result<(Vec<(IpNet, Option<Duration>)>, usize)> {
+    pub(crate) fn list(&mut self, table: &str, kind: SetKind) -> io::Result<Listing> {
         // A dump interrupted by a concurrent change is flagged; read it again.
         for _ in 0..5 {
             if let Some(raws) = self.dump(table, kind.nft_name())? {
@@ -374,7 +374,7 @@ fn remaining(r: &RawElem) -> Option<Duration> {
 }
 
 /// Dumped elements back into targets; the second value counts what is not ours.
-fn decode(kind: SetKind, mut raws: Vec<RawElem>) -> (Vec<(IpNet, Option<Duration>)>, usize) {
+fn decode(kind: SetKind, mut raws: Vec<RawElem>) -> Listing {
     let bits: u32 = if kind.is_v6() { 128 } else { 32 };
     let mut out = Vec::with_capacity(raws.len());
     let mut foreign = 0;

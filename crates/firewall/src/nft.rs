@@ -34,7 +34,7 @@ use crate::error::{
 use crate::watch::KernelWatch;
 
 use crate::nfnl::{
-    MAX_TIMEOUT_SECS, NfTables, REFILL_BYTES, WriteError, flush_messages, plan_messages,
+    Listing, MAX_TIMEOUT_SECS, NfTables, REFILL_BYTES, WriteError, flush_messages, plan_messages,
 };
 
 /// Up to this many bans in force, a reconcile over netlink lists the sets and sends only
@@ -448,10 +448,7 @@ impl NftBackend {
 
     /// Our four sets over netlink, and how many of their elements are not ours to read;
     /// `Err`: netlink is not in use (see [`NftBackend::with_netlink`]).
-    #[allow(clippy::type_complexity)]
-    async fn netlink_list(
-        &self,
-    ) -> Result<Result<(Vec<(IpNet, Option<Duration>)>, usize), CommandError>, Option<String>> {
+    async fn netlink_list(&self) -> Result<Result<Listing, CommandError>, Option<String>> {
         let table = self.tools.config.table.clone();
         self.with_netlink(
             move |s| {
