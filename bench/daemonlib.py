@@ -42,7 +42,7 @@ TICKS_PER_SEC = os.sysconf("SC_CLK_TCK")
 
 
 class Bench:
-    def __init__(self, binary, jail_extra="", backend="nft", log_level=os.environ.get("PCBENCH_LOG", "warn"),
+    def __init__(self, binary, jail_extra="", backend="nft", firewall_extra="", log_level=os.environ.get("PCBENCH_LOG", "warn"),
                  keep=bool(os.environ.get("PCBENCH_KEEP"))):
         self.binary = os.path.abspath(binary)
         if not os.access(self.binary, os.X_OK):
@@ -58,7 +58,7 @@ class Bench:
         with open(self.cfg, "w") as f:
             f.write(
                 f'[daemon]\nstate_dir = "{self.dir}/state"\nsocket = "{self.socket}"\n'
-                f'log_level = "{log_level}"\n[firewall]\nbackend = "{backend}"\n'
+                f'log_level = "{log_level}"\n[firewall]\nbackend = "{backend}"\n{firewall_extra}'
                 f'[jail.sshd]\nsources = [{{ file = "{self.log}" }}]\n{jail_extra}\n'
             )
 

@@ -5,7 +5,8 @@
 #
 #   bench/firewall.sh [COUNT] [SINGLES]
 #
-# Targets (issue 3): 100k bans in the kernel <= 1 s; restart with 100k stored bans <= 1 s.
+# Targets (issue 13): 100k bans in the kernel <= 0.5 s (1M <= 5 s); restart with 100k stored
+# bans <= 0.5 s. `nft-cli` is the path before netlink (nft -j -f), measured in the same run.
 # Peer: Fail2Ban bans ~121/s here and restored 2025 bans in 9.7 s (brief section 5); the
 # "one process per ban" line measures, in this run, the per-ban tool call such actions make.
 # Both wall time and CPU time (ours + the tools', from /proc) are printed: on a shared,
@@ -28,10 +29,11 @@ trap cleanup EXIT
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f", a / b; else print "n/a" }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN{ if (s > 0) printf "%.0f", n / s; else print "inf" }'; }
-verdict() { awk -v s="$1" 'BEGIN{ print (s <= 1.0) ? "<= 1 s" : "> 1 s" }'; }
+LIMIT=${PCFW_LIMIT:-0.5}
+verdict() { awk -v s="$1" -v l="$LIMIT" 'BEGIN{ print (s <= l) ? "<= " l " s" : "> " l " s" }'; }
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
-for backend in nft ipset; do
+for backend in ${PCFW_BACKENDS:-nft-cli nft ipset}; do
   cleanup; ip netns add "$NS"
   out=$(ip netns exec "$NS" "$BIN" "$backend" "$COUNT" "$SINGLES")
   get() { echo "$out" | sed -n "s/^$1=//p"; }

@@ -301,6 +301,7 @@ impl Daemon {
                     portcullis_config::Verdict::Reject => portcullis_firewall::Verdict::Reject,
                 },
                 hook_forward: config.firewall.hook_forward,
+                netlink: config.firewall.netlink,
                 ..FirewallConfig::default()
             };
             if let Some(prefix) = &args.firewall_prefix {
@@ -416,6 +417,7 @@ impl Daemon {
                     removed = report.removed,
                     "firewall reconciled with the bans in force"
                 );
+                self.netlink_fallback(&report);
                 self.firewall_ok();
             }
             Err(e) => self.firewall_failed(format!("reconcile: {}", chain(&e))),
@@ -433,6 +435,15 @@ impl Daemon {
         self.firewall_error = None;
         self.firewall_failed_at = None;
         self.firewall_failures = 0;
+    }
+
+    /// The bans went in, but through `nft` although netlink is configured: an error in the
+    /// log and in the firewall error count (the daemon protects, more slowly).
+    fn netlink_fallback(&mut self, report: &portcullis_firewall::ApplyReport) {
+        if let Some(why) = &report.netlink_fallback {
+            tracing::error!("firewall: netlink failed, nft used instead: {why}");
+            self.metrics_counters.firewall_errors += 1;
+        }
     }
 
     fn firewall_failed(&mut self, msg: String) {
@@ -483,7 +494,10 @@ impl Daemon {
         }
         tracing::warn!(bans = changes.len(), "{what}: adding them back");
         match self.firewall.apply(&changes).await {
-            Ok(_) => self.firewall_ok(),
+            Ok(report) => {
+                self.netlink_fallback(&report);
+                self.firewall_ok();
+            }
             Err(e) => self.firewall_failed(format!("adding back: {}", chain(&e))),
         }
     }
@@ -843,6 +857,7 @@ impl Daemon {
                         for r in &report.rejected {
                             tracing::error!("firewall refused {}: {:?}", r.target, r.reason);
                         }
+                        self.netlink_fallback(&report);
                         self.firewall_ok();
                     }
                     Err(e) => self.firewall_failed(format!("apply: {}", chain(&e))),

@@ -245,6 +245,7 @@ impl Resolver {
             verdict: value_or(&f.verdict, &None, Verdict::Drop),
             hook_forward: value_or(&f.hook_forward, &None, false),
             flush_on_stop: value_or(&f.flush_on_stop, &None, false),
+            netlink: value_or(&f.netlink, &None, true),
         })
     }
 

@@ -328,6 +328,9 @@ pub struct FirewallSettings {
     pub hook_forward: bool,
     /// Empty the sets when the daemon stops (default: bans stay).
     pub flush_on_stop: bool,
+    /// nftables: write and read ban set elements over netlink (default); `false`: through
+    /// the `nft` CLI, which is also the fallback when netlink fails.
+    pub netlink: bool,
 }
 
 /// Firewall backend (`firewall.backend`).

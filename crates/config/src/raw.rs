@@ -85,6 +85,7 @@ layered!(
         verdict: Verdict,
         hook_forward: bool,
         flush_on_stop: bool,
+        netlink: bool,
     }
 );
 

@@ -40,6 +40,7 @@ fn embedded_default_protects_sshd() {
     assert_eq!(c.firewall.table, "portcullis");
     assert_eq!(c.firewall.priority, -10);
     assert!(!c.firewall.flush_on_stop);
+    assert!(c.firewall.netlink);
     assert_eq!(c.daemon.state_dir, PathBuf::from("/var/lib/portcullis"));
     assert_eq!(
         c.daemon.socket,
@@ -68,6 +69,7 @@ priority = 5
 verdict = "reject"
 hook_forward = true
 flush_on_stop = true
+netlink = false
 
 [defaults]
 maxretry = 2.5
@@ -109,6 +111,7 @@ maxretry = 10
     assert_eq!(c.firewall.priority, 5);
     assert_eq!(c.firewall.verdict, Verdict::Reject);
     assert!(c.firewall.hook_forward && c.firewall.flush_on_stop);
+    assert!(!c.firewall.netlink);
 
     let sshd = &c.jail("sshd").unwrap();
     let j = &sshd.config;
@@ -170,7 +173,7 @@ maxretry = 10
         web.filter,
         FilterRef::File(PathBuf::from("/etc/pc/./web-filter.toml"))
     );
-    assert_eq!(web.filter_at.line, 44);
+    assert_eq!(web.filter_at.line, 45);
     assert_eq!(web.filter_at.key, "jail.web.filter");
     assert_eq!(web.sources, vec![SourceSpec::Auto]);
 }
@@ -582,6 +585,7 @@ fn default_toml_documents_every_key() {
         "verdict",
         "hook_forward",
         "flush_on_stop",
+        "netlink",
         "enabled",
         "maxretry",
         "findtime",

@@ -2,6 +2,9 @@
 //! network namespace (`ip netns exec NS fwbench nft 100000`); it creates and deletes its
 //! own table/sets there. Addresses come from 2001:db8::/32 (documentation range).
 //!
+//! Backends: `nft` (set elements over netlink), `nft-cli` (everything through `nft -j -f`,
+//! the fallback and the path before netlink), `ipset`.
+//!
 //! Prints `key=value` lines the script turns into a report.
 
 #![allow(clippy::unwrap_used)] // bench code: a panic is the failure report
@@ -63,6 +66,11 @@ async fn main() {
     };
     let mut fw = match backend.as_str() {
         "nft" => Firewall::nft(config).unwrap(),
+        "nft-cli" => Firewall::nft(FirewallConfig {
+            netlink: false,
+            ..config
+        })
+        .unwrap(),
         "ipset" => Firewall::ipset(config).unwrap(),
         other => panic!("unknown backend {other}"),
     };
@@ -78,7 +86,8 @@ async fn main() {
         })
         .collect();
     let report = timed("apply", fw.apply(&changes)).await.unwrap();
-    assert_eq!(report.transactions, 1);
+    assert_eq!(report.netlink_fallback, None);
+    println!("apply_transactions={}", report.transactions);
     let listed = timed("list", fw.list()).await.unwrap();
     assert_eq!(listed.len(), n as usize, "not all bans are in the kernel");
 
@@ -106,7 +115,7 @@ async fn main() {
     for i in 0..singles {
         let ip = target(i).addr().to_string();
         let ok = match backend.as_str() {
-            "nft" => Command::new("nft")
+            "nft" | "nft-cli" => Command::new("nft")
                 .args(["add", "element", "inet", "pcbench", "addr6"])
                 .arg(format!("{{ {ip} timeout 3600s }}"))
                 .status(),

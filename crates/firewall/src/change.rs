@@ -105,6 +105,10 @@ pub struct ApplyReport {
     pub transactions: u32,
     /// Wall time of the whole operation.
     pub elapsed: Duration,
+    /// Why netlink was configured but `nft` carried this out (the socket could not be
+    /// opened, the transfer failed, or the kernel refused a batch): the caller logs and
+    /// counts it. `None`: netlink did it, or it is not in use.
+    pub netlink_fallback: Option<String>,
 }
 
 /// Which of our four sets holds an element.
@@ -344,6 +348,7 @@ impl Plan {
             rejected: self.rejected,
             transactions,
             elapsed: started.elapsed(),
+            netlink_fallback: None,
         }
     }
 }

@@ -43,6 +43,16 @@ pub struct FirewallConfig {
     /// when the firewall to manage lives in another network namespace. Empty on a normal
     /// host.
     pub command_prefix: Vec<String>,
+    /// Write and read set elements over netlink (nfnetlink batches, see `nfnl`) when the
+    /// kernel to manage is reachable: `command_prefix` is empty or `netns` names its
+    /// namespace. `false`: everything goes through `nft` (the fallback, also used when the
+    /// socket cannot be opened or a transfer fails). Table, chain and set setup always
+    /// goes through `nft`.
+    pub netlink: bool,
+    /// The network namespace the firewall to manage lives in, as a file
+    /// (`/run/netns/NAME`), for the netlink socket when `command_prefix` runs the tools
+    /// there. `None`: our own namespace.
+    pub netns: Option<PathBuf>,
     /// The `nft` binary (searched in `PATH` unless absolute).
     pub nft: PathBuf,
     /// The `ipset` binary.
@@ -68,6 +78,8 @@ impl Default for FirewallConfig {
             verdict: Verdict::Drop,
             hook_forward: false,
             command_prefix: Vec::new(),
+            netlink: true,
+            netns: None,
             nft: PathBuf::from("nft"),
             ipset: PathBuf::from("ipset"),
             iptables: PathBuf::from("iptables"),
@@ -79,6 +91,11 @@ impl Default for FirewallConfig {
 }
 
 impl FirewallConfig {
+    /// Whether set elements go over netlink (see [`FirewallConfig::netlink`]).
+    pub(crate) fn uses_netlink(&self) -> bool {
+        self.netlink && (self.command_prefix.is_empty() || self.netns.is_some())
+    }
+
     /// Check the values that end up in command arguments and object names.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let name_ok = !self.table.is_empty()

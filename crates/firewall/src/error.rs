@@ -43,6 +43,15 @@ pub enum CommandError {
         /// The start of what it wrote to stderr.
         stderr: String,
     },
+    /// Writing or reading set elements over netlink failed.
+    #[error("netlink {operation} failed")]
+    Netlink {
+        /// What was being done.
+        operation: String,
+        /// The kernel's answer or the socket error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The program succeeded but printed something we cannot read.
     #[error("cannot parse the output of `{command}`: {detail}")]
     Output {

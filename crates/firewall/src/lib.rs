@@ -1,8 +1,9 @@
 //! portcullis-firewall: puts bans into the kernel firewall (nftables, or ipset + iptables)
 //! and reads them back.
 //!
-//! Key decision: batches, not calls. Every [`Firewall::apply`] is one `nft -j -f -`
-//! transaction (or one `ipset -exist restore`), temporary bans are kernel elements with
+//! Key decision: batches, not calls. Every [`Firewall::apply`] is one nfnetlink batch of
+//! set elements (`nfnl`, no process, no JSON; `nft -j -f -` is the reported fallback and
+//! does the table/chain/set setup) or one `ipset -exist restore`; temporary bans are kernel elements with
 //! timeouts that expire by themselves, and [`Firewall::reconcile`] makes the kernel agree
 //! with the store at start. Only our own table (or our own sets and rules) is touched;
 //! tools run without a shell, with a timeout, and their arguments are our names and
@@ -18,6 +19,7 @@ mod error;
 mod firewall;
 mod ipset;
 mod netlink;
+mod nfnl;
 mod nft;
 mod watch;
 

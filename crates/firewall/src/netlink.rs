@@ -9,6 +9,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
+use std::path::Path;
 
 use rustix::net::netlink::{NETFILTER, SocketAddrNetlink};
 use rustix::net::{AddressFamily, RecvFlags, SocketType, bind, recv, socket};
@@ -55,8 +56,9 @@ pub(crate) struct NfEvents {
 }
 
 impl NfEvents {
-    pub(crate) fn open() -> io::Result<NfEvents> {
-        let fd = socket(AddressFamily::NETLINK, SocketType::RAW, Some(NETFILTER))?;
+    /// Subscribe in our own network namespace, or in the one at `netns`.
+    pub(crate) fn open(netns: Option<&Path>) -> io::Result<NfEvents> {
+        let fd = socket_in(netns)?;
         // Best effort: without the larger buffer overflows come sooner, and are reported.
         if rustix::net::sockopt::set_socket_recv_buffer_size_force(&fd, BUFFER).is_err() {
             let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&fd, BUFFER);
@@ -85,16 +87,45 @@ impl NfEvents {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+/// A netfilter netlink socket of the network namespace at `netns` (a file such as
+/// `/run/netns/NAME`), or of our own. A socket stays in the namespace it was made in, so a
+/// short-lived thread enters the namespace, makes it and ends.
+pub(crate) fn socket_in(netns: Option<&Path>) -> io::Result<OwnedFd> {
+    let Some(path) = netns else {
+        return Ok(socket(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            Some(NETFILTER),
+        )?);
+    };
+    let file = std::fs::File::open(path)?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&file),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )?;
+            Ok(socket(
+                AddressFamily::NETLINK,
+                SocketType::RAW,
+                Some(NETFILTER),
+            )?)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
+    })
+}
+
+pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// The netlink attributes of `b`: (type without flags, payload).
-fn attributes(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(crate) fn attributes(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
         let len = usize::from(u16_at(b, 0)?);
         let kind = u16_at(b, 2)? & 0x3fff;
@@ -108,7 +139,7 @@ fn attributes(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 }
 
 /// A NUL-terminated string attribute.
-fn string(p: &[u8]) -> &[u8] {
+pub(crate) fn string(p: &[u8]) -> &[u8] {
     p.split(|&c| c == 0).next().unwrap_or(p)
 }
 

@@ -77,11 +77,11 @@ pub struct KernelWatch {
 }
 
 impl KernelWatch {
-    /// Watch nftables table `inet <config.table>`: on our own netlink socket, or with a
-    /// command prefix (the tools run elsewhere, e.g. in another network namespace) by
-    /// following `nft monitor` through it. `own` marks our own big deletions.
+    /// Watch nftables table `inet <config.table>`: on our own netlink socket (in
+    /// `config.netns` when set), or with a command prefix and no namespace file (the tools
+    /// run elsewhere) by following `nft monitor` through it. `own` marks our own big deletions.
     pub(crate) fn nft(config: FirewallConfig, own: Arc<OwnWork>) -> KernelWatch {
-        if config.command_prefix.is_empty() {
+        if config.command_prefix.is_empty() || config.netns.is_some() {
             Self::spawn(|tx| netlink_watch(config, own, tx))
         } else {
             Self::spawn(|tx| nft_watch(config, tx))
@@ -288,10 +288,11 @@ async fn netlink_watch(config: FirewallConfig, own: Arc<OwnWork>, tx: mpsc::Send
     let runner = Runner::new(config.command_prefix.clone(), config.command_timeout);
     let (raw_tx, mut raw_rx) = mpsc::channel::<Result<Vec<NfEvent>, String>>(256);
     let table = config.table.clone();
+    let config_netns = config.netns.clone();
     let spawned = std::thread::Builder::new()
         .name("nft-events".into())
         .spawn(move || {
-            let mut socket = match NfEvents::open() {
+            let mut socket = match NfEvents::open(config_netns.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = raw_tx.blocking_send(Err(format!(

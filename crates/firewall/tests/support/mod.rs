@@ -22,10 +22,12 @@ pub fn can_run(tools: &[&str]) -> bool {
     portcullis_testkit::require_root_and(&all)
 }
 
-/// A firewall configuration managing the namespace `ns`.
+/// A firewall configuration managing the namespace `ns`: the tools run there through
+/// `ip netns exec`, the netlink socket is opened there.
 pub fn config(ns: &Netns) -> FirewallConfig {
     FirewallConfig {
         command_prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.name.clone()],
+        netns: Some(format!("/run/netns/{}", ns.name).into()),
         ..FirewallConfig::default()
     }
 }
