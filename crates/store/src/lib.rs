@@ -15,4 +15,6 @@ mod store;
 
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
-pub use store::{MAX_ALERTS, PruneStats, SourcePosition, Store, StoreStats, StoredAlert};
+pub use store::{
+    MAX_ALERTS, MAX_HISTORY, PRUNE_BATCH, PruneStats, VACUUM_PAGES, SourcePosition, Store, StoreStats, StoredAlert,
+};

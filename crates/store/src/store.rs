@@ -23,6 +23,20 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Alerts kept at most by [`Store::prune`], whatever their age, so a flood cannot grow the file.
 pub const MAX_ALERTS: i64 = 10_000;
 
+/// History rows kept at most by [`Store::prune`], whatever their age (the newest are kept):
+/// twice the 1M bans in force the store is sized for, so a week of floods cannot grow the
+/// file without bound (about 60 bytes a row). Escalation forgets the oldest rows first.
+pub const MAX_HISTORY: i64 = 2_000_000;
+
+/// Rows one [`Store::prune`] call deletes at most per kind (history, bans, alerts,
+/// windows), so a call is bounded (tens of milliseconds) and the ban path, which waits for
+/// it, never stalls for long; [`PruneStats::more`] says another call has work left.
+pub const PRUNE_BATCH: i64 = 20_000;
+
+/// Free pages one [`Store::maintain`] call hands back to the OS at most (4 KiB each: 16
+/// MiB), for the same reason.
+pub const VACUUM_PAGES: i64 = 4096;
+
 /// Where a source stopped reading, so a restart resumes there: nothing is lost or counted twice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourcePosition {
@@ -67,6 +81,8 @@ pub struct PruneStats {
     pub alerts: usize,
     /// Windows whose newest entry left the window.
     pub windows: usize,
+    /// A batch was full ([`PRUNE_BATCH`]): call again soon, more is due.
+    pub more: bool,
 }
 
 /// Row counts and file size, for `portcullis status`.
@@ -552,24 +568,69 @@ impl Store {
         self.conn.execute("DELETE FROM bans", []).op("clear bans")
     }
 
-    /// Delete expired bans, history older than `now - history_keep`, alerts older than
-    /// that or beyond the newest [`MAX_ALERTS`], and windows that ran out. Run it
-    /// periodically (e.g. hourly).
+    /// Delete expired bans, history older than `now - history_keep` or beyond the newest
+    /// [`MAX_HISTORY`] rows, alerts older than that or beyond the newest [`MAX_ALERTS`], and
+    /// windows that ran out: at most [`PRUNE_BATCH`] rows of each per call, in one
+    /// transaction ([`PruneStats::more`]: call again). Run it periodically (e.g. every few
+    /// minutes, sooner while `more`).
     pub fn prune(&mut self, now: Time, history_keep: Duration) -> Result<PruneStats, StoreError> {
         const OP: &str = "prune";
         let cutoff = now.saturating_sub(history_keep).as_micros();
+        let now_us = now.as_micros();
         let tx = self.conn.transaction().op(OP)?;
+        // Bans: the engines unban what expires (those deletes ride in the bursts); this is
+        // what is left of a stop. A scan of `bans`, stopped after a batch.
         let expired_bans = tx
             .execute(
-                "DELETE FROM bans WHERE until_us IS NOT NULL AND until_us <= ?1",
-                [now.as_micros()],
+                "DELETE FROM bans WHERE (jail, target) IN (SELECT jail, target FROM bans
+                 WHERE until_us IS NOT NULL AND until_us <= ?1 LIMIT ?2)",
+                params![now_us, PRUNE_BATCH],
             )
             .op(OP)?;
-        let history_rows = tx
-            .execute("DELETE FROM history WHERE time_us < ?1", [cutoff])
+        // History by age, per jail along the (jail, time_us) index (the jails found by a
+        // skip scan of it), then beyond the newest MAX_HISTORY rows (ids grow with time).
+        let jails: Vec<String> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "WITH RECURSIVE j(name) AS (
+                         SELECT min(jail) FROM history
+                         UNION ALL
+                         SELECT (SELECT min(jail) FROM history WHERE jail > j.name) FROM j
+                         WHERE j.name IS NOT NULL)
+                     SELECT name FROM j WHERE name IS NOT NULL",
+                )
+                .op(OP)?;
+            let rows = stmt.query_map([], |r| r.get(0)).op(OP)?;
+            rows.collect::<Result<_, _>>().op(OP)?
+        };
+        let mut history_rows = 0;
+        for jail in &jails {
+            let left = PRUNE_BATCH - history_rows as i64;
+            if left <= 0 {
+                break;
+            }
+            history_rows += tx
+                .prepare_cached(
+                    "DELETE FROM history WHERE id IN (SELECT id FROM history
+                     WHERE jail = ?1 AND time_us < ?2 LIMIT ?3)",
+                )
+                .op(OP)?
+                .execute(params![jail, cutoff, left])
+                .op(OP)?;
+        }
+        let over_cap = tx
+            .execute(
+                "DELETE FROM history WHERE id IN (SELECT id FROM history
+                 WHERE id <= (SELECT max(id) FROM history) - ?1 ORDER BY id LIMIT ?2)",
+                params![MAX_HISTORY, PRUNE_BATCH],
+            )
             .op(OP)?;
         let mut alerts = tx
-            .execute("DELETE FROM alerts WHERE time_us < ?1", [cutoff])
+            .execute(
+                "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts
+                 WHERE time_us < ?1 LIMIT ?2)",
+                params![cutoff, PRUNE_BATCH],
+            )
             .op(OP)?;
         alerts += tx
             .execute(
@@ -580,34 +641,53 @@ impl Store {
             .op(OP)?;
         let windows = tx
             .execute(
-                "DELETE FROM windows WHERE until_us <= ?1",
-                [now.as_micros()],
+                "DELETE FROM windows WHERE (jail, addr) IN (SELECT jail, addr FROM windows
+                 WHERE until_us <= ?1 LIMIT ?2)",
+                params![now_us, PRUNE_BATCH],
             )
             .op(OP)?;
         tx.commit().op(OP)?;
+        let full = |n: usize| n as i64 >= PRUNE_BATCH;
         Ok(PruneStats {
             expired_bans,
-            history_rows,
+            history_rows: history_rows + over_cap,
             alerts,
             windows,
+            more: full(expired_bans)
+                || full(history_rows)
+                || full(over_cap)
+                || full(alerts)
+                || full(windows),
         })
     }
 
-    /// Give free pages back to the OS (incremental vacuum) and fold the WAL into the main file
-    /// (truncating checkpoint), so the database stays small. Cheap when there is nothing to do;
-    /// run it after [`prune`](Store::prune).
-    pub fn maintain(&mut self) -> Result<(), StoreError> {
+    /// Give free pages back to the OS (incremental vacuum, at most [`VACUUM_PAGES`] per
+    /// call) and fold the WAL into the main file (truncating checkpoint), so the database
+    /// stays small. Cheap when there is nothing to do; run it after [`prune`](Store::prune).
+    /// Returns whether free pages are left for another call.
+    pub fn maintain(&mut self) -> Result<bool, StoreError> {
         const OP: &str = "vacuum and checkpoint";
         // incremental_vacuum returns one row per freed page; step through them all.
-        let mut stmt = self.conn.prepare("PRAGMA incremental_vacuum").op(OP)?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))
+            .op(OP)?;
         let mut rows = stmt.query([]).op(OP)?;
         while rows.next().op(OP)?.is_some() {}
         drop(rows);
         drop(stmt);
-        self.conn.execute_batch("PRAGMA optimize").op(OP)?;
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .op(OP)?;
+        // analysis_limit bounds the ANALYZE that optimize may run to a sample per index.
+        self.conn
+            .execute_batch("PRAGMA analysis_limit = 400; PRAGMA optimize")
+            .op(OP)?;
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .op(OP)
+            .op(OP)?;
+        Ok(free > 0)
     }
 
     /// Row counts and file size.

@@ -34,12 +34,21 @@ pub fn bans(
         Err(e) if orphans().next().is_none() => return Err(e),
         Err(_) => Vec::new(),
     };
-    let mut keyed: Vec<((Time, IpNet), Ban)> = configured
+    // Keys first (no `Ban` built, nothing allocated per ban): at 1M bans building every
+    // `Ban` to keep 100 took most of the answer's time.
+    enum From<'a> {
+        Engine(usize),
+        Orphan(&'a Ban),
+    }
+    let mut keyed: Vec<((Time, IpNet), From<'_>)> = configured
         .into_iter()
-        .flat_map(|i| set.engine(i).active_bans())
-        .filter(|b| within(b))
-        .chain(orphans().cloned())
-        .map(|b| ((b.since, b.target), b))
+        .flat_map(|i| {
+            set.engine(i)
+                .ban_keys()
+                .filter(|(_, t)| net.is_none_or(|n| n.contains(t)))
+                .map(move |k| (k, From::Engine(i)))
+        })
+        .chain(orphans().map(|b| ((b.since, b.target), From::Orphan(b))))
         .collect();
     let total = keyed.len() as u64;
     let keep = limit.map_or(keyed.len(), |l| usize::try_from(l).unwrap_or(usize::MAX));
@@ -52,6 +61,12 @@ pub fn bans(
         }
     }
     keyed.sort_unstable_by_key(|(k, _)| *k);
-    let bans: Vec<BanEntry> = keyed.iter().map(|(_, b)| ban_entry(b)).collect();
+    let bans: Vec<BanEntry> = keyed
+        .iter()
+        .filter_map(|((_, target), from)| match from {
+            From::Engine(i) => set.engine(*i).active_ban(*target).map(|b| ban_entry(&b)),
+            From::Orphan(b) => Some(ban_entry(b)),
+        })
+        .collect();
     Ok(BansData { bans, total })
 }
