@@ -881,13 +881,22 @@ impl Daemon {
             }
         };
         let vacuum_more = match self.store.maintain() {
-            Ok(more) => more,
+            Ok(m) => {
+                if m.checkpoint_blocked {
+                    // Not retried sooner: a reader may hold its snapshot for hours.
+                    tracing::debug!("WAL checkpoint blocked by a reader: retried next period");
+                }
+                m.more
+            }
             Err(e) => {
                 tracing::warn!("store maintenance failed: {}", chain(&e));
                 false
             }
         };
-        tracing::debug!(took_ms = t0.elapsed().as_millis() as u64, "store maintenance step");
+        tracing::debug!(
+            took_ms = t0.elapsed().as_millis() as u64,
+            "store maintenance step"
+        );
         pruned_more || vacuum_more
     }
 

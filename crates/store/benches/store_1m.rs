@@ -225,13 +225,19 @@ fn main() {
             "bans_in_force",
             "SELECT * FROM bans WHERE until_us IS NULL OR until_us > 1 ORDER BY since_us, jail, target",
         ),
-        ("prune bans", "DELETE FROM bans WHERE until_us IS NOT NULL AND until_us <= 1"),
+        (
+            "prune bans",
+            "DELETE FROM bans WHERE until_us IS NOT NULL AND until_us <= 1",
+        ),
         ("prune history", "DELETE FROM history WHERE time_us < 1"),
         (
             "history (start)",
             "SELECT target, time_us FROM history WHERE jail = 'sshd' AND time_us >= 1 ORDER BY time_us, id",
         ),
-        ("unban", "DELETE FROM bans WHERE jail = 'sshd' AND target = 'x'"),
+        (
+            "unban",
+            "DELETE FROM bans WHERE jail = 'sshd' AND target = 'x'",
+        ),
         ("unban (any jail)", "DELETE FROM bans WHERE target = 'x'"),
         (
             "forget history",
@@ -243,9 +249,7 @@ fn main() {
         ),
         ("prune windows", "DELETE FROM windows WHERE until_us <= 1"),
     ] {
-        let mut stmt = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let plan: Vec<String> = stmt
             .query_map([], |r| r.get::<_, String>(3))
             .unwrap()

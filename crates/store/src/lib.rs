@@ -16,5 +16,6 @@ mod store;
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
 pub use store::{
-    MAX_ALERTS, MAX_HISTORY, PRUNE_BATCH, PruneStats, VACUUM_PAGES, SourcePosition, Store, StoreStats, StoredAlert,
+    Limits, MAX_ALERTS, MAX_HISTORY, Maintenance, PRUNE_BATCH, PruneStats, SourcePosition, Store,
+    StoreStats, StoredAlert, VACUUM_PAGES,
 };

@@ -108,6 +108,40 @@ pub struct Store {
     conn: Connection,
     /// The file, for error messages.
     path: PathBuf,
+    /// What [`Store::prune`] keeps and how much one call deletes.
+    limits: Limits,
+}
+
+/// The bounds [`Store::prune`] and [`Store::maintain`] work to (the defaults are the
+/// constants; tests shrink them to exercise the policy at small sizes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// History rows kept at most ([`MAX_HISTORY`]).
+    pub max_history: i64,
+    /// Rows deleted at most per kind and call ([`PRUNE_BATCH`]).
+    pub prune_batch: i64,
+    /// Free pages handed back at most per call ([`VACUUM_PAGES`]).
+    pub vacuum_pages: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_history: MAX_HISTORY,
+            prune_batch: PRUNE_BATCH,
+            vacuum_pages: VACUUM_PAGES,
+        }
+    }
+}
+
+/// What one [`Store::maintain`] step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Free pages are left for another step.
+    pub more: bool,
+    /// A reader (an operator's `sqlite3`, a backup) kept the WAL from being folded in and
+    /// truncated; the step did not wait for it, and a later one retries.
+    pub checkpoint_blocked: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -154,7 +188,11 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;")
             .map_err(open_err)?;
         schema::migrate(&mut conn, &path)?;
-        Ok(Store { conn, path })
+        Ok(Store {
+            conn,
+            path,
+            limits: Limits::default(),
+        })
     }
 
     /// Open an existing database without writing anything (no creation, no migration, no
@@ -170,7 +208,11 @@ impl Store {
         let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         schema::check_owner(&conn, &path)?;
-        Ok(Store { conn, path })
+        Ok(Store {
+            conn,
+            path,
+            limits: Limits::default(),
+        })
     }
 
     /// The bans in force at `now`, oldest first, without deleting expired rows (works on a
@@ -575,6 +617,11 @@ impl Store {
     /// minutes, sooner while `more`).
     pub fn prune(&mut self, now: Time, history_keep: Duration) -> Result<PruneStats, StoreError> {
         const OP: &str = "prune";
+        let Limits {
+            max_history,
+            prune_batch,
+            ..
+        } = self.limits;
         let cutoff = now.saturating_sub(history_keep).as_micros();
         let now_us = now.as_micros();
         let tx = self.conn.transaction().op(OP)?;
@@ -584,7 +631,7 @@ impl Store {
             .execute(
                 "DELETE FROM bans WHERE (jail, target) IN (SELECT jail, target FROM bans
                  WHERE until_us IS NOT NULL AND until_us <= ?1 LIMIT ?2)",
-                params![now_us, PRUNE_BATCH],
+                params![now_us, prune_batch],
             )
             .op(OP)?;
         // History by age, per jail along the (jail, time_us) index (the jails found by a
@@ -605,7 +652,7 @@ impl Store {
         };
         let mut history_rows = 0;
         for jail in &jails {
-            let left = PRUNE_BATCH - history_rows as i64;
+            let left = prune_batch - history_rows as i64;
             if left <= 0 {
                 break;
             }
@@ -622,14 +669,14 @@ impl Store {
             .execute(
                 "DELETE FROM history WHERE id IN (SELECT id FROM history
                  WHERE id <= (SELECT max(id) FROM history) - ?1 ORDER BY id LIMIT ?2)",
-                params![MAX_HISTORY, PRUNE_BATCH],
+                params![max_history, prune_batch],
             )
             .op(OP)?;
         let mut alerts = tx
             .execute(
                 "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts
                  WHERE time_us < ?1 LIMIT ?2)",
-                params![cutoff, PRUNE_BATCH],
+                params![cutoff, prune_batch],
             )
             .op(OP)?;
         alerts += tx
@@ -643,11 +690,11 @@ impl Store {
             .execute(
                 "DELETE FROM windows WHERE (jail, addr) IN (SELECT jail, addr FROM windows
                  WHERE until_us <= ?1 LIMIT ?2)",
-                params![now_us, PRUNE_BATCH],
+                params![now_us, prune_batch],
             )
             .op(OP)?;
         tx.commit().op(OP)?;
-        let full = |n: usize| n as i64 >= PRUNE_BATCH;
+        let full = |n: usize| n as i64 >= prune_batch;
         Ok(PruneStats {
             expired_bans,
             history_rows: history_rows + over_cap,
@@ -664,13 +711,30 @@ impl Store {
     /// Give free pages back to the OS (incremental vacuum, at most [`VACUUM_PAGES`] per
     /// call) and fold the WAL into the main file (truncating checkpoint), so the database
     /// stays small. Cheap when there is nothing to do; run it after [`prune`](Store::prune).
-    /// Returns whether free pages are left for another call.
-    pub fn maintain(&mut self) -> Result<bool, StoreError> {
+    ///
+    /// Never waits for another connection's lock (the ban path waits for this step): for
+    /// its duration the busy timeout is zero, so a reader holding a snapshot leaves the
+    /// checkpoint undone ([`Maintenance::checkpoint_blocked`]) and another writer makes the
+    /// step fail at once (`SQLITE_BUSY`); either way a later step retries.
+    pub fn maintain(&mut self) -> Result<Maintenance, StoreError> {
+        const OP: &str = "vacuum and checkpoint";
+        self.conn.busy_timeout(Duration::ZERO).op(OP)?;
+        let step = self.maintain_step();
+        let restored = self.conn.busy_timeout(BUSY_TIMEOUT).op(OP);
+        let step = step?;
+        restored?;
+        Ok(step)
+    }
+
+    fn maintain_step(&mut self) -> Result<Maintenance, StoreError> {
         const OP: &str = "vacuum and checkpoint";
         // incremental_vacuum returns one row per freed page; step through them all.
         let mut stmt = self
             .conn
-            .prepare(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))
+            .prepare(&format!(
+                "PRAGMA incremental_vacuum({})",
+                self.limits.vacuum_pages
+            ))
             .op(OP)?;
         let mut rows = stmt.query([]).op(OP)?;
         while rows.next().op(OP)?.is_some() {}
@@ -684,10 +748,20 @@ impl Store {
         self.conn
             .execute_batch("PRAGMA analysis_limit = 400; PRAGMA optimize")
             .op(OP)?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        // (busy, WAL frames, frames checkpointed): busy = 1 when a reader blocked it.
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
             .op(OP)?;
-        Ok(free > 0)
+        Ok(Maintenance {
+            more: free > 0,
+            checkpoint_blocked: busy != 0,
+        })
+    }
+
+    /// Replace the bounds of [`prune`](Store::prune) and [`maintain`](Store::maintain).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Row counts and file size.

@@ -849,7 +849,8 @@ fn a_restart_from_the_stored_windows_bans_at_exactly_maxretry() {
     let mut sim = Sim::new(&["sshd", "other"]);
     sim.attempts(0, "198.51.100.1", 2);
     sim.attempts(1, "198.51.100.1", 1);
-    let stored: Vec<(std::sync::Arc<str>, portcullis_core::jail::WindowState)> = sim.set.poll_window_changes();
+    let stored: Vec<(std::sync::Arc<str>, portcullis_core::jail::WindowState)> =
+        sim.set.poll_window_changes();
     assert_eq!(
         stored
             .iter()

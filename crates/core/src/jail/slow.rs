@@ -239,7 +239,10 @@ mod tests {
         assert!(matches!(s.users.seen, Few::One(_)));
         s.long.insert(t(12), 1000, 1_000_000);
         s.long.insert(t(11), 500, 1_000_000);
-        assert_eq!(s.long.buckets(), [(t(10), 1000), (t(11), 500), (t(12), 1000)]);
+        assert_eq!(
+            s.long.buckets(),
+            [(t(10), 1000), (t(11), 500), (t(12), 1000)]
+        );
         s.long.prune(t(12), 1_000_000);
         assert!(matches!(s.long.buckets, Few::One((b, 1000)) if b == t(12)));
         assert_eq!(s.long.sum(), 1000);
