@@ -45,7 +45,7 @@ fn ban(target: IpNet, since: Time, i: usize) -> Decision {
         target,
         jail: "sshd".into(),
         since,
-        until: if i % 10 == 0 {
+        until: if i.is_multiple_of(10) {
             None
         } else {
             Some(since.saturating_add(Duration::from_secs(30 * 86400)))
