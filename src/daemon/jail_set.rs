@@ -388,14 +388,15 @@ impl JailSet {
     /// Every jail's windows that changed since the last call, as `(jail, window)` for the
     /// store (an empty window: delete it). Call it exactly when the source positions are
     /// written, in the same transaction.
-    pub fn poll_window_changes(&mut self) -> Vec<(Box<str>, WindowState)> {
+    pub fn poll_window_changes(&mut self) -> Vec<(std::sync::Arc<str>, WindowState)> {
         let mut out = Vec::new();
         for j in &mut self.jails {
             let changes = j.engine.poll_window_changes();
             if changes.is_empty() {
                 continue;
             }
-            let name: Box<str> = j.engine.config().name.as_str().into();
+            // One name per jail, shared by its windows (not one allocation per window).
+            let name: std::sync::Arc<str> = j.engine.config().name.as_str().into();
             out.extend(changes.into_iter().map(|w| (name.clone(), w)));
         }
         out

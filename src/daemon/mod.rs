@@ -60,6 +60,10 @@ use unsaved::Unsaved;
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
 /// How often history is pruned and the database tidied.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(300);
+/// How soon the next maintenance step runs when one left work (each step is bounded: see
+/// `Store::prune` and `Store::maintain`), so a backlog is worked off in small pieces
+/// between bursts instead of in one long stall of the ban path.
+const MAINTENANCE_AGAIN: Duration = Duration::from_secs(1);
 /// How long `status` reuses the firewall's health: listing the kernel sets takes the loop
 /// ~10 ms per thousand elements, so a crowd of clients asking `status` would otherwise keep
 /// the loop listing instead of banning. Any firewall success or failure renews it at once.
@@ -288,7 +292,7 @@ impl Daemon {
         let now = reading.engine;
         let state_dir = &config.daemon.state_dir;
         state_dir::prepare(state_dir)?;
-        let (mut store, recovered) = open_store(&state_dir.join("state.db"), now)?;
+        let (mut store, opened) = open_store(&state_dir.join("state.db"), now)?;
 
         let firewall = if args.dry_run || config.firewall.backend == Backend::None {
             Firewall::dry_run()
@@ -315,15 +319,15 @@ impl Daemon {
                     .context("no usable firewall (nft or ipset+iptables)")?,
             }
         };
-        // Read once (100k rows take ~0.2 s): the engines are restored from it, and the rest
-        // are bans of jails no longer configured.
-        let stored = match &recovered {
-            None => store
-                .active_bans(now)
-                .context("cannot read the bans from the state database")?,
+        // Read once, by `open_store` (1M rows take ~2 s): the engines are restored from it,
+        // and the rest are bans of jails no longer configured.
+        let stored = match opened {
+            Opened::Bans(bans) => bans,
             // The old database is unreadable: what the kernel still holds is what protects
             // the server now. It is written to the fresh store before anything else.
-            Some(aside) => rebuild_from_kernel(&firewall, &mut store, aside, now).await,
+            Opened::MovedAside(aside) => {
+                rebuild_from_kernel(&firewall, &mut store, &aside, now).await
+            }
         };
         let (filters, inits) = live_jails(compile_jails(&config)?, &store, reading, None)?;
         let jails = JailSet::new(inits, stored, now);
@@ -688,7 +692,12 @@ impl Daemon {
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
                 }
-                _ = maintenance.tick() => self.maintain(),
+                _ = maintenance.tick() => {
+                    if self.maintain() {
+                        // A bounded step left work: the next one soon, lines in between.
+                        maintenance.reset_after(MAINTENANCE_AGAIN);
+                    }
+                }
             }
             self.commit(false).await;
         }
@@ -755,7 +764,7 @@ impl Daemon {
         if write_due && self.unsaved.may_write(Instant::now()) {
             // Positions and the windows of the lines before them go with every decision not
             // yet durable, in one transaction (see `unsaved`).
-            let windows: Vec<(Box<str>, WindowState)> = self
+            let windows: Vec<(std::sync::Arc<str>, WindowState)> = self
                 .jails
                 .poll_window_changes()
                 .into_iter()
@@ -866,20 +875,44 @@ impl Daemon {
         }
     }
 
-    fn maintain(&mut self) {
+    /// One bounded maintenance step on the loop (the store is single-writer, so a burst
+    /// waits for it): prune a batch, vacuum a batch, checkpoint. True when work is left.
+    fn maintain(&mut self) -> bool {
         let keep = self
             .filters
             .iter()
             .map(|j| j.spec.config.history)
             .max()
             .unwrap_or(Duration::from_secs(7 * 86400));
-        match self.store.prune(wall_clock(), keep) {
-            Ok(stats) => tracing::debug!(?stats, "store pruned"),
-            Err(e) => tracing::warn!("store prune failed: {}", chain(&e)),
-        }
-        if let Err(e) = self.store.maintain() {
-            tracing::warn!("store maintenance failed: {}", chain(&e));
-        }
+        let t0 = Instant::now();
+        let pruned_more = match self.store.prune(wall_clock(), keep) {
+            Ok(stats) => {
+                tracing::debug!(?stats, "store pruned");
+                stats.more
+            }
+            Err(e) => {
+                tracing::warn!("store prune failed: {}", chain(&e));
+                false
+            }
+        };
+        let vacuum_more = match self.store.maintain() {
+            Ok(m) => {
+                if m.checkpoint_blocked {
+                    // Not retried sooner: a reader may hold its snapshot for hours.
+                    tracing::debug!("WAL checkpoint blocked by a reader: retried next period");
+                }
+                m.more
+            }
+            Err(e) => {
+                tracing::warn!("store maintenance failed: {}", chain(&e));
+                false
+            }
+        };
+        tracing::debug!(
+            took_ms = t0.elapsed().as_millis() as u64,
+            "store maintenance step"
+        );
+        pruned_more || vacuum_more
     }
 
     async fn stop(&mut self) {
@@ -920,15 +953,23 @@ const BURST_BATCHES: usize = 7;
 /// does not say which jail decided them).
 const RECOVERED_JAIL: &str = "recovered";
 
-/// Open the state database. One that is corrupt or not ours is moved aside
-/// (`state.db.corrupt-<unix time>`, with its `-wal`/`-shm`) and a fresh one created, so the
-/// daemon starts protecting instead of failing at every restart; the second value says
-/// where the old one went. A newer portcullis' database, or one we may not read, is an
-/// error (moving it would lose data a downgrade could still use).
-fn open_store(path: &Path, now: Time) -> Result<(Store, Option<PathBuf>)> {
+/// What [`open_store`] found besides the open store.
+enum Opened {
+    /// The bans in force, read once (the read is also the check that the file is usable).
+    Bans(Vec<Ban>),
+    /// The file was unusable and moved here; the store is a fresh one.
+    MovedAside(PathBuf),
+}
+
+/// Open the state database and read its bans in force. One that is corrupt or not ours is
+/// moved aside (`state.db.corrupt-<unix time>`, with its `-wal`/`-shm`) and a fresh one
+/// created, so the daemon starts protecting instead of failing at every restart. A newer
+/// portcullis' database, or one we may not read, is an error (moving it would lose data a
+/// downgrade could still use).
+fn open_store(path: &Path, now: Time) -> Result<(Store, Opened)> {
     let broken = match Store::open(path) {
         Ok(store) => match store.active_bans(now) {
-            Ok(_) => return Ok((store, None)),
+            Ok(bans) => return Ok((store, Opened::Bans(bans))),
             Err(e) if e.is_unusable_file() => e,
             Err(e) => return Err(e).context("cannot read the bans from the state database"),
         },
@@ -955,7 +996,7 @@ fn open_store(path: &Path, now: Time) -> Result<(Store, Option<PathBuf>)> {
         "THE STATE DATABASE WAS UNREADABLE: moved aside; starting with a fresh one, rebuilt from the kernel's ban sets"
     );
     let store = Store::open(path).context("cannot create a fresh state database")?;
-    Ok((store, Some(aside)))
+    Ok((store, Opened::MovedAside(aside)))
 }
 
 /// The bans the kernel sets still hold (with their remaining time), written to the fresh

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portcullis_core::Decision;
@@ -28,7 +29,7 @@ pub struct Unsaved {
     /// Decisions not yet durable, oldest first.
     decisions: Vec<Decision>,
     /// Window changes not yet durable (the newest state of each window).
-    windows: Vec<(Box<str>, WindowState)>,
+    windows: Vec<(Arc<str>, WindowState)>,
     failure: Option<Failure>,
 }
 
@@ -47,9 +48,13 @@ pub struct Failure {
 
 impl Unsaved {
     /// Queue a burst's decisions and window changes behind what is already waiting.
-    pub fn push(&mut self, decisions: Vec<Decision>, windows: Vec<(Box<str>, WindowState)>) {
+    pub fn push(&mut self, decisions: Vec<Decision>, windows: Vec<(Arc<str>, WindowState)>) {
         self.decisions.extend(decisions);
-        if !windows.is_empty() {
+        if self.windows.is_empty() {
+            // One poll names each (jail, address) once: nothing to supersede. (At 1M
+            // changed windows the map below would cost ~100 MB and a second.)
+            self.windows = windows;
+        } else if !windows.is_empty() {
             let mut all = std::mem::take(&mut self.windows);
             all.extend(windows);
             self.windows = latest_windows(all);
@@ -68,14 +73,16 @@ impl Unsaved {
     }
 
     /// What the next write carries: every queued decision, then the windows.
-    pub fn pending(&self) -> (&[Decision], &[(Box<str>, WindowState)]) {
+    pub fn pending(&self) -> (&[Decision], &[(Arc<str>, WindowState)]) {
         (&self.decisions, &self.windows)
     }
 
     /// The write succeeded: the queue is durable. Returns the outage that ended, if any.
     pub fn written(&mut self) -> Option<Failure> {
-        self.decisions.clear();
-        self.windows.clear();
+        // Freed, not cleared: a burst of 1M changed windows would otherwise keep ~100 MB of
+        // capacity for good.
+        self.decisions = Vec::new();
+        self.windows = Vec::new();
         self.failure.take()
     }
 
@@ -123,8 +130,8 @@ fn backoff(attempts: u32) -> Duration {
 
 /// The last state of each (jail, address) of `windows`, in their order: what a retry must
 /// write (an earlier state of the same window is superseded).
-fn latest_windows(windows: Vec<(Box<str>, WindowState)>) -> Vec<(Box<str>, WindowState)> {
-    let mut last: HashMap<(Box<str>, IpAddr), usize> = HashMap::new();
+fn latest_windows(windows: Vec<(Arc<str>, WindowState)>) -> Vec<(Arc<str>, WindowState)> {
+    let mut last: HashMap<(Arc<str>, IpAddr), usize> = HashMap::new();
     for (i, (jail, w)) in windows.iter().enumerate() {
         last.insert((jail.clone(), w.addr), i);
     }
@@ -153,7 +160,7 @@ mod tests {
         })
     }
 
-    fn window(addr: &str, until: i64) -> (Box<str>, WindowState) {
+    fn window(addr: &str, until: i64) -> (Arc<str>, WindowState) {
         let w = WindowState {
             addr: addr.parse().unwrap(),
             entries: Vec::new(),

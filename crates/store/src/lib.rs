@@ -15,4 +15,7 @@ mod store;
 
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
-pub use store::{MAX_ALERTS, PruneStats, SourcePosition, Store, StoreStats, StoredAlert};
+pub use store::{
+    Limits, MAX_ALERTS, MAX_HISTORY, Maintenance, PRUNE_BATCH, PruneStats, SourcePosition, Store,
+    StoreStats, StoredAlert, VACUUM_PAGES,
+};

@@ -23,6 +23,20 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Alerts kept at most by [`Store::prune`], whatever their age, so a flood cannot grow the file.
 pub const MAX_ALERTS: i64 = 10_000;
 
+/// History rows kept at most by [`Store::prune`], whatever their age (the newest are kept):
+/// twice the 1M bans in force the store is sized for, so a week of floods cannot grow the
+/// file without bound (about 60 bytes a row). Escalation forgets the oldest rows first.
+pub const MAX_HISTORY: i64 = 2_000_000;
+
+/// Rows one [`Store::prune`] call deletes at most per kind (history, bans, alerts,
+/// windows), so a call is bounded (tens of milliseconds) and the ban path, which waits for
+/// it, never stalls for long; [`PruneStats::more`] says another call has work left.
+pub const PRUNE_BATCH: i64 = 20_000;
+
+/// Free pages one [`Store::maintain`] call hands back to the OS at most (4 KiB each: 16
+/// MiB), for the same reason.
+pub const VACUUM_PAGES: i64 = 4096;
+
 /// Where a source stopped reading, so a restart resumes there: nothing is lost or counted twice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourcePosition {
@@ -67,6 +81,8 @@ pub struct PruneStats {
     pub alerts: usize,
     /// Windows whose newest entry left the window.
     pub windows: usize,
+    /// A batch was full ([`PRUNE_BATCH`]): call again soon, more is due.
+    pub more: bool,
 }
 
 /// Row counts and file size, for `portcullis status`.
@@ -92,6 +108,40 @@ pub struct Store {
     conn: Connection,
     /// The file, for error messages.
     path: PathBuf,
+    /// What [`Store::prune`] keeps and how much one call deletes.
+    limits: Limits,
+}
+
+/// The bounds [`Store::prune`] and [`Store::maintain`] work to (the defaults are the
+/// constants; tests shrink them to exercise the policy at small sizes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// History rows kept at most ([`MAX_HISTORY`]).
+    pub max_history: i64,
+    /// Rows deleted at most per kind and call ([`PRUNE_BATCH`]).
+    pub prune_batch: i64,
+    /// Free pages handed back at most per call ([`VACUUM_PAGES`]).
+    pub vacuum_pages: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_history: MAX_HISTORY,
+            prune_batch: PRUNE_BATCH,
+            vacuum_pages: VACUUM_PAGES,
+        }
+    }
+}
+
+/// What one [`Store::maintain`] step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Free pages are left for another step.
+    pub more: bool,
+    /// A reader (an operator's `sqlite3`, a backup) kept the WAL from being folded in and
+    /// truncated; the step did not wait for it, and a later one retries.
+    pub checkpoint_blocked: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -138,7 +188,11 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;")
             .map_err(open_err)?;
         schema::migrate(&mut conn, &path)?;
-        Ok(Store { conn, path })
+        Ok(Store {
+            conn,
+            path,
+            limits: Limits::default(),
+        })
     }
 
     /// Open an existing database without writing anything (no creation, no migration, no
@@ -154,7 +208,11 @@ impl Store {
         let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         schema::check_owner(&conn, &path)?;
-        Ok(Store { conn, path })
+        Ok(Store {
+            conn,
+            path,
+            limits: Limits::default(),
+        })
     }
 
     /// The bans in force at `now`, oldest first, without deleting expired rows (works on a
@@ -552,24 +610,74 @@ impl Store {
         self.conn.execute("DELETE FROM bans", []).op("clear bans")
     }
 
-    /// Delete expired bans, history older than `now - history_keep`, alerts older than
-    /// that or beyond the newest [`MAX_ALERTS`], and windows that ran out. Run it
-    /// periodically (e.g. hourly).
+    /// Delete expired bans, history older than `now - history_keep` or beyond the newest
+    /// [`MAX_HISTORY`] rows, alerts older than that or beyond the newest [`MAX_ALERTS`], and
+    /// windows that ran out: at most [`PRUNE_BATCH`] rows of each per call, in one
+    /// transaction ([`PruneStats::more`]: call again). Run it periodically (e.g. every few
+    /// minutes, sooner while `more`).
     pub fn prune(&mut self, now: Time, history_keep: Duration) -> Result<PruneStats, StoreError> {
         const OP: &str = "prune";
+        let Limits {
+            max_history,
+            prune_batch,
+            ..
+        } = self.limits;
         let cutoff = now.saturating_sub(history_keep).as_micros();
+        let now_us = now.as_micros();
         let tx = self.conn.transaction().op(OP)?;
+        // Bans: the engines unban what expires (those deletes ride in the bursts); this is
+        // what is left of a stop. A scan of `bans`, stopped after a batch.
         let expired_bans = tx
             .execute(
-                "DELETE FROM bans WHERE until_us IS NOT NULL AND until_us <= ?1",
-                [now.as_micros()],
+                "DELETE FROM bans WHERE (jail, target) IN (SELECT jail, target FROM bans
+                 WHERE until_us IS NOT NULL AND until_us <= ?1 LIMIT ?2)",
+                params![now_us, prune_batch],
             )
             .op(OP)?;
-        let history_rows = tx
-            .execute("DELETE FROM history WHERE time_us < ?1", [cutoff])
+        // History by age, per jail along the (jail, time_us) index (the jails found by a
+        // skip scan of it), then beyond the newest MAX_HISTORY rows (ids grow with time).
+        let jails: Vec<String> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "WITH RECURSIVE j(name) AS (
+                         SELECT min(jail) FROM history
+                         UNION ALL
+                         SELECT (SELECT min(jail) FROM history WHERE jail > j.name) FROM j
+                         WHERE j.name IS NOT NULL)
+                     SELECT name FROM j WHERE name IS NOT NULL",
+                )
+                .op(OP)?;
+            let rows = stmt.query_map([], |r| r.get(0)).op(OP)?;
+            rows.collect::<Result<_, _>>().op(OP)?
+        };
+        let mut history_rows = 0;
+        for jail in &jails {
+            let left = prune_batch - history_rows as i64;
+            if left <= 0 {
+                break;
+            }
+            history_rows += tx
+                .prepare_cached(
+                    "DELETE FROM history WHERE id IN (SELECT id FROM history
+                     WHERE jail = ?1 AND time_us < ?2 LIMIT ?3)",
+                )
+                .op(OP)?
+                .execute(params![jail, cutoff, left])
+                .op(OP)?;
+        }
+        let over_cap = tx
+            .execute(
+                "DELETE FROM history WHERE id IN (SELECT id FROM history
+                 WHERE id <= (SELECT max(id) FROM history) - ?1 ORDER BY id LIMIT ?2)",
+                params![max_history, prune_batch],
+            )
             .op(OP)?;
         let mut alerts = tx
-            .execute("DELETE FROM alerts WHERE time_us < ?1", [cutoff])
+            .execute(
+                "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts
+                 WHERE time_us < ?1 LIMIT ?2)",
+                params![cutoff, prune_batch],
+            )
             .op(OP)?;
         alerts += tx
             .execute(
@@ -580,34 +688,80 @@ impl Store {
             .op(OP)?;
         let windows = tx
             .execute(
-                "DELETE FROM windows WHERE until_us <= ?1",
-                [now.as_micros()],
+                "DELETE FROM windows WHERE (jail, addr) IN (SELECT jail, addr FROM windows
+                 WHERE until_us <= ?1 LIMIT ?2)",
+                params![now_us, prune_batch],
             )
             .op(OP)?;
         tx.commit().op(OP)?;
+        let full = |n: usize| n as i64 >= prune_batch;
         Ok(PruneStats {
             expired_bans,
-            history_rows,
+            history_rows: history_rows + over_cap,
             alerts,
             windows,
+            more: full(expired_bans)
+                || full(history_rows)
+                || full(over_cap)
+                || full(alerts)
+                || full(windows),
         })
     }
 
-    /// Give free pages back to the OS (incremental vacuum) and fold the WAL into the main file
-    /// (truncating checkpoint), so the database stays small. Cheap when there is nothing to do;
-    /// run it after [`prune`](Store::prune).
-    pub fn maintain(&mut self) -> Result<(), StoreError> {
+    /// Give free pages back to the OS (incremental vacuum, at most [`VACUUM_PAGES`] per
+    /// call) and fold the WAL into the main file (truncating checkpoint), so the database
+    /// stays small. Cheap when there is nothing to do; run it after [`prune`](Store::prune).
+    ///
+    /// Never waits for another connection's lock (the ban path waits for this step): for
+    /// its duration the busy timeout is zero, so a reader holding a snapshot leaves the
+    /// checkpoint undone ([`Maintenance::checkpoint_blocked`]) and another writer makes the
+    /// step fail at once (`SQLITE_BUSY`); either way a later step retries.
+    pub fn maintain(&mut self) -> Result<Maintenance, StoreError> {
+        const OP: &str = "vacuum and checkpoint";
+        self.conn.busy_timeout(Duration::ZERO).op(OP)?;
+        let step = self.maintain_step();
+        let restored = self.conn.busy_timeout(BUSY_TIMEOUT).op(OP);
+        let step = step?;
+        restored?;
+        Ok(step)
+    }
+
+    fn maintain_step(&mut self) -> Result<Maintenance, StoreError> {
         const OP: &str = "vacuum and checkpoint";
         // incremental_vacuum returns one row per freed page; step through them all.
-        let mut stmt = self.conn.prepare("PRAGMA incremental_vacuum").op(OP)?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "PRAGMA incremental_vacuum({})",
+                self.limits.vacuum_pages
+            ))
+            .op(OP)?;
         let mut rows = stmt.query([]).op(OP)?;
         while rows.next().op(OP)?.is_some() {}
         drop(rows);
         drop(stmt);
-        self.conn.execute_batch("PRAGMA optimize").op(OP)?;
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .op(OP)?;
+        // analysis_limit bounds the ANALYZE that optimize may run to a sample per index.
         self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .op(OP)
+            .execute_batch("PRAGMA analysis_limit = 400; PRAGMA optimize")
+            .op(OP)?;
+        // (busy, WAL frames, frames checkpointed): busy = 1 when a reader blocked it.
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .op(OP)?;
+        Ok(Maintenance {
+            more: free > 0,
+            checkpoint_blocked: busy != 0,
+        })
+    }
+
+    /// Replace the bounds of [`prune`](Store::prune) and [`maintain`](Store::maintain).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Row counts and file size.

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use portcullis_core::Time;
 use portcullis_core::event::{Alert, Ban, BanReason, Decision, UnbanReason, Weight};
 use portcullis_core::jail::{WindowEntry, WindowState};
-use portcullis_store::{SCHEMA_VERSION, SourcePosition, Store, StoreError};
+use portcullis_store::{Limits, SCHEMA_VERSION, SourcePosition, Store, StoreError};
 
 fn net(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -377,6 +377,182 @@ fn maintain_shrinks_the_file_after_a_flush() {
         "wal not truncated"
     );
     assert_eq!(store.integrity_check().unwrap(), Ok(()));
+}
+
+/// Issue 13 item 4: one prune call deletes at most a batch per kind and says more is due;
+/// the history cap keeps the newest rows whatever their age.
+#[test]
+fn prune_is_bounded_per_call_and_caps_the_history() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    store.set_limits(Limits {
+        max_history: 30,
+        prune_batch: 10,
+        vacuum_pages: 4096,
+    });
+    let day = 86_400;
+    // 25 bans at day 0 expired after an hour (25 old history rows), then 40 bans in force
+    // at day 9 (40 fresh history rows: 10 over the cap of 30).
+    let mut ds: Vec<_> = (0..25)
+        .map(|i| Decision::Ban(ban("sshd", nth(i), 0, Some(3600), 1)))
+        .collect();
+    ds.extend((100..140).map(|i| Decision::Ban(ban("other", nth(i), 9 * day, None, 1))));
+    store.apply(&ds, Time::EPOCH).unwrap();
+    let now = Time::from_secs(9 * day + 60);
+    let keep = Duration::from_secs(7 * day as u64);
+    let steps: Vec<_> = std::iter::repeat_with(|| store.prune(now, keep).unwrap())
+        .take(5)
+        .map(|p| (p.expired_bans, p.history_rows, p.more))
+        .collect();
+    // Step 1: 10 expired bans, 10 old rows by age + 10 over the cap (the oldest ids: the
+    // remaining old rows are the oldest). Step 2: 10 bans, 10 + 5 rows. Step 3: 5 bans, the
+    // last old rows; nothing more is due after it.
+    assert_eq!(steps[0], (10, 20, true));
+    assert_eq!(steps[1], (10, 15, true));
+    assert_eq!((steps[2].0, steps[2].2), (5, false));
+    assert!(steps[3..].iter().all(|s| *s == (0, 0, false)), "{steps:?}");
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.bans, stats.history), (40, 30));
+    // The cap kept the newest rows: all of them the fresh jail's, the oldest 10 gone.
+    let fresh = store.history("other", Time::EPOCH).unwrap();
+    assert_eq!(fresh.len(), 30);
+    assert!(store.history("sshd", Time::EPOCH).unwrap().is_empty());
+}
+
+/// A freed file gives its pages back a bounded step at a time; `more` says a step is due.
+#[test]
+fn maintain_vacuums_in_bounded_steps() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let ds: Vec<_> = (0..20_000)
+        .map(|i| Decision::Ban(ban("sshd", nth(i), 1, None, 1)))
+        .collect();
+    store.apply(&ds, Time::from_secs(1)).unwrap();
+    store.clear_bans().unwrap();
+    store
+        .prune(Time::from_secs(10_000_000), Duration::from_secs(1))
+        .unwrap();
+    store.set_limits(Limits {
+        vacuum_pages: 50,
+        ..Limits::default()
+    });
+    let before = store.stats().unwrap().file_bytes;
+    let first = store.maintain().unwrap();
+    assert!(first.more && !first.checkpoint_blocked, "{first:?}");
+    let after = store.stats().unwrap().file_bytes;
+    assert_eq!(
+        before - after,
+        50 * 4096,
+        "one step frees exactly its pages"
+    );
+    let mut steps = 1;
+    while store.maintain().unwrap().more {
+        steps += 1;
+        assert!(steps < 10_000, "never done");
+    }
+    assert!(steps > 2, "{steps}");
+    assert!(store.stats().unwrap().file_bytes < before / 10);
+}
+
+/// Fault (issue 13 item 4): an operator's `sqlite3` holds a read snapshot, so the WAL
+/// cannot be checkpointed. The step does not wait for it (the ban path would), says so, and
+/// bans still flow; once the reader is gone the next step truncates the WAL.
+#[test]
+fn a_reader_blocks_the_checkpoint_but_not_the_step_nor_the_bans() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    store
+        .apply(
+            &[Decision::Ban(ban("sshd", nth(1), 1, None, 1))],
+            Time::from_secs(1),
+        )
+        .unwrap();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let n: i64 = reader
+        .query_row("SELECT count(*) FROM bans", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    let ds: Vec<_> = (10..1010)
+        .map(|i| Decision::Ban(ban("sshd", nth(i), 2, None, 1)))
+        .collect();
+    store.apply(&ds, Time::from_secs(2)).unwrap();
+    let t = std::time::Instant::now();
+    let m = store.maintain().unwrap();
+    assert!(m.checkpoint_blocked, "{m:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "waited {:?} for the reader",
+        t.elapsed()
+    );
+    let wal = path.with_extension("db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    // Bans keep flowing while the reader stays.
+    store
+        .apply(
+            &[Decision::Ban(ban("sshd", nth(2), 3, None, 1))],
+            Time::from_secs(3),
+        )
+        .unwrap();
+    assert_eq!(store.stats().unwrap().bans, 1002);
+    drop(reader);
+    let m = store.maintain().unwrap();
+    assert!(!m.checkpoint_blocked, "{m:?}");
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().len(),
+        0,
+        "wal not truncated"
+    );
+    // The busy timeout is back for the ban path: a short-lived writer lock is waited for.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        other.execute_batch("COMMIT").unwrap();
+    });
+    store
+        .apply(
+            &[Decision::Ban(ban("sshd", nth(3), 4, None, 1))],
+            Time::from_secs(4),
+        )
+        .unwrap();
+    release.join().unwrap();
+}
+
+/// Fault: another writer holds the database lock during a step that has pages to free.
+/// The step fails at once with the lock named (the daemon logs it and retries next
+/// period) instead of stalling the loop for the busy timeout; bans flow after it.
+#[test]
+fn a_locked_database_fails_the_step_at_once_and_bans_flow_after() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let ds: Vec<_> = (0..5000)
+        .map(|i| Decision::Ban(ban("sshd", nth(i), 1, None, 1)))
+        .collect();
+    store.apply(&ds, Time::from_secs(1)).unwrap();
+    store.clear_bans().unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let t = std::time::Instant::now();
+    let err = store.maintain().unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "waited {:?}",
+        t.elapsed()
+    );
+    let text = format!("{err}: {:?}", std::error::Error::source(&err));
+    assert!(text.contains("vacuum"), "{text}");
+    assert!(text.to_lowercase().contains("locked"), "{text}");
+    other.execute_batch("COMMIT").unwrap();
+    drop(other);
+    store
+        .apply(
+            &[Decision::Ban(ban("sshd", nth(9), 2, None, 1))],
+            Time::from_secs(2),
+        )
+        .unwrap();
+    assert_eq!(store.stats().unwrap().bans, 1);
+    assert!(store.maintain().is_ok());
 }
 
 /// Every table's and index's SQL, by name.

@@ -1,7 +1,7 @@
 //! `bans [--jail J] [--net N] [--limit K]`: the active bans of every jail (or one), oldest
 //! first — also those of jails no longer configured (orphans, and `recovered` after a lost
 //! database): every ban the kernel enforces is listed. With a limit only the oldest K are
-//! formatted and sent (a partial selection: a page of 1M bans costs one pass, not a sort),
+//! formatted and sent (a bounded heap: a page of 1M bans costs one pass, not a sort),
 //! with the number that matched.
 
 use portcullis_control::ErrorBody;
@@ -34,24 +34,55 @@ pub fn bans(
         Err(e) if orphans().next().is_none() => return Err(e),
         Err(_) => Vec::new(),
     };
-    let mut keyed: Vec<((Time, IpNet), Ban)> = configured
-        .into_iter()
-        .flat_map(|i| set.engine(i).active_bans())
-        .filter(|b| within(b))
-        .chain(orphans().cloned())
-        .map(|b| ((b.since, b.target), b))
-        .collect();
-    let total = keyed.len() as u64;
-    let keep = limit.map_or(keyed.len(), |l| usize::try_from(l).unwrap_or(usize::MAX));
-    if keep < keyed.len() {
-        if keep == 0 {
-            keyed.clear();
-        } else {
-            keyed.select_nth_unstable_by_key(keep - 1, |(k, _)| *k);
-            keyed.truncate(keep);
-        }
+    // Keys only (no `Ban` built, nothing allocated per ban), and with a limit only the
+    // `limit` smallest kept, in a bounded max-heap: a page of 1M bans is one pass over the
+    // keys, O(n log limit), without a million-entry vector to select from.
+    #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    enum Source {
+        Engine(usize),
+        Orphan(usize),
     }
-    keyed.sort_unstable_by_key(|(k, _)| *k);
-    let bans: Vec<BanEntry> = keyed.iter().map(|(_, b)| ban_entry(b)).collect();
+    let orphans: Vec<&Ban> = orphans().collect();
+    let keys = configured
+        .into_iter()
+        .flat_map(|i| {
+            set.engine(i)
+                .ban_keys()
+                .filter(|(_, t)| net.is_none_or(|n| n.contains(t)))
+                .map(move |k| (k, Source::Engine(i)))
+        })
+        .chain(
+            orphans
+                .iter()
+                .enumerate()
+                .map(|(j, b)| ((b.since, b.target), Source::Orphan(j))),
+        );
+    let keep = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let mut total = 0u64;
+    let mut page: Vec<((Time, IpNet), Source)> = if keep == usize::MAX {
+        let all: Vec<_> = keys.collect();
+        total = all.len() as u64;
+        all
+    } else {
+        let mut heap = std::collections::BinaryHeap::with_capacity(keep.min(1 << 16));
+        for k in keys {
+            total += 1;
+            if heap.len() < keep {
+                heap.push(k);
+            } else if heap.peek().is_some_and(|top| k < *top) {
+                heap.pop();
+                heap.push(k);
+            }
+        }
+        heap.into_vec()
+    };
+    page.sort_unstable();
+    let bans: Vec<BanEntry> = page
+        .iter()
+        .filter_map(|&((_, target), from)| match from {
+            Source::Engine(i) => set.engine(i).active_ban(target).map(|b| ban_entry(&b)),
+            Source::Orphan(j) => orphans.get(j).map(|b| ban_entry(b)),
+        })
+        .collect();
     Ok(BansData { bans, total })
 }

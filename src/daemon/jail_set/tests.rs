@@ -849,7 +849,8 @@ fn a_restart_from_the_stored_windows_bans_at_exactly_maxretry() {
     let mut sim = Sim::new(&["sshd", "other"]);
     sim.attempts(0, "198.51.100.1", 2);
     sim.attempts(1, "198.51.100.1", 1);
-    let stored: Vec<(Box<str>, portcullis_core::jail::WindowState)> = sim.set.poll_window_changes();
+    let stored: Vec<(std::sync::Arc<str>, portcullis_core::jail::WindowState)> =
+        sim.set.poll_window_changes();
     assert_eq!(
         stored
             .iter()
@@ -965,4 +966,57 @@ fn activity_sends_the_heaviest_failing_addresses_networks_and_newest_bans_bounde
     assert_eq!(bans, Vec::<String>::new(), "every ban has ended: {bans:?}");
     assert_eq!(a.bans_total, 0);
     assert_eq!(a.failing_total, 0, "findtime passed");
+}
+
+/// Issue 13 item 2: a limited page is the oldest `limit` bans by (start, target) across the
+/// jails' engines and the orphans, whatever the order they are held in, with `total` the
+/// number that matched; `--net` and `--jail` filter before the limit.
+#[test]
+fn a_limited_page_is_the_oldest_across_jails_and_orphans() {
+    let ban_at = |jail: &str, target: &str, since: i64| Ban {
+        since: at(since),
+        until: None,
+        ..stored(jail, target, None)
+    };
+    // Starts interleaved across sshd, other and the orphan jail "old", held out of order.
+    let mut stored_bans = Vec::new();
+    for i in 0..30i64 {
+        let jail = ["sshd", "other", "old"][(i % 3) as usize];
+        let since = (i * 7919) % 30; // a permutation of 0..30
+        stored_bans.push(ban_at(jail, &format!("198.51.100.{}", 100 + since), since));
+    }
+    let sim = Sim::with(vec![jail("sshd"), jail("other")], stored_bans);
+    let page = |jail: Option<&str>, net: Option<&str>, limit: Option<u64>| {
+        let d = bans::bans(
+            &sim.set,
+            jail,
+            net.map(|n| n.parse().expect("literal net")),
+            limit,
+            sim.now,
+        )
+        .expect("bans");
+        let targets: Vec<String> = d.bans.iter().map(|b| b.target.to_string()).collect();
+        (d.total, targets)
+    };
+    let (total, all) = page(None, None, None);
+    assert_eq!(total, 30);
+    let expected: Vec<String> = (0..30).map(|s| format!("198.51.100.{}", 100 + s)).collect();
+    assert_eq!(all, expected, "oldest first");
+    for limit in [0u64, 1, 7, 29, 30, 31, 1000] {
+        let (total, first) = page(None, None, Some(limit));
+        assert_eq!(total, 30, "limit {limit}");
+        assert_eq!(first, expected[..(limit as usize).min(30)], "limit {limit}");
+    }
+    // 198.51.100.96/28 holds .100..=.111: starts 0..=11.
+    let (total, first) = page(None, Some("198.51.100.96/28"), Some(5));
+    assert_eq!((total, first), (12, expected[..5].to_vec()));
+    // The orphan jail alone: a third of them, still oldest first.
+    let (total, first) = page(Some("old"), None, Some(3));
+    assert_eq!(total, 10);
+    assert_eq!(first.len(), 3);
+    let (_, old_all) = page(Some("old"), None, None);
+    assert_eq!(first, old_all[..3].to_vec());
+    let mut sorted = old_all.clone();
+    sorted.sort_by_key(|t| t.rsplit('.').next().and_then(|o| o.parse::<u32>().ok()));
+    assert_eq!(old_all, sorted);
 }

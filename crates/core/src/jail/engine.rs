@@ -473,6 +473,12 @@ impl JailEngine {
         self.bans.iter().map(|(target, b)| self.to_ban(*target, b))
     }
 
+    /// `(since, target)` of every active ban, in no order, without building a [`Ban`]: for
+    /// paging through a million of them (see [`active_ban`](Self::active_ban)).
+    pub fn ban_keys(&self) -> impl Iterator<Item = (Time, IpNet)> + '_ {
+        self.bans.iter().map(|(target, b)| (b.since, *target))
+    }
+
     /// How many bans are active.
     pub fn ban_count(&self) -> usize {
         self.bans.len()
