@@ -21,7 +21,8 @@ rm -rf "$root/target/dist"
 "$target/release/portcullis" dist-files "$root/target/dist" >&2
 mkdir -p "$target/debian"
 # cargo-deb prints the path of the package it wrote on stdout.
-deb=$(cargo deb --no-build --locked --output "$target/debian/")
+# --strip: the release profile keeps line tables (backtraces); the package ships without them.
+deb=$(cargo deb --no-build --locked --strip --output "$target/debian/")
 deb=$(printf '%s\n' "$deb" | tail -n1)
 if [ ! -f "$deb" ]; then
     echo "build-deb: cargo deb wrote no package (said: $deb)" >&2

@@ -61,7 +61,9 @@ fn render(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Result<String>
 fn portcullis_8() -> Result<String> {
     let mut cmd = Cli::command();
     cmd.build();
-    let top = Man::new(cmd.clone()).section("8").manual("System Administration");
+    let top = Man::new(cmd.clone())
+        .section("8")
+        .manual("System Administration");
     let mut page = String::new();
     page.push_str(&render(|w| top.render_title(w))?);
     page.push_str(&render(|w| top.render_name_section(w))?);
@@ -131,9 +133,21 @@ fn portcullis_8() -> Result<String> {
     Ok(page)
 }
 
-/// A comment block as man page paragraphs: plain lines are joined and filled, lines
-/// indented by two spaces or more (examples, aligned lists) are kept as they are. `sep`
-/// goes between paragraphs: `PP`, or `IP` to stay indented under a `.TP` tag.
+/// A line kept as it is: indented by two spaces or more (examples, aligned lists), or a
+/// commented-out setting such as `timezone = "UTC"` (a key with no default value).
+fn verbatim(line: &str) -> bool {
+    line.starts_with("  ")
+        || line.split_once(" = ").is_some_and(|(key, _)| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        })
+}
+
+/// A comment block as man page paragraphs: plain lines are joined and filled,
+/// [`verbatim`] lines are kept as they are. `sep` goes between paragraphs: `PP`, or `IP` to
+/// stay indented under a `.TP` tag.
 fn paragraphs(roff: &mut Roff, lines: &[String], sep: &str) {
     let mut i = 0;
     let mut first = true;
@@ -146,16 +160,16 @@ fn paragraphs(roff: &mut Roff, lines: &[String], sep: &str) {
             roff.control(sep, []);
         }
         first = false;
-        if lines[i].starts_with("  ") {
+        if verbatim(&lines[i]) {
             roff.control("RS", []).control("nf", []);
-            while i < lines.len() && lines[i].starts_with("  ") {
+            while i < lines.len() && verbatim(&lines[i]) {
                 roff.text([roman(lines[i].trim_start())]);
                 i += 1;
             }
             roff.control("fi", []).control("RE", []);
         } else {
             let mut text = Vec::new();
-            while i < lines.len() && !lines[i].is_empty() && !lines[i].starts_with("  ") {
+            while i < lines.len() && !lines[i].is_empty() && !verbatim(&lines[i]) {
                 text.push(lines[i].trim());
                 i += 1;
             }
@@ -180,7 +194,9 @@ fn portcullis_toml_5(doc: &ConfigDoc) -> String {
         ],
     )
     .control("SH", ["NAME"])
-    .text([roman("portcullis.toml \\- configuration of the portcullis daemon")])
+    .text([roman(
+        "portcullis.toml - configuration of the portcullis daemon",
+    )])
     .control("SH", ["SYNOPSIS"])
     .text([italic("/etc/portcullis/portcullis.toml")])
     .control("br", [])

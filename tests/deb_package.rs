@@ -29,7 +29,12 @@ fn deb() -> PathBuf {
         return PathBuf::from(p);
     }
     let out = output(Command::new("bash").arg(Path::new(ROOT).join("packaging/build-deb.sh")));
-    PathBuf::from(out.lines().last().expect("build-deb.sh printed the .deb path").trim())
+    PathBuf::from(
+        out.lines()
+            .last()
+            .expect("build-deb.sh printed the .deb path")
+            .trim(),
+    )
 }
 
 #[test]
@@ -87,7 +92,10 @@ fn the_deb_is_lintian_clean_of_errors_and_holds_what_it_must() {
     assert!(
         listing
             .lines()
-            .any(|l| l.starts_with("-rwxr-xr-x root/root") && l.ends_with("./usr/sbin/portcullis")),
+            .any(
+                |l| (l.starts_with("-rwxr-xr-x root/root") || l.starts_with("-rwxr-xr-x 0/0"))
+                    && l.ends_with("./usr/sbin/portcullis")
+            ),
         "{listing}"
     );
     assert!(!has("./var/lib/portcullis/"), "state is made by postinst");
@@ -123,35 +131,42 @@ fn the_deb_is_lintian_clean_of_errors_and_holds_what_it_must() {
     assert!(!postinst.contains("#DEBHELPER#"), "{postinst}");
     assert!(postinst.contains("deb-systemd-helper"), "{postinst}");
     assert!(
-        postinst.contains("restart") && postinst.contains("portcullis.service"),
+        postinst.contains("_dh_action=restart")
+            && postinst.contains("deb-systemd-invoke $_dh_action portcullis.service"),
         "upgrade restarts: {postinst}"
     );
     assert!(postinst.contains("install -d -m 0700"), "{postinst}");
     let prerm = read("prerm");
     assert!(!prerm.contains("#DEBHELPER#"), "{prerm}");
-    assert!(
-        prerm.contains(r#""$1" = remove"#) || prerm.contains("remove"),
-        "{prerm}"
-    );
+    // Stopped on removal only: an upgrade leaves it running until postinst restarts it.
+    let stop = prerm
+        .find("deb-systemd-invoke stop portcullis.service")
+        .expect("prerm stops the unit");
+    let guard = prerm[..stop]
+        .rfind("if ")
+        .map(|at| &prerm[at..stop])
+        .unwrap_or_default();
+    assert!(guard.contains(r#""$1" = remove"#), "{prerm}");
     let postrm = read("postrm");
     assert!(postrm.contains("rm -rf /var/lib/portcullis"), "{postrm}");
     // The state directory is deleted in the purge branch only.
     let purge = postrm.find("purge)").expect("a purge branch");
     let rm = postrm.find("rm -rf /var/lib/portcullis").expect("rm");
     let next_branch = postrm[purge..].find(";;").map(|i| i + purge);
-    assert!(rm > purge && next_branch.is_some_and(|end| rm < end), "{postrm}");
+    assert!(
+        rm > purge && next_branch.is_some_and(|end| rm < end),
+        "{postrm}"
+    );
 
     // The files themselves: the conffile is today's default, commented; the man page
     // describes every subcommand the binary has.
     let root = dir.path().join("root");
     output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
-    let conffile = std::fs::read_to_string(root.join("etc/portcullis/portcullis.toml"))
-        .expect("conffile");
+    let conffile =
+        std::fs::read_to_string(root.join("etc/portcullis/portcullis.toml")).expect("conffile");
     assert_eq!(conffile, ConfigDoc::embedded().commented_conffile());
     let help = output(Command::new(root.join("usr/sbin/portcullis")).arg("--help"));
-    let man8 = output(
-        Command::new("zcat").arg(root.join("usr/share/man/man8/portcullis.8.gz")),
-    );
+    let man8 = output(Command::new("zcat").arg(root.join("usr/share/man/man8/portcullis.8.gz")));
     let subcommands: Vec<&str> = help
         .lines()
         .skip_while(|l| !l.starts_with("Commands:"))
@@ -167,12 +182,12 @@ fn the_deb_is_lintian_clean_of_errors_and_holds_what_it_must() {
             "portcullis(8) lacks {sub}"
         );
     }
-    let man5 = output(
-        Command::new("zcat").arg(root.join("usr/share/man/man5/portcullis.toml.5.gz")),
-    );
+    let man5 =
+        output(Command::new("zcat").arg(root.join("usr/share/man/man5/portcullis.toml.5.gz")));
     for (section, key, _) in ConfigDoc::embedded().keys() {
         assert!(
-            man5.contains(&format!("[{section}]")) && man5.contains(key),
+            man5.contains(&format!("[{section}]"))
+                && man5.contains(&format!("\\fB{}\\fR = ", key.replace('-', "\\-"))),
             "portcullis.toml(5) lacks {section}.{key}"
         );
     }

@@ -115,7 +115,11 @@ fn history_positions_and_windows_of_the_previous_release_survive() {
         .collect();
     assert_eq!(
         times,
-        [1_795_000_000_000_000, 1_795_500_000_000_000, 1_796_000_000_123_456]
+        [
+            1_795_000_000_000_000,
+            1_795_500_000_000_000,
+            1_796_000_000_123_456
+        ]
     );
     let positions: Vec<_> = store
         .positions()
