@@ -172,6 +172,8 @@ fn the_deb_is_lintian_clean_of_errors_and_holds_what_it_must() {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
+        // "  name  about"; wrapped about lines are indented further.
+        .filter(|l| !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .collect();
