@@ -25,8 +25,9 @@ pub const HOST_REGEX: &str =
 pub const USER_REGEX: &str = r"(?P<user>.*)";
 /// What `<PORT>` expands to.
 pub const PORT_REGEX: &str = r"[0-9]+";
-/// What `<USER>` becomes in a rule's fast path (see [`RegexPattern`]): no spaces.
-const USER_FAST_REGEX: &str = r"(?P<user>[^ ]*)";
+/// What `<USER>` becomes in a rule's fast path (see [`RegexPattern`]): no spaces (and, like
+/// `.*`, no newline).
+const USER_FAST_REGEX: &str = r"(?P<user>[^ \n]*)";
 /// What `<HOST>` becomes in a rule's fast path: one class, so the engine never has to
 /// guess which branch it is in. Looser than [`HOST_REGEX`], which is fine there: a fast
 /// answer is kept only if the full pattern's own places agree.
@@ -631,8 +632,12 @@ pub fn compile_native(
             }
         }
     }
-    Ok(match fast_path(rule, source, &hir, &pattern)? {
+    let pattern = match fast_path(rule, source, &hir, &pattern)? {
         Some(fp) => pattern.with_fast_path(fp),
+        None => pattern,
+    };
+    Ok(match super::hand::Form::for_source(source) {
+        Some(form) => pattern.with_hand_parser(form),
         None => pattern,
     })
 }
