@@ -7,10 +7,10 @@
 //! path or regex) equals the regex's alone: match or not, and every group's span. A parser
 //! that says "no match" must be right; one that says "don't know" lets the regex decide.
 
+use portcullis_core::Time;
 use portcullis_core::date::DateParser;
 use portcullis_core::filter::hand::{Form, Parsed};
-use portcullis_core::filter::{self, Filter, Pattern, header};
-use portcullis_core::{Time, filter::native::RegexPattern};
+use portcullis_core::filter::{self, Captures, Filter, Pattern, header};
 use proptest::prelude::*;
 
 fn sshd() -> Filter {
@@ -21,33 +21,51 @@ fn sshd() -> Filter {
     .expect("compiles")
 }
 
-/// The built-in rules that carry a hand parser, with their ids.
-fn hand_rules() -> Vec<(String, RegexPattern)> {
-    static RULES: std::sync::OnceLock<Vec<(String, RegexPattern)>> = std::sync::OnceLock::new();
-    RULES
-        .get_or_init(|| {
-            sshd()
-                .rules()
-                .iter()
-                .filter(|r| r.pattern.has_hand_parser())
-                .map(|r| (r.id.to_string(), r.pattern.clone()))
-                .collect()
-        })
-        .clone()
+/// The built-in sshd filter, and the same with its patterns alone.
+fn filters() -> &'static (Filter, Filter) {
+    static FILTERS: std::sync::OnceLock<(Filter, Filter)> = std::sync::OnceLock::new();
+    FILTERS.get_or_init(|| (sshd(), sshd().without_hand_parsers()))
 }
 
-/// Every rule's answer on `message` equals its regex's; returns how many hand parsers
-/// answered for sure (match or no match).
-fn agree(rules: &[(String, RegexPattern)], message: &str) -> usize {
-    let mut sure = 0;
-    for (id, p) in rules {
-        let want = p.regex_captures(message);
+/// The filter's answer on `message` (cut or not) equals the one of its patterns alone; every
+/// rule's pattern (fast path or regex) equals its regex alone; every hand parser that is sure
+/// is right. Returns how many hand parsers answered for sure (match or no match).
+fn agree(message: &str) -> usize {
+    let (with, without) = filters();
+    for cut in [false, true] {
+        let Ok(mut a) = with.new_scratch();
+        let Ok(mut b) = without.new_scratch();
+        let Ok(got) = with.match_message(message, cut, &mut a);
+        let Ok(want) = without.match_message(message, cut, &mut b);
         assert_eq!(
-            p.captures_spans(message),
-            want,
-            "rule {id} on {message:?}: hand/fast path and regex differ"
+            got, want,
+            "filter on {message:?} (cut {cut}): hand parsers change the answer"
         );
-        match p.hand_parse(message) {
+    }
+    let mut sure = 0;
+    for r in with.rules() {
+        let id = &r.id;
+        let p = &r.pattern;
+        let want = p.regex_captures(message);
+        let Ok(mut caps) = p.new_captures();
+        let Ok(found) = p.captures_at(message, 0, &mut caps);
+        let got = found.then(|| {
+            (0..want.as_ref().map_or(0, Vec::len))
+                .map(|i| caps.get(i))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(
+            found,
+            want.is_some(),
+            "rule {id} on {message:?}: fast path and regex differ"
+        );
+        if found {
+            assert_eq!(
+                got, want,
+                "rule {id} on {message:?}: fast path spans differ"
+            );
+        }
+        match r.hand_parser().map(|f| f.parse(message)) {
             Some(Parsed::Match(s)) => {
                 sure += 1;
                 let w = want.as_ref().unwrap_or_else(|| {
@@ -65,10 +83,20 @@ fn agree(rules: &[(String, RegexPattern)], message: &str) -> usize {
                     "rule {id}: hand parser said no match on {message:?}, the regex matches"
                 );
             }
-            _ => {}
+            Some(Parsed::Unknown) | None => {}
         }
     }
     sure
+}
+
+/// How many built-in rules carry a hand parser.
+fn hand_rules() -> usize {
+    filters()
+        .0
+        .rules()
+        .iter()
+        .filter(|r| r.hand_parser().is_some())
+        .count()
 }
 
 #[test]
@@ -80,13 +108,13 @@ fn every_hand_form_is_attached_to_a_builtin_rule() {
             "hand parser written for {src:?}, which is no longer a built-in sshd rule"
         );
     }
-    assert_eq!(hand_rules().len(), Form::sources().count());
+    assert_eq!(hand_rules(), Form::sources().count());
 }
 
 /// Ordinary lines of each hot form: the hand parser answers them itself (no regex).
 #[test]
 fn ordinary_hot_lines_are_parsed_by_hand() {
-    let rules = hand_rules();
+    let rules = filters().0.rules();
     let lines = [
         "Failed password for root from 198.51.100.7 port 52144 ssh2",
         "Failed password for invalid user admin from 2001:db8::5 port 22 ssh2",
@@ -104,13 +132,11 @@ fn ordinary_hot_lines_are_parsed_by_hand() {
         "Disconnected from 198.51.100.7 port 4242 [preauth]",
     ];
     for l in lines {
-        let matched: Vec<&str> = rules
+        let by_hand = rules
             .iter()
-            .filter(|(_, p)| matches!(p.hand_parse(l), Some(Parsed::Match(_))))
-            .map(|(id, _)| id.as_str())
-            .collect();
-        assert!(!matched.is_empty(), "no hand parser took {l:?}");
-        agree(&rules, l);
+            .any(|r| matches!(r.hand_parser().map(|f| f.parse(l)), Some(Parsed::Match(_))));
+        assert!(by_hand, "no hand parser took {l:?}");
+        agree(l);
     }
 }
 
@@ -126,12 +152,14 @@ fn every_inventory_message_agrees() {
     }
     let inv: Inventory =
         toml::from_str(include_str!("sshd_inventory.toml")).expect("inventory parses");
-    let rules = hand_rules();
     let mut sure = 0;
     for e in &inv.entry {
-        sure += agree(&rules, &e.message);
+        sure += agree(&e.message);
     }
-    assert!(sure > inv.entry.len(), "hand parsers answered only {sure} times");
+    assert!(
+        sure > inv.entry.len(),
+        "hand parsers answered only {sure} times"
+    );
 }
 
 #[test]
@@ -146,7 +174,6 @@ fn every_fail2ban_sample_line_agrees() {
         eprintln!("SKIPPED: {dir}/sshd missing (install fail2ban)");
         return;
     }
-    let rules = hand_rules();
     let mut dates = DateParser::new(jiff::tz::TimeZone::UTC);
     let mut messages = 0;
     for f in files {
@@ -156,17 +183,17 @@ fn every_fail2ban_sample_line_agrees() {
         for line in text.split(|&b| b == b'\n') {
             let s = String::from_utf8_lossy(line);
             // The whole line, and the message after its header (what rules see).
-            agree(&rules, &s);
+            agree(&s);
             let (_, h) = header::split_line(&mut dates, line, Time::from_secs(1_795_597_200));
             if let Some(h) = h {
                 let msg = String::from_utf8_lossy(h.message);
-                agree(&rules, &msg);
+                agree(&msg);
                 if let Some(inner) = msg
                     .strip_prefix("message repeated ")
                     .and_then(|r| r.split_once(": [ "))
                     .and_then(|(_, r)| r.strip_suffix(']'))
                 {
-                    agree(&rules, inner);
+                    agree(inner);
                 }
                 messages += 1;
             }
@@ -272,14 +299,63 @@ proptest! {
         port in prop_oneof![Just("22".to_string()), Just("".to_string()), "[0-9]{1,6}".prop_map(|s| s), Just("x".to_string())],
         tail in tail(),
     ) {
-        let rules = hand_rules();
-        let line = hot_line(form, &user, &addr, &port, &tail);
-        agree(&rules, &line);
+            let line = hot_line(form, &user, &addr, &port, &tail);
+        agree(&line);
         // Cut where sshd's %.500s cuts, and anywhere in the last bytes.
         for cut in [500usize, line.len().saturating_sub(1), line.len().saturating_sub(7)] {
             if let Some(prefix) = line.get(..cut.min(line.len())) {
-                agree(&rules, prefix);
+                agree(prefix);
             }
+        }
+    }
+}
+
+/// The tail sshd writes after each [`hot_line`] form.
+fn real_tail(form: usize) -> &'static str {
+    match form % 12 {
+        0..=3 => " ssh2",
+        8..=11 => " [preauth]",
+        _ => "",
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Whatever the user name holds, the address counted is the one sshd wrote: on whole
+    /// lines the user-first forms always match it, and on lines cut at sshd's 500 bytes a
+    /// match (trusted, `cut`) never names another.
+    #[test]
+    fn the_user_name_never_chooses_the_address(
+        form in 0usize..12,
+        user in hostile_user(),
+        addr in prop_oneof![Just("198.51.100.7"), Just("2001:db8::5"), Just("203.0.113.250")],
+        port in 1u32..65536,
+    ) {
+        let (with, _) = filters();
+        let line = hot_line(form, &user, addr, &port.to_string(), real_tail(form));
+        let host_of = |m: &str, cut: bool| {
+            let Ok(mut s) = with.new_scratch();
+            let Ok(got) = with.match_message(m, cut, &mut s);
+            match got {
+                filter::MessageMatch::Matched(r) => m.get(r.host.0..r.host.1).map(str::to_string),
+                _ => None,
+            }
+        };
+        let got = host_of(&line, false);
+        if let Some(h) = &got {
+            prop_assert_eq!(h.as_str(), addr, "{:?}", line);
+        }
+        if matches!(form, 0..=3 | 6 | 8 | 10) && !user.contains('\n') {
+            prop_assert!(got.is_some(), "not matched: {:?}", line);
+        }
+        let mut end = 500.min(line.len());
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = &line[..end];
+        if let Some(h) = host_of(cut, cut.len() < line.len()) {
+            prop_assert_eq!(h.as_str(), addr, "cut {:?}", cut);
         }
     }
 }

@@ -239,13 +239,15 @@ fn host_ok(t: &[u8]) -> bool {
 /// Where `port N` ends `b[..end]` (`N` at least one digit, `port` after a space): the
 /// position of that space.
 fn port_before(b: &[u8], end: usize) -> Option<usize> {
-    let digits = b[..end].iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    let digits = b[..end]
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
     if digits == 0 {
         return None;
     }
-    b[..end - digits]
-        .strip_suffix(b" port ")
-        .map(|s| s.len())
+    b[..end - digits].strip_suffix(b" port ").map(|s| s.len())
 }
 
 /// The address token ending at `end`: the space-free run before it, if it is an address.
@@ -260,12 +262,13 @@ fn failed(m: &str, methods: &[&str], invalid_user: bool) -> Parsed {
     let Some(rest) = b.strip_prefix(b"Failed ") else {
         return Parsed::NoMatch;
     };
+    // No method holds a space, so the method is the first word or the regex cannot match.
     let Some(sp) = memchr::memchr(b' ', rest) else {
-        return Parsed::Unknown;
+        return Parsed::NoMatch;
     };
     let method = &rest[..sp];
     if !methods.iter().any(|x| x.as_bytes() == method) {
-        return Parsed::Unknown;
+        return Parsed::NoMatch;
     }
     let head: &[u8] = if invalid_user {
         b" for invalid user "
@@ -273,7 +276,7 @@ fn failed(m: &str, methods: &[&str], invalid_user: bool) -> Parsed {
         b" for "
     };
     if !rest[sp..].starts_with(head) {
-        return Parsed::Unknown;
+        return Parsed::NoMatch;
     }
     let user_start = 7 + sp + head.len();
     // Only the form without a key suffix (`ssh2: TYPE KEY` takes the regex).
@@ -375,16 +378,18 @@ fn invalid_user_line(m: &str) -> Parsed {
     if !b.starts_with(HEAD) {
         return Parsed::NoMatch;
     }
-    // A port is digits, an address never is: with a trailing `port N` only that parse exists.
+    // A port is digits, an address never is: with a trailing `port N` only that parse
+    // exists, and the address is the space-free word before it (or before the end), right
+    // after ` from `. Any of these missing, no other parse exists either.
     let end = port_before(b, b.len()).unwrap_or(b.len());
     let Some(host) = host_before(b, end) else {
-        return Parsed::Unknown;
+        return Parsed::NoMatch;
     };
     let Some(from) = b[..host].strip_suffix(b" from ").map(<[u8]>::len) else {
-        return Parsed::Unknown;
+        return Parsed::NoMatch;
     };
     if from < HEAD.len() || !user_ok(&b[HEAD.len()..from]) {
-        return Parsed::Unknown;
+        return Parsed::NoMatch;
     }
     Parsed::Match(Spans {
         host: (host, end),
@@ -410,12 +415,14 @@ fn preauth(m: &str, heads: &[&str], with_user: bool) -> Parsed {
         };
         start = b.len() - r.len();
     }
+    // The same forcing as in `Invalid user`: the fixed tail, then the port (digits are never
+    // an address), then the space-free address word; with one missing no parse exists.
     let Some(body) = b.strip_suffix(b" [preauth]") else {
-        return Parsed::Unknown;
+        return Parsed::NoMatch;
     };
     let end = port_before(b, body.len()).unwrap_or(body.len());
     let Some(host) = host_before(b, end) else {
-        return Parsed::Unknown;
+        return Parsed::NoMatch;
     };
     if !with_user {
         return if host == start {
@@ -425,15 +432,15 @@ fn preauth(m: &str, heads: &[&str], with_user: bool) -> Parsed {
                 method: None,
             })
         } else {
-            Parsed::Unknown
+            Parsed::NoMatch
         };
     }
     // `<USER> <HOST>`: the user ends at the space before the address.
     let Some(user_end) = host.checked_sub(1) else {
-        return Parsed::Unknown;
+        return Parsed::NoMatch;
     };
     if user_end < start || !user_ok(&b[start..user_end]) {
-        return Parsed::Unknown;
+        return Parsed::NoMatch;
     }
     Parsed::Match(Spans {
         host: (host, end),
@@ -448,22 +455,40 @@ mod tests {
 
     #[test]
     fn hosts() {
-        for ok in ["1.2.3.4", "2001:db8::1", "::ffff:1.2.3.4", "fe80::1%eth0", ":"] {
+        for ok in [
+            "1.2.3.4",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "fe80::1%eth0",
+            ":",
+        ] {
             assert!(host_ok(ok.as_bytes()), "{ok}");
         }
-        for bad in ["1.2.3", "1.2.3.4.5", "22", "host", "1..2.3", "fe80::1%", "a:b%e%f"] {
+        for bad in [
+            "1.2.3",
+            "1.2.3.4.5",
+            "22",
+            "host",
+            "1..2.3",
+            "fe80::1%",
+            "a:b%e%f",
+        ] {
             assert!(!host_ok(bad.as_bytes()), "{bad}");
         }
     }
 
     #[test]
     fn the_last_from_counts() {
-        let m = "Failed password for invalid user x from 6.6.6.6 port 22 ssh2 from 1.2.3.4 port 5 ssh2";
+        let m =
+            "Failed password for invalid user x from 6.6.6.6 port 22 ssh2 from 1.2.3.4 port 5 ssh2";
         let f = Form::for_source(SOURCES[0].0).unwrap();
         let Parsed::Match(s) = f.parse(m) else {
             panic!()
         };
         assert_eq!(&m[s.host.0..s.host.1], "1.2.3.4");
-        assert_eq!(&m[s.user.unwrap().0..s.user.unwrap().1], "x from 6.6.6.6 port 22 ssh2");
+        assert_eq!(
+            &m[s.user.unwrap().0..s.user.unwrap().1],
+            "x from 6.6.6.6 port 22 ssh2"
+        );
     }
 }

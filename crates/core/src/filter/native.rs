@@ -6,7 +6,6 @@ use std::fmt;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, Look};
 
-use super::hand::{Form, Parsed};
 use super::pattern::{Captures, Pattern};
 
 /// At most this many alternative prefixes are kept per pattern; beyond, their common
@@ -20,8 +19,6 @@ pub struct RegexPattern {
     regex: regex::bytes::Regex,
     /// Optional cheaper way to the same captures (see [`FastPath`]).
     fast: Option<FastPath>,
-    /// Optional hand-written parser of the same regex (see [`super::hand`]), tried first.
-    hand: Option<HandRule>,
     /// When the pattern starts with `^`: every match starts with one of these (taken from
     /// the syntax tree, so the prefilter can only err on the side of "maybe").
     prefixes: Option<Prefixes>,
@@ -45,49 +42,15 @@ impl RegexPattern {
             prefixes,
             required,
             fast: None,
-            hand: None,
         })
     }
 
-    /// Attach the hand-written parser `form`, written for exactly this pattern's rule text.
-    pub(crate) fn with_hand_parser(mut self, form: Form) -> RegexPattern {
-        let Some(host) = self.capture_index("host") else {
-            return self;
-        };
-        self.hand = Some(HandRule {
-            form,
-            host,
-            user: self.capture_index("user"),
-            method: self.capture_index("method"),
-        });
-        self
-    }
-
-    /// Whether a hand-written parser is attached.
-    pub fn has_hand_parser(&self) -> bool {
-        self.hand.is_some()
-    }
-
-    /// The hand-written parser's answer alone (`None` without one): for tests and benches
-    /// that compare it with the regex.
-    pub fn hand_parse(&self, line: &str) -> Option<Parsed> {
-        self.hand.as_ref().map(|h| h.form.parse(line))
-    }
-
-    /// The regex alone, ignoring the hand parser and the fast path: the reference both
-    /// must agree with. Group spans of the match, indexed like the regex's groups.
+    /// The regex alone, without the fast path: the reference every shortcut must agree
+    /// with. Group spans of the match, indexed like the regex's groups.
     pub fn regex_captures(&self, line: &str) -> Option<Vec<Option<(usize, usize)>>> {
         let mut locs = self.regex.capture_locations();
         self.regex.captures_read(&mut locs, line.as_bytes())?;
         Some((0..locs.len()).map(|i| locs.get(i)).collect())
-    }
-
-    /// What [`Pattern::captures_at`] gives (hand parser, fast path, regex, whichever
-    /// answers), as spans indexed like the regex's groups.
-    pub fn captures_spans(&self, line: &str) -> Option<Vec<Option<(usize, usize)>>> {
-        let Ok(mut caps) = self.new_captures();
-        let Ok(found) = self.captures_at(line, 0, &mut caps);
-        found.then(|| (0..self.regex.captures_len()).map(|i| caps.get(i)).collect())
     }
 
     /// Attach a [`FastPath`]; its `fast` regex must have the same groups as this one.
@@ -198,39 +161,19 @@ impl FastPath {
     }
 }
 
-/// A hand-written parser and where its spans go among the regex's groups.
-#[derive(Clone, Debug)]
-struct HandRule {
-    form: Form,
-    host: usize,
-    user: Option<usize>,
-    method: Option<usize>,
-}
-
-/// Which engine filled [`RegexCaptures`] last.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Filled {
-    Full,
-    Fast,
-    Hand,
-}
-
 /// Capture storage of [`RegexPattern`]: the full pattern's and, with a fast path, the
 /// fast variant's, and which one holds the last match.
 #[derive(Clone, Debug)]
 pub struct RegexCaptures {
     full: regex::bytes::CaptureLocations,
     fast: Option<regex::bytes::CaptureLocations>,
-    /// The hand parser's spans, indexed like the regex's groups.
-    hand: Box<[Option<(usize, usize)>]>,
-    filled: Filled,
+    from_fast: bool,
 }
 
 impl Captures for RegexCaptures {
     fn get(&self, index: usize) -> Option<(usize, usize)> {
-        match (&self.fast, self.filled) {
-            (_, Filled::Hand) => self.hand.get(index).copied().flatten(),
-            (Some(f), Filled::Fast) => f.get(index),
+        match (&self.fast, self.from_fast) {
+            (Some(f), true) => f.get(index),
             _ => self.full.get(index),
         }
     }
@@ -244,8 +187,7 @@ impl Pattern for RegexPattern {
         Ok(RegexCaptures {
             full: self.regex.capture_locations(),
             fast: self.fast.as_ref().map(|f| f.fast.capture_locations()),
-            hand: vec![None; self.regex.captures_len()].into(),
-            filled: Filled::Full,
+            from_fast: false,
         })
     }
 
@@ -255,26 +197,6 @@ impl Pattern for RegexPattern {
         at: usize,
         caps: &mut RegexCaptures,
     ) -> Result<bool, Infallible> {
-        if let (Some(h), 0) = (&self.hand, at) {
-            match h.form.parse(line) {
-                Parsed::Match(spans) => {
-                    caps.hand.fill(None);
-                    let mut put = |i: Option<usize>, span: Option<(usize, usize)>| {
-                        if let Some(slot) = i.and_then(|i| caps.hand.get_mut(i)) {
-                            *slot = span;
-                        }
-                    };
-                    put(Some(0), Some((0, line.len())));
-                    put(Some(h.host), Some(spans.host));
-                    put(h.user, spans.user);
-                    put(h.method, spans.method);
-                    caps.filled = Filled::Hand;
-                    return Ok(true);
-                }
-                Parsed::NoMatch => return Ok(false),
-                Parsed::Unknown => {}
-            }
-        }
         if let (Some(fp), Some(locs), 0) = (&self.fast, caps.fast.as_mut(), at)
             && fp.fast.captures_read(locs, line.as_bytes()).is_some()
             && let Some((host_start, host_end)) = locs.get(fp.host)
@@ -285,10 +207,10 @@ impl Pattern for RegexPattern {
                 .get(host_start..host_end)
                 .is_some_and(|h| h.parse::<std::net::IpAddr>().is_ok())
         {
-            caps.filled = Filled::Fast;
+            caps.from_fast = true;
             return Ok(true);
         }
-        caps.filled = Filled::Full;
+        caps.from_fast = false;
         Ok(self
             .regex
             .captures_read_at(&mut caps.full, line.as_bytes(), at)
