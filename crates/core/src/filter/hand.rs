@@ -4,8 +4,10 @@
 //! A parser is attached to a rule only when the rule's regex text is, byte for byte, the one
 //! the parser was written for ([`Form::for_source`]); an edited filter simply runs its regex.
 //! Each parser answers [`Parsed::Match`] with the spans the regex would capture,
-//! [`Parsed::NoMatch`] only when the regex's fixed leading text is missing (then it cannot
-//! match), and [`Parsed::Unknown`] for anything else it is not sure of: then the regex runs.
+//! [`Parsed::NoMatch`] only when no parse can exist (the fixed head is missing, or, the
+//! parse being forced from the end as below, the fixed tail, port or address is), and
+//! [`Parsed::Unknown`] for anything else it is not sure of: then the regex runs. The parser
+//! sits on the [`Rule`](super::Rule), so every engine's `Filter<P>` asks it the same way.
 //!
 //! Why the spans are the regex's: every form is anchored at both ends and ends in fixed text
 //! after the address (`from ADDR port N ssh2`, `ADDR port N [preauth]`, `rhost=ADDR`). The
@@ -25,7 +27,7 @@ use super::compile::{HOST_REGEX, PORT_REGEX, USER_REGEX};
 pub enum Parsed {
     /// The regex matches, with these spans.
     Match(Spans),
-    /// The regex cannot match (its fixed leading text is missing).
+    /// The regex cannot match.
     NoMatch,
     /// Not sure: run the regex.
     Unknown,
