@@ -6,6 +6,7 @@ use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, HirKind};
 
 use super::coalesce::Merge;
+use super::hand::{Form, Parsed};
 use super::native::{FastPath, RegexPattern};
 use super::pattern::{Captures, Pattern};
 use super::spec::{FilterSpec, KindSpec, MergeSpec, ShapeSpec};
@@ -25,8 +26,9 @@ pub const HOST_REGEX: &str =
 pub const USER_REGEX: &str = r"(?P<user>.*)";
 /// What `<PORT>` expands to.
 pub const PORT_REGEX: &str = r"[0-9]+";
-/// What `<USER>` becomes in a rule's fast path (see [`RegexPattern`]): no spaces.
-const USER_FAST_REGEX: &str = r"(?P<user>[^ ]*)";
+/// What `<USER>` becomes in a rule's fast path (see [`RegexPattern`]): no spaces (and, like
+/// `.*`, no newline).
+const USER_FAST_REGEX: &str = r"(?P<user>[^ \n]*)";
 /// What `<HOST>` becomes in a rule's fast path: one class, so the engine never has to
 /// guess which branch it is in. Looser than [`HOST_REGEX`], which is fine there: a fast
 /// answer is kept only if the full pattern's own places agree.
@@ -168,6 +170,9 @@ pub struct Rule<P: Pattern = RegexPattern> {
     host: usize,
     user: Option<usize>,
     method: Option<usize>,
+    /// A hand-written parser of exactly this rule's regex, asked before the pattern (see
+    /// [`super::hand`]); the same for every engine, since it sits here and not in one.
+    hand: Option<Form>,
 }
 
 impl<P: Pattern> Rule<P> {
@@ -193,7 +198,20 @@ impl<P: Pattern> Rule<P> {
             cut_safe: false,
             only_cut: false,
             host,
+            hand: None,
         })
+    }
+
+    /// Attaches the hand-written parser written for the rule text `source` (before tag
+    /// expansion), if there is one; an edited rule keeps only its pattern.
+    pub fn with_hand_parser(mut self, source: &str) -> Rule<P> {
+        self.hand = Form::for_source(source);
+        self
+    }
+
+    /// The hand-written parser asked before the pattern, if any.
+    pub fn hand_parser(&self) -> Option<Form> {
+        self.hand
     }
 
     /// States whether the address is trusted in cut messages (see [`cut_safe`]).
@@ -399,6 +417,15 @@ impl<P: Pattern> Filter<P> {
         &self.rules
     }
 
+    /// The same filter with its patterns alone: the reference the hand-written parsers are
+    /// tested and benched against.
+    pub fn without_hand_parsers(mut self) -> Filter<P> {
+        for r in &mut self.rules {
+            r.hand = None;
+        }
+        self
+    }
+
     /// Fresh match storage for this filter.
     pub fn new_scratch(&self) -> Result<Scratch<P>, P::Error> {
         Ok(Scratch {
@@ -445,16 +472,28 @@ impl<P: Pattern> Filter<P> {
             {
                 continue;
             }
-            let caps = &mut scratch.rules[usize::from(i)];
-            if !rule.pattern.captures_at(message, 0, caps)? {
-                continue;
-            }
+            // The hand parser, when sure, answers for the pattern (with the same spans).
+            let (host, user, method) = match rule.hand.map(|f| f.parse(message)) {
+                Some(Parsed::NoMatch) => continue,
+                Some(Parsed::Match(s)) => (Some(s.host), s.user, s.method),
+                Some(Parsed::Unknown) | None => {
+                    let caps = &mut scratch.rules[usize::from(i)];
+                    if !rule.pattern.captures_at(message, 0, caps)? {
+                        continue;
+                    }
+                    (
+                        caps.get(rule.host),
+                        rule.user.and_then(|u| caps.get(u)),
+                        rule.method.and_then(|m| caps.get(m)),
+                    )
+                }
+            };
             for (p, c) in self.ignores.iter().zip(scratch.ignores.iter_mut()) {
                 if p.candidate(message) && p.captures_at(message, 0, c)? {
                     return Ok(MessageMatch::Ignored(i));
                 }
             }
-            let Some(host) = caps.get(rule.host) else {
+            let Some(host) = host else {
                 continue;
             };
             if cut && !(rule.cut_safe && host.1 < message.len()) {
@@ -464,8 +503,8 @@ impl<P: Pattern> Filter<P> {
             return Ok(MessageMatch::Matched(RuleMatch {
                 rule: i,
                 host,
-                user: rule.user.and_then(|u| caps.get(u)),
-                method: rule.method.and_then(|m| caps.get(m)),
+                user,
+                method,
             }));
         }
         Ok(untrusted.map_or(MessageMatch::None, MessageMatch::Untrusted))
@@ -540,7 +579,9 @@ impl Filter<RegexPattern> {
                 .map_err(|e| err(r.regex.span(), format!("rule[{n}].regex"), e))?;
             let computed = cut_safe(id, r.regex.get_ref())
                 .map_err(|e| err(r.regex.span(), format!("rule[{n}].regex"), e))?;
-            let mut pattern = pattern.with_cut_safe(r.cut_safe.unwrap_or(computed));
+            let mut pattern = pattern
+                .with_cut_safe(r.cut_safe.unwrap_or(computed))
+                .with_hand_parser(r.regex.get_ref());
             pattern.only_cut = r.only_cut;
             rules.push(pattern);
         }

@@ -16,6 +16,7 @@
 pub mod coalesce;
 mod compile;
 pub mod cut;
+pub mod hand;
 pub mod header;
 mod matcher;
 pub mod native;

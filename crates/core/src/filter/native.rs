@@ -45,6 +45,14 @@ impl RegexPattern {
         })
     }
 
+    /// The regex alone, without the fast path: the reference every shortcut must agree
+    /// with. Group spans of the match, indexed like the regex's groups.
+    pub fn regex_captures(&self, line: &str) -> Option<Vec<Option<(usize, usize)>>> {
+        let mut locs = self.regex.capture_locations();
+        self.regex.captures_read(&mut locs, line.as_bytes())?;
+        Some((0..locs.len()).map(|i| locs.get(i)).collect())
+    }
+
     /// Attach a [`FastPath`]; its `fast` regex must have the same groups as this one.
     pub(crate) fn with_fast_path(mut self, fast: FastPath) -> RegexPattern {
         self.fast = Some(fast);
