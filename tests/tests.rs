@@ -11,4 +11,5 @@ mod investigate_e2e;
 mod system_e2e;
 mod systemd_e2e;
 mod trust_e2e;
+mod vm_e2e;
 mod web_e2e;
