@@ -11,10 +11,14 @@ failure lines per second (from the 254 addresses of 203.0.113.0/24 and 2001:db8:
 rotating, written every 10 ms) to the same log during the trials, and `--reload-every 1`
 reloads the daemon (`portcullis reload`) every second meanwhile.
 
+Metrics (issue 14 item 3): `--metrics` enables `[metrics]` on 127.0.0.1:9191 in the namespace;
+`--scrape-every 0.1` scrapes it meanwhile (a thread inside the namespace, plain sockets) and
+reports scrape latency and size. Run with and without to compare ban latency.
+
 usage: sudo bench/latency.py [--trials 250] [--bin target/release/portcullis]
-                             [--rate 10000] [--reload-every 1]
+                             [--rate 10000] [--reload-every 1] [--metrics [--scrape-every 0.1]]
 """
-import argparse, json, os, subprocess, sys, tempfile, threading, time, select, signal
+import argparse, ctypes, json, os, socket, subprocess, sys, tempfile, threading, time, select, signal
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--trials", type=int, default=250)
@@ -22,9 +26,42 @@ ap.add_argument("--bin", default="target/release/portcullis")
 ap.add_argument("--backend", default="nft", choices=["nft", "ipset"])
 ap.add_argument("--rate", type=int, default=0, help="background attack lines per second")
 ap.add_argument("--reload-every", type=float, default=0.0, help="seconds between reloads")
+ap.add_argument("--metrics", action="store_true", help="enable [metrics] on 127.0.0.1:9191")
+ap.add_argument("--scrape-every", type=float, default=0.0, help="seconds between scrapes")
 args = ap.parse_args()
 stop = threading.Event()
 stats = {"attack_lines": 0, "reloads": 0, "reload_failures": 0, "reload_max_s": 0.0}
+scrapes = []  # (seconds, bytes)
+
+
+def scraper(ns):
+    """GET /metrics every `args.scrape_every` s from inside the namespace (setns on this
+    thread only), timing connect to last byte."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+        raise OSError(ctypes.get_errno(), "setns")
+    os.close(fd)
+    while not stop.wait(args.scrape_every):
+        t0 = time.perf_counter()
+        try:
+            with socket.create_connection(("127.0.0.1", 9191), timeout=5) as c:
+                c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError as e:
+            print(f"scrape failed: {e}", file=sys.stderr)
+            continue
+        dt = time.perf_counter() - t0
+        body = data.split(b"\r\n\r\n", 1)[-1]
+        if not data.startswith(b"HTTP/1.1 200"):
+            print(f"scrape answered {data[:40]!r}", file=sys.stderr)
+            continue
+        scrapes.append((dt, len(body)))
 
 
 def attack(log):
@@ -72,7 +109,8 @@ try:
         f.write(f'[daemon]\nstate_dir = "{d}/state"\nsocket = "{d}/ctl.sock"\nlog_level = "warn"\n'
                 f'[firewall]\nbackend = "{args.backend}"\n'
                 f'[jail.sshd]\nsources = [{{ file = "{log}" }}]\nmaxretry = 3\nbantime = "1h"\n'
-                f'v6_net_threshold = false\n')
+                f'v6_net_threshold = false\n'
+                + ('[metrics]\nenabled = true\nlisten = "127.0.0.1:9191"\n' if args.metrics else ""))
     daemon = subprocess.Popen(["ip", "netns", "exec", ns, args.bin, "run", "--config", cfg],
                               stderr=open(os.path.join(d, "daemon.log"), "w"))
     for _ in range(200):
@@ -91,6 +129,8 @@ try:
         workers.append(threading.Thread(target=attack, args=(log,), daemon=True))
     if args.reload_every:
         workers.append(threading.Thread(target=reloads, args=(f"{d}/ctl.sock",), daemon=True))
+    if args.scrape_every:
+        workers.append(threading.Thread(target=scraper, args=(ns,), daemon=True))
     for t in workers:
         t.start()
     time.sleep(1.0 if workers else 0)
@@ -128,7 +168,13 @@ try:
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
     out = {"trials": args.trials, "seen": len(lat), "p50_ms": round(pct(0.5), 2),
            "p90_ms": round(pct(0.9), 2), "p99_ms": round(pct(0.99), 2), "max_ms": round(lat[-1] * 1000, 2),
-           "rate": args.rate, "reload_every": args.reload_every, **stats}
+           "rate": args.rate, "reload_every": args.reload_every, "metrics": args.metrics, **stats}
+    if scrapes:
+        ss = sorted(s[0] for s in scrapes)
+        out.update({"scrapes": len(ss), "scrape_p50_ms": round(ss[len(ss) // 2] * 1000, 3),
+                    "scrape_p99_ms": round(ss[min(len(ss) - 1, int(0.99 * len(ss)))] * 1000, 3),
+                    "scrape_max_ms": round(ss[-1] * 1000, 3),
+                    "scrape_bytes": max(s[1] for s in scrapes)})
     print(json.dumps(out))
     print(f"ban latency p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms (targets 5 / 20 ms); "
           f"Fail2Ban median 300-460 ms here: {300 / out['p50_ms']:.0f}-{460 / out['p50_ms']:.0f}x faster")

@@ -13,7 +13,7 @@ fi
 
 need_pkgs=(nftables ipset iptables iproute2 openssh-server openssh-client sshpass hydra
   fail2ban sshguard ripgrep systemd-journal-remote python3 time procps gzip util-linux
-  chromium logrotate python3-paramiko nginx-light vsftpd curl
+  chromium logrotate python3-paramiko nginx-light vsftpd curl prometheus
   qemu-system-x86 qemu-utils debootstrap e2fsprogs coreutils)
 missing=()
 for p in "${need_pkgs[@]}"; do
@@ -22,7 +22,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # Debian's fail2ban, openssh-server and sshguard start their services on install; nothing
+  # Debian's fail2ban, openssh-server, sshguard and prometheus start their services on install; nothing
   # here may run them on the host (the tests start their own, inside network namespaces).
   # policy-rc.d answering 101 is Debian's way to say "do not start services now".
   own_policy=

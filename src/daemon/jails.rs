@@ -18,6 +18,9 @@ pub struct LiveJail {
     matchers: HashMap<usize, Matcher>,
     /// The filter, compiled once per configuration load; matchers are forked from it.
     filter: CompiledFilter,
+    /// Events its matchers produced since this load, by kind (attempt, probe, success,
+    /// info), for the metrics.
+    pub events_by_kind: [u64; 4],
 }
 
 impl LiveJail {
@@ -27,6 +30,7 @@ impl LiveJail {
             spec,
             matchers: HashMap::new(),
             filter,
+            events_by_kind: [0; 4],
         }
     }
 
@@ -39,6 +43,11 @@ impl LiveJail {
         all
     }
 
+    /// The line counters of its matcher for source `source`, if it has read from it.
+    pub fn source_stats(&self, source: usize) -> Option<&Stats> {
+        self.matchers.get(&source).map(|m| m.stats())
+    }
+
     /// Match one line from source `source`: `events` gets what it says (cleared first).
     pub fn feed(&mut self, source: usize, line: &SourceLine, events: &mut Vec<Event>) {
         let filter = &self.filter;
@@ -48,8 +57,17 @@ impl LiveJail {
             .or_insert_with(|| filter.matcher());
         events.clear();
         matcher.feed_source_line(line, events);
-        for ev in events.iter().filter(|ev| ev.kind == EventKind::Success) {
-            tracing::info!(jail = %self.spec.name, addr = %ev.addr, user = ?ev.user, "successful login");
+        for ev in events.iter() {
+            let k = match ev.kind {
+                EventKind::Attempt => 0,
+                EventKind::Probe => 1,
+                EventKind::Success => {
+                    tracing::info!(jail = %self.spec.name, addr = %ev.addr, user = ?ev.user, "successful login");
+                    2
+                }
+                EventKind::Info => 3,
+            };
+            self.events_by_kind[k] += 1;
         }
     }
 }

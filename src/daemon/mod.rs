@@ -11,7 +11,7 @@
 //!
 //! Layout: `jail_set` (the policy), `commands/` (one file per control command), `jails`
 //! (a jail's filter over its sources), `sources` (reader threads), `control` (the socket),
-//! `notify` (hooks), `state_dir` (creating or checking the state directory), `clock`
+//! `notify` (hooks), `metrics` (the Prometheus endpoint, fed a snapshot after bursts), `state_dir` (creating or checking the state directory), `clock`
 //! (monotonic engine time; wall time only at the edges, so a wall-clock step never disables
 //! counting or expires bans early).
 
@@ -20,6 +20,7 @@ mod commands;
 mod control;
 mod jail_set;
 mod jails;
+mod metrics;
 mod notify;
 mod sources;
 mod state_dir;
@@ -185,6 +186,12 @@ struct Daemon {
     events: Vec<Event>,
     /// Decisions and window changes the store has not made durable yet (it is failing).
     unsaved: Unsaved,
+    /// The Prometheus endpoint, when `metrics.enabled`.
+    metrics: Option<metrics::Metrics>,
+    /// What the metrics count beyond `status`'s counters.
+    metrics_counters: metrics::Counters,
+    /// The read time of the first line of this burst that gave events (ban latency).
+    burst_first_read: Option<Time>,
 }
 
 /// Each jail of `config` with its compiled filter; the host's own addresses join every
@@ -346,6 +353,9 @@ impl Daemon {
             last_positions: Instant::now(),
             events: Vec::new(),
             unsaved: Unsaved::default(),
+            metrics: None,
+            metrics_counters: metrics::Counters::default(),
+            burst_first_read: None,
         };
         // Watching first: a flush between the setup and the watch's start is seen too.
         daemon.kernel_watch = daemon.firewall.watch();
@@ -362,6 +372,19 @@ impl Daemon {
             control_tx,
             policy,
         )?);
+        if daemon.config.metrics.enabled {
+            // Metrics are not protection: a port already taken is an error in the log, and
+            // the daemon protects without them.
+            match metrics::Metrics::start(&daemon.config.metrics.listen) {
+                Ok(mut m) => {
+                    tracing::info!(listen = %m.local(), "metrics served at /metrics");
+                    // The first scrape already shows the jails and the bans restored.
+                    m.publish(metrics::Snapshot::of(&daemon));
+                    daemon.metrics = Some(m);
+                }
+                Err(e) => tracing::error!("no metrics: {e:#}"),
+            }
+        }
         tracing::info!(
             backend = daemon.firewall.backend_name(),
             jails = ?daemon.jails.names().collect::<Vec<_>>(),
@@ -414,6 +437,7 @@ impl Daemon {
 
     fn firewall_failed(&mut self, msg: String) {
         tracing::error!("firewall: {msg}");
+        self.metrics_counters.firewall_errors += 1;
         self.health = None;
         self.firewall_error = Some(msg);
         self.firewall_failed_at = Some(Instant::now());
@@ -678,6 +702,10 @@ impl Daemon {
         if let Some(last) = batch.lines.last() {
             src.position = Some(last.position.clone());
             src.dirty = true;
+            src.lag = now.wall.since(last.read_at);
+        }
+        for line in &batch.lines {
+            src.truncated += u64::from(line.cut);
         }
         for line in &batch.lines {
             for &j in &jails {
@@ -685,6 +713,10 @@ impl Daemon {
                     continue;
                 };
                 filter.feed(batch.source, line, &mut self.events);
+                if !self.events.is_empty() {
+                    let first = self.burst_first_read.get_or_insert(line.read_at);
+                    *first = (*first).min(line.read_at);
+                }
                 clock::hand_events(&mut self.jails, j, now, &mut self.events);
             }
         }
@@ -754,6 +786,7 @@ impl Daemon {
                                 s.dirty = true;
                             }
                         }
+                        self.metrics_counters.store_errors += 1;
                         let kept = self.unsaved.decision_count();
                         if self.unsaved.failed(error.clone(), Instant::now()) {
                             tracing::error!(
@@ -775,13 +808,26 @@ impl Daemon {
             // order. Windows stay in the set until positions are written with them.
             self.unsaved.push(decisions.clone(), Vec::new());
         }
-        if work.is_empty() {
-            return;
+        let first_read = self.burst_first_read.take();
+        if !work.is_empty() {
+            self.apply_firewall(work.firewall).await;
+            for d in &decisions {
+                log_decision(d);
+                self.notifier.decision(d);
+            }
         }
-        self.apply_firewall(work.firewall).await;
-        for d in &decisions {
-            log_decision(d);
-            self.notifier.decision(d);
+        if self.metrics.is_some() {
+            if !decisions.is_empty() {
+                self.metrics_counters
+                    .decisions(&decisions, first_read, wall_clock());
+            }
+            let force = decisions.iter().any(|d| matches!(d, Decision::Ban(_)));
+            if self.metrics.as_ref().is_some_and(|m| m.due(force)) {
+                let snap = metrics::Snapshot::of(self);
+                if let Some(m) = &mut self.metrics {
+                    m.publish(snap);
+                }
+            }
         }
     }
 
@@ -824,6 +870,9 @@ impl Daemon {
     async fn stop(&mut self) {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         self.notifier.stop();
+        if let Some(m) = self.metrics.take() {
+            m.stop();
+        }
         // Requests already queued get an answer, new ones are refused at once: the socket's
         // shutdown waits for the requests in hand, which wait for this loop.
         self.control_rx.close();

@@ -146,6 +146,10 @@ pub struct RunningSource {
     pub untrusted: Arc<AtomicU64>,
     /// The last read error, until the source delivers lines again.
     pub error: Arc<Mutex<Option<String>>>,
+    /// Lines longer than the line cap (their rest discarded), counted by the main loop.
+    pub truncated: u64,
+    /// From the read of the last processed line to its processing (the main loop's lag).
+    pub lag: Duration,
     stop: Option<StopHandle>,
     thread: Option<JoinHandle<()>>,
 }
@@ -171,6 +175,8 @@ impl RunningSource {
             lines: lines.clone(),
             untrusted: untrusted.clone(),
             error: error.clone(),
+            truncated: 0,
+            lag: Duration::ZERO,
             stop: None,
             thread: None,
         };

@@ -17,9 +17,9 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSenders,
-    JournalSpec, Location, LogFormat, LogLevel, NotifyEvent, NotifySettings, SERVICE_SOURCES,
-    SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SSHD_SOURCES, ServiceSources, SourceSpec, Verdict,
-    service_sources,
+    JournalSpec, Location, LogFormat, LogLevel, MetricsListen, MetricsSettings, NotifyEvent,
+    NotifySettings, SERVICE_SOURCES, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SSHD_SOURCES,
+    ServiceSources, SourceSpec, Verdict, service_sources,
 };
 
 use load::{Layer, Resolver};
@@ -37,6 +37,10 @@ pub const DEFAULT_CONF_D: &str = "/etc/portcullis/conf.d";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/portcullis";
 /// Default `daemon.socket`.
 pub const DEFAULT_SOCKET: &str = "/run/portcullis/control.sock";
+/// Default `metrics.listen`: loopback only, the Fail2Ban exporter's port.
+pub const DEFAULT_METRICS_LISTEN: std::net::SocketAddr = std::net::SocketAddr::V4(
+    std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9191),
+);
 /// Default `daemon.filter_dir`.
 pub const DEFAULT_FILTER_DIR: &str = "/etc/portcullis/filter.d";
 

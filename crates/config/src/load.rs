@@ -17,11 +17,15 @@ use crate::error::ConfigError;
 const MAX_NOTIFY_QUEUE: u32 = 1_000_000;
 use crate::model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location,
-    LogFormat, LogLevel, NotifyEvent, NotifySettings, SourceSpec, Verdict,
+    LogFormat, LogLevel, MetricsListen, MetricsSettings, NotifyEvent, NotifySettings, SourceSpec,
+    Verdict,
 };
-use crate::raw::{Daemon, Firewall, Jail, Loc, Located, Notify, RawFile, RawFilter, RawSource};
+use crate::raw::{
+    Daemon, Firewall, Jail, Loc, Located, Metrics, Notify, RawFile, RawFilter, RawSource,
+};
 use crate::{
-    DEFAULT_CONFIG, DEFAULT_FILTER_DIR, DEFAULT_SOCKET, DEFAULT_STATE_DIR, EMBEDDED_ORIGIN,
+    DEFAULT_CONFIG, DEFAULT_FILTER_DIR, DEFAULT_METRICS_LISTEN, DEFAULT_SOCKET, DEFAULT_STATE_DIR,
+    EMBEDDED_ORIGIN,
 };
 
 /// One configuration text and where it came from.
@@ -95,6 +99,7 @@ struct Merged {
     daemon: Daemon,
     firewall: Firewall,
     notify: Notify,
+    metrics: Metrics,
     defaults: Jail,
     /// By name; the `Loc` is the jail's table in the last file that mentioned it.
     jails: BTreeMap<String, (Jail, Loc)>,
@@ -119,6 +124,7 @@ impl Resolver {
         let daemon = self.daemon(&merged.daemon)?;
         let firewall = self.firewall(&merged.firewall)?;
         let notify = self.notify(&merged.notify)?;
+        let metrics = self.metrics(&merged.metrics)?;
         let mut jails = Vec::new();
         let mut disabled_jails = Vec::new();
         for (name, (jail, at)) in &merged.jails {
@@ -134,6 +140,7 @@ impl Resolver {
             daemon,
             firewall,
             notify,
+            metrics,
             jails,
             disabled_jails,
             files: self.layers.iter().map(|l| l.origin.clone()).collect(),
@@ -149,6 +156,9 @@ impl Resolver {
         }
         if let Some(n) = raw.notify {
             merged.notify.apply(n, layer);
+        }
+        if let Some(m) = raw.metrics {
+            merged.metrics.apply(m, layer);
         }
         if let Some(d) = raw.defaults {
             for (key, span) in [
@@ -235,6 +245,18 @@ impl Resolver {
             verdict: value_or(&f.verdict, &None, Verdict::Drop),
             hook_forward: value_or(&f.hook_forward, &None, false),
             flush_on_stop: value_or(&f.flush_on_stop, &None, false),
+        })
+    }
+
+    fn metrics(&self, m: &Metrics) -> Result<MetricsSettings, ConfigError> {
+        let listen = match &m.listen {
+            None => MetricsListen::Tcp(DEFAULT_METRICS_LISTEN),
+            Some(l) => MetricsListen::parse(&l.value)
+                .map_err(|why| self.error(&l.at, "metrics.listen", why))?,
+        };
+        Ok(MetricsSettings {
+            enabled: value_or(&m.enabled, &None, false),
+            listen,
         })
     }
 

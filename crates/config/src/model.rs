@@ -15,6 +15,8 @@ pub struct Config {
     pub firewall: FirewallSettings,
     /// Who is told about alerts and bans.
     pub notify: NotifySettings,
+    /// The Prometheus `/metrics` endpoint.
+    pub metrics: MetricsSettings,
     /// Enabled jails, sorted by name. Each has its own filter, sources and policy.
     pub jails: Vec<JailSpec>,
     /// Names of jails that are configured but have `enabled = false` (shown by `status`).
@@ -350,6 +352,53 @@ pub enum Verdict {
     Drop,
     /// Answer with ICMP port unreachable.
     Reject,
+}
+
+/// The Prometheus endpoint (`[metrics]`), off by default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Whether the daemon serves `GET /metrics`.
+    pub enabled: bool,
+    /// Where it listens.
+    pub listen: MetricsListen,
+}
+
+/// Where the metrics endpoint listens (`metrics.listen`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricsListen {
+    /// A TCP address and port (`"127.0.0.1:9191"`, `"[::1]:9191"`).
+    Tcp(std::net::SocketAddr),
+    /// A Unix socket (`"unix:/run/portcullis/metrics.sock"`), created with mode 0660.
+    Unix(PathBuf),
+}
+
+impl MetricsListen {
+    /// `"ADDR:PORT"` or `"unix:/ABSOLUTE/PATH"`; the error says what was expected.
+    pub fn parse(s: &str) -> Result<MetricsListen, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "expected an absolute socket path after \"unix:\", got {s:?}"
+                ));
+            }
+            return Ok(MetricsListen::Unix(PathBuf::from(path)));
+        }
+        s.parse().map(MetricsListen::Tcp).map_err(|_| {
+            format!(
+                "expected \"ADDRESS:PORT\" (such as \"127.0.0.1:9191\" or \"[::1]:9191\") or \
+                 \"unix:/PATH\", got {s:?}"
+            )
+        })
+    }
+}
+
+impl fmt::Display for MetricsListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsListen::Tcp(a) => write!(f, "{a}"),
+            MetricsListen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
 }
 
 /// Notification hooks (`[notify]`): programs run with a fixed argv and webhooks, each given

@@ -100,6 +100,14 @@ layered!(
     }
 );
 
+layered!(
+    RawMetrics,
+    Metrics {
+        enabled: bool,
+        listen: String,
+    }
+);
+
 layered!(RawJail, Jail {
     enabled: bool,
     filter: RawFilter,
@@ -130,6 +138,7 @@ pub(crate) struct RawFile {
     pub daemon: Option<RawDaemon>,
     pub firewall: Option<RawFirewall>,
     pub notify: Option<RawNotify>,
+    pub metrics: Option<RawMetrics>,
     pub defaults: Option<RawJail>,
     pub jail: Option<BTreeMap<String, Spanned<RawJail>>>,
 }

@@ -602,6 +602,7 @@ fn default_toml_documents_every_key() {
         "journal",
         "matches",
         "directory",
+        "listen",
     ] {
         assert!(
             portcullis_config::DEFAULT_CONFIG.contains(&format!("{key} =")),
@@ -753,4 +754,65 @@ fn one_line_enables_each_web_and_ftp_jail() {
         (bots.config.maxretry, agents.config.maxretry),
         (Weight(2000), Weight(1000))
     );
+}
+
+#[test]
+fn metrics_are_off_by_default_on_loopback() {
+    let c = Config::embedded_default().unwrap();
+    assert!(!c.metrics.enabled);
+    assert_eq!(
+        c.metrics.listen,
+        portcullis_config::MetricsListen::Tcp("127.0.0.1:9191".parse().unwrap())
+    );
+}
+
+#[test]
+fn metrics_listen_takes_an_address_or_a_unix_socket() {
+    let c = Config::from_str_named(
+        "[metrics]\nenabled = true\nlisten = \"[::1]:9300\"\n",
+        "portcullis.toml",
+    )
+    .unwrap();
+    assert!(c.metrics.enabled);
+    assert_eq!(
+        c.metrics.listen,
+        portcullis_config::MetricsListen::Tcp("[::1]:9300".parse().unwrap())
+    );
+    let c = Config::from_str_named(
+        "[metrics]\nlisten = \"unix:/run/portcullis/metrics.sock\"\n",
+        "portcullis.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.metrics.listen,
+        portcullis_config::MetricsListen::Unix(PathBuf::from("/run/portcullis/metrics.sock"))
+    );
+    assert_eq!(
+        c.metrics.listen.to_string(),
+        "unix:/run/portcullis/metrics.sock"
+    );
+}
+
+#[test]
+fn bad_metrics_settings_name_file_line_and_key() {
+    for (text, key, needle) in [
+        (
+            "[metrics]\n\nlisten = \"localhost\"\n",
+            "metrics.listen",
+            "ADDRESS:PORT",
+        ),
+        (
+            "[metrics]\n\nlisten = \"unix:relative.sock\"\n",
+            "metrics.listen",
+            "absolute",
+        ),
+        ("[metrics]\n\nenabled = \"yes\"\n", "metrics.enabled", ""),
+        ("[metrics]\n\nport = 9191\n", "metrics", "port"),
+    ] {
+        let err = Config::from_str_named(text, "m.toml").unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("m.toml:3: "), "{text:?}: {shown}");
+        assert!(shown.contains(key), "{text:?}: {shown}");
+        assert!(shown.contains(needle), "{text:?}: {shown}");
+    }
 }

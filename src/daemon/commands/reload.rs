@@ -58,6 +58,7 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
     config.daemon.socket = d.config.daemon.socket.clone();
     config.daemon.state_dir = d.config.daemon.state_dir.clone();
     config.firewall = d.config.firewall.clone();
+    config.metrics = d.config.metrics.clone();
     d.config = config;
     if !same_sources {
         d.start_sources();
@@ -84,6 +85,9 @@ fn restart_warnings(old: &Config, new: &Config) -> Vec<String> {
     if new.daemon.socket != old.daemon.socket || new.daemon.state_dir != old.daemon.state_dir {
         warnings.push("state_dir/socket changed: they take effect at the next restart".to_string());
     }
+    if new.metrics != old.metrics {
+        warnings.push("metrics settings changed: they take effect at the next restart".to_string());
+    }
     warnings
 }
 
@@ -105,5 +109,10 @@ mod tests {
         let mut new = old.clone();
         new.jails.clear();
         assert!(restart_warnings(&old, &new).is_empty());
+        let mut new = old.clone();
+        new.metrics.enabled = true;
+        let w = restart_warnings(&old, &new);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("metrics settings changed"), "{w:?}");
     }
 }
