@@ -14,7 +14,7 @@ fi
 need_pkgs=(nftables ipset iptables iproute2 openssh-server openssh-client sshpass hydra
   fail2ban sshguard ripgrep systemd-journal-remote python3 time procps gzip util-linux
   chromium logrotate python3-paramiko nginx-light vsftpd curl prometheus
-  qemu-system-x86 qemu-utils debootstrap e2fsprogs coreutils)
+  lintian binutils qemu-system-x86 qemu-utils debootstrap e2fsprogs coreutils)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -40,5 +40,10 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> Debian package (cargo-deb installed under target/tools when missing)"
+# Built once here; tests/deb_package.rs checks it and the VM test installs it.
+PORTCULLIS_DEB=$(bash packaging/build-deb.sh)
+export PORTCULLIS_DEB
+echo "    $PORTCULLIS_DEB"
 echo "==> cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log

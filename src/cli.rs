@@ -39,6 +39,10 @@ pub enum Command {
     /// Write portcullis TOML for an existing Fail2Ban configuration (jails keep Fail2Ban's
     /// filter files) and report what was not carried over.
     ImportFail2ban(crate::fail2ban_cmd::ImportFail2BanArgs),
+    /// Write the man pages, shell completions and commented portcullis.toml the package
+    /// ships (packaging/build-deb.sh).
+    #[command(hide = true)]
+    DistFiles(crate::dist_files::DistFilesArgs),
 }
 
 /// Where the daemon's control socket is, and how to print answers.

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod ctl;
 mod daemon;
+mod dist_files;
 mod fail2ban_cmd;
 mod filters;
 mod investigate;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         cli::Command::TestFilter(args) => test_filter::run(&args),
         cli::Command::Investigate(args) => investigate::run(&args),
         cli::Command::ImportFail2ban(args) => fail2ban_cmd::run(&args),
+        cli::Command::DistFiles(args) => dist_files::run(&args),
     };
     match result {
         Ok(code) => code,

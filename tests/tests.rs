@@ -2,6 +2,7 @@
 
 mod breach_rule;
 mod daemon_e2e;
+mod deb_package;
 mod detection_e2e;
 mod e2e;
 mod fail2ban_e2e;

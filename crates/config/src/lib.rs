@@ -7,6 +7,7 @@
 //! it is given.
 #![deny(missing_docs)]
 
+mod doc;
 mod error;
 mod load;
 mod model;
@@ -14,6 +15,7 @@ mod raw;
 
 use std::path::Path;
 
+pub use doc::{ConfigDoc, DocItem, DocSection};
 pub use error::ConfigError;
 pub use model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSenders,
