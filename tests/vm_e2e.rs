@@ -336,10 +336,10 @@ enum Payload {
     ByHand,
 }
 
-/// The .deb to test: `PORTCULLIS_VM_DEB`, else what `packaging/build-deb.sh` builds (its
+/// The .deb to test: `PORTCULLIS_DEB`, else what `packaging/build-deb.sh` builds (its
 /// last stdout line is the path), else `None`.
 fn find_deb() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("PORTCULLIS_VM_DEB") {
+    if let Ok(p) = std::env::var("PORTCULLIS_DEB") {
         return Some(PathBuf::from(p));
     }
     let script = Path::new(REPO).join("packaging/build-deb.sh");
@@ -513,7 +513,7 @@ fn i14_vm_systemd_boot_install_ban_reload_heal_watchdog_reboot() {
     vm.wait_until(
         "attacker banned",
         &format!("nft list set inet portcullis addr4 | grep -qF {ATTACKER}"),
-        20,
+        60,
     );
     assert!(!vm.attack(), "the banned attacker still reaches sshd");
     assert!(
@@ -542,7 +542,7 @@ fn i14_vm_systemd_boot_install_ban_reload_heal_watchdog_reboot() {
     vm.wait_until(
         "reload adds the jail",
         "portcullis status --json | grep -q vm-extra",
-        20,
+        180,
     );
     assert_eq!(vm.prop("MainPID"), pid1, "reload restarted the process");
     assert!(vm.in_kernel(ATTACKER), "ban lost by the reload");
