@@ -14,4 +14,5 @@ mod system_e2e;
 mod systemd_e2e;
 mod top_e2e;
 mod trust_e2e;
+mod vm_e2e;
 mod web_e2e;

@@ -645,7 +645,7 @@ impl Daemon {
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sighup = signal(SignalKind::hangup())?;
-        let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+        let watchdog = watchdog_interval();
         let mut watchdog_tick =
             tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
@@ -1094,4 +1094,13 @@ async fn sleep_for(wait: Option<Duration>) {
         Some(wait) => tokio::time::sleep(wait).await,
         None => std::future::pending::<()>().await,
     }
+}
+
+/// How often the loop tells systemd it is alive (`WATCHDOG=1`): half of `WatchdogSec=`, or
+/// `None` without a watchdog. The main loop pings between its steps; so does a reload while
+/// it waits for the new configuration to compile (it goes on serving lines meanwhile, and
+/// on a slow machine a compile can outlast `WatchdogSec=`, seen under qemu TCG: the daemon
+/// was killed as hung in the middle of a reload).
+pub(crate) fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled().map(|d| d / 2)
 }

@@ -5,7 +5,11 @@ use portcullis_config::Config;
 use portcullis_control::data::ReloadData;
 use portcullis_control::{ErrorBody, ErrorKind};
 
-use crate::daemon::{Daemon, compile_jails, live_jails, load_config, source_keys};
+use std::time::Duration;
+
+use crate::daemon::{
+    Daemon, compile_jails, live_jails, load_config, source_keys, watchdog_interval,
+};
 
 /// Load and compile the new configuration first, off the loop (an error changes nothing;
 /// meanwhile the lines keep being matched, counted and committed: banning never pauses for
@@ -23,6 +27,9 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
         let compiled = compile_jails(&config)?;
         anyhow::Ok((config, compiled))
     });
+    // The loop lives on while the compile runs: it serves lines, and tells the watchdog.
+    let watchdog = watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let prepared = loop {
         tokio::select! {
             biased;
@@ -30,6 +37,9 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
             Some(batch) = d.lines_rx.recv() => {
                 d.process_batch(batch);
                 d.commit(false).await;
+            }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
             }
         }
     };
