@@ -6,29 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use portcullis_config::ConfigDoc;
-use portcullis_testkit::{require, which};
+use portcullis_testkit::{require, run, which};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn output(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The package under test: `PORTCULLIS_DEB`, else a fresh build (release, so minutes).
 fn deb() -> PathBuf {
     if let Some(p) = std::env::var_os("PORTCULLIS_DEB") {
         return PathBuf::from(p);
     }
-    let out = output(Command::new("bash").arg(Path::new(ROOT).join("packaging/build-deb.sh")));
+    let out = run(Command::new("bash").arg(Path::new(ROOT).join("packaging/build-deb.sh")));
     PathBuf::from(
         out.lines()
             .last()
@@ -68,7 +55,7 @@ fn the_deb_is_lintian_clean_of_errors_and_holds_what_it_must() {
     assert!(errors.is_empty(), "lintian errors:\n{}", errors.join("\n"));
 
     // Files.
-    let listing = output(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    let listing = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
     let has = |path: &str| {
         listing
             .lines()
@@ -101,7 +88,7 @@ fn the_deb_is_lintian_clean_of_errors_and_holds_what_it_must() {
     assert!(!has("./var/lib/portcullis/"), "state is made by postinst");
 
     // Control fields.
-    let field = |name: &str| output(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name));
+    let field = |name: &str| run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name));
     assert_eq!(field("Package").trim(), "portcullis");
     let depends = field("Depends");
     assert!(depends.contains("libc6"), "{depends}");
@@ -116,7 +103,7 @@ fn the_deb_is_lintian_clean_of_errors_and_holds_what_it_must() {
     // Control area: conffiles and the debhelper-style scripts.
     let dir = tempfile::tempdir().expect("tempdir");
     let ctrl = dir.path().join("DEBIAN");
-    output(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&ctrl));
+    run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&ctrl));
     let read = |name: &str| std::fs::read_to_string(ctrl.join(name)).expect(name);
     let conffiles: Vec<_> = read("conffiles").lines().map(str::to_owned).collect();
     assert!(
@@ -161,12 +148,12 @@ fn the_deb_is_lintian_clean_of_errors_and_holds_what_it_must() {
     // The files themselves: the conffile is today's default, commented; the man page
     // describes every subcommand the binary has.
     let root = dir.path().join("root");
-    output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
     let conffile =
         std::fs::read_to_string(root.join("etc/portcullis/portcullis.toml")).expect("conffile");
     assert_eq!(conffile, ConfigDoc::embedded().commented_conffile());
-    let help = output(Command::new(root.join("usr/sbin/portcullis")).arg("--help"));
-    let man8 = output(Command::new("zcat").arg(root.join("usr/share/man/man8/portcullis.8.gz")));
+    let help = run(Command::new(root.join("usr/sbin/portcullis")).arg("--help"));
+    let man8 = run(Command::new("zcat").arg(root.join("usr/share/man/man8/portcullis.8.gz")));
     let subcommands: Vec<&str> = help
         .lines()
         .skip_while(|l| !l.starts_with("Commands:"))
@@ -184,8 +171,7 @@ fn the_deb_is_lintian_clean_of_errors_and_holds_what_it_must() {
             "portcullis(8) lacks {sub}"
         );
     }
-    let man5 =
-        output(Command::new("zcat").arg(root.join("usr/share/man/man5/portcullis.toml.5.gz")));
+    let man5 = run(Command::new("zcat").arg(root.join("usr/share/man/man5/portcullis.toml.5.gz")));
     for (section, key, _) in ConfigDoc::embedded().keys() {
         assert!(
             man5.contains(&format!("[{section}]"))
