@@ -520,6 +520,13 @@ fn i14_vm_systemd_boot_install_ban_reload_heal_watchdog_reboot() {
         vm.sh("portcullis bans").contains(ATTACKER),
         "ban not listed"
     );
+    // `status sshd` in fail2ban-client's layout, as an admin's scripts read it.
+    let jail = vm.sh("portcullis status sshd");
+    assert!(
+        jail.lines()
+            .any(|l| l.contains("Banned IP list:") && l.contains(ATTACKER)),
+        "status sshd:\n{jail}"
+    );
     // The daemon's records are in the journal, as structured entries of the unit
     // (tracing-journald prefixes the event's own fields with F_).
     let journal = vm.sh(
@@ -537,7 +544,9 @@ fn i14_vm_systemd_boot_install_ban_reload_heal_watchdog_reboot() {
     vm.sh(
         "mkdir -p /etc/portcullis/conf.d && touch /var/log/vm-test.log && \
          printf '[jail.vm-extra]\\nfilter = \"sshd\"\\nsources = [{ file = \"/var/log/vm-test.log\" }]\\n' \
-         > /etc/portcullis/conf.d/50-vm.toml && systemctl reload portcullis",
+         > /etc/portcullis/conf.d/50-vm.toml && \
+         printf '[metrics]\\nenabled = true\\n' > /etc/portcullis/conf.d/60-metrics.toml && \
+         systemctl reload portcullis",
     );
     vm.wait_until(
         "reload adds the jail",
@@ -561,6 +570,14 @@ fn i14_vm_systemd_boot_install_ban_reload_heal_watchdog_reboot() {
         "PartOf=nftables.service did not restart the daemon"
     );
     assert_eq!(vm.prop("ActiveState"), "active");
+    // The restarted daemon serves the metrics its drop-in enabled, on loopback (bash's
+    // /dev/tcp: the image has no HTTP client): the ban is in the Fail2Ban exporter's series.
+    vm.wait_until(
+        "metrics show the ban",
+        "exec 3<>/dev/tcp/127.0.0.1/9191 && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && \
+         grep -qF 'f2b_jail_banned_current{jail=\"sshd\"} 1' <&3",
+        60,
+    );
     // A bare flush (no unit involved): the daemon heals the ruleset itself.
     vm.sh("nft flush ruleset");
     vm.wait_until(
