@@ -1,5 +1,6 @@
 //! Reads what the live host knows about logins and SSH connections, for `portcullis investigate`,
-//! and the host's own addresses, which the daemon never bans.
+//! the host's own addresses, which the daemon never bans, and, for `portcullis audit`, the
+//! accounts, their key files and sshd's effective configuration (`sshd -T`).
 //!
 //! Key decision: every reader takes the path it reads (`/var/run/utmp`, `/proc`,
 //! `/etc/ssh/sshd_config`) as a parameter and every parser has a pure `parse_*` twin over bytes
@@ -8,10 +9,13 @@
 //! All user names and host names read here are attacker-influenced text: display them escaped.
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod addresses;
+pub mod key_files;
 pub mod net;
 pub mod snapshot;
 pub mod sshd_config;
+pub mod sshd_effective;
 pub mod sshd_proc;
 pub mod time_serde;
 pub mod utmp;

@@ -150,7 +150,7 @@ fn parse_text(
     Ok(())
 }
 
-fn strip_comment(value: &str) -> &str {
+pub(crate) fn strip_comment(value: &str) -> &str {
     match value.find(" #") {
         Some(i) => value[..i].trim_end(),
         None => value,
@@ -182,7 +182,7 @@ fn listen_port(addr: &str) -> Result<Option<u16>, ()> {
 
 /// Files matching `pattern`, whose last component may hold `*` and `?`; sorted, as glob(3)
 /// returns them. A pattern without wildcards is returned as is if the file exists.
-fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
+pub(crate) fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
     let Some(name) = pattern.file_name().and_then(|n| n.to_str()) else {
         return Vec::new();
     };
