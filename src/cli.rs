@@ -1,5 +1,6 @@
 //! Command-line syntax (clap derive).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -37,6 +38,11 @@ pub enum Command {
     /// What is going on, and did anyone get in? Connections, sessions, logins, attackers,
     /// findings (exit 1 when something is alarming); with ADDR, everything about one address.
     Investigate(Box<InvestigateArgs>),
+    /// Is the door open? sshd's effective configuration, password logins (root above all),
+    /// Match blocks, key files, limits, and whether portcullis protects sshd: each finding
+    /// with the sshd_config line that fixes it and whether it is safe to apply now (exit 1
+    /// when something is critical or high).
+    Audit(Box<AuditArgs>),
     /// Run a filter over a log file or one line and count matches (like fail2ban-regex).
     TestFilter(crate::test_filter::TestFilterArgs),
     /// Write portcullis TOML for an existing Fail2Ban configuration (jails keep Fail2Ban's
@@ -263,6 +269,54 @@ pub struct InvestigateArgs {
     #[arg(long, hide = true, value_name = "FILE")]
     pub journal_file: Vec<PathBuf>,
     /// Pretend it is this time (RFC 3339), for reproducible reports (tests).
+    #[arg(long, hide = true, value_name = "T")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Print one JSON document (the findings and the facts they were judged on).
+    #[arg(long)]
+    pub json: bool,
+    /// sshd_config to judge, passed to `sshd -T -f` (default: sshd's own, or
+    /// ROOT/etc/ssh/sshd_config with --root).
+    #[arg(long, value_name = "FILE")]
+    pub sshd_config: Option<PathBuf>,
+    /// The sshd program asked for its effective configuration.
+    #[arg(long, value_name = "FILE", default_value = portcullis_host::sshd_effective::SSHD_PATH)]
+    pub sshd: PathBuf,
+    /// Read passwd, shadow, home directories, key files and /var/log under this directory
+    /// instead of / (a mounted image, a test tree).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// The passwd file (default: ROOT/etc/passwd).
+    #[arg(long, value_name = "FILE")]
+    pub passwd: Option<PathBuf>,
+    /// The shadow file (default: ROOT/etc/shadow).
+    #[arg(long, value_name = "FILE")]
+    pub shadow: Option<PathBuf>,
+    /// The client address evaluated as "anyone on the internet" for Match blocks (default:
+    /// a documentation address outside the allowlist).
+    #[arg(long, value_name = "ADDR")]
+    pub remote_addr: Option<IpAddr>,
+    /// Auth logs read for the last key login of each account (default: /var/log/auth.log*
+    /// or /var/log/secure*, else the journal).
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "journal")]
+    pub logs: Vec<PathBuf>,
+    /// Read sshd's entries from the systemd journal for key logins.
+    #[arg(long)]
+    pub journal: bool,
+    /// portcullis configuration for the allowlist and firewall table (default:
+    /// /etc/portcullis/portcullis.toml with conf.d when it exists, else the embedded one).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The daemon's control socket, asked whether portcullis runs.
+    #[arg(long, env = "PORTCULLIS_SOCKET", default_value = portcullis_config::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Run nft/ipset through this prefix (e.g. "ip netns exec NAME") to look for the table.
+    #[arg(long, value_name = "WORDS", allow_hyphen_values = true)]
+    pub firewall_prefix: Option<String>,
+    /// Pretend it is this time (RFC 3339), for account expiry (tests).
     #[arg(long, hide = true, value_name = "T")]
     pub now: Option<String>,
 }

@@ -3,6 +3,7 @@
 //! This crate only parses flags, wires the libraries together and prints; the detection logic
 //! lives in `portcullis-core`.
 
+mod audit;
 mod cli;
 mod config;
 mod ctl;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Top(args) => top::run(&args),
         cli::Command::TestFilter(args) => test_filter::run(&args),
         cli::Command::Investigate(args) => investigate::run(&args),
+        cli::Command::Audit(args) => audit::run(&args),
         cli::Command::ImportFail2ban(args) => fail2ban_cmd::run(&args),
         cli::Command::DistFiles(args) => dist_files::run(&args),
     };

@@ -7,7 +7,7 @@
 
 mod bans;
 mod findings;
-mod logs;
+pub(crate) mod logs;
 mod output;
 mod period;
 

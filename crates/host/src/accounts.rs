@@ -45,7 +45,10 @@ impl PasswdEntry {
     /// Whether the shell lets someone in: not `nologin`, `false` or `true` (empty is `/bin/sh`).
     pub fn shell_usable(&self) -> bool {
         let base = self.shell.rsplit('/').next().unwrap_or("");
-        !matches!(base, "nologin" | "false" | "true" | "sync" | "halt" | "shutdown")
+        !matches!(
+            base,
+            "nologin" | "false" | "true" | "sync" | "halt" | "shutdown"
+        )
     }
 }
 

@@ -100,7 +100,8 @@ pub fn inspect_key_file(root: &Path, path: &Path, uid: u32, home: &Path) -> KeyF
         Err(e) => kf.error = Some(e.to_string()),
     }
     if !meta.is_file() {
-        kf.problems.push(problem(path, &meta, "not a regular file".into()));
+        kf.problems
+            .push(problem(path, &meta, "not a regular file".into()));
     }
     check(&mut kf.problems, path, &meta, uid);
     let home_full = under(root, home);
@@ -214,8 +215,14 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("/home/al/.ssh/authorized_keys".into(), "writable by group".into()),
-                ("/home/al/.ssh/authorized_keys".into(), "writable by others".into()),
+                (
+                    "/home/al/.ssh/authorized_keys".into(),
+                    "writable by group".into()
+                ),
+                (
+                    "/home/al/.ssh/authorized_keys".into(),
+                    "writable by others".into()
+                ),
                 ("/home/al".into(), "writable by group".into()),
             ]
         );

@@ -265,12 +265,7 @@ pub fn config_lines(path: &Path) -> Vec<ConfigLine> {
     out
 }
 
-fn read_lines(
-    path: &Path,
-    depth: usize,
-    in_match: &mut Option<String>,
-    out: &mut Vec<ConfigLine>,
-) {
+fn read_lines(path: &Path, depth: usize, in_match: &mut Option<String>, out: &mut Vec<ConfigLine>) {
     if depth > 16 {
         return;
     }
@@ -383,11 +378,15 @@ mod tests {
 
     #[test]
     fn versions() {
-        let v = parse_version("OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15 3 Sep 2024\n")
-            .unwrap();
+        let v =
+            parse_version("OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15 3 Sep 2024\n").unwrap();
         assert_eq!((v.major, v.minor), (9, 2));
         assert!(!v.at_least(9, 8));
-        assert!(parse_version("OpenSSH_10.0, OpenSSL").unwrap().at_least(9, 8));
+        assert!(
+            parse_version("OpenSSH_10.0, OpenSSL")
+                .unwrap()
+                .at_least(9, 8)
+        );
         assert!(parse_version("unknown option -- V\nusage: sshd").is_none());
     }
 

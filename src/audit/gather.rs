@@ -1,0 +1,494 @@
+//! Gathering the [`Facts`]: sshd asked with `-T` (per account and per `Match Address`
+//! network with `-C`), passwd/shadow and key files read under a root directory, the auth
+//! logs read for key logins, the daemon asked over its socket, the firewall looked at with
+//! `nft`/`ipset`. Every path and program comes from [`Sources`], so tests point it at their
+//! own trees and configs. Nothing here judges.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use ipnet::IpNet;
+use portcullis_config::{Backend, Config};
+use portcullis_control::data::StatusData;
+use portcullis_control::{Client, ClientError, Command};
+use portcullis_core::Time;
+use portcullis_host::accounts::{
+    PASSWD_PATH, PasswordState, SHADOW_PATH, read_passwd, read_shadow,
+};
+use portcullis_host::key_files::{expand_key_path, inspect_key_file};
+use portcullis_host::sshd_effective::{
+    ConnectionSpec, EffectiveConfig, SSHD_PATH, config_lines, effective_config, match_addresses,
+    sshd_version,
+};
+use portcullis_sources::JournalLocation;
+
+use super::facts::{
+    Account, DaemonState, Facts, FirewallState, KeyLogin, MatchEval, PortcullisFacts, SshdFacts,
+};
+use crate::cli::AuditArgs;
+use crate::filters::{resolve_filter, time_zone};
+use crate::investigate::logs::{LogInput, Query, default_log_files, read_logs};
+use crate::offline::OfflineJail;
+use crate::text::chain;
+
+/// Candidates for "a client anywhere on the internet", first one outside the allowlist wins.
+const REMOTE_CANDIDATES: [&str; 3] = ["203.0.113.77", "198.51.100.77", "192.0.2.77"];
+/// At most this many `sshd -T -C` runs per audit (accounts × Match networks).
+const MAX_EVALUATIONS: usize = 400;
+
+/// Where everything is read from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The sshd program.
+    pub sshd: PathBuf,
+    /// `-f` for sshd; `None`: sshd's default.
+    pub sshd_config: Option<PathBuf>,
+    /// The passwd file.
+    pub passwd: PathBuf,
+    /// The shadow file.
+    pub shadow: PathBuf,
+    /// Home directories and key files are read under this directory.
+    pub root: PathBuf,
+    /// The address evaluated as "anyone".
+    pub remote: Option<IpAddr>,
+    /// Logs to read for key logins (`None`: none read).
+    pub logs: Option<LogInput>,
+    /// Key logins already known (investigate read the logs): skip reading them again.
+    pub key_logins: Option<BTreeMap<String, KeyLogin>>,
+    /// portcullis' configuration.
+    pub config: Config,
+    /// Its control socket.
+    pub socket: PathBuf,
+    /// Words run before `nft`/`ipset` (`ip netns exec NAME`).
+    pub firewall_prefix: Vec<String>,
+    /// Now.
+    pub now: Time,
+}
+
+impl Sources {
+    /// From `audit`'s flags.
+    pub fn from_args(args: &AuditArgs) -> Result<Sources> {
+        let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let under = |p: &str| root.join(p.trim_start_matches('/'));
+        let config = match &args.config {
+            Some(p) => Config::load(Some(p), None)?,
+            None => {
+                let main = Path::new(portcullis_config::DEFAULT_CONFIG_PATH);
+                let conf_d = Path::new(portcullis_config::DEFAULT_CONF_D);
+                if main.exists() {
+                    Config::load(Some(main), conf_d.is_dir().then_some(conf_d))?
+                } else {
+                    Config::embedded_default()?
+                }
+            }
+        };
+        let sshd_config = args.sshd_config.clone().or_else(|| {
+            let p = under("etc/ssh/sshd_config");
+            (args.root.is_some() && p.exists()).then_some(p)
+        });
+        let logs = if !args.logs.is_empty() {
+            Some(LogInput::Files(args.logs.clone()))
+        } else if args.journal {
+            Some(LogInput::Journal(JournalLocation::System))
+        } else {
+            let files = default_log_files(&under("var/log"));
+            if !files.is_empty() {
+                Some(LogInput::Files(files))
+            } else if args.root.is_none() && has_journalctl() {
+                Some(LogInput::Journal(JournalLocation::System))
+            } else {
+                None
+            }
+        };
+        let now = match &args.now {
+            Some(t) => Time::from(
+                t.parse::<jiff::Timestamp>()
+                    .with_context(|| format!("--now {t:?}: not an RFC 3339 time"))?,
+            ),
+            None => portcullis_sources::wall_clock(),
+        };
+        Ok(Sources {
+            sshd: args.sshd.clone(),
+            sshd_config,
+            passwd: args.passwd.clone().unwrap_or_else(|| under(PASSWD_PATH)),
+            shadow: args.shadow.clone().unwrap_or_else(|| under(SHADOW_PATH)),
+            root,
+            remote: args.remote_addr,
+            logs,
+            key_logins: None,
+            config,
+            socket: args.socket.clone(),
+            firewall_prefix: args
+                .firewall_prefix
+                .as_deref()
+                .map(|w| w.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+            now,
+        })
+    }
+
+    /// For `investigate`: the live host, its `--sshd-config`, configuration and socket, and
+    /// the key logins it already read.
+    pub fn for_investigate(
+        sshd_config: Option<PathBuf>,
+        config: Config,
+        socket: PathBuf,
+        key_logins: BTreeMap<String, KeyLogin>,
+        now: Time,
+    ) -> Sources {
+        Sources {
+            sshd: SSHD_PATH.into(),
+            sshd_config,
+            passwd: PASSWD_PATH.into(),
+            shadow: SHADOW_PATH.into(),
+            root: "/".into(),
+            remote: None,
+            logs: None,
+            key_logins: Some(key_logins),
+            config,
+            socket,
+            firewall_prefix: Vec::new(),
+            now,
+        }
+    }
+}
+
+fn has_journalctl() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("journalctl").is_file()))
+}
+
+/// Gather everything; what cannot be read becomes a warning (or a fact the judgement
+/// reports, like sshd failing). Errors only for what makes the audit meaningless.
+pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let allowlist = allowlist(&src.config);
+    let remote = src.remote.unwrap_or_else(|| {
+        REMOTE_CANDIDATES
+            .iter()
+            .filter_map(|a| a.parse::<IpAddr>().ok())
+            .find(|a| !allowlist.iter().any(|n| n.contains(a)))
+            .unwrap_or(IpAddr::from([203, 0, 113, 77]))
+    });
+
+    let passwd = read_passwd(&src.passwd).map_err(|e| anyhow!(chain(&e)))?;
+    let (shadow, shadow_error) = match read_shadow(&src.shadow) {
+        Ok(s) => (s, None),
+        Err(e) => {
+            let msg = format!("{}; password states are unknown (run as root)", chain(&e));
+            warnings.push(msg.clone());
+            (Vec::new(), Some(msg))
+        }
+    };
+
+    let config_path = src
+        .sshd_config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(portcullis_host::SSHD_CONFIG_PATH));
+    let version = sshd_version(&src.sshd).map_err(|e| chain(&e));
+    let global =
+        effective_config(&src.sshd, src.sshd_config.as_deref(), None).map_err(|e| chain(&e));
+    let lines = config_lines(&config_path);
+
+    let mut no_shell = 0;
+    let mut accounts: Vec<Account> = Vec::new();
+    for p in passwd {
+        if p.name != "root" && !p.shell_usable() {
+            no_shell += 1;
+            continue;
+        }
+        let shadow = shadow.iter().find(|s| s.name == p.name).cloned();
+        accounts.push(Account {
+            passwd: p,
+            shadow,
+            key_files: Vec::new(),
+            last_key_login: None,
+        });
+    }
+
+    let mut errors = Vec::new();
+    let mut per_user: BTreeMap<String, EffectiveConfig> = BTreeMap::new();
+    let mut match_evals = Vec::new();
+    let mut runs = 0usize;
+    if global.is_ok() {
+        let mut eval = |user: &str, addr: IpAddr, errors: &mut Vec<String>| {
+            if runs >= MAX_EVALUATIONS {
+                return None;
+            }
+            runs += 1;
+            let spec = ConnectionSpec {
+                user: user.to_string(),
+                addr,
+            };
+            if spec.arg().is_none() {
+                errors.push(format!(
+                    "user name {user:?} cannot be evaluated with sshd -C"
+                ));
+                return None;
+            }
+            match effective_config(&src.sshd, src.sshd_config.as_deref(), Some(&spec)) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    errors.push(chain(&e));
+                    None
+                }
+            }
+        };
+        for a in &accounts {
+            if let Some(c) = eval(a.name(), remote, &mut errors) {
+                per_user.insert(a.name().to_string(), c);
+            }
+        }
+        // Match Address networks: the accounts a password could log in (and root).
+        let candidates: Vec<&Account> = accounts
+            .iter()
+            .filter(|a| {
+                a.name() == "root" || matches!(a.password(), Some(PasswordState::Usable) | None)
+            })
+            .collect();
+        for (line, pattern, addr) in match_addresses(&lines) {
+            let mut m = MatchEval {
+                line,
+                pattern,
+                addr,
+                per_user: BTreeMap::new(),
+            };
+            for a in &candidates {
+                if let Some(c) = eval(a.name(), addr, &mut errors) {
+                    m.per_user.insert(a.name().to_string(), c);
+                }
+            }
+            match_evals.push(m);
+        }
+        if runs >= MAX_EVALUATIONS {
+            warnings.push(format!(
+                "stopped after {MAX_EVALUATIONS} sshd -T evaluations; later accounts and Match \
+                 networks were judged by the global configuration"
+            ));
+        }
+    }
+    for e in &errors {
+        warnings.push(e.clone());
+    }
+
+    // Key files, per account's AuthorizedKeysFile.
+    for a in &mut accounts {
+        let cfg = per_user
+            .get(a.name())
+            .or(global.as_ref().ok())
+            .cloned()
+            .unwrap_or_default();
+        let patterns = cfg
+            .get("authorizedkeysfile")
+            .unwrap_or(".ssh/authorized_keys .ssh/authorized_keys2")
+            .to_string();
+        for pat in patterns.split_whitespace().filter(|p| *p != "none") {
+            let path = expand_key_path(pat, a.name(), a.passwd.uid, &a.passwd.home);
+            a.key_files.push(inspect_key_file(
+                &src.root,
+                &path,
+                a.passwd.uid,
+                &a.passwd.home,
+            ));
+        }
+    }
+
+    // Key logins from the logs.
+    let key_logins = match &src.key_logins {
+        Some(k) => k.clone(),
+        None => match &src.logs {
+            Some(input) => match key_logins(input, &src.config) {
+                Ok(k) => k,
+                Err(e) => {
+                    warnings.push(format!("key logins not read: {e:#}"));
+                    BTreeMap::new()
+                }
+            },
+            None => {
+                warnings.push(
+                    "no auth log found: key logins unknown (give --logs FILE… or --journal)".into(),
+                );
+                BTreeMap::new()
+            }
+        },
+    };
+    for a in &mut accounts {
+        a.last_key_login = key_logins.get(a.name()).cloned();
+    }
+
+    let daemon = daemon_state(&src.socket);
+    let firewall = firewall_state(src, &daemon);
+    let today = src.now.as_secs().div_euclid(86_400);
+    Ok((
+        Facts {
+            today,
+            sshd: SshdFacts {
+                config_path,
+                version,
+                global,
+                remote,
+                per_user,
+                match_evals,
+                lines,
+                errors,
+            },
+            accounts,
+            no_shell_accounts: no_shell,
+            shadow_error,
+            portcullis: PortcullisFacts {
+                allowlist,
+                daemon,
+                firewall,
+            },
+        },
+        warnings,
+    ))
+}
+
+/// The sshd jail's allowlist, or every jail's when none is called sshd.
+fn allowlist(config: &Config) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = match config.jail("sshd") {
+        Some(j) => j.config.allowlist.clone(),
+        None => config
+            .jails
+            .iter()
+            .flat_map(|j| j.config.allowlist.iter().copied())
+            .collect(),
+    };
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The last key login per user in `input`, through the sshd jail's filter (journal records
+/// are believed only when journald vouches for sshd, as everywhere).
+pub fn key_logins(input: &LogInput, config: &Config) -> Result<BTreeMap<String, KeyLogin>> {
+    let tz = time_zone(None, config)?;
+    let spec = config
+        .jail("sshd")
+        .or_else(|| config.jails.first())
+        .ok_or_else(|| anyhow!("the configuration has no jail to read sshd logs with"))?;
+    let mut runner = OfflineJail::new(spec, &resolve_filter(spec, &config.daemon.filter_dir, &tz)?);
+    let scan = read_logs(input, &mut runner, &Query::default(), tz)?;
+    Ok(last_key_logins(&scan.successes))
+}
+
+/// The last `publickey` success per user.
+pub fn last_key_logins(
+    successes: &[crate::investigate::logs::LogSuccess],
+) -> BTreeMap<String, KeyLogin> {
+    let mut out: BTreeMap<String, KeyLogin> = BTreeMap::new();
+    for s in successes {
+        if s.method.as_deref() != Some("publickey") {
+            continue;
+        }
+        let Some(user) = &s.user else { continue };
+        let login = KeyLogin {
+            time: s.time,
+            addr: s.addr,
+            source: s.source.to_string(),
+        };
+        match out.get(&**user) {
+            Some(old) if old.time >= s.time => {}
+            _ => {
+                out.insert(user.to_string(), login);
+            }
+        }
+    }
+    out
+}
+
+fn daemon_state(socket: &Path) -> DaemonState {
+    let mut client = match Client::connect_with_timeout(socket, Duration::from_secs(3)) {
+        Ok(c) => c,
+        Err(e @ ClientError::NotRunning { .. }) => {
+            return DaemonState::NotRunning { why: chain(&e) };
+        }
+        Err(e) => return DaemonState::Unknown { why: chain(&e) },
+    };
+    let response = match client.request(Command::Status { jail: None }) {
+        Ok(r) => r,
+        Err(e) => return DaemonState::Unknown { why: chain(&e) },
+    };
+    match response.data_as::<StatusData>() {
+        Ok(d) => DaemonState::Running {
+            version: d.version,
+            dry_run: d.dry_run,
+            jails: d.jails.into_iter().map(|j| j.name).collect(),
+            backend: d.backend.name,
+            backend_healthy: d.backend.healthy,
+        },
+        Err(e) => DaemonState::Unknown { why: e.message },
+    }
+}
+
+fn firewall_state(src: &Sources, daemon: &DaemonState) -> FirewallState {
+    let table = &src.config.firewall.table;
+    let backend = match daemon {
+        DaemonState::Running { backend, .. } => backend.as_str(),
+        _ => match src.config.firewall.backend {
+            Backend::Nft | Backend::Auto => "nftables",
+            Backend::Ipset => "ipset",
+            Backend::None => "none",
+        },
+    };
+    let run = |argv: &[&str]| {
+        let mut words: Vec<&str> = src.firewall_prefix.iter().map(String::as_str).collect();
+        words.extend_from_slice(argv);
+        let (prog, rest) = words.split_first()?;
+        Some(Process::new(prog).args(rest).output())
+    };
+    match backend {
+        "none" => FirewallState::Unknown {
+            why: "firewall.backend = none: portcullis touches no firewall".into(),
+        },
+        "ipset" => {
+            let what = format!("ipset sets {table}4/{table}6");
+            match run(&["ipset", "list", "-n"]) {
+                Some(Ok(o)) if o.status.success() => {
+                    let text = String::from_utf8_lossy(&o.stdout);
+                    if text.lines().any(|l| l == format!("{table}4")) {
+                        FirewallState::Present { what }
+                    } else {
+                        FirewallState::Missing { what }
+                    }
+                }
+                Some(Ok(o)) => FirewallState::Unknown {
+                    why: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                },
+                Some(Err(e)) => FirewallState::Unknown {
+                    why: format!("cannot run ipset: {e}"),
+                },
+                None => FirewallState::Unknown {
+                    why: "empty firewall prefix".into(),
+                },
+            }
+        }
+        _ => {
+            let what = format!("nft table inet {table}");
+            match run(&["nft", "list", "table", "inet", table]) {
+                Some(Ok(o)) if o.status.success() => FirewallState::Present { what },
+                Some(Ok(o)) => {
+                    let err = String::from_utf8_lossy(&o.stderr);
+                    if err.contains("No such file or directory") {
+                        FirewallState::Missing { what }
+                    } else {
+                        FirewallState::Unknown {
+                            why: err.trim().chars().take(300).collect(),
+                        }
+                    }
+                }
+                Some(Err(e)) => FirewallState::Unknown {
+                    why: format!("cannot run nft: {e}"),
+                },
+                None => FirewallState::Unknown {
+                    why: "empty firewall prefix".into(),
+                },
+            }
+        }
+    }
+}
