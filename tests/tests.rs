@@ -1,5 +1,6 @@
 //! Integration tests, built as one binary (`autotests = false`).
 
+mod audit_e2e;
 mod breach_rule;
 mod daemon_e2e;
 mod deb_package;

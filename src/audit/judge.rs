@@ -627,6 +627,11 @@ impl<'a> Judge<'a> {
                 .iter()
                 .filter(|k| k.exists && !k.problems.is_empty())
             {
+                // Under StrictModes no, a sticky world-writable directory (/tmp) lets no one
+                // replace the file: only the other problems let others add a key.
+                if !strict && k.problems.iter().all(|p| p.sticky) {
+                    continue;
+                }
                 let mut cmds: Vec<String> = Vec::new();
                 for p in &k.problems {
                     let cmd = if p.what.starts_with("owned by") {
@@ -1357,6 +1362,7 @@ mod tests {
             what: "writable by others".into(),
             mode: 0o777,
             uid: 0,
+            sticky: false,
         });
         used(&mut root);
         let f = facts(cfg.clone(), vec![root]);
@@ -1563,12 +1569,14 @@ mod tests {
             what: "writable by others".into(),
             mode: 0o666,
             uid: 1000,
+            sticky: false,
         });
         alice.key_files[0].problems.push(PermProblem {
             path: "/home/alice".into(),
             what: "owned by uid 1001".into(),
             mode: 0o755,
             uid: 1001,
+            sticky: false,
         });
         let f = facts(base_cfg(), vec![alice.clone()]);
         let k = find(&f, AuditKind::KeyFileIgnored);
@@ -1582,9 +1590,26 @@ mod tests {
         );
         let mut cfg = base_cfg();
         cfg.set("strictmodes", "no");
-        let k = find(&facts(cfg, vec![alice]), AuditKind::KeyFileWritableByOthers);
+        let k = find(
+            &facts(cfg.clone(), vec![alice]),
+            AuditKind::KeyFileWritableByOthers,
+        );
         assert_eq!(k.severity, Severity::Critical);
         assert_eq!(k.fix, ["StrictModes yes"]);
+        // A key file under /tmp (sticky, world-writable): sshd's StrictModes would refuse it,
+        // but with StrictModes no nobody else can replace it.
+        let mut tmp = account("bob", 1001, PasswordState::Locked, 1);
+        tmp.key_files[0].problems.push(PermProblem {
+            path: "/tmp".into(),
+            what: "writable by others".into(),
+            mode: 0o1777,
+            uid: 0,
+            sticky: true,
+        });
+        let f = facts(cfg, vec![tmp.clone()]);
+        assert!(!kinds(&f).contains(&AuditKind::KeyFileWritableByOthers));
+        let f = facts(base_cfg(), vec![tmp]);
+        assert!(kinds(&f).contains(&AuditKind::KeyFileIgnored));
     }
 
     #[test]

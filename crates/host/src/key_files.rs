@@ -25,6 +25,9 @@ pub struct PermProblem {
     pub mode: u32,
     /// Its owner.
     pub uid: u32,
+    /// A directory with the sticky bit (`/tmp`): others may add entries but not replace
+    /// ones they do not own. sshd refuses it all the same.
+    pub sticky: bool,
 }
 
 /// What one `authorized_keys` path holds.
@@ -116,6 +119,7 @@ pub fn inspect_key_file(root: &Path, path: &Path, uid: u32, home: &Path) -> KeyF
                 what: format!("cannot stat: {e}"),
                 mode: 0,
                 uid: 0,
+                sticky: false,
             }),
         }
         if d == home_full || d == root_full || !d.starts_with(&root_full) {
@@ -143,6 +147,7 @@ fn problem(path: &Path, meta: &std::fs::Metadata, what: String) -> PermProblem {
         what,
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
+        sticky: meta.is_dir() && meta.mode() & 0o1000 != 0,
     }
 }
 
