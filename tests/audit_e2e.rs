@@ -420,6 +420,43 @@ fn a2_match_blocks_missing_keys_and_first_value_wins() {
         );
     }
 
+    // investigate shows the top audit findings of the whole host (its --sshd-config is
+    // sshd's -f), and none about one address.
+    let investigate = |extra: &[&str]| -> Value {
+        let d = tmp.path();
+        let out = Command::new(bin())
+            .arg("investigate")
+            .args([
+                "--logs",
+                &tree.join("var/log/auth.log").display().to_string(),
+            ])
+            .args([
+                "--sshd-config",
+                &open.display().to_string(),
+                "--socket",
+                &sock,
+            ])
+            .args(["--utmp", &d.join("no-utmp").display().to_string()])
+            .args(["--wtmp", &d.join("no-wtmp").display().to_string()])
+            .args(["--btmp", &d.join("no-btmp").display().to_string()])
+            .args(["--proc", &d.join("no-proc").display().to_string()])
+            .args(["--state-db", &d.join("state.db").display().to_string()])
+            .arg("--json")
+            .args(extra)
+            .output()
+            .expect("investigate");
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let inv = investigate(&[]);
+    let top = inv["audit"]["findings"].as_array().expect("audit findings");
+    assert!(!top.is_empty() && top.len() <= 3, "{inv:#}");
+    assert!(
+        top.iter().any(|f| f["kind"] == "portcullis_not_running"),
+        "{top:#?}"
+    );
+    assert!(investigate(&["192.0.2.10"]).get("audit").is_none());
+
     // sshd refuses a config: said, not guessed.
     let bad = configs.write("bad", "PermitRootLogin maybe\n");
     let (code, doc) = go(base(&bad));

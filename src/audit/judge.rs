@@ -1067,7 +1067,7 @@ fn portcullis_findings(facts: &Facts, out: &mut Vec<AuditFinding>) {
                 AuditKind::PortcullisNotRunning,
                 Severity::High,
                 "portcullis is not running: nothing bans brute-force addresses".into(),
-                format!("its control socket does not answer ({why})"),
+                why.clone(),
             );
             f.commands = vec!["systemctl enable --now portcullis".into()];
             f.safe_now = Some(Safety {

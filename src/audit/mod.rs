@@ -19,7 +19,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 pub use facts::Facts;
-pub use gather::{Sources, gather};
+pub use gather::{Sources, gather, last_key_logins};
 use judge::AuditFinding;
 
 use crate::cli::AuditArgs;

@@ -43,6 +43,8 @@ use logs::{AddrLine, LogInput, LogScan, LogSuccess, Query, SourceSummary};
 const SAME_LOGIN_SECS: i64 = 10;
 /// Failures before a success that make it a breach when the jail disables its alert.
 const DEFAULT_BREACH_AFTER: u32 = 3;
+/// The most serious `audit` findings the report shows.
+const AUDIT_FINDINGS: usize = 3;
 
 /// Run `investigate`.
 pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
@@ -118,7 +120,18 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
     }
 
     let ban_view = bans::look_up(&args.socket, &args.state_db, now);
-    let report = build(
+    // The exposure of the whole host, not of one address: only in the full report.
+    let audit = target.is_none().then(|| {
+        let sources = crate::audit::Sources::for_investigate(
+            args.sshd_config.clone(),
+            config.clone(),
+            args.socket.clone(),
+            crate::audit::last_key_logins(&scan.successes),
+            now,
+        );
+        crate::audit::summary(&sources, AUDIT_FINDINGS)
+    });
+    let mut report = build(
         Build {
             args,
             now,
@@ -140,6 +153,7 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
         },
         &tz,
     );
+    report.audit = audit;
     if let Some(path) = &args.html {
         std::fs::write(
             path,
@@ -260,6 +274,9 @@ pub struct Report {
     /// Attempts over time, for the HTML chart.
     #[serde(skip)]
     pub buckets: (u64, Vec<TimeBucket>),
+    /// The most serious findings of `portcullis audit` (is the door open?), without ADDR.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::audit::AuditSummary>,
 }
 
 /// Counts over the period.
@@ -641,6 +658,7 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
         address,
         warnings,
         buckets: buckets(&minutes, b.since, b.until),
+        audit: None,
     }
 }
 

@@ -134,6 +134,14 @@ fn write_text(out: &mut impl Write, r: &Report, p: &Paint, tz: &jiff::tz::TimeZo
         writeln!(out, "           {}", p.dim(esc(&f.detail)))?;
     }
 
+    if let Some(audit) = &r.audit {
+        crate::audit::write_summary(
+            out,
+            audit,
+            &p.heading("Is the door open? (portcullis audit)"),
+        )?;
+    }
+
     if let Some(a) = &r.address {
         write_address(out, r, a, p, tz)?;
         return write_warnings(out, r, p);
