@@ -96,7 +96,7 @@ fn portcullis_8() -> Result<String> {
     tail.control("SH", ["EXIT STATUS"])
         .text([roman(
             "0 done; 1 the daemon refused (not found, allowlisted, reload failed) or, for \
-             investigate, something is alarming; 2 usage or internal error; 3 daemon not \
+             investigate and audit, something is alarming; 2 usage or internal error; 3 daemon not \
              running; 4 permission denied (the control socket is root-only).",
         )])
         .control("SH", ["FILES"]);
