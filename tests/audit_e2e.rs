@@ -612,3 +612,92 @@ fn a3_real_accounts_made_with_useradd() {
     let left = std::fs::read_to_string("/etc/passwd").expect("passwd");
     assert!(!left.contains(&p), "the guard removed the accounts");
 }
+
+/// Faults: no sshd program, an unreadable shadow file, a missing passwd file, a FIFO in
+/// place of a key file (must not hang), unreadable logs.
+#[test]
+fn a4_faults_have_a_defined_answer() {
+    if !require_root_and(&["sshd", "ssh-keygen", "mkfifo"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tree = tmp.path().join("tree");
+    account_tree(&tree);
+    let configs = Configs::new(&tmp.path().join("configs"));
+    let open = configs.write("open", "PermitRootLogin yes\nPasswordAuthentication yes\n");
+    let root_arg = tree.display().to_string();
+    let sock = tmp.path().join("none.sock").display().to_string();
+    let cfg = open.display().to_string();
+    let common = [
+        "--root",
+        &root_arg,
+        "--socket",
+        &sock,
+        "--sshd-config",
+        &cfg,
+    ];
+
+    // No sshd: said, nothing about sshd judged.
+    let mut args = common.to_vec();
+    args.extend(["--sshd", "/nonexistent/sshd"]);
+    let (code, doc) = audit(&args);
+    assert_eq!(code, 1);
+    assert!(
+        text(&one(&doc, "sshd_unreadable")["why"]).contains("cannot run /nonexistent/sshd"),
+        "{doc:#}"
+    );
+    assert!(findings(&doc, "root_password_login").is_empty());
+
+    // Shadow unreadable: passwords assumed set, and said.
+    let mut args = common.to_vec();
+    args.extend(["--shadow", "/nonexistent/shadow"]);
+    let (_, doc) = audit(&args);
+    assert!(
+        text(&one(&doc, "root_password_login")["why"]).contains("password state is unknown"),
+        "{doc:#}"
+    );
+    assert!(
+        doc["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| text(w).contains("/nonexistent/shadow")),
+        "{doc:#}"
+    );
+
+    // No passwd: nothing meaningful to say, exit 2 with the path.
+    let out = Command::new(bin())
+        .arg("audit")
+        .args(common)
+        .args(["--passwd", "/nonexistent/passwd"])
+        .output()
+        .expect("audit");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/passwd"));
+
+    // root's authorized_keys is a FIFO: reported (sshd ignores it), never read.
+    run(Command::new("mkfifo").arg(tree.join("root/.ssh/authorized_keys")));
+    let mut args = common.to_vec();
+    args.extend(["--logs", "/nonexistent/auth.log"]);
+    let t0 = Instant::now();
+    let (_, doc) = audit(&args);
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    let ignored = one(&doc, "key_file_ignored");
+    assert!(
+        text(&ignored["why"]).contains("not a regular file"),
+        "{ignored:#}"
+    );
+    assert_eq!(
+        one(&doc, "root_password_login")["safe_now"]["verdict"],
+        "no",
+        "a FIFO is no key"
+    );
+    assert!(
+        doc["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| text(w).contains("key logins not read") || text(w).contains("auth.log")),
+        "{doc:#}"
+    );
+}

@@ -302,7 +302,12 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
         Some(k) => k.clone(),
         None => match &src.logs {
             Some(input) => match key_logins(input, &src.config) {
-                Ok(k) => k,
+                Ok((k, errors)) => {
+                    for e in errors {
+                        warnings.push(format!("key logins: {e}"));
+                    }
+                    k
+                }
                 Err(e) => {
                     warnings.push(format!("key logins not read: {e:#}"));
                     BTreeMap::new()
@@ -366,7 +371,11 @@ fn allowlist(config: &Config) -> Vec<IpNet> {
 
 /// The last key login per user in `input`, through the sshd jail's filter (journal records
 /// are believed only when journald vouches for sshd, as everywhere).
-pub fn key_logins(input: &LogInput, config: &Config) -> Result<BTreeMap<String, KeyLogin>> {
+/// Also the sources that could not be read, as `name: error`.
+pub fn key_logins(
+    input: &LogInput,
+    config: &Config,
+) -> Result<(BTreeMap<String, KeyLogin>, Vec<String>)> {
     let tz = time_zone(None, config)?;
     let spec = config
         .jail("sshd")
@@ -374,7 +383,12 @@ pub fn key_logins(input: &LogInput, config: &Config) -> Result<BTreeMap<String, 
         .ok_or_else(|| anyhow!("the configuration has no jail to read sshd logs with"))?;
     let mut runner = OfflineJail::new(spec, &resolve_filter(spec, &config.daemon.filter_dir, &tz)?);
     let scan = read_logs(input, &mut runner, &Query::default(), tz)?;
-    Ok(last_key_logins(&scan.successes))
+    let errors = scan
+        .sources
+        .iter()
+        .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.name)))
+        .collect();
+    Ok((last_key_logins(&scan.successes), errors))
 }
 
 /// The last `publickey` success per user.

@@ -165,7 +165,7 @@ pub fn judge(facts: &Facts) -> Vec<AuditFinding> {
 }
 
 fn sort(out: &mut [AuditFinding]) {
-    out.sort_by(|a, b| (a.severity, a.kind).cmp(&(b.severity, b.kind)));
+    out.sort_by_key(|a| (a.severity, a.kind));
 }
 
 struct Judge<'a> {
@@ -633,7 +633,7 @@ impl<'a> Judge<'a> {
                     continue;
                 }
                 let mut cmds: Vec<String> = Vec::new();
-                for p in &k.problems {
+                for p in k.problems.iter().filter(|p| p.what != "not a regular file") {
                     let cmd = if p.what.starts_with("owned by") {
                         format!("chown {} {}", a.name(), p.path.display())
                     } else {

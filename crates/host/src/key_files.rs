@@ -92,15 +92,11 @@ pub fn inspect_key_file(root: &Path, path: &Path, uid: u32, home: &Path) -> KeyF
         }
     };
     kf.exists = true;
-    match std::fs::read_to_string(&full) {
-        Ok(text) => {
-            kf.keys = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .count();
+    if meta.is_file() {
+        match count_keys(&full) {
+            Ok(n) => kf.keys = n,
+            Err(e) => kf.error = Some(e.to_string()),
         }
-        Err(e) => kf.error = Some(e.to_string()),
     }
     if !meta.is_file() {
         kf.problems
@@ -129,6 +125,31 @@ pub fn inspect_key_file(root: &Path, path: &Path, uid: u32, home: &Path) -> KeyF
     }
     kf
 }
+
+/// Key lines in the first [`MAX_KEY_FILE`] bytes of a regular file. The file is opened
+/// without blocking and checked to be regular after opening: its owner may swap in a FIFO or
+/// a device between our `stat` and `open`.
+fn count_keys(path: &Path) -> std::io::Result<usize> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count())
+}
+
+/// Bytes of a key file read to count its keys (a user's file may be any size).
+const MAX_KEY_FILE: u64 = 1 << 20;
 
 fn under(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap_or(path))
@@ -231,6 +252,15 @@ mod tests {
                 ("/home/al".into(), "writable by group".into()),
             ]
         );
+        // A FIFO in place of the file: reported, never read (reading would block).
+        let fifo = ssh.join("authorized_keys2");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let kf = inspect_key_file(root, Path::new("/home/al/.ssh/authorized_keys2"), me, home);
+            assert!(kf.exists && kf.keys == 0);
+            assert_eq!(kf.problems[0].what, "not a regular file");
+            std::fs::remove_file(&fifo).unwrap();
+        }
         let missing = inspect_key_file(root, Path::new("/home/al/.ssh/authorized_keys2"), me, home);
         assert!(!missing.exists && missing.problems.is_empty());
     }
