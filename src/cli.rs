@@ -319,4 +319,7 @@ pub struct AuditArgs {
     /// Pretend it is this time (RFC 3339), for account expiry (tests).
     #[arg(long, hide = true, value_name = "T")]
     pub now: Option<String>,
+    /// proc filesystem, for the sockets listening now (tests).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub proc: Option<PathBuf>,
 }

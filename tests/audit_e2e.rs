@@ -20,7 +20,12 @@ fn bin() -> PathBuf {
 
 /// `portcullis audit --json ARGS`: (exit code, document).
 fn audit(args: &[&str]) -> (i32, Value) {
-    let out: Output = Command::new(bin())
+    audit_with(Command::new(bin()), args)
+}
+
+/// The same through `cmd` (the binary, or `ip netns exec NS` the binary).
+fn audit_with(mut cmd: Command, args: &[&str]) -> (i32, Value) {
+    let out: Output = cmd
         .arg("audit")
         .arg("--json")
         .args(args)
@@ -243,6 +248,17 @@ fn a1_password_root_with_a_used_key_is_safe_to_close_and_the_hardened_config_pas
         !kinds(&doc).iter().any(|k| k.starts_with("portcullis")),
         "{:?}",
         kinds(&doc)
+    );
+
+    // Run inside the server's namespace, audit sees the lab's sshd listening.
+    let (_, inside) = audit_with(
+        pair.server.command(bin().to_str().expect("utf-8 path")),
+        &argv,
+    );
+    let l = one(&inside, "listening");
+    assert!(
+        text(&l["why"]).contains(&format!("listening now: {SERVER4}:22")),
+        "{l:#}"
     );
 
     // Hardened: root by key only, no passwords. Nothing critical or high: exit 0.

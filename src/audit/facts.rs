@@ -50,6 +50,10 @@ pub struct SshdFacts {
     pub lines: Vec<ConfigLine>,
     /// What `sshd -T -C` could not evaluate.
     pub errors: Vec<String>,
+    /// TCP sockets listening now on the ports sshd is configured for (`/proc/net/tcp*` of
+    /// audit's own network namespace), or why they could not be read.
+    #[serde(serialize_with = "ser_result")]
+    pub listening_now: Result<Vec<std::net::SocketAddr>, String>,
 }
 
 /// One `Match Address` pattern evaluated.

@@ -65,6 +65,8 @@ pub struct Sources {
     pub socket: PathBuf,
     /// Words run before `nft`/`ipset` (`ip netns exec NAME`).
     pub firewall_prefix: Vec<String>,
+    /// The proc filesystem (listening sockets).
+    pub proc_root: PathBuf,
     /// Now.
     pub now: Time,
 }
@@ -127,6 +129,7 @@ impl Sources {
                 .as_deref()
                 .map(|w| w.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
+            proc_root: args.proc.clone().unwrap_or_else(|| PathBuf::from("/proc")),
             now,
         })
     }
@@ -152,6 +155,7 @@ impl Sources {
             config,
             socket,
             firewall_prefix: Vec::new(),
+            proc_root: "/proc".into(),
             now,
         }
     }
@@ -325,6 +329,10 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
         a.last_key_login = key_logins.get(a.name()).cloned();
     }
 
+    let listening_now = match &global {
+        Ok(g) => listening_now(&src.proc_root, g),
+        Err(_) => Err("sshd's ports are unknown".to_string()),
+    };
     let daemon = daemon_state(&src.socket);
     let firewall = firewall_state(src, &daemon);
     let today = src.now.as_secs().div_euclid(86_400);
@@ -340,6 +348,7 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
                 match_evals,
                 lines,
                 errors,
+                listening_now,
             },
             accounts,
             no_shell_accounts: no_shell,
@@ -414,6 +423,32 @@ pub fn last_key_logins(
         }
     }
     out
+}
+
+/// Listening TCP sockets on the ports of `cfg`'s `port` and `listenaddress` values.
+fn listening_now(
+    proc_root: &Path,
+    cfg: &EffectiveConfig,
+) -> Result<Vec<std::net::SocketAddr>, String> {
+    let mut ports: Vec<u16> = cfg
+        .all("port")
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    ports.extend(
+        cfg.all("listenaddress")
+            .iter()
+            .filter_map(|l| l.rsplit(':').next().and_then(|p| p.parse::<u16>().ok())),
+    );
+    let sockets = portcullis_host::read_proc_net_tcp(proc_root).map_err(|e| chain(&e))?;
+    let mut out: Vec<std::net::SocketAddr> = sockets
+        .into_iter()
+        .filter(|s| s.state == portcullis_host::TcpState::Listen && ports.contains(&s.local.port()))
+        .map(|s| s.local)
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 fn daemon_state(socket: &Path) -> DaemonState {

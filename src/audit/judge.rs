@@ -931,20 +931,30 @@ impl<'a> Judge<'a> {
         let wildcard = listen
             .iter()
             .any(|l| l.starts_with("0.0.0.0:") || l.starts_with("[::]:"));
-        let f = AuditFinding::new(
+        let mut why = if wildcard {
+            "every address of the host, on every network it is attached to; a ListenAddress \
+             per address narrows that (not judged: audit cannot know which networks you need)"
+                .to_string()
+        } else {
+            "only these addresses".to_string()
+        };
+        match &self.facts.sshd.listening_now {
+            Ok(now) if now.is_empty() => why.push_str(
+                "; nothing listens on these ports now (sshd not running, or running with \
+                 another configuration)",
+            ),
+            Ok(now) => {
+                let now: Vec<String> = now.iter().map(ToString::to_string).collect();
+                let _ = write!(why, "; listening now: {}", now.join(", "));
+            }
+            Err(_) => {}
+        }
+        out.push(AuditFinding::new(
             AuditKind::Listening,
             Severity::Low,
             format!("sshd listens on {}", listen.join(", ")),
-            if wildcard {
-                "every address of the host, on every network it is attached to; a ListenAddress \
-                 per address narrows that (not judged: audit cannot know which networks you \
-                 need)"
-                    .into()
-            } else {
-                "only these addresses".into()
-            },
-        );
-        out.push(f);
+            why,
+        ));
     }
 }
 
@@ -1242,6 +1252,7 @@ mod tests {
                 match_evals: Vec::new(),
                 lines: Vec::new(),
                 errors: Vec::new(),
+                listening_now: Ok(Vec::new()),
             },
             accounts,
             no_shell_accounts: 0,
@@ -1740,8 +1751,17 @@ mod tests {
         let mut cfg = base_cfg();
         cfg.push("listenaddress", "0.0.0.0:22")
             .push("listenaddress", "[::]:22");
-        let l = find(&facts(cfg, Vec::new()), AuditKind::Listening);
+        let mut f = facts(cfg, Vec::new());
+        let l = find(&f, AuditKind::Listening);
         assert!(l.why.contains("every address"));
+        assert!(
+            l.why.contains("nothing listens on these ports now"),
+            "{}",
+            l.why
+        );
+        f.sshd.listening_now = Ok(vec!["0.0.0.0:22".parse().unwrap()]);
+        let l = find(&f, AuditKind::Listening);
+        assert!(l.why.contains("listening now: 0.0.0.0:22"), "{}", l.why);
         let _ = Path::new("/");
     }
 
