@@ -322,4 +322,7 @@ pub struct AuditArgs {
     /// proc filesystem, for the sockets listening now (tests).
     #[arg(long, hide = true, value_name = "DIR")]
     pub proc: Option<PathBuf>,
+    /// wtmp files, oldest first (tests; default ROOT/var/log/wtmp.1 and wtmp).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub wtmp: Vec<PathBuf>,
 }

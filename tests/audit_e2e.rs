@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use portcullis_host::utmp::{UtmpKind, UtmpRecord, encode_record};
 use serde_json::Value;
 
 use crate::e2e::daemon::Daemon;
@@ -325,14 +326,27 @@ fn a2_match_blocks_missing_keys_and_first_value_wins() {
         audit(&argv)
     };
 
-    // Password root, and root has no key at all: not safe yet.
+    // Password root, and root has no key at all: not safe yet (wtmp shows how root got in:
+    // a remote login, method unrecorded, so by password).
+    std::fs::create_dir_all(tree.join("var/log")).expect("log dir");
+    let login = UtmpRecord::new(
+        UtmpKind::UserProcess,
+        4242,
+        "pts/0",
+        "root",
+        "198.51.100.3",
+        portcullis_core::Time::from_secs(1_727_000_000),
+    );
+    std::fs::write(tree.join("var/log/wtmp"), encode_record(&login)).expect("wtmp");
     let open = configs.write("open", "PermitRootLogin yes\nPasswordAuthentication yes\n");
     let (code, doc) = go(base(&open));
     assert_eq!(code, 1);
     let root = one(&doc, "root_password_login");
     assert_eq!(root["safe_now"]["verdict"], "no", "{root:#}");
+    let why = text(&root["safe_now"]["why"]);
+    assert!(why.contains("no key for root: add one first"), "{root:#}");
     assert!(
-        text(&root["safe_now"]["why"]).contains("no key for root: add one first"),
+        why.contains("wtmp: root last logged in on 2024-09-22") && why.contains("198.51.100.3"),
         "{root:#}"
     );
     // A key appears (never seen used in any log): check first.

@@ -80,6 +80,8 @@ pub struct Account {
     pub key_files: Vec<KeyFile>,
     /// The last key login the logs show.
     pub last_key_login: Option<KeyLogin>,
+    /// The last remote login wtmp records (it does not say how: key or password).
+    pub last_remote_login: Option<KeyLogin>,
 }
 
 impl Account {
@@ -94,7 +96,7 @@ impl Account {
     }
 }
 
-/// An "Accepted publickey for USER" line.
+/// A login: an "Accepted publickey for USER" line, or a wtmp record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyLogin {
     /// When.

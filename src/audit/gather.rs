@@ -67,6 +67,8 @@ pub struct Sources {
     pub firewall_prefix: Vec<String>,
     /// The proc filesystem (listening sockets).
     pub proc_root: PathBuf,
+    /// wtmp files, oldest first (missing ones skipped).
+    pub wtmp: Vec<PathBuf>,
     /// Now.
     pub now: Time,
 }
@@ -113,6 +115,11 @@ impl Sources {
             ),
             None => portcullis_sources::wall_clock(),
         };
+        let wtmp = if args.wtmp.is_empty() {
+            vec![under("var/log/wtmp.1"), under("var/log/wtmp")]
+        } else {
+            args.wtmp.clone()
+        };
         Ok(Sources {
             sshd: args.sshd.clone(),
             sshd_config,
@@ -130,6 +137,7 @@ impl Sources {
                 .map(|w| w.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
             proc_root: args.proc.clone().unwrap_or_else(|| PathBuf::from("/proc")),
+            wtmp,
             now,
         })
     }
@@ -141,6 +149,7 @@ impl Sources {
         config: Config,
         socket: PathBuf,
         key_logins: BTreeMap<String, KeyLogin>,
+        wtmp: Vec<PathBuf>,
         now: Time,
     ) -> Sources {
         Sources {
@@ -156,6 +165,7 @@ impl Sources {
             socket,
             firewall_prefix: Vec::new(),
             proc_root: "/proc".into(),
+            wtmp,
             now,
         }
     }
@@ -211,6 +221,7 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
             shadow,
             key_files: Vec::new(),
             last_key_login: None,
+            last_remote_login: None,
         });
     }
 
@@ -325,8 +336,10 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
             }
         },
     };
+    let remote_logins = last_remote_logins(&src.wtmp, &mut warnings);
     for a in &mut accounts {
         a.last_key_login = key_logins.get(a.name()).cloned();
+        a.last_remote_login = remote_logins.get(a.name()).cloned();
     }
 
     let listening_now = match &global {
@@ -449,6 +462,36 @@ fn listening_now(
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// The last login with a remote address per user in the wtmp files (missing files skipped,
+/// unreadable ones warned about).
+fn last_remote_logins(files: &[PathBuf], warnings: &mut Vec<String>) -> BTreeMap<String, KeyLogin> {
+    let mut records = Vec::new();
+    for f in files.iter().filter(|f| f.exists()) {
+        match portcullis_host::read_utmp(f) {
+            Ok(u) => records.extend(u.records),
+            Err(e) => warnings.push(chain(&e)),
+        }
+    }
+    let mut out: BTreeMap<String, KeyLogin> = BTreeMap::new();
+    for l in portcullis_host::logins(&records) {
+        let Some(addr) = l.addr else { continue };
+        if addr.is_loopback() {
+            continue;
+        }
+        if out.get(&l.user).is_none_or(|old| old.time <= l.start) {
+            out.insert(
+                l.user.clone(),
+                KeyLogin {
+                    time: l.start,
+                    addr,
+                    source: "wtmp".into(),
+                },
+            );
+        }
+    }
+    out
 }
 
 fn daemon_state(socket: &Path) -> DaemonState {

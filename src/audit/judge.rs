@@ -252,9 +252,10 @@ impl<'a> Judge<'a> {
                     a.name()
                 )),
                 None => KeyWay::Present(format!(
-                    "{} has {file} but the logs read show no key login of {}",
+                    "{} has {file} but the logs read show no key login of {}{}",
                     a.name(),
-                    a.name()
+                    a.name(),
+                    wtmp_note(a)
                 )),
             };
         }
@@ -290,9 +291,10 @@ impl<'a> Judge<'a> {
                 )),
                 KeyWay::Ignored(t) => no.push(format!("{t}: fix the modes first")),
                 KeyWay::NoKey => no.push(format!(
-                    "no key for {}: add one first (ssh-copy-id {}@HOST from your machine)",
+                    "no key for {}: add one first (ssh-copy-id {}@HOST from your machine){}",
                     a.name(),
-                    a.name()
+                    a.name(),
+                    wtmp_note(a)
                 )),
             }
         }
@@ -1030,6 +1032,19 @@ fn wildcard(pat: &[u8], text: &[u8]) -> bool {
     }
 }
 
+/// ` (wtmp: last remote login …)`, or nothing.
+fn wtmp_note(a: &Account) -> String {
+    match &a.last_remote_login {
+        Some(l) => format!(
+            " (wtmp: {} last logged in on {} from {}; wtmp does not record how)",
+            a.name(),
+            l.time.short_utc(),
+            l.addr
+        ),
+        None => String::new(),
+    }
+}
+
 fn problems_text(k: &portcullis_host::key_files::KeyFile) -> String {
     k.problems
         .iter()
@@ -1225,6 +1240,7 @@ mod tests {
                 expire_day: None,
             }),
             last_key_login: None,
+            last_remote_login: None,
         }
     }
 
@@ -1348,10 +1364,13 @@ mod tests {
         let mut cfg = base_cfg();
         cfg.set("permitrootlogin", "yes")
             .set("passwordauthentication", "yes");
-        let f = facts(
-            cfg.clone(),
-            vec![account("root", 0, PasswordState::Usable, 0)],
-        );
+        let mut root = account("root", 0, PasswordState::Usable, 0);
+        root.last_remote_login = Some(KeyLogin {
+            time: Time::from_secs(1_764_000_000),
+            addr: "198.51.100.3".parse().unwrap(),
+            source: "wtmp".into(),
+        });
+        let f = facts(cfg.clone(), vec![root]);
         let s = find(&f, AuditKind::RootPasswordLogin).safe_now.unwrap();
         assert_eq!(s.verdict, Verdict::No);
         assert!(
@@ -1359,6 +1378,7 @@ mod tests {
             "{}",
             s.why
         );
+        assert!(s.why.contains("wtmp: root last logged in on"), "{}", s.why);
         // A key never seen used: check it first.
         let f = facts(
             cfg.clone(),

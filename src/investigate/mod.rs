@@ -127,6 +127,7 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
             config.clone(),
             args.socket.clone(),
             crate::audit::last_key_logins(&scan.successes),
+            paths.wtmp.clone(),
             now,
         );
         crate::audit::summary(&sources, AUDIT_FINDINGS)
