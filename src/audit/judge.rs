@@ -331,7 +331,7 @@ impl<'a> Judge<'a> {
             .sshd
             .lines
             .iter()
-            .filter(|l| l.keyword == keyword && l.in_match.is_none())
+            .filter(|l| same_keyword(&l.keyword, keyword) && l.in_match.is_none())
             .collect();
         let main = self.facts.sshd.config_path.display();
         match lines.first() {
@@ -349,8 +349,8 @@ impl<'a> Judge<'a> {
                 s
             }
             None => format!(
-                "add it to {main} before any Match block (no line sets it now; an Include \
-                 read before it must not set it either)"
+                "add it to {main} before any Match block (no line of it or its Includes \
+                 sets it now)"
             ),
         }
     }
@@ -1032,6 +1032,22 @@ fn wildcard(pat: &[u8], text: &[u8]) -> bool {
     }
 }
 
+/// Whether config keyword `written` sets `keyword` (sshd -T's name): old names count, such
+/// as `ChallengeResponseAuthentication` for `KbdInteractiveAuthentication`.
+fn same_keyword(written: &str, keyword: &str) -> bool {
+    const ALIASES: &[(&str, &str)] = &[
+        (
+            "challengeresponseauthentication",
+            "kbdinteractiveauthentication",
+        ),
+        ("pubkeyacceptedkeytypes", "pubkeyacceptedalgorithms"),
+    ];
+    written == keyword
+        || ALIASES
+            .iter()
+            .any(|(old, new)| written == *old && keyword == *new)
+}
+
 /// ` (wtmp: last remote login …)`, or nothing.
 fn wtmp_note(a: &Account) -> String {
     match &a.last_remote_login {
@@ -1460,6 +1476,23 @@ mod tests {
         assert_eq!(s.verdict, Verdict::No);
         assert!(s.why.contains("no key for bob"), "{}", s.why);
         assert!(s.why.contains("alice's key"), "{}", s.why);
+    }
+
+    #[test]
+    fn old_keyword_names_are_where_to_fix() {
+        let mut cfg = base_cfg();
+        cfg.set("kbdinteractiveauthentication", "yes");
+        let mut f = facts(cfg, vec![account("alice", 1000, PasswordState::Usable, 0)]);
+        f.sshd.lines = vec![line(
+            "/etc/ssh/sshd_config",
+            62,
+            "challengeresponseauthentication",
+            "yes",
+            None,
+        )];
+        let p = find(&f, AuditKind::PasswordLogin);
+        let wh = p.fix_where.unwrap();
+        assert!(wh.contains("/etc/ssh/sshd_config:62"), "{wh}");
     }
 
     #[test]
