@@ -395,6 +395,28 @@ fn a2_match_blocks_missing_keys_and_first_value_wins() {
         text(&m["fix_where"]).contains(&format!("{}:5", matched.display())),
         "the block's own line: {m:#}"
     );
+    // A second port with passwords: anyone connecting to it (sshd -T -C needs lport).
+    let port = configs.write(
+        "port",
+        "Port 22\nPort 2222\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\nMatch LocalPort 2222\n    PasswordAuthentication yes\n",
+    );
+    let (_, doc) = go(base(&port));
+    assert!(findings(&doc, "password_login").is_empty(), "{doc:#}");
+    assert!(
+        doc["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .all(|w| !text(w).contains("lport")),
+        "{doc:#}"
+    );
+    let m = one(&doc, "match_allows_passwords");
+    assert!(
+        text(&m["title"]).contains("on port 2222 from anywhere"),
+        "{m:#}"
+    );
+
     // The same network allowlisted in portcullis: a low note.
     let pc = tmp.path().join("portcullis.toml");
     std::fs::write(&pc, "[jail.sshd]\nallowlist = [\"198.51.100.0/24\"]\n")

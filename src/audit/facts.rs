@@ -56,15 +56,17 @@ pub struct SshdFacts {
     pub listening_now: Result<Vec<std::net::SocketAddr>, String>,
 }
 
-/// One `Match Address` pattern evaluated.
+/// One `Match Address` pattern or `Match LocalPort` port evaluated.
 #[derive(Clone, Debug, Serialize)]
 pub struct MatchEval {
     /// The `Match` line.
     pub line: ConfigLine,
-    /// The pattern (`192.0.2.0/24`).
+    /// The address pattern (`192.0.2.0/24`), or `port 2222`.
     pub pattern: String,
-    /// The address evaluated for it.
+    /// The address evaluated for it (`remote` for a `LocalPort` block).
     pub addr: IpAddr,
+    /// The local port evaluated, for a `Match LocalPort` block.
+    pub lport: Option<u16>,
     /// Per account.
     pub per_user: BTreeMap<String, EffectiveConfig>,
 }

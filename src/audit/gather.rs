@@ -21,8 +21,8 @@ use portcullis_host::accounts::{
 };
 use portcullis_host::key_files::{expand_key_path, inspect_key_file};
 use portcullis_host::sshd_effective::{
-    ConnectionSpec, EffectiveConfig, SSHD_PATH, config_lines, effective_config, match_addresses,
-    sshd_version,
+    ConnectionSpec, EffectiveConfig, MatchTarget, SSHD_PATH, config_lines, effective_config,
+    match_targets, sshd_version,
 };
 use portcullis_sources::JournalLocation;
 
@@ -37,6 +37,8 @@ use crate::text::chain;
 
 /// Candidates for "a client anywhere on the internet", first one outside the allowlist wins.
 const REMOTE_CANDIDATES: [&str; 3] = ["203.0.113.77", "198.51.100.77", "192.0.2.77"];
+/// The user of the global evaluation when sshd insists on a connection to test.
+const NO_SUCH_USER: &str = "portcullis-audit-no-such-user";
 /// At most this many `sshd -T -C` runs per audit (accounts × Match networks).
 const MAX_EVALUATIONS: usize = 400;
 
@@ -204,9 +206,26 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(portcullis_host::SSHD_CONFIG_PATH));
     let version = sshd_version(&src.sshd).map_err(|e| chain(&e));
-    let global =
-        effective_config(&src.sshd, src.sshd_config.as_deref(), None).map_err(|e| chain(&e));
     let lines = config_lines(&config_path);
+    let global = match effective_config(&src.sshd, src.sshd_config.as_deref(), None) {
+        // A config with `Match LocalPort` is refused without a connection to test: ask for
+        // a client at `remote` on sshd's first port, as a user no block names.
+        Err(e) if chain(&e).contains("not in connection test specification") => {
+            let port = lines
+                .iter()
+                .find(|l| l.keyword == "port" && l.in_match.is_none())
+                .and_then(|l| l.value.parse().ok())
+                .unwrap_or(22);
+            let spec = ConnectionSpec {
+                user: NO_SUCH_USER.into(),
+                addr: remote,
+                lport: Some(port),
+            };
+            effective_config(&src.sshd, src.sshd_config.as_deref(), Some(&spec))
+        }
+        other => other,
+    }
+    .map_err(|e| chain(&e));
 
     let mut no_shell = 0;
     let mut accounts: Vec<Account> = Vec::new();
@@ -229,8 +248,11 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
     let mut per_user: BTreeMap<String, EffectiveConfig> = BTreeMap::new();
     let mut match_evals = Vec::new();
     let mut runs = 0usize;
-    if global.is_ok() {
-        let mut eval = |user: &str, addr: IpAddr, errors: &mut Vec<String>| {
+    if let Ok(g) = &global {
+        // sshd -T -C refuses a config with `Match LocalPort` unless lport is given: connect
+        // to sshd's first port unless a block says otherwise.
+        let default_port: u16 = g.get("port").and_then(|p| p.parse().ok()).unwrap_or(22);
+        let mut eval = |user: &str, addr: IpAddr, lport: Option<u16>, errors: &mut Vec<String>| {
             if runs >= MAX_EVALUATIONS {
                 return None;
             }
@@ -238,6 +260,7 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
             let spec = ConnectionSpec {
                 user: user.to_string(),
                 addr,
+                lport,
             };
             if spec.arg().is_none() {
                 errors.push(format!(
@@ -254,7 +277,7 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
             }
         };
         for a in &accounts {
-            if let Some(c) = eval(a.name(), remote, &mut errors) {
+            if let Some(c) = eval(a.name(), remote, Some(default_port), &mut errors) {
                 per_user.insert(a.name().to_string(), c);
             }
         }
@@ -265,15 +288,20 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
                 a.name() == "root" || matches!(a.password(), Some(PasswordState::Usable) | None)
             })
             .collect();
-        for (line, pattern, addr) in match_addresses(&lines) {
+        for (line, target) in match_targets(&lines) {
+            let (pattern, addr, lport) = match target {
+                MatchTarget::Address(p, a) => (p, a, None),
+                MatchTarget::LocalPort(p) => (format!("port {p}"), remote, Some(p)),
+            };
             let mut m = MatchEval {
                 line,
                 pattern,
                 addr,
+                lport,
                 per_user: BTreeMap::new(),
             };
             for a in &candidates {
-                if let Some(c) = eval(a.name(), addr, &mut errors) {
+                if let Some(c) = eval(a.name(), addr, lport, &mut errors) {
                     m.per_user.insert(a.name().to_string(), c);
                 }
             }

@@ -43,6 +43,8 @@ pub enum AuditKind {
     PasswordLogin,
     /// A `Match Address` block allows passwords for addresses outside the allowlist.
     MatchAllowsPasswords,
+    /// An account other than root has uid 0: a second root (a classic backdoor).
+    SecondRoot,
     /// portcullis is not running.
     PortcullisNotRunning,
     /// The daemon runs without a jail reading sshd.
@@ -160,6 +162,7 @@ pub fn judge(facts: &Facts) -> Vec<AuditFinding> {
     j.limits(&mut out);
     j.penalties(&mut out);
     j.listening(&mut out);
+    j.second_roots(&mut out);
     sort(&mut out);
     out
 }
@@ -201,7 +204,8 @@ impl<'a> Judge<'a> {
         if !account_can_log_in(a, self.facts.today) || !user_allowed(cfg, a.name()) {
             return Vec::new();
         }
-        if a.name() == "root" && cfg.get("permitrootlogin") != Some("yes") {
+        // sshd applies PermitRootLogin to uid 0, whatever the name.
+        if a.passwd.uid == 0 && cfg.get("permitrootlogin") != Some("yes") {
             return Vec::new();
         }
         password_methods(cfg)
@@ -551,9 +555,15 @@ impl<'a> Judge<'a> {
             .ok()
             .or_else(|| m.pattern.parse::<IpAddr>().ok().map(IpNet::from));
         let allow = &self.facts.portcullis.allowlist;
-        let inside = match net {
-            Some(n) => allow.iter().any(|a| a.contains(&n)),
-            None => allow.iter().any(|a| a.contains(&m.addr)),
+        // A LocalPort block is judged for `remote`: anyone, not allowlisted.
+        let inside = m.lport.is_none()
+            && match net {
+                Some(n) => allow.iter().any(|a| a.contains(&n)),
+                None => allow.iter().any(|a| a.contains(&m.addr)),
+            };
+        let whom = match m.lport {
+            Some(p) => format!("on port {p} from anywhere"),
+            None => format!("from {}", m.pattern),
         };
         let block = format!("Match {} ({})", m.line.value, m.line.location());
         let accounts: Vec<&Account> = users.iter().map(|(a, _)| *a).collect();
@@ -595,16 +605,27 @@ impl<'a> Judge<'a> {
                 AuditKind::MatchAllowsPasswords,
                 Severity::High,
                 format!(
-                    "{} allows password logins of {} from {}, outside the allowlist",
+                    "{} allows password logins of {} {whom}{}",
                     m.line.location(),
                     list_names(&names),
-                    m.pattern
+                    if m.lport.is_none() {
+                        ", outside the allowlist"
+                    } else {
+                        ""
+                    }
                 ),
-                format!(
-                    "{block}: passwords work for clients in {} (evaluated for {}), which \
-                     portcullis' allowlist does not cover",
-                    m.pattern, m.addr
-                ),
+                match m.lport {
+                    Some(p) => format!(
+                        "{block}: passwords work for any client connecting to port {p} \
+                         (evaluated for {})",
+                        m.addr
+                    ),
+                    None => format!(
+                        "{block}: passwords work for clients in {} (evaluated for {}), which \
+                         portcullis' allowlist does not cover",
+                        m.pattern, m.addr
+                    ),
+                },
             )
         };
         f.fix = vec!["PasswordAuthentication no".into()];
@@ -923,6 +944,42 @@ impl<'a> Judge<'a> {
             });
         }
         out.push(f);
+    }
+
+    fn second_roots(&self, out: &mut Vec<AuditFinding>) {
+        for a in self
+            .facts
+            .accounts
+            .iter()
+            .filter(|a| a.passwd.uid == 0 && a.name() != "root")
+        {
+            let pw = match a.password() {
+                Some(PasswordState::Usable) => "has a password",
+                Some(PasswordState::Empty) => "has an empty password",
+                Some(PasswordState::Locked) => "has a locked password",
+                None => "has a password state audit could not read",
+            };
+            let mut f = AuditFinding::new(
+                AuditKind::SecondRoot,
+                Severity::High,
+                format!("{} has uid 0: a second root", a.name()),
+                format!(
+                    "{} {pw} and the shell {}; an extra uid-0 account is a classic backdoor, \
+                     and logs name it, not root",
+                    a.name(),
+                    a.passwd.shell
+                ),
+            );
+            f.commands = vec![format!(
+                "userdel {} (after checking who made it and why)",
+                a.name()
+            )];
+            f.safe_now = Some(Safety {
+                verdict: Verdict::Check,
+                why: "make sure nothing (a script, a person) logs in as it first".into(),
+            });
+            out.push(f);
+        }
     }
 
     fn listening(&self, out: &mut Vec<AuditFinding>) {
@@ -1479,6 +1536,21 @@ mod tests {
     }
 
     #[test]
+    fn a_second_uid_0_account() {
+        let mut cfg = base_cfg();
+        cfg.set("passwordauthentication", "yes");
+        let toor = account("toor", 0, PasswordState::Usable, 0);
+        let f = facts(cfg.clone(), vec![toor.clone()]);
+        let k = kinds(&f);
+        assert!(k.contains(&AuditKind::SecondRoot), "{k:?}");
+        // PermitRootLogin prohibit-password covers it too: not a password login.
+        assert!(!k.contains(&AuditKind::PasswordLogin), "{k:?}");
+        cfg.set("permitrootlogin", "yes");
+        let k = kinds(&facts(cfg, vec![toor]));
+        assert!(k.contains(&AuditKind::PasswordLogin), "{k:?}");
+    }
+
+    #[test]
     fn old_keyword_names_are_where_to_fix() {
         let mut cfg = base_cfg();
         cfg.set("kbdinteractiveauthentication", "yes");
@@ -1604,6 +1676,7 @@ mod tests {
             line: mline,
             pattern: "198.51.100.0/24".into(),
             addr: "198.51.100.1".parse().unwrap(),
+            lport: None,
             per_user,
         }];
         let m = find(&f, AuditKind::MatchAllowsPasswords);
@@ -1623,6 +1696,17 @@ mod tests {
             .push("198.51.100.0/24".parse().unwrap());
         let m = find(&f, AuditKind::MatchAllowsPasswordsAllowlisted);
         assert_eq!(m.severity, Severity::Low);
+        // A LocalPort block: anyone on that port, allowlist or not.
+        f.sshd.match_evals[0].pattern = "port 2222".into();
+        f.sshd.match_evals[0].addr = f.sshd.remote;
+        f.sshd.match_evals[0].lport = Some(2222);
+        let m = find(&f, AuditKind::MatchAllowsPasswords);
+        assert_eq!(m.severity, Severity::High);
+        assert!(
+            m.title.contains("on port 2222 from anywhere"),
+            "{}",
+            m.title
+        );
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct ConnectionSpec {
     pub user: String,
     /// The client's address (also used as its host name: no DNS is asked).
     pub addr: IpAddr,
+    /// The local port connected to (for `Match LocalPort`), if any.
+    pub lport: Option<u16>,
 }
 
 impl ConnectionSpec {
@@ -83,10 +85,11 @@ impl ConnectionSpec {
         {
             return None;
         }
-        Some(format!(
-            "user={},host={},addr={}",
-            self.user, self.addr, self.addr
-        ))
+        let mut arg = format!("user={},host={},addr={}", self.user, self.addr, self.addr);
+        if let Some(p) = self.lport {
+            arg.push_str(&format!(",lport={p}"));
+        }
+        Some(arg)
     }
 }
 
@@ -317,23 +320,35 @@ fn read_lines(path: &Path, depth: usize, in_match: &mut Option<String>, out: &mu
     }
 }
 
-/// For each address pattern of `Match … Address PATTERNS` lines, one address inside it (a
-/// CIDR's first host, a wildcard's `*`/`?` read as `1`), with the `Match` line: the clients
-/// a block was written for, to evaluate with `-C`. Negated patterns are skipped.
-pub fn match_addresses(lines: &[ConfigLine]) -> Vec<(ConfigLine, String, IpAddr)> {
+/// What a `Match` block was written for, to evaluate with `-C`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum MatchTarget {
+    /// One address inside a `Match Address` pattern (a CIDR's first host, a wildcard's
+    /// `*`/`?` read as `1`), with the pattern.
+    Address(String, IpAddr),
+    /// A `Match LocalPort` port.
+    LocalPort(u16),
+}
+
+/// For each pattern of `Match … Address PATTERNS` and `Match … LocalPort PORTS` lines, what
+/// to evaluate, with the `Match` line. Negated patterns are skipped.
+pub fn match_targets(lines: &[ConfigLine]) -> Vec<(ConfigLine, MatchTarget)> {
     let mut out = Vec::new();
     for l in lines.iter().filter(|l| l.keyword == "match") {
         let words: Vec<&str> = l.value.split_whitespace().collect();
         for pair in words.windows(2) {
-            if !pair[0].eq_ignore_ascii_case("address") {
+            let address = pair[0].eq_ignore_ascii_case("address");
+            let port = pair[0].eq_ignore_ascii_case("localport");
+            if !address && !port {
                 continue;
             }
-            for pat in pair[1].split(',') {
-                if pat.starts_with('!') {
-                    continue;
-                }
-                if let Some(a) = representative(pat) {
-                    out.push((l.clone(), pat.to_string(), a));
+            for pat in pair[1].split(',').filter(|p| !p.starts_with('!')) {
+                if address {
+                    if let Some(a) = representative(pat) {
+                        out.push((l.clone(), MatchTarget::Address(pat.to_string(), a)));
+                    }
+                } else if let Ok(p) = pat.parse::<u16>() {
+                    out.push((l.clone(), MatchTarget::LocalPort(p)));
                 }
             }
         }
@@ -395,12 +410,18 @@ mod tests {
         let spec = |u: &str| ConnectionSpec {
             user: u.into(),
             addr: "203.0.113.9".parse().unwrap(),
+            lport: None,
         };
         assert_eq!(
             spec("root").arg().unwrap(),
             "user=root,host=203.0.113.9,addr=203.0.113.9"
         );
         assert!(spec("a,user=root").arg().is_none());
+        let with_port = ConnectionSpec {
+            lport: Some(2222),
+            ..spec("root")
+        };
+        assert!(with_port.arg().unwrap().ends_with(",lport=2222"));
         assert!(spec("a b").arg().is_none());
     }
 
@@ -413,7 +434,7 @@ mod tests {
             d.join("sshd_config"),
             "Include sshd_config.d/*.conf\nPasswordAuthentication no # x\n\
              Match Address 192.0.2.0/24,!192.0.2.7,10.1.*.*\n  PasswordAuthentication yes\n\
-             Match all\nMaxAuthTries 3\n",
+             Match all\nMaxAuthTries 3\nMatch LocalPort 2222,!22 User x\n",
         )
         .unwrap();
         std::fs::write(
@@ -443,15 +464,13 @@ mod tests {
         );
         let mat = lines.iter().find(|l| l.keyword == "maxauthtries").unwrap();
         assert_eq!((mat.line, mat.in_match.is_none()), (6, true));
-        let addrs: Vec<(String, IpAddr)> = match_addresses(&lines)
-            .into_iter()
-            .map(|(_, p, a)| (p, a))
-            .collect();
+        let targets: Vec<MatchTarget> = match_targets(&lines).into_iter().map(|(_, t)| t).collect();
         assert_eq!(
-            addrs,
+            targets,
             [
-                ("192.0.2.0/24".into(), "192.0.2.1".parse().unwrap()),
-                ("10.1.*.*".into(), "10.1.1.1".parse().unwrap()),
+                MatchTarget::Address("192.0.2.0/24".into(), "192.0.2.1".parse().unwrap()),
+                MatchTarget::Address("10.1.*.*".into(), "10.1.1.1".parse().unwrap()),
+                MatchTarget::LocalPort(2222),
             ]
         );
     }
