@@ -186,6 +186,8 @@ enum KeyWay {
     Ignored(String),
     /// Keys may come from `AuthorizedKeysCommand`: cannot tell.
     Command,
+    /// `PubkeyAuthentication no`: no key logs in.
+    PubkeyOff,
     /// None.
     NoKey,
 }
@@ -235,7 +237,7 @@ impl<'a> Judge<'a> {
     fn key_way(&self, a: &Account) -> KeyWay {
         let cfg = self.cfg(a.name());
         if cfg.get("pubkeyauthentication") == Some("no") {
-            return KeyWay::NoKey;
+            return KeyWay::PubkeyOff;
         }
         let strict = cfg.get("strictmodes") != Some("no");
         let usable: Vec<_> = a
@@ -294,6 +296,11 @@ impl<'a> Judge<'a> {
                     a.name()
                 )),
                 KeyWay::Ignored(t) => no.push(format!("{t}: fix the modes first")),
+                KeyWay::PubkeyOff => no.push(format!(
+                    "PubkeyAuthentication no for {}: no key logs in at all; enable it (and \
+                     add a key) first",
+                    a.name()
+                )),
                 KeyWay::NoKey => no.push(format!(
                     "no key for {}: add one first (ssh-copy-id {}@HOST from your machine){}",
                     a.name(),
@@ -395,7 +402,7 @@ impl<'a> Judge<'a> {
             let why = if ways.is_empty() {
                 "no password method is enabled for root"
             } else {
-                "root's password is locked"
+                "root's password is locked or empty (sshd refuses empty passwords here)"
             };
             let mut f = AuditFinding::new(
                 AuditKind::RootLoginPermitted,
@@ -1533,6 +1540,25 @@ mod tests {
         assert_eq!(s.verdict, Verdict::No);
         assert!(s.why.contains("no key for bob"), "{}", s.why);
         assert!(s.why.contains("alice's key"), "{}", s.why);
+    }
+
+    #[test]
+    fn keys_switched_off_are_no_way_in() {
+        let mut cfg = base_cfg();
+        cfg.set("permitrootlogin", "yes")
+            .set("passwordauthentication", "yes")
+            .set("pubkeyauthentication", "no");
+        let mut root = account("root", 0, PasswordState::Usable, 1);
+        used(&mut root);
+        let s = find(&facts(cfg, vec![root]), AuditKind::RootPasswordLogin)
+            .safe_now
+            .unwrap();
+        assert_eq!(s.verdict, Verdict::No);
+        assert!(
+            s.why.contains("PubkeyAuthentication no for root"),
+            "{}",
+            s.why
+        );
     }
 
     #[test]
