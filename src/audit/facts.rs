@@ -137,6 +137,9 @@ pub enum DaemonState {
         backend: String,
         /// Whether the last firewall transaction succeeded.
         backend_healthy: bool,
+        /// Sources of the sshd jails (named `*ssh*`) that report an error: `key: error`.
+        #[serde(default)]
+        source_errors: Vec<String>,
     },
     /// Nothing listens on the socket.
     NotRunning {

@@ -538,6 +538,16 @@ fn daemon_state(socket: &Path) -> DaemonState {
         Ok(d) => DaemonState::Running {
             version: d.version,
             dry_run: d.dry_run,
+            source_errors: d
+                .jails
+                .iter()
+                .filter(|j| j.name.contains("ssh"))
+                .flat_map(|j| {
+                    j.sources
+                        .iter()
+                        .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.key)))
+                })
+                .collect(),
             jails: d.jails.into_iter().map(|j| j.name).collect(),
             backend: d.backend.name,
             backend_healthy: d.backend.healthy,

@@ -51,6 +51,8 @@ pub enum AuditKind {
     PortcullisNoSshdJail,
     /// Its firewall table or sets are missing, or its backend fails.
     PortcullisFirewall,
+    /// A source of the sshd jail fails (missing log, journalctl dying): it reads nothing.
+    PortcullisSourceError,
     /// The daemon only logs (`--dry-run`).
     PortcullisDryRun,
     /// A key file sshd ignores under `StrictModes` (its owner's key logins fail).
@@ -1192,8 +1194,20 @@ fn portcullis_findings(facts: &Facts, out: &mut Vec<AuditFinding>) {
             jails,
             backend,
             backend_healthy,
+            source_errors,
             ..
         } => {
+            if !source_errors.is_empty() {
+                out.push(AuditFinding::new(
+                    AuditKind::PortcullisSourceError,
+                    Severity::High,
+                    "portcullis' sshd jail cannot read its log".into(),
+                    format!(
+                        "{}: failed logins there are not counted",
+                        source_errors.join("; ")
+                    ),
+                ));
+            }
             if !jails.iter().any(|j| j.contains("ssh")) {
                 let mut f = AuditFinding::new(
                     AuditKind::PortcullisNoSshdJail,
@@ -1361,6 +1375,7 @@ mod tests {
                     jails: vec!["sshd".into()],
                     backend: "nftables".into(),
                     backend_healthy: true,
+                    source_errors: Vec::new(),
                 },
                 firewall: FirewallState::Present {
                     what: "nft table inet portcullis".into(),
@@ -1871,6 +1886,7 @@ mod tests {
             jails: vec!["nginx-http-auth".into()],
             backend: "nftables".into(),
             backend_healthy: false,
+            source_errors: Vec::new(),
         };
         f.portcullis.firewall = FirewallState::Present {
             what: "nft table inet portcullis".into(),
@@ -1898,11 +1914,18 @@ mod tests {
             jails: vec!["sshd".into()],
             backend: "nftables".into(),
             backend_healthy: true,
+            source_errors: vec!["file:/var/log/auth.log: No such file or directory".into()],
         };
         f.portcullis.firewall = FirewallState::Missing {
             what: "nft table inet portcullis".into(),
         };
-        assert_eq!(kinds(&f), [AuditKind::PortcullisDryRun]);
+        assert_eq!(
+            kinds(&f),
+            [
+                AuditKind::PortcullisSourceError,
+                AuditKind::PortcullisDryRun
+            ]
+        );
     }
 
     #[test]
