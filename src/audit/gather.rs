@@ -622,3 +622,46 @@ fn firewall_state(src: &Sources, daemon: &DaemonState) -> FirewallState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::investigate::logs::LogSuccess;
+
+    fn success(secs: i64, user: &str, method: &str, addr: &str) -> LogSuccess {
+        LogSuccess {
+            time: Time::from_secs(secs),
+            user: Some(Arc::from(user)),
+            addr: addr.parse().unwrap(),
+            method: Some(Arc::from(method)),
+            source: Arc::from("/var/log/auth.log"),
+        }
+    }
+
+    #[test]
+    fn the_last_key_login_per_user() {
+        let k = last_key_logins(&[
+            success(100, "root", "publickey", "192.0.2.1"),
+            success(300, "root", "password", "192.0.2.9"),
+            success(200, "root", "publickey", "192.0.2.2"),
+            success(50, "alice", "publickey", "192.0.2.3"),
+            success(400, "bob", "keyboard-interactive/pam", "192.0.2.4"),
+        ]);
+        assert_eq!(k.len(), 2, "{k:?}");
+        assert_eq!(k["root"].time, Time::from_secs(200));
+        assert_eq!(k["root"].addr, "192.0.2.2".parse::<IpAddr>().unwrap());
+        assert_eq!(k["alice"].source, "/var/log/auth.log");
+    }
+
+    #[test]
+    fn the_allowlist_is_the_sshd_jails() {
+        let config = Config::embedded_default().unwrap();
+        let a = allowlist(&config);
+        assert!(
+            a.iter()
+                .any(|n| n.contains(&"127.0.0.1".parse::<IpAddr>().unwrap()))
+        );
+    }
+}
