@@ -225,7 +225,13 @@ pub fn gather(src: &Sources) -> Result<(Facts, Vec<String>)> {
         }
         other => other,
     }
-    .map_err(|e| chain(&e));
+    .map_err(|e| {
+        let mut msg = chain(&e);
+        if !rustix::process::geteuid().is_root() {
+            msg.push_str(" (sshd -T reads the host keys: run audit as root)");
+        }
+        msg
+    });
 
     let mut no_shell = 0;
     let mut accounts: Vec<Account> = Vec::new();
