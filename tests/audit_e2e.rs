@@ -717,6 +717,44 @@ fn a4_faults_have_a_defined_answer() {
         "{doc:#}"
     );
 
+    // Not root: shadow unreadable and sshd -T refused (host keys), both said.
+    if crate::e2e::which("runuser").is_some() {
+        // A copy nobody can run, wherever the checkout is (/root is 0700).
+        use std::os::unix::fs::PermissionsExt;
+        let open_dir = tmp.path().join("for-nobody");
+        std::fs::create_dir(&open_dir).expect("dir");
+        let copy = open_dir.join("portcullis");
+        std::fs::copy(bin(), &copy).expect("copy the binary");
+        for (p, mode) in [
+            (tmp.path(), 0o755),
+            (open_dir.as_path(), 0o755),
+            (copy.as_path(), 0o755),
+        ] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        let out = Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(&copy)
+            .args(["audit", "--json", "--socket", &sock])
+            .output()
+            .expect("runuser");
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&one(&doc, "sshd_unreadable")["why"]).contains("run audit as root"),
+            "{doc:#}"
+        );
+        assert!(
+            doc["warnings"]
+                .as_array()
+                .expect("warnings")
+                .iter()
+                .any(|w| text(w).contains("/etc/shadow") && text(w).contains("unknown")),
+            "{doc:#}"
+        );
+    }
+
     // No passwd: nothing meaningful to say, exit 2 with the path.
     let out = Command::new(bin())
         .arg("audit")
