@@ -10,6 +10,7 @@ mod daemon;
 mod dist_files;
 mod fail2ban_cmd;
 mod filters;
+mod geo;
 mod investigate;
 mod logfiles;
 mod offline;

@@ -196,6 +196,28 @@ struct Daemon {
     metrics_counters: metrics::Counters,
     /// The read time of the first line of this burst that gave events (ban latency).
     burst_first_read: Option<Time>,
+    /// GeoIP databases (none: lookups answer nothing, at no cost), for `bans` and `status`.
+    geo: std::sync::Arc<portcullis_geoip::GeoIp>,
+}
+
+/// Open the GeoIP databases `[geoip]` names; what cannot be used is logged as a warning
+/// naming the file (none configured or found: silent).
+pub(crate) fn open_geo(
+    settings: &portcullis_config::GeoIpSettings,
+) -> std::sync::Arc<portcullis_geoip::GeoIp> {
+    let geo = portcullis_geoip::GeoIp::open(&crate::geo::selection(settings, &[]));
+    log_geo_warnings(&geo);
+    for (path, kind) in geo.paths() {
+        tracing::info!(path = %path.display(), kind = %kind, "GeoIP database in use");
+    }
+    std::sync::Arc::new(geo)
+}
+
+/// Log what `geo` found wrong since the last call.
+pub(crate) fn log_geo_warnings(geo: &portcullis_geoip::GeoIp) {
+    for w in geo.take_warnings() {
+        tracing::warn!("{w}");
+    }
 }
 
 /// Each jail of `config` with its compiled filter; the host's own addresses join every
@@ -333,6 +355,7 @@ impl Daemon {
         let jails = JailSet::new(inits, stored, now);
 
         let notifier = Notifier::start(&config.notify);
+        let geo = open_geo(&config.geoip);
         let (lines_tx, lines_rx) = mpsc::channel(64);
         let (control_tx, control_rx) = mpsc::channel(16);
         let mut daemon = Daemon {
@@ -361,6 +384,7 @@ impl Daemon {
             metrics: None,
             metrics_counters: metrics::Counters::default(),
             burst_first_read: None,
+            geo,
         };
         // Watching first: a flush between the setup and the watch's start is seen too.
         daemon.kernel_watch = daemon.firewall.watch();

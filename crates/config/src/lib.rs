@@ -19,10 +19,10 @@ pub use doc::{ConfigDoc, DocItem, DocSection};
 pub use error::ConfigError;
 pub use model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, GeoIpDatabases, GeoIpSettings,
-    JailSpec, NetworkSettings, JournalSenders,
-    JournalSpec, Location, LogFormat, LogLevel, MetricsListen, MetricsSettings, NotifyEvent,
-    NotifySettings, SERVICE_SOURCES, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SSHD_SOURCES,
-    ServiceSources, SourceSpec, Verdict, service_sources,
+    JailSpec, JournalSenders, JournalSpec, Location, LogFormat, LogLevel, MetricsListen,
+    MetricsSettings, NetworkSettings, NotifyEvent, NotifySettings, SERVICE_SOURCES,
+    SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SSHD_SOURCES, ServiceSources, SourceSpec, Verdict,
+    service_sources,
 };
 
 use load::{Layer, Resolver};

@@ -309,7 +309,10 @@ impl Resolver {
                 },
             }
         };
-        let prefix = |v: &Option<Located<u8>>, key: &str, range: std::ops::RangeInclusive<u8>, default: u8| {
+        let prefix = |v: &Option<Located<u8>>,
+                      key: &str,
+                      range: std::ops::RangeInclusive<u8>,
+                      default: u8| {
             match v {
                 None => Ok(default),
                 Some(l) if range.contains(&l.value) => Ok(l.value),
@@ -327,8 +330,18 @@ impl Resolver {
         };
         let v4_prefix = prefix(&n.v4_prefix, "networks.v4_prefix", 8..=31, 24)?;
         let v6_prefix = prefix(&n.v6_prefix, "networks.v6_prefix", 16..=127, 48)?;
-        let v4_widest = prefix(&n.v4_widest, "networks.v4_widest", 8..=v4_prefix, 16.min(v4_prefix))?;
-        let v6_widest = prefix(&n.v6_widest, "networks.v6_widest", 16..=v6_prefix, 32.min(v6_prefix))?;
+        let v4_widest = prefix(
+            &n.v4_widest,
+            "networks.v4_widest",
+            8..=v4_prefix,
+            16.min(v4_prefix),
+        )?;
+        let v6_widest = prefix(
+            &n.v6_widest,
+            "networks.v6_widest",
+            16..=v6_prefix,
+            32.min(v6_prefix),
+        )?;
         Ok(crate::model::NetworkSettings {
             threshold: count(&n.threshold, "networks.threshold", None)?,
             v4_prefix,

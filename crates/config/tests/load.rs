@@ -846,18 +846,58 @@ fn geoip_defaults_to_geoipupdates_directory_and_takes_files_or_false() {
 #[test]
 fn bad_geoip_and_networks_settings_name_file_line_and_key() {
     for (text, key, needle) in [
-        ("[geoip]\n\ndatabases = []\n", "geoip.databases", "empty list"),
-        ("[geoip]\n\ndatabases = \"x.mmdb\"\n", "geoip.databases", "[\"x.mmdb\"]"),
+        (
+            "[geoip]\n\ndatabases = []\n",
+            "geoip.databases",
+            "empty list",
+        ),
+        (
+            "[geoip]\n\ndatabases = \"x.mmdb\"\n",
+            "geoip.databases",
+            "[\"x.mmdb\"]",
+        ),
         ("[geoip]\n\ndatabases = true\n", "geoip.databases", "auto"),
         ("[geoip]\n\npath = \"x\"\n", "geoip", "path"),
-        ("[networks]\n\nthreshold = 1\n", "networks.threshold", "at least 2"),
-        ("[networks]\n\nthreshold = \"many\"\n", "networks.threshold", ""),
-        ("[networks]\n\nv4_prefix = 33\n", "networks.v4_prefix", "8 to 31"),
-        ("[networks]\nv4_prefix = 20\nv4_widest = 22\n", "networks.v4_widest", "8 to 20"),
-        ("[networks]\n\nv6_prefix = 8\n", "networks.v6_prefix", "16 to 127"),
-        ("[networks]\n\nwiden_bits = 0\n", "networks.widen_bits", "1 to 16"),
-        ("[networks]\n\nasn_threshold = 0\n", "networks.asn_threshold", ""),
-        ("[networks]\n\nbantime = \"0s\"\n", "networks.bantime", "zero"),
+        (
+            "[networks]\n\nthreshold = 1\n",
+            "networks.threshold",
+            "at least 2",
+        ),
+        (
+            "[networks]\n\nthreshold = \"many\"\n",
+            "networks.threshold",
+            "",
+        ),
+        (
+            "[networks]\n\nv4_prefix = 33\n",
+            "networks.v4_prefix",
+            "8 to 31",
+        ),
+        (
+            "[networks]\nv4_prefix = 20\nv4_widest = 22\n",
+            "networks.v4_widest",
+            "8 to 20",
+        ),
+        (
+            "[networks]\n\nv6_prefix = 8\n",
+            "networks.v6_prefix",
+            "16 to 127",
+        ),
+        (
+            "[networks]\n\nwiden_bits = 0\n",
+            "networks.widen_bits",
+            "1 to 16",
+        ),
+        (
+            "[networks]\n\nasn_threshold = 0\n",
+            "networks.asn_threshold",
+            "",
+        ),
+        (
+            "[networks]\n\nbantime = \"0s\"\n",
+            "networks.bantime",
+            "zero",
+        ),
     ] {
         let err = Config::from_str_named(text, "n.toml").unwrap_err();
         let shown = err.to_string();

@@ -25,7 +25,10 @@ pub struct Origin {
 impl Origin {
     /// Whether nothing is known.
     pub fn is_empty(&self) -> bool {
-        self.country.is_none() && self.country_name.is_none() && self.asn.is_none() && self.org.is_none()
+        self.country.is_none()
+            && self.country_name.is_none()
+            && self.asn.is_none()
+            && self.org.is_none()
     }
 
     /// The country for a column: the code, else the name, else `-`.
@@ -46,6 +49,18 @@ impl Origin {
             (None, None) => "-".to_owned(),
         }
     }
+}
+
+/// One row of a by-country or by-AS tally.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginCount {
+    /// `NL`, or `AS64500 Example`; `unknown` for addresses no database knows, `other` for
+    /// the rows beyond the top ones.
+    pub label: String,
+    /// Addresses.
+    pub addresses: u64,
+    /// Failed attempts from them (0 where not counted, as for bans).
+    pub attempts: u64,
 }
 
 #[cfg(test)]

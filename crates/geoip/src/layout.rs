@@ -141,9 +141,7 @@ pub fn merge(origin: &mut Origin, rec: Record) {
             CountryField::Text(t) => name = name.or(Some(t)),
         }
     }
-    let asn = rec
-        .autonomous_system_number
-        .or(rec.asn.and_then(|a| a.0));
+    let asn = rec.autonomous_system_number.or(rec.asn.and_then(|a| a.0));
     let org = rec.autonomous_system_organization.or(rec.as_name);
     fill(&mut origin.country, code.filter(|c| !c.is_empty()));
     fill(&mut origin.country_name, name.filter(|c| !c.is_empty()));

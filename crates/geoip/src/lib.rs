@@ -74,6 +74,8 @@ pub struct GeoIp {
     cache: Mutex<HashMap<IpAddr, Option<Origin>>>,
     /// Warnings not yet taken by [`take_warnings`](Self::take_warnings).
     warnings: Mutex<Vec<String>>,
+    /// Every problem so far (kept for `status`).
+    problems: Mutex<Vec<String>>,
     count: usize,
 }
 
@@ -98,6 +100,7 @@ impl GeoIp {
             dbs: Mutex::new(Vec::new()),
             cache: Mutex::new(HashMap::new()),
             warnings: Mutex::new(Vec::new()),
+            problems: Mutex::new(Vec::new()),
             count: 0,
         }
     }
@@ -132,6 +135,7 @@ impl GeoIp {
             count: dbs.len(),
             dbs: Mutex::new(dbs),
             cache: Mutex::new(HashMap::new()),
+            problems: Mutex::new(warnings.clone()),
             warnings: Mutex::new(warnings),
         }
     }
@@ -155,6 +159,12 @@ impl GeoIp {
     /// found a database corrupt), each naming the file.
     pub fn take_warnings(&self) -> Vec<String> {
         std::mem::take(&mut *lock(&self.warnings))
+    }
+
+    /// Every problem since the databases were opened (those [`take_warnings`]
+    /// (Self::take_warnings) handed out too), for a status display.
+    pub fn problems(&self) -> Vec<String> {
+        lock(&self.problems).clone()
     }
 
     /// Where `ip` comes from; `None` when no database knows anything of it. Cached.
@@ -205,10 +215,12 @@ impl GeoIp {
                 Ok(None) => {}
                 Err(why) => {
                     db.broken = true;
-                    lock(&self.warnings).push(format!(
+                    let w = format!(
                         "geoip: {}: {why}; this database is no longer asked",
                         db.path.display()
-                    ));
+                    );
+                    lock(&self.problems).push(w.clone());
+                    lock(&self.warnings).push(w);
                 }
             }
         }

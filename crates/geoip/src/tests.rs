@@ -6,7 +6,9 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn open(files: &[&Path]) -> GeoIp {
-    GeoIp::open(&Selection::Files(files.iter().map(|p| p.to_path_buf()).collect()))
+    GeoIp::open(&Selection::Files(
+        files.iter().map(|p| p.to_path_buf()).collect(),
+    ))
 }
 
 #[test]
@@ -28,12 +30,32 @@ fn every_layout_reads_country_and_asn_for_ipv4_and_ipv6() {
         let g = open(&[&path]);
         assert!(g.take_warnings().is_empty(), "{layout:?}");
         for (addr, code, name, asn, org) in [
-            ("192.0.2.7", "NL", "Netherlands", 64_500, "Example Hosting B.V."),
-            ("2001:db8:2::9", "US", "United States", 64_503, "Sample Cloud LLC"),
+            (
+                "192.0.2.7",
+                "NL",
+                "Netherlands",
+                64_500,
+                "Example Hosting B.V.",
+            ),
+            (
+                "2001:db8:2::9",
+                "US",
+                "United States",
+                64_503,
+                "Sample Cloud LLC",
+            ),
             // IPv4-mapped IPv6 is the IPv4 address.
-            ("::ffff:198.51.100.1", "BR", "Brazil", 64_501, "Exemplo Telecom <script>"),
+            (
+                "::ffff:198.51.100.1",
+                "BR",
+                "Brazil",
+                64_501,
+                "Exemplo Telecom <script>",
+            ),
         ] {
-            let o = g.lookup(ip(addr)).unwrap_or_else(|| panic!("{layout:?} {addr}"));
+            let o = g
+                .lookup(ip(addr))
+                .unwrap_or_else(|| panic!("{layout:?} {addr}"));
             if has_country {
                 assert_eq!(o.country.as_deref(), Some(code), "{layout:?} {addr}");
                 assert_eq!(o.country_name.as_deref(), Some(name), "{layout:?} {addr}");
@@ -82,9 +104,17 @@ fn a_country_and_an_asn_database_together_answer_both_and_the_asn_prefix() {
 fn an_ipv4_only_database_is_not_asked_about_ipv6() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v4.mmdb");
-    mmdb::write(&p, Layout::GeoLite2Country, true, &mmdb::sample_entries()[..3]);
+    mmdb::write(
+        &p,
+        Layout::GeoLite2Country,
+        true,
+        &mmdb::sample_entries()[..3],
+    );
     let g = open(&[&p]);
-    assert_eq!(g.lookup(ip("192.0.2.1")).unwrap().country.as_deref(), Some("NL"));
+    assert_eq!(
+        g.lookup(ip("192.0.2.1")).unwrap().country.as_deref(),
+        Some("NL")
+    );
     assert_eq!(g.lookup(ip("2001:db8:1::1")), None);
     assert!(g.take_warnings().is_empty());
 }
@@ -129,7 +159,12 @@ fn missing_corrupt_and_truncated_databases_are_warnings_naming_the_path() {
 fn a_data_section_corrupted_after_the_tree_is_a_warning_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.mmdb");
-    mmdb::write(&good, Layout::GeoLite2Country, false, &mmdb::sample_entries());
+    mmdb::write(
+        &good,
+        Layout::GeoLite2Country,
+        false,
+        &mmdb::sample_entries(),
+    );
     let mut bytes = std::fs::read(&good).unwrap();
     // Overwrite everything between the search tree and the metadata with 0xff: every
     // record decodes as garbage (or points out of bounds) while the metadata still reads.
@@ -146,7 +181,13 @@ fn a_data_section_corrupted_after_the_tree_is_a_warning_not_a_crash() {
     std::fs::write(&bad, &bytes).unwrap();
     let g = open(&[&bad]);
     let mut warned = g.take_warnings();
-    for a in ["192.0.2.1", "198.51.100.1", "203.0.113.1", "2001:db8:1::1", "2001:db8:2::1"] {
+    for a in [
+        "192.0.2.1",
+        "198.51.100.1",
+        "203.0.113.1",
+        "2001:db8:1::1",
+        "2001:db8:2::1",
+    ] {
         let _ = g.lookup(ip(a));
         warned.extend(g.take_warnings());
     }
@@ -161,7 +202,9 @@ fn the_cache_stays_bounded() {
     mmdb::write(&p, Layout::GeoLite2Country, false, &mmdb::sample_entries());
     let g = open(&[&p]);
     for i in 0..(CACHE_ENTRIES as u32 + 100) {
-        let a = IpAddr::V6(std::net::Ipv6Addr::from(0x2001_0db8_0001_u128 << 80 | u128::from(i)));
+        let a = IpAddr::V6(std::net::Ipv6Addr::from(
+            0x2001_0db8_0001_u128 << 80 | u128::from(i),
+        ));
         assert_eq!(g.lookup(a).unwrap().country.as_deref(), Some("NL"));
         assert!(lock(&g.cache).len() <= CACHE_ENTRIES);
     }

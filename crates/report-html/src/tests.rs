@@ -49,6 +49,8 @@ pub(crate) fn sample() -> ReportModel {
             last_seen: Some(Time::from_secs(t0 + 40 * 3600)),
             users: vec!["root".into(), HOSTILE.into()],
             banned: Some(i % 2 == 0),
+            country: None,
+            asn: None,
         })
         .collect();
     let mut top_users: Vec<UserAttempts> = [
@@ -165,6 +167,8 @@ pub(crate) fn sample() -> ReportModel {
             source: "auth.log".into(),
             note: "still logged in".into(),
         }],
+        by_country: Vec::new(),
+        by_asn: Vec::new(),
     }
 }
 
@@ -202,6 +206,69 @@ fn structure() {
     // The attackers table shows all 18, the chart 15.
     let attackers = &html[html.find("id=\"attackers\"").unwrap()..];
     assert_eq!(attackers.matches("<tr>").count(), 18 + 1);
+}
+
+#[test]
+fn geoip_charts_show_only_with_data_and_escape_database_text() {
+    let plain = render_html(&sample());
+    assert!(!plain.contains("chart-countries") && !plain.contains("chart-asns"));
+    assert!(!plain.contains("<th>Country</th>"));
+    let mut m = sample();
+    m.by_country = vec![
+        OriginBar {
+            label: "NL".into(),
+            addresses: 9,
+            attempts: 900,
+        },
+        OriginBar {
+            label: "BR".into(),
+            addresses: 4,
+            attempts: 40,
+        },
+        OriginBar {
+            label: "unknown".into(),
+            addresses: 1,
+            attempts: 3,
+        },
+    ];
+    m.by_asn = vec![
+        OriginBar {
+            label: format!("AS64501 {HOSTILE}"),
+            addresses: 5,
+            attempts: 50,
+        },
+        OriginBar {
+            label: "AS64500 Example Hosting".into(),
+            addresses: 3,
+            attempts: 30,
+        },
+    ];
+    m.top_addrs[0].country = Some("NL".into());
+    m.top_addrs[0].asn = Some(format!("AS64501 {HOSTILE}"));
+    let html = render_html(&m);
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 6);
+    let countries = &html[html.find("id=\"chart-countries\"").unwrap()..];
+    let countries = &countries[..countries.find("</svg>").unwrap()];
+    assert_eq!(
+        countries
+            .matches(&format!("fill=\"{}\"", colours::COUNTRIES))
+            .count(),
+        3
+    );
+    assert!(countries.contains(">NL<") && countries.contains(">unknown<"));
+    let asns = &html[html.find("id=\"chart-asns\"").unwrap()..];
+    assert_eq!(
+        asns[..asns.find("</svg>").unwrap()]
+            .matches(&format!("fill=\"{}\"", colours::ASNS))
+            .count(),
+        2
+    );
+    assert!(
+        !html.contains("<script"),
+        "raw script tag from a database label"
+    );
+    assert!(html.contains("AS64501 &lt;script&gt;"));
+    assert!(html.contains("<th>Country</th>") || html.contains(">Country<"));
 }
 
 #[test]

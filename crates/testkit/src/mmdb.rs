@@ -42,7 +42,10 @@ pub struct Entry {
 }
 
 fn names(en: &str) -> Value {
-    Value::map([("en", Value::from(en)), ("de", Value::from(format!("{en} (de)")))])
+    Value::map([
+        ("en", Value::from(en)),
+        ("de", Value::from(format!("{en} (de)"))),
+    ])
 }
 
 fn place(code: &str, name: &str, geoname: u32) -> Value {
@@ -59,7 +62,10 @@ pub fn record(layout: Layout, e: &Entry) -> Value {
         [
             ("continent", place("EU", "Europe", 6_255_148)),
             ("country", place(e.country, e.country_name, 1000 + e.asn)),
-            ("registered_country", place(e.country, e.country_name, 1000 + e.asn)),
+            (
+                "registered_country",
+                place(e.country, e.country_name, 1000 + e.asn),
+            ),
         ]
     };
     match layout {
