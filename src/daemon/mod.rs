@@ -213,6 +213,41 @@ pub(crate) fn open_geo(
     std::sync::Arc::new(geo)
 }
 
+/// The aggregation rules of `[networks]`.
+pub(crate) fn network_rules(
+    n: &portcullis_config::NetworkSettings,
+) -> jail_set::networks::NetworkRules {
+    jail_set::networks::NetworkRules {
+        threshold: n.threshold,
+        v4_prefix: n.v4_prefix,
+        v6_prefix: n.v6_prefix,
+        widen_after: n.widen_after,
+        widen_bits: n.widen_bits,
+        v4_widest: n.v4_widest,
+        v6_widest: n.v6_widest,
+        asn_threshold: n.asn_threshold,
+        bantime: n.bantime,
+    }
+}
+
+/// The AS rule's lookup: the ASN databases in use, when the rule is on (without one, the
+/// rule is off and the log says so).
+pub(crate) fn asn_lookup(
+    geo: &std::sync::Arc<portcullis_geoip::GeoIp>,
+    n: &portcullis_config::NetworkSettings,
+) -> Option<jail_set::networks::AsnLookup> {
+    n.asn_threshold?;
+    if geo.is_empty() {
+        tracing::warn!(
+            "networks.asn_threshold is set but no GeoIP database is in use: no aggregation by \
+             autonomous system"
+        );
+        return None;
+    }
+    let geo = geo.clone();
+    Some(std::sync::Arc::new(move |ip| geo.asn_network(ip)))
+}
+
 /// Log what `geo` found wrong since the last call.
 pub(crate) fn log_geo_warnings(geo: &portcullis_geoip::GeoIp) {
     for w in geo.take_warnings() {
@@ -352,10 +387,15 @@ impl Daemon {
             }
         };
         let (filters, inits) = live_jails(compile_jails(&config)?, &store, reading, None)?;
-        let jails = JailSet::new(inits, stored, now);
+        let mut jails = JailSet::new(inits, stored, now);
+        let geo = open_geo(&config.geoip);
+        jails.set_networks(
+            network_rules(&config.networks),
+            asn_lookup(&geo, &config.networks),
+            now,
+        );
 
         let notifier = Notifier::start(&config.notify);
-        let geo = open_geo(&config.geoip);
         let (lines_tx, lines_rx) = mpsc::channel(64);
         let (control_tx, control_rx) = mpsc::channel(16);
         let mut daemon = Daemon {

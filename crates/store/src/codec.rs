@@ -14,6 +14,7 @@ pub(crate) fn reason_to_row(reason: &BanReason) -> (&'static str, i64) {
         BanReason::SlowThreshold { score } => ("slow", i64::from(score.0)),
         BanReason::UserNames { users } => ("users", i64::from(*users)),
         BanReason::Aggregate { members } => ("aggregate", i64::from(*members)),
+        BanReason::Network { members } => ("network", i64::from(*members)),
         BanReason::Manual => ("manual", 0),
         BanReason::Restored => ("restored", 0),
     }
@@ -32,6 +33,7 @@ pub(crate) fn reason_from_row(name: &str, value: i64) -> BanReason {
         },
         "users" => BanReason::UserNames { users: value },
         "aggregate" => BanReason::Aggregate { members: value },
+        "network" => BanReason::Network { members: value },
         "manual" => BanReason::Manual,
         _ => BanReason::Restored,
     }

@@ -129,6 +129,11 @@ fn ban_entry(b: &Ban) -> BanEntry {
         since: b.since.as_secs(),
         until: b.until.map(Time::as_secs),
         ban_no: b.ban_no,
-        reason: b.reason.kind().to_string(),
+        reason: match b.reason {
+            portcullis_core::event::BanReason::Network { members } => {
+                format!("network: {members} members")
+            }
+            _ => b.reason.kind().to_string(),
+        },
     }
 }

@@ -60,6 +60,12 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
     }
     d.jails.reload(inits, d.clock.now());
     d.filters = filters;
+    let asn = crate::daemon::asn_lookup(&geo, &config.networks);
+    d.jails.set_networks(
+        crate::daemon::network_rules(&config.networks),
+        asn,
+        d.clock.now(),
+    );
     d.geo = geo;
     if same_sources {
         for ((_, jails), s) in keys.into_iter().zip(&mut d.sources) {
