@@ -11,6 +11,7 @@ mod faults_e2e;
 mod geoip_e2e;
 mod investigate_e2e;
 mod metrics_e2e;
+mod networks_e2e;
 mod system_e2e;
 mod systemd_e2e;
 mod top_e2e;
