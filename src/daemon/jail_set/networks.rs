@@ -374,10 +374,11 @@ impl Networks {
             });
             let mut levels: HashSet<IpNet> = HashSet::new();
             for t in self.ours.keys().copied().chain(planned) {
-                if wider.contains(&t) && t.prefix_len() >= level {
-                    if let Ok(n) = IpNet::new(t.addr(), level) {
-                        levels.insert(n.trunc());
-                    }
+                if wider.contains(&t)
+                    && t.prefix_len() >= level
+                    && let Ok(n) = IpNet::new(t.addr(), level)
+                {
+                    levels.insert(n.trunc());
                 }
             }
             if levels.len() < k as usize || self.covered(&wider) {
