@@ -287,3 +287,67 @@ fn r15_investigate_text_json_and_html_charts_from_an_ipinfo_lite_database() {
     assert!(warnings.contains("bad.mmdb"), "{warnings}");
     assert!(doc.get("origins").is_none() || doc["origins"].is_null());
 }
+
+/// The daemon with a configured database that is missing and one that is corrupt: it
+/// starts, bans, answers `bans` and `status`, and says which files (log and status).
+#[test]
+fn r15_daemon_with_missing_and_corrupt_databases_warns_and_runs() {
+    use crate::e2e::daemon::Daemon;
+    use crate::e2e::netns::Netns;
+    if !crate::e2e::require_root_and(&["ip"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("geo");
+    let missing = tmp.path().join("GeoLite2-Country.mmdb");
+    let corrupt = tmp.path().join("GeoLite2-ASN.mmdb");
+    std::fs::write(&corrupt, vec![0xab; 4096]).expect("corrupt");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    let daemon = Daemon::start(
+        &ns,
+        &tmp.path().join("pc"),
+        &format!(
+            "[firewall]\nbackend = \"none\"\n[jail.sshd]\nsources = [{{ file = \"{}\" }}]\n\
+             maxretry = 2\n[geoip]\ndatabases = [\"{}\", \"{}\"]\n",
+            log.display(),
+            missing.display(),
+            corrupt.display()
+        ),
+    );
+    daemon.wait_for("the daemon's socket", 20, |d| {
+        d.ctl(&["status"]).status.success()
+    });
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string();
+    std::fs::write(
+        &log,
+        format!(
+            "{now} srv sshd[1]: Failed password for root from 203.0.113.9 port 1 ssh2\n\
+             {now} srv sshd[2]: Failed password for root from 203.0.113.9 port 2 ssh2\n"
+        ),
+    )
+    .expect("log");
+    daemon.wait_for("the ban", 20, |d| d.bans().len() == 1);
+    let status = daemon.status();
+    let warnings = status["geoip"]["warnings"].to_string();
+    assert!(
+        warnings.contains(&missing.display().to_string()),
+        "{status}"
+    );
+    assert!(
+        warnings.contains(&corrupt.display().to_string()),
+        "{status}"
+    );
+    let log_text = daemon.log();
+    assert!(
+        log_text.contains(&corrupt.display().to_string()),
+        "{log_text}"
+    );
+    let out = daemon.ctl(&["bans", "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(doc.get("origins").is_none(), "{doc}");
+    let human = String::from_utf8_lossy(&daemon.ctl(&["status"]).stdout).into_owned();
+    assert!(human.contains("GeoLite2-ASN.mmdb"), "{human}");
+}

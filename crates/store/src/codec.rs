@@ -179,3 +179,27 @@ pub(crate) fn window_from_blob(blob: &[u8]) -> Option<Vec<WindowEntry>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_round_trips_through_its_columns() {
+        for r in [
+            BanReason::Threshold { score: Weight(5) },
+            BanReason::SlowThreshold { score: Weight(20) },
+            BanReason::UserNames { users: 6 },
+            BanReason::Aggregate { members: 4 },
+            BanReason::Network { members: 3 },
+            BanReason::Manual,
+        ] {
+            let (name, value) = reason_to_row(&r);
+            assert_eq!(reason_from_row(name, value), r);
+        }
+        assert_eq!(
+            reason_to_row(&BanReason::Network { members: 3 }),
+            ("network", 3)
+        );
+    }
+}
