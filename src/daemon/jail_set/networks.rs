@@ -31,6 +31,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use portcullis_core::event::BanReason;
+use portcullis_core::jail::Command;
+use portcullis_core::{Decision, Time};
+
+use super::{JailSet, in_force};
 
 /// The policy's knobs (`[networks]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -427,6 +432,149 @@ pub fn carve(net: IpNet, forbidden: &[IpNet]) -> Option<Vec<IpNet>> {
     }
     let mut out = Vec::new();
     (go(net, forbidden, &mut out) && !out.is_empty()).then_some(out)
+}
+
+// ---- the JailSet's side: reading the jails, carrying out the actions ----
+
+impl JailSet {
+    // ---- network aggregation (rules: `networks.rs`) ----
+
+    /// Aggregate networks by `rules` (off when no rule is on), the AS rule asking `asn`.
+    /// The members and our network bans are read from the bans in force, so a restart or
+    /// reload resumes where it was.
+    pub fn set_networks(&mut self, rules: NetworkRules, asn: Option<AsnLookup>, now: Time) {
+        self.networks = Networks::new(rules, asn);
+        if !self.networks.enabled() {
+            return;
+        }
+        for (idx, j) in self.jails.iter().enumerate() {
+            for b in j.engine.active_bans().filter(|b| in_force(b, now)) {
+                if matches!(b.reason, BanReason::Network { .. }) {
+                    self.networks.note_restored(b.target, idx);
+                } else if is_host(&b.target) {
+                    self.networks.note_member(b.target.addr(), true);
+                }
+            }
+        }
+    }
+
+    /// Our network bans inside `net` (or `net` itself): `(target, jail index)`.
+    pub fn network_bans_within(&self, net: IpNet) -> Vec<(IpNet, usize)> {
+        self.networks.ours_within(net)
+    }
+
+    /// Forget the members counted inside `net` (after `unban NET`).
+    pub fn forget_network_members(&mut self, net: IpNet) {
+        self.networks.forget_within(net);
+    }
+
+    pub(super) fn note_for_networks(&mut self, d: &Decision) {
+        let (target, jail, ban) = match d {
+            Decision::Ban(b) => (b.target, &b.jail, Some(b)),
+            Decision::Unban { target, jail, .. } => (*target, jail, None),
+            Decision::Alert(_) => return,
+        };
+        let Some(idx) = self.index_of(jail) else {
+            return;
+        };
+        // A carved part may be one address: our bans are never members.
+        match ban {
+            Some(b) if matches!(b.reason, BanReason::Network { .. }) => {}
+            None if self.networks.is_ours(&target) => self.networks.note_network_gone(target),
+            _ if is_host(&target) => self.pending_members.push((target.addr(), idx)),
+            _ => {}
+        }
+    }
+
+    /// Bring the members up to date with the burst's host bans and carry out what the
+    /// thresholds call for (network bans, and the lifting of bans a wider one replaces).
+    pub(super) fn aggregate(&mut self, now: Time) {
+        // Each round's bans are networks (no new members), so two rounds settle; the bound
+        // only guards against a bug looping.
+        for _ in 0..4 {
+            if self.pending_members.is_empty() {
+                return;
+            }
+            let pending = std::mem::take(&mut self.pending_members);
+            let mut actions = Vec::new();
+            let mut forbidden: Option<Vec<IpNet>> = None;
+            for (addr, jail) in pending {
+                let banned = self.longest_ban(IpNet::from(addr), now).is_some();
+                if !self.networks.note_member(addr, banned) || !self.networks.due(addr) {
+                    continue;
+                }
+                let f = forbidden.get_or_insert_with(|| self.never_whole(now));
+                let view = View { forbidden: f };
+                for a in self.networks.decide(addr, jail, &view) {
+                    // Note planned bans at once, so a later member of this burst does not
+                    // plan them again.
+                    if let NetAction::Ban {
+                        target, jail, of, ..
+                    } = a
+                    {
+                        self.networks.note_network_ban(target, jail, of);
+                    }
+                    actions.push(a);
+                }
+            }
+            let length = self
+                .networks
+                .rules()
+                .map_or(std::time::Duration::from_secs(86_400), |r| r.bantime);
+            for a in actions {
+                let done = match a {
+                    NetAction::Ban {
+                        jail,
+                        target,
+                        members,
+                        ..
+                    } => self.jails[jail]
+                        .engine
+                        .handle_network_ban(now, target, members, length),
+                    NetAction::Supersede { jail, target } => self.jails[jail]
+                        .engine
+                        .handle_command(now, Command::Unban { target }),
+                };
+                if done.is_err()
+                    && let NetAction::Ban { target, .. } = a
+                {
+                    self.networks.note_network_gone(target);
+                }
+            }
+            self.drain();
+        }
+    }
+
+    /// What no network ban may cover: every jail's allowlist (with the host's own
+    /// addresses), addresses under login protection, and network bans that are not ours
+    /// (nft interval sets hold no overlapping elements).
+    fn never_whole(&self, now: Time) -> Vec<IpNet> {
+        let ours: HashSet<IpNet> = self.networks.ours().map(|(t, _)| t).collect();
+        let mut out: Vec<IpNet> = Vec::new();
+        for j in &self.jails {
+            out.extend(j.engine.config().allowlist.iter().copied());
+            out.extend(j.engine.protected_addresses().map(IpNet::from));
+            out.extend(
+                j.engine
+                    .ban_keys()
+                    .map(|(_, t)| t)
+                    .filter(|t| !is_host(t) && !ours.contains(t)),
+            );
+        }
+        out.extend(
+            self.orphans(now)
+                .map(|b| b.target)
+                .filter(|t| !is_host(t) && !ours.contains(t)),
+        );
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// Whether `net` is one address (/32, /128).
+fn is_host(net: &IpNet) -> bool {
+    net.prefix_len() == net.max_prefix_len()
 }
 
 #[cfg(test)]
