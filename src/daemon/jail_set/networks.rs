@@ -523,6 +523,13 @@ impl JailSet {
                 .map_or(std::time::Duration::from_secs(86_400), |r| r.bantime);
             for a in actions {
                 let done = match a {
+                    // A one-address part that is a member: its own ban stays (a network
+                    // ban in its place would end, or be lifted, with the network).
+                    NetAction::Ban { target, .. }
+                        if is_host(&target) && self.longest_ban(target, now).is_some() =>
+                    {
+                        Err(portcullis_core::jail::CommandError::NotBanned { target })
+                    }
                     NetAction::Ban {
                         jail,
                         target,

@@ -405,3 +405,24 @@ fn carve_keeps_the_largest_parts_and_gives_up_when_nothing_or_too_much_is_left()
         "more than MAX_PARTS"
     );
 }
+
+#[test]
+fn a_member_that_is_a_one_address_part_keeps_its_own_ban() {
+    // Carving 198.51.100.0/24 around .77 leaves .76/32 as a part; .76 is a member.
+    let mut s = Sim::new(&["198.51.100.77"], rules(2));
+    s.ban("198.51.100.10", 7200);
+    let got = banned(&s.ban("198.51.100.76", 7200));
+    assert!(got.contains(&net("198.51.100.128/25")), "{got:?}");
+    assert!(!got.contains(&net("198.51.100.76/32")), "{got:?}");
+    let own = s.set.engine(0).active_ban(net("198.51.100.76")).unwrap();
+    assert_eq!(own.reason, BanReason::Manual);
+    unban::unban(
+        &mut s.set,
+        s.now,
+        Some(Target(net("198.51.100.0/24"))),
+        None,
+        false,
+    )
+    .unwrap();
+    assert!(s.set.engine(0).active_ban(net("198.51.100.76")).is_some());
+}
