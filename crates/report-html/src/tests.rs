@@ -516,3 +516,73 @@ fn chromium_draws_the_charts() {
         "time bars span the chart"
     );
 }
+
+#[test]
+fn chromium_draws_the_by_country_and_by_as_charts() {
+    let Some(bin) = chromium() else { return };
+    let mut m = sample();
+    m.by_country = ["NL", "BR", "JP", "US", "unknown"]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| OriginBar {
+            label: (*c).into(),
+            addresses: 50 / (i as u64 + 1),
+            attempts: 1000 / (i as u64 + 1),
+        })
+        .collect();
+    m.by_asn = (0..6u64)
+        .map(|i| OriginBar {
+            label: format!("AS{} Example {HOSTILE}", 64_500 + i),
+            addresses: 40 / (i + 1),
+            attempts: 400 / (i + 1),
+        })
+        .collect();
+    let html = render_html(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, &html).unwrap();
+    let shot = dir.path().join("shot.png");
+    run_chromium(
+        &bin,
+        &dir.path().join("profile-shot"),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,2600".into(),
+        ],
+        &page,
+    );
+    if let Ok(keep) = std::env::var("PORTCULLIS_KEEP_GEO_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => panic!("unexpected screenshot colour type {other:?}"),
+    };
+    let img = &buf[..info.buffer_size()];
+    let mut centres = Vec::new();
+    for colour in [colours::COUNTRIES, colours::ASNS] {
+        let area = rect_area(&html, colour);
+        let p = painted(img, info.width, channels, hex(colour));
+        assert!(area > 1000.0, "{colour}: sample too small to judge");
+        let ratio = p.count as f64 / area;
+        assert!(
+            (0.9..=1.1).contains(&ratio),
+            "{colour}: painted {} px, geometry says {area:.0}",
+            p.count
+        );
+        centres.push(((p.min.0 + p.max.0) / 2, (p.min.1 + p.max.1) / 2));
+    }
+    // Side by side, below the address and user charts.
+    let addrs = painted(img, info.width, channels, hex(colours::ADDRS));
+    assert!(centres[0].0 < 640 && centres[1].0 > 640, "{centres:?}");
+    assert!(
+        centres[0].1 > addrs.max.1,
+        "{centres:?} below {:?}",
+        addrs.max
+    );
+}
