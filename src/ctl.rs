@@ -173,6 +173,12 @@ fn overview(d: &StatusData) -> String {
                 h.delivered, h.failed, h.dropped, h.waiting
             );
         }
+        if let Some(n) = &d.networks {
+            s += &format!(
+                "networks: {} network bans in force ({})\n",
+                n.network_bans, n.rules
+            );
+        }
         if let Some(g) = &d.geoip {
             for w in &g.warnings {
                 s += &format!("{}\n", crate::text::escape_terminal(w));

@@ -180,6 +180,17 @@ fn scenario(backend: Backend) {
         "{human}"
     );
     let status = daemon.status();
+    assert!(
+        status["networks"]["network_bans"].as_u64().unwrap_or(0) >= 2,
+        "{status}"
+    );
+    assert!(
+        status["networks"]["rules"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("3 banned addresses of a /24"),
+        "{status}"
+    );
     assert_eq!(
         status["geoip"]["bans_by_country"][0]["label"], "BR",
         "{:#}",

@@ -114,6 +114,19 @@ pub struct StatusData {
     /// GeoIP, when a database is configured or found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geoip: Option<GeoIpStatus>,
+    /// Network aggregation, when a rule of `[networks]` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<NetworksStatus>,
+}
+
+/// `data.networks` of `status`: the aggregation rules and the network bans they hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworksStatus {
+    /// `3 banned addresses of a /24 (IPv6 /48) ban it; 4 banned networks widen to /16
+    /// (IPv6 /40), up to /16 (/32)`, …, as the daemon applies them.
+    pub rules: String,
+    /// Network bans of the aggregation in force (carved parts counted one by one).
+    pub network_bans: u64,
 }
 
 /// Health of the state database.

@@ -69,8 +69,16 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
         })
         .collect();
     let geoip = geoip_status(d);
+    let networks =
+        d.jails
+            .network_status()
+            .map(|(rules, n)| portcullis_control::data::NetworksStatus {
+                rules,
+                network_bans: n as u64,
+            });
     Ok(StatusData {
         geoip,
+        networks,
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
         uptime_secs: d.started.elapsed().as_secs(),

@@ -61,6 +61,27 @@ pub struct NetworkRules {
 }
 
 impl NetworkRules {
+    /// The rules in a sentence, for `status`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(k) = self.threshold {
+            parts.push(format!(
+                "{k} banned addresses of a /{} (IPv6 /{}) ban it",
+                self.v4_prefix, self.v6_prefix
+            ));
+            if let Some(w) = self.widen_after {
+                parts.push(format!(
+                    "{w} banned networks widen by {} bits, up to /{} (IPv6 /{})",
+                    self.widen_bits, self.v4_widest, self.v6_widest
+                ));
+            }
+        }
+        if let Some(k) = self.asn_threshold {
+            parts.push(format!("{k} banned addresses of one AS ban its prefixes"));
+        }
+        format!("{}; for {} s", parts.join("; "), self.bantime.as_secs())
+    }
+
     /// Whether any rule can fire.
     pub fn active(&self) -> bool {
         self.threshold.is_some() || self.asn_threshold.is_some()
@@ -160,7 +181,7 @@ impl Networks {
         self.rules.is_some()
     }
 
-    /// The rules in force.
+    /// The rules in force (none: off).
     pub fn rules(&self) -> Option<&NetworkRules> {
         self.rules.as_ref()
     }
@@ -461,6 +482,12 @@ impl JailSet {
     /// Our network bans inside `net` (or `net` itself): `(target, jail index)`.
     pub fn network_bans_within(&self, net: IpNet) -> Vec<(IpNet, usize)> {
         self.networks.ours_within(net)
+    }
+
+    /// The rules in force and how many network bans of theirs hold, when a rule is on.
+    pub fn network_status(&self) -> Option<(String, usize)> {
+        let rules = self.networks.rules()?;
+        Some((rules.describe(), self.networks.ours().count()))
     }
 
     /// Forget the members counted inside `net` (after `unban NET`).
