@@ -142,6 +142,9 @@ impl Commit {
 /// - Targets are exact: a network ban does not hold its member addresses' elements.
 /// - Ban ends at or before `now` count as over (the engine that holds them expires them at
 ///   its next call).
+/// - Networks (`[networks]`, off by default): enough banned addresses of one network (or
+///   autonomous system) ban the network, widened by policy, carved around the allowlist;
+///   the rules are in [`networks`].
 /// - Reload keeps every ban: a jail that stays keeps its engine (reconfigured in place); a
 ///   jail that goes leaves its bans as orphans; a jail that comes back (or an orphan's jail
 ///   newly configured) restores them from the orphans.
