@@ -198,6 +198,10 @@ pub struct ScanArgs {
     /// Rows in the human table (0 = all).
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// GeoIP database (.mmdb) to read instead of the configuration's [geoip]; repeat for
+    /// several (a country and an ASN database).
+    #[arg(long = "geoip", value_name = "FILE")]
+    pub geoip: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +241,10 @@ pub struct InvestigateArgs {
     /// Configuration file whose sshd jail filter is used (default: the embedded one).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// GeoIP database (.mmdb) to read instead of the configuration's [geoip]; repeat for
+    /// several (a country and an ASN database).
+    #[arg(long = "geoip", value_name = "FILE")]
+    pub geoip: Vec<PathBuf>,
     /// Time zone for timestamps without an offset and for --since/--until dates.
     #[arg(long, value_name = "ZONE")]
     pub timezone: Option<String>,

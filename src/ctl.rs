@@ -173,6 +173,35 @@ fn overview(d: &StatusData) -> String {
                 h.delivered, h.failed, h.dropped, h.waiting
             );
         }
+        if let Some(n) = &d.networks {
+            s += &format!(
+                "networks: {} network bans in force ({})\n",
+                n.network_bans, n.rules
+            );
+        }
+        if let Some(g) = &d.geoip {
+            for w in &g.warnings {
+                s += &format!("{}\n", crate::text::escape_terminal(w));
+            }
+            if !g.databases.is_empty() {
+                s += &format!(
+                    "geoip: {}\n",
+                    crate::text::escape_terminal(&g.databases.join(", "))
+                );
+            }
+            if g.counted > 0 {
+                let line = |rows: &[portcullis_core::origin::OriginCount]| {
+                    rows.iter()
+                        .map(|r| {
+                            format!("{} {}", crate::text::escape_terminal(&r.label), r.addresses)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                s += &format!("  banned by country: {}\n", line(&g.bans_by_country));
+                s += &format!("  banned by AS: {}\n", line(&g.bans_by_asn));
+            }
+        }
         for a in &d.alerts {
             s += &format!(
                 "ALERT {} {} from {} user {}{}\n",
@@ -263,7 +292,22 @@ pub fn bans(args: &BansArgs) -> Result<ExitCode> {
         if d.bans.is_empty() {
             return "no active bans\n".to_string();
         }
-        let mut s: String = d.bans.iter().map(ban_line).collect();
+        let mut s: String = d
+            .bans
+            .iter()
+            .map(|b| {
+                let line = ban_line(b);
+                match d.origins.get(&b.target.to_string()) {
+                    Some(o) => format!(
+                        "{}  {} {}\n",
+                        line.trim_end(),
+                        crate::text::escape_terminal(o.country_label()),
+                        crate::text::escape_terminal(&o.asn_label())
+                    ),
+                    None => line,
+                }
+            })
+            .collect();
         let more = d.total.saturating_sub(d.bans.len() as u64);
         if more > 0 {
             s += &format!("... and {more} more ({} in all)\n", d.total);

@@ -11,6 +11,7 @@ mod daemon;
 mod dist_files;
 mod fail2ban_cmd;
 mod filters;
+mod geo;
 mod investigate;
 mod logfiles;
 mod offline;

@@ -290,13 +290,30 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
             b.0,
         ))
     });
+    // GeoIP: silent and free when no database is configured or found.
+    let geo_settings = match &args.fail2ban_config {
+        Some(_) => crate::config::load_offline(None)?.geoip,
+        None => crate::config::load_offline(args.config.as_deref())?.geoip,
+    };
+    let geo = crate::geo::open_offline(&geo_settings, &args.geoip);
     let out = io::stdout();
     let mut out = io::BufWriter::new(out.lock());
     if args.json {
-        write_json(&mut out, &totals, &summaries, &rows, &breaches, &jail_names)?;
+        write_json(
+            &mut out,
+            &totals,
+            &summaries,
+            &rows,
+            &breaches,
+            &jail_names,
+            &geo,
+        )?;
     } else {
-        write_human(&mut out, &totals, &summaries, &rows, &breaches, args.limit)?;
+        write_human(
+            &mut out, &totals, &summaries, &rows, &breaches, args.limit, &geo,
+        )?;
     }
+    crate::geo::warn_offline(&geo);
     out.flush()?;
     Ok(if failed_files > 0 {
         ExitCode::from(1)
@@ -550,6 +567,8 @@ struct JsonAddr<'a> {
     users: Vec<&'a str>,
     more_users: usize,
     bans: Vec<BanRecord<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<portcullis_core::origin::Origin>,
 }
 
 /// The JSON document, written address by address so a 100k-address report is never held
@@ -561,6 +580,7 @@ fn write_json(
     rows: &[(IpAddr, AddrReport)],
     breaches: &[BreachRecord],
     jails: &[String],
+    geo: &portcullis_geoip::GeoIp,
 ) -> Result<()> {
     write!(out, "{{\"totals\":")?;
     serde_json::to_writer(&mut *out, totals)?;
@@ -582,11 +602,24 @@ fn write_json(
             users: t.users().iter().map(|u| &**u).collect(),
             more_users: t.more_users(),
             bans: r.bans.iter().map(|b| b.record(jails)).collect(),
+            origin: geo.lookup(*addr),
         };
         serde_json::to_writer(&mut *out, &row)?;
     }
     write!(out, "],\"breaches\":")?;
     serde_json::to_writer(&mut *out, breaches)?;
+    if !geo.is_empty() {
+        let origins: Vec<_> = rows
+            .iter()
+            .map(|(a, r)| (geo.lookup(*a), r.tally.attempts))
+            .collect();
+        let (countries, systems) =
+            crate::geo::tally(origins.iter().map(|(o, n)| (o.as_ref(), *n)), 20);
+        write!(out, ",\"by_country\":")?;
+        serde_json::to_writer(&mut *out, &countries)?;
+        write!(out, ",\"by_asn\":")?;
+        serde_json::to_writer(&mut *out, &systems)?;
+    }
     writeln!(out, "}}")?;
     Ok(())
 }
@@ -598,6 +631,7 @@ fn write_human(
     rows: &[(IpAddr, AddrReport)],
     breaches: &[BreachRecord],
     limit: usize,
+    geo: &portcullis_geoip::GeoIp,
 ) -> Result<()> {
     for f in files {
         if let Some(e) = &f.error {
@@ -661,9 +695,32 @@ fn write_human(
             )?;
         }
     }
+    if !geo.is_empty() {
+        let origins: Vec<_> = rows
+            .iter()
+            .map(|(a, r)| (geo.lookup(*a), r.tally.attempts))
+            .collect();
+        let (countries, systems) =
+            crate::geo::tally(origins.iter().map(|(o, n)| (o.as_ref(), *n)), 8);
+        writeln!(
+            out,
+            "\nby country (addresses (attempts)): {}",
+            crate::geo::summary_line(&countries)
+        )?;
+        writeln!(
+            out,
+            "by AS (addresses (attempts)): {}",
+            crate::geo::summary_line(&systems)
+        )?;
+    }
+    let geo_head = if geo.is_empty() {
+        String::new()
+    } else {
+        format!("{:<3} {:<28} ", "cc", "AS")
+    };
     writeln!(
         out,
-        "\n{:<39} {:>8} {:>7} {:>4} {:<20} {:<20} {:<16} users",
+        "\n{:<39} {:>8} {:>7} {:>4} {:<20} {:<20} {:<16} {geo_head}users",
         "address", "attempts", "probes", "ok", "first seen (UTC)", "last seen (UTC)", "bans"
     )?;
     let n = if limit == 0 {
@@ -686,9 +743,16 @@ fn write_human(
         if t.more_users() > 0 {
             users.push(format!("+{} more", t.more_users()));
         }
+        let geo_cols = if geo.is_empty() {
+            String::new()
+        } else {
+            let o = geo.lookup(*addr).unwrap_or_default();
+            let asn: String = escape_terminal(&o.asn_label()).chars().take(28).collect();
+            format!("{:<3} {asn:<28} ", escape_terminal(o.country_label()))
+        };
         writeln!(
             out,
-            "{:<39} {:>8} {:>7} {:>4} {:<20} {:<20} {:<16} {}",
+            "{:<39} {:>8} {:>7} {:>4} {:<20} {:<20} {:<16} {geo_cols}{}",
             addr.to_string(),
             t.attempts,
             t.probes,

@@ -6,12 +6,16 @@
 //! every output is a value, so the rules are unit-tested without root, tokio or a firewall.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use portcullis_core::event::{Ban, UnbanReason};
 use portcullis_core::jail::{Command, CommandError, JailConfig, JailEngine, Restored, WindowState};
 use portcullis_core::{Decision, Event, EventKind, Time};
 use portcullis_firewall::{Change, timeout_at};
+
+pub mod networks;
+use networks::Networks;
 
 /// What one jail needs to join the set (at start or by a reload).
 pub struct JailInit {
@@ -138,6 +142,9 @@ impl Commit {
 /// - Targets are exact: a network ban does not hold its member addresses' elements.
 /// - Ban ends at or before `now` count as over (the engine that holds them expires them at
 ///   its next call).
+/// - Networks (`[networks]`, off by default): enough banned addresses of one network (or
+///   autonomous system) ban the network, widened by policy, carved around the allowlist;
+///   the rules are in [`networks`].
 /// - Reload keeps every ban: a jail that stays keeps its engine (reconfigured in place); a
 ///   jail that goes leaves its bans as orphans; a jail that comes back (or an orphan's jail
 ///   newly configured) restores them from the orphans.
@@ -157,6 +164,10 @@ pub struct JailSet {
     touched_set: HashSet<IpNet>,
     /// Set by [`resync_firewall`](Self::resync_firewall): the next commit rewrites the sets.
     resync: bool,
+    /// Network aggregation (`networks.rs`); off until [`set_networks`](Self::set_networks).
+    networks: Networks,
+    /// Host targets whose ban state changed since the last aggregation, with the jail.
+    pending_members: Vec<(IpAddr, usize)>,
 }
 
 impl JailSet {
@@ -169,6 +180,8 @@ impl JailSet {
             touched: Vec::new(),
             touched_set: HashSet::new(),
             resync: false,
+            networks: Networks::off(),
+            pending_members: Vec::new(),
         };
         let mut by_jail: HashMap<Box<str>, Vec<Ban>> = HashMap::new();
         for ban in stored {
@@ -325,6 +338,7 @@ impl JailSet {
         let result = self.jails[idx].engine.handle_command(now, cmd);
         // Now, so that the burst keeps the order decisions were made in.
         self.drain();
+        self.aggregate(now);
         result
     }
 
@@ -405,6 +419,7 @@ impl JailSet {
     /// The work this burst calls for (`None` when there is none): drains every engine.
     pub fn poll_commit(&mut self, now: Time) -> Option<Commit> {
         self.drain();
+        self.aggregate(now);
         let firewall = if std::mem::take(&mut self.resync) {
             FirewallWork::Resync(self.in_force(now))
         } else if self.touched.is_empty() {
@@ -444,6 +459,9 @@ impl JailSet {
     }
 
     fn record(&mut self, d: Decision) {
+        if self.networks.enabled() {
+            self.note_for_networks(&d);
+        }
         let target = match &d {
             Decision::Ban(b) => Some(b.target),
             Decision::Unban { target, .. } => Some(*target),

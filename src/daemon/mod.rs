@@ -196,6 +196,63 @@ struct Daemon {
     metrics_counters: metrics::Counters,
     /// The read time of the first line of this burst that gave events (ban latency).
     burst_first_read: Option<Time>,
+    /// GeoIP databases (none: lookups answer nothing, at no cost), for `bans` and `status`.
+    geo: std::sync::Arc<portcullis_geoip::GeoIp>,
+}
+
+/// Open the GeoIP databases `[geoip]` names; what cannot be used is logged as a warning
+/// naming the file (none configured or found: silent).
+pub(crate) fn open_geo(
+    settings: &portcullis_config::GeoIpSettings,
+) -> std::sync::Arc<portcullis_geoip::GeoIp> {
+    let geo = portcullis_geoip::GeoIp::open(&crate::geo::selection(settings, &[]));
+    log_geo_warnings(&geo);
+    for (path, kind) in geo.paths() {
+        tracing::info!(path = %path.display(), kind = %kind, "GeoIP database in use");
+    }
+    std::sync::Arc::new(geo)
+}
+
+/// The aggregation rules of `[networks]`.
+pub(crate) fn network_rules(
+    n: &portcullis_config::NetworkSettings,
+) -> jail_set::networks::NetworkRules {
+    jail_set::networks::NetworkRules {
+        threshold: n.threshold,
+        v4_prefix: n.v4_prefix,
+        v6_prefix: n.v6_prefix,
+        widen_after: n.widen_after,
+        widen_bits: n.widen_bits,
+        v4_widest: n.v4_widest,
+        v6_widest: n.v6_widest,
+        asn_threshold: n.asn_threshold,
+        bantime: n.bantime,
+    }
+}
+
+/// The AS rule's lookup: the ASN databases in use, when the rule is on (without one, the
+/// rule is off and the log says so).
+pub(crate) fn asn_lookup(
+    geo: &std::sync::Arc<portcullis_geoip::GeoIp>,
+    n: &portcullis_config::NetworkSettings,
+) -> Option<jail_set::networks::AsnLookup> {
+    n.asn_threshold?;
+    if geo.is_empty() {
+        tracing::warn!(
+            "networks.asn_threshold is set but no GeoIP database is in use: no aggregation by \
+             autonomous system"
+        );
+        return None;
+    }
+    let geo = geo.clone();
+    Some(std::sync::Arc::new(move |ip| geo.asn_network(ip)))
+}
+
+/// Log what `geo` found wrong since the last call.
+pub(crate) fn log_geo_warnings(geo: &portcullis_geoip::GeoIp) {
+    for w in geo.take_warnings() {
+        tracing::warn!("{w}");
+    }
 }
 
 /// Each jail of `config` with its compiled filter; the host's own addresses join every
@@ -330,7 +387,13 @@ impl Daemon {
             }
         };
         let (filters, inits) = live_jails(compile_jails(&config)?, &store, reading, None)?;
-        let jails = JailSet::new(inits, stored, now);
+        let mut jails = JailSet::new(inits, stored, now);
+        let geo = open_geo(&config.geoip);
+        jails.set_networks(
+            network_rules(&config.networks),
+            asn_lookup(&geo, &config.networks),
+            now,
+        );
 
         let notifier = Notifier::start(&config.notify);
         let (lines_tx, lines_rx) = mpsc::channel(64);
@@ -361,6 +424,7 @@ impl Daemon {
             metrics: None,
             metrics_counters: metrics::Counters::default(),
             burst_first_read: None,
+            geo,
         };
         // Watching first: a flush between the setup and the watch's start is seen too.
         daemon.kernel_watch = daemon.firewall.watch();

@@ -132,6 +132,9 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
         );
         crate::audit::summary(&sources, AUDIT_FINDINGS)
     });
+    // GeoIP: silent and free when no database is configured or found; problems with one
+    // are warnings of the report.
+    let geo = portcullis_geoip::GeoIp::open(&crate::geo::selection(&config.geoip, &args.geoip));
     let mut report = build(
         Build {
             args,
@@ -151,10 +154,12 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
             breach_after,
             bans: ban_view,
             warnings,
+            geo: &geo,
         },
         &tz,
     );
     report.audit = audit;
+    report.warnings.extend(geo.take_warnings());
     if let Some(path) = &args.html {
         std::fs::write(
             path,
@@ -264,6 +269,10 @@ pub struct Report {
     pub logins: Logins,
     /// Top addresses by failed attempts.
     pub attackers: Vec<Attacker>,
+    /// Where the attacking addresses come from (all of them, not only the top ones), when
+    /// a GeoIP database is in use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origins: Option<Origins>,
     /// Most-tried user names.
     pub top_users: Vec<UserAttempts>,
     /// Where ban information came from (`daemon`, `store`, `unknown`) and notes.
@@ -344,6 +353,20 @@ pub struct Attacker {
     pub more_users: usize,
     /// Whether portcullis bans it now (`null`: unknown).
     pub banned: Option<bool>,
+    /// Country and autonomous system, when a GeoIP database knows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<portcullis_core::origin::Origin>,
+}
+
+/// Attacking addresses by country and by autonomous system.
+#[derive(Clone, Debug, Serialize)]
+pub struct Origins {
+    /// The databases asked, `PATH (database_type)`, in order.
+    pub databases: Vec<String>,
+    /// Addresses (and their failed attempts) per country, most first.
+    pub by_country: Vec<crate::geo::OriginCount>,
+    /// Per autonomous system.
+    pub by_asn: Vec<crate::geo::OriginCount>,
 }
 
 /// `investigate ADDR`.
@@ -392,6 +415,7 @@ struct Build<'a> {
     breach_after: u32,
     bans: BanView,
     warnings: Vec<String>,
+    geo: &'a portcullis_geoip::GeoIp,
 }
 
 #[derive(Default)]
@@ -547,6 +571,7 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
         users: a.tally.users().iter().map(|u| u.to_string()).collect(),
         more_users: a.tally.more_users(),
         banned: b.bans.banned(addr),
+        origin: b.geo.lookup(addr),
     };
     let mut ranked: Vec<(&IpAddr, &Agg)> =
         aggs.iter().filter(|(_, a)| a.tally.attempts > 0).collect();
@@ -563,6 +588,24 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
         .map(|(addr, a)| attacker(**addr, a))
         .collect();
     let top_users = top_counts(per_user, limit(usize::MAX));
+    let origins = (!b.geo.is_empty()).then(|| {
+        let found: Vec<_> = ranked
+            .iter()
+            .map(|(addr, a)| (b.geo.lookup(**addr), a.tally.attempts))
+            .collect();
+        let (by_country, by_asn) =
+            crate::geo::tally(found.iter().map(|(o, n)| (o.as_ref(), *n)), 15);
+        Origins {
+            databases: b
+                .geo
+                .paths()
+                .into_iter()
+                .map(|(p, kind)| format!("{} ({kind})", p.display()))
+                .collect(),
+            by_country,
+            by_asn,
+        }
+    });
 
     let mut open: Vec<OpenSession> = b
         .sessions
@@ -654,6 +697,7 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
             failed_total,
         },
         attackers,
+        origins,
         top_users,
         bans_from: b.bans.from,
         address,

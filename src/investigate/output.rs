@@ -249,6 +249,19 @@ fn write_text(out: &mut impl Write, r: &Report, p: &Paint, tz: &jiff::tz::TimeZo
     for a in &r.attackers {
         write_attacker(out, a, p, tz)?;
     }
+    if let Some(o) = &r.origins {
+        writeln!(
+            out,
+            "\n{}",
+            p.heading("Where attackers come from (addresses (attempts))")
+        )?;
+        writeln!(
+            out,
+            "  by country: {}",
+            crate::geo::summary_line(&o.by_country)
+        )?;
+        writeln!(out, "  by AS:      {}", crate::geo::summary_line(&o.by_asn))?;
+    }
     if !r.top_users.is_empty() {
         writeln!(out, "\n{}", p.heading("Most-tried user names"))?;
         let line: Vec<String> = r
@@ -283,6 +296,15 @@ fn write_attacker(
         banned_text(a.banned),
         list(&a.users, a.more_users)
     )?;
+    if let Some(o) = &a.origin {
+        writeln!(
+            out,
+            "  {:<39} {} {}",
+            "",
+            p.dim(esc(o.country_label())),
+            p.dim(esc(&o.asn_label()))
+        )?;
+    }
     Ok(())
 }
 
@@ -442,6 +464,15 @@ pub fn html_model(r: &Report) -> ReportModel {
                 last_seen: a.last_seen,
                 users: a.users.clone(),
                 banned: a.banned,
+                country: a
+                    .origin
+                    .as_ref()
+                    .and_then(|o| o.country.clone().or_else(|| o.country_name.clone())),
+                asn: a
+                    .origin
+                    .as_ref()
+                    .filter(|o| o.asn.is_some() || o.org.is_some())
+                    .map(|o| o.asn_label()),
             })
             .collect(),
         top_users: r.top_users.clone(),
@@ -453,5 +484,25 @@ pub fn html_model(r: &Report) -> ReportModel {
         sessions: r.now.sessions.clone(),
         connections: r.now.connections.clone(),
         logins: r.logins.successful.clone(),
+        by_country: r
+            .origins
+            .as_ref()
+            .map_or_else(Vec::new, |o| bars(&o.by_country)),
+        // Addresses no ASN database knows are one bar only when some are known.
+        by_asn: r
+            .origins
+            .as_ref()
+            .filter(|o| o.by_asn.iter().any(|c| c.label != "unknown"))
+            .map_or_else(Vec::new, |o| bars(&o.by_asn)),
     }
+}
+
+fn bars(rows: &[crate::geo::OriginCount]) -> Vec<portcullis_report_html::OriginBar> {
+    rows.iter()
+        .map(|r| portcullis_report_html::OriginBar {
+            label: r.label.clone(),
+            addresses: r.addresses,
+            attempts: r.attempts,
+        })
+        .collect()
 }

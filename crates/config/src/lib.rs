@@ -18,10 +18,11 @@ use std::path::Path;
 pub use doc::{ConfigDoc, DocItem, DocSection};
 pub use error::ConfigError;
 pub use model::{
-    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSenders,
-    JournalSpec, Location, LogFormat, LogLevel, MetricsListen, MetricsSettings, NotifyEvent,
-    NotifySettings, SERVICE_SOURCES, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SSHD_SOURCES,
-    ServiceSources, SourceSpec, Verdict, service_sources,
+    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, GeoIpDatabases, GeoIpSettings,
+    JailSpec, JournalSenders, JournalSpec, Location, LogFormat, LogLevel, MetricsListen,
+    MetricsSettings, NetworkSettings, NotifyEvent, NotifySettings, SERVICE_SOURCES,
+    SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SSHD_SOURCES, ServiceSources, SourceSpec, Verdict,
+    service_sources,
 };
 
 use load::{Layer, Resolver};
@@ -43,6 +44,8 @@ pub const DEFAULT_SOCKET: &str = "/run/portcullis/control.sock";
 pub const DEFAULT_METRICS_LISTEN: std::net::SocketAddr = std::net::SocketAddr::V4(
     std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9191),
 );
+/// Default `geoip.directory`: where geoipupdate writes.
+pub const DEFAULT_GEOIP_DIR: &str = "/var/lib/GeoIP";
 /// Default `daemon.filter_dir`.
 pub const DEFAULT_FILTER_DIR: &str = "/etc/portcullis/filter.d";
 

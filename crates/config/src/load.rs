@@ -100,6 +100,8 @@ struct Merged {
     firewall: Firewall,
     notify: Notify,
     metrics: Metrics,
+    geoip: crate::raw::GeoIp,
+    networks: crate::raw::Networks,
     defaults: Jail,
     /// By name; the `Loc` is the jail's table in the last file that mentioned it.
     jails: BTreeMap<String, (Jail, Loc)>,
@@ -125,6 +127,8 @@ impl Resolver {
         let firewall = self.firewall(&merged.firewall)?;
         let notify = self.notify(&merged.notify)?;
         let metrics = self.metrics(&merged.metrics)?;
+        let geoip = self.geoip(&merged.geoip);
+        let networks = self.networks(&merged.networks)?;
         let mut jails = Vec::new();
         let mut disabled_jails = Vec::new();
         for (name, (jail, at)) in &merged.jails {
@@ -141,6 +145,8 @@ impl Resolver {
             firewall,
             notify,
             metrics,
+            geoip,
+            networks,
             jails,
             disabled_jails,
             files: self.layers.iter().map(|l| l.origin.clone()).collect(),
@@ -159,6 +165,12 @@ impl Resolver {
         }
         if let Some(m) = raw.metrics {
             merged.metrics.apply(m, layer);
+        }
+        if let Some(g) = raw.geoip {
+            merged.geoip.apply(g, layer);
+        }
+        if let Some(n) = raw.networks {
+            merged.networks.apply(n, layer);
         }
         if let Some(d) = raw.defaults {
             for (key, span) in [
@@ -258,6 +270,91 @@ impl Resolver {
         Ok(MetricsSettings {
             enabled: value_or(&m.enabled, &None, false),
             listen,
+        })
+    }
+
+    fn geoip(&self, g: &crate::raw::GeoIp) -> crate::model::GeoIpSettings {
+        use crate::model::GeoIpDatabases as Db;
+        let directory = self.path_or(&g.directory, crate::DEFAULT_GEOIP_DIR);
+        let databases = match g.databases.as_ref().map(|d| &d.value) {
+            None | Some(crate::raw::GeoIpDatabases::Auto) => Db::Auto,
+            Some(crate::raw::GeoIpDatabases::Off) => Db::Off,
+            Some(crate::raw::GeoIpDatabases::Files(files)) => {
+                Db::Files(files.iter().map(|f| directory.join(f)).collect())
+            }
+        };
+        crate::model::GeoIpSettings {
+            directory,
+            databases,
+        }
+    }
+
+    fn networks(
+        &self,
+        n: &crate::raw::Networks,
+    ) -> Result<crate::model::NetworkSettings, ConfigError> {
+        let count = |v: &Option<Located<crate::raw::CountOrFalse>>,
+                     key: &str,
+                     default: Option<u32>|
+         -> Result<Option<u32>, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(l) => match l.value.0 {
+                    Some(k) if k < 2 => Err(self.error(
+                        &l.at,
+                        key,
+                        format!("expected at least 2 (a network of one member is that member), or false, got {k}"),
+                    )),
+                    k => Ok(k),
+                },
+            }
+        };
+        let prefix = |v: &Option<Located<u8>>,
+                      key: &str,
+                      range: std::ops::RangeInclusive<u8>,
+                      default: u8| {
+            match v {
+                None => Ok(default),
+                Some(l) if range.contains(&l.value) => Ok(l.value),
+                Some(l) => Err(self.error(
+                    &l.at,
+                    key,
+                    format!(
+                        "expected a prefix length from {} to {}, got {}",
+                        range.start(),
+                        range.end(),
+                        l.value
+                    ),
+                )),
+            }
+        };
+        let v4_prefix = prefix(&n.v4_prefix, "networks.v4_prefix", 8..=31, 24)?;
+        let v6_prefix = prefix(&n.v6_prefix, "networks.v6_prefix", 16..=127, 48)?;
+        let v4_widest = prefix(
+            &n.v4_widest,
+            "networks.v4_widest",
+            8..=v4_prefix,
+            16.min(v4_prefix),
+        )?;
+        let v6_widest = prefix(
+            &n.v6_widest,
+            "networks.v6_widest",
+            16..=v6_prefix,
+            32.min(v6_prefix),
+        )?;
+        Ok(crate::model::NetworkSettings {
+            threshold: count(&n.threshold, "networks.threshold", None)?,
+            v4_prefix,
+            v6_prefix,
+            widen_after: count(&n.widen_after, "networks.widen_after", Some(4))?,
+            widen_bits: prefix(&n.widen_bits, "networks.widen_bits", 1..=16, 8)?,
+            v4_widest,
+            v6_widest,
+            asn_threshold: count(&n.asn_threshold, "networks.asn_threshold", None)?,
+            bantime: n
+                .bantime
+                .as_ref()
+                .map_or(std::time::Duration::from_secs(86_400), |b| b.value.0),
         })
     }
 

@@ -17,6 +17,10 @@ pub struct Config {
     pub notify: NotifySettings,
     /// The Prometheus `/metrics` endpoint.
     pub metrics: MetricsSettings,
+    /// Where GeoIP databases are (`[geoip]`).
+    pub geoip: GeoIpSettings,
+    /// Network aggregation (`[networks]`).
+    pub networks: NetworkSettings,
     /// Enabled jails, sorted by name. Each has its own filter, sources and policy.
     pub jails: Vec<JailSpec>,
     /// Names of jails that are configured but have `enabled = false` (shown by `status`).
@@ -448,4 +452,52 @@ impl NotifyEvent {
             NotifyEvent::PermanentBan => "permanent_ban",
         }
     }
+}
+
+/// GeoIP databases (`[geoip]`): country and autonomous system of addresses in `scan`,
+/// `investigate`, `status` and `bans`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeoIpSettings {
+    /// Where databases are looked for (`"auto"`) and relative names are resolved.
+    pub directory: PathBuf,
+    /// Which databases.
+    pub databases: GeoIpDatabases,
+}
+
+/// `geoip.databases`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GeoIpDatabases {
+    /// Every known file name present in `directory` (none: silently no GeoIP).
+    Auto,
+    /// No GeoIP.
+    Off,
+    /// These files, in order (relative names joined to `directory`); a missing one is a
+    /// warning naming it.
+    Files(Vec<PathBuf>),
+}
+
+/// Network aggregation (`[networks]`): ban a network once enough of its addresses are
+/// banned, widen by policy, and optionally by autonomous system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// Banned addresses of one network (`v4_prefix`/`v6_prefix`) that ban it; `None`: off.
+    pub threshold: Option<u32>,
+    /// The IPv4 network first banned (`/24`).
+    pub v4_prefix: u8,
+    /// The IPv6 network first banned (`/48`).
+    pub v6_prefix: u8,
+    /// Banned networks inside one `widen_bits` wider network that ban the wider one;
+    /// `None`: never widen.
+    pub widen_after: Option<u32>,
+    /// How many bits wider each step is.
+    pub widen_bits: u8,
+    /// The widest IPv4 network ever banned (a cap: `/16`).
+    pub v4_widest: u8,
+    /// The widest IPv6 network ever banned.
+    pub v6_widest: u8,
+    /// Banned addresses of one autonomous system that ban the system's prefixes holding
+    /// them (needs an ASN database); `None`: off.
+    pub asn_threshold: Option<u32>,
+    /// How long a network ban lasts.
+    pub bantime: std::time::Duration,
 }

@@ -109,6 +109,82 @@ layered!(
     }
 );
 
+layered!(
+    RawGeoIp,
+    GeoIp {
+        databases: GeoIpDatabases,
+        directory: String,
+    }
+);
+
+layered!(
+    RawNetworks,
+    Networks {
+        threshold: CountOrFalse,
+        v4_prefix: u8,
+        v6_prefix: u8,
+        widen_after: CountOrFalse,
+        widen_bits: u8,
+        v4_widest: u8,
+        v6_widest: u8,
+        asn_threshold: CountOrFalse,
+        bantime: PositiveDuration,
+    }
+);
+
+/// `geoip.databases`: `"auto"`, `false`, or a non-empty list of file names.
+#[derive(Clone, Debug)]
+pub(crate) enum GeoIpDatabases {
+    Auto,
+    Off,
+    Files(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for GeoIpDatabases {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const EXPECTED: &str = "expected \"auto\", false, or a list of .mmdb files";
+        impl<'de> Visitor<'de> for V {
+            type Value = GeoIpDatabases;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"auto\", false, or a list of .mmdb files")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                if v {
+                    Err(E::custom(EXPECTED))
+                } else {
+                    Ok(GeoIpDatabases::Off)
+                }
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                if s == "auto" {
+                    Ok(GeoIpDatabases::Auto)
+                } else {
+                    Err(E::custom(format!(
+                        "{EXPECTED}, got {s:?} (a single file is written [{s:?}])"
+                    )))
+                }
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut files = Vec::new();
+                while let Some(f) = seq.next_element::<String>()? {
+                    if f.trim().is_empty() {
+                        return Err(de::Error::custom("an empty file name"));
+                    }
+                    files.push(f);
+                }
+                if files.is_empty() {
+                    return Err(de::Error::custom(
+                        "an empty list: write false to switch GeoIP off, or \"auto\"",
+                    ));
+                }
+                Ok(GeoIpDatabases::Files(files))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 layered!(RawJail, Jail {
     enabled: bool,
     filter: RawFilter,
@@ -140,6 +216,8 @@ pub(crate) struct RawFile {
     pub firewall: Option<RawFirewall>,
     pub notify: Option<RawNotify>,
     pub metrics: Option<RawMetrics>,
+    pub geoip: Option<RawGeoIp>,
+    pub networks: Option<RawNetworks>,
     pub defaults: Option<RawJail>,
     pub jail: Option<BTreeMap<String, Spanned<RawJail>>>,
 }

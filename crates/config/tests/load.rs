@@ -820,3 +820,107 @@ fn bad_metrics_settings_name_file_line_and_key() {
         assert!(shown.contains(needle), "{text:?}: {shown}");
     }
 }
+
+#[test]
+fn geoip_defaults_to_geoipupdates_directory_and_takes_files_or_false() {
+    use portcullis_config::GeoIpDatabases;
+    let c = Config::embedded_default().unwrap();
+    assert_eq!(c.geoip.directory, PathBuf::from("/var/lib/GeoIP"));
+    assert_eq!(c.geoip.databases, GeoIpDatabases::Auto);
+    let c = Config::from_str_named(
+        "[geoip]\ndirectory = \"/srv/geo\"\ndatabases = [\"GeoLite2-ASN.mmdb\", \"/abs/x.mmdb\"]\n",
+        "/etc/p/g.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.geoip.databases,
+        GeoIpDatabases::Files(vec![
+            PathBuf::from("/srv/geo/GeoLite2-ASN.mmdb"),
+            PathBuf::from("/abs/x.mmdb")
+        ])
+    );
+    let c = Config::from_str_named("[geoip]\ndatabases = false\n", "g.toml").unwrap();
+    assert_eq!(c.geoip.databases, GeoIpDatabases::Off);
+}
+
+#[test]
+fn bad_geoip_and_networks_settings_name_file_line_and_key() {
+    for (text, key, needle) in [
+        (
+            "[geoip]\n\ndatabases = []\n",
+            "geoip.databases",
+            "empty list",
+        ),
+        (
+            "[geoip]\n\ndatabases = \"x.mmdb\"\n",
+            "geoip.databases",
+            "[\"x.mmdb\"]",
+        ),
+        ("[geoip]\n\ndatabases = true\n", "geoip.databases", "auto"),
+        ("[geoip]\n\npath = \"x\"\n", "geoip", "path"),
+        (
+            "[networks]\n\nthreshold = 1\n",
+            "networks.threshold",
+            "at least 2",
+        ),
+        (
+            "[networks]\n\nthreshold = \"many\"\n",
+            "networks.threshold",
+            "",
+        ),
+        (
+            "[networks]\n\nv4_prefix = 33\n",
+            "networks.v4_prefix",
+            "8 to 31",
+        ),
+        (
+            "[networks]\nv4_prefix = 20\nv4_widest = 22\n",
+            "networks.v4_widest",
+            "8 to 20",
+        ),
+        (
+            "[networks]\n\nv6_prefix = 8\n",
+            "networks.v6_prefix",
+            "16 to 127",
+        ),
+        (
+            "[networks]\n\nwiden_bits = 0\n",
+            "networks.widen_bits",
+            "1 to 16",
+        ),
+        (
+            "[networks]\n\nasn_threshold = 0\n",
+            "networks.asn_threshold",
+            "",
+        ),
+        (
+            "[networks]\n\nbantime = \"0s\"\n",
+            "networks.bantime",
+            "zero",
+        ),
+    ] {
+        let err = Config::from_str_named(text, "n.toml").unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("n.toml:3: "), "{text:?}: {shown}");
+        assert!(shown.contains(key), "{text:?}: {shown}");
+        assert!(shown.contains(needle), "{text:?}: {shown}");
+    }
+}
+
+#[test]
+fn networks_are_off_by_default_and_validated_together() {
+    let c = Config::embedded_default().unwrap();
+    assert_eq!(c.networks.threshold, None);
+    assert_eq!((c.networks.v4_prefix, c.networks.v6_prefix), (24, 48));
+    assert_eq!((c.networks.v4_widest, c.networks.v6_widest), (16, 32));
+    assert_eq!(c.networks.widen_after, Some(4));
+    let c = Config::from_str_named(
+        "[networks]\nthreshold = 3\nwiden_after = false\nasn_threshold = 10\nbantime = \"2h\"\n",
+        "n.toml",
+    )
+    .unwrap();
+    assert_eq!(c.networks.threshold, Some(3));
+    assert_eq!(c.networks.widen_after, None);
+    assert_eq!(c.networks.asn_threshold, Some(10));
+    assert_eq!(c.networks.bantime, Duration::from_secs(7200));
+}

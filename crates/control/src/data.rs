@@ -30,6 +30,26 @@ pub struct BansData {
     /// How many bans matched the request's jail and network, before its limit.
     #[serde(default)]
     pub total: u64,
+    /// Country and autonomous system of the listed targets (a network: of its first
+    /// address), by target as text; only those a GeoIP database knows.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub origins: std::collections::BTreeMap<String, portcullis_core::origin::Origin>,
+}
+
+/// `data.geoip` of `status`: the databases in use and where the banned come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeoIpStatus {
+    /// The databases asked, `PATH (database_type)`, in order.
+    pub databases: Vec<String>,
+    /// Databases that could not be used, each naming its file.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Active bans (targets) per country, most first.
+    pub bans_by_country: Vec<portcullis_core::origin::OriginCount>,
+    /// Active bans per autonomous system, most first.
+    pub bans_by_asn: Vec<portcullis_core::origin::OriginCount>,
+    /// How many bans those tallies count (at most the first 10000 in force).
+    pub counted: u64,
 }
 
 /// `data` of `ban`.
@@ -91,6 +111,22 @@ pub struct StatusData {
     /// Whether the state database takes writes.
     #[serde(default)]
     pub store: StoreStatus,
+    /// GeoIP, when a database is configured or found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geoip: Option<GeoIpStatus>,
+    /// Network aggregation, when a rule of `[networks]` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<NetworksStatus>,
+}
+
+/// `data.networks` of `status`: the aggregation rules and the network bans they hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworksStatus {
+    /// `3 banned addresses of a /24 (IPv6 /48) ban it; 4 banned networks widen to /16
+    /// (IPv6 /40), up to /16 (/32)`, …, as the daemon applies them.
+    pub rules: String,
+    /// Network bans of the aggregation in force (carved parts counted one by one).
+    pub network_bans: u64,
 }
 
 /// Health of the state database.

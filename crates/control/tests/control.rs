@@ -59,6 +59,7 @@ impl Handler for MemoryDaemon {
                 Ok(Reply::Bans(BansData {
                     total: bans.len() as u64,
                     bans,
+                    ..Default::default()
                 }))
             }
             // A manual ban in memory: loopback stands for the allowlist.

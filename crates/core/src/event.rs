@@ -258,6 +258,13 @@ pub enum BanReason {
         /// How many member addresses were banned.
         members: u32,
     },
+    /// Enough addresses of one network (or autonomous system) were banned, across the
+    /// jails, that the daemon's network aggregation banned the network (or a part of it
+    /// that holds no allowlisted address).
+    Network {
+        /// How many member addresses were banned.
+        members: u32,
+    },
     /// An administrator asked for it.
     Manual,
     /// Restored from the store at start.
@@ -273,6 +280,7 @@ impl BanReason {
             BanReason::SlowThreshold { .. } => "slow",
             BanReason::UserNames { .. } => "users",
             BanReason::Aggregate { .. } => "aggregate",
+            BanReason::Network { .. } => "network",
             BanReason::Manual => "manual",
             BanReason::Restored => "restored",
         }

@@ -21,6 +21,7 @@ pub mod date;
 pub mod event;
 pub mod filter;
 pub mod jail;
+pub mod origin;
 pub mod time;
 
 pub use event::{Decision, Event, EventKind, Weight};

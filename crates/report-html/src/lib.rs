@@ -14,7 +14,8 @@ mod page;
 
 pub use escape::{escape_html, show_controls};
 pub use model::{
-    AddrAttempts, Finding, LoginRow, ReportModel, Severity, TimeBucket, Totals, UserAttempts,
+    AddrAttempts, Finding, LoginRow, OriginBar, ReportModel, Severity, TimeBucket, Totals,
+    UserAttempts,
 };
 pub use page::render_html;
 
@@ -33,6 +34,10 @@ pub mod colours {
     pub const DONUT_FAILURES: &str = "#a61e4d";
     /// Successes arc of the successes-vs-failures donut.
     pub const DONUT_SUCCESSES: &str = "#0ca678";
+    /// Bars of the attackers-by-country chart.
+    pub const COUNTRIES: &str = "#7048e8";
+    /// Bars of the attackers-by-AS chart.
+    pub const ASNS: &str = "#0c8599";
 }
 
 #[cfg(test)]

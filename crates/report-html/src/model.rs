@@ -44,6 +44,25 @@ pub struct ReportModel {
     pub connections: Vec<RemoteConnections>,
     /// Recent successful logins (wtmp and logs), newest first.
     pub logins: Vec<LoginRow>,
+    /// Attacking addresses per country, most first (empty: no GeoIP database, and the
+    /// chart is left out).
+    #[serde(default)]
+    pub by_country: Vec<OriginBar>,
+    /// Attacking addresses per autonomous system, most first (empty: no ASN data).
+    #[serde(default)]
+    pub by_asn: Vec<OriginBar>,
+}
+
+/// One bar of the by-country or by-AS chart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginBar {
+    /// `NL`, `AS64500 Example Org`, `unknown` or `other`. From a database file: escaped
+    /// like any text.
+    pub label: String,
+    /// Attacking addresses.
+    pub addresses: u64,
+    /// Their failed attempts.
+    pub attempts: u64,
 }
 
 /// One bar of the attempts-over-time chart.
@@ -77,6 +96,12 @@ pub struct AddrAttempts {
     pub users: Vec<String>,
     /// Whether portcullis bans it now, if known (`None`: no daemon or store to ask).
     pub banned: Option<bool>,
+    /// Country code (or name), when a GeoIP database knows it.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// `AS64500 Example Org`, when an ASN database knows it.
+    #[serde(default)]
+    pub asn: Option<String>,
 }
 
 /// One user name and how often it was tried.

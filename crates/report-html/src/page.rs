@@ -216,7 +216,37 @@ fn charts(out: &mut String, m: &ReportModel) {
         })
         .collect();
     out.push_str(&chart::bar_chart(&rows, colours::USERS, "attempts"));
-    out.push_str("</div></div>\n");
+    out.push_str("</div>");
+    // Only with GeoIP data: no database, no empty charts.
+    for (id, title, bars, colour) in [
+        (
+            "chart-countries",
+            "Attacking addresses by country",
+            &m.by_country,
+            colours::COUNTRIES,
+        ),
+        (
+            "chart-asns",
+            "Attacking addresses by autonomous system",
+            &m.by_asn,
+            colours::ASNS,
+        ),
+    ] {
+        if bars.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "<div class=\"card\" id=\"{id}\"><h3>{title}</h3>");
+        let rows: Vec<Row<'_>> = bars
+            .iter()
+            .map(|b| Row {
+                label: &b.label,
+                value: b.addresses,
+            })
+            .collect();
+        out.push_str(&chart::bar_chart(&rows, colour, "addresses"));
+        out.push_str("</div>");
+    }
+    out.push_str("</div>\n");
 }
 
 fn findings(out: &mut String, m: &ReportModel) {
@@ -355,19 +385,23 @@ fn attackers(out: &mut String, m: &ReportModel) {
         empty(out, "No failed attempts.");
         return;
     }
-    table_head(
-        out,
-        "attackers",
-        &[
-            "Address",
-            "Failed attempts",
-            "Successes",
-            "First seen",
-            "Last seen",
-            "Users tried",
-            "Banned",
-        ],
-    );
+    let geo = m
+        .top_addrs
+        .iter()
+        .any(|a| a.country.is_some() || a.asn.is_some());
+    let mut head = vec![
+        "Address",
+        "Failed attempts",
+        "Successes",
+        "First seen",
+        "Last seen",
+        "Users tried",
+        "Banned",
+    ];
+    if geo {
+        head.extend(["Country", "AS"]);
+    }
+    table_head(out, "attackers", &head);
     for a in &m.top_addrs {
         out.push_str("<tr>");
         td(out, "mono addr", &a.addr.to_string());
@@ -386,6 +420,10 @@ fn attackers(out: &mut String, m: &ReportModel) {
             None => "unknown",
         };
         td(out, "", banned);
+        if geo {
+            td(out, "", a.country.as_deref().unwrap_or("-"));
+            td(out, "", a.asn.as_deref().unwrap_or("-"));
+        }
         out.push_str("</tr>");
     }
     out.push_str("</tbody></table>\n");

@@ -49,6 +49,8 @@ pub(crate) fn sample() -> ReportModel {
             last_seen: Some(Time::from_secs(t0 + 40 * 3600)),
             users: vec!["root".into(), HOSTILE.into()],
             banned: Some(i % 2 == 0),
+            country: None,
+            asn: None,
         })
         .collect();
     let mut top_users: Vec<UserAttempts> = [
@@ -165,6 +167,8 @@ pub(crate) fn sample() -> ReportModel {
             source: "auth.log".into(),
             note: "still logged in".into(),
         }],
+        by_country: Vec::new(),
+        by_asn: Vec::new(),
     }
 }
 
@@ -202,6 +206,69 @@ fn structure() {
     // The attackers table shows all 18, the chart 15.
     let attackers = &html[html.find("id=\"attackers\"").unwrap()..];
     assert_eq!(attackers.matches("<tr>").count(), 18 + 1);
+}
+
+#[test]
+fn geoip_charts_show_only_with_data_and_escape_database_text() {
+    let plain = render_html(&sample());
+    assert!(!plain.contains("chart-countries") && !plain.contains("chart-asns"));
+    assert!(!plain.contains("<th>Country</th>"));
+    let mut m = sample();
+    m.by_country = vec![
+        OriginBar {
+            label: "NL".into(),
+            addresses: 9,
+            attempts: 900,
+        },
+        OriginBar {
+            label: "BR".into(),
+            addresses: 4,
+            attempts: 40,
+        },
+        OriginBar {
+            label: "unknown".into(),
+            addresses: 1,
+            attempts: 3,
+        },
+    ];
+    m.by_asn = vec![
+        OriginBar {
+            label: format!("AS64501 {HOSTILE}"),
+            addresses: 5,
+            attempts: 50,
+        },
+        OriginBar {
+            label: "AS64500 Example Hosting".into(),
+            addresses: 3,
+            attempts: 30,
+        },
+    ];
+    m.top_addrs[0].country = Some("NL".into());
+    m.top_addrs[0].asn = Some(format!("AS64501 {HOSTILE}"));
+    let html = render_html(&m);
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 6);
+    let countries = &html[html.find("id=\"chart-countries\"").unwrap()..];
+    let countries = &countries[..countries.find("</svg>").unwrap()];
+    assert_eq!(
+        countries
+            .matches(&format!("fill=\"{}\"", colours::COUNTRIES))
+            .count(),
+        3
+    );
+    assert!(countries.contains(">NL<") && countries.contains(">unknown<"));
+    let asns = &html[html.find("id=\"chart-asns\"").unwrap()..];
+    assert_eq!(
+        asns[..asns.find("</svg>").unwrap()]
+            .matches(&format!("fill=\"{}\"", colours::ASNS))
+            .count(),
+        2
+    );
+    assert!(
+        !html.contains("<script"),
+        "raw script tag from a database label"
+    );
+    assert!(html.contains("AS64501 &lt;script&gt;"));
+    assert!(html.contains("<th>Country</th>") || html.contains(">Country<"));
 }
 
 #[test]
@@ -447,5 +514,75 @@ fn chromium_draws_the_charts() {
     assert!(
         boxes[0].max.0 - boxes[0].min.0 > 400,
         "time bars span the chart"
+    );
+}
+
+#[test]
+fn chromium_draws_the_by_country_and_by_as_charts() {
+    let Some(bin) = chromium() else { return };
+    let mut m = sample();
+    m.by_country = ["NL", "BR", "JP", "US", "unknown"]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| OriginBar {
+            label: (*c).into(),
+            addresses: 50 / (i as u64 + 1),
+            attempts: 1000 / (i as u64 + 1),
+        })
+        .collect();
+    m.by_asn = (0..6u64)
+        .map(|i| OriginBar {
+            label: format!("AS{} Example {HOSTILE}", 64_500 + i),
+            addresses: 40 / (i + 1),
+            attempts: 400 / (i + 1),
+        })
+        .collect();
+    let html = render_html(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, &html).unwrap();
+    let shot = dir.path().join("shot.png");
+    run_chromium(
+        &bin,
+        &dir.path().join("profile-shot"),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,2600".into(),
+        ],
+        &page,
+    );
+    if let Ok(keep) = std::env::var("PORTCULLIS_KEEP_GEO_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => panic!("unexpected screenshot colour type {other:?}"),
+    };
+    let img = &buf[..info.buffer_size()];
+    let mut centres = Vec::new();
+    for colour in [colours::COUNTRIES, colours::ASNS] {
+        let area = rect_area(&html, colour);
+        let p = painted(img, info.width, channels, hex(colour));
+        assert!(area > 1000.0, "{colour}: sample too small to judge");
+        let ratio = p.count as f64 / area;
+        assert!(
+            (0.9..=1.1).contains(&ratio),
+            "{colour}: painted {} px, geometry says {area:.0}",
+            p.count
+        );
+        centres.push(((p.min.0 + p.max.0) / 2, (p.min.1 + p.max.1) / 2));
+    }
+    // Side by side, below the address and user charts.
+    let addrs = painted(img, info.width, channels, hex(colours::ADDRS));
+    assert!(centres[0].0 < 640 && centres[1].0 > 640, "{centres:?}");
+    assert!(
+        centres[0].1 > addrs.max.1,
+        "{centres:?} below {:?}",
+        addrs.max
     );
 }

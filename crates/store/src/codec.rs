@@ -14,6 +14,7 @@ pub(crate) fn reason_to_row(reason: &BanReason) -> (&'static str, i64) {
         BanReason::SlowThreshold { score } => ("slow", i64::from(score.0)),
         BanReason::UserNames { users } => ("users", i64::from(*users)),
         BanReason::Aggregate { members } => ("aggregate", i64::from(*members)),
+        BanReason::Network { members } => ("network", i64::from(*members)),
         BanReason::Manual => ("manual", 0),
         BanReason::Restored => ("restored", 0),
     }
@@ -32,6 +33,7 @@ pub(crate) fn reason_from_row(name: &str, value: i64) -> BanReason {
         },
         "users" => BanReason::UserNames { users: value },
         "aggregate" => BanReason::Aggregate { members: value },
+        "network" => BanReason::Network { members: value },
         "manual" => BanReason::Manual,
         _ => BanReason::Restored,
     }
@@ -176,4 +178,28 @@ pub(crate) fn window_from_blob(blob: &[u8]) -> Option<Vec<WindowEntry>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_round_trips_through_its_columns() {
+        for r in [
+            BanReason::Threshold { score: Weight(5) },
+            BanReason::SlowThreshold { score: Weight(20) },
+            BanReason::UserNames { users: 6 },
+            BanReason::Aggregate { members: 4 },
+            BanReason::Network { members: 3 },
+            BanReason::Manual,
+        ] {
+            let (name, value) = reason_to_row(&r);
+            assert_eq!(reason_from_row(name, value), r);
+        }
+        assert_eq!(
+            reason_to_row(&BanReason::Network { members: 3 }),
+            ("network", 3)
+        );
+    }
 }

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod command;
+pub mod mmdb;
 pub mod netns;
 mod prereq;
 mod rng;

@@ -116,6 +116,30 @@ impl Netns {
         self.run_inside(move || TcpStream::connect_timeout(&addr, timeout).map(drop))
     }
 
+    /// A TCP connect from inside this namespace to `dst`, from the local address `src`
+    /// (one of several the namespace has), within `timeout` (closed at once).
+    pub fn connect_from(
+        &self,
+        src: IpAddr,
+        dst: SocketAddr,
+        timeout: Duration,
+    ) -> std::io::Result<()> {
+        self.run_inside(move || {
+            use rustix::net::{AddressFamily, SocketType, bind, connect, socket, sockopt};
+            let family = if dst.is_ipv4() {
+                AddressFamily::INET
+            } else {
+                AddressFamily::INET6
+            };
+            let fd = socket(family, SocketType::STREAM, None)?;
+            // Linux applies the send timeout to a blocking connect.
+            sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, Some(timeout))?;
+            bind(&fd, &SocketAddr::new(src, 0))?;
+            connect(&fd, &dst)?;
+            Ok(())
+        })
+    }
+
     fn path(&self) -> String {
         format!("/run/netns/{}", self.name)
     }

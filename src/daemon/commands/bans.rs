@@ -84,5 +84,9 @@ pub fn bans(
             Source::Orphan(j) => orphans.get(j).map(|b| ban_entry(b)),
         })
         .collect();
-    Ok(BansData { bans, total })
+    Ok(BansData {
+        bans,
+        total,
+        ..BansData::default()
+    })
 }

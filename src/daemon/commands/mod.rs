@@ -32,7 +32,17 @@ pub(super) async fn handle(d: &mut Daemon, command: Command) -> Result<Reply, Er
     // The set works on engine time; a client sees wall time (see `clock`).
     let r = d.clock.read();
     match &mut reply {
-        Reply::Bans(data) => data.bans.iter_mut().for_each(|e| r.entry_to_wall(e)),
+        Reply::Bans(data) => {
+            data.bans.iter_mut().for_each(|e| r.entry_to_wall(e));
+            if !d.geo.is_empty() {
+                for e in &data.bans {
+                    if let Some(o) = d.geo.lookup(e.target.0.addr()) {
+                        data.origins.insert(e.target.to_string(), o);
+                    }
+                }
+                super::log_geo_warnings(&d.geo);
+            }
+        }
         Reply::Ban(data) => r.entry_to_wall(&mut data.ban),
         Reply::Unban(data) => data.removed.iter_mut().for_each(|e| r.entry_to_wall(e)),
         Reply::Activity(data) => {
@@ -119,6 +129,11 @@ fn ban_entry(b: &Ban) -> BanEntry {
         since: b.since.as_secs(),
         until: b.until.map(Time::as_secs),
         ban_no: b.ban_no,
-        reason: b.reason.kind().to_string(),
+        reason: match b.reason {
+            portcullis_core::event::BanReason::Network { members } => {
+                format!("network: {members} members")
+            }
+            _ => b.reason.kind().to_string(),
+        },
     }
 }

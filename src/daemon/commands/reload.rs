@@ -25,7 +25,9 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
     let mut work = tokio::task::spawn_blocking(move || {
         let config = load_config(&args)?;
         let compiled = compile_jails(&config)?;
-        anyhow::Ok((config, compiled))
+        // The GeoIP files are read again too (geoipupdate may have replaced them).
+        let geo = crate::daemon::open_geo(&config.geoip);
+        anyhow::Ok((config, compiled, geo))
     });
     // The loop lives on while the compile runs: it serves lines, and tells the watchdog.
     let watchdog = watchdog_interval();
@@ -43,7 +45,7 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
             }
         }
     };
-    let (config, compiled) = prepared
+    let (config, compiled, geo) = prepared
         .map_err(|e| failed(anyhow::Error::new(e).context("the reload task failed")))?
         .map_err(failed)?;
     let compiled_in = t0.elapsed();
@@ -58,6 +60,13 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
     }
     d.jails.reload(inits, d.clock.now());
     d.filters = filters;
+    let asn = crate::daemon::asn_lookup(&geo, &config.networks);
+    d.jails.set_networks(
+        crate::daemon::network_rules(&config.networks),
+        asn,
+        d.clock.now(),
+    );
+    d.geo = geo;
     if same_sources {
         for ((_, jails), s) in keys.into_iter().zip(&mut d.sources) {
             s.jails = jails;

@@ -68,7 +68,17 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
                 .collect(),
         })
         .collect();
+    let geoip = geoip_status(d);
+    let networks =
+        d.jails
+            .network_status()
+            .map(|(rules, n)| portcullis_control::data::NetworksStatus {
+                rules,
+                network_bans: n as u64,
+            });
     Ok(StatusData {
+        geoip,
+        networks,
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
         uptime_secs: d.started.elapsed().as_secs(),
@@ -102,6 +112,41 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
                 unsaved_decisions: d.unsaved.decision_count() as u64,
             },
         },
+    })
+}
+
+/// How many active bans `status` looks up for its by-country and by-AS tallies: a bound
+/// on the work of one status request on the loop (about 1 µs a lookup).
+const GEOIP_STATUS_BANS: usize = 10_000;
+
+/// The databases in use and where the bans in force come from; `None` without GeoIP.
+fn geoip_status(d: &Daemon) -> Option<portcullis_control::data::GeoIpStatus> {
+    for w in d.geo.take_warnings() {
+        tracing::warn!("{w}");
+    }
+    let warnings = d.geo.problems();
+    if d.geo.is_empty() && warnings.is_empty() {
+        return None;
+    }
+    // Keys only, no list of every ban built or sorted (a status at 1M bans stays cheap).
+    let origins: Vec<Option<portcullis_core::origin::Origin>> = (0..d.jails.len())
+        .flat_map(|i| d.jails.engine(i).ban_keys())
+        .take(GEOIP_STATUS_BANS)
+        .map(|(_, t)| d.geo.lookup(t.addr()))
+        .collect();
+    let (bans_by_country, bans_by_asn) =
+        crate::geo::tally(origins.iter().map(|o| (o.as_ref(), 0)), 10);
+    Some(portcullis_control::data::GeoIpStatus {
+        databases: d
+            .geo
+            .paths()
+            .into_iter()
+            .map(|(p, kind)| format!("{} ({kind})", p.display()))
+            .collect(),
+        warnings,
+        bans_by_country,
+        bans_by_asn,
+        counted: origins.len() as u64,
     })
 }
 

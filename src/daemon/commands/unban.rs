@@ -48,6 +48,25 @@ pub fn unban(
         if jail.is_none() {
             removed.extend(set.lift_orphans(now, if all { None } else { target }));
         }
+        // A network: the network bans of ours inside it too (the parts it was carved
+        // into around allowlisted addresses, the narrower ones a wider one replaced), and
+        // its members are counted afresh.
+        if let Some(net) = target.filter(|t| !all && t.prefix_len() < t.max_prefix_len()) {
+            let wanted = selected(set, jail)?;
+            for (part, idx) in set.network_bans_within(net) {
+                if part == net || !wanted.contains(&idx) {
+                    continue;
+                }
+                let before = set.engine(idx).active_ban(part);
+                if set
+                    .handle_command(idx, now, Command::Unban { target: part })
+                    .is_ok()
+                {
+                    removed.extend(before);
+                }
+            }
+            set.forget_network_members(net);
+        }
     }
     if removed.is_empty() {
         let what = target.map_or("anything".to_string(), |t| Target(t).to_string());

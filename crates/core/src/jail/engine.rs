@@ -689,6 +689,40 @@ impl JailEngine {
         }
     }
 
+    /// Ban the network `target` for `length` because `members` of its addresses are banned
+    /// (the daemon's network aggregation, which counts across jails and chooses `target`):
+    /// [`BanReason::Network`]; never over this jail's allowlist (refused like an unforced
+    /// manual ban). A ban of `target` in force is replaced.
+    pub fn handle_network_ban(
+        &mut self,
+        now: Time,
+        target: IpNet,
+        members: u32,
+        length: Duration,
+    ) -> Result<(), CommandError> {
+        let clock = self.advance(now);
+        let target = normalize_net(target);
+        if let Some(allowed) = self.allowlist_overlap(target) {
+            return Err(CommandError::Allowlisted { target, allowed });
+        }
+        self.ban(
+            target,
+            BanReason::Network { members },
+            0,
+            Length::Fixed(length),
+        );
+        self.expire_due(clock);
+        Ok(())
+    }
+
+    /// The addresses under login protection now (a recent clean login), in no order.
+    pub fn protected_addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.protected
+            .iter()
+            .filter(|(_, p)| self.clock.is_none_or(|c| p.until > c))
+            .map(|(a, _)| *a)
+    }
+
     // ---- outputs ----
 
     /// The next decision, oldest first; `None` when all were taken.
