@@ -10,6 +10,7 @@ mod daemon;
 mod dist_files;
 mod fail2ban_cmd;
 mod filters;
+mod fleet_cmd;
 mod investigate;
 mod logfiles;
 mod offline;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         cli::Command::TestFilter(args) => test_filter::run(&args),
         cli::Command::Investigate(args) => investigate::run(&args),
         cli::Command::ImportFail2ban(args) => fail2ban_cmd::run(&args),
+        cli::Command::Fleet(args) => fleet_cmd::run(&args),
         cli::Command::DistFiles(args) => dist_files::run(&args),
     };
     match result {

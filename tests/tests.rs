@@ -8,6 +8,7 @@ mod e2e;
 mod fail2ban_e2e;
 mod fault_storms;
 mod faults_e2e;
+mod fleet_e2e;
 mod investigate_e2e;
 mod metrics_e2e;
 mod system_e2e;

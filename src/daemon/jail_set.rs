@@ -527,5 +527,7 @@ fn longer(a: Option<Time>, b: Option<Time>) -> Option<Time> {
     }
 }
 
+pub mod fleet;
+
 #[cfg(test)]
 mod tests;

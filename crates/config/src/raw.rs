@@ -109,6 +109,29 @@ layered!(
     }
 );
 
+layered!(
+    RawFleet,
+    Fleet {
+        enabled: bool,
+        servers: Vec<String>,
+        node: String,
+        prefix: String,
+        stream: String,
+        nkey_seed_file: String,
+        creds_file: String,
+        tls_cert: String,
+        tls_key: String,
+        tls_ca: String,
+        jails: Vec<String>,
+        members: Vec<Cidr>,
+        protected: Vec<Cidr>,
+        max_ban: PositiveDuration,
+        permanent_after_nodes: CountOrFalse,
+        rate: u32,
+        queue: u32,
+    }
+);
+
 layered!(RawJail, Jail {
     enabled: bool,
     filter: RawFilter,
@@ -140,6 +163,7 @@ pub(crate) struct RawFile {
     pub firewall: Option<RawFirewall>,
     pub notify: Option<RawNotify>,
     pub metrics: Option<RawMetrics>,
+    pub fleet: Option<RawFleet>,
     pub defaults: Option<RawJail>,
     pub jail: Option<BTreeMap<String, Spanned<RawJail>>>,
 }

@@ -18,8 +18,12 @@ pub struct BanEntry {
     pub until: Option<i64>,
     /// Which ban of this offender it is (escalation step).
     pub ban_no: u32,
-    /// `threshold`, `aggregate`, `manual` or `restored`.
+    /// `threshold`, `aggregate`, `manual`, `restored` or `fleet`.
     pub reason: String,
+    /// For a ban other fleet nodes reported: the reporting nodes, comma-separated (`admin`:
+    /// an admin's decision). Absent for this node's own bans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// `data` of `bans`.
@@ -91,6 +95,38 @@ pub struct StatusData {
     /// Whether the state database takes writes.
     #[serde(default)]
     pub store: StoreStatus,
+    /// The fleet link, when `[fleet]` is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetStatus>,
+}
+
+/// The fleet link (`[fleet]`) as `status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    /// This node's name in subjects.
+    pub node: String,
+    /// Whether the client is connected to a server now.
+    pub connected: bool,
+    /// Whether this node consumes the stream now.
+    pub consuming: bool,
+    /// The last stream sequence applied (stored with the decisions).
+    pub applied_seq: u64,
+    /// Own reports published and acknowledged since start.
+    pub published: u64,
+    /// Own reports waiting for the broker.
+    pub queued: u64,
+    /// Own reports dropped (queue full) since start.
+    pub dropped: u64,
+    /// Received decisions applied since start.
+    pub applied: u64,
+    /// Received decisions ignored since start, by why (`protected`, `rate_limited`, …).
+    #[serde(default)]
+    pub ignored: std::collections::BTreeMap<String, u64>,
+    /// Fleet bans in force here.
+    pub bans: u64,
+    /// The last error, while something fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Health of the state database.

@@ -86,6 +86,7 @@ impl Handler for MemoryDaemon {
                     },
                     ban_no: 1,
                     reason: "manual".into(),
+                    origin: None,
                 };
                 bans.push(entry.clone());
                 Ok(Reply::Ban(BanData {
@@ -833,6 +834,7 @@ async fn an_answer_nobody_reads_is_given_up_after_the_write_timeout() {
                 until: None,
                 ban_no: 1,
                 reason: "manual".into(),
+                origin: None,
             });
         }
     }

@@ -120,5 +120,9 @@ fn ban_entry(b: &Ban) -> BanEntry {
         until: b.until.map(Time::as_secs),
         ban_no: b.ban_no,
         reason: b.reason.kind().to_string(),
+        origin: match &b.reason {
+            portcullis_core::event::BanReason::Fleet { origin } => Some(origin.to_string()),
+            _ => None,
+        },
     }
 }

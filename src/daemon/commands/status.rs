@@ -102,6 +102,15 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
                 unsaved_decisions: d.unsaved.decision_count() as u64,
             },
         },
+        fleet: d.fleet.as_ref().map(|f| {
+            let now = d.clock.now();
+            let bans = d
+                .jails
+                .orphans(now)
+                .filter(|b| &*b.jail == crate::daemon::jail_set::fleet::FLEET_JAIL)
+                .count();
+            f.status(bans as u64)
+        }),
     })
 }
 
