@@ -251,6 +251,15 @@ async fn run(
             return;
         }
     };
+    // Every (re)connection is seen, however briefly the link was down: the consumer is
+    // made again after each one.
+    let (events_tx, mut events) = mpsc::channel::<async_nats::Event>(64);
+    let opts = opts.event_callback(move |ev| {
+        let tx = events_tx.clone();
+        async move {
+            let _ = tx.try_send(ev);
+        }
+    });
     let client = match opts.connect(config.fleet.servers.clone()).await {
         Ok(c) => c,
         Err(e) => {
@@ -312,6 +321,16 @@ async fn run(
                     consumer = None;
                 }
                 None => consumer = None,
+            },
+            Some(ev) = events.recv() => match ev {
+                async_nats::Event::Connected | async_nats::Event::Disconnected => consumer = None,
+                async_nats::Event::ServerError(e) => {
+                    // A permissions violation lands here: this node's credentials do not
+                    // allow what it tried (a misconfigured server or prefix).
+                    tracing::warn!("fleet: the server says: {e}");
+                    state.last_error = Some(format!("server: {e}"));
+                }
+                _ => {}
             },
             _ = retry.tick() => {
                 if !connected {
