@@ -54,18 +54,30 @@ def canon_key(a):
 
 
 ns = f"pcfleet{os.getpid()}"
+nsm = f"pcfleetm{os.getpid()}"
 subprocess.run(["ip", "netns", "add", ns], check=True)
+subprocess.run(["ip", "netns", "add", nsm], check=True)
 procs = []
 stop = threading.Event()
 published = {}  # address -> perf_counter at publish
 seen_kernel = {}
 seen_sub = {}
 try:
-    subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+    # The measured node has a namespace (and kernel ruleset) of its own, so the monitor sees
+    # its elements only; a veth joins it to the broker's.
+    sh = lambda n, *a: subprocess.run(["ip", "netns", "exec", n, *a], check=True)
+    sh(ns, "ip", "link", "set", "lo", "up")
+    sh(nsm, "ip", "link", "set", "lo", "up")
+    subprocess.run(["ip", "link", "add", "fb0", "netns", ns, "type", "veth", "peer", "name", "fb1",
+                    "netns", nsm], check=True)
+    sh(ns, "ip", "addr", "add", "198.51.100.1/24", "dev", "fb0")
+    sh(nsm, "ip", "addr", "add", "198.51.100.2/24", "dev", "fb1")
+    sh(ns, "ip", "link", "set", "fb0", "up")
+    sh(nsm, "ip", "link", "set", "fb1", "up")
     d = tempfile.mkdtemp(prefix="pcfleet")
     conf = os.path.join(d, "nats.conf")
     with open(conf, "w") as f:
-        f.write(f'port: {PORT}\nlisten: "127.0.0.1"\njetstream {{\n  store_dir: "{d}/js"\n}}\n')
+        f.write(f'port: {PORT}\nhost: "0.0.0.0"\njetstream {{\n  store_dir: "{d}/js"\n}}\n')
     procs.append(subprocess.Popen(["ip", "netns", "exec", ns, "nats-server", "-c", conf],
                                   stdout=subprocess.DEVNULL, stderr=open(f"{d}/nats.log", "w")))
     time.sleep(0.5)
@@ -75,18 +87,21 @@ try:
     subprocess.run(["ip", "netns", "exec", ns, args.bin, "fleet", "--config", plain, "init",
                     "--max-age", "1d"], check=True, stdout=subprocess.DEVNULL)
     open(f"{d}/auth.log", "w").close()
+    daemons = []
     for k in range(args.nodes):
         nd = f"{d}/n{k}"
         os.makedirs(nd)
         cfg = f"{nd}/cfg.toml"
+        node_ns, broker = (nsm, "198.51.100.1") if k == args.measure else (ns, "127.0.0.1")
         with open(cfg, "w") as f:
             f.write(f'[daemon]\nstate_dir = "{nd}/state"\nsocket = "{nd}/ctl.sock"\nlog_level = "warn"\n'
                     f'[firewall]\nbackend = "nft"\ntable = "pcf{k}"\n'
                     f'[jail.sshd]\nsources = [{{ file = "{d}/auth.log" }}]\n'
-                    f'[fleet]\nenabled = true\nservers = ["nats://127.0.0.1:{PORT}"]\nnode = "n{k}"\n'
+                    f'[fleet]\nenabled = true\nservers = ["nats://{broker}:{PORT}"]\nnode = "n{k}"\n'
                     f'prefix = "{PREFIX}"\nrate = 1000000\nmax_ban = "1h"\npermanent_after_nodes = false\n')
-        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, args.bin, "run", "--config", cfg],
-                                      stderr=open(f"{nd}/daemon.log", "w")))
+        daemons.append(subprocess.Popen(["ip", "netns", "exec", node_ns, args.bin, "run", "--config", cfg],
+                                        stderr=open(f"{nd}/daemon.log", "w")))
+        procs.append(daemons[-1])
     for k in range(args.nodes):
         for _ in range(200):
             if os.path.exists(f"{d}/n{k}/ctl.sock"):
@@ -95,7 +110,7 @@ try:
     time.sleep(2.0)  # connected and consuming
 
     table = f"pcf{args.measure}".encode()
-    monitor = subprocess.Popen(["ip", "netns", "exec", ns, "nft", "monitor", "elements"],
+    monitor = subprocess.Popen(["ip", "netns", "exec", nsm, "nft", "monitor", "elements"],
                                stdout=subprocess.PIPE, bufsize=0)
     procs.append(monitor)
 
@@ -192,6 +207,13 @@ try:
     for t in threads:
         t.start()
     time.sleep(0.3)
+
+    def cpu(p):
+        # `ip netns exec` execs the daemon: same pid. utime + stime, seconds.
+        f = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    cpu0 = [cpu(p) for p in daemons]
     t0 = time.perf_counter()
     publisher()
     pub_secs = time.perf_counter() - t0
@@ -199,6 +221,8 @@ try:
     while time.time() < deadline and len(seen_kernel) < len(published):
         time.sleep(0.2)
     stop.set()
+    wall = time.perf_counter() - t0
+    cpus = [cpu(p) - c for p, c in zip(daemons, cpu0)]
 
     def stats(seen, keymap):
         lat = sorted((seen[keymap(a)] - t) * 1000 for a, t in published.items() if keymap(a) in seen)
@@ -211,7 +235,10 @@ try:
     kern = stats(seen_kernel, lambda a: str(ipaddress.ip_address(a)))
     floor = stats(seen_sub, canon_key)
     out = {"nodes": args.nodes, "rate": args.rate, "seconds": args.seconds, "published": len(published),
-           "published_per_s": round(len(published) / pub_secs), "kernel": kern, "broker_floor": floor}
+           "published_per_s": round(len(published) / pub_secs), "kernel": kern, "broker_floor": floor,
+           "daemon_cpu_s_mean": round(sum(cpus) / len(cpus), 2),
+           "measured_daemon_cpu_us_per_applied": round(cpus[args.measure] * 1e6 / max(1, kern.get("seen", 0)), 1),
+           "wall_s": round(wall, 2), "load_avg": os.getloadavg()[0]}
     print(json.dumps(out))
     if kern.get("seen") and floor.get("seen"):
         print(f"propagation to n{args.measure}'s kernel: p50 {kern['p50_ms']} ms, p99 {kern['p99_ms']} ms "
@@ -228,3 +255,4 @@ finally:
         except Exception:
             p.kill()
     subprocess.run(["ip", "netns", "del", ns])
+    subprocess.run(["ip", "netns", "del", nsm])

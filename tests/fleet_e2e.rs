@@ -321,6 +321,7 @@ fn i16_fleet_bans_spread_catch_up_survive_the_broker_and_bind_credentials() {
         );
     }
     let spread = t_a.elapsed();
+    eprintln!("B and C banned the attacker {spread:?} after A refused it");
     assert!(
         spread <= Duration::from_secs(1),
         "B and C banned the attacker {spread:?} after A (more than 1 s)"

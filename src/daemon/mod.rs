@@ -332,8 +332,8 @@ impl Daemon {
                 rebuild_from_kernel(&firewall, &mut store, &aside, now).await
             }
         };
-        let (filters, inits) = live_jails(compile_jails(&config)?, &store, reading, None)?;
-        let fleet = start_fleet(&config, &store, &inits)?;
+        let (filters, mut inits) = live_jails(compile_jails(&config)?, &store, reading, None)?;
+        let fleet = start_fleet(&config, &store, &mut inits)?;
         let jails = JailSet::new(inits, stored, now);
 
         let notifier = Notifier::start(&config.notify);
@@ -969,7 +969,7 @@ impl Daemon {
 fn start_fleet(
     config: &Config,
     store: &Store,
-    inits: &[JailInit],
+    inits: &mut [JailInit],
 ) -> Result<Option<fleet::node::FleetNode>> {
     if !config.fleet.enabled {
         return Ok(None);
@@ -988,6 +988,8 @@ fn start_fleet(
     let allowed = store
         .fleet_allows()
         .context("cannot read the fleet allowlist")?;
+    // What admins allowed everywhere, the jails never ban either.
+    jail_set::fleet::allow_in(inits, &allowed);
     Ok(Some(fleet::node::FleetNode::start(
         config.fleet.clone(),
         node,

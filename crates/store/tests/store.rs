@@ -845,6 +845,10 @@ fn windows_round_trip_replace_delete_and_prune() {
     );
 }
 
+/// What the migrations after version 3 added, undone, so a test can make the file an
+/// older version wrote (each later migration adds its own undo here).
+const UNDO_LATER: &str = "ALTER TABLE bans DROP COLUMN origin; DROP TABLE fleet_allow";
+
 #[test]
 fn a_version_1_file_migrates_to_windows_and_keeps_its_bans() {
     let (_dir, path) = tmp();
@@ -858,8 +862,10 @@ fn a_version_1_file_migrates_to_windows_and_keeps_its_bans() {
     drop(store);
     // Make it the file version 1 wrote: no windows table.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE windows; PRAGMA user_version = 1;")
-        .unwrap();
+    conn.execute_batch(&format!(
+        "DROP TABLE windows; {UNDO_LATER}; PRAGMA user_version = 1;"
+    ))
+    .unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));
@@ -878,8 +884,10 @@ fn a_version_2_window_row_reads_with_an_empty_long_window() {
     drop(store);
     // The file version 2 wrote: no slow column.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("ALTER TABLE windows DROP COLUMN slow; PRAGMA user_version = 2;")
-        .unwrap();
+    conn.execute_batch(&format!(
+        "ALTER TABLE windows DROP COLUMN slow; {UNDO_LATER}; PRAGMA user_version = 2;"
+    ))
+    .unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));

@@ -56,7 +56,9 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
     if !same_sources {
         d.stop_sources(true).await;
     }
+    let mut inits = inits;
     if let Some(f) = &mut d.fleet {
+        crate::daemon::jail_set::fleet::allow_in(&mut inits, f.policy.allowed());
         // New receiving settings (allowlists, knobs); a changed link needs a restart.
         f.policy
             .reconfigure(crate::daemon::fleet::node::policy_config(

@@ -214,6 +214,7 @@ impl Daemon {
                         crate::text::chain(&e)
                     );
                 }
+                self.jails.allow_everywhere(t);
                 let _ = crate::daemon::commands::unban::unban(
                     &mut self.jails,
                     now,

@@ -182,7 +182,6 @@ impl ReceivePolicy {
     }
 
     /// The admins' fleet-wide allowlist.
-    #[cfg(test)]
     pub fn allowed(&self) -> &[IpNet] {
         &self.allowed
     }
@@ -340,7 +339,31 @@ fn longer(a: Option<Time>, b: Option<Time>) -> Option<Time> {
     }
 }
 
+/// Add `allowed` (the admins' fleet-wide allowlist) to each jail's allowlist in `jails`.
+pub fn allow_in(jails: &mut [super::JailInit], allowed: &[IpNet]) {
+    for j in jails {
+        for n in allowed {
+            if !j.config.allowlist.contains(n) {
+                j.config.allowlist.push(*n);
+            }
+        }
+    }
+}
+
 impl JailSet {
+    /// An admin allowed `target` everywhere: every jail's allowlist takes it (its engine
+    /// never bans it again; a reload keeps it through [`allow_in`]).
+    pub fn allow_everywhere(&mut self, target: IpNet) {
+        for j in &mut self.jails {
+            if j.engine.config().allowlist.contains(&target) {
+                continue;
+            }
+            let mut config = j.engine.config().clone();
+            config.allowlist.push(target);
+            j.engine.reconfigure(config);
+        }
+    }
+
     /// The fleet ban of exactly `target` in force at `now`.
     pub fn fleet_ban_of(&self, target: IpNet, now: Time) -> Option<&Ban> {
         self.orphans

@@ -255,3 +255,53 @@ fn fleet_bans_go_to_the_kernel_with_the_longest_end_and_lift_alone() {
     assert_eq!(set.fleet_ban_of(net("192.0.2.8"), at(1)), Some(&stored));
     assert_eq!(set.fleet_ban_of(net("192.0.2.8"), at(50)), None, "ended");
 }
+
+#[test]
+fn an_admin_allow_reaches_every_jails_allowlist_and_survives_a_reload() {
+    use portcullis_core::jail::{Command, CommandError};
+    let init = |name: &str| JailInit {
+        config: JailConfig::new(name),
+        history: Vec::new(),
+        windows: Vec::new(),
+    };
+    let mut set = JailSet::new(vec![init("sshd"), init("web")], Vec::new(), at(0));
+    let allowed = net("192.0.2.0/28");
+    set.allow_everywhere(allowed);
+    let ban = |set: &mut JailSet, idx| {
+        set.handle_command(
+            idx,
+            at(1),
+            Command::Ban {
+                target: net("192.0.2.5"),
+                duration: None,
+                permanent: false,
+                force: false,
+            },
+        )
+    };
+    for idx in 0..2 {
+        assert!(matches!(
+            ban(&mut set, idx),
+            Err(CommandError::Allowlisted { .. })
+        ));
+    }
+    // A reload's new jails get it through `allow_in`.
+    let mut inits = vec![init("sshd"), init("web")];
+    super::allow_in(&mut inits, &[allowed]);
+    super::allow_in(&mut inits, &[allowed]);
+    assert_eq!(
+        inits[0]
+            .config
+            .allowlist
+            .iter()
+            .filter(|n| **n == allowed)
+            .count(),
+        1,
+        "added once"
+    );
+    set.reload(inits, at(2));
+    assert!(matches!(
+        ban(&mut set, 1),
+        Err(CommandError::Allowlisted { .. })
+    ));
+}
