@@ -453,6 +453,36 @@ fn i16_fleet_bans_spread_catch_up_survive_the_broker_and_bind_credentials() {
             ban_of(&d.bans(), "192.0.2.2").is_none()
         });
     }
+    // Allow everywhere: C's own jail ban and the fleet bans of it go on every node, and no
+    // jail bans it again.
+    let out = fleet_cmd(&broker, &plain, &admin_seed, &["allow", "192.0.2.4"]);
+    assert!(
+        out.status.success(),
+        "admin allow: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for n in &nodes {
+        n.daemon.wait_for("the admin's allow", 5, |d| {
+            ban_of(&d.bans(), "192.0.2.4").is_none()
+        });
+    }
+    for _ in 0..4 {
+        assert!(
+            attempt_from(&nodes[2].pair, "192.0.2.4"),
+            "C still refuses an allowed address"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        ban_of(&nodes[2].daemon.bans(), "192.0.2.4").is_none(),
+        "C banned it again"
+    );
+    let status = fleet_cmd(&broker, &plain, &admin_seed, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success() && text.contains("stream PORTCULLIS"),
+        "{text}"
+    );
     eprintln!("fleet e2e took {:?}", t_start.elapsed());
     drop(nats);
 }
