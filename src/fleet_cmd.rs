@@ -63,11 +63,13 @@ pub enum FleetAction {
         store_dir: PathBuf,
     },
     /// Create (or update) the stream: every PREFIX.> subject, the last message per subject,
-    /// kept for --max-age (make it the longest ban any node gives).
+    /// kept as long as the longest ban (of the configuration's jails and fleet.max_ban,
+    /// unless --max-age says otherwise).
     Init {
-        /// How long messages stay in the stream.
-        #[arg(long, default_value = "30d", value_parser = parse_duration)]
-        max_age: Duration,
+        /// How long messages stay in the stream (default: the longest temporary ban the
+        /// configuration gives).
+        #[arg(long, value_parser = parse_duration)]
+        max_age: Option<Duration>,
     },
     /// The stream: messages, sequences, subjects, consumers.
     Status,
@@ -167,7 +169,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// `portcullis fleet …`.
 pub fn run(args: &FleetArgs) -> Result<ExitCode> {
-    let mut fleet = settings(args)?;
+    let (mut fleet, longest) = settings(args)?;
     match &args.action {
         FleetAction::Keygen { file } => return keygen(file),
         FleetAction::ServerConfig {
@@ -204,17 +206,26 @@ pub fn run(args: &FleetArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(act(&fleet, &args.action))
+    runtime.block_on(act(&fleet, longest, &args.action))
 }
 
-fn settings(args: &FleetArgs) -> Result<FleetSettings> {
+/// `[fleet]` of the configuration, and its longest temporary ban (the stream's default
+/// retention: a node that was away for less than that misses nothing).
+fn settings(args: &FleetArgs) -> Result<(FleetSettings, Duration)> {
     let default = PathBuf::from(portcullis_config::DEFAULT_CONFIG_PATH);
     let path = args
         .config
         .clone()
         .or_else(|| default.exists().then_some(default));
     let config = Config::load(path.as_deref(), None)?;
-    Ok(config.fleet)
+    let longest = config
+        .jails
+        .iter()
+        .map(|j| j.config.maxtime)
+        .chain([config.fleet.max_ban])
+        .max()
+        .unwrap_or(config.fleet.max_ban);
+    Ok((config.fleet, longest))
 }
 
 fn target(s: &str) -> Result<IpNet> {
@@ -223,7 +234,7 @@ fn target(s: &str) -> Result<IpNet> {
         .0)
 }
 
-async fn act(fleet: &FleetSettings, action: &FleetAction) -> Result<ExitCode> {
+async fn act(fleet: &FleetSettings, longest: Duration, action: &FleetAction) -> Result<ExitCode> {
     let opts = crate::daemon::fleet::connect_options(fleet, "admin")
         .await?
         .retry_on_initial_connect();
@@ -239,7 +250,7 @@ async fn act(fleet: &FleetSettings, action: &FleetAction) -> Result<ExitCode> {
             let config = jetstream::stream::Config {
                 name: fleet.stream.clone(),
                 subjects: vec![format!("{}.>", fleet.prefix)],
-                max_age: *max_age,
+                max_age: max_age.unwrap_or(longest),
                 max_messages_per_subject: 1,
                 storage: jetstream::stream::StorageType::File,
                 ..Default::default()

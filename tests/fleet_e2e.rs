@@ -248,12 +248,15 @@ fn i16_fleet_bans_spread_catch_up_survive_the_broker_and_bind_credentials() {
     let conf = dir.join("nats.conf");
     std::fs::write(&conf, run(&mut sc)).expect("nats.conf");
     let mut nats = Nats::start(&broker, &conf, &dir.join("nats.log"));
-    let init = fleet_cmd(&broker, &plain, &admin_seed, &["init", "--max-age", "1d"]);
+    let init = fleet_cmd(&broker, &plain, &admin_seed, &["init"]);
     assert!(
         init.status.success(),
         "fleet init: {}",
         String::from_utf8_lossy(&init.stderr)
     );
+    // Retention = the longest ban: the embedded default's sshd maxtime, one week.
+    let said = String::from_utf8_lossy(&init.stdout);
+    assert!(said.contains("max age 604800s"), "{said}");
 
     // Three nodes, each with its own sshd, on the bridge.
     let mut nodes: Vec<Node> = Vec::new();
