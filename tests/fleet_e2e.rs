@@ -480,6 +480,28 @@ fn i16_fleet_bans_spread_catch_up_survive_the_broker_and_bind_credentials() {
         ban_of(&nodes[2].daemon.bans(), "192.0.2.4").is_none(),
         "C banned it again"
     );
+    // 5. The stream trimmed past what B applied while it was away: B takes the
+    // last-per-subject snapshot and still gets what is left.
+    nodes[1].daemon.stop();
+    let ok = publish_as(
+        &broker,
+        a_seed,
+        &[
+            (format!("{PREFIX}.ban.a.192-0-2-7_32"), "{}".to_string()),
+            (format!("{PREFIX}.ban.a.2001-db8-77--_48"), "{}".to_string()),
+        ],
+    );
+    assert_eq!(ok, vec![true, true]);
+    // Only the newest message is left: B's next sequence is gone.
+    purge_keeping_last(&broker, &admin_seed);
+    nodes[1].daemon.restart();
+    let b = wait_fleet_ban(&nodes[1], "2001:db8:77::/48", "a", 10);
+    assert_eq!(b["reason"], "fleet");
+    assert!(
+        nodes[1].daemon.log().contains("trimmed past"),
+        "B did not take the snapshot"
+    );
+
     let status = fleet_cmd(&broker, &plain, &admin_seed, &["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
@@ -522,4 +544,28 @@ fn publish_as(ns: &Netns, seed: &Path, msgs: &[(String, String)]) -> Vec<bool> {
             out
         })
     })
+}
+
+/// Purge the stream down to its last message, with the admin's seed (the stream is then
+/// trimmed past every node's stored sequence but the newest).
+fn purge_keeping_last(ns: &Netns, seed: &Path) {
+    let seed = std::fs::read_to_string(seed)
+        .expect("seed")
+        .trim()
+        .to_owned();
+    ns.run_inside(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let client = async_nats::ConnectOptions::with_nkey(seed)
+                .connect("nats://127.0.0.1:4222")
+                .await
+                .expect("connect");
+            let js = async_nats::jetstream::new(client);
+            let stream = js.get_stream("PORTCULLIS").await.expect("stream");
+            stream.purge().keep(1).await.expect("purge");
+        })
+    });
 }

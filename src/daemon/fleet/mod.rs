@@ -479,3 +479,53 @@ mod tokio_stream_shim {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ban(jail: &str, reason: BanReason) -> Ban {
+        Ban {
+            target: "192.0.2.1/32".parse().expect("net"),
+            jail: jail.into(),
+            since: Time::from_secs(0),
+            until: None,
+            ban_no: 1,
+            reason,
+        }
+    }
+
+    #[test]
+    fn only_own_new_bans_of_shared_jails_are_reported() {
+        let mut f = FleetSettings::default();
+        assert!(shares(&f, &ban("sshd", BanReason::Manual)));
+        assert!(shares(&f, &ban("web", BanReason::Manual)));
+        // Restored at start (reported when they were decided) and received ones: never.
+        assert!(!shares(&f, &ban("sshd", BanReason::Restored)));
+        assert!(!shares(
+            &f,
+            &ban("fleet", BanReason::Fleet { origin: "a".into() })
+        ));
+        f.jails = vec!["sshd".into()];
+        assert!(shares(&f, &ban("sshd", BanReason::Manual)));
+        assert!(!shares(&f, &ban("web", BanReason::Manual)));
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_and_counts_it() {
+        let mut q = VecDeque::new();
+        let mut st = LinkState::default();
+        for i in 0..5u8 {
+            let r = Report {
+                target: IpNet::from(std::net::IpAddr::from([192, 0, 2, i])),
+                jail: "sshd".into(),
+                since: Time::from_secs(0),
+                until: None,
+            };
+            push(&mut q, r, 3, &mut st);
+        }
+        assert_eq!(q.len(), 3);
+        assert_eq!(st.dropped, 2);
+        assert_eq!(q[0].target.to_string(), "192.0.2.2/32");
+    }
+}
