@@ -351,8 +351,13 @@ async fn admin(
 /// The fleet line of `portcullis status`.
 pub fn status_line(f: &FleetStatus) -> String {
     let ignored: Vec<String> = f.ignored.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let origins: Vec<String> = f
+        .origins
+        .iter()
+        .map(|(k, v)| format!("{} {v}", crate::text::escape_terminal(k)))
+        .collect();
     format!(
-        "fleet: node {}, {}, {}, applied through sequence {}; {} fleet bans in force; reports: {} published, {} queued, {} dropped; received: {} applied, ignored: {}{}\n",
+        "fleet: node {}, {}, {}, applied through sequence {}; {} fleet bans in force{}; reports: {} published, {} queued, {} dropped; received: {} applied, ignored: {}{}\n",
         f.node,
         if f.connected {
             "connected"
@@ -366,6 +371,11 @@ pub fn status_line(f: &FleetStatus) -> String {
         },
         f.applied_seq,
         f.bans,
+        if origins.is_empty() {
+            String::new()
+        } else {
+            format!(" (by origin: {})", origins.join(", "))
+        },
         f.published,
         f.queued,
         f.dropped,

@@ -333,6 +333,18 @@ fn i16_fleet_bans_spread_catch_up_survive_the_broker_and_bind_credentials() {
         !attempt_from(&nodes[1].pair, "192.0.2.2"),
         "B's own sshd still reachable from the attacker A reported"
     );
+    let st = nodes[1].daemon.status();
+    assert!(
+        st["fleet"]["origins"]["a"].as_u64() >= Some(1),
+        "{}",
+        st["fleet"]
+    );
+    let text = nodes[1].daemon.ctl(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("by origin: a 1"),
+        "status (text): {}",
+        String::from_utf8_lossy(&text.stdout)
+    );
     let text = nodes[1].daemon.ctl(&["bans"]);
     assert!(
         String::from_utf8_lossy(&text.stdout).contains("origin a"),

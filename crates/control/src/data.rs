@@ -124,6 +124,10 @@ pub struct FleetStatus {
     pub ignored: std::collections::BTreeMap<String, u64>,
     /// Fleet bans in force here.
     pub bans: u64,
+    /// Fleet bans in force here by reporting node (`admin` for admins' decisions); a ban
+    /// several nodes reported counts for each.
+    #[serde(default)]
+    pub origins: std::collections::BTreeMap<String, u64>,
     /// The last error, while something fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

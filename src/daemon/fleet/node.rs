@@ -112,6 +112,7 @@ impl FleetNode {
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
             bans,
+            origins: BTreeMap::new(),
             error: s.last_error,
         }
     }
