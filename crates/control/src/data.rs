@@ -97,7 +97,7 @@ pub struct StatusData {
     pub store: StoreStatus,
     /// The fleet link, when `[fleet]` is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fleet: Option<FleetStatus>,
+    pub fleet: Option<Box<FleetStatus>>,
 }
 
 /// The fleet link (`[fleet]`) as `status` shows it.

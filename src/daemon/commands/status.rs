@@ -120,7 +120,7 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
             }
             let mut s = f.status(bans);
             s.origins = origins;
-            s
+            Box::new(s)
         }),
     })
 }
