@@ -14,7 +14,8 @@ fi
 need_pkgs=(nftables ipset iptables iproute2 openssh-server openssh-client sshpass hydra
   fail2ban sshguard ripgrep systemd-journal-remote python3 time procps gzip util-linux
   chromium logrotate python3-paramiko nginx-light vsftpd curl prometheus tmux
-  lintian binutils qemu-system-x86 qemu-utils debootstrap e2fsprogs coreutils passwd)
+  lintian binutils qemu-system-x86 qemu-utils debootstrap e2fsprogs coreutils passwd
+  nats-server)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -48,6 +48,9 @@ pub enum Command {
     /// Write portcullis TOML for an existing Fail2Ban configuration (jails keep Fail2Ban's
     /// filter files) and report what was not carried over.
     ImportFail2ban(crate::fail2ban_cmd::ImportFail2BanArgs),
+    /// Fleet admin (NATS JetStream, docs/fleet.md): create the stream, show it, and unban,
+    /// allow or ban an address on every node, with the admin's credentials.
+    Fleet(crate::fleet_cmd::FleetArgs),
     /// Write the man pages, shell completions and commented portcullis.toml the package
     /// ships (packaging/build-deb.sh).
     #[command(hide = true)]

@@ -166,6 +166,9 @@ fn overview(d: &StatusData) -> String {
                 d.store.unsaved_decisions
             );
         }
+        if let Some(f) = &d.fleet {
+            s += &crate::fleet_cmd::status_line(f);
+        }
         let h = &d.hooks;
         if h.delivered + h.failed + h.dropped + h.waiting > 0 {
             s += &format!(
@@ -256,8 +259,13 @@ fn ban_line(b: &BanEntry) -> String {
         None => "permanent".to_string(),
         Some(u) => format!("until {}", fmt_secs(u)),
     };
+    let origin = b
+        .origin
+        .as_deref()
+        .map(|o| format!(" origin {}", crate::text::escape_terminal(o)))
+        .unwrap_or_default();
     format!(
-        "{:<40} {:<10} ban #{:<3} {:<9} since {} {}\n",
+        "{:<40} {:<10} ban #{:<3} {:<9} since {} {}{origin}\n",
         b.target.to_string(),
         b.jail,
         b.ban_no,

@@ -11,6 +11,7 @@ mod daemon;
 mod dist_files;
 mod fail2ban_cmd;
 mod filters;
+mod fleet_cmd;
 mod geo;
 mod investigate;
 mod logfiles;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         cli::Command::Investigate(args) => investigate::run(&args),
         cli::Command::Audit(args) => audit::run(&args),
         cli::Command::ImportFail2ban(args) => fail2ban_cmd::run(&args),
+        cli::Command::Fleet(args) => fleet_cmd::run(&args),
         cli::Command::DistFiles(args) => dist_files::run(&args),
     };
     match result {

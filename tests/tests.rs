@@ -9,6 +9,7 @@ mod e2e;
 mod fail2ban_e2e;
 mod fault_storms;
 mod faults_e2e;
+mod fleet_e2e;
 mod geoip_e2e;
 mod investigate_e2e;
 mod metrics_e2e;

@@ -277,6 +277,7 @@ pub mod tests {
             until: Some(1_800_000_615),
             ban_no: 1,
             reason: "threshold".into(),
+            origin: None,
         };
         r.entry_to_wall(&mut e);
         assert_eq!(

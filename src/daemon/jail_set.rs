@@ -545,5 +545,7 @@ fn longer(a: Option<Time>, b: Option<Time>) -> Option<Time> {
     }
 }
 
+pub mod fleet;
+
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,8 @@
 mod clock;
 mod commands;
 mod control;
-mod jail_set;
+pub(crate) mod fleet;
+pub(crate) mod jail_set;
 mod jails;
 mod metrics;
 mod notify;
@@ -198,6 +199,8 @@ struct Daemon {
     burst_first_read: Option<Time>,
     /// GeoIP databases (none: lookups answer nothing, at no cost), for `bans` and `status`.
     geo: std::sync::Arc<portcullis_geoip::GeoIp>,
+    /// The fleet link and receiving policy, when `[fleet]` is enabled.
+    fleet: Option<fleet::node::FleetNode>,
 }
 
 /// Open the GeoIP databases `[geoip]` names; what cannot be used is logged as a warning
@@ -386,7 +389,8 @@ impl Daemon {
                 rebuild_from_kernel(&firewall, &mut store, &aside, now).await
             }
         };
-        let (filters, inits) = live_jails(compile_jails(&config)?, &store, reading, None)?;
+        let (filters, mut inits) = live_jails(compile_jails(&config)?, &store, reading, None)?;
+        let fleet = start_fleet(&config, &store, &mut inits)?;
         let mut jails = JailSet::new(inits, stored, now);
         let geo = open_geo(&config.geoip);
         jails.set_networks(
@@ -425,6 +429,7 @@ impl Daemon {
             metrics_counters: metrics::Counters::default(),
             burst_first_read: None,
             geo,
+            fleet,
         };
         // Watching first: a flush between the setup and the watch's start is seen too.
         daemon.kernel_watch = daemon.firewall.watch();
@@ -742,6 +747,9 @@ impl Daemon {
                     // (8 batches of 4096 lines) under any backlog.
                     self.take_queued_batches(BURST_BATCHES);
                 }
+                Some(inbound) = fleet::node::next_inbound(&mut self.fleet) => {
+                    self.fleet_received(inbound);
+                }
                 _ = sleep_for(wait) => self.jails.handle_timeout(self.clock.now()),
                 _ = position_tick.tick() => {
                     if self.firewall_retry_due() {
@@ -838,7 +846,7 @@ impl Daemon {
                 })
                 .collect();
             self.unsaved.push(decisions.clone(), windows);
-            let positions: Vec<(String, portcullis_store::SourcePosition)> = self
+            let mut positions: Vec<(String, portcullis_store::SourcePosition)> = self
                 .sources
                 .iter_mut()
                 .filter(|s| s.dirty)
@@ -847,6 +855,8 @@ impl Daemon {
                     s.stored_position().map(|p| (s.key.store_key(), p))
                 })
                 .collect();
+            // The fleet stream's sequence goes with the decisions it caused.
+            positions.extend(self.fleet_position());
             if !self.unsaved.is_empty() || !positions.is_empty() {
                 let (pending, windows) = self.unsaved.pending();
                 match self
@@ -867,6 +877,9 @@ impl Daemon {
                     Err(e) => {
                         let error = chain(&e);
                         // The positions go again with the next write, with the decisions.
+                        if let Some(f) = &mut self.fleet {
+                            f.seq_dirty = true;
+                        }
                         for s in &mut self.sources {
                             let key = s.key.store_key();
                             if positions.iter().any(|(k, _)| *k == key) {
@@ -902,6 +915,8 @@ impl Daemon {
                 log_decision(d);
                 self.notifier.decision(d);
             }
+            // Durable and in the kernel: now the fleet hears of this node's own bans.
+            self.fleet_report(&decisions);
         }
         if self.metrics.is_some() {
             if !decisions.is_empty() {
@@ -998,6 +1013,9 @@ impl Daemon {
             c.shutdown().await;
         }
         self.stop_sources(false).await;
+        if let Some(f) = self.fleet.take() {
+            f.link.stop();
+        }
         if let Err(e) = self
             .firewall
             .teardown(self.config.firewall.flush_on_stop)
@@ -1007,6 +1025,42 @@ impl Daemon {
         }
         tracing::info!("portcullis stopped");
     }
+}
+
+/// The fleet node of `config` (`None` without `[fleet]`): the stored stream sequence to
+/// resume after, the admins' allowlist, and the task started (it connects in the
+/// background: a broker that is down delays nothing).
+fn start_fleet(
+    config: &Config,
+    store: &Store,
+    inits: &mut [JailInit],
+) -> Result<Option<fleet::node::FleetNode>> {
+    if !config.fleet.enabled {
+        return Ok(None);
+    }
+    let node = fleet::node_name(&config.fleet)?;
+    let key = fleet::position_key(&config.fleet.stream);
+    let applied = match store
+        .load_position(&key)
+        .context("cannot read the fleet stream's position")?
+    {
+        Some(portcullis_store::SourcePosition::Journal { cursor }) => {
+            cursor.parse::<u64>().unwrap_or(0)
+        }
+        _ => 0,
+    };
+    let allowed = store
+        .fleet_allows()
+        .context("cannot read the fleet allowlist")?;
+    // What admins allowed everywhere, the jails never ban either.
+    jail_set::fleet::allow_in(inits, &allowed);
+    Ok(Some(fleet::node::FleetNode::start(
+        config.fleet.clone(),
+        node,
+        inits,
+        allowed,
+        applied,
+    )))
 }
 
 /// Batches the loop takes after the first before it commits and looks at signals and

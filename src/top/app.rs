@@ -332,6 +332,7 @@ mod tests {
             until: Some(1600),
             ban_no: 1,
             reason: "threshold".into(),
+            origin: None,
         }
     }
 

@@ -483,6 +483,7 @@ mod tests {
                     until: Some(now + 535),
                     ban_no: 1,
                     reason: "threshold".into(),
+                    origin: None,
                 },
                 BanEntry {
                     target: Target::parse("2001:db8::/64").expect("t"),
@@ -491,6 +492,7 @@ mod tests {
                     until: None,
                     ban_no: 3,
                     reason: "aggregate".into(),
+                    origin: None,
                 },
             ],
             alerts: vec![AlertEntry {

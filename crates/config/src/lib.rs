@@ -9,6 +9,7 @@
 
 mod doc;
 mod error;
+mod fleet;
 mod load;
 mod model;
 mod raw;
@@ -17,6 +18,7 @@ use std::path::Path;
 
 pub use doc::{ConfigDoc, DocItem, DocSection};
 pub use error::ConfigError;
+pub use fleet::{FleetCredentials, FleetSettings, valid_node_name};
 pub use model::{
     Backend, Config, DaemonSettings, FilterRef, FirewallSettings, GeoIpDatabases, GeoIpSettings,
     JailSpec, JournalSenders, JournalSpec, Location, LogFormat, LogLevel, MetricsListen,

@@ -12,6 +12,7 @@ use portcullis_core::jail::JailConfig;
 use toml::Spanned;
 
 use crate::error::ConfigError;
+use crate::fleet::FleetSettings;
 
 /// The largest `notify.queue` (each waiting run holds one event's JSON).
 const MAX_NOTIFY_QUEUE: u32 = 1_000_000;
@@ -21,7 +22,7 @@ use crate::model::{
     Verdict,
 };
 use crate::raw::{
-    Daemon, Firewall, Jail, Loc, Located, Metrics, Notify, RawFile, RawFilter, RawSource,
+    Daemon, Firewall, Fleet, Jail, Loc, Located, Metrics, Notify, RawFile, RawFilter, RawSource,
 };
 use crate::{
     DEFAULT_CONFIG, DEFAULT_FILTER_DIR, DEFAULT_METRICS_LISTEN, DEFAULT_SOCKET, DEFAULT_STATE_DIR,
@@ -102,6 +103,7 @@ struct Merged {
     metrics: Metrics,
     geoip: crate::raw::GeoIp,
     networks: crate::raw::Networks,
+    fleet: Fleet,
     defaults: Jail,
     /// By name; the `Loc` is the jail's table in the last file that mentioned it.
     jails: BTreeMap<String, (Jail, Loc)>,
@@ -140,6 +142,7 @@ impl Resolver {
                 disabled_jails.push(name.clone());
             }
         }
+        let fleet = self.fleet(&merged.fleet, &jails, &disabled_jails)?;
         Ok(Config {
             daemon,
             firewall,
@@ -147,6 +150,7 @@ impl Resolver {
             metrics,
             geoip,
             networks,
+            fleet,
             jails,
             disabled_jails,
             files: self.layers.iter().map(|l| l.origin.clone()).collect(),
@@ -172,6 +176,9 @@ impl Resolver {
         if let Some(n) = raw.networks {
             merged.networks.apply(n, layer);
         }
+        if let Some(f) = raw.fleet {
+            merged.fleet.apply(f, layer);
+        }
         if let Some(d) = raw.defaults {
             for (key, span) in [
                 ("filter", d.filter.as_ref().map(Spanned::span)),
@@ -192,6 +199,13 @@ impl Resolver {
                 layer,
                 span: table.span(),
             };
+            if name == RESERVED_JAIL {
+                return Err(self.error(
+                    &at,
+                    &format!("jail.{name}"),
+                    "the jail name \"fleet\" is reserved for the bans other fleet nodes report",
+                ));
+            }
             if !valid_jail_name(&name) {
                 return Err(self.error(
                     &at,
@@ -356,6 +370,22 @@ impl Resolver {
                 .as_ref()
                 .map_or(std::time::Duration::from_secs(86_400), |b| b.value.0),
         })
+    }
+
+    /// `[fleet]` (see `crate::fleet` for the rules each key follows).
+    fn fleet(
+        &self,
+        f: &Fleet,
+        jails: &[JailSpec],
+        disabled: &[String],
+    ) -> Result<FleetSettings, ConfigError> {
+        crate::fleet::resolve(
+            f,
+            jails,
+            disabled,
+            |at, key, why| self.error(at, key, why),
+            |v| self.path(&v.value, v.at.layer),
+        )
     }
 
     fn notify(&self, n: &Notify) -> Result<NotifySettings, ConfigError> {
@@ -744,6 +774,9 @@ fn value_or<T: Copy>(own: &Option<Located<T>>, fallback: &Option<Located<T>>, de
 fn secs(d: std::time::Duration) -> String {
     format!("{}s", d.as_secs())
 }
+
+/// The jail name the daemon gives bans other fleet nodes reported.
+const RESERVED_JAIL: &str = "fleet";
 
 fn valid_jail_name(name: &str) -> bool {
     (1..=32).contains(&name.len())

@@ -21,6 +21,8 @@ pub struct Config {
     pub geoip: GeoIpSettings,
     /// Network aggregation (`[networks]`).
     pub networks: NetworkSettings,
+    /// Sharing bans with other servers (`[fleet]`), off by default.
+    pub fleet: crate::fleet::FleetSettings,
     /// Enabled jails, sorted by name. Each has its own filter, sources and policy.
     pub jails: Vec<JailSpec>,
     /// Names of jails that are configured but have `enabled = false` (shown by `status`).

@@ -185,6 +185,29 @@ impl<'de> Deserialize<'de> for GeoIpDatabases {
     }
 }
 
+layered!(
+    RawFleet,
+    Fleet {
+        enabled: bool,
+        servers: Vec<String>,
+        node: String,
+        prefix: String,
+        stream: String,
+        nkey_seed_file: String,
+        creds_file: String,
+        tls_cert: String,
+        tls_key: String,
+        tls_ca: String,
+        jails: Vec<String>,
+        members: Vec<Cidr>,
+        protected: Vec<Cidr>,
+        max_ban: PositiveDuration,
+        permanent_after_nodes: CountOrFalse,
+        rate: u32,
+        queue: u32,
+    }
+);
+
 layered!(RawJail, Jail {
     enabled: bool,
     filter: RawFilter,
@@ -218,6 +241,7 @@ pub(crate) struct RawFile {
     pub metrics: Option<RawMetrics>,
     pub geoip: Option<RawGeoIp>,
     pub networks: Option<RawNetworks>,
+    pub fleet: Option<RawFleet>,
     pub defaults: Option<RawJail>,
     pub jail: Option<BTreeMap<String, Spanned<RawJail>>>,
 }

@@ -924,3 +924,100 @@ fn networks_are_off_by_default_and_validated_together() {
     assert_eq!(c.networks.asn_threshold, Some(10));
     assert_eq!(c.networks.bantime, Duration::from_secs(7200));
 }
+
+#[test]
+fn the_fleet_is_off_by_default_and_reads_every_key() {
+    let c = Config::embedded_default().unwrap();
+    assert!(!c.fleet.enabled);
+    assert_eq!(c.fleet, portcullis_config::FleetSettings::default());
+    let c = Config::from_str_named(
+        "[fleet]\nenabled = true\nservers = [\"nats://203.0.113.1:4222\", \"tls://nats.example:4222\"]\n\
+         node = \"web-1\"\nprefix = \"acme.pc\"\nstream = \"BANS\"\nnkey_seed_file = \"/etc/portcullis/node.seed\"\n\
+         tls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\ntls_ca = \"/etc/ca.pem\"\njails = [\"sshd\"]\n\
+         members = [\"203.0.113.0/24\"]\nprotected = [\"192.0.2.7\"]\nmax_ban = \"2h\"\n\
+         permanent_after_nodes = false\nrate = 5\nqueue = 100\n",
+        "portcullis.toml",
+    )
+    .unwrap();
+    let f = &c.fleet;
+    assert!(f.enabled);
+    assert_eq!(f.servers.len(), 2);
+    assert_eq!(f.node.as_deref(), Some("web-1"));
+    assert_eq!((f.prefix.as_str(), f.stream.as_str()), ("acme.pc", "BANS"));
+    assert_eq!(
+        f.credentials.nkey_seed_file.as_deref(),
+        Some(std::path::Path::new("/etc/portcullis/node.seed"))
+    );
+    assert!(f.credentials.creds_file.is_none() && f.credentials.tls_key.is_some());
+    assert_eq!(f.jails, vec!["sshd".to_string()]);
+    assert_eq!(
+        f.members,
+        vec!["203.0.113.0/24".parse::<ipnet::IpNet>().unwrap()]
+    );
+    assert_eq!(
+        f.protected,
+        vec!["192.0.2.7/32".parse::<ipnet::IpNet>().unwrap()]
+    );
+    assert_eq!(f.max_ban, std::time::Duration::from_secs(7200));
+    assert_eq!((f.permanent_after_nodes, f.rate, f.queue), (None, 5, 100));
+}
+
+#[test]
+fn bad_fleet_settings_name_file_line_and_key() {
+    for (text, key, needle) in [
+        ("[fleet]\n\nservers = []\n", "fleet.servers", "at least one"),
+        (
+            "[fleet]\n\nservers = [\"http://x:4222\"]\n",
+            "fleet.servers[0]",
+            "nats://",
+        ),
+        ("[fleet]\n\nnode = \"a.b\"\n", "fleet.node", "node name"),
+        (
+            "[fleet]\n\nprefix = \"a..b\"\n",
+            "fleet.prefix",
+            "subject tokens",
+        ),
+        (
+            "[fleet]\n\nstream = \"a b\"\n",
+            "fleet.stream",
+            "stream name",
+        ),
+        (
+            "[fleet]\nnkey_seed_file = \"/a\"\ncreds_file = \"/b\"\n",
+            "fleet.creds_file",
+            "not both",
+        ),
+        (
+            "[fleet]\n\ntls_key = \"/k\"\n",
+            "fleet.tls_key",
+            "certificate",
+        ),
+        (
+            "[fleet]\n\njails = [\"nope\"]\n",
+            "fleet.jails[0]",
+            "no jail",
+        ),
+        ("[fleet]\n\nrate = 0\n", "fleet.rate", "at least 1"),
+        ("[fleet]\n\nqueue = 0\n", "fleet.queue", "queued reports"),
+        (
+            "[fleet]\n\npermanent_after_nodes = 1\n",
+            "fleet.permanent_after_nodes",
+            "2 or more",
+        ),
+        ("[fleet]\n\nmax_ban = \"0s\"\n", "fleet.max_ban", ""),
+        ("[fleet]\n\nservrs = []\n", "fleet.servrs", "unknown field"),
+        ("[jail.fleet]\n\n\n", "jail.fleet", "reserved"),
+    ] {
+        let err = Config::from_str_named(text, "f.toml").unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("f.toml:"), "{text:?}: {shown}");
+        assert!(shown.contains(key), "{text:?}: {shown}");
+        assert!(shown.contains(needle), "{text:?}: {shown}");
+        // The offending key's line (the table's for a reserved jail name).
+        let line = if key == "jail.fleet" { 1 } else { 3 };
+        assert!(
+            shown.starts_with(&format!("f.toml:{line}:")),
+            "{text:?}: {shown}"
+        );
+    }
+}

@@ -18,8 +18,12 @@ pub struct BanEntry {
     pub until: Option<i64>,
     /// Which ban of this offender it is (escalation step).
     pub ban_no: u32,
-    /// `threshold`, `aggregate`, `manual` or `restored`.
+    /// `threshold`, `aggregate`, `manual`, `restored` or `fleet`.
     pub reason: String,
+    /// For a ban other fleet nodes reported: the reporting nodes, comma-separated (`admin`:
+    /// an admin's decision). Absent for this node's own bans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// `data` of `bans`.
@@ -117,6 +121,9 @@ pub struct StatusData {
     /// Network aggregation, when a rule of `[networks]` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub networks: Option<NetworksStatus>,
+    /// The fleet link, when `[fleet]` is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Box<FleetStatus>>,
 }
 
 /// `data.networks` of `status`: the aggregation rules and the network bans they hold.
@@ -127,6 +134,39 @@ pub struct NetworksStatus {
     pub rules: String,
     /// Network bans of the aggregation in force (carved parts counted one by one).
     pub network_bans: u64,
+}
+
+/// The fleet link (`[fleet]`) as `status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    /// This node's name in subjects.
+    pub node: String,
+    /// Whether the client is connected to a server now.
+    pub connected: bool,
+    /// Whether this node consumes the stream now.
+    pub consuming: bool,
+    /// The last stream sequence applied (stored with the decisions).
+    pub applied_seq: u64,
+    /// Own reports published and acknowledged since start.
+    pub published: u64,
+    /// Own reports waiting for the broker.
+    pub queued: u64,
+    /// Own reports dropped (queue full) since start.
+    pub dropped: u64,
+    /// Received decisions applied since start.
+    pub applied: u64,
+    /// Received decisions ignored since start, by why (`protected`, `rate_limited`, …).
+    #[serde(default)]
+    pub ignored: std::collections::BTreeMap<String, u64>,
+    /// Fleet bans in force here.
+    pub bans: u64,
+    /// Fleet bans in force here by reporting node (`admin` for admins' decisions); a ban
+    /// several nodes reported counts for each.
+    #[serde(default)]
+    pub origins: std::collections::BTreeMap<String, u64>,
+    /// The last error, while something fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Health of the state database.

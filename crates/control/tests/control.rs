@@ -87,6 +87,7 @@ impl Handler for MemoryDaemon {
                     },
                     ban_no: 1,
                     reason: "manual".into(),
+                    origin: None,
                 };
                 bans.push(entry.clone());
                 Ok(Reply::Ban(BanData {
@@ -834,6 +835,7 @@ async fn an_answer_nobody_reads_is_given_up_after_the_write_timeout() {
                 until: None,
                 ban_no: 1,
                 reason: "manual".into(),
+                origin: None,
             });
         }
     }

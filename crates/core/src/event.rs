@@ -269,11 +269,17 @@ pub enum BanReason {
     Manual,
     /// Restored from the store at start.
     Restored,
+    /// Other fleet nodes reported it (`portcullis run` with `[fleet]`): `origin` names them,
+    /// comma-separated, first reporter first, or `admin` for an admin's decision.
+    Fleet {
+        /// The reporting nodes.
+        origin: Box<str>,
+    },
 }
 
 impl BanReason {
     /// The reason's short name as `bans` and the log show it: `threshold`, `slow`
-    /// (the long window), `users` (distinct user names), `aggregate`, `manual`, `restored`.
+    /// (the long window), `users` (distinct user names), `aggregate`, `manual`, `restored`, `fleet`.
     pub fn kind(&self) -> &'static str {
         match self {
             BanReason::Threshold { .. } => "threshold",
@@ -283,6 +289,7 @@ impl BanReason {
             BanReason::Network { .. } => "network",
             BanReason::Manual => "manual",
             BanReason::Restored => "restored",
+            BanReason::Fleet { .. } => "fleet",
         }
     }
 }

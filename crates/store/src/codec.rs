@@ -17,12 +17,21 @@ pub(crate) fn reason_to_row(reason: &BanReason) -> (&'static str, i64) {
         BanReason::Network { members } => ("network", i64::from(*members)),
         BanReason::Manual => ("manual", 0),
         BanReason::Restored => ("restored", 0),
+        BanReason::Fleet { .. } => ("fleet", 0),
+    }
+}
+
+/// The `origin` column of a ban: the reporting fleet nodes, for fleet bans only.
+pub(crate) fn origin_of(reason: &BanReason) -> Option<&str> {
+    match reason {
+        BanReason::Fleet { origin } => Some(origin),
+        _ => None,
     }
 }
 
 /// The reason from its columns. Unknown names (from a newer minor version) read as
 /// `Restored`, which is what the ban is to this process anyway.
-pub(crate) fn reason_from_row(name: &str, value: i64) -> BanReason {
+pub(crate) fn reason_from_row(name: &str, value: i64, origin: Option<String>) -> BanReason {
     let value = u32::try_from(value).unwrap_or(u32::MAX);
     match name {
         "threshold" => BanReason::Threshold {
@@ -35,6 +44,9 @@ pub(crate) fn reason_from_row(name: &str, value: i64) -> BanReason {
         "aggregate" => BanReason::Aggregate { members: value },
         "network" => BanReason::Network { members: value },
         "manual" => BanReason::Manual,
+        "fleet" => BanReason::Fleet {
+            origin: origin.unwrap_or_default().into_boxed_str(),
+        },
         _ => BanReason::Restored,
     }
 }
@@ -48,10 +60,11 @@ pub(crate) struct BanRow {
     pub reason: String,
     pub reason_value: i64,
     pub ban_no: i64,
+    pub origin: Option<String>,
 }
 
 pub(crate) const BAN_COLUMNS: &str =
-    "jail, target, since_us, until_us, reason, reason_value, ban_no";
+    "jail, target, since_us, until_us, reason, reason_value, ban_no, origin";
 
 impl BanRow {
     pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<BanRow> {
@@ -63,6 +76,7 @@ impl BanRow {
             reason: r.get(4)?,
             reason_value: r.get(5)?,
             ban_no: r.get(6)?,
+            origin: r.get(7)?,
         })
     }
 
@@ -78,7 +92,7 @@ impl BanRow {
             since: Time::from_micros(self.since_us),
             until: self.until_us.map(Time::from_micros),
             ban_no: u32::try_from(self.ban_no).unwrap_or(0),
-            reason: reason_from_row(&self.reason, self.reason_value),
+            reason: reason_from_row(&self.reason, self.reason_value, self.origin),
         })
     }
 }
@@ -193,9 +207,13 @@ mod tests {
             BanReason::Aggregate { members: 4 },
             BanReason::Network { members: 3 },
             BanReason::Manual,
+            BanReason::Fleet {
+                origin: "a,b".into(),
+            },
         ] {
             let (name, value) = reason_to_row(&r);
-            assert_eq!(reason_from_row(name, value), r);
+            let origin = origin_of(&r).map(str::to_string);
+            assert_eq!(reason_from_row(name, value, origin), r);
         }
         assert_eq!(
             reason_to_row(&BanReason::Network { members: 3 }),

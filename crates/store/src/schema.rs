@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::StoreError;
 
 /// The schema version this build writes. Files with a larger `user_version` are refused.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// `PRAGMA application_id` of a portcullis state file: ASCII "PCLS".
 pub(crate) const APPLICATION_ID: i64 = 0x5043_4c53;
@@ -97,8 +97,19 @@ const V3: &str = r#"
 ALTER TABLE windows ADD COLUMN slow BLOB NOT NULL DEFAULT x'';
 "#;
 
+/// Fleet (issue 16): the nodes that reported a fleet ban (`origin`, comma-separated; NULL
+/// for this node's own bans), and the admins' fleet-wide allowlist (`fleet_allow`: an
+/// address allowed stays allowed after a restart, when the stream no longer replays it).
+const V_FLEET: &str = r#"
+ALTER TABLE bans ADD COLUMN origin TEXT;
+CREATE TABLE fleet_allow (
+    target    TEXT    PRIMARY KEY,
+    since_us  INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
 /// `MIGRATIONS[i]` migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V_FLEET];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 

@@ -10,7 +10,7 @@ use portcullis_core::jail::WindowState;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::codec::{
-    BAN_COLUMNS, BanRow, alert_from_row, alert_to_row, reason_to_row, window_from_blob,
+    BAN_COLUMNS, BanRow, alert_from_row, alert_to_row, origin_of, reason_to_row, window_from_blob,
     window_to_blob,
 };
 use crate::error::{Context, StoreError};
@@ -311,8 +311,8 @@ impl Store {
             let mut upsert = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO bans
-                     (jail, target, since_us, until_us, reason, reason_value, ban_no)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     (jail, target, since_us, until_us, reason, reason_value, ban_no, origin)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .op(OP)?;
             let mut history = tx
@@ -342,9 +342,11 @@ impl Store {
                                 reason,
                                 reason_value,
                                 i64::from(ban.ban_no),
+                                origin_of(&ban.reason),
                             ])
                             .op(OP)?;
-                        if ban.reason != BanReason::Restored {
+                        // A restored ban is not a new offence; a fleet ban is another node's.
+                        if !matches!(ban.reason, BanReason::Restored | BanReason::Fleet { .. }) {
                             history
                                 .execute(params![&*ban.jail, target_text, ban.since.as_micros()])
                                 .op(OP)?;
@@ -603,6 +605,35 @@ impl Store {
         .op("remove a ban")?;
         tx.commit().op("remove a ban")?;
         Ok(removed)
+    }
+
+    /// The fleet-wide allowlist admins published (`portcullis fleet allow`), oldest first.
+    pub fn fleet_allows(&self) -> Result<Vec<IpNet>, StoreError> {
+        const OP: &str = "read the fleet allowlist";
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT target FROM fleet_allow ORDER BY since_us, target")
+            .op(OP)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).op(OP)?;
+        let mut out = Vec::new();
+        for row in rows {
+            match row.op(OP)?.parse::<IpNet>() {
+                Ok(net) => out.push(net),
+                Err(e) => tracing::warn!("skipping fleet_allow row: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Add `target` to the fleet-wide allowlist (idempotent), durably.
+    pub fn add_fleet_allow(&mut self, target: IpNet, now: Time) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO fleet_allow (target, since_us) VALUES (?1, ?2)",
+                params![target.to_string(), now.as_micros()],
+            )
+            .map(drop)
+            .op("add to the fleet allowlist")
     }
 
     /// Remove every active ban (`portcullis flush`, `unban --all`). Returns how many.

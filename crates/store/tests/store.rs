@@ -69,6 +69,41 @@ fn bans_round_trip_with_every_reason_and_survive_reopen() {
 }
 
 #[test]
+fn fleet_bans_keep_their_origin_write_no_history_and_allows_persist() {
+    let (_dir, path) = tmp();
+    let mut fleet = ban("fleet", net("192.0.2.40/32"), 100, Some(900), 1);
+    fleet.reason = BanReason::Fleet {
+        origin: "node-a,node-c".into(),
+    };
+    let own = ban("sshd", net("192.0.2.41/32"), 100, Some(900), 1);
+    {
+        let mut store = Store::open(&path).unwrap();
+        let decisions = [Decision::Ban(fleet.clone()), Decision::Ban(own.clone())];
+        store.apply(&decisions, Time::from_secs(101)).unwrap();
+        store
+            .add_fleet_allow(net("198.51.100.0/24"), Time::from_secs(102))
+            .unwrap();
+        // Twice: idempotent.
+        store
+            .add_fleet_allow(net("198.51.100.0/24"), Time::from_secs(103))
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let mut bans = store.active_bans(Time::from_secs(104)).unwrap();
+    bans.sort_by_key(|a| a.target);
+    assert_eq!(bans, vec![fleet, own]);
+    // Another node's ban is not an offence of this node's jails.
+    assert!(
+        store
+            .history("fleet", Time::from_secs(0))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.history("sshd", Time::from_secs(0)).unwrap().len(), 1);
+    assert_eq!(store.fleet_allows().unwrap(), vec![net("198.51.100.0/24")]);
+}
+
+#[test]
 fn a_new_ban_replaces_the_active_one_and_unban_deletes() {
     let (_dir, path) = tmp();
     let mut store = Store::open(&path).unwrap();
@@ -603,28 +638,32 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     let (_dir, path) = tmp();
     Store::open(&path).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("PRAGMA user_version = 4; CREATE TABLE from_the_future (x);")
-        .unwrap();
+    // One past this build's version, whatever it is now.
+    let future = SCHEMA_VERSION + 1;
+    conn.execute_batch(&format!(
+        "PRAGMA user_version = {future}; CREATE TABLE from_the_future (x);"
+    ))
+    .unwrap();
     drop(conn);
     let err = Store::open(&path).unwrap_err();
     match &err {
         StoreError::TooNew {
             found, supported, ..
         } => {
-            assert_eq!((*found, *supported), (4, SCHEMA_VERSION));
+            assert_eq!((*found, *supported), (i64::from(future), SCHEMA_VERSION));
         }
         other => panic!("expected TooNew, got {other:?}"),
     }
     let msg = err.to_string();
     assert!(
-        msg.contains("schema version 4") && msg.contains("newer"),
+        msg.contains(&format!("schema version {future}")) && msg.contains("newer"),
         "{msg}"
     );
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, i64::from(future));
 }
 
 #[test]
@@ -806,6 +845,10 @@ fn windows_round_trip_replace_delete_and_prune() {
     );
 }
 
+/// What the migrations after version 3 added, undone, so a test can make the file an
+/// older version wrote (each later migration adds its own undo here).
+const UNDO_LATER: &str = "ALTER TABLE bans DROP COLUMN origin; DROP TABLE fleet_allow";
+
 #[test]
 fn a_version_1_file_migrates_to_windows_and_keeps_its_bans() {
     let (_dir, path) = tmp();
@@ -819,8 +862,10 @@ fn a_version_1_file_migrates_to_windows_and_keeps_its_bans() {
     drop(store);
     // Make it the file version 1 wrote: no windows table.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE windows; PRAGMA user_version = 1;")
-        .unwrap();
+    conn.execute_batch(&format!(
+        "DROP TABLE windows; {UNDO_LATER}; PRAGMA user_version = 1;"
+    ))
+    .unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));
@@ -839,8 +884,10 @@ fn a_version_2_window_row_reads_with_an_empty_long_window() {
     drop(store);
     // The file version 2 wrote: no slow column.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("ALTER TABLE windows DROP COLUMN slow; PRAGMA user_version = 2;")
-        .unwrap();
+    conn.execute_batch(&format!(
+        "ALTER TABLE windows DROP COLUMN slow; {UNDO_LATER}; PRAGMA user_version = 2;"
+    ))
+    .unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));

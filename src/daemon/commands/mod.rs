@@ -135,5 +135,9 @@ fn ban_entry(b: &Ban) -> BanEntry {
             }
             _ => b.reason.kind().to_string(),
         },
+        origin: match &b.reason {
+            portcullis_core::event::BanReason::Fleet { origin } => Some(origin.to_string()),
+            _ => None,
+        },
     }
 }

@@ -58,6 +58,17 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
     if !same_sources {
         d.stop_sources(true).await;
     }
+    let mut inits = inits;
+    if let Some(f) = &mut d.fleet {
+        crate::daemon::jail_set::fleet::allow_in(&mut inits, f.policy.allowed());
+        // New receiving settings (allowlists, knobs); a changed link needs a restart.
+        f.policy
+            .reconfigure(crate::daemon::fleet::node::policy_config(
+                &config.fleet,
+                &f.node,
+                &inits,
+            ));
+    }
     d.jails.reload(inits, d.clock.now());
     d.filters = filters;
     let asn = crate::daemon::asn_lookup(&geo, &config.networks);
@@ -106,6 +117,23 @@ fn restart_warnings(old: &Config, new: &Config) -> Vec<String> {
     }
     if new.metrics != old.metrics {
         warnings.push("metrics settings changed: they take effect at the next restart".to_string());
+    }
+    let link = |f: &portcullis_config::FleetSettings| {
+        (
+            f.enabled,
+            f.servers.clone(),
+            f.node.clone(),
+            f.prefix.clone(),
+            f.stream.clone(),
+            f.credentials.clone(),
+            f.queue,
+        )
+    };
+    if link(&new.fleet) != link(&old.fleet) {
+        warnings.push(
+            "fleet link settings changed (enabled, servers, node, prefix, stream, credentials, queue): they take effect at the next restart; the receiving policy is reloaded now"
+                .to_string(),
+        );
     }
     warnings
 }

@@ -112,6 +112,26 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
                 unsaved_decisions: d.unsaved.decision_count() as u64,
             },
         },
+        fleet: d.fleet.as_ref().map(|f| {
+            let now = d.clock.now();
+            let mut bans = 0u64;
+            let mut origins = std::collections::BTreeMap::<String, u64>::new();
+            let fleet_bans = d
+                .jails
+                .orphans(now)
+                .filter(|b| &*b.jail == crate::daemon::jail_set::fleet::FLEET_JAIL);
+            for b in fleet_bans {
+                bans += 1;
+                if let portcullis_core::event::BanReason::Fleet { origin } = &b.reason {
+                    for o in origin.split(',') {
+                        *origins.entry(o.to_owned()).or_default() += 1;
+                    }
+                }
+            }
+            let mut s = f.status(bans);
+            s.origins = origins;
+            Box::new(s)
+        }),
     })
 }
 
