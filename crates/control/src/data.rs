@@ -117,7 +117,7 @@ pub struct StatusData {
     pub store: StoreStatus,
     /// GeoIP, when a database is configured or found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub geoip: Option<GeoIpStatus>,
+    pub geoip: Option<Box<GeoIpStatus>>,
     /// Network aggregation, when a rule of `[networks]` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub networks: Option<NetworksStatus>,

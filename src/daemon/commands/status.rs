@@ -68,7 +68,7 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
                 .collect(),
         })
         .collect();
-    let geoip = geoip_status(d);
+    let geoip = geoip_status(d).map(Box::new);
     let networks =
         d.jails
             .network_status()
