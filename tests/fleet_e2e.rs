@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::e2e::daemon::{Daemon, bin};
 use crate::e2e::netns::{Netns, Pair, SERVER4};
-use crate::e2e::sshd::Sshd;
+use crate::e2e::sshd::{Sshd, password_attempt_from};
 use crate::e2e::{require_root_and, run};
 
 const BROKER: &str = "203.0.113.254";
@@ -113,37 +113,13 @@ fn fleet_cmd(ns: &Netns, config: &Path, seed: &Path, args: &[&str]) -> std::proc
 /// One failed password login from `from` (an address of the attacker namespace) to the
 /// node's sshd; whether the TCP connection was accepted.
 fn attempt_from(pair: &Pair, from: &str) -> bool {
-    let out = pair
-        .attacker
-        .command("sshpass")
-        .args(["-p", "wrong-password", "ssh"])
-        .args(["-o", &format!("BindAddress={from}")])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "PreferredAuthentications=password",
-            "-o",
-            "PubkeyAuthentication=no",
-            "-o",
-            "NumberOfPasswordPrompts=1",
-            "-o",
-            "ConnectTimeout=2",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .arg(format!("root@{SERVER4}"))
-        .arg("true")
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn ssh");
-    let err = String::from_utf8_lossy(&out.stderr);
-    !(err.contains("Connection refused")
-        || err.contains("timed out")
-        || err.contains("No route")
-        || err.contains("Connection reset"))
+    password_attempt_from(
+        &pair.attacker,
+        Some(from),
+        SERVER4,
+        "root",
+        "wrong-password",
+    )
 }
 
 /// Attack `node` from `from` until it refuses the connection.

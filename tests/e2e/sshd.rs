@@ -221,9 +221,23 @@ fn capture_syslog(sock: UnixDatagram, log: &Path, stop: &AtomicBool) {
 /// One password login attempt with sshpass+ssh from `ns` to `addr`; returns whether the TCP
 /// connection was accepted (ssh exit 255 with "Connection refused/timed out" means it was not).
 pub fn password_attempt(ns: &Netns, addr: &str, user: &str, password: &str) -> bool {
-    let out = ns
-        .command("sshpass")
-        .args(["-p", password, "ssh"])
+    password_attempt_from(ns, None, addr, user, password)
+}
+
+/// [`password_attempt`] from the source address `bind` of `ns` (ssh's `BindAddress`).
+pub fn password_attempt_from(
+    ns: &Netns,
+    bind: Option<&str>,
+    addr: &str,
+    user: &str,
+    password: &str,
+) -> bool {
+    let mut cmd = ns.command("sshpass");
+    cmd.args(["-p", password, "ssh"]);
+    if let Some(bind) = bind {
+        cmd.args(["-o", &format!("BindAddress={bind}")]);
+    }
+    let out = cmd
         .args([
             "-o",
             "StrictHostKeyChecking=no",
