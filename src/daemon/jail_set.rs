@@ -402,6 +402,15 @@ impl JailSet {
         out
     }
 
+    /// How many changed windows wait for [`poll_window_changes`](Self::poll_window_changes)
+    /// (an upper bound).
+    pub fn window_changes_pending(&self) -> usize {
+        self.jails
+            .iter()
+            .map(|j| j.engine.window_changes_pending())
+            .sum()
+    }
+
     /// The work this burst calls for (`None` when there is none): drains every engine.
     pub fn poll_commit(&mut self, now: Time) -> Option<Commit> {
         self.drain();

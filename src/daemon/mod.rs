@@ -58,6 +58,14 @@ use unsaved::Unsaved;
 
 /// How often source positions are written when no decision forces a write.
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
+/// Changed jail windows that force a position write before `POSITION_INTERVAL`: what one
+/// write carries (its copies of the windows, ~160 bytes each) stays ~10 MB while an attack
+/// of a million addresses is read at full speed (issue 13 item 6: memory).
+const WINDOW_CHANGES_MAX: usize = 64 * 1024;
+/// Line batches (of `sources::BATCH` lines) queued between the readers and the loop: enough
+/// to keep the loop busy while a reader wakes, few enough that a reader far ahead of the
+/// loop holds ~15 MB of lines, not 60.
+const LINE_BATCHES_QUEUED: usize = 16;
 /// How often history is pruned and the database tidied.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(300);
 /// How soon the next maintenance step runs when one left work (each step is bounded: see
@@ -333,7 +341,7 @@ impl Daemon {
         let jails = JailSet::new(inits, stored, now);
 
         let notifier = Notifier::start(&config.notify);
-        let (lines_tx, lines_rx) = mpsc::channel(64);
+        let (lines_tx, lines_rx) = mpsc::channel(LINE_BATCHES_QUEUED);
         let (control_tx, control_rx) = mpsc::channel(16);
         let mut daemon = Daemon {
             args: args.clone(),
@@ -759,7 +767,9 @@ impl Daemon {
             .iter()
             .map(|d| now.decision_to_wall(d))
             .collect();
-        let positions_due = force_positions || self.last_positions.elapsed() >= POSITION_INTERVAL;
+        let positions_due = force_positions
+            || self.last_positions.elapsed() >= POSITION_INTERVAL
+            || self.jails.window_changes_pending() >= WINDOW_CHANGES_MAX;
         let write_due = positions_due || !decisions.is_empty() || !self.unsaved.is_empty();
         if write_due && self.unsaved.may_write(Instant::now()) {
             // Positions and the windows of the lines before them go with every decision not

@@ -183,9 +183,10 @@ impl Store {
         }
         // FULL: a commit is fsynced before it returns, so "reported banned" means "on disk"
         // even across a power loss, not only a process crash.
-        // cache_size: 64 MiB ceiling (allocated only as used) so a 100k-ban transaction does
-        // not spill pages to the WAL twice.
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;")
+        // cache_size: 32 MiB ceiling (allocated only as used) so a 100k-ban transaction
+        // (~11 MB of WAL) does not spill pages to the WAL twice; not more, as a daemon
+        // tracking 1M addresses fills it with window rows (issue 13: ≤ 256 MiB in all).
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;")
             .map_err(open_err)?;
         schema::migrate(&mut conn, &path)?;
         Ok(Store {
