@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::StoreError;
 
 /// The schema version this build writes. Files with a larger `user_version` are refused.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// `PRAGMA application_id` of a portcullis state file: ASCII "PCLS".
 pub(crate) const APPLICATION_ID: i64 = 0x5043_4c53;
@@ -97,8 +97,23 @@ const V3: &str = r#"
 ALTER TABLE windows ADD COLUMN slow BLOB NOT NULL DEFAULT x'';
 "#;
 
+/// Version 4 (issue 13: a restart that re-sends nothing the kernel has): `bans_version`
+/// counts the transactions that changed `bans` by a decision or a command (not the pruning
+/// of expired rows: the kernel drops those elements itself); `generation` is the kernel's
+/// ruleset generation the daemon read when the bans of `synced_version` were all in the
+/// kernel. A restart that finds both unchanged trusts the kernel sets (after a sample).
+const V4: &str = r#"
+CREATE TABLE kernel_sync (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    bans_version    INTEGER NOT NULL,
+    generation      INTEGER,
+    synced_version  INTEGER
+);
+INSERT INTO kernel_sync (id, bans_version) VALUES (1, 0);
+"#;
+
 /// `MIGRATIONS[i]` migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 

@@ -110,6 +110,11 @@ pub struct Store {
     path: PathBuf,
     /// What [`Store::prune`] keeps and how much one call deletes.
     limits: Limits,
+    /// `kernel_sync.bans_version` as written (0 on a read-only store of an older schema).
+    bans_version: i64,
+    /// A kernel generation to record with the next write, with the `bans_version` it
+    /// vouches for (see [`note_kernel_sync`](Store::note_kernel_sync)).
+    pending_sync: Option<(u32, i64)>,
 }
 
 /// The bounds [`Store::prune`] and [`Store::maintain`] work to (the defaults are the
@@ -189,10 +194,13 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;")
             .map_err(open_err)?;
         schema::migrate(&mut conn, &path)?;
+        let bans_version = read_bans_version(&conn);
         Ok(Store {
             conn,
             path,
             limits: Limits::default(),
+            bans_version,
+            pending_sync: None,
         })
     }
 
@@ -209,10 +217,13 @@ impl Store {
         let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         schema::check_owner(&conn, &path)?;
+        let bans_version = read_bans_version(&conn);
         Ok(Store {
             conn,
             path,
             limits: Limits::default(),
+            bans_version,
+            pending_sync: None,
         })
     }
 
@@ -373,8 +384,50 @@ impl Store {
             }
             write_positions(&tx, positions, now)?;
             write_windows(&tx, windows)?;
+            if let Some((generation, version)) = self.pending_sync {
+                tx.execute(
+                    "UPDATE kernel_sync SET generation = ?1, synced_version = ?2",
+                    params![i64::from(generation), version],
+                )
+                .op(OP)?;
+            }
+            if !decisions.is_empty() {
+                bump_bans_version(&tx).op(OP)?;
+            }
         }
-        tx.commit().op(OP)
+        tx.commit().op(OP)?;
+        self.pending_sync = None;
+        self.bans_version += i64::from(!decisions.is_empty());
+        Ok(())
+    }
+
+    /// Remembers that the kernel's ruleset generation is `generation` while every ban
+    /// change written so far is in the kernel; recorded with the next write
+    /// ([`apply_burst`](Store::apply_burst)). The caller asks only when no firewall work
+    /// failed since.
+    pub fn note_kernel_sync(&mut self, generation: u32) {
+        self.pending_sync = Some((generation, self.bans_version));
+    }
+
+    /// Whether a [`note_kernel_sync`](Store::note_kernel_sync) waits for a write.
+    pub fn sync_pending(&self) -> bool {
+        self.pending_sync.is_some()
+    }
+
+    /// Whether the kernel sets are as the last recorded sync left them: the kernel's
+    /// generation is still `generation` and no ban changed in the store since.
+    pub fn kernel_in_sync(&self, generation: u32) -> Result<bool, StoreError> {
+        let row: Option<(Option<i64>, Option<i64>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT generation, synced_version, bans_version FROM kernel_sync",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .op("read kernel sync")?;
+        Ok(matches!(row, Some((Some(g), Some(v), now))
+            if g == i64::from(generation) && v == now))
     }
 
     /// The windows of `jail` still live at `now` (their newest entry within the window), in
@@ -602,13 +655,20 @@ impl Store {
             None => tx.execute("DELETE FROM bans WHERE target = ?1", [&target_text]),
         }
         .op("remove a ban")?;
+        bump_bans_version(&tx).op("remove a ban")?;
         tx.commit().op("remove a ban")?;
+        self.bans_version += 1;
         Ok(removed)
     }
 
     /// Remove every active ban (`portcullis flush`, `unban --all`). Returns how many.
     pub fn clear_bans(&mut self) -> Result<usize, StoreError> {
-        self.conn.execute("DELETE FROM bans", []).op("clear bans")
+        let tx = self.conn.transaction().op("clear bans")?;
+        let n = tx.execute("DELETE FROM bans", []).op("clear bans")?;
+        bump_bans_version(&tx).op("clear bans")?;
+        tx.commit().op("clear bans")?;
+        self.bans_version += 1;
+        Ok(n)
     }
 
     /// Delete expired bans, history older than `now - history_keep` or beyond the newest
@@ -873,6 +933,17 @@ fn write_positions<K: AsRef<str>>(
         .op(OP)?;
     }
     Ok(())
+}
+
+/// `kernel_sync.bans_version`, 0 when the table is missing (a read-only older file).
+fn read_bans_version(conn: &Connection) -> i64 {
+    conn.query_row("SELECT bans_version FROM kernel_sync", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+/// One more transaction changed `bans` (see schema version 4).
+fn bump_bans_version(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute("UPDATE kernel_sync SET bans_version = bans_version + 1", [])
 }
 
 /// Upsert the changed windows (delete the emptied ones).

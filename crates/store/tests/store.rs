@@ -603,28 +603,31 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     let (_dir, path) = tmp();
     Store::open(&path).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("PRAGMA user_version = 4; CREATE TABLE from_the_future (x);")
-        .unwrap();
+    let future = SCHEMA_VERSION + 1;
+    conn.execute_batch(&format!(
+        "PRAGMA user_version = {future}; CREATE TABLE from_the_future (x);"
+    ))
+    .unwrap();
     drop(conn);
     let err = Store::open(&path).unwrap_err();
     match &err {
         StoreError::TooNew {
             found, supported, ..
         } => {
-            assert_eq!((*found, *supported), (4, SCHEMA_VERSION));
+            assert_eq!((*found, *supported), (i64::from(future), SCHEMA_VERSION));
         }
         other => panic!("expected TooNew, got {other:?}"),
     }
     let msg = err.to_string();
     assert!(
-        msg.contains("schema version 4") && msg.contains("newer"),
+        msg.contains(&format!("schema version {future}")) && msg.contains("newer"),
         "{msg}"
     );
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, i64::from(future));
 }
 
 #[test]
@@ -819,7 +822,7 @@ fn a_version_1_file_migrates_to_windows_and_keeps_its_bans() {
     drop(store);
     // Make it the file version 1 wrote: no windows table.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE windows; PRAGMA user_version = 1;")
+    conn.execute_batch("DROP TABLE windows; DROP TABLE kernel_sync; PRAGMA user_version = 1;")
         .unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
@@ -839,10 +842,71 @@ fn a_version_2_window_row_reads_with_an_empty_long_window() {
     drop(store);
     // The file version 2 wrote: no slow column.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("ALTER TABLE windows DROP COLUMN slow; PRAGMA user_version = 2;")
-        .unwrap();
+    conn.execute_batch(
+        "ALTER TABLE windows DROP COLUMN slow; DROP TABLE kernel_sync; PRAGMA user_version = 2;",
+    )
+    .unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));
     assert_eq!(store.windows("sshd", Time::from_secs(110)).unwrap(), [a]);
+}
+
+#[test]
+fn the_kernel_sync_holds_until_a_ban_changes_and_survives_reopen() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let b = ban("sshd", net("192.0.2.1/32"), 10, Some(1000), 1);
+    store
+        .apply(&[Decision::Ban(b.clone())], Time::from_secs(10))
+        .unwrap();
+    // Nothing recorded yet: never in sync.
+    assert!(!store.kernel_in_sync(7).unwrap());
+    store.note_kernel_sync(7);
+    assert!(store.sync_pending());
+    // Recorded by the next write, even one without decisions.
+    store
+        .apply_burst::<&str, &str>(&[], &[], &[], Time::from_secs(11))
+        .unwrap();
+    assert!(!store.sync_pending());
+    assert!(store.kernel_in_sync(7).unwrap());
+    assert!(!store.kernel_in_sync(8).unwrap(), "another generation");
+    drop(store);
+    let mut store = Store::open(&path).unwrap();
+    assert!(store.kernel_in_sync(7).unwrap(), "kept across a restart");
+    // A decision written after the sync (the kill came before the kernel got it): out of sync.
+    let b2 = ban("sshd", net("192.0.2.2/32"), 12, Some(1000), 1);
+    store
+        .apply(&[Decision::Ban(b2)], Time::from_secs(12))
+        .unwrap();
+    assert!(!store.kernel_in_sync(7).unwrap());
+    // A sync noted after it vouches for it; an unban command then breaks it again.
+    store.note_kernel_sync(9);
+    store
+        .apply_burst::<&str, &str>(&[], &[], &[], Time::from_secs(13))
+        .unwrap();
+    assert!(store.kernel_in_sync(9).unwrap());
+    store.remove_ban(None, b.target).unwrap();
+    assert!(!store.kernel_in_sync(9).unwrap());
+    store.note_kernel_sync(10);
+    store
+        .apply_burst::<&str, &str>(&[], &[], &[], Time::from_secs(14))
+        .unwrap();
+    assert!(store.kernel_in_sync(10).unwrap());
+    store.clear_bans().unwrap();
+    assert!(!store.kernel_in_sync(10).unwrap());
+    // Pruning expired rows is not a change the kernel lacks (it drops expired elements).
+    store.note_kernel_sync(11);
+    let b3 = ban("sshd", net("192.0.2.3/32"), 14, Some(15), 1);
+    store
+        .apply(&[Decision::Ban(b3)], Time::from_secs(14))
+        .unwrap();
+    store.note_kernel_sync(12);
+    store
+        .apply_burst::<&str, &str>(&[], &[], &[], Time::from_secs(15))
+        .unwrap();
+    store
+        .prune(Time::from_secs(100), Duration::from_secs(3600))
+        .unwrap();
+    assert!(store.kernel_in_sync(12).unwrap());
 }
