@@ -240,6 +240,16 @@ impl JailSet {
     /// What the kernel sets should hold at `now`: every target banned by any jail or orphan,
     /// with the longest end. For the reconcile at start and after a firewall failure.
     pub fn in_force(&self, now: Time) -> Vec<(IpNet, Option<Time>)> {
+        if self.jails.len() == 1 && self.orphans.is_empty() {
+            // One jail: its targets are distinct already; no map, no `Ban` per entry.
+            let mut out: Vec<(IpNet, Option<Time>)> = self.jails[0]
+                .engine
+                .ban_ends()
+                .filter(|(_, until)| until.is_none_or(|u| u > now))
+                .collect();
+            out.sort_unstable_by_key(|(t, _)| *t);
+            return out;
+        }
         let mut out: HashMap<IpNet, Option<Time>> = HashMap::new();
         let engines = self.jails.iter().flat_map(|j| j.engine.active_bans());
         let orphans = self.orphans(now).cloned();

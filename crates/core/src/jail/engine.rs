@@ -388,6 +388,12 @@ impl JailEngine {
             sweep_at_len: MIN_SWEEP_LEN,
             changed: None,
         };
+        // Sized once: growing 100k-entry maps by doubling rehashes each several times.
+        engine
+            .history
+            .reserve(restored.history.len().max(restored.bans.len()));
+        engine.bans.reserve(restored.bans.len());
+        engine.expiries.reserve(restored.bans.len());
         for (target, since) in restored.history {
             engine
                 .history
@@ -514,6 +520,12 @@ impl JailEngine {
     /// paging through a million of them (see [`active_ban`](Self::active_ban)).
     pub fn ban_keys(&self) -> impl Iterator<Item = (Time, IpNet)> + '_ {
         self.bans.iter().map(|(target, b)| (b.since, *target))
+    }
+
+    /// `(target, until)` of every active ban (`None`: permanent), in no order, without
+    /// building a [`Ban`] (the firewall's view: a restart hands 100k of these over).
+    pub fn ban_ends(&self) -> impl Iterator<Item = (IpNet, Option<Time>)> + '_ {
+        self.bans.iter().map(|(target, b)| (*target, b.until))
     }
 
     /// How many bans are active.
