@@ -268,6 +268,15 @@ impl JailSet {
     /// same target. For `status`, which must not list the kernel.
     pub fn in_force_counts(&self, now: Time) -> portcullis_firewall::ElementCounts {
         let mut counts = portcullis_firewall::ElementCounts::default();
+        if self.jails.len() == 1 && self.orphans.is_empty() {
+            // No `Ban` per entry: 1M bans are counted in milliseconds.
+            self.jails[0]
+                .engine
+                .ban_ends()
+                .filter(|(_, until)| until.is_none_or(|u| u > now))
+                .for_each(|(t, _)| counts.count(&t));
+            return counts;
+        }
         let engines = self.jails.iter().flat_map(|j| j.engine.active_bans());
         let mut bans = engines
             .chain(self.orphans(now).cloned())
