@@ -103,13 +103,12 @@ impl<V> AddrTable<V> {
     }
 
     fn remove_at(&mut self, i: usize) -> V {
-        let (k, value) = self.slots.swap_remove(i);
-        if let Some((moved, _)) = self.slots.get(i) {
-            if let Some(pos) = self.index.get_mut(moved) {
-                *pos = u32::try_from(i).unwrap_or(u32::MAX);
-            }
+        let (_, value) = self.slots.swap_remove(i);
+        if let Some((moved, _)) = self.slots.get(i)
+            && let Some(pos) = self.index.get_mut(moved)
+        {
+            *pos = u32::try_from(i).unwrap_or(u32::MAX);
         }
-        let _ = k;
         value
     }
 
