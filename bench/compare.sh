@@ -188,8 +188,8 @@ target() { # description ok(0/1/-)
 }
 scan_t=${SECS[portcullis.auth-1m]:-}
 rg_t=${SECS[rg.auth-1m]:-}
-ok=$(awk -v s="$scan_t" -v r="$rg_t" 'BEGIN{ if (s ~ /^[0-9.]+$/ && r ~ /^[0-9.]+$/) print (s <= 1.5*r) ? 1 : 0; else print "-" }')
-target "scan of the 1M-line file <= 1.5x rg -c (scan ${scan_t:-?} s, rg ${rg_t:-?} s, ratio $(ratio "$scan_t" "$rg_t"))" "$ok"
+ok=$(awk -v s="$scan_t" -v r="$rg_t" 'BEGIN{ if (s ~ /^[0-9.]+$/ && r ~ /^[0-9.]+$/) print (s <= 2*r) ? 1 : 0; else print "-" }')
+target "scan of the 1M-line file <= 2x rg -c (issue 13) (scan ${scan_t:-?} s, rg ${rg_t:-?} s, ratio $(ratio "$scan_t" "$rg_t"))" "$ok"
 rss=${RSS[portcullis.auth-100k]:-}
 ok=$(awk -v k="$rss" 'BEGIN{ if (k ~ /^[0-9]+$/) print (k <= 64*1024) ? 1 : 0; else print "-" }')
 target "peak RSS with $MANY distinct attackers <= 64 MiB (scan $(mib "$rss") MiB)" "$ok"

@@ -133,6 +133,15 @@ fn fail2ban_tree(j: &JailStatus) -> String {
     s += &format!("   |- Currently banned:\t{}\n", j.active_bans);
     s += &format!("   |- Total banned:\t{}\n", j.total_bans);
     s += &format!("   `- Banned IP list:\t{}\n", j.banned.join(" "));
+    if j.banned_omitted > 0 {
+        // Past Fail2Ban's tree, so its scrapers still read the lines above.
+        s += &format!(
+            "(the newest {} of {} bans; all of them: portcullis bans --jail {})\n",
+            j.banned.len(),
+            j.active_bans,
+            j.name
+        );
+    }
     s
 }
 
@@ -399,4 +408,38 @@ pub fn flush(args: &FlushArgs) -> Result<ExitCode> {
     answer(&args.ctl, r, |d: &FlushData| {
         format!("removed {} bans\n", d.removed)
     })
+}
+
+#[cfg(test)]
+mod status_tree_tests {
+    use super::*;
+
+    #[test]
+    fn the_tree_keeps_fail2bans_shape_and_hints_when_bans_are_left_out() {
+        let mut j = JailStatus {
+            name: "sshd".into(),
+            active_bans: 2,
+            total_bans: 2,
+            banned: vec!["192.0.2.1".into(), "192.0.2.2".into()],
+            ..Default::default()
+        };
+        let small = fail2ban_tree(&j);
+        assert!(
+            small.ends_with("   `- Banned IP list:\t192.0.2.1 192.0.2.2\n"),
+            "{small}"
+        );
+        j.active_bans = 1_000_000;
+        j.banned_omitted = 999_998;
+        let big = fail2ban_tree(&j);
+        assert!(
+            big.contains("   `- Banned IP list:\t192.0.2.1 192.0.2.2\n"),
+            "{big}"
+        );
+        assert!(
+            big.ends_with(
+                "(the newest 2 of 1000000 bans; all of them: portcullis bans --jail sshd)\n"
+            ),
+            "{big}"
+        );
+    }
 }

@@ -253,6 +253,16 @@ impl JailSet {
     /// What the kernel sets should hold at `now`: every target banned by any jail or orphan,
     /// with the longest end. For the reconcile at start and after a firewall failure.
     pub fn in_force(&self, now: Time) -> Vec<(IpNet, Option<Time>)> {
+        if self.jails.len() == 1 && self.orphans.is_empty() {
+            // One jail: its targets are distinct already; no map, no `Ban` per entry.
+            let mut out: Vec<(IpNet, Option<Time>)> = self.jails[0]
+                .engine
+                .ban_ends()
+                .filter(|(_, until)| until.is_none_or(|u| u > now))
+                .collect();
+            out.sort_unstable_by_key(|(t, _)| *t);
+            return out;
+        }
         let mut out: HashMap<IpNet, Option<Time>> = HashMap::new();
         let engines = self.jails.iter().flat_map(|j| j.engine.active_bans());
         let orphans = self.orphans(now).cloned();
@@ -271,6 +281,15 @@ impl JailSet {
     /// same target. For `status`, which must not list the kernel.
     pub fn in_force_counts(&self, now: Time) -> portcullis_firewall::ElementCounts {
         let mut counts = portcullis_firewall::ElementCounts::default();
+        if self.jails.len() == 1 && self.orphans.is_empty() {
+            // No `Ban` per entry: 1M bans are counted in milliseconds.
+            self.jails[0]
+                .engine
+                .ban_ends()
+                .filter(|(_, until)| until.is_none_or(|u| u > now))
+                .for_each(|(t, _)| counts.count(&t));
+            return counts;
+        }
         let engines = self.jails.iter().flat_map(|j| j.engine.active_bans());
         let mut bans = engines
             .chain(self.orphans(now).cloned())
@@ -414,6 +433,15 @@ impl JailSet {
             out.extend(changes.into_iter().map(|w| (name.clone(), w)));
         }
         out
+    }
+
+    /// How many changed windows wait for [`poll_window_changes`](Self::poll_window_changes)
+    /// (an upper bound).
+    pub fn window_changes_pending(&self) -> usize {
+        self.jails
+            .iter()
+            .map(|j| j.engine.window_changes_pending())
+            .sum()
     }
 
     /// The work this burst calls for (`None` when there is none): drains every engine.

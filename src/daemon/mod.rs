@@ -59,6 +59,14 @@ use unsaved::Unsaved;
 
 /// How often source positions are written when no decision forces a write.
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
+/// Changed jail windows that force a position write before `POSITION_INTERVAL`: what one
+/// write carries (its copies of the windows, ~160 bytes each) stays ~10 MB while an attack
+/// of a million addresses is read at full speed (issue 13 item 6: memory).
+const WINDOW_CHANGES_MAX: usize = 64 * 1024;
+/// Line batches (of `sources::BATCH` lines) queued between the readers and the loop: enough
+/// to keep the loop busy while a reader wakes, few enough that a reader far ahead of the
+/// loop holds ~15 MB of lines, not 60.
+const LINE_BATCHES_QUEUED: usize = 16;
 /// How often history is pruned and the database tidied.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(300);
 /// How soon the next maintenance step runs when one left work (each step is bounded: see
@@ -201,6 +209,10 @@ struct Daemon {
     geo: std::sync::Arc<portcullis_geoip::GeoIp>,
     /// The fleet link and receiving policy, when `[fleet]` is enabled.
     fleet: Option<fleet::node::FleetNode>,
+    /// The firewall work since the last kernel sync note went in whole: at the next
+    /// position write, read the ruleset generation and record it with the store's bans
+    /// version (`Store::note_kernel_sync`), so a restart can trust the kernel sets.
+    kernel_sync_due: bool,
 }
 
 /// Open the GeoIP databases `[geoip]` names; what cannot be used is logged as a warning
@@ -400,7 +412,7 @@ impl Daemon {
         );
 
         let notifier = Notifier::start(&config.notify);
-        let (lines_tx, lines_rx) = mpsc::channel(64);
+        let (lines_tx, lines_rx) = mpsc::channel(LINE_BATCHES_QUEUED);
         let (control_tx, control_rx) = mpsc::channel(16);
         let mut daemon = Daemon {
             args: args.clone(),
@@ -430,15 +442,20 @@ impl Daemon {
             burst_first_read: None,
             geo,
             fleet,
+            kernel_sync_due: false,
         };
         // Watching first: a flush between the setup and the watch's start is seen too.
         daemon.kernel_watch = daemon.firewall.watch();
+        // Read before our setup (itself a transaction): unchanged since the last recorded
+        // sync, with the store's bans unchanged too, the sets need not be re-sent.
+        let generation = daemon.firewall.generation().await;
         daemon
             .firewall
             .setup()
             .await
             .context("firewall setup failed")?;
-        daemon.reconcile_firewall().await;
+        let intact = daemon.kernel_intact(generation).await;
+        daemon.reconcile_firewall_at_start(intact).await;
         daemon.start_sources();
         let policy = ServerConfig::default();
         daemon.control = Some(ControlSocket::start(
@@ -469,6 +486,64 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// Whether the kernel sets are as the last recorded sync left them: the generation read
+    /// before our setup (`before`) is the recorded one, the store's bans did not change
+    /// since, and the setup was the only transaction in between (the generation moved by
+    /// at most one).
+    async fn kernel_intact(&mut self, before: Option<u32>) -> bool {
+        let Some(before) = before else {
+            return false;
+        };
+        let after = self.firewall.generation().await;
+        let only_setup = after.is_some_and(|a| a == before || a == before.wrapping_add(1));
+        match self.store.kernel_in_sync(before) {
+            Ok(same) => same && only_setup,
+            Err(e) => {
+                tracing::warn!("cannot read the kernel sync record: {}", chain(&e));
+                false
+            }
+        }
+    }
+
+    /// The reconcile at start: with the kernel sets `intact` (see `kernel_intact`), a
+    /// sample of the bans is looked up and nothing is sent when all are there; otherwise
+    /// (or when one is missing) the full reconcile.
+    async fn reconcile_firewall_at_start(&mut self, intact: bool) {
+        if !intact {
+            return self.reconcile_firewall().await;
+        }
+        let now = self.clock.now();
+        let desired: Vec<(IpNet, Option<Duration>)> = self
+            .jails
+            .in_force(now)
+            .iter()
+            .map(|&(target, until)| (target, timeout_at(until, now)))
+            .collect();
+        match self.firewall.reconcile_unless_intact(&desired, true).await {
+            Ok(None) => {
+                tracing::info!(
+                    bans = desired.len(),
+                    sampled = desired.len().min(portcullis_firewall::INTACT_SAMPLE),
+                    "kernel sets intact (ruleset generation and stored bans unchanged): nothing re-sent"
+                );
+                self.firewall_ok();
+                self.kernel_sync_due = true;
+            }
+            Ok(Some(report)) => {
+                tracing::info!(
+                    bans = desired.len(),
+                    added = report.added,
+                    removed = report.removed,
+                    "firewall reconciled with the bans in force (a sampled ban was missing)"
+                );
+                self.netlink_fallback(&report);
+                self.firewall_ok();
+                self.kernel_sync_due = true;
+            }
+            Err(e) => self.firewall_failed(format!("reconcile: {}", chain(&e))),
+        }
+    }
+
     /// Put the bans in force into the kernel: missing added, stale removed.
     async fn reconcile_firewall(&mut self) {
         let desired = self.jails.in_force(self.clock.now());
@@ -492,6 +567,7 @@ impl Daemon {
                 );
                 self.netlink_fallback(&report);
                 self.firewall_ok();
+                self.kernel_sync_due = report.rejected.is_empty();
             }
             Err(e) => self.firewall_failed(format!("reconcile: {}", chain(&e))),
         }
@@ -521,6 +597,7 @@ impl Daemon {
 
     fn firewall_failed(&mut self, msg: String) {
         tracing::error!("firewall: {msg}");
+        self.kernel_sync_due = false;
         self.metrics_counters.firewall_errors += 1;
         self.health = None;
         self.firewall_error = Some(msg);
@@ -831,7 +908,9 @@ impl Daemon {
             .iter()
             .map(|d| now.decision_to_wall(d))
             .collect();
-        let positions_due = force_positions || self.last_positions.elapsed() >= POSITION_INTERVAL;
+        let positions_due = force_positions
+            || self.last_positions.elapsed() >= POSITION_INTERVAL
+            || self.jails.window_changes_pending() >= WINDOW_CHANGES_MAX;
         let write_due = positions_due || !decisions.is_empty() || !self.unsaved.is_empty();
         if write_due && self.unsaved.may_write(Instant::now()) {
             // Positions and the windows of the lines before them go with every decision not
@@ -845,6 +924,18 @@ impl Daemon {
                     (j, w)
                 })
                 .collect();
+            // Every decision written so far went into the kernel (the last commit applied
+            // them): vouch for it with the generation, in this write.
+            if positions_due
+                && self.kernel_sync_due
+                && self.firewall_error.is_none()
+                && self.unsaved.is_empty()
+            {
+                self.kernel_sync_due = false;
+                if let Some(generation) = self.firewall.generation().await {
+                    self.store.note_kernel_sync(generation);
+                }
+            }
             self.unsaved.push(decisions.clone(), windows);
             let mut positions: Vec<(String, portcullis_store::SourcePosition)> = self
                 .sources
@@ -857,7 +948,7 @@ impl Daemon {
                 .collect();
             // The fleet stream's sequence goes with the decisions it caused.
             positions.extend(self.fleet_position());
-            if !self.unsaved.is_empty() || !positions.is_empty() {
+            if !self.unsaved.is_empty() || !positions.is_empty() || self.store.sync_pending() {
                 let (pending, windows) = self.unsaved.pending();
                 match self
                     .store
@@ -947,6 +1038,7 @@ impl Daemon {
                         }
                         self.netlink_fallback(&report);
                         self.firewall_ok();
+                        self.kernel_sync_due = report.rejected.is_empty();
                     }
                     Err(e) => self.firewall_failed(format!("apply: {}", chain(&e))),
                 }

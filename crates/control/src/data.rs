@@ -248,6 +248,10 @@ pub struct JailStatus {
     /// (Fail2Ban's "Banned IP list"); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub banned: Vec<String>,
+    /// Bans in force that `banned` leaves out: above 1000 bans it holds only the newest
+    /// 100 (page through all with `bans --jail`); 0 when it lists every one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub banned_omitted: u64,
     /// What its filter made of the lines it read since start.
     #[serde(default)]
     pub lines: LineCounts,
@@ -392,4 +396,8 @@ pub enum Reply {
     Flush(FlushData),
     /// For `activity`.
     Activity(ActivityData),
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

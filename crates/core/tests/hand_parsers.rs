@@ -130,6 +130,10 @@ fn ordinary_hot_lines_are_parsed_by_hand() {
         "Connection closed by 198.51.100.7 [preauth]",
         "Disconnected from invalid user x 198.51.100.7 port 4242 [preauth]",
         "Disconnected from 198.51.100.7 port 4242 [preauth]",
+        "error: PAM: Authentication failure for root from 198.51.100.7",
+        "PAM: Authentication failure for illegal user oracle from 2001:db8::5",
+        "error: maximum authentication attempts exceeded for root from 198.51.100.7 port 4242 ssh2 [preauth]",
+        "maximum authentication attempts exceeded for invalid user x from 2001:db8::9 port 1 ssh2",
     ];
     for l in lines {
         let by_hand = rules
@@ -254,7 +258,15 @@ fn addr() -> impl Strategy<Value = String> {
 
 /// A line of one hot form (or a near miss of it) around `user` and `addr`.
 fn hot_line(form: usize, user: &str, addr: &str, port: &str, tail: &str) -> String {
-    match form % 12 {
+    match form % 16 {
+        12 => format!("error: PAM: Authentication failure for {user} from {addr}{tail}"),
+        13 => format!("PAM: Authentication failure for illegal user {user} from {addr}{tail}"),
+        14 => format!(
+            "error: maximum authentication attempts exceeded for {user} from {addr} port {port}{tail}"
+        ),
+        15 => format!(
+            "maximum authentication attempts exceeded for invalid user {user} from {addr} port {port}{tail}"
+        ),
         0 => format!("Failed password for {user} from {addr} port {port}{tail}"),
         1 => format!("Failed password for invalid user {user} from {addr} port {port}{tail}"),
         2 => format!("Failed keyboard-interactive/pam for {user} from {addr} port {port}{tail}"),
@@ -277,6 +289,7 @@ fn hot_line(form: usize, user: &str, addr: &str, port: &str, tail: &str) -> Stri
 fn tail() -> impl Strategy<Value = String> {
     prop_oneof![
         Just(" ssh2".to_string()),
+        Just(" ssh2 [preauth]".to_string()),
         Just(" [preauth]".to_string()),
         Just("".to_string()),
         Just(" ssh2: RSA SHA256:abc".to_string()),
@@ -293,7 +306,7 @@ proptest! {
 
     #[test]
     fn hand_parsers_agree_with_the_regex_on_hostile_lines(
-        form in 0usize..12,
+        form in 0usize..16,
         user in hostile_user(),
         addr in addr(),
         port in prop_oneof![Just("22".to_string()), Just("".to_string()), "[0-9]{1,6}".prop_map(|s| s), Just("x".to_string())],
@@ -312,8 +325,11 @@ proptest! {
 
 /// The tail sshd writes after each [`hot_line`] form.
 fn real_tail(form: usize) -> &'static str {
-    match form % 12 {
+    match form % 16 {
         0..=3 => " ssh2",
+        14 => " ssh2 [preauth]",
+        15 => " ssh2",
+        12 | 13 => "",
         8..=11 => " [preauth]",
         _ => "",
     }
@@ -327,7 +343,7 @@ proptest! {
     /// match (trusted, `cut`) never names another.
     #[test]
     fn the_user_name_never_chooses_the_address(
-        form in 0usize..12,
+        form in 0usize..16,
         user in hostile_user(),
         addr in prop_oneof![Just("198.51.100.7"), Just("2001:db8::5"), Just("203.0.113.250")],
         port in 1u32..65536,

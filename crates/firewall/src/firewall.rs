@@ -15,6 +15,9 @@ use crate::ipset::IpsetBackend;
 use crate::nft::{NftBackend, error_chain};
 use crate::watch::KernelWatch;
 
+/// Bans looked up in the kernel before a restart trusts an unchanged generation.
+pub const INTACT_SAMPLE: usize = 64;
+
 /// The kernel firewall portcullis drives. One variant per engine; every operation takes
 /// a whole batch so the caller never pays one process per ban.
 #[derive(Debug)]
@@ -114,6 +117,36 @@ impl Firewall {
             Firewall::Ipset(b) => b.reconcile(desired).await,
             Firewall::DryRun(b) => Ok(b.reconcile(desired)),
         }
+    }
+
+    /// The kernel's ruleset generation where the backend has one (nftables over netlink):
+    /// it changes with every committed transaction of anyone's, so an unchanged value
+    /// means the sets are as the last transaction left them.
+    pub async fn generation(&self) -> Option<u32> {
+        match self {
+            Firewall::Nft(b) => b.generation().await,
+            Firewall::Ipset(_) | Firewall::DryRun(_) => None,
+        }
+    }
+
+    /// [`reconcile`](Self::reconcile), unless the caller knows the kernel sets hold
+    /// `desired` (`intact`: the ruleset generation and the store are what they were after
+    /// the last transaction it checked, see the daemon's start). Then up to
+    /// [`INTACT_SAMPLE`] of the bans are looked up one by one (point lookups, no listing);
+    /// all present: nothing is sent (`Ok(None)`); one missing or a lookup failing: the full
+    /// reconcile, as without `intact`.
+    pub async fn reconcile_unless_intact(
+        &mut self,
+        desired: &[(IpNet, Option<Duration>)],
+        intact: bool,
+    ) -> Result<Option<ApplyReport>, ReconcileError> {
+        if intact
+            && let Firewall::Nft(b) = self
+            && b.sample_present(desired, INTACT_SAMPLE).await
+        {
+            return Ok(None);
+        }
+        self.reconcile(desired).await.map(Some)
     }
 
     /// At stop: leave everything (`flush == false`, the default: bans hold while the

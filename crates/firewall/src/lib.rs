@@ -30,7 +30,7 @@ pub use error::{
     ApplyError, CommandError, ConfigError, DetectError, ListError, ReconcileError, SetupError,
     TeardownError,
 };
-pub use firewall::{Firewall, Health};
+pub use firewall::{Firewall, Health, INTACT_SAMPLE};
 pub use ipset::IpsetBackend;
 pub use nft::NftBackend;
 pub use watch::{KernelEvent, KernelWatch, PROBE_INTERVAL};

@@ -51,6 +51,10 @@ const SUBSYS_NFTABLES: u16 = 10;
 const MSG_NEWSETELEM: u16 = 12;
 const MSG_GETSETELEM: u16 = 13;
 const MSG_DELSETELEM: u16 = 14;
+const MSG_NEWGEN: u16 = 15;
+const MSG_GETGEN: u16 = 16;
+/// NFTA_GEN_ID.
+const GEN_ID: u16 = 1;
 /// `NFPROTO_INET`.
 const FAMILY_INET: u8 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
@@ -296,6 +300,105 @@ impl NfTables {
                         parse_elements(payload.get(4..).unwrap_or(&[]), &mut out);
                     }
                     _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl NfTables {
+    /// The ruleset generation: the kernel counts every committed nf_tables transaction of
+    /// the network namespace (any table's, anyone's), so an unchanged generation means
+    /// nothing was changed since it was read.
+    pub(crate) fn generation(&mut self) -> io::Result<u32> {
+        let seq = self.next_seq();
+        let mut m = header(MSG_GETGEN, NLM_F_REQUEST);
+        finish(&mut m);
+        m[8..12].copy_from_slice(&seq.to_ne_bytes());
+        sendto(
+            &self.fd,
+            &m,
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )?;
+        loop {
+            let n = match recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
+                Ok((n, _)) => n.min(self.buf.len()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for (kind, _, mseq, payload) in messages_of(&self.buf[..n]) {
+                if mseq != seq {
+                    continue;
+                }
+                if kind == NLMSG_ERROR {
+                    let code = payload
+                        .get(..4)
+                        .and_then(|b| b.try_into().ok())
+                        .map(i32::from_ne_bytes)
+                        .unwrap_or(-libc_eio());
+                    return Err(io::Error::from_raw_os_error(-code.min(-1)));
+                }
+                if kind == (SUBSYS_NFTABLES << 8) | MSG_NEWGEN {
+                    for (t, v) in attributes(payload.get(4..).unwrap_or(&[])) {
+                        if t & !NLA_F_NESTED == GEN_ID
+                            && let Some(b) = v.get(..4).and_then(|b| b.try_into().ok())
+                        {
+                            return Ok(u32::from_be_bytes(b));
+                        }
+                    }
+                    return Err(io::Error::other("NEWGEN without a generation id"));
+                }
+            }
+        }
+    }
+
+    /// Whether the single address `target` (/32 or /128) is an element of its set in
+    /// table `inet <table>`: one point lookup (`NFT_MSG_GETSETELEM` without a dump), O(1)
+    /// whatever the set's size.
+    pub(crate) fn has_element(&mut self, table: &str, target: &IpNet) -> io::Result<bool> {
+        let kind = SetKind::of(target);
+        let seq = self.next_seq();
+        let mut m = header(MSG_GETSETELEM, NLM_F_REQUEST);
+        attr(&mut m, LIST_TABLE, &cstr(table));
+        attr(&mut m, LIST_SET, &cstr(kind.nft_name()));
+        let list = nest(&mut m, LIST_ELEMENTS);
+        let at = nest(&mut m, LIST_ELEM);
+        key_attr(&mut m, &key(&target.addr()));
+        end_nest(&mut m, at);
+        end_nest(&mut m, list);
+        finish(&mut m);
+        m[8..12].copy_from_slice(&seq.to_ne_bytes());
+        sendto(
+            &self.fd,
+            &m,
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )?;
+        loop {
+            let n = match recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
+                Ok((n, _)) => n.min(self.buf.len()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for (kind, _, mseq, payload) in messages_of(&self.buf[..n]) {
+                if mseq != seq {
+                    continue;
+                }
+                if kind == NLMSG_ERROR {
+                    let code = payload
+                        .get(..4)
+                        .and_then(|b| b.try_into().ok())
+                        .map(i32::from_ne_bytes)
+                        .unwrap_or(-libc_eio());
+                    return match -code {
+                        0 => Ok(true),
+                        2 => Ok(false), // ENOENT
+                        errno => Err(io::Error::from_raw_os_error(errno)),
+                    };
+                }
+                if kind == (SUBSYS_NFTABLES << 8) | MSG_NEWSETELEM {
+                    return Ok(true);
                 }
             }
         }

@@ -251,6 +251,64 @@ impl NftBackend {
         }
     }
 
+    /// The ruleset generation (see `NfTables::generation`): `None` without netlink or when
+    /// the kernel does not answer.
+    pub async fn generation(&self) -> Option<u32> {
+        match self.with_netlink(|s| s.generation(), |r| r.is_ok()).await {
+            Ok(Ok(g)) => Some(g),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "no ruleset generation");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Whether up to `sample` single addresses of `desired`, spread evenly over it, are all
+    /// elements of our sets: point lookups, O(sample) whatever the sets' size. `false`
+    /// without netlink, or when a lookup fails.
+    pub async fn sample_present(
+        &self,
+        desired: &[(IpNet, Option<Duration>)],
+        sample: usize,
+    ) -> bool {
+        let hosts: Vec<IpNet> = desired
+            .iter()
+            .map(|(t, _)| *t)
+            .filter(|t| t.prefix_len() == t.max_prefix_len())
+            .collect();
+        let picks: Vec<IpNet> = if hosts.len() <= sample {
+            hosts
+        } else {
+            (0..sample)
+                .map(|i| hosts[i * (hosts.len() - 1) / (sample - 1).max(1)])
+                .collect()
+        };
+        let table = self.tools.config.table.clone();
+        let r = self
+            .with_netlink(
+                move |s| {
+                    for t in &picks {
+                        if !s.has_element(&table, t)? {
+                            tracing::info!(missing = %t, "a sampled ban is not in the kernel set");
+                            return Ok(false);
+                        }
+                    }
+                    Ok::<bool, std::io::Error>(true)
+                },
+                |r| r.is_ok(),
+            )
+            .await;
+        match r {
+            Ok(Ok(all)) => all,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "sampled element lookup failed");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Make the kernel sets hold exactly `desired` through `nft`, in one transaction: each
     /// of our sets is flushed and refilled atomically (packets never see a half-done
     /// state). This costs the same as one `apply` of `desired` whatever the kernel held,

@@ -886,3 +886,80 @@ async fn nft_without_netlink_falls_back_to_the_cli() {
     assert_eq!(l.len(), 2, "{l:?}");
     assert_eq!(l[&net("198.51.100.0/24")], None);
 }
+
+/// The restart's shortcut (issue 13 item 3): the ruleset generation moves with every
+/// transaction, anyone's; with it unchanged, a sample of point lookups decides whether the
+/// sets hold the bans. A missing element (here: never written, the generation unchanged,
+/// as after a reboot that happened to reach the same number) makes the sampled path fall
+/// back to the full diff, which repairs it; an element removed behind our back moves the
+/// generation.
+#[tokio::test]
+async fn nft_generation_and_sampled_reconcile() {
+    if !support::can_run(tools(Kind::Nft)) {
+        return;
+    }
+    let ns = Netns::new("gen");
+    let mut fw = firewall(Kind::Nft, &ns);
+    fw.setup().await.unwrap();
+    let long = Some(Duration::from_secs(600));
+    let mut desired: Vec<(IpNet, Option<Duration>)> = (0..300u32)
+        .map(|i| {
+            (
+                IpNet::from(std::net::IpAddr::V4((0xC633_6400 + (i % 250)).into())),
+                long,
+            )
+        })
+        .take(250)
+        .collect();
+    desired.push((host("2001:db8::7"), None));
+    desired.push((net("203.0.113.0/24"), long));
+    fw.reconcile(&desired).await.unwrap();
+    let g0 = fw.generation().await.expect("a generation over netlink");
+    // Nothing changed: reading moves nothing, and the sample finds every ban.
+    assert_eq!(fw.generation().await, Some(g0));
+    let r = fw.reconcile_unless_intact(&desired, true).await.unwrap();
+    assert!(r.is_none(), "intact: nothing sent, {r:?}");
+    assert_eq!(fw.generation().await, Some(g0), "no transaction was made");
+    // A ban the kernel lacks while the generation says "unchanged": the sample (which
+    // covers the first and the last host of the list) finds it missing, the full diff adds it.
+    let mut more = desired.clone();
+    more.push((host("192.0.2.99"), long));
+    let r = fw.reconcile_unless_intact(&more, true).await.unwrap();
+    let r = r.expect("a missing sampled ban falls back to the full diff");
+    assert_eq!((r.added, r.removed), (1, 0), "{r:?}");
+    assert!(listed(&fw).await.contains_key(&host("192.0.2.99")));
+    // Someone else deletes an element: the generation moves (the daemon then never
+    // trusts the sets, whatever a sample says).
+    let g1 = fw.generation().await.unwrap();
+    ns.exec(&[
+        "nft",
+        "delete",
+        "element",
+        "inet",
+        "portcullis",
+        "addr4",
+        "{ 198.51.100.5 }",
+    ]);
+    let g2 = fw.generation().await.unwrap();
+    assert_ne!(g1, g2);
+    // Not told it is intact: the full diff, which puts it back; an extra element goes too.
+    ns.exec(&[
+        "nft",
+        "add",
+        "element",
+        "inet",
+        "portcullis",
+        "addr4",
+        "{ 192.0.2.200 }",
+    ]);
+    let r = fw
+        .reconcile_unless_intact(&more, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.added, r.removed), (1, 1), "{r:?}");
+    let l = listed(&fw).await;
+    assert!(l.contains_key(&host("198.51.100.5")));
+    assert!(!l.contains_key(&host("192.0.2.200")));
+    assert_eq!(l.len(), more.len());
+}

@@ -2,9 +2,8 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
 use portcullis_core::Time;
-use portcullis_core::event::{Alert, Ban, BanReason, Weight};
+use portcullis_core::event::{Alert, BanReason, Weight};
 use portcullis_core::jail::WindowEntry;
 
 /// `(reason, reason_value)` columns of a ban.
@@ -51,51 +50,9 @@ pub(crate) fn reason_from_row(name: &str, value: i64, origin: Option<String>) ->
     }
 }
 
-/// A raw `bans` row, decoded after the statement finished.
-pub(crate) struct BanRow {
-    pub jail: String,
-    pub target: String,
-    pub since_us: i64,
-    pub until_us: Option<i64>,
-    pub reason: String,
-    pub reason_value: i64,
-    pub ban_no: i64,
-    pub origin: Option<String>,
-}
-
+/// Columns of a `bans` row, in the order `store::ban_from_row` reads them.
 pub(crate) const BAN_COLUMNS: &str =
     "jail, target, since_us, until_us, reason, reason_value, ban_no, origin";
-
-impl BanRow {
-    pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<BanRow> {
-        Ok(BanRow {
-            jail: r.get(0)?,
-            target: r.get(1)?,
-            since_us: r.get(2)?,
-            until_us: r.get(3)?,
-            reason: r.get(4)?,
-            reason_value: r.get(5)?,
-            ban_no: r.get(6)?,
-            origin: r.get(7)?,
-        })
-    }
-
-    /// The ban, or `None` (logged) when the target text is not a network.
-    pub(crate) fn into_ban(self) -> Option<Ban> {
-        let Ok(target) = self.target.parse::<IpNet>() else {
-            tracing::warn!(target = %self.target, jail = %self.jail, "skipping ban row with unparseable target");
-            return None;
-        };
-        Some(Ban {
-            target,
-            jail: self.jail.into_boxed_str(),
-            since: Time::from_micros(self.since_us),
-            until: self.until_us.map(Time::from_micros),
-            ban_no: u32::try_from(self.ban_no).unwrap_or(0),
-            reason: reason_from_row(&self.reason, self.reason_value, self.origin),
-        })
-    }
-}
 
 /// Columns of an `alerts` row: time, kind, addr, user, failures, json.
 pub(crate) struct AlertRow {

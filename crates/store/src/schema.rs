@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::StoreError;
 
 /// The schema version this build writes. Files with a larger `user_version` are refused.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// `PRAGMA application_id` of a portcullis state file: ASCII "PCLS".
 pub(crate) const APPLICATION_ID: i64 = 0x5043_4c53;
@@ -97,7 +97,7 @@ const V3: &str = r#"
 ALTER TABLE windows ADD COLUMN slow BLOB NOT NULL DEFAULT x'';
 "#;
 
-/// Fleet (issue 16): the nodes that reported a fleet ban (`origin`, comma-separated; NULL
+/// Version 4, fleet (issue 16): the nodes that reported a fleet ban (`origin`, comma-separated; NULL
 /// for this node's own bans), and the admins' fleet-wide allowlist (`fleet_allow`: an
 /// address allowed stays allowed after a restart, when the stream no longer replays it).
 const V_FLEET: &str = r#"
@@ -108,8 +108,23 @@ CREATE TABLE fleet_allow (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 5 (issue 13: a restart that re-sends nothing the kernel has): `bans_version`
+/// counts the transactions that changed `bans` by a decision or a command (not the pruning
+/// of expired rows: the kernel drops those elements itself); `generation` is the kernel's
+/// ruleset generation the daemon read when the bans of `synced_version` were all in the
+/// kernel. A restart that finds both unchanged trusts the kernel sets (after a sample).
+const V_KERNEL_SYNC: &str = r#"
+CREATE TABLE kernel_sync (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    bans_version    INTEGER NOT NULL,
+    generation      INTEGER,
+    synced_version  INTEGER
+);
+INSERT INTO kernel_sync (id, bans_version) VALUES (1, 0);
+"#;
+
 /// `MIGRATIONS[i]` migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V_FLEET];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V_FLEET, V_KERNEL_SYNC];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 

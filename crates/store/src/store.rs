@@ -10,7 +10,7 @@ use portcullis_core::jail::WindowState;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::codec::{
-    BAN_COLUMNS, BanRow, alert_from_row, alert_to_row, origin_of, reason_to_row, window_from_blob,
+    BAN_COLUMNS, alert_from_row, alert_to_row, origin_of, reason_to_row, window_from_blob,
     window_to_blob,
 };
 use crate::error::{Context, StoreError};
@@ -110,6 +110,11 @@ pub struct Store {
     path: PathBuf,
     /// What [`Store::prune`] keeps and how much one call deletes.
     limits: Limits,
+    /// `kernel_sync.bans_version` as written (0 on a read-only store of an older schema).
+    bans_version: i64,
+    /// A kernel generation to record with the next write, with the `bans_version` it
+    /// vouches for (see [`note_kernel_sync`](Store::note_kernel_sync)).
+    pending_sync: Option<(u32, i64)>,
 }
 
 /// The bounds [`Store::prune`] and [`Store::maintain`] work to (the defaults are the
@@ -183,15 +188,19 @@ impl Store {
         }
         // FULL: a commit is fsynced before it returns, so "reported banned" means "on disk"
         // even across a power loss, not only a process crash.
-        // cache_size: 64 MiB ceiling (allocated only as used) so a 100k-ban transaction does
-        // not spill pages to the WAL twice.
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;")
+        // cache_size: 32 MiB ceiling (allocated only as used) so a 100k-ban transaction
+        // (~11 MB of WAL) does not spill pages to the WAL twice; not more, as a daemon
+        // tracking 1M addresses fills it with window rows (issue 13: ≤ 256 MiB in all).
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -32768;")
             .map_err(open_err)?;
         schema::migrate(&mut conn, &path)?;
+        let bans_version = read_bans_version(&conn);
         Ok(Store {
             conn,
             path,
             limits: Limits::default(),
+            bans_version,
+            pending_sync: None,
         })
     }
 
@@ -208,10 +217,13 @@ impl Store {
         let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         schema::check_owner(&conn, &path)?;
+        let bans_version = read_bans_version(&conn);
         Ok(Store {
             conn,
             path,
             limits: Limits::default(),
+            bans_version,
+            pending_sync: None,
         })
     }
 
@@ -374,8 +386,50 @@ impl Store {
             }
             write_positions(&tx, positions, now)?;
             write_windows(&tx, windows)?;
+            if let Some((generation, version)) = self.pending_sync {
+                tx.execute(
+                    "UPDATE kernel_sync SET generation = ?1, synced_version = ?2",
+                    params![i64::from(generation), version],
+                )
+                .op(OP)?;
+            }
+            if !decisions.is_empty() {
+                bump_bans_version(&tx).op(OP)?;
+            }
         }
-        tx.commit().op(OP)
+        tx.commit().op(OP)?;
+        self.pending_sync = None;
+        self.bans_version += i64::from(!decisions.is_empty());
+        Ok(())
+    }
+
+    /// Remembers that the kernel's ruleset generation is `generation` while every ban
+    /// change written so far is in the kernel; recorded with the next write
+    /// ([`apply_burst`](Store::apply_burst)). The caller asks only when no firewall work
+    /// failed since.
+    pub fn note_kernel_sync(&mut self, generation: u32) {
+        self.pending_sync = Some((generation, self.bans_version));
+    }
+
+    /// Whether a [`note_kernel_sync`](Store::note_kernel_sync) waits for a write.
+    pub fn sync_pending(&self) -> bool {
+        self.pending_sync.is_some()
+    }
+
+    /// Whether the kernel sets are as the last recorded sync left them: the kernel's
+    /// generation is still `generation` and no ban changed in the store since.
+    pub fn kernel_in_sync(&self, generation: u32) -> Result<bool, StoreError> {
+        let row: Option<(Option<i64>, Option<i64>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT generation, synced_version, bans_version FROM kernel_sync",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .op("read kernel sync")?;
+        Ok(matches!(row, Some((Some(g), Some(v), now))
+            if g == i64::from(generation) && v == now))
     }
 
     /// The windows of `jail` still live at `now` (their newest entry within the window), in
@@ -603,7 +657,9 @@ impl Store {
             None => tx.execute("DELETE FROM bans WHERE target = ?1", [&target_text]),
         }
         .op("remove a ban")?;
+        bump_bans_version(&tx).op("remove a ban")?;
         tx.commit().op("remove a ban")?;
+        self.bans_version += 1;
         Ok(removed)
     }
 
@@ -638,7 +694,12 @@ impl Store {
 
     /// Remove every active ban (`portcullis flush`, `unban --all`). Returns how many.
     pub fn clear_bans(&mut self) -> Result<usize, StoreError> {
-        self.conn.execute("DELETE FROM bans", []).op("clear bans")
+        let tx = self.conn.transaction().op("clear bans")?;
+        let n = tx.execute("DELETE FROM bans", []).op("clear bans")?;
+        bump_bans_version(&tx).op("clear bans")?;
+        tx.commit().op("clear bans")?;
+        self.bans_version += 1;
+        Ok(n)
     }
 
     /// Delete expired bans, history older than `now - history_keep` or beyond the newest
@@ -842,14 +903,53 @@ fn select_bans(
     args: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<Ban>, StoreError> {
     const OP: &str = "read bans";
-    let sql = format!("SELECT {BAN_COLUMNS} FROM bans {filter} ORDER BY since_us, jail, target");
+    // No ORDER BY: SQLite's sorter costs more than sorting the decoded bans (start of a
+    // daemon with 100k bans, issue 13). Each row is decoded from borrowed column values:
+    // one allocation per ban (its jail name), not four strings.
+    let sql = format!("SELECT {BAN_COLUMNS} FROM bans {filter}");
     let mut stmt = conn.prepare_cached(&sql).op(OP)?;
-    let rows = stmt.query_map(args, BanRow::read).op(OP)?;
+    let mut rows = stmt.query(args).op(OP)?;
     let mut bans = Vec::new();
-    for row in rows {
-        bans.extend(row.op(OP)?.into_ban());
+    let mut jail_name: Box<str> = Box::from("");
+    while let Some(r) = rows.next().op(OP)? {
+        if let Some(ban) = ban_from_row(r, &mut jail_name).op(OP)? {
+            bans.push(ban);
+        }
     }
+    bans.sort_unstable_by(|a, b| (a.since, &a.jail, a.target).cmp(&(b.since, &b.jail, b.target)));
     Ok(bans)
+}
+
+/// One `bans` row (columns [`BAN_COLUMNS`]) as a ban, `None` (logged) when its target is
+/// not a network. `jail` is the last jail name seen, reused when the row names it again.
+fn ban_from_row(r: &rusqlite::Row<'_>, jail: &mut Box<str>) -> rusqlite::Result<Option<Ban>> {
+    let text = |i: usize| -> rusqlite::Result<&str> {
+        r.get_ref(i)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    let name = text(0)?;
+    if &**jail != name {
+        *jail = Box::from(name);
+    }
+    let target_text = text(1)?;
+    let Ok(target) = target_text.parse::<IpNet>() else {
+        tracing::warn!(target = %target_text, jail = %name, "skipping ban row with unparseable target");
+        return Ok(None);
+    };
+    let since_us: i64 = r.get(2)?;
+    let until_us: Option<i64> = r.get(3)?;
+    let reason_value: i64 = r.get(5)?;
+    let ban_no: i64 = r.get(6)?;
+    let origin: Option<String> = r.get(7)?;
+    Ok(Some(Ban {
+        target,
+        jail: jail.clone(),
+        since: Time::from_micros(since_us),
+        until: until_us.map(Time::from_micros),
+        ban_no: u32::try_from(ban_no).unwrap_or(0),
+        reason: crate::codec::reason_from_row(text(4)?, reason_value, origin),
+    }))
 }
 
 fn write_target(buf: &mut String, target: &IpNet) {
@@ -903,6 +1003,17 @@ fn write_positions<K: AsRef<str>>(
         .op(OP)?;
     }
     Ok(())
+}
+
+/// `kernel_sync.bans_version`, 0 when the table is missing (a read-only older file).
+fn read_bans_version(conn: &Connection) -> i64 {
+    conn.query_row("SELECT bans_version FROM kernel_sync", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+/// One more transaction changed `bans` (see schema version 5).
+fn bump_bans_version(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute("UPDATE kernel_sync SET bans_version = bans_version + 1", [])
 }
 
 /// Upsert the changed windows (delete the emptied ones).

@@ -847,7 +847,8 @@ fn windows_round_trip_replace_delete_and_prune() {
 
 /// What the migrations after version 3 added, undone, so a test can make the file an
 /// older version wrote (each later migration adds its own undo here).
-const UNDO_LATER: &str = "ALTER TABLE bans DROP COLUMN origin; DROP TABLE fleet_allow";
+const UNDO_LATER: &str =
+    "ALTER TABLE bans DROP COLUMN origin; DROP TABLE fleet_allow; DROP TABLE kernel_sync";
 
 #[test]
 fn a_version_1_file_migrates_to_windows_and_keeps_its_bans() {
@@ -892,4 +893,63 @@ fn a_version_2_window_row_reads_with_an_empty_long_window() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));
     assert_eq!(store.windows("sshd", Time::from_secs(110)).unwrap(), [a]);
+}
+
+#[test]
+fn the_kernel_sync_holds_until_a_ban_changes_and_survives_reopen() {
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let b = ban("sshd", net("192.0.2.1/32"), 10, Some(1000), 1);
+    store
+        .apply(&[Decision::Ban(b.clone())], Time::from_secs(10))
+        .unwrap();
+    // Nothing recorded yet: never in sync.
+    assert!(!store.kernel_in_sync(7).unwrap());
+    store.note_kernel_sync(7);
+    assert!(store.sync_pending());
+    // Recorded by the next write, even one without decisions.
+    store
+        .apply_burst::<&str, &str>(&[], &[], &[], Time::from_secs(11))
+        .unwrap();
+    assert!(!store.sync_pending());
+    assert!(store.kernel_in_sync(7).unwrap());
+    assert!(!store.kernel_in_sync(8).unwrap(), "another generation");
+    drop(store);
+    let mut store = Store::open(&path).unwrap();
+    assert!(store.kernel_in_sync(7).unwrap(), "kept across a restart");
+    // A decision written after the sync (the kill came before the kernel got it): out of sync.
+    let b2 = ban("sshd", net("192.0.2.2/32"), 12, Some(1000), 1);
+    store
+        .apply(&[Decision::Ban(b2)], Time::from_secs(12))
+        .unwrap();
+    assert!(!store.kernel_in_sync(7).unwrap());
+    // A sync noted after it vouches for it; an unban command then breaks it again.
+    store.note_kernel_sync(9);
+    store
+        .apply_burst::<&str, &str>(&[], &[], &[], Time::from_secs(13))
+        .unwrap();
+    assert!(store.kernel_in_sync(9).unwrap());
+    store.remove_ban(None, b.target).unwrap();
+    assert!(!store.kernel_in_sync(9).unwrap());
+    store.note_kernel_sync(10);
+    store
+        .apply_burst::<&str, &str>(&[], &[], &[], Time::from_secs(14))
+        .unwrap();
+    assert!(store.kernel_in_sync(10).unwrap());
+    store.clear_bans().unwrap();
+    assert!(!store.kernel_in_sync(10).unwrap());
+    // Pruning expired rows is not a change the kernel lacks (it drops expired elements).
+    store.note_kernel_sync(11);
+    let b3 = ban("sshd", net("192.0.2.3/32"), 14, Some(15), 1);
+    store
+        .apply(&[Decision::Ban(b3)], Time::from_secs(14))
+        .unwrap();
+    store.note_kernel_sync(12);
+    store
+        .apply_burst::<&str, &str>(&[], &[], &[], Time::from_secs(15))
+        .unwrap();
+    store
+        .prune(Time::from_secs(100), Duration::from_secs(3600))
+        .unwrap();
+    assert!(store.kernel_in_sync(12).unwrap());
 }

@@ -18,6 +18,14 @@ use crate::text::chain;
 /// How many alerts `status` shows, newest first.
 const ALERTS: usize = 20;
 
+/// Up to this many bans, `status JAIL` lists every banned target (Fail2Ban's "Banned IP
+/// list", which scripts scrape); above it, only the newest [`BANNED_SHOWN`], with the total
+/// and a hint to page with `bans --jail` (a million-entry line helps no one and costs the
+/// loop a million strings).
+pub const BANNED_ALL_UP_TO: usize = 1000;
+/// How many of the newest bans `status JAIL` lists above [`BANNED_ALL_UP_TO`].
+pub const BANNED_SHOWN: usize = 100;
+
 /// The daemon's state as `status` shows it (the firewall's health is listed at most once
 /// per [`HEALTH_MAX_AGE`]).
 pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, ErrorBody> {
@@ -42,16 +50,13 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
             attempts: d.jails.attempts(idx),
             failing: d.jails.engine(idx).tracked_addresses() as u64,
             banned: if jail.is_some() {
-                let mut targets: Vec<_> = d
-                    .jails
-                    .engine(idx)
-                    .active_bans()
-                    .map(|b| b.target)
-                    .collect();
-                targets.sort();
-                targets.iter().map(|t| host_or_net(*t)).collect()
+                banned_list(d.jails.engine(idx))
             } else {
                 Vec::new()
+            },
+            banned_omitted: match d.jails.engine(idx).ban_count() {
+                n if jail.is_some() && n > BANNED_ALL_UP_TO => (n - BANNED_SHOWN) as u64,
+                _ => 0,
             },
             lines: line_counts(&d.filters[idx].line_stats()),
             sources: d
@@ -225,5 +230,82 @@ fn line_counts(st: &portcullis_core::filter::Stats) -> LineCounts {
         oversized: st.oversized,
         no_timestamp: st.no_timestamp,
         cut: st.cut,
+    }
+}
+
+/// The "Banned IP list" of `status JAIL`: every target in ascending order up to
+/// [`BANNED_ALL_UP_TO`] bans, else the newest [`BANNED_SHOWN`] (a bounded heap over the
+/// ban keys: no `Ban` built per ban), newest first.
+fn banned_list(engine: &portcullis_core::jail::JailEngine) -> Vec<String> {
+    use std::cmp::Reverse;
+    if engine.ban_count() <= BANNED_ALL_UP_TO {
+        let mut targets: Vec<_> = engine.ban_keys().map(|(_, t)| t).collect();
+        targets.sort();
+        return targets.iter().map(|t| host_or_net(*t)).collect();
+    }
+    let mut heap = std::collections::BinaryHeap::with_capacity(BANNED_SHOWN + 1);
+    for k in engine.ban_keys() {
+        if heap.len() < BANNED_SHOWN {
+            heap.push(Reverse(k));
+        } else if heap.peek().is_some_and(|Reverse(top)| k > *top) {
+            heap.pop();
+            heap.push(Reverse(k));
+        }
+    }
+    let mut newest: Vec<_> = heap.into_iter().map(|Reverse(k)| k).collect();
+    newest.sort_unstable_by(|a, b| b.cmp(a));
+    newest.iter().map(|(_, t)| host_or_net(*t)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ipnet::IpNet;
+    use portcullis_core::Time;
+    use portcullis_core::jail::{Command, JailConfig, JailEngine, Restored};
+
+    use super::*;
+
+    /// An engine with `n` manual bans of 198.18.x.y, the i-th at second i.
+    fn engine_with(n: u32) -> JailEngine {
+        let mut e = JailEngine::new(JailConfig::new("sshd"), Restored::default());
+        for i in 0..n {
+            let target = IpNet::from(std::net::IpAddr::V4((0xC612_0000 + i).into()));
+            let ban = Command::Ban {
+                target,
+                duration: Some(Duration::from_secs(86400)),
+                permanent: false,
+                force: false,
+            };
+            e.handle_command(Time::from_secs(i64::from(i)), ban)
+                .unwrap();
+            while e.poll_decision().is_some() {}
+        }
+        e
+    }
+
+    #[test]
+    fn a_small_jail_lists_every_ban_in_address_order() {
+        let e = engine_with(BANNED_ALL_UP_TO as u32);
+        let list = banned_list(&e);
+        assert_eq!(list.len(), BANNED_ALL_UP_TO);
+        assert_eq!(list[0], "198.18.0.0");
+        let mut sorted = list.clone();
+        sorted.sort_by_key(|s| s.parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(list, sorted);
+    }
+
+    #[test]
+    fn a_jail_with_many_bans_lists_only_the_newest() {
+        let n = 5000u32;
+        let e = engine_with(n);
+        let list = banned_list(&e);
+        assert_eq!(list.len(), BANNED_SHOWN);
+        // Newest first: the last ban decided is 198.18.19.135 (0xC612_0000 + 4999).
+        let last = std::net::Ipv4Addr::from(0xC612_0000 + n - 1).to_string();
+        let first_shown = std::net::Ipv4Addr::from(0xC612_0000 + n - BANNED_SHOWN as u32);
+        assert_eq!(list[0], last);
+        assert_eq!(list[BANNED_SHOWN - 1], first_shown.to_string());
     }
 }

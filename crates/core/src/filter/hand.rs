@@ -67,6 +67,17 @@ pub enum Form {
         /// The rule names a user.
         with_user: bool,
     },
+    /// `[error: ]PAM: Authentication failure for [illegal user ]USER from ADDR`.
+    PamError {
+        /// The rule's fixed `illegal user ` after `for `.
+        illegal_user: bool,
+    },
+    /// `[error: ]maximum authentication attempts exceeded for [invalid user ]USER from ADDR
+    /// port N ssh2[ [preauth]]`.
+    MaxAuthTries {
+        /// The rule's fixed `invalid user ` after `for `.
+        invalid_user: bool,
+    },
 }
 
 const AUTH_METHODS: &[&str] = &[
@@ -140,6 +151,26 @@ const SOURCES: &[(&str, Form)] = &[
             with_user: false,
         },
     ),
+    (
+        r"^(?:error: )?PAM: Authentication failure for illegal user <USER> from <HOST>$",
+        Form::PamError { illegal_user: true },
+    ),
+    (
+        r"^(?:error: )?PAM: Authentication failure for <USER> from <HOST>$",
+        Form::PamError {
+            illegal_user: false,
+        },
+    ),
+    (
+        r"^(?:error: )?maximum authentication attempts exceeded for invalid user <USER> from <HOST> port <PORT> ssh2(?: \[preauth\])?$",
+        Form::MaxAuthTries { invalid_user: true },
+    ),
+    (
+        r"^(?:error: )?maximum authentication attempts exceeded for <USER> from <HOST> port <PORT> ssh2(?: \[preauth\])?$",
+        Form::MaxAuthTries {
+            invalid_user: false,
+        },
+    ),
 ];
 
 // The parsers below assume these expansions; a change to them must revisit every parser.
@@ -188,6 +219,8 @@ impl Form {
             Form::PamAuthFailure => pam_auth_failure(m),
             Form::InvalidUser => invalid_user_line(m),
             Form::Preauth { heads, with_user } => preauth(m, heads, with_user),
+            Form::PamError { illegal_user } => pam_error(m, illegal_user),
+            Form::MaxAuthTries { invalid_user } => max_auth_tries(m, invalid_user),
         }
     }
 }
@@ -396,6 +429,78 @@ fn invalid_user_line(m: &str) -> Parsed {
     Parsed::Match(Spans {
         host: (host, end),
         user: Some((HEAD.len(), from)),
+        method: None,
+    })
+}
+
+/// The message after an optional `error: ` (the prefix and `head` exclude each other, so
+/// this is the only split), then `head`; the position after it.
+fn after_head(b: &[u8], head: &[u8]) -> Option<usize> {
+    let at = if b.starts_with(b"error: ") { 7 } else { 0 };
+    b[at..].starts_with(head).then_some(at + head.len())
+}
+
+/// `[error: ]PAM: Authentication failure for [illegal user ]USER from ADDR`: the address is
+/// the space-free word at the end, forced; the user what lies between the head and the
+/// ` from ` before it.
+fn pam_error(m: &str, illegal_user: bool) -> Parsed {
+    let b = m.as_bytes();
+    let head: &[u8] = if illegal_user {
+        b"PAM: Authentication failure for illegal user "
+    } else {
+        b"PAM: Authentication failure for "
+    };
+    let Some(user_start) = after_head(b, head) else {
+        return Parsed::NoMatch;
+    };
+    let Some(host) = host_before(b, b.len()) else {
+        return Parsed::Unknown;
+    };
+    let Some(from) = b[..host].strip_suffix(b" from ").map(<[u8]>::len) else {
+        return Parsed::Unknown;
+    };
+    if from < user_start || !user_ok(&b[user_start..from]) {
+        return Parsed::Unknown;
+    }
+    Parsed::Match(Spans {
+        host: (host, b.len()),
+        user: Some((user_start, from)),
+        method: None,
+    })
+}
+
+/// `[error: ]maximum authentication attempts exceeded for [invalid user ]USER from ADDR port
+/// N ssh2[ [preauth]]`: a line ending in `]` can only end in the optional ` [preauth]`, one
+/// ending in `ssh2` only without it; then forced from the end as `Failed`.
+fn max_auth_tries(m: &str, invalid_user: bool) -> Parsed {
+    let b = m.as_bytes();
+    let head: &[u8] = if invalid_user {
+        b"maximum authentication attempts exceeded for invalid user "
+    } else {
+        b"maximum authentication attempts exceeded for "
+    };
+    let Some(user_start) = after_head(b, head) else {
+        return Parsed::NoMatch;
+    };
+    let body = b.strip_suffix(b" [preauth]").unwrap_or(b);
+    let Some(body) = body.strip_suffix(b" ssh2") else {
+        return Parsed::Unknown;
+    };
+    let Some(port) = port_before(b, body.len()) else {
+        return Parsed::Unknown;
+    };
+    let Some(host) = host_before(b, port) else {
+        return Parsed::Unknown;
+    };
+    let Some(from) = b[..host].strip_suffix(b" from ").map(<[u8]>::len) else {
+        return Parsed::Unknown;
+    };
+    if from < user_start || !user_ok(&b[user_start..from]) {
+        return Parsed::Unknown;
+    }
+    Parsed::Match(Spans {
+        host: (host, port),
+        user: Some((user_start, from)),
         method: None,
     })
 }

@@ -1,14 +1,14 @@
 //! [`JailEngine`]: the state machine of one jail.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::addr_table::AddrTable;
 use super::command::{Command, CommandError, MAX_BAN_DURATION};
 use super::config::JailConfig;
 use super::escalation::ban_length;
@@ -293,14 +293,16 @@ pub struct JailEngine {
     name: Box<str>,
     /// The largest `now` seen (held when `now` goes backward); `None` before the first call.
     clock: Option<Time>,
-    /// Sliding windows per address. Keys are chosen by attackers (any source address they
-    /// can spoof or rent), so the map keeps std's SipHash with a per-process random key:
-    /// an unkeyed hash would let them pick colliding addresses and turn each lookup linear.
-    tracked: HashMap<IpAddr, Window>,
-    /// The slow signals per address (long window, distinct user names), when the jail has
-    /// either. Attacker-keyed: SipHash. Bounded per address (see [`SlowSignals`]) and
-    /// swept like `tracked`, so it holds the addresses that failed within `slow_findtime`.
-    slow: HashMap<IpAddr, SlowSignals>,
+    /// Per failing address, everything counted about it: its sliding window and its slow
+    /// signals (long window, distinct user names), in ONE compact table (see
+    /// [`AddrTable`]: 1M addresses in ~150 MB). Keys are chosen by attackers (any source
+    /// address they can spoof or rent), so the table keeps std's SipHash with a
+    /// per-process random key: an unkeyed hash would let them pick colliding addresses and
+    /// turn each lookup linear. Swept, so it holds the addresses that failed within
+    /// `findtime` (or `slow_findtime`, with a long window).
+    addrs: AddrTable<AddrState>,
+    /// How many of `addrs` have a non-empty short window (what `tracked_addresses` says).
+    live_windows: usize,
     /// The key user names are hashed with (random per engine): the engine keeps hashes of
     /// the attacker's text, never the text, and no one can pick names that collide.
     user_key: RandomState,
@@ -326,9 +328,35 @@ pub struct JailEngine {
     /// Tracked-map size that triggers a sweep (twice the size after the last one).
     sweep_at_len: usize,
     /// Addresses whose window changed since the last `poll_window_changes`, when the
-    /// driver asked for them (`None`: not recorded). Attacker-keyed: SipHash. Bounded by the
-    /// addresses seen between two polls.
-    changed: Option<HashSet<IpAddr>>,
+    /// driver asked for them (`None`: not recorded); an address is listed once while its
+    /// state carries `changed` (a removed state's address may be listed twice: the poll
+    /// dedups). Bounded by the addresses seen between two polls.
+    changed: Option<Vec<IpAddr>>,
+}
+
+/// Everything one engine counts about one address, in one slot of [`AddrTable`] (88
+/// bytes; 104 with its key).
+#[derive(Clone, Debug, Default)]
+struct AddrState {
+    window: Window,
+    slow: SlowSignals,
+    /// Listed in `changed` since the last poll.
+    changed: bool,
+}
+
+/// Lists `addr` in `changed` (when changes are tracked) unless its state already is.
+fn mark_changed(changed: &mut Option<Vec<IpAddr>>, state: Option<&mut AddrState>, addr: IpAddr) {
+    let Some(list) = changed else {
+        return;
+    };
+    match state {
+        Some(s) if s.changed => {}
+        Some(s) => {
+            s.changed = true;
+            list.push(addr);
+        }
+        None => list.push(addr),
+    }
 }
 
 /// The smallest map size that triggers a size-based sweep.
@@ -342,8 +370,8 @@ impl JailEngine {
             name: config.name.clone().into_boxed_str(),
             config,
             clock: None,
-            tracked: HashMap::new(),
-            slow: HashMap::new(),
+            addrs: AddrTable::default(),
+            live_windows: 0,
             user_key: RandomState::new(),
             protected: HashMap::new(),
             history: HashMap::new(),
@@ -360,6 +388,12 @@ impl JailEngine {
             sweep_at_len: MIN_SWEEP_LEN,
             changed: None,
         };
+        // Sized once: growing 100k-entry maps by doubling rehashes each several times.
+        engine
+            .history
+            .reserve(restored.history.len().max(restored.bans.len()));
+        engine.bans.reserve(restored.bans.len());
+        engine.expiries.reserve(restored.bans.len());
         for (target, since) in restored.history {
             engine
                 .history
@@ -394,19 +428,24 @@ impl JailEngine {
             if engine.bans.contains_key(&IpNet::from(addr)) {
                 continue;
             }
-            if !state.entries.is_empty() {
-                let window = engine.tracked.entry(addr).or_default();
-                for e in state.entries {
-                    window.insert(e.time, e.weight.0, e.attempts);
-                }
+            let has_long = long_on && !state.slow.is_empty();
+            if state.entries.is_empty() && !has_long {
+                continue;
             }
-            if long_on && !state.slow.is_empty() {
+            let a = engine.addrs.get_or_insert_with(&addr, AddrState::default);
+            let was_empty = a.window.is_empty();
+            for e in state.entries {
+                a.window.insert(e.time, e.weight.0, e.attempts);
+            }
+            if was_empty && !a.window.is_empty() {
+                engine.live_windows += 1;
+            }
+            if has_long {
                 // Bucket starts as stored: a driver that moved them between clocks moved
                 // each by the same offset, so a failure still counts for slow_findtime
                 // plus at most one bucket.
-                let long = &mut engine.slow.entry(addr).or_default().long;
                 for b in state.slow {
-                    long.insert_at(b.time, b.weight.0);
+                    a.slow.long.insert_at(b.time, b.weight.0);
                 }
             }
         }
@@ -417,7 +456,7 @@ impl JailEngine {
     /// (the daemon persists them; `scan` does not ask, and pays nothing).
     pub fn track_window_changes(&mut self) {
         if self.changed.is_none() {
-            self.changed = Some(HashSet::new());
+            self.changed = Some(Vec::new());
         }
     }
 
@@ -451,8 +490,12 @@ impl JailEngine {
         self.next_sweep = self.clock;
         // Their stored expiry depends on findtime: report them all again.
         if let Some(changed) = &mut self.changed {
-            changed.extend(self.tracked.keys().copied());
-            changed.extend(self.slow.keys().copied());
+            for (addr, s) in self.addrs.iter_mut() {
+                if !s.changed {
+                    s.changed = true;
+                    changed.push(addr);
+                }
+            }
         }
     }
 
@@ -479,6 +522,12 @@ impl JailEngine {
         self.bans.iter().map(|(target, b)| (b.since, *target))
     }
 
+    /// `(target, until)` of every active ban (`None`: permanent), in no order, without
+    /// building a [`Ban`] (the firewall's view: a restart hands 100k of these over).
+    pub fn ban_ends(&self) -> impl Iterator<Item = (IpNet, Option<Time>)> + '_ {
+        self.bans.iter().map(|(target, b)| (*target, b.until))
+    }
+
     /// How many bans are active.
     pub fn ban_count(&self) -> usize {
         self.bans.len()
@@ -502,7 +551,15 @@ impl JailEngine {
 
     /// How many addresses have failures in their window (memory use is proportional).
     pub fn tracked_addresses(&self) -> usize {
-        self.tracked.len()
+        self.live_windows
+    }
+
+    /// How many windows changed since the last
+    /// [`poll_window_changes`](Self::poll_window_changes) (at most: an address can be
+    /// counted twice); 0 when changes are not tracked. A driver writes them early when this
+    /// grows large, so what one poll hands out stays small.
+    pub fn window_changes_pending(&self) -> usize {
+        self.changed.as_ref().map_or(0, Vec::len)
     }
 
     /// Every address with weighted failures within `[clock - findtime, clock]` now, with
@@ -512,9 +569,9 @@ impl JailEngine {
     /// forgiven (zero-weight) failures are left out.
     pub fn failing(&self) -> impl Iterator<Item = (IpAddr, Weight)> + '_ {
         let cutoff = self.window_cutoff();
-        self.tracked.iter().filter_map(move |(addr, w)| {
-            let sum = w.sum_since(cutoff);
-            (sum > 0).then(|| (*addr, Weight(u32::try_from(sum).unwrap_or(u32::MAX))))
+        self.addrs.iter().filter_map(move |(addr, s)| {
+            let sum = s.window.sum_since(cutoff);
+            (sum > 0).then(|| (addr, Weight(u32::try_from(sum).unwrap_or(u32::MAX))))
         })
     }
 
@@ -522,9 +579,9 @@ impl JailEngine {
     pub fn score(&self, addr: IpAddr) -> Weight {
         let cutoff = self.window_cutoff();
         let sum = self
-            .tracked
+            .addrs
             .get(&normalize_addr(addr))
-            .map_or(0, |w| w.sum_since(cutoff));
+            .map_or(0, |s| s.window.sum_since(cutoff));
         Weight(u32::try_from(sum).unwrap_or(u32::MAX))
     }
 
@@ -536,18 +593,18 @@ impl JailEngine {
         };
         let cutoff = self.clock().saturating_sub(findtime);
         let sum = self
-            .slow
+            .addrs
             .get(&normalize_addr(addr))
-            .map_or(0, |s| s.long.sum_since(cutoff, bucket_width(findtime)));
+            .map_or(0, |s| s.slow.long.sum_since(cutoff, bucket_width(findtime)));
         Weight(u32::try_from(sum).unwrap_or(u32::MAX))
     }
 
     /// How many distinct user names `addr` failed with that the engine still holds (those
     /// within `findtime` as of the last failure or sweep, at most `max_users`).
     pub fn distinct_users(&self, addr: IpAddr) -> usize {
-        self.slow
+        self.addrs
             .get(&normalize_addr(addr))
-            .map_or(0, |s| s.users.len())
+            .map_or(0, |s| s.slow.users.len())
     }
 
     /// Bans of `target` within `history` before now: the next ban of it is number
@@ -584,8 +641,9 @@ impl JailEngine {
         let addr = normalize_addr(addr);
         let time = self.clock.map_or(time, |c| time.min(c));
         let banned = self.bans.get(&IpNet::from(addr)).map_or(0, |b| b.failures);
-        let window = self.tracked.get(&addr).map_or(0, |w| {
-            w.attempts_between(time.saturating_sub(self.config.findtime), time)
+        let window = self.addrs.get(&addr).map_or(0, |s| {
+            s.window
+                .attempts_between(time.saturating_sub(self.config.findtime), time)
         });
         let failures = banned.saturating_add(window);
         SuccessVerdict {
@@ -616,7 +674,7 @@ impl JailEngine {
                 self.on_failure(addr, time, event.total_weight().0, attempts, user);
             }
         }
-        if self.tracked.len().max(self.slow.len()) >= self.sweep_at_len {
+        if self.addrs.len() >= self.sweep_at_len {
             self.sweep();
         }
         // A ban of zero length (bantime 0) ends where it starts.
@@ -678,11 +736,10 @@ impl JailEngine {
                 Ok(())
             }
             Command::Flush => {
-                let old = std::mem::take(&mut self.tracked);
-                let old_slow = std::mem::take(&mut self.slow);
+                let old = std::mem::take(&mut self.addrs);
+                self.live_windows = 0;
                 if let Some(changed) = &mut self.changed {
-                    changed.extend(old.into_keys());
-                    changed.extend(old_slow.into_keys());
+                    changed.extend(old.iter().filter(|(_, s)| !s.changed).map(|(a, _)| a));
                 }
                 Ok(())
             }
@@ -741,44 +798,40 @@ impl JailEngine {
         if changed.is_empty() {
             return Vec::new();
         }
-        let mut addrs: Vec<IpAddr> = changed.drain().collect();
-        shrink_if_sparse_set(changed);
+        let mut addrs = std::mem::take(changed);
         addrs.sort_unstable();
+        addrs.dedup();
         let cutoff = self.window_cutoff();
         let findtime = self.config.findtime;
         let long = self.long_cutoff();
         addrs
             .into_iter()
             .map(|addr| {
-                let slow: Vec<WindowEntry> = match (self.slow.get_mut(&addr), long) {
-                    (Some(s), Some((long_cutoff, width))) => {
-                        s.long.prune(long_cutoff, width);
-                        s.long
-                            .buckets()
-                            .iter()
-                            .map(|&(time, weight)| WindowEntry {
+                let mut slow: Vec<WindowEntry> = Vec::new();
+                let mut entries: Vec<WindowEntry> = Vec::new();
+                if let Some(s) = self.addrs.get_mut(&addr) {
+                    s.changed = false;
+                    if let Some((long_cutoff, width)) = long {
+                        s.slow.long.prune(long_cutoff, width);
+                        slow.extend(s.slow.long.buckets().iter().map(|&(time, weight)| {
+                            WindowEntry {
                                 time,
                                 weight: Weight(weight),
                                 attempts: 0,
-                            })
-                            .collect()
+                            }
+                        }));
                     }
-                    _ => Vec::new(),
-                };
-                let entries: Vec<WindowEntry> = match self.tracked.get_mut(&addr) {
-                    Some(w) => {
-                        w.prune(cutoff);
-                        w.entries()
-                            .iter()
-                            .map(|e| WindowEntry {
-                                time: e.time,
-                                weight: Weight(e.weight),
-                                attempts: e.attempts,
-                            })
-                            .collect()
+                    let was_empty = s.window.is_empty();
+                    s.window.prune(cutoff);
+                    if !was_empty && s.window.is_empty() {
+                        self.live_windows -= 1;
                     }
-                    None => Vec::new(),
-                };
+                    entries.extend(s.window.entries().iter().map(|e| WindowEntry {
+                        time: e.time,
+                        weight: Weight(e.weight),
+                        attempts: e.attempts,
+                    }));
+                }
                 let until = entries
                     .last()
                     .map_or(Time::EPOCH, |e| e.time.saturating_add(findtime));
@@ -806,9 +859,9 @@ impl JailEngine {
     /// May be earlier than needed (a lifted ban's deadline is dropped lazily).
     pub fn poll_timeout(&self) -> Option<Time> {
         let expiry = self.expiries.peek().map(|Reverse((t, _))| *t);
-        let sweep = self.next_sweep.filter(|_| {
-            !self.tracked.is_empty() || !self.slow.is_empty() || !self.protected.is_empty()
-        });
+        let sweep = self
+            .next_sweep
+            .filter(|_| !self.addrs.is_empty() || !self.protected.is_empty());
         match (expiry, sweep) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -873,14 +926,13 @@ impl JailEngine {
     fn sweep(&mut self) {
         let clock = self.clock();
         let cutoff = self.window_cutoff();
-        self.tracked.retain(|_, w| {
-            w.prune(cutoff);
-            !w.is_empty()
-        });
-        shrink_if_sparse(&mut self.tracked);
         let long = self.long_cutoff();
         let users_on = self.config.max_users.is_some();
-        self.slow.retain(|_, s| {
+        let mut live = 0;
+        // A state swept while listed in `changed` is reported empty by the next poll.
+        self.addrs.retain(|_, a| {
+            a.window.prune(cutoff);
+            let s = &mut a.slow;
             match long {
                 Some((long_cutoff, width)) => s.long.prune(long_cutoff, width),
                 None => s.long = Default::default(),
@@ -890,9 +942,11 @@ impl JailEngine {
             } else {
                 s.users = Default::default();
             }
-            !s.is_empty()
+            live += usize::from(!a.window.is_empty());
+            !a.window.is_empty() || !s.is_empty()
         });
-        shrink_if_sparse(&mut self.slow);
+        self.live_windows = live;
+        self.addrs.shrink_if_sparse();
         self.protected.retain(|_, p| p.until > clock);
         shrink_if_sparse(&mut self.protected);
         let history_cutoff = clock.saturating_sub(self.config.history);
@@ -910,7 +964,7 @@ impl JailEngine {
             self.expiries.shrink_to_fit();
         }
         self.next_sweep = Some(clock.saturating_add(self.sweep_interval()));
-        self.sweep_at_len = (2 * self.tracked.len().max(self.slow.len())).max(MIN_SWEEP_LEN);
+        self.sweep_at_len = (2 * self.addrs.len()).max(MIN_SWEEP_LEN);
     }
 
     fn on_failure(
@@ -955,42 +1009,46 @@ impl JailEngine {
             }
         }
         let counts = counts && (weight > 0 || attempts > 0);
-        // One map probe on the hot path: an address with a window is never banned by
-        // itself (a ban removes the window and banned addresses get none), so only network
-        // bans need checking then; only an address without a window needs the host lookup.
-        let (score, failures) = match self.tracked.entry(addr) {
-            Entry::Occupied(mut o) => {
-                debug_assert!(!self.bans.contains_key(&IpNet::from(addr)), "{addr}");
-                if covering_ban(&self.bans, &self.lengths, addr, Lengths::Networks).is_some() {
-                    self.stats.while_banned += 1;
-                    return;
-                }
-                let window = o.get_mut();
+        // One table probe on the hot path: an address with state is never banned by
+        // itself (a ban removes the state and banned addresses get none), so only network
+        // bans need checking then; only an address without state needs the host lookup.
+        let found = self.addrs.find(&addr);
+        let lengths = if found.is_some() {
+            debug_assert!(!self.bans.contains_key(&IpNet::from(addr)), "{addr}");
+            Lengths::Networks
+        } else {
+            Lengths::All
+        };
+        if covering_ban(&self.bans, &self.lengths, addr, lengths).is_some() {
+            self.stats.while_banned += 1;
+            return;
+        }
+        let (score, failures) = match found {
+            Some(i) => {
+                let a = self.addrs.at_mut(i);
+                let was_empty = a.window.is_empty();
                 if counts {
-                    window.insert(time, weight, attempts);
-                    if let Some(changed) = &mut self.changed {
-                        changed.insert(addr);
-                    }
+                    a.window.insert(time, weight, attempts);
+                    mark_changed(&mut self.changed, Some(&mut *a), addr);
                 }
-                window.prune(cutoff);
-                (window.sum(), window.attempts_between(cutoff, Time::MAX))
+                a.window.prune(cutoff);
+                match (was_empty, a.window.is_empty()) {
+                    (true, false) => self.live_windows += 1,
+                    (false, true) => self.live_windows -= 1,
+                    _ => {}
+                }
+                (a.window.sum(), a.window.attempts_between(cutoff, Time::MAX))
             }
-            Entry::Vacant(v) => {
-                if covering_ban(&self.bans, &self.lengths, addr, Lengths::All).is_some() {
-                    self.stats.while_banned += 1;
-                    return;
-                }
-                if counts {
-                    let window = v.insert(Window::default());
-                    window.insert(time, weight, attempts);
-                    if let Some(changed) = &mut self.changed {
-                        changed.insert(addr);
-                    }
-                    (window.sum(), window.attempts_between(cutoff, Time::MAX))
-                } else {
-                    (0, 0)
-                }
+            None if counts => {
+                let mut a = AddrState::default();
+                a.window.insert(time, weight, attempts);
+                mark_changed(&mut self.changed, Some(&mut a), addr);
+                let sums = (a.window.sum(), a.window.attempts_between(cutoff, Time::MAX));
+                self.addrs.push_new(&addr, a);
+                self.live_windows += 1;
+                sums
             }
+            None => (0, 0),
         };
         // The slow signals, after the ban checks above (a banned address gets none). A
         // forgiven failure adds nothing to them, as to the short window.
@@ -1056,8 +1114,9 @@ impl JailEngine {
         };
         if add_long.is_none() && add_user.is_none() {
             // Nothing new: report what is there (pruned), without creating state.
-            return match self.slow.get_mut(&addr) {
-                Some(s) => {
+            return match self.addrs.get_mut(&addr) {
+                Some(a) => {
+                    let s = &mut a.slow;
                     if let Some((c, width)) = long {
                         s.long.prune(c, width);
                     }
@@ -1070,7 +1129,8 @@ impl JailEngine {
                 None => (long.map(|_| 0), max_users.map(|_| 0)),
             };
         }
-        let s = self.slow.entry(addr).or_default();
+        let a = self.addrs.get_or_insert_with(&addr, AddrState::default);
+        let s = &mut a.slow;
         if let Some((c, width)) = long {
             if add_long.is_some() {
                 s.long.insert(time, weight, width);
@@ -1082,12 +1142,11 @@ impl JailEngine {
             s.users.insert(hash, time, cap as usize);
         }
         let users = u32::try_from(s.users.len()).unwrap_or(u32::MAX);
-        if let Some(changed) = &mut self.changed
-            && add_long.is_some()
-        {
-            changed.insert(addr);
+        let long_sum = long.map(|_| s.long.sum());
+        if add_long.is_some() {
+            mark_changed(&mut self.changed, Some(a), addr);
         }
-        (long.map(|_| s.long.sum()), max_users.map(|_| users))
+        (long_sum, max_users.map(|_| users))
     }
 
     fn on_success(&mut self, addr: IpAddr, time: Time, event: &Event) {
@@ -1151,12 +1210,11 @@ impl JailEngine {
         if is_host(&target) {
             // "After a ban, the window of that address is cleared", and a ban ends its
             // protection.
-            let had_window = self.tracked.remove(&target.addr()).is_some();
-            let had_slow = self.slow.remove(&target.addr()).is_some();
-            if (had_window || had_slow)
-                && let Some(changed) = &mut self.changed
-            {
-                changed.insert(target.addr());
+            if let Some(mut a) = self.addrs.remove(&target.addr()) {
+                if !a.window.is_empty() {
+                    self.live_windows -= 1;
+                }
+                mark_changed(&mut self.changed, Some(&mut a), target.addr());
             }
             self.protected.remove(&target.addr());
         }
@@ -1322,19 +1380,25 @@ impl JailEngine {
     /// Test access to an address's window.
     #[cfg(test)]
     pub(crate) fn window(&self, addr: IpAddr) -> Option<&Window> {
-        self.tracked.get(&addr)
+        self.addrs.get(&addr).map(|a| &a.window)
     }
 
     /// Test access to an address's slow signals.
     #[cfg(test)]
     pub(crate) fn slow_of(&self, addr: IpAddr) -> Option<&SlowSignals> {
-        self.slow.get(&addr)
+        self.addrs
+            .get(&addr)
+            .map(|a| &a.slow)
+            .filter(|s| !s.is_empty())
     }
 
     /// Test access to the addresses with slow signals.
     #[cfg(test)]
     pub(crate) fn slow_addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.slow.keys().copied()
+        self.addrs
+            .iter()
+            .filter(|(_, a)| !a.slow.is_empty())
+            .map(|(addr, _)| addr)
     }
 }
 
@@ -1393,17 +1457,26 @@ pub(crate) fn normalize_net(net: IpNet) -> IpNet {
     net
 }
 
-/// [`shrink_if_sparse`] for a set.
-fn shrink_if_sparse_set<K: std::hash::Hash + Eq>(set: &mut HashSet<K>) {
-    if set.capacity() > 4 * set.len() + 1024 {
-        set.shrink_to_fit();
-    }
-}
-
 /// Gives memory back after an attack wave: a map that once held 1M addresses keeps its
 /// table until told otherwise.
 fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
     if map.capacity() > 4 * map.len() + 1024 {
         map.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn one_address_costs_one_small_slot() {
+        // Issue 13: the daemon tracking 1M addresses stays within 256 MiB; this slot
+        // (with its 16-byte key in the table's dense vector) is most of it.
+        assert!(
+            std::mem::size_of::<AddrState>() <= 88,
+            "{}",
+            std::mem::size_of::<AddrState>()
+        );
     }
 }

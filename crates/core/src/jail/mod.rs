@@ -18,7 +18,9 @@ pub use engine::{
     JailEngine, JailStats, MAX_PROTECTED_USERS, Restored, SuccessVerdict, WindowEntry, WindowState,
 };
 
+mod addr_table;
 mod escalation;
+mod few;
 mod slow;
 mod window;
 

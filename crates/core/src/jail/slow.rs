@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::few::Few;
 use crate::time::Time;
 
 /// How many buckets the long window is cut into: its granularity is `long findtime / 48`
@@ -27,77 +28,6 @@ pub(crate) fn bucket_width(findtime: Duration) -> i64 {
 pub(crate) fn bucket_start(t: Time, width: i64) -> Time {
     let us = t.as_micros();
     Time::from_micros(us.saturating_sub(us.rem_euclid(width)))
-}
-
-/// Up to one item in place, more on the heap. Most addresses under attack hold one bucket
-/// and one user name: with a `Vec` each cost a heap block (32 bytes with malloc's header,
-/// twice per address: 64 MB at 1M addresses); this is the size of a `Vec` (the enum lives
-/// in the `Vec`'s niche) and allocates nothing for zero or one item.
-#[derive(Clone, Debug, Default)]
-enum Few<T: Copy> {
-    #[default]
-    Zero,
-    One(T),
-    Many(Vec<T>),
-}
-
-impl<T: Copy> Few<T> {
-    fn as_slice(&self) -> &[T] {
-        match self {
-            Few::Zero => &[],
-            Few::One(x) => std::slice::from_ref(x),
-            Few::Many(v) => v,
-        }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [T] {
-        match self {
-            Few::Zero => &mut [],
-            Few::One(x) => std::slice::from_mut(x),
-            Few::Many(v) => v,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.as_slice().len()
-    }
-
-    fn insert(&mut self, at: usize, item: T) {
-        match self {
-            Few::Zero => *self = Few::One(item),
-            Few::One(x) => {
-                let mut v = Vec::with_capacity(4);
-                v.push(*x);
-                v.insert(at, item);
-                *self = Few::Many(v);
-            }
-            Few::Many(v) => v.insert(at, item),
-        }
-    }
-
-    fn push(&mut self, item: T) {
-        self.insert(self.len(), item);
-    }
-
-    /// Keeps the items `keep` says yes to, in order; back in place when one or none is left.
-    fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        match self {
-            Few::Zero => {}
-            Few::One(x) => {
-                if !keep(x) {
-                    *self = Few::Zero;
-                }
-            }
-            Few::Many(v) => {
-                v.retain(|x| keep(x));
-                *self = match v.as_slice() {
-                    [] => Few::Zero,
-                    [x] => Few::One(*x),
-                    _ => return,
-                };
-            }
-        }
-    }
 }
 
 /// The weight of one address's failures per bucket of the long window.
