@@ -319,6 +319,7 @@ pub mod tests {
                 weight: Weight::ONE,
                 count: 1,
                 user: Some("root".into()),
+                user_exists: None,
                 method: None,
                 pid: None,
                 rule: 0,

@@ -92,6 +92,10 @@ pub struct Event {
     pub count: u32,
     /// The user name the line names, if any. Attacker-chosen text: display it escaped.
     pub user: Option<Box<str>>,
+    /// Whether the line says the named account exists on the host (sshd's `for U` /
+    /// `authenticating user U`: `Some(true)`; `invalid user U`: `Some(false)`); `None` when
+    /// the rule does not tell (its filter's `account` key).
+    pub user_exists: Option<bool>,
     /// The authentication method of an attempt or success (`password`, `publickey`, …).
     pub method: Option<Box<str>>,
     /// The logging process id, when known; used to merge lines of one attempt.
