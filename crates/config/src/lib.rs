@@ -18,10 +18,10 @@ use std::path::Path;
 pub use doc::{ConfigDoc, DocItem, DocSection};
 pub use error::ConfigError;
 pub use model::{
-    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSenders,
-    JournalSpec, Location, LogFormat, LogLevel, MetricsListen, MetricsSettings, NotifyEvent,
-    NotifySettings, SERVICE_SOURCES, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SSHD_SOURCES,
-    ServiceSources, SourceSpec, Verdict, service_sources,
+    Backend, CampaignSettings, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec,
+    JournalSenders, JournalSpec, Location, LogFormat, LogLevel, MetricsListen, MetricsSettings,
+    NotifyEvent, NotifySettings, SERVICE_SOURCES, SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES,
+    SSHD_SOURCES, ServiceSources, SourceSpec, Verdict, service_sources,
 };
 
 use load::{Layer, Resolver};

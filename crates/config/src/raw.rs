@@ -109,6 +109,25 @@ layered!(
     }
 );
 
+layered!(
+    RawCampaign,
+    Campaign {
+        enabled: bool,
+        jails: Vec<String>,
+        threshold: f64,
+        drift: f64,
+        learn: PositiveDuration,
+        min_participants: u32,
+        max_tries: u32,
+        max_addresses: u32,
+        ban: DurationOrFalse,
+        targeted: bool,
+        targeted_min_addresses: u32,
+        targeted_window: PositiveDuration,
+        targeted_ban: DurationOrFalse,
+    }
+);
+
 layered!(RawJail, Jail {
     enabled: bool,
     filter: RawFilter,
@@ -140,6 +159,7 @@ pub(crate) struct RawFile {
     pub firewall: Option<RawFirewall>,
     pub notify: Option<RawNotify>,
     pub metrics: Option<RawMetrics>,
+    pub campaign: Option<RawCampaign>,
     pub defaults: Option<RawJail>,
     pub jail: Option<BTreeMap<String, Spanned<RawJail>>>,
 }
