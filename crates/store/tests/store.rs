@@ -603,28 +603,31 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     let (_dir, path) = tmp();
     Store::open(&path).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("PRAGMA user_version = 4; CREATE TABLE from_the_future (x);")
-        .unwrap();
+    let future = i64::from(SCHEMA_VERSION) + 1;
+    conn.execute_batch(&format!(
+        "PRAGMA user_version = {future}; CREATE TABLE from_the_future (x);"
+    ))
+    .unwrap();
     drop(conn);
     let err = Store::open(&path).unwrap_err();
     match &err {
         StoreError::TooNew {
             found, supported, ..
         } => {
-            assert_eq!((*found, *supported), (4, SCHEMA_VERSION));
+            assert_eq!((*found, *supported), (future, SCHEMA_VERSION));
         }
         other => panic!("expected TooNew, got {other:?}"),
     }
     let msg = err.to_string();
     assert!(
-        msg.contains("schema version 4") && msg.contains("newer"),
+        msg.contains(&format!("schema version {future}")) && msg.contains("newer"),
         "{msg}"
     );
     let conn = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, future);
 }
 
 #[test]
@@ -819,7 +822,7 @@ fn a_version_1_file_migrates_to_windows_and_keeps_its_bans() {
     drop(store);
     // Make it the file version 1 wrote: no windows table.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE windows; PRAGMA user_version = 1;")
+    conn.execute_batch("DROP TABLE windows; DROP TABLE campaigns; PRAGMA user_version = 1;")
         .unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
@@ -839,10 +842,45 @@ fn a_version_2_window_row_reads_with_an_empty_long_window() {
     drop(store);
     // The file version 2 wrote: no slow column.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("ALTER TABLE windows DROP COLUMN slow; PRAGMA user_version = 2;")
-        .unwrap();
+    conn.execute_batch(
+        "ALTER TABLE windows DROP COLUMN slow; DROP TABLE campaigns; PRAGMA user_version = 2;",
+    )
+    .unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), i64::from(SCHEMA_VERSION));
     assert_eq!(store.windows("sshd", Time::from_secs(110)).unwrap(), [a]);
+}
+
+#[test]
+fn campaigns_keep_their_latest_report() {
+    use portcullis_core::campaign::{CampaignAlert, CampaignKind};
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let mut a = CampaignAlert {
+        id: "campaign-100".into(),
+        kind: CampaignKind::Distributed,
+        ended: false,
+        start: Time::from_secs(100),
+        end: Time::from_secs(3700),
+        participants: vec!["192.0.2.1".parse().unwrap()],
+        participant_count: 1,
+        new_participants: vec!["192.0.2.1".parse().unwrap()],
+        users: vec![("root\"\n".into(), 1)],
+        failures: 2,
+        confidence: 0.5,
+    };
+    store.save_campaigns(std::slice::from_ref(&a)).unwrap();
+    a.ended = true;
+    a.participant_count = 2;
+    a.participants.push("192.0.2.2".parse().unwrap());
+    store.save_campaigns(&[a]).unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    let rows = store.recent_campaigns(10).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].ended);
+    assert_eq!(rows[0].participants, 2);
+    assert_eq!(rows[0].json["users"][0]["user"], "root\"\n");
+    assert_eq!(rows[0].json["participants"][1], "192.0.2.2");
 }
