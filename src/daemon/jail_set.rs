@@ -157,6 +157,8 @@ pub struct JailSet {
     touched_set: HashSet<IpNet>,
     /// Set by [`resync_firewall`](Self::resync_firewall): the next commit rewrites the sets.
     resync: bool,
+    /// Site-wide detection (`site.rs`), once [`configure_site`](Self::configure_site) ran.
+    site: Option<site::Site>,
 }
 
 impl JailSet {
@@ -169,6 +171,7 @@ impl JailSet {
             touched: Vec::new(),
             touched_set: HashSet::new(),
             resync: false,
+            site: None,
         };
         let mut by_jail: HashMap<Box<str>, Vec<Ban>> = HashMap::new();
         for ban in stored {
@@ -234,6 +237,7 @@ impl JailSet {
         self.jails
             .iter()
             .filter_map(|j| j.engine.poll_timeout())
+            .chain(self.site_poll_timeout())
             .min()
     }
 
@@ -302,6 +306,7 @@ impl JailSet {
             }
             jail.engine.handle_event(now, ev);
         }
+        self.site_events(idx, now, events);
     }
 
     /// Expire what is due at `now`.
@@ -309,6 +314,7 @@ impl JailSet {
         for j in &mut self.jails {
             j.engine.handle_timeout(now);
         }
+        self.site_timeout(now);
         // Orphans that ended are ignored wherever they are read and dropped at the next
         // reload: sweeping them here would cost O(orphans) at every expiry.
     }
@@ -526,6 +532,8 @@ fn longer(a: Option<Time>, b: Option<Time>) -> Option<Time> {
         (Some(a), Some(b)) => Some(a.max(b)),
     }
 }
+
+mod site;
 
 #[cfg(test)]
 mod tests;

@@ -330,7 +330,8 @@ impl Daemon {
             }
         };
         let (filters, inits) = live_jails(compile_jails(&config)?, &store, reading, None)?;
-        let jails = JailSet::new(inits, stored, now);
+        let mut jails = JailSet::new(inits, stored, now);
+        jails.configure_site(&config.campaign);
 
         let notifier = Notifier::start(&config.notify);
         let (lines_tx, lines_rx) = mpsc::channel(64);
@@ -832,6 +833,7 @@ impl Daemon {
             self.unsaved.push(decisions.clone(), Vec::new());
         }
         let first_read = self.burst_first_read.take();
+        self.report_campaigns(now);
         if !work.is_empty() {
             self.apply_firewall(work.firewall).await;
             for d in &decisions {
@@ -851,6 +853,27 @@ impl Daemon {
                     m.publish(snap);
                 }
             }
+        }
+    }
+
+    /// The site-wide detectors' reports of this burst (their participants' bans are in
+    /// its commit): to the log, the store and the hooks, in wall time.
+    fn report_campaigns(&mut self, now: clock::Reading) {
+        let mut reports = self.jails.poll_campaigns();
+        if reports.is_empty() {
+            return;
+        }
+        for a in &mut reports {
+            a.start = now.wall_of(a.start);
+            a.end = now.wall_of(a.end);
+            log_campaign(a);
+        }
+        if let Err(e) = self.store.save_campaigns(&reports) {
+            // Not protection: the bans went with the commit. Logged, not retried.
+            tracing::error!("cannot store campaign reports: {}", chain(&e));
+        }
+        for a in &reports {
+            self.notifier.campaign(&portcullis_store::campaign_json(a));
         }
     }
 
@@ -1077,6 +1100,39 @@ fn log_decision(d: &Decision) {
             tracing::warn!(%addr, %time, "root login");
         }
     }
+}
+
+/// One log line per campaign report (journald's fields: `id`, `kind`, …).
+fn log_campaign(a: &portcullis_core::campaign::CampaignAlert) {
+    let users: Vec<String> = a
+        .users
+        .iter()
+        .take(5)
+        .map(|(u, _)| crate::text::escape_terminal(u).into_owned())
+        .collect();
+    let what = match (a.kind, a.ended) {
+        (portcullis_core::campaign::CampaignKind::Distributed, false) => {
+            "CAMPAIGN: distributed attack in progress"
+        }
+        (portcullis_core::campaign::CampaignKind::Distributed, true) => "campaign ended",
+        (portcullis_core::campaign::CampaignKind::UserTargeted, false) => {
+            "CAMPAIGN: many addresses on one existing account"
+        }
+        (portcullis_core::campaign::CampaignKind::UserTargeted, true) => {
+            "user-targeted attack ended"
+        }
+    };
+    tracing::warn!(
+        id = %a.id,
+        kind = a.kind.as_str(),
+        start = %a.start,
+        end = %a.end,
+        participants = a.participant_count,
+        joined = a.new_participants.len(),
+        users = ?users,
+        confidence = format!("{:.2}", a.confidence),
+        "{what}"
+    );
 }
 
 /// The watch's next report; never, without a watch.

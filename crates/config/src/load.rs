@@ -331,11 +331,18 @@ impl Resolver {
             2,
             1_000_000,
         )?;
+        let bin = c.bin.as_ref().map_or(defaults.bin, |b| b.value.0);
+        if let Some(b) = &c.bin
+            && (b.value.0 < Duration::from_secs(1) || b.value.0 > Duration::from_secs(86400))
+        {
+            return Err(self.error(&b.at, "campaign.bin", "expected 1s to 1d"));
+        }
         let learn = c
             .learn
             .as_ref()
             .map_or(Duration::from_secs(86400), |l| l.value.0);
-        let learn_bins = u32::try_from(learn.as_secs().div_ceil(3600)).unwrap_or(u32::MAX);
+        let learn_bins =
+            u32::try_from(learn.as_secs().div_ceil(bin.as_secs().max(1))).unwrap_or(u32::MAX);
         let jails = match &c.jails {
             None => vec!["sshd".to_owned()],
             Some(l) => {
@@ -363,6 +370,7 @@ impl Resolver {
             enabled: value_or(&c.enabled, &None, true),
             jails,
             campaign: CampaignConfig {
+                bin,
                 threshold,
                 drift,
                 learn_bins,
@@ -433,6 +441,7 @@ impl Resolver {
                         NotifyEvent::Breach,
                         NotifyEvent::RootLogin,
                         NotifyEvent::PermanentBan,
+                        NotifyEvent::Campaign,
                     ]
                 },
                 |e| e.value.clone(),

@@ -457,6 +457,8 @@ pub enum NotifyEvent {
     Ban,
     /// Permanent bans only.
     PermanentBan,
+    /// Reports of site-wide campaigns and user-targeted attacks (`[campaign]`).
+    Campaign,
 }
 
 impl NotifyEvent {
@@ -467,6 +469,7 @@ impl NotifyEvent {
             NotifyEvent::RootLogin => "root_login",
             NotifyEvent::Ban => "ban",
             NotifyEvent::PermanentBan => "permanent_ban",
+            NotifyEvent::Campaign => "campaign",
         }
     }
 }

@@ -114,6 +114,7 @@ layered!(
     Campaign {
         enabled: bool,
         jails: Vec<String>,
+        bin: PositiveDuration,
         threshold: f64,
         drift: f64,
         learn: PositiveDuration,

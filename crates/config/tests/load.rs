@@ -883,6 +883,7 @@ fn bad_campaign_settings_name_file_line_and_key() {
         ("[campaign]\n\nban = true\n", "campaign.ban", ""),
         ("[campaign]\n\nlearn = \"0s\"\n", "campaign.learn", ""),
         ("[campaign]\n\nwindow = 3\n", "campaign", "window"),
+        ("[campaign]\n\nbin = \"2d\"\n", "campaign.bin", "1s to 1d"),
     ] {
         let err = Config::from_str_named(text, "m.toml").unwrap_err();
         let shown = err.to_string();

@@ -91,6 +91,36 @@ pub struct StatusData {
     /// Whether the state database takes writes.
     #[serde(default)]
     pub store: StoreStatus,
+    /// Site-wide detection: distributed campaigns and user-targeted attacks.
+    #[serde(default)]
+    pub campaigns: CampaignStatus,
+}
+
+/// Site-wide detection in `status` (docs/campaigns.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignStatus {
+    /// Whether a detector runs.
+    pub enabled: bool,
+    /// The distributed detector's baseline, as text: `mean ± deviation per bin, CUSUM s / h`
+    /// (or `learning`).
+    #[serde(default)]
+    pub baseline: String,
+    /// Addresses it tracks.
+    #[serde(default)]
+    pub tracked_addresses: u64,
+    /// Participants banned by the ban action, and those it left alone (allowlisted or
+    /// protected by a clean login).
+    #[serde(default)]
+    pub banned: u64,
+    /// See `banned`.
+    #[serde(default)]
+    pub spared: u64,
+    /// Campaigns in progress: their latest report (the store's JSON of it).
+    #[serde(default)]
+    pub active: Vec<serde_json::Value>,
+    /// Campaigns that ended lately (from the store), newest first.
+    #[serde(default)]
+    pub recent: Vec<serde_json::Value>,
 }
 
 /// Health of the state database.

@@ -262,6 +262,16 @@ pub enum BanReason {
         /// How many member addresses were banned.
         members: u32,
     },
+    /// A participant of a distributed campaign (site-wide detection, `crate::campaign`).
+    Campaign {
+        /// Participants of the campaign when it was decided.
+        participants: u32,
+    },
+    /// A participant of a user-targeted attack (many addresses on one existing account).
+    Targeted {
+        /// Participants of the attack when it was decided.
+        participants: u32,
+    },
     /// An administrator asked for it.
     Manual,
     /// Restored from the store at start.
@@ -270,13 +280,16 @@ pub enum BanReason {
 
 impl BanReason {
     /// The reason's short name as `bans` and the log show it: `threshold`, `slow`
-    /// (the long window), `users` (distinct user names), `aggregate`, `manual`, `restored`.
+    /// (the long window), `users` (distinct user names), `aggregate`, `campaign`, `targeted` (site-wide
+    /// detection), `manual`, `restored`.
     pub fn kind(&self) -> &'static str {
         match self {
             BanReason::Threshold { .. } => "threshold",
             BanReason::SlowThreshold { .. } => "slow",
             BanReason::UserNames { .. } => "users",
             BanReason::Aggregate { .. } => "aggregate",
+            BanReason::Campaign { .. } => "campaign",
+            BanReason::Targeted { .. } => "targeted",
             BanReason::Manual => "manual",
             BanReason::Restored => "restored",
         }

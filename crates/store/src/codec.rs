@@ -14,6 +14,8 @@ pub(crate) fn reason_to_row(reason: &BanReason) -> (&'static str, i64) {
         BanReason::SlowThreshold { score } => ("slow", i64::from(score.0)),
         BanReason::UserNames { users } => ("users", i64::from(*users)),
         BanReason::Aggregate { members } => ("aggregate", i64::from(*members)),
+        BanReason::Campaign { participants } => ("campaign", i64::from(*participants)),
+        BanReason::Targeted { participants } => ("targeted", i64::from(*participants)),
         BanReason::Manual => ("manual", 0),
         BanReason::Restored => ("restored", 0),
     }
@@ -32,6 +34,12 @@ pub(crate) fn reason_from_row(name: &str, value: i64) -> BanReason {
         },
         "users" => BanReason::UserNames { users: value },
         "aggregate" => BanReason::Aggregate { members: value },
+        "campaign" => BanReason::Campaign {
+            participants: value,
+        },
+        "targeted" => BanReason::Targeted {
+            participants: value,
+        },
         "manual" => BanReason::Manual,
         _ => BanReason::Restored,
     }

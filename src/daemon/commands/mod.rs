@@ -9,6 +9,7 @@
 pub(super) mod activity;
 pub(super) mod ban;
 pub(super) mod bans;
+mod campaigns;
 pub(super) mod flush;
 mod reload;
 mod status;

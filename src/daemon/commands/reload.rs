@@ -57,6 +57,7 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
         d.stop_sources(true).await;
     }
     d.jails.reload(inits, d.clock.now());
+    d.jails.configure_site(&config.campaign);
     d.filters = filters;
     if same_sources {
         for ((_, jails), s) in keys.into_iter().zip(&mut d.sources) {
