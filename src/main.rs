@@ -3,6 +3,7 @@
 //! This crate only parses flags, wires the libraries together and prints; the detection logic
 //! lives in `portcullis-core`.
 
+mod campaigns;
 mod cli;
 mod config;
 mod ctl;

@@ -166,6 +166,11 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     let stderr = io::stderr();
     let hasher = RandomState::new();
     let jail_names: Vec<String> = jails.iter().map(|j| j.name().to_string()).collect();
+    let mut site = crate::campaigns::OfflineSite::load(
+        args.config.as_deref(),
+        args.fail2ban_config.as_deref(),
+        &jail_names,
+    )?;
 
     let mut parallel = Parallel::plan(&jails, explain);
     for path in &files {
@@ -177,7 +182,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         let result = if let Some(par) = parallel.as_mut() {
             let (n, result) = par.run_file(path, reference, progress.as_ref(), |j, ev| {
                 addrs.entry(ev.addr).or_default().observe(ev, &hasher);
-                jails[j].handle_event(ev, |_, _| {});
+                jails[j].handle_event(ev, |e, _| site.event(j, e));
                 drain(
                     &mut jails[j],
                     j,
@@ -213,7 +218,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
                             );
                         }
                         addrs.entry(ev.addr).or_default().observe(ev, &hasher);
-                        jail.handle_event(ev, |_, _| {});
+                        jail.handle_event(ev, |e, _| site.event(j, e));
                     }
                     drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
                 }
@@ -249,9 +254,9 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         }
         for ev in &events {
             addrs.entry(ev.addr).or_default().observe(ev, &hasher);
-            jail.handle_event(ev, |_, _| {});
+            jail.handle_event(ev, |e, _| site.event(j, e));
         }
-        jail.finish(|_, _| {});
+        jail.finish(|e, _| site.event(j, e));
         drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
         totals.bad_time += jail.bad_time().total();
         let st = jail.stats();
@@ -280,6 +285,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         totals.probes += r.tally.probes;
         totals.successes += r.tally.successes;
     }
+    let campaigns = site.finish();
     totals.seconds = started.elapsed().as_secs_f64();
 
     let mut rows: Vec<(IpAddr, AddrReport)> = addrs.into_iter().collect();
@@ -293,9 +299,23 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     let out = io::stdout();
     let mut out = io::BufWriter::new(out.lock());
     if args.json {
-        write_json(&mut out, &totals, &summaries, &rows, &breaches, &jail_names)?;
+        write_json(
+            &mut out,
+            &totals,
+            &summaries,
+            &rows,
+            &breaches,
+            &jail_names,
+            &campaigns,
+        )?;
     } else {
         write_human(&mut out, &totals, &summaries, &rows, &breaches, args.limit)?;
+        if !campaigns.is_empty() {
+            writeln!(out, "\nCAMPAIGNS (site-wide, docs/campaigns.md):")?;
+            for l in crate::campaigns::human_lines(&campaigns) {
+                writeln!(out, "  {l}")?;
+            }
+        }
     }
     out.flush()?;
     Ok(if failed_files > 0 {
@@ -561,6 +581,7 @@ fn write_json(
     rows: &[(IpAddr, AddrReport)],
     breaches: &[BreachRecord],
     jails: &[String],
+    campaigns: &[portcullis_core::campaign::CampaignAlert],
 ) -> Result<()> {
     write!(out, "{{\"totals\":")?;
     serde_json::to_writer(&mut *out, totals)?;
@@ -587,6 +608,8 @@ fn write_json(
     }
     write!(out, "],\"breaches\":")?;
     serde_json::to_writer(&mut *out, breaches)?;
+    write!(out, ",\"campaigns\":")?;
+    serde_json::to_writer(&mut *out, &crate::campaigns::json(campaigns))?;
     writeln!(out, "}}")?;
     Ok(())
 }
