@@ -180,3 +180,42 @@ fn scan_json_reports_a_user_targeted_attack_on_an_existing_account() {
         assert!(u == "staff03" || u == "root", "{u}");
     }
 }
+
+#[test]
+fn investigate_json_and_html_show_the_campaign() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = SiteConfig {
+        days: 10,
+        campaign_addrs: 800,
+        campaign_start_hour: 24 * 5,
+        campaign_hours: 48,
+        seed: 3,
+        ..SiteConfig::default()
+    };
+    let (log, truth) = site(dir.path(), &cfg);
+    let conf = dir.path().join("portcullis.toml");
+    std::fs::write(&conf, format!("[campaign]\ntargeted = false\n{SSHD}")).expect("config");
+    let html = dir.path().join("report.html");
+    let out = Command::new(bin())
+        .args(["investigate", "--json", "--timezone", "UTC", "--config"])
+        .arg(&conf)
+        .arg("--logs")
+        .arg(&log)
+        .arg("--html")
+        .arg(&html)
+        .arg("--socket")
+        .arg(dir.path().join("none.sock"))
+        .arg("--state-db")
+        .arg(dir.path().join("none.db"))
+        .output()
+        .expect("run portcullis");
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let found = kinds(&doc, "campaign");
+    assert_eq!(found.len(), 1, "{}", doc["campaigns"]);
+    let n = found[0]["participant_count"].as_u64().expect("count") as usize;
+    assert!(n >= truth.participants.len() * 9 / 10, "{n}");
+    let page = std::fs::read_to_string(&html).expect("html");
+    assert!(page.contains("id=\"campaigns\""));
+    assert!(page.contains(&format!("<td class=\"num\">{n}</td>")));
+}

@@ -100,7 +100,15 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
         user: args.user.clone(),
         target,
     };
-    let scan = logs::read_logs(&input, &mut runner, &query, tz.clone())?;
+    let mut site = crate::campaigns::OfflineSite::new(&config.campaign, &[spec.name.clone()]);
+    let scan = logs::read_logs(&input, &mut runner, &query, tz.clone(), &mut site)?;
+    // Campaigns that touch the period (all of them without --since/--until).
+    let campaigns: Vec<_> = site
+        .finish()
+        .into_iter()
+        .filter(|c| since.is_none_or(|s| c.end >= s) && until.is_none_or(|u| c.start <= u))
+        .filter(|c| target.is_none_or(|t| c.participants.contains(&t)))
+        .collect();
     let bad_time = runner.bad_time().total();
     if bad_time > 0 {
         warnings.push(format!(
@@ -118,7 +126,7 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
     }
 
     let ban_view = bans::look_up(&args.socket, &args.state_db, now);
-    let report = build(
+    let mut report = build(
         Build {
             args,
             now,
@@ -140,6 +148,7 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
         },
         &tz,
     );
+    report.campaigns = campaigns;
     if let Some(path) = &args.html {
         std::fs::write(
             path,
@@ -260,6 +269,17 @@ pub struct Report {
     /// Attempts over time, for the HTML chart.
     #[serde(skip)]
     pub buckets: (u64, Vec<TimeBucket>),
+    /// Site-wide campaigns and user-targeted attacks the logs show (with ADDR: those it
+    /// took part in), docs/campaigns.md.
+    #[serde(serialize_with = "campaigns_json")]
+    pub campaigns: Vec<portcullis_core::campaign::CampaignAlert>,
+}
+
+fn campaigns_json<S: serde::Serializer>(
+    c: &[portcullis_core::campaign::CampaignAlert],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&crate::campaigns::json(c), s)
 }
 
 /// Counts over the period.
@@ -640,6 +660,7 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
         bans_from: b.bans.from,
         address,
         warnings,
+        campaigns: Vec::new(),
         buckets: buckets(&minutes, b.since, b.until),
     }
 }
