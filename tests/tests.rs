@@ -1,6 +1,7 @@
 //! Integration tests, built as one binary (`autotests = false`).
 
 mod breach_rule;
+mod campaign_e2e;
 mod campaign_scan;
 mod daemon_e2e;
 mod deb_package;
