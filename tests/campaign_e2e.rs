@@ -82,7 +82,7 @@ fn a_distributed_low_and_slow_attack_is_detected_and_its_participants_banned() {
                 30000 + n
             ),
         )];
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             msgs.extend(failure(
                 &format!("203.0.113.{}", n % 200 + 1),
                 "test",

@@ -866,6 +866,7 @@ impl Daemon {
         for a in &mut reports {
             a.start = now.wall_of(a.start);
             a.end = now.wall_of(a.end);
+            a.detected = now.wall_of(a.detected);
             log_campaign(a);
         }
         if let Err(e) = self.store.save_campaigns(&reports) {

@@ -100,7 +100,8 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
         user: args.user.clone(),
         target,
     };
-    let mut site = crate::campaigns::OfflineSite::new(&config.campaign, &[spec.name.clone()]);
+    let mut site =
+        crate::campaigns::OfflineSite::new(&config.campaign, std::slice::from_ref(&spec.name));
     let scan = logs::read_logs(&input, &mut runner, &query, tz.clone(), &mut site)?;
     // Campaigns that touch the period (all of them without --since/--until).
     let campaigns: Vec<_> = site

@@ -238,7 +238,7 @@ pub fn generate_site<W: Write>(cfg: &SiteConfig, mut out: W) -> std::io::Result<
     for l in &lines {
         buf.clear();
         stamp.push(&mut buf, l.t_us);
-        let _ = write!(buf, "{} sshd[{}]: {}\n", cfg.host, l.pid, l.msg);
+        let _ = writeln!(buf, "{} sshd[{}]: {}", cfg.host, l.pid, l.msg);
         out.write_all(&buf)?;
     }
     out.flush()?;

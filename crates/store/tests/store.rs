@@ -863,6 +863,7 @@ fn campaigns_keep_their_latest_report() {
         ended: false,
         start: Time::from_secs(100),
         end: Time::from_secs(3700),
+        detected: Time::from_secs(3700),
         participants: vec!["192.0.2.1".parse().unwrap()],
         participant_count: 1,
         new_participants: vec!["192.0.2.1".parse().unwrap()],

@@ -19,6 +19,7 @@ pub(super) fn status(d: &Daemon) -> CampaignStatus {
             let mut a = a.clone();
             a.start = r.wall_of(a.start);
             a.end = r.wall_of(a.end);
+            a.detected = r.wall_of(a.detected);
             portcullis_store::campaign_json(&a)
         })
         .collect();

@@ -422,6 +422,7 @@ impl CampaignDetector {
         if participants.len() < self.cfg.min_participants && !ended {
             return;
         }
+        let bin_end = self.bin_start(b + 1);
         let alarm = self.alarm.as_mut().expect("checked above");
         if participants.len() < self.cfg.min_participants && alarm.latest.is_none() {
             // Ended without ever being a campaign: nothing to say.
@@ -463,12 +464,14 @@ impl CampaignDetector {
             ((alarm.peak / (2.0 * self.cfg.threshold)).min(1.0) * share).clamp(0.0, 1.0);
         let participant_count = participants.len();
         participants.truncate(self.cfg.max_listed);
+        let detected = alarm.latest.as_ref().map_or(bin_end, |l| l.detected);
         let alert = CampaignAlert {
             id: format!("campaign-{}", start.as_secs()).into(),
             kind: CampaignKind::Distributed,
             ended,
             start,
             end,
+            detected,
             participants,
             participant_count,
             new_participants,

@@ -107,8 +107,8 @@ impl Default for TargetedConfig {
         TargetedConfig {
             window: Duration::from_secs(86400),
             min_addresses: 10,
-            max_users: 1_000,
-            max_participants: 10_000,
+            max_users: 256,
+            max_participants: 4_096,
         }
     }
 }
@@ -146,6 +146,9 @@ pub struct CampaignAlert {
     pub start: Time,
     /// The end of its last bin of excess, or its last failure; while active, so far.
     pub end: Time,
+    /// When it was first reported: the end of the bin that raised the alarm (distributed),
+    /// the failure that made it (targeted). `detected − start` is the detection delay.
+    pub detected: Time,
     /// Participants, ascending, at most the configured cap of them.
     pub participants: Vec<IpAddr>,
     /// How many participants there are (even beyond the listed ones).

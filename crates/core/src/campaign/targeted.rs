@@ -13,7 +13,7 @@ pub const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// A login of the account from an address clears that address for this long.
 const KNOWN_FOR: Duration = Duration::from_secs(30 * 86400);
 /// Logins remembered per account.
-const KNOWN_PER_USER: usize = 1_000;
+const KNOWN_PER_USER: usize = 256;
 
 #[derive(Clone, Copy, Debug)]
 struct Try {
@@ -257,12 +257,14 @@ impl TargetedDetector {
         let failures = track.tries.values().map(|x| u64::from(x.failures)).sum();
         let participant_count = participants.len() + track.overflow;
         let many = participant_count as f64 / self.cfg.min_addresses.max(1) as f64;
+        let detected = attack.latest.as_ref().map_or(now, |l| l.detected);
         let alert = CampaignAlert {
             id: format!("user-{}-{:08x}", attack.start.as_secs(), fnv32(user)).into(),
             kind: CampaignKind::UserTargeted,
             ended,
             start: attack.start,
             end: track.last.max(attack.start),
+            detected,
             participants,
             participant_count,
             new_participants,

@@ -165,11 +165,16 @@ fn a_campaign_is_detected_bracketed_and_attributed() {
     let alerts = run(CampaignConfig::default(), events, T0 + 21 * DAY);
     let first = alerts.first().expect("detected");
     assert!(!first.ended);
-    let delay = first.end.as_secs() - start;
+    let delay = first.detected.as_secs() - start;
+    assert_eq!(
+        first.detected, first.end,
+        "first reported at the end of its bin"
+    );
     assert!(delay <= 8 * HOUR, "detected after {} h", delay / HOUR);
     let last = alerts.last().expect("an end");
     assert!(last.ended, "{last:?}");
     assert!(alerts.iter().all(|a| a.id == first.id), "one campaign");
+    assert!(alerts.iter().all(|a| a.detected == first.detected));
     // Bracketed: starts within 2 h of the truth, ends within 3 h of the last attack hour.
     assert!(
         (last.start.as_secs() - start).abs() <= 2 * HOUR,

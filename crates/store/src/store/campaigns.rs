@@ -50,6 +50,7 @@ pub fn campaign_json(a: &CampaignAlert) -> Value {
         "ended": a.ended,
         "start": a.start.to_string(),
         "end": a.end.to_string(),
+        "detected": a.detected.to_string(),
         "participant_count": a.participant_count,
         "participants": listed,
         "new_participants": a.new_participants.len(),
