@@ -873,7 +873,10 @@ impl Daemon {
             // Not protection: the bans went with the commit. Logged, not retried.
             tracing::error!("cannot store campaign reports: {}", chain(&e));
         }
-        for a in &reports {
+        // Hooks hear of a campaign when it is detected and when it ends; the reports in
+        // between (participants joining, at most one a bin or a minute) are in the log and
+        // the store.
+        for a in reports.iter().filter(|a| a.ended || is_first_report(a)) {
             self.notifier.campaign(&portcullis_store::campaign_json(a));
         }
     }
@@ -1103,7 +1106,13 @@ fn log_decision(d: &Decision) {
     }
 }
 
-/// One log line per campaign report (journald's fields: `id`, `kind`, …).
+/// Whether `a` is its campaign's first report (every participant is new in it).
+fn is_first_report(a: &portcullis_core::campaign::CampaignAlert) -> bool {
+    a.new_participants.len() >= a.participants.len()
+}
+
+/// One log line per campaign report (journald's fields: `id`, `kind`, …): a warning when
+/// it is detected and when it ends, information when participants join.
 fn log_campaign(a: &portcullis_core::campaign::CampaignAlert) {
     let users: Vec<String> = a
         .users
@@ -1123,17 +1132,27 @@ fn log_campaign(a: &portcullis_core::campaign::CampaignAlert) {
             "user-targeted attack ended"
         }
     };
-    tracing::warn!(
-        id = %a.id,
-        kind = a.kind.as_str(),
-        start = %a.start,
-        end = %a.end,
-        participants = a.participant_count,
-        joined = a.new_participants.len(),
-        users = ?users,
-        confidence = format!("{:.2}", a.confidence),
-        "{what}"
-    );
+    if a.ended || is_first_report(a) {
+        tracing::warn!(
+            id = %a.id,
+            kind = a.kind.as_str(),
+            start = %a.start,
+            end = %a.end,
+            participants = a.participant_count,
+            joined = a.new_participants.len(),
+            users = ?users,
+            confidence = format!("{:.2}", a.confidence),
+            "{what}"
+        );
+    } else {
+        tracing::info!(
+            id = %a.id,
+            kind = a.kind.as_str(),
+            participants = a.participant_count,
+            joined = a.new_participants.len(),
+            "campaign: participants joined"
+        );
+    }
 }
 
 /// The watch's next report; never, without a watch.
