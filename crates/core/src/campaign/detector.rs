@@ -172,7 +172,9 @@ impl CampaignDetector {
                     s.known = true;
                 }
             }
-            EventKind::Attempt => {
+            // A line that repeats a counted try (count 0) names the same user as the line
+            // that counted it: nothing to learn from it.
+            EventKind::Attempt if ev.count > 0 => {
                 let name = ev.user.as_deref().map(|u| self.remember_name(u, t));
                 let cap = self.cfg.per_address_cap;
                 let Some(s) = self.entry(ev.addr, t) else {
@@ -183,9 +185,6 @@ impl CampaignDetector {
                     && let Some(slot) = s.names.iter_mut().find(|n| **n == 0)
                 {
                     *slot = h;
-                }
-                if ev.count == 0 {
-                    return;
                 }
                 s.failures = s.failures.saturating_add(ev.count);
                 if s.bin != current {
@@ -198,7 +197,7 @@ impl CampaignDetector {
                 let added = s.in_bin.min(cap).saturating_sub(before.min(cap));
                 self.count = self.count.saturating_add(added);
             }
-            EventKind::Probe | EventKind::Info => {}
+            EventKind::Attempt | EventKind::Probe | EventKind::Info => {}
         }
     }
 

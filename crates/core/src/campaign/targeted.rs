@@ -137,9 +137,6 @@ impl TargetedDetector {
                 }
                 track.last = track.last.max(t);
                 let horizon = t.saturating_sub(window);
-                if track.attack.is_none() && track.tries.len() >= min {
-                    track.tries.retain(|_, x| x.last >= horizon);
-                }
                 if let Some(x) = track.tries.get_mut(&ev.addr) {
                     x.last = x.last.max(t);
                     x.failures = x.failures.saturating_add(ev.count);
@@ -156,7 +153,13 @@ impl TargetedDetector {
                     track.overflow += 1;
                     return;
                 }
-                let live = track.tries.values().filter(|x| x.last >= horizon).count();
+                // Before an alert, the tries older than the window go once there are enough
+                // to count (then few are left, so this is cheap); after it, the attack's
+                // list only grows.
+                if track.attack.is_none() && track.tries.len() >= min {
+                    track.tries.retain(|_, x| x.last >= horizon);
+                }
+                let live = track.tries.len();
                 match &mut track.attack {
                     None if live >= min => {
                         let start = track
@@ -230,7 +233,10 @@ impl TargetedDetector {
                 .map(|(u, _)| u.clone())?;
             self.users.remove(&victim);
         }
-        let track = self.users.entry(user.into()).or_default();
+        if !self.users.contains_key(user) {
+            self.users.insert(user.into(), Track::default());
+        }
+        let track = self.users.get_mut(user)?;
         if track.last < t && track.tries.is_empty() {
             track.last = t;
         }
