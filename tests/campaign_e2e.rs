@@ -187,3 +187,117 @@ fn a_distributed_low_and_slow_attack_is_detected_and_its_participants_banned() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("ended campaign"), "{text}");
 }
+
+/// Issue 15.2 end to end: twelve addresses guessing the password of the existing account
+/// `alice` (sshd's `Failed password for alice`, not `invalid user`) raise a user-targeted
+/// alert; with `targeted_ban` on, each is banned in the kernel, except the allowlisted one
+/// among them and alice's own address, whose typo her login cleared.
+#[test]
+fn a_user_targeted_attack_bans_its_participants_but_not_the_owner_or_the_allowlist() {
+    if !require_root_and(&["ip", "nft"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ns = Netns::new("targeted");
+    let log = tmp.path().join("auth.log");
+    std::fs::write(&log, "").expect("log");
+    let allowed = "203.0.113.77";
+    let cfg = format!(
+        "[campaign]\ntargeted_min_addresses = 8\ntargeted_window = \"10m\"\ntargeted_ban = \"1h\"\n\
+         [jail.sshd]\nsources = [{{ file = \"{}\" }}]\nmaxretry = 5\nallowlist = [\"127.0.0.0/8\", \"{allowed}\"]\n",
+        log.display()
+    );
+    let daemon = Daemon::start(&ns, &tmp.path().join("pc"), &cfg);
+    // Alice mistypes, then logs in: her address is hers.
+    write(
+        &log,
+        &[
+            (
+                100,
+                "Failed password for alice from 198.51.100.1 port 40000 ssh2".into(),
+            ),
+            (
+                100,
+                "Accepted password for alice from 198.51.100.1 port 40000 ssh2".into(),
+            ),
+        ],
+    );
+    // Guessers of an invalid account: no alert, whatever their number.
+    for i in 1..=12u32 {
+        write(
+            &log,
+            &failure(&format!("198.51.100.{}", 100 + i), "nosuchuser", 41000 + i),
+        );
+    }
+    let mut guessers: Vec<String> = (1..=11).map(|i| format!("203.0.113.{i}")).collect();
+    guessers.push(allowed.to_owned());
+    for (i, a) in guessers.iter().enumerate() {
+        let port = 42000 + i as u32;
+        write(
+            &log,
+            &[(
+                port,
+                format!("Failed password for alice from {a} port {port} ssh2"),
+            )],
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Alice mistypes again during the attack: still hers.
+    write(
+        &log,
+        &[(
+            101,
+            "Failed password for alice from 198.51.100.1 port 40001 ssh2".into(),
+        )],
+    );
+    daemon.wait_for("the guessers banned", 30, |d| {
+        d.bans()
+            .iter()
+            .filter(|b| b["reason"] == "targeted")
+            .count()
+            >= 11
+    });
+    // Late joiners come in the next report (at most 10 s later): give it a moment.
+    std::thread::sleep(Duration::from_secs(2));
+    let bans = daemon.bans();
+    let banned: Vec<&str> = bans
+        .iter()
+        .filter(|b| b["reason"] == "targeted")
+        .filter_map(|b| b["target"].as_str())
+        .collect();
+    assert_eq!(banned.len(), 11, "{banned:?}");
+    assert!(
+        banned.iter().all(|t| t.starts_with("203.0.113.")),
+        "{banned:?}"
+    );
+    assert!(!banned.contains(&allowed));
+    assert!(
+        !bans.iter().any(|b| b["target"] == "198.51.100.1"),
+        "the owner was banned"
+    );
+    let set = ns.exec(&["nft", "list", "set", "inet", "portcullis", "addr4"]);
+    assert!(set.contains("203.0.113.1"), "{set}");
+    assert!(!set.contains(allowed), "{set}");
+    let st = daemon.status();
+    let active = st["campaigns"]["active"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let alice: Vec<_> = active
+        .iter()
+        .filter(|c| c["users"][0]["user"] == "alice")
+        .collect();
+    assert_eq!(alice.len(), 1, "{}", st["campaigns"]);
+    assert_eq!(alice[0]["kind"], "user-targeted");
+    assert_eq!(alice[0]["participant_count"], 12);
+    assert!(
+        !active.iter().any(|c| c["users"][0]["user"] == "nosuchuser"),
+        "an invalid account is never targeted: {}",
+        st["campaigns"]
+    );
+    assert!(
+        daemon
+            .log()
+            .contains("CAMPAIGN: many addresses on one existing account")
+    );
+}

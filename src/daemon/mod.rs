@@ -874,7 +874,7 @@ impl Daemon {
             tracing::error!("cannot store campaign reports: {}", chain(&e));
         }
         // Hooks hear of a campaign when it is detected and when it ends; the reports in
-        // between (participants joining, at most one a bin or a minute) are in the log and
+        // between (participants joining, at most one a bin or every 10 s) are in the log and
         // the store.
         for a in reports.iter().filter(|a| a.ended || is_first_report(a)) {
             self.notifier.campaign(&portcullis_store::campaign_json(a));

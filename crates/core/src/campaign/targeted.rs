@@ -9,7 +9,7 @@ use crate::{Event, EventKind, Time};
 
 /// Reports of one attack after its first come at most this often (new participants are
 /// gathered in between), so a thousand joining addresses are not a thousand hook runs.
-pub const REPORT_EVERY: Duration = Duration::from_secs(60);
+pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// A login of the account from an address clears that address for this long.
 const KNOWN_FOR: Duration = Duration::from_secs(30 * 86400);
 /// Logins remembered per account.
