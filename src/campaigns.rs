@@ -34,8 +34,13 @@ impl OfflineSite {
 
     /// The detectors of `settings`, fed by those of `jails` it names.
     pub fn new(settings: &CampaignSettings, jails: &[String]) -> Self {
+        // Only each campaign's last report is shown: fewer intermediate ones.
+        let targeted = settings.targeted.clone().map(|mut t| {
+            t.report_every = t.report_every.max(std::time::Duration::from_secs(3600));
+            t
+        });
         let watch = if settings.enabled {
-            SiteWatch::new(Some(settings.campaign.clone()), settings.targeted.clone())
+            SiteWatch::new(Some(settings.campaign.clone()), targeted)
         } else {
             SiteWatch::new(None, None)
         };

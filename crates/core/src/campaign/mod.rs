@@ -100,6 +100,10 @@ pub struct TargetedConfig {
     pub max_users: usize,
     /// Cap of addresses tracked per account.
     pub max_participants: usize,
+    /// Reports of an attack after its first come at most this often (new participants are
+    /// gathered in between): 10 s in the daemon, so late joiners are banned soon; the
+    /// offline commands, which want only the last report, take longer.
+    pub report_every: Duration,
 }
 
 impl Default for TargetedConfig {
@@ -109,6 +113,7 @@ impl Default for TargetedConfig {
             min_addresses: 10,
             max_users: 256,
             max_participants: 4_096,
+            report_every: Duration::from_secs(10),
         }
     }
 }

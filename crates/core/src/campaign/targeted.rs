@@ -7,9 +7,6 @@ use std::time::Duration;
 use super::{CampaignAlert, CampaignKind, TargetedConfig, fnv32};
 use crate::{Event, EventKind, Time};
 
-/// Reports of one attack after its first come at most this often (new participants are
-/// gathered in between), so a thousand joining addresses are not a thousand hook runs.
-pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// A login of the account from an address clears that address for this long.
 const KNOWN_FOR: Duration = Duration::from_secs(30 * 86400);
 /// Logins remembered per account.
@@ -259,7 +256,7 @@ impl TargetedDetector {
             .collect();
         attack.reported.extend(new_participants.iter().copied());
         attack.dirty = false;
-        attack.next_report = now.saturating_add(REPORT_EVERY);
+        attack.next_report = now.saturating_add(self.cfg.report_every);
         let failures = track.tries.values().map(|x| u64::from(x.failures)).sum();
         let participant_count = participants.len() + track.overflow;
         let many = participant_count as f64 / self.cfg.min_addresses.max(1) as f64;
