@@ -228,6 +228,7 @@ fn overview(d: &StatusData) -> String {
                 }
             );
         }
+        s += &campaign_lines(&d.campaigns);
         for j in &d.jails {
             s += &format!(
                 "jail {}: {} active bans, {} bans since start, {} failed attempts\n",
@@ -261,6 +262,60 @@ fn overview(d: &StatusData) -> String {
         }
         s
     }
+}
+
+/// `status`'s campaign lines: the baseline, then each campaign in progress and lately ended.
+fn campaign_lines(c: &portcullis_control::data::CampaignStatus) -> String {
+    if !c.enabled {
+        return String::new();
+    }
+    let mut s = format!(
+        "campaigns: baseline {}; {} addresses tracked; {} participants banned, {} spared (allowlist, login protection)\n",
+        if c.baseline.is_empty() {
+            "off"
+        } else {
+            &c.baseline
+        },
+        c.tracked_addresses,
+        c.banned,
+        c.spared
+    );
+    for (label, list) in [("ACTIVE", &c.active), ("ended", &c.recent)] {
+        for a in list {
+            s += &format!("  {}\n", campaign_line(label, a));
+        }
+    }
+    s
+}
+
+/// One campaign report (the store's JSON) on one line; user names escaped.
+pub(crate) fn campaign_line(label: &str, a: &serde_json::Value) -> String {
+    let users: Vec<String> = a["users"]
+        .as_array()
+        .map(|u| {
+            u.iter()
+                .take(5)
+                .map(|x| {
+                    crate::text::escape_terminal(x["user"].as_str().unwrap_or("?")).into_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{label} {} {} {} .. {}: {} participants, {} failures, users {}, confidence {}",
+        a["kind"].as_str().unwrap_or("?"),
+        a["id"].as_str().unwrap_or("?"),
+        a["start"].as_str().unwrap_or("?"),
+        a["end"].as_str().unwrap_or("?"),
+        a["participant_count"],
+        a["failures"],
+        if users.is_empty() {
+            "-".to_owned()
+        } else {
+            users.join(",")
+        },
+        a["confidence"]
+    )
 }
 
 fn ban_line(b: &BanEntry) -> String {

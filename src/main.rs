@@ -4,6 +4,7 @@
 //! lives in `portcullis-core`.
 
 mod audit;
+mod campaigns;
 mod cli;
 mod config;
 mod ctl;

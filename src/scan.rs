@@ -166,6 +166,11 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     let stderr = io::stderr();
     let hasher = RandomState::new();
     let jail_names: Vec<String> = jails.iter().map(|j| j.name().to_string()).collect();
+    let mut site = crate::campaigns::OfflineSite::load(
+        args.config.as_deref(),
+        args.fail2ban_config.as_deref(),
+        &jail_names,
+    )?;
 
     let mut parallel = Parallel::plan(&jails, explain);
     for path in &files {
@@ -177,7 +182,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         let result = if let Some(par) = parallel.as_mut() {
             let (n, result) = par.run_file(path, reference, progress.as_ref(), |j, ev| {
                 addrs.entry(ev.addr).or_default().observe(ev, &hasher);
-                jails[j].handle_event(ev, |_, _| {});
+                jails[j].handle_event(ev, |e, _| site.event(j, e));
                 drain(
                     &mut jails[j],
                     j,
@@ -213,7 +218,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
                             );
                         }
                         addrs.entry(ev.addr).or_default().observe(ev, &hasher);
-                        jail.handle_event(ev, |_, _| {});
+                        jail.handle_event(ev, |e, _| site.event(j, e));
                     }
                     drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
                 }
@@ -249,9 +254,9 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         }
         for ev in &events {
             addrs.entry(ev.addr).or_default().observe(ev, &hasher);
-            jail.handle_event(ev, |_, _| {});
+            jail.handle_event(ev, |e, _| site.event(j, e));
         }
-        jail.finish(|_, _| {});
+        jail.finish(|e, _| site.event(j, e));
         drain(jail, j, &mut addrs, &mut breaches, &mut totals, explain);
         totals.bad_time += jail.bad_time().total();
         let st = jail.stats();
@@ -280,6 +285,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         totals.probes += r.tally.probes;
         totals.successes += r.tally.successes;
     }
+    let campaigns = site.finish();
     totals.seconds = started.elapsed().as_secs_f64();
 
     let mut rows: Vec<(IpAddr, AddrReport)> = addrs.into_iter().collect();
@@ -303,15 +309,24 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
             &mut out,
             &totals,
             &summaries,
-            &rows,
-            &breaches,
             &jail_names,
-            &geo,
+            Found {
+                rows: &rows,
+                breaches: &breaches,
+                geo: &geo,
+                campaigns: &campaigns,
+            },
         )?;
     } else {
         write_human(
             &mut out, &totals, &summaries, &rows, &breaches, args.limit, &geo,
         )?;
+        if !campaigns.is_empty() {
+            writeln!(out, "\nCAMPAIGNS (site-wide, docs/campaigns.md):")?;
+            for l in crate::campaigns::human_lines(&campaigns) {
+                writeln!(out, "  {l}")?;
+            }
+        }
     }
     crate::geo::warn_offline(&geo);
     out.flush()?;
@@ -571,17 +586,30 @@ struct JsonAddr<'a> {
     origin: Option<portcullis_core::origin::Origin>,
 }
 
+/// What the scan found, for [`write_json`].
+#[derive(Clone, Copy)]
+struct Found<'a> {
+    rows: &'a [(IpAddr, AddrReport)],
+    breaches: &'a [BreachRecord],
+    geo: &'a portcullis_geoip::GeoIp,
+    campaigns: &'a [portcullis_core::campaign::CampaignAlert],
+}
+
 /// The JSON document, written address by address so a 100k-address report is never held
 /// twice in memory.
 fn write_json(
     out: &mut impl Write,
     totals: &Totals,
     files: &[FileSummary],
-    rows: &[(IpAddr, AddrReport)],
-    breaches: &[BreachRecord],
     jails: &[String],
-    geo: &portcullis_geoip::GeoIp,
+    found: Found<'_>,
 ) -> Result<()> {
+    let Found {
+        rows,
+        breaches,
+        geo,
+        campaigns,
+    } = found;
     write!(out, "{{\"totals\":")?;
     serde_json::to_writer(&mut *out, totals)?;
     write!(out, ",\"files\":")?;
@@ -620,6 +648,8 @@ fn write_json(
         write!(out, ",\"by_asn\":")?;
         serde_json::to_writer(&mut *out, &systems)?;
     }
+    write!(out, ",\"campaigns\":")?;
+    serde_json::to_writer(&mut *out, &crate::campaigns::json(campaigns))?;
     writeln!(out, "}}")?;
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 mod audit_e2e;
 mod breach_rule;
+mod campaign_e2e;
+mod campaign_scan;
 mod daemon_e2e;
 mod deb_package;
 mod detection_e2e;

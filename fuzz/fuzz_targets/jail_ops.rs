@@ -188,6 +188,7 @@ fuzz_target!(|input: Input| {
                     weight: Weight(u32::from(weight)),
                     count: u32::from(count),
                     user: Some(if root { "root" } else { "x" }.into()),
+                    user_exists: None,
                     method: None,
                     pid: None,
                     rule: 0,

@@ -438,7 +438,9 @@ pub fn key_logins(
         .or_else(|| config.jails.first())
         .ok_or_else(|| anyhow!("the configuration has no jail to read sshd logs with"))?;
     let mut runner = OfflineJail::new(spec, &resolve_filter(spec, &config.daemon.filter_dir, &tz)?);
-    let scan = read_logs(input, &mut runner, &Query::default(), tz)?;
+    // Key logins only: no jail feeds the site-wide detectors here.
+    let mut site = crate::campaigns::OfflineSite::new(&config.campaign, &[]);
+    let scan = read_logs(input, &mut runner, &Query::default(), tz, &mut site)?;
     let errors = scan
         .sources
         .iter()

@@ -320,6 +320,7 @@ pub mod tests {
                 weight: Weight::ONE,
                 count: 1,
                 user: Some("root".into()),
+                user_exists: None,
                 method: None,
                 pid: None,
                 rule: 0,

@@ -168,6 +168,8 @@ pub struct JailSet {
     networks: Networks,
     /// Host targets whose ban state changed since the last aggregation, with the jail.
     pending_members: Vec<(IpAddr, usize)>,
+    /// Site-wide detection (`site.rs`), once [`configure_site`](Self::configure_site) ran.
+    site: Option<site::Site>,
 }
 
 impl JailSet {
@@ -182,6 +184,7 @@ impl JailSet {
             resync: false,
             networks: Networks::off(),
             pending_members: Vec::new(),
+            site: None,
         };
         let mut by_jail: HashMap<Box<str>, Vec<Ban>> = HashMap::new();
         for ban in stored {
@@ -247,6 +250,7 @@ impl JailSet {
         self.jails
             .iter()
             .filter_map(|j| j.engine.poll_timeout())
+            .chain(self.site_poll_timeout())
             .min()
     }
 
@@ -334,6 +338,7 @@ impl JailSet {
             }
             jail.engine.handle_event(now, ev);
         }
+        self.site_events(idx, now, events);
     }
 
     /// Expire what is due at `now`.
@@ -341,6 +346,7 @@ impl JailSet {
         for j in &mut self.jails {
             j.engine.handle_timeout(now);
         }
+        self.site_timeout(now);
         // Orphans that ended are ignored wherever they are read and dropped at the next
         // reload: sweeping them here would cost O(orphans) at every expiry.
     }
@@ -574,6 +580,7 @@ fn longer(a: Option<Time>, b: Option<Time>) -> Option<Time> {
 }
 
 pub mod fleet;
+mod site;
 
 #[cfg(test)]
 mod tests;

@@ -410,6 +410,7 @@ impl Daemon {
             asn_lookup(&geo, &config.networks),
             now,
         );
+        jails.configure_site(&config.campaign);
 
         let notifier = Notifier::start(&config.notify);
         let (lines_tx, lines_rx) = mpsc::channel(LINE_BATCHES_QUEUED);
@@ -1000,6 +1001,7 @@ impl Daemon {
             self.unsaved.push(decisions.clone(), Vec::new());
         }
         let first_read = self.burst_first_read.take();
+        self.report_campaigns(now);
         if !work.is_empty() {
             self.apply_firewall(work.firewall).await;
             for d in &decisions {
@@ -1021,6 +1023,31 @@ impl Daemon {
                     m.publish(snap);
                 }
             }
+        }
+    }
+
+    /// The site-wide detectors' reports of this burst (their participants' bans are in
+    /// its commit): to the log, the store and the hooks, in wall time.
+    fn report_campaigns(&mut self, now: clock::Reading) {
+        let mut reports = self.jails.poll_campaigns();
+        if reports.is_empty() {
+            return;
+        }
+        for a in &mut reports {
+            a.start = now.wall_of(a.start);
+            a.end = now.wall_of(a.end);
+            a.detected = now.wall_of(a.detected);
+            log_campaign(a);
+        }
+        if let Err(e) = self.store.save_campaigns(&reports) {
+            // Not protection: the bans went with the commit. Logged, not retried.
+            tracing::error!("cannot store campaign reports: {}", chain(&e));
+        }
+        // Hooks hear of a campaign when it is detected and when it ends; the reports in
+        // between (participants joining, at most one a bin or every 10 s) are in the log and
+        // the store.
+        for a in reports.iter().filter(|a| a.ended || is_first_report(a)) {
+            self.notifier.campaign(&portcullis_store::campaign_json(a));
         }
     }
 
@@ -1286,6 +1313,55 @@ fn log_decision(d: &Decision) {
         Decision::Alert(Alert::RootLogin { addr, time }) => {
             tracing::warn!(%addr, %time, "root login");
         }
+    }
+}
+
+/// Whether `a` is its campaign's first report (every participant is new in it).
+fn is_first_report(a: &portcullis_core::campaign::CampaignAlert) -> bool {
+    a.new_participants.len() >= a.participants.len()
+}
+
+/// One log line per campaign report (journald's fields: `id`, `kind`, …): a warning when
+/// it is detected and when it ends, information when participants join.
+fn log_campaign(a: &portcullis_core::campaign::CampaignAlert) {
+    let users: Vec<String> = a
+        .users
+        .iter()
+        .take(5)
+        .map(|(u, _)| crate::text::escape_terminal(u).into_owned())
+        .collect();
+    let what = match (a.kind, a.ended) {
+        (portcullis_core::campaign::CampaignKind::Distributed, false) => {
+            "CAMPAIGN: distributed attack in progress"
+        }
+        (portcullis_core::campaign::CampaignKind::Distributed, true) => "campaign ended",
+        (portcullis_core::campaign::CampaignKind::UserTargeted, false) => {
+            "CAMPAIGN: many addresses on one existing account"
+        }
+        (portcullis_core::campaign::CampaignKind::UserTargeted, true) => {
+            "user-targeted attack ended"
+        }
+    };
+    if a.ended || is_first_report(a) {
+        tracing::warn!(
+            id = %a.id,
+            kind = a.kind.as_str(),
+            start = %a.start,
+            end = %a.end,
+            participants = a.participant_count,
+            joined = a.new_participants.len(),
+            users = ?users,
+            confidence = format!("{:.2}", a.confidence),
+            "{what}"
+        );
+    } else {
+        tracing::info!(
+            id = %a.id,
+            kind = a.kind.as_str(),
+            participants = a.participant_count,
+            joined = a.new_participants.len(),
+            "campaign: participants joined"
+        );
     }
 }
 

@@ -146,7 +146,9 @@ impl Notifier {
 
     /// Queue the hook runs one decision calls for; never blocks.
     pub fn decision(&mut self, d: &Decision) {
-        let Some(queue) = &self.queue else { return };
+        if self.queue.is_none() {
+            return;
+        }
         let Some((kind, body)) = event_of(d) else {
             return;
         };
@@ -155,6 +157,27 @@ impl Notifier {
         if !wanted {
             return;
         }
+        self.enqueue(body);
+    }
+
+    /// Queue the hook runs of a campaign report (`report`: the store's JSON of it), if
+    /// hooks want `campaign` events; never blocks.
+    pub fn campaign(&mut self, report: &Value) {
+        if self.queue.is_none() || !self.events.contains(&NotifyEvent::Campaign) {
+            return;
+        }
+        let mut body = json!({"event": "campaign", "host": hostname()});
+        if let (Some(b), Some(r)) = (body.as_object_mut(), report.as_object()) {
+            for (k, v) in r {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        self.enqueue(body);
+    }
+
+    /// One run per hook of `body`, dropped and counted when the queue is full.
+    fn enqueue(&mut self, body: Value) {
+        let Some(queue) = &self.queue else { return };
         let body: Arc<str> = body.to_string().into();
         let mut dropped = 0u64;
         {

@@ -78,6 +78,7 @@ impl Observation {
             weight,
             count,
             user: self.user.as_deref().map(Box::from),
+            user_exists: None,
             method: match &self.kind {
                 ObsKind::Success { method, .. } => method.as_deref().map(Box::from),
                 _ => None,

@@ -123,6 +123,8 @@ struct Reader<'a> {
     names: HashSet<Arc<str>>,
     events: Vec<Event>,
     scan: LogScan,
+    /// Site-wide detection, fed every event the engine takes (not only the period's).
+    site: &'a mut crate::campaigns::OfflineSite,
 }
 
 /// One shared copy of `s` (at most [`MAX_INTERNED`] are kept).
@@ -198,7 +200,9 @@ impl Reader<'_> {
         let events = std::mem::take(&mut self.events);
         for ev in &events {
             let (query, names, scan) = (self.query, &mut self.names, &mut self.scan);
+            let site = &mut *self.site;
             self.runner.handle_event(ev, |e, verdict| {
+                site.event(0, e);
                 observe(query, names, scan, source, e, verdict)
             });
             // Its decisions are not needed: the verdicts are the breach alerts.
@@ -216,8 +220,11 @@ impl Reader<'_> {
             self.take_events(source);
         }
         let (query, names, scan) = (self.query, &mut self.names, &mut self.scan);
-        self.runner
-            .finish(|e, verdict| observe(query, names, scan, source, e, verdict));
+        let site = &mut *self.site;
+        self.runner.finish(|e, verdict| {
+            site.event(0, e);
+            observe(query, names, scan, source, e, verdict)
+        });
         while self.runner.poll_decision().is_some() {}
     }
 
@@ -362,8 +369,10 @@ pub fn read_logs(
     runner: &mut OfflineJail,
     query: &Query,
     tz: jiff::tz::TimeZone,
+    site: &mut crate::campaigns::OfflineSite,
 ) -> Result<LogScan> {
     let mut r = Reader {
+        site,
         runner,
         query,
         dates: DateParser::new(tz),

@@ -102,7 +102,16 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
         user: args.user.clone(),
         target,
     };
-    let scan = logs::read_logs(&input, &mut runner, &query, tz.clone())?;
+    let mut site =
+        crate::campaigns::OfflineSite::new(&config.campaign, std::slice::from_ref(&spec.name));
+    let scan = logs::read_logs(&input, &mut runner, &query, tz.clone(), &mut site)?;
+    // Campaigns that touch the period (all of them without --since/--until).
+    let campaigns: Vec<_> = site
+        .finish()
+        .into_iter()
+        .filter(|c| since.is_none_or(|s| c.end >= s) && until.is_none_or(|u| c.start <= u))
+        .filter(|c| target.is_none_or(|t| c.participants.contains(&t)))
+        .collect();
     let bad_time = runner.bad_time().total();
     if bad_time > 0 {
         warnings.push(format!(
@@ -160,6 +169,7 @@ pub fn run(args: &InvestigateArgs) -> Result<ExitCode> {
     );
     report.audit = audit;
     report.warnings.extend(geo.take_warnings());
+    report.campaigns = campaigns;
     if let Some(path) = &args.html {
         std::fs::write(
             path,
@@ -287,6 +297,17 @@ pub struct Report {
     /// The most serious findings of `portcullis audit` (is the door open?), without ADDR.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<crate::audit::AuditSummary>,
+    /// Site-wide campaigns and user-targeted attacks the logs show (with ADDR: those it
+    /// took part in), docs/campaigns.md.
+    #[serde(serialize_with = "campaigns_json")]
+    pub campaigns: Vec<portcullis_core::campaign::CampaignAlert>,
+}
+
+fn campaigns_json<S: serde::Serializer>(
+    c: &[portcullis_core::campaign::CampaignAlert],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&crate::campaigns::json(c), s)
 }
 
 /// Counts over the period.
@@ -702,6 +723,7 @@ fn build(b: Build<'_>, tz: &jiff::tz::TimeZone) -> Report {
         bans_from: b.bans.from,
         address,
         warnings,
+        campaigns: Vec::new(),
         buckets: buckets(&minutes, b.since, b.until),
         audit: None,
     }

@@ -271,6 +271,12 @@ fn write_text(out: &mut impl Write, r: &Report, p: &Paint, tz: &jiff::tz::TimeZo
             .collect();
         writeln!(out, "  {}", line.join(", "))?;
     }
+    if !r.campaigns.is_empty() {
+        writeln!(out, "\n{}", p.heading("Campaigns (site-wide)"))?;
+        for l in crate::campaigns::human_lines(&r.campaigns) {
+            writeln!(out, "  {l}")?;
+        }
+    }
     write_warnings(out, r, p)
 }
 
@@ -494,6 +500,20 @@ pub fn html_model(r: &Report) -> ReportModel {
             .as_ref()
             .filter(|o| o.by_asn.iter().any(|c| c.label != "unknown"))
             .map_or_else(Vec::new, |o| bars(&o.by_asn)),
+        campaigns: r
+            .campaigns
+            .iter()
+            .map(|c| portcullis_report_html::CampaignRow {
+                kind: c.kind.as_str().to_owned(),
+                id: c.id.to_string(),
+                start: c.start,
+                end: c.end,
+                active: !c.ended,
+                participants: c.participant_count as u64,
+                users: c.users.iter().take(5).map(|(u, _)| u.to_string()).collect(),
+                confidence: c.confidence,
+            })
+            .collect(),
     }
 }
 

@@ -20,9 +20,9 @@ pub use doc::{ConfigDoc, DocItem, DocSection};
 pub use error::ConfigError;
 pub use fleet::{FleetCredentials, FleetSettings, valid_node_name};
 pub use model::{
-    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, GeoIpDatabases, GeoIpSettings,
-    JailSpec, JournalSenders, JournalSpec, Location, LogFormat, LogLevel, MetricsListen,
-    MetricsSettings, NetworkSettings, NotifyEvent, NotifySettings, SERVICE_SOURCES,
+    Backend, CampaignSettings, Config, DaemonSettings, FilterRef, FirewallSettings, GeoIpDatabases,
+    GeoIpSettings, JailSpec, JournalSenders, JournalSpec, Location, LogFormat, LogLevel,
+    MetricsListen, MetricsSettings, NetworkSettings, NotifyEvent, NotifySettings, SERVICE_SOURCES,
     SSHD_JOURNAL_MATCHES, SSHD_LOG_FILES, SSHD_SOURCES, ServiceSources, SourceSpec, Verdict,
     service_sources,
 };

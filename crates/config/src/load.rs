@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use portcullis_core::Weight;
@@ -17,12 +18,13 @@ use crate::fleet::FleetSettings;
 /// The largest `notify.queue` (each waiting run holds one event's JSON).
 const MAX_NOTIFY_QUEUE: u32 = 1_000_000;
 use crate::model::{
-    Backend, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec, JournalSpec, Location,
-    LogFormat, LogLevel, MetricsListen, MetricsSettings, NotifyEvent, NotifySettings, SourceSpec,
-    Verdict,
+    Backend, CampaignSettings, Config, DaemonSettings, FilterRef, FirewallSettings, JailSpec,
+    JournalSpec, Location, LogFormat, LogLevel, MetricsListen, MetricsSettings, NotifyEvent,
+    NotifySettings, SourceSpec, Verdict,
 };
 use crate::raw::{
-    Daemon, Firewall, Fleet, Jail, Loc, Located, Metrics, Notify, RawFile, RawFilter, RawSource,
+    Campaign, Daemon, Firewall, Fleet, Jail, Loc, Located, Metrics, Notify, RawFile, RawFilter,
+    RawSource,
 };
 use crate::{
     DEFAULT_CONFIG, DEFAULT_FILTER_DIR, DEFAULT_METRICS_LISTEN, DEFAULT_SOCKET, DEFAULT_STATE_DIR,
@@ -104,6 +106,7 @@ struct Merged {
     geoip: crate::raw::GeoIp,
     networks: crate::raw::Networks,
     fleet: Fleet,
+    campaign: Campaign,
     defaults: Jail,
     /// By name; the `Loc` is the jail's table in the last file that mentioned it.
     jails: BTreeMap<String, (Jail, Loc)>,
@@ -143,6 +146,7 @@ impl Resolver {
             }
         }
         let fleet = self.fleet(&merged.fleet, &jails, &disabled_jails)?;
+        let campaign = self.campaign(&merged.campaign, &merged)?;
         Ok(Config {
             daemon,
             firewall,
@@ -151,6 +155,7 @@ impl Resolver {
             geoip,
             networks,
             fleet,
+            campaign,
             jails,
             disabled_jails,
             files: self.layers.iter().map(|l| l.origin.clone()).collect(),
@@ -178,6 +183,9 @@ impl Resolver {
         }
         if let Some(f) = raw.fleet {
             merged.fleet.apply(f, layer);
+        }
+        if let Some(c) = raw.campaign {
+            merged.campaign.apply(c, layer);
         }
         if let Some(d) = raw.defaults {
             for (key, span) in [
@@ -388,6 +396,130 @@ impl Resolver {
         )
     }
 
+    fn campaign(&self, c: &Campaign, merged: &Merged) -> Result<CampaignSettings, ConfigError> {
+        use portcullis_core::campaign::{CampaignConfig, TargetedConfig};
+        let defaults = CampaignConfig::default();
+        let positive = |v: &Option<Located<f64>>, key: &str, default: f64, zero_ok: bool| match v {
+            None => Ok(default),
+            Some(l) if l.value.is_finite() && (l.value > 0.0 || zero_ok && l.value == 0.0) => {
+                Ok(l.value)
+            }
+            Some(l) => Err(self.error(
+                &l.at,
+                key,
+                format!(
+                    "expected a finite number {} 0, got {}",
+                    if zero_ok { "≥" } else { ">" },
+                    l.value
+                ),
+            )),
+        };
+        let count = |v: &Option<Located<u32>>, key: &str, default: u32, min: u32, max: u32| match v
+        {
+            None => Ok(default),
+            Some(l) if (min..=max).contains(&l.value) => Ok(l.value),
+            Some(l) => Err(self.error(
+                &l.at,
+                key,
+                format!("expected {min} to {max}, got {}", l.value),
+            )),
+        };
+        let threshold = positive(
+            &c.threshold,
+            "campaign.threshold",
+            defaults.threshold,
+            false,
+        )?;
+        let drift = positive(&c.drift, "campaign.drift", defaults.drift, true)?;
+        let min_participants = count(
+            &c.min_participants,
+            "campaign.min_participants",
+            10,
+            2,
+            1_000_000,
+        )?;
+        let max_tries = count(
+            &c.max_tries,
+            "campaign.max_tries",
+            defaults.max_tries,
+            1,
+            1000,
+        )?;
+        let max_addresses = count(
+            &c.max_addresses,
+            "campaign.max_addresses",
+            200_000,
+            1_000,
+            10_000_000,
+        )?;
+        let targeted_min = count(
+            &c.targeted_min_addresses,
+            "campaign.targeted_min_addresses",
+            10,
+            2,
+            1_000_000,
+        )?;
+        let bin = c.bin.as_ref().map_or(defaults.bin, |b| b.value.0);
+        if let Some(b) = &c.bin
+            && (b.value.0 < Duration::from_secs(1) || b.value.0 > Duration::from_secs(86400))
+        {
+            return Err(self.error(&b.at, "campaign.bin", "expected 1s to 1d"));
+        }
+        let learn = c
+            .learn
+            .as_ref()
+            .map_or(Duration::from_secs(86400), |l| l.value.0);
+        let learn_bins =
+            u32::try_from(learn.as_secs().div_ceil(bin.as_secs().max(1))).unwrap_or(u32::MAX);
+        let jails = match &c.jails {
+            None => vec!["sshd".to_owned()],
+            Some(l) => {
+                if l.value.is_empty() {
+                    return Err(self.error(
+                        &l.at,
+                        "campaign.jails",
+                        "expected at least one jail name (to switch detection off, set \
+                         campaign.enabled = false)",
+                    ));
+                }
+                for name in &l.value {
+                    if !merged.jails.contains_key(name) {
+                        return Err(self.error(
+                            &l.at,
+                            "campaign.jails",
+                            format!("no jail called {name:?} is configured"),
+                        ));
+                    }
+                }
+                l.value.clone()
+            }
+        };
+        Ok(CampaignSettings {
+            enabled: value_or(&c.enabled, &None, true),
+            jails,
+            campaign: CampaignConfig {
+                bin,
+                threshold,
+                drift,
+                learn_bins,
+                min_participants: min_participants as usize,
+                max_tries,
+                max_addresses: max_addresses as usize,
+                ..defaults
+            },
+            ban: c.ban.as_ref().and_then(|b| b.value.0),
+            targeted: value_or(&c.targeted, &None, true).then(|| TargetedConfig {
+                window: c
+                    .targeted_window
+                    .as_ref()
+                    .map_or(Duration::from_secs(86400), |w| w.value.0),
+                min_addresses: targeted_min as usize,
+                ..TargetedConfig::default()
+            }),
+            targeted_ban: c.targeted_ban.as_ref().and_then(|b| b.value.0),
+        })
+    }
+
     fn notify(&self, n: &Notify) -> Result<NotifySettings, ConfigError> {
         let exec = n.exec.as_ref().map_or_else(Vec::new, |e| e.value.clone());
         if let Some(e) = &n.exec {
@@ -437,6 +569,7 @@ impl Resolver {
                         NotifyEvent::Breach,
                         NotifyEvent::RootLogin,
                         NotifyEvent::PermanentBan,
+                        NotifyEvent::Campaign,
                     ]
                 },
                 |e| e.value.clone(),

@@ -23,6 +23,9 @@ pub struct Config {
     pub networks: NetworkSettings,
     /// Sharing bans with other servers (`[fleet]`), off by default.
     pub fleet: crate::fleet::FleetSettings,
+    /// Site-wide detection of distributed campaigns and user-targeted attacks
+    /// (`[campaign]`, docs/campaigns.md).
+    pub campaign: CampaignSettings,
     /// Enabled jails, sorted by name. Each has its own filter, sources and policy.
     pub jails: Vec<JailSpec>,
     /// Names of jails that are configured but have `enabled = false` (shown by `status`).
@@ -363,6 +366,24 @@ pub enum Verdict {
     Reject,
 }
 
+/// `[campaign]`: the site-wide detectors and their optional ban action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CampaignSettings {
+    /// Whether the site-wide detectors run at all (`campaign.enabled`).
+    pub enabled: bool,
+    /// The jails whose events feed the detectors; participants are banned in the first.
+    /// Jails of this list that are not running are skipped.
+    pub jails: Vec<String>,
+    /// The distributed detector's knobs.
+    pub campaign: portcullis_core::campaign::CampaignConfig,
+    /// Ban a campaign's participants for this long (`campaign.ban`; `None`: alerts only).
+    pub ban: Option<std::time::Duration>,
+    /// The user-targeted detector's knobs, `None` when `campaign.targeted = false`.
+    pub targeted: Option<portcullis_core::campaign::TargetedConfig>,
+    /// Ban a user-targeted attack's participants for this long (`campaign.targeted_ban`).
+    pub targeted_ban: Option<std::time::Duration>,
+}
+
 /// The Prometheus endpoint (`[metrics]`), off by default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetricsSettings {
@@ -442,6 +463,8 @@ pub enum NotifyEvent {
     Ban,
     /// Permanent bans only.
     PermanentBan,
+    /// Reports of site-wide campaigns and user-targeted attacks (`[campaign]`).
+    Campaign,
 }
 
 impl NotifyEvent {
@@ -452,6 +475,7 @@ impl NotifyEvent {
             NotifyEvent::RootLogin => "root_login",
             NotifyEvent::Ban => "ban",
             NotifyEvent::PermanentBan => "permanent_ban",
+            NotifyEvent::Campaign => "campaign",
         }
     }
 }

@@ -208,6 +208,26 @@ layered!(
     }
 );
 
+layered!(
+    RawCampaign,
+    Campaign {
+        enabled: bool,
+        jails: Vec<String>,
+        bin: PositiveDuration,
+        threshold: f64,
+        drift: f64,
+        learn: PositiveDuration,
+        min_participants: u32,
+        max_tries: u32,
+        max_addresses: u32,
+        ban: DurationOrFalse,
+        targeted: bool,
+        targeted_min_addresses: u32,
+        targeted_window: PositiveDuration,
+        targeted_ban: DurationOrFalse,
+    }
+);
+
 layered!(RawJail, Jail {
     enabled: bool,
     filter: RawFilter,
@@ -242,6 +262,7 @@ pub(crate) struct RawFile {
     pub geoip: Option<RawGeoIp>,
     pub networks: Option<RawNetworks>,
     pub fleet: Option<RawFleet>,
+    pub campaign: Option<RawCampaign>,
     pub defaults: Option<RawJail>,
     pub jail: Option<BTreeMap<String, Spanned<RawJail>>>,
 }

@@ -908,6 +908,78 @@ fn bad_geoip_and_networks_settings_name_file_line_and_key() {
 }
 
 #[test]
+fn campaign_detection_is_on_with_alerts_only_by_default() {
+    let c = Config::embedded_default().unwrap();
+    assert!(c.campaign.enabled);
+    assert_eq!(c.campaign.jails, ["sshd"]);
+    assert_eq!(c.campaign.ban, None);
+    assert_eq!(c.campaign.targeted_ban, None);
+    assert_eq!(c.campaign.campaign.learn_bins, 24);
+    assert_eq!(
+        c.campaign.campaign,
+        portcullis_core::campaign::CampaignConfig::default()
+    );
+    let t = c.campaign.targeted.as_ref().expect("targeted on");
+    assert_eq!(t.min_addresses, 10);
+    let c = Config::from_str_named(
+        "[campaign]\nban = \"2d\"\nthreshold = 5\ndrift = 0\ntargeted = false\nlearn = \"3d\"\n",
+        "c.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.campaign.ban,
+        Some(std::time::Duration::from_secs(2 * 86400))
+    );
+    assert_eq!(c.campaign.campaign.threshold, 5.0);
+    assert_eq!(c.campaign.campaign.drift, 0.0);
+    assert_eq!(c.campaign.campaign.learn_bins, 72);
+    assert!(c.campaign.targeted.is_none());
+}
+
+#[test]
+fn bad_campaign_settings_name_file_line_and_key() {
+    for (text, key, needle) in [
+        ("[campaign]\n\nthreshold = 0\n", "campaign.threshold", "> 0"),
+        ("[campaign]\n\ndrift = -1.0\n", "campaign.drift", "≥ 0"),
+        (
+            "[campaign]\n\nmin_participants = 1\n",
+            "campaign.min_participants",
+            "2 to",
+        ),
+        (
+            "[campaign]\n\nmax_addresses = 10\n",
+            "campaign.max_addresses",
+            "1000 to",
+        ),
+        (
+            "[campaign]\n\ntargeted_min_addresses = 0\n",
+            "campaign.targeted_min_addresses",
+            "2 to",
+        ),
+        (
+            "[campaign]\n\njails = [\"nope\"]\n",
+            "campaign.jails",
+            "nope",
+        ),
+        (
+            "[campaign]\n\njails = []\n",
+            "campaign.jails",
+            "at least one",
+        ),
+        ("[campaign]\n\nban = true\n", "campaign.ban", ""),
+        ("[campaign]\n\nlearn = \"0s\"\n", "campaign.learn", ""),
+        ("[campaign]\n\nwindow = 3\n", "campaign", "window"),
+        ("[campaign]\n\nbin = \"2d\"\n", "campaign.bin", "1s to 1d"),
+    ] {
+        let err = Config::from_str_named(text, "m.toml").unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("m.toml:3: "), "{text:?}: {shown}");
+        assert!(shown.contains(key), "{text:?}: {shown}");
+        assert!(shown.contains(needle), "{text:?}: {shown}");
+    }
+}
+
+#[test]
 fn networks_are_off_by_default_and_validated_together() {
     let c = Config::embedded_default().unwrap();
     assert_eq!(c.networks.threshold, None);

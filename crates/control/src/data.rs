@@ -124,6 +124,9 @@ pub struct StatusData {
     /// The fleet link, when `[fleet]` is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<Box<FleetStatus>>,
+    /// Site-wide detection: distributed campaigns and user-targeted attacks.
+    #[serde(default)]
+    pub campaigns: CampaignStatus,
 }
 
 /// `data.networks` of `status`: the aggregation rules and the network bans they hold.
@@ -167,6 +170,33 @@ pub struct FleetStatus {
     /// The last error, while something fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Site-wide detection in `status` (docs/campaigns.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignStatus {
+    /// Whether a detector runs.
+    pub enabled: bool,
+    /// The distributed detector's baseline, as text: `mean ± deviation per bin, CUSUM s / h`
+    /// (or `learning`).
+    #[serde(default)]
+    pub baseline: String,
+    /// Addresses it tracks.
+    #[serde(default)]
+    pub tracked_addresses: u64,
+    /// Participants banned by the ban action, and those it left alone (allowlisted or
+    /// protected by a clean login).
+    #[serde(default)]
+    pub banned: u64,
+    /// See `banned`.
+    #[serde(default)]
+    pub spared: u64,
+    /// Campaigns in progress: their latest report (the store's JSON of it).
+    #[serde(default)]
+    pub active: Vec<serde_json::Value>,
+    /// Campaigns that ended lately (from the store), newest first.
+    #[serde(default)]
+    pub recent: Vec<serde_json::Value>,
 }
 
 /// Health of the state database.
@@ -383,7 +413,7 @@ pub struct SourceActivity {
 #[serde(untagged)]
 pub enum Reply {
     /// For `status`.
-    Status(StatusData),
+    Status(Box<StatusData>),
     /// For `bans`.
     Bans(BansData),
     /// For `ban`.

@@ -40,7 +40,7 @@ impl Handler for MemoryDaemon {
         self.peers.lock().unwrap().push(peer);
         let mut bans = self.bans.lock().unwrap();
         match command {
-            Command::Status { .. } => Ok(Reply::Status(StatusData {
+            Command::Status { .. } => Ok(Reply::Status(Box::new(StatusData {
                 version: "test".into(),
                 pid: std::process::id(),
                 jails: vec![portcullis_control::data::JailStatus {
@@ -49,7 +49,7 @@ impl Handler for MemoryDaemon {
                     ..Default::default()
                 }],
                 ..Default::default()
-            })),
+            }))),
             Command::Bans { jail, .. } => {
                 let bans: Vec<_> = bans
                     .iter()

@@ -85,6 +85,7 @@ fn attempt(addr: IpAddr, time: Time) -> Event {
         weight: Weight::ONE,
         count: 1,
         user: None,
+        user_exists: None,
         method: None,
         pid: None,
         rule: 0,

@@ -92,6 +92,10 @@ pub struct Event {
     pub count: u32,
     /// The user name the line names, if any. Attacker-chosen text: display it escaped.
     pub user: Option<Box<str>>,
+    /// Whether the line says the named account exists on the host (sshd's `for U` /
+    /// `authenticating user U`: `Some(true)`; `invalid user U`: `Some(false)`); `None` when
+    /// the rule does not tell (its filter's `account` key).
+    pub user_exists: Option<bool>,
     /// The authentication method of an attempt or success (`password`, `publickey`, …).
     pub method: Option<Box<str>>,
     /// The logging process id, when known; used to merge lines of one attempt.
@@ -265,6 +269,16 @@ pub enum BanReason {
         /// How many member addresses were banned.
         members: u32,
     },
+    /// A participant of a distributed campaign (site-wide detection, `crate::campaign`).
+    Campaign {
+        /// Participants of the campaign when it was decided.
+        participants: u32,
+    },
+    /// A participant of a user-targeted attack (many addresses on one existing account).
+    Targeted {
+        /// Participants of the attack when it was decided.
+        participants: u32,
+    },
     /// An administrator asked for it.
     Manual,
     /// Restored from the store at start.
@@ -279,7 +293,8 @@ pub enum BanReason {
 
 impl BanReason {
     /// The reason's short name as `bans` and the log show it: `threshold`, `slow`
-    /// (the long window), `users` (distinct user names), `aggregate`, `manual`, `restored`, `fleet`.
+    /// (the long window), `users` (distinct user names), `aggregate`, `network`, `campaign`,
+    /// `targeted` (site-wide detection), `manual`, `restored`, `fleet`.
     pub fn kind(&self) -> &'static str {
         match self {
             BanReason::Threshold { .. } => "threshold",
@@ -287,6 +302,8 @@ impl BanReason {
             BanReason::UserNames { .. } => "users",
             BanReason::Aggregate { .. } => "aggregate",
             BanReason::Network { .. } => "network",
+            BanReason::Campaign { .. } => "campaign",
+            BanReason::Targeted { .. } => "targeted",
             BanReason::Manual => "manual",
             BanReason::Restored => "restored",
             BanReason::Fleet { .. } => "fleet",

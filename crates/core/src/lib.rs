@@ -17,6 +17,7 @@ This crate never touches the firewall or the store: callers drain decisions and 
 #![deny(missing_docs)]
 
 pub mod calendar;
+pub mod campaign;
 pub mod date;
 pub mod event;
 pub mod filter;

@@ -1405,3 +1405,57 @@ fn a_login_on_the_connection_retracts_its_tentative_tries() {
     )]);
     assert_eq!((before, total(&ev)), (1, 1), "{ev:?}");
 }
+
+/// sshd's words say whether the named account exists (the user-targeted detector counts
+/// only existing ones); a user name that imitates the words changes nothing.
+#[test]
+fn account_existence_is_read_from_sshds_words() {
+    let cases: &[(&str, Option<bool>)] = &[
+        (
+            "Failed password for root from 192.0.2.1 port 22 ssh2",
+            Some(true),
+        ),
+        (
+            "Failed password for invalid user bob from 192.0.2.1 port 22 ssh2",
+            Some(false),
+        ),
+        ("Invalid user bob from 192.0.2.1 port 22", Some(false)),
+        (
+            "Connection closed by authenticating user alice 192.0.2.1 port 22 [preauth]",
+            Some(true),
+        ),
+        (
+            "Connection closed by invalid user alice 192.0.2.1 port 22 [preauth]",
+            Some(false),
+        ),
+        (
+            "User alice from 192.0.2.1 not allowed because not listed in AllowUsers",
+            Some(true),
+        ),
+        (
+            "Failed password for invalid user invalid user x from 192.0.2.1 port 22 ssh2",
+            Some(false),
+        ),
+        (
+            "Failed none for invalid user for x from 192.0.2.1 port 22 ssh2",
+            Some(false),
+        ),
+        (
+            "Accepted password for alice from 192.0.2.1 port 22 ssh2",
+            Some(true),
+        ),
+        (
+            "Did not receive identification string from 192.0.2.1 port 22",
+            None,
+        ),
+    ];
+    for (msg, want) in cases {
+        let mut m = matcher();
+        let mut out = Vec::new();
+        let line = format!("Nov 25 08:00:00 gate sshd[42]: {msg}");
+        m.feed_line(line.as_bytes(), read_time(), &mut out);
+        m.finish(&mut out);
+        let ev = out.first().unwrap_or_else(|| panic!("no event: {msg}"));
+        assert_eq!(ev.user_exists, *want, "{msg}");
+    }
+}

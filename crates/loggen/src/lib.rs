@@ -20,6 +20,7 @@ mod error;
 mod generate;
 mod rng;
 mod rotate;
+mod site;
 #[cfg(test)]
 mod tests;
 pub mod truth;
@@ -29,4 +30,5 @@ pub use clock::{Format, parse_start};
 pub use error::{ConfigError, GenerateError, RotateError, StartError};
 pub use generate::{Config, generate};
 pub use rotate::{RotatedSet, write_rotated};
+pub use site::{SiteConfig, SiteTruth, generate_site};
 pub use truth::{AddressTruth, Breach, Totals, Truth};

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use portcullis_loggen::{Config, Format, Truth, generate, parse_start, write_rotated};
+use portcullis_loggen::{
+    Config, Format, SiteConfig, Truth, generate, generate_site, parse_start, write_rotated,
+};
 
 /// Timestamp style of the generated lines.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -70,6 +72,31 @@ struct Args {
     /// Number of files of the rotated set.
     #[arg(long, default_value_t = 5)]
     rotate_parts: u32,
+    /// Site mode (issue 15): this many days of a whole site's traffic (legitimate users and
+    /// their typos, background scanners) instead of `--lines`; RFC 3339 stamps.
+    #[arg(long)]
+    site_days: Option<u32>,
+    /// Site mode: legitimate users.
+    #[arg(long, default_value_t = 40)]
+    site_users: u32,
+    /// Site mode: new background scanner addresses per hour.
+    #[arg(long, default_value_t = 3.0)]
+    scanners_per_hour: f64,
+    /// Site mode: addresses of a distributed campaign (0: none).
+    #[arg(long, default_value_t = 0)]
+    campaign_addrs: u32,
+    /// Site mode: 1 to this many tries per campaign address.
+    #[arg(long, default_value_t = 3)]
+    campaign_tries: u32,
+    /// Site mode: the campaign starts this many hours in.
+    #[arg(long, default_value_t = 168)]
+    campaign_start_hour: u32,
+    /// Site mode: the campaign lasts this many hours.
+    #[arg(long, default_value_t = 72)]
+    campaign_hours: u32,
+    /// Site mode: the campaign targets this existing account only.
+    #[arg(long)]
+    campaign_user: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +117,37 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(days) = args.site_days {
+        let cfg = SiteConfig {
+            start: parse_start(&args.start)?,
+            days,
+            users: args.site_users,
+            scanners_per_hour: args.scanners_per_hour,
+            campaign_addrs: args.campaign_addrs,
+            campaign_tries: args.campaign_tries,
+            campaign_start_hour: args.campaign_start_hour,
+            campaign_hours: args.campaign_hours,
+            campaign_user: args.campaign_user.clone(),
+            seed: args.seed,
+            host: args.host.clone(),
+            ..SiteConfig::default()
+        };
+        let truth = match &args.out {
+            Some(path) => {
+                let file = File::create(path)
+                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                generate_site(&cfg, BufWriter::new(file))?
+            }
+            None => generate_site(&cfg, BufWriter::new(io::stdout().lock()))?,
+        };
+        if let Some(path) = &args.truth {
+            let mut w = BufWriter::new(File::create(path)?);
+            serde_json::to_writer_pretty(&mut w, &truth)?;
+            w.write_all(b"\n")?;
+            w.flush()?;
+        }
+        return Ok(());
+    }
     let config = {
         let mut c = Config::default();
         c.lines = args.lines;

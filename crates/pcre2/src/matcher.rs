@@ -171,6 +171,7 @@ impl Fail2BanMatcher {
                 weight: if nofail { Weight::ZERO } else { Weight::ONE },
                 count: 1,
                 user: f.text("user").map(Box::from),
+                user_exists: None,
                 method: None,
                 pid: None,
                 rule,

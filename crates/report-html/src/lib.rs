@@ -14,8 +14,8 @@ mod page;
 
 pub use escape::{escape_html, show_controls};
 pub use model::{
-    AddrAttempts, Finding, LoginRow, OriginBar, ReportModel, Severity, TimeBucket, Totals,
-    UserAttempts,
+    AddrAttempts, CampaignRow, Finding, LoginRow, OriginBar, ReportModel, Severity, TimeBucket,
+    Totals, UserAttempts,
 };
 pub use page::render_html;
 

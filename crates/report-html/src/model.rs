@@ -51,6 +51,9 @@ pub struct ReportModel {
     /// Attacking addresses per autonomous system, most first (empty: no ASN data).
     #[serde(default)]
     pub by_asn: Vec<OriginBar>,
+    /// Site-wide campaigns and user-targeted attacks, by start.
+    #[serde(default)]
+    pub campaigns: Vec<CampaignRow>,
 }
 
 /// One bar of the by-country or by-AS chart.
@@ -63,6 +66,29 @@ pub struct OriginBar {
     pub addresses: u64,
     /// Their failed attempts.
     pub attempts: u64,
+}
+
+/// One campaign in the report's short campaigns section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CampaignRow {
+    /// `campaign` or `user-targeted`.
+    pub kind: String,
+    /// The campaign's id.
+    pub id: String,
+    /// Its start.
+    #[serde(with = "time_serde")]
+    pub start: Time,
+    /// Its end (the end of the logs while still active).
+    #[serde(with = "time_serde")]
+    pub end: Time,
+    /// Whether it was still going at the end of the logs.
+    pub active: bool,
+    /// Participants.
+    pub participants: u64,
+    /// User names targeted (attacker text: escaped on the page).
+    pub users: Vec<String>,
+    /// 0 to 1.
+    pub confidence: f64,
 }
 
 /// One bar of the attempts-over-time chart.

@@ -72,6 +72,7 @@ pub fn render_html(model: &ReportModel) -> String {
     stats(&mut out, model);
     charts(&mut out, model);
     findings(&mut out, model);
+    campaigns(&mut out, model);
     now(&mut out, model);
     logins(&mut out, model);
     attackers(&mut out, model);
@@ -350,6 +351,42 @@ fn now(out: &mut String, m: &ReportModel) {
         td(out, "mono", &from);
         td(out, "", &long_time(s.since));
         td(out, "num", &s.pid.to_string());
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+/// The short campaigns section (docs/campaigns.md); absent when there is none.
+fn campaigns(out: &mut String, m: &ReportModel) {
+    if m.campaigns.is_empty() {
+        return;
+    }
+    out.push_str("<h2 id=\"campaigns\">Campaigns (site-wide)</h2>");
+    table_head(
+        out,
+        "campaigns",
+        &[
+            "Kind",
+            "Start",
+            "End",
+            "Participants",
+            "Users targeted",
+            "Confidence",
+        ],
+    );
+    for c in &m.campaigns {
+        out.push_str("<tr>");
+        td(out, "", &c.kind);
+        td(out, "", &long_time(c.start));
+        let end = if c.active {
+            format!("{} (still active)", long_time(c.end))
+        } else {
+            long_time(c.end)
+        };
+        td(out, "", &end);
+        td(out, "num", &c.participants.to_string());
+        td(out, "mono", &c.users.join(", "));
+        td(out, "num", &format!("{:.2}", c.confidence));
         out.push_str("</tr>");
     }
     out.push_str("</tbody></table>\n");

@@ -169,6 +169,16 @@ pub(crate) fn sample() -> ReportModel {
         }],
         by_country: Vec::new(),
         by_asn: Vec::new(),
+        campaigns: vec![CampaignRow {
+            kind: "campaign".into(),
+            id: "campaign-1".into(),
+            start: Time::from_secs(t0),
+            end: Time::from_secs(t0 + 3 * 3600),
+            active: false,
+            participants: 1500,
+            users: vec![HOSTILE.into(), TERMINAL.into()],
+            confidence: 0.9,
+        }],
     }
 }
 
@@ -203,6 +213,8 @@ fn structure() {
     assert_eq!(html.matches("<tr><td><span class=\"sev").count(), 2);
     assert!(html.contains("2001:db8:dead:beef::17"));
     assert!(html.contains("2 serious findings"));
+    let campaigns = &html[html.find("id=\"campaigns\"").unwrap()..];
+    assert!(campaigns.contains("<td class=\"num\">1500</td>"));
     // The attackers table shows all 18, the chart 15.
     let attackers = &html[html.find("id=\"attackers\"").unwrap()..];
     assert_eq!(attackers.matches("<tr>").count(), 18 + 1);

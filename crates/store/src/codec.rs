@@ -14,6 +14,8 @@ pub(crate) fn reason_to_row(reason: &BanReason) -> (&'static str, i64) {
         BanReason::UserNames { users } => ("users", i64::from(*users)),
         BanReason::Aggregate { members } => ("aggregate", i64::from(*members)),
         BanReason::Network { members } => ("network", i64::from(*members)),
+        BanReason::Campaign { participants } => ("campaign", i64::from(*participants)),
+        BanReason::Targeted { participants } => ("targeted", i64::from(*participants)),
         BanReason::Manual => ("manual", 0),
         BanReason::Restored => ("restored", 0),
         BanReason::Fleet { .. } => ("fleet", 0),
@@ -42,6 +44,12 @@ pub(crate) fn reason_from_row(name: &str, value: i64, origin: Option<String>) ->
         "users" => BanReason::UserNames { users: value },
         "aggregate" => BanReason::Aggregate { members: value },
         "network" => BanReason::Network { members: value },
+        "campaign" => BanReason::Campaign {
+            participants: value,
+        },
+        "targeted" => BanReason::Targeted {
+            participants: value,
+        },
         "manual" => BanReason::Manual,
         "fleet" => BanReason::Fleet {
             origin: origin.unwrap_or_default().into_boxed_str(),

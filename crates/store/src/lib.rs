@@ -19,3 +19,4 @@ pub use store::{
     Limits, MAX_ALERTS, MAX_HISTORY, Maintenance, PRUNE_BATCH, PruneStats, SourcePosition, Store,
     StoreStats, StoredAlert, VACUUM_PAGES,
 };
+pub use store::{MAX_CAMPAIGNS, StoredCampaign, campaign_json};

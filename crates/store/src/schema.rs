@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::StoreError;
 
 /// The schema version this build writes. Files with a larger `user_version` are refused.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// `PRAGMA application_id` of a portcullis state file: ASCII "PCLS".
 pub(crate) const APPLICATION_ID: i64 = 0x5043_4c53;
@@ -123,8 +123,24 @@ CREATE TABLE kernel_sync (
 INSERT INTO kernel_sync (id, bans_version) VALUES (1, 0);
 "#;
 
+/// Version 6: site-wide campaign alerts (issue 15.1/15.2), one row per campaign (its
+/// latest report; `json` is the whole report as `status` and hooks show it).
+const V_CAMPAIGNS: &str = r#"
+CREATE TABLE campaigns (
+    id           TEXT    PRIMARY KEY,
+    kind         TEXT    NOT NULL,
+    start_us     INTEGER NOT NULL,
+    end_us       INTEGER NOT NULL,
+    ended        INTEGER NOT NULL,
+    participants INTEGER NOT NULL,
+    confidence   REAL    NOT NULL,
+    json         TEXT    NOT NULL
+);
+CREATE INDEX campaigns_end ON campaigns(end_us);
+"#;
+
 /// `MIGRATIONS[i]` migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V_FLEET, V_KERNEL_SYNC];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V_FLEET, V_KERNEL_SYNC, V_CAMPAIGNS];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 

@@ -16,6 +16,9 @@ use crate::codec::{
 use crate::error::{Context, StoreError};
 use crate::schema;
 
+mod campaigns;
+pub use campaigns::{MAX_CAMPAIGNS, StoredCampaign, campaign_json};
+
 /// How long a statement waits for another connection's lock before failing. The daemon is
 /// the only writer; this covers an operator's `sqlite3` shell holding a read lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

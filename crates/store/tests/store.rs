@@ -847,8 +847,8 @@ fn windows_round_trip_replace_delete_and_prune() {
 
 /// What the migrations after version 3 added, undone, so a test can make the file an
 /// older version wrote (each later migration adds its own undo here).
-const UNDO_LATER: &str =
-    "ALTER TABLE bans DROP COLUMN origin; DROP TABLE fleet_allow; DROP TABLE kernel_sync";
+const UNDO_LATER: &str = "ALTER TABLE bans DROP COLUMN origin; DROP TABLE fleet_allow; DROP TABLE kernel_sync; \
+     DROP TABLE campaigns";
 
 #[test]
 fn a_version_1_file_migrates_to_windows_and_keeps_its_bans() {
@@ -952,4 +952,38 @@ fn the_kernel_sync_holds_until_a_ban_changes_and_survives_reopen() {
         .prune(Time::from_secs(100), Duration::from_secs(3600))
         .unwrap();
     assert!(store.kernel_in_sync(12).unwrap());
+}
+
+#[test]
+fn campaigns_keep_their_latest_report() {
+    use portcullis_core::campaign::{CampaignAlert, CampaignKind};
+    let (_dir, path) = tmp();
+    let mut store = Store::open(&path).unwrap();
+    let mut a = CampaignAlert {
+        id: "campaign-100".into(),
+        kind: CampaignKind::Distributed,
+        ended: false,
+        start: Time::from_secs(100),
+        end: Time::from_secs(3700),
+        detected: Time::from_secs(3700),
+        participants: vec!["192.0.2.1".parse().unwrap()],
+        participant_count: 1,
+        new_participants: vec!["192.0.2.1".parse().unwrap()],
+        users: vec![("root\"\n".into(), 1)],
+        failures: 2,
+        confidence: 0.5,
+    };
+    store.save_campaigns(std::slice::from_ref(&a)).unwrap();
+    a.ended = true;
+    a.participant_count = 2;
+    a.participants.push("192.0.2.2".parse().unwrap());
+    store.save_campaigns(&[a]).unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    let rows = store.recent_campaigns(10).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].ended);
+    assert_eq!(rows[0].participants, 2);
+    assert_eq!(rows[0].json["users"][0]["user"], "root\"\n");
+    assert_eq!(rows[0].json["participants"][1], "192.0.2.2");
 }

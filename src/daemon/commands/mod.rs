@@ -9,6 +9,7 @@
 pub(super) mod activity;
 pub(super) mod ban;
 pub(super) mod bans;
+mod campaigns;
 pub(super) mod flush;
 mod reload;
 mod status;
@@ -56,7 +57,9 @@ pub(super) async fn handle(d: &mut Daemon, command: Command) -> Result<Reply, Er
 
 async fn run(d: &mut Daemon, command: Command, now: Time) -> Result<Reply, ErrorBody> {
     match command {
-        Command::Status { jail } => status::status(d, jail.as_deref()).await.map(Reply::Status),
+        Command::Status { jail } => status::status(d, jail.as_deref())
+            .await
+            .map(|s| Reply::Status(Box::new(s))),
         Command::Bans { jail, net, limit } => {
             bans::bans(&d.jails, jail.as_deref(), net.map(|t| t.0), limit, now).map(Reply::Bans)
         }

@@ -70,6 +70,7 @@ pub async fn reload(d: &mut Daemon) -> Result<ReloadData, ErrorBody> {
             ));
     }
     d.jails.reload(inits, d.clock.now());
+    d.jails.configure_site(&config.campaign);
     d.filters = filters;
     let asn = crate::daemon::asn_lookup(&geo, &config.networks);
     d.jails.set_networks(

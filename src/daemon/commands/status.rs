@@ -104,6 +104,7 @@ pub async fn status(d: &mut Daemon, jail: Option<&str>) -> Result<StatusData, Er
                 waiting: waiting as u64,
             }
         },
+        campaigns: super::campaigns::status(d),
         store: match d.unsaved.failure() {
             None => StoreStatus {
                 healthy: true,

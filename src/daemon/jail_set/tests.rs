@@ -84,6 +84,7 @@ impl Sim {
                 weight: Weight::ONE,
                 count: 1,
                 user: Some("root".into()),
+                user_exists: None,
                 method: Some("password".into()),
                 pid: Some(4242),
                 rule: 0,

@@ -167,6 +167,9 @@ pub struct Rule<P: Pattern = RegexPattern> {
     pub cut_safe: bool,
     /// Tried only on cut messages: a form of another rule whose tail the cut took.
     pub only_cut: bool,
+    /// Whether the line tells if the named account exists (the filter's `account` key):
+    /// sshd's words before the user name.
+    pub account_words: bool,
     host: usize,
     user: Option<usize>,
     method: Option<usize>,
@@ -197,6 +200,7 @@ impl<P: Pattern> Rule<P> {
             pattern,
             cut_safe: false,
             only_cut: false,
+            account_words: false,
             host,
             hand: None,
         })
@@ -583,6 +587,7 @@ impl Filter<RegexPattern> {
                 .with_cut_safe(r.cut_safe.unwrap_or(computed))
                 .with_hand_parser(r.regex.get_ref());
             pattern.only_cut = r.only_cut;
+            pattern.account_words = r.account.is_some();
             rules.push(pattern);
         }
         let mut ignores = Vec::with_capacity(spec.ignores.len());

@@ -464,6 +464,13 @@ impl<P: Pattern> UnmergedMatcher<P> {
                 weight: rule.weight,
                 count: 0,
                 user: field(m.user),
+                user_exists: if rule.account_words {
+                    m.user
+                        .and_then(|(a, _)| message.get(..a))
+                        .map(account_exists_by_words)
+                } else {
+                    None
+                },
                 method: field(m.method),
                 pid,
                 rule: m.rule,
@@ -601,4 +608,15 @@ fn split_repeated(r: &str) -> Option<(Option<u32>, &str)> {
     let inner = inner.strip_prefix(' ').unwrap_or(inner);
     let n = parse_u32(digits.as_bytes()).filter(|&n| n > 0);
     Some((n, inner))
+}
+
+/// Whether sshd's words before a user name (`head`, the message up to the name) say the
+/// account exists: `invalid user ` / `illegal user ` (any case) say it does not, anything
+/// else a rule marked `account = "sshd"` puts there (`for `, `authenticating user `,
+/// `User `) says it does. The words are the rule's fixed text, never the client's: the
+/// user name starts where they end.
+pub fn account_exists_by_words(head: &str) -> bool {
+    let h = head.as_bytes();
+    let tail = &h[h.len().saturating_sub(13)..];
+    !(tail.eq_ignore_ascii_case(b"invalid user ") || tail.eq_ignore_ascii_case(b"illegal user "))
 }

@@ -93,6 +93,19 @@ pub struct RuleSpec {
     /// (whose tail, needed by its `$`, is gone).
     #[serde(default)]
     pub only_cut: bool,
+    /// Whether the line tells if the named account exists: `"sshd"` reads it from sshd's
+    /// words just before the user name (`invalid user U` / `illegal user U`: no such
+    /// account; `for U`, `authenticating user U`, `User U`: it exists). Absent: unknown.
+    #[serde(default)]
+    pub account: Option<AccountSpec>,
+}
+
+/// The values of a rule's `account` key.
+#[derive(Copy, Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountSpec {
+    /// sshd's words before the user name say it (see [`RuleSpec::account`]).
+    Sshd,
 }
 
 /// One `[[ignore]]`.

@@ -143,6 +143,19 @@ impl Protection {
 pub const MAX_PROTECTED_USERS: usize = 8;
 
 /// How long a new ban lasts.
+/// What [`JailEngine::ban_participant`] did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ParticipantBan {
+    /// Banned now.
+    Banned,
+    /// Already banned (by itself or a network): left as it is.
+    AlreadyBanned,
+    /// On the allowlist: never banned.
+    Allowlisted,
+    /// A recent clean login protects it: never banned by a campaign.
+    Protected,
+}
+
 #[derive(Copy, Clone, Debug)]
 enum Length {
     /// The escalation rule on the target's history.
@@ -694,6 +707,33 @@ impl JailEngine {
         // A ban of zero length ends where it starts.
         self.expire_due(clock);
         result
+    }
+
+    /// Ban `addr` as a participant of a site-wide campaign (see `crate::campaign`) for
+    /// `duration`, with `reason`. Never an allowlisted address, never one a recent clean
+    /// login protects, and never shorter than a ban it already has.
+    pub fn ban_participant(
+        &mut self,
+        now: Time,
+        addr: IpAddr,
+        duration: Duration,
+        reason: BanReason,
+    ) -> ParticipantBan {
+        let clock = self.advance(now);
+        let addr = normalize_addr(addr);
+        let outcome = if self.is_allowlisted(addr) {
+            self.stats.allowlisted += 1;
+            ParticipantBan::Allowlisted
+        } else if self.protection(addr).is_some() {
+            ParticipantBan::Protected
+        } else if self.banned_by(addr).is_some() {
+            ParticipantBan::AlreadyBanned
+        } else {
+            self.ban(IpNet::from(addr), reason, 0, Length::Fixed(duration));
+            ParticipantBan::Banned
+        };
+        self.expire_due(clock);
+        outcome
     }
 
     fn apply(&mut self, cmd: Command) -> Result<(), CommandError> {

@@ -357,6 +357,7 @@ mod tests {
             weight: crate::Weight::ONE,
             count: 1,
             user: None,
+            user_exists: None,
             method: None,
             pid: None,
             rule: 0,

@@ -15,7 +15,8 @@ pub use config::JailConfig;
 
 mod engine;
 pub use engine::{
-    JailEngine, JailStats, MAX_PROTECTED_USERS, Restored, SuccessVerdict, WindowEntry, WindowState,
+    JailEngine, JailStats, MAX_PROTECTED_USERS, ParticipantBan, Restored, SuccessVerdict,
+    WindowEntry, WindowState,
 };
 
 mod addr_table;

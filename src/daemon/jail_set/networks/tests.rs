@@ -226,6 +226,7 @@ fn an_address_under_login_protection_is_never_inside_a_network_ban() {
         method: Some("publickey".into()),
         pid: Some(1),
         rule: 0,
+        user_exists: Some(true),
     };
     s.set.handle_events(0, s.now, &[ev]);
     assert!(s.set.engine(0).protected_until(admin).is_some());

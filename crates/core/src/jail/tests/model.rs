@@ -214,6 +214,7 @@ fn make_event(addr: usize, kind: EventKind, weight: u32, count: u32, time: Time)
         weight: Weight(weight),
         count,
         user: Some("root".into()),
+        user_exists: None,
         method: None,
         pid: None,
         rule: 0,

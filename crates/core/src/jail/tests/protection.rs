@@ -144,6 +144,7 @@ proptest! {
                 weight: if kind == EventKind::Success { Weight::ZERO } else { Weight(op.weight) },
                 count: op.count,
                 user: user.map(Into::into),
+                user_exists: None,
                 method: None,
                 pid: None,
                 rule: 0,

@@ -38,6 +38,7 @@ pub(crate) fn event(kind: EventKind, addr: &str, time: Time) -> Event {
         },
         count: 1,
         user: None,
+        user_exists: None,
         method: None,
         pid: None,
         rule: 0,
