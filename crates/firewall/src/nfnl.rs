@@ -265,44 +265,23 @@ impl NfTables {
         attr(&mut m, LIST_SET, &cstr(set));
         finish(&mut m);
         m[8..12].copy_from_slice(&seq.to_ne_bytes());
-        sendto(
-            &self.fd,
-            &m,
-            SendFlags::empty(),
-            &SocketAddrNetlink::new(0, 0),
-        )?;
         let mut out = Vec::new();
         let mut interrupted = false;
-        loop {
-            let n = match recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
-                Ok((n, _)) => n.min(self.buf.len()),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            for (kind, flags, mseq, payload) in messages_of(&self.buf[..n]) {
-                if mseq != seq {
-                    continue;
+        self.exchange(&m, seq, |kind, flags, payload| {
+            interrupted |= flags & NLM_F_DUMP_INTR != 0;
+            match kind {
+                NLMSG_DONE => Some(Ok((!interrupted).then(|| std::mem::take(&mut out)))),
+                NLMSG_ERROR => match error_code(payload) {
+                    0 => None,
+                    code => Some(Err(io::Error::from_raw_os_error(-code))),
+                },
+                k if k == (SUBSYS_NFTABLES << 8) | MSG_NEWSETELEM => {
+                    parse_elements(payload.get(4..).unwrap_or(&[]), &mut out);
+                    None
                 }
-                interrupted |= flags & NLM_F_DUMP_INTR != 0;
-                match kind {
-                    NLMSG_DONE => return Ok((!interrupted).then_some(out)),
-                    NLMSG_ERROR => {
-                        let code = payload
-                            .get(..4)
-                            .and_then(|b| b.try_into().ok())
-                            .map(i32::from_ne_bytes)
-                            .unwrap_or(-libc_eio());
-                        if code != 0 {
-                            return Err(io::Error::from_raw_os_error(-code));
-                        }
-                    }
-                    k if k == (SUBSYS_NFTABLES << 8) | MSG_NEWSETELEM => {
-                        parse_elements(payload.get(4..).unwrap_or(&[]), &mut out);
-                    }
-                    _ => {}
-                }
+                _ => None,
             }
-        }
+        })
     }
 }
 
@@ -315,42 +294,24 @@ impl NfTables {
         let mut m = header(MSG_GETGEN, NLM_F_REQUEST);
         finish(&mut m);
         m[8..12].copy_from_slice(&seq.to_ne_bytes());
-        sendto(
-            &self.fd,
-            &m,
-            SendFlags::empty(),
-            &SocketAddrNetlink::new(0, 0),
-        )?;
-        loop {
-            let n = match recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
-                Ok((n, _)) => n.min(self.buf.len()),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            for (kind, _, mseq, payload) in messages_of(&self.buf[..n]) {
-                if mseq != seq {
-                    continue;
-                }
-                if kind == NLMSG_ERROR {
-                    let code = payload
-                        .get(..4)
-                        .and_then(|b| b.try_into().ok())
-                        .map(i32::from_ne_bytes)
-                        .unwrap_or(-libc_eio());
-                    return Err(io::Error::from_raw_os_error(-code.min(-1)));
-                }
-                if kind == (SUBSYS_NFTABLES << 8) | MSG_NEWGEN {
-                    for (t, v) in attributes(payload.get(4..).unwrap_or(&[])) {
-                        if t & !NLA_F_NESTED == GEN_ID
-                            && let Some(b) = v.get(..4).and_then(|b| b.try_into().ok())
-                        {
-                            return Ok(u32::from_be_bytes(b));
-                        }
-                    }
-                    return Err(io::Error::other("NEWGEN without a generation id"));
+        self.exchange(&m, seq, |kind, _, payload| {
+            if kind == NLMSG_ERROR {
+                return Some(Err(io::Error::from_raw_os_error(
+                    -error_code(payload).min(-1),
+                )));
+            }
+            if kind != (SUBSYS_NFTABLES << 8) | MSG_NEWGEN {
+                return None;
+            }
+            for (t, v) in attributes(payload.get(4..).unwrap_or(&[])) {
+                if t & !NLA_F_NESTED == GEN_ID
+                    && let Some(b) = v.get(..4).and_then(|b| b.try_into().ok())
+                {
+                    return Some(Ok(u32::from_be_bytes(b)));
                 }
             }
-        }
+            Some(Err(io::Error::other("NEWGEN without a generation id")))
+        })
     }
 
     /// Whether the single address `target` (/32 or /128) is an element of its set in
@@ -369,9 +330,29 @@ impl NfTables {
         end_nest(&mut m, list);
         finish(&mut m);
         m[8..12].copy_from_slice(&seq.to_ne_bytes());
+        self.exchange(&m, seq, |kind, _, payload| {
+            if kind == NLMSG_ERROR {
+                return Some(match -error_code(payload) {
+                    0 => Ok(true),
+                    2 => Ok(false), // ENOENT
+                    errno => Err(io::Error::from_raw_os_error(errno)),
+                });
+            }
+            (kind == (SUBSYS_NFTABLES << 8) | MSG_NEWSETELEM).then_some(Ok(true))
+        })
+    }
+
+    /// Send the request `m` (sequence number `seq`) and read the replies until `answer`,
+    /// given each reply's type, flags and payload, has the answer.
+    fn exchange<T>(
+        &mut self,
+        m: &[u8],
+        seq: u32,
+        mut answer: impl FnMut(u16, u16, &[u8]) -> Option<io::Result<T>>,
+    ) -> io::Result<T> {
         sendto(
             &self.fd,
-            &m,
+            m,
             SendFlags::empty(),
             &SocketAddrNetlink::new(0, 0),
         )?;
@@ -381,28 +362,24 @@ impl NfTables {
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             };
-            for (kind, _, mseq, payload) in messages_of(&self.buf[..n]) {
-                if mseq != seq {
-                    continue;
-                }
-                if kind == NLMSG_ERROR {
-                    let code = payload
-                        .get(..4)
-                        .and_then(|b| b.try_into().ok())
-                        .map(i32::from_ne_bytes)
-                        .unwrap_or(-libc_eio());
-                    return match -code {
-                        0 => Ok(true),
-                        2 => Ok(false), // ENOENT
-                        errno => Err(io::Error::from_raw_os_error(errno)),
-                    };
-                }
-                if kind == (SUBSYS_NFTABLES << 8) | MSG_NEWSETELEM {
-                    return Ok(true);
+            for (kind, flags, mseq, payload) in messages_of(&self.buf[..n]) {
+                if mseq == seq
+                    && let Some(result) = answer(kind, flags, payload)
+                {
+                    return result;
                 }
             }
         }
     }
+}
+
+/// The (negative) errno of an `NLMSG_ERROR` payload; 0 is an acknowledgement.
+fn error_code(payload: &[u8]) -> i32 {
+    payload
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(i32::from_ne_bytes)
+        .unwrap_or(-libc_eio())
 }
 
 fn libc_eio() -> i32 {
